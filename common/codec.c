@@ -1,0 +1,166 @@
+#include "codec.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool codec_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        unsigned char c = *p;
+        size_t need;
+        unsigned min;
+        unsigned cp;
+        if (c < 0x80) {
+            p++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            need = 1, min = 0x80, cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            need = 2, min = 0x800, cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            need = 3, min = 0x10000, cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if ((size_t)(end - p) <= need)
+            return false;
+        for (size_t i = 1; i <= need; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+        /* Overlong forms, UTF-16 surrogates and values past U+10FFFF. */
+        if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+            return false;
+        p += need + 1;
+    }
+    return true;
+}
+
+static bool enum_declared(const ProtobufCEnumDescriptor *descriptor, int value)
+{
+    return protobuf_c_enum_descriptor_get_value(descriptor, value) != NULL;
+}
+
+static int validate(const ProtobufCMessage *msg, const char *path, char *err, size_t err_len);
+
+static int validate_value(const ProtobufCFieldDescriptor *field, const void *value,
+                          const char *path, char *err, size_t err_len)
+{
+    switch (field->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s = *(char *const *)value;
+        if (s && !codec_utf8_valid(s, strlen(s))) {
+            snprintf(err, err_len, "%s: invalid UTF-8", path);
+            return CODEC_BAD_UTF8;
+        }
+        return 0;
+    }
+    case PROTOBUF_C_TYPE_ENUM:
+        if (!enum_declared(field->descriptor, *(const int *)value)) {
+            snprintf(err, err_len, "%s: value %d is not a declared %s", path,
+                     *(const int *)value,
+                     ((const ProtobufCEnumDescriptor *)field->descriptor)->name);
+            return CODEC_BAD_ENUM;
+        }
+        return 0;
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *sub = *(ProtobufCMessage *const *)value;
+        return sub ? validate(sub, path, err, err_len) : 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+static size_t value_size(const ProtobufCFieldDescriptor *field)
+{
+    switch (field->type) {
+    case PROTOBUF_C_TYPE_STRING:
+        return sizeof(char *);
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return sizeof(ProtobufCMessage *);
+    case PROTOBUF_C_TYPE_ENUM:
+        return sizeof(int);
+    default:
+        return 0;
+    }
+}
+
+static int validate(const ProtobufCMessage *msg, const char *path, char *err, size_t err_len)
+{
+    const ProtobufCMessageDescriptor *descriptor = msg->descriptor;
+    const char *base = (const char *)msg;
+    for (unsigned i = 0; i < descriptor->n_fields; i++) {
+        const ProtobufCFieldDescriptor *field = &descriptor->fields[i];
+        size_t size = value_size(field);
+        if (size == 0)
+            continue;
+        /* A oneof member that is not the chosen one holds nothing. */
+        if (field->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            uint32_t chosen = *(const uint32_t *)(base + field->quantifier_offset);
+            if (chosen != field->id)
+                continue;
+        }
+        char field_path[256];
+        snprintf(field_path, sizeof(field_path), "%s%s%s", path, *path ? "." : "", field->name);
+        if (field->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t count = *(const size_t *)(base + field->quantifier_offset);
+            const char *items = *(char *const *)(base + field->offset);
+            for (size_t k = 0; k < count; k++) {
+                int rc = validate_value(field, items + k * size, field_path, err, err_len);
+                if (rc < 0)
+                    return rc;
+            }
+        } else {
+            int rc = validate_value(field, base + field->offset, field_path, err, err_len);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int codec_validate(const ProtobufCMessage *msg, char *err, size_t err_len)
+{
+    return validate(msg, "", err, err_len);
+}
+
+int codec_decode(const ProtobufCMessageDescriptor *descriptor, const void *data, size_t len,
+                 size_t max_len, ProtobufCMessage **ret, char *err, size_t err_len)
+{
+    *ret = NULL;
+    if (len > max_len) {
+        snprintf(err, err_len, "%s: %zu bytes, limit %zu", descriptor->short_name, len,
+                 max_len);
+        return CODEC_TOO_LARGE;
+    }
+    ProtobufCMessage *msg = protobuf_c_message_unpack(descriptor, NULL, len, data);
+    if (!msg) {
+        snprintf(err, err_len, "%s: malformed protobuf", descriptor->short_name);
+        return CODEC_MALFORMED;
+    }
+    int rc = codec_validate(msg, err, err_len);
+    if (rc < 0) {
+        protobuf_c_message_free_unpacked(msg, NULL);
+        return rc;
+    }
+    *ret = msg;
+    return 0;
+}
+
+int codec_encode(const ProtobufCMessage *msg, void **ret, size_t *len)
+{
+    size_t size = protobuf_c_message_get_packed_size(msg);
+    /* malloc(0) may return NULL: keep one byte so an empty message packs. */
+    unsigned char *buf = malloc(size ? size : 1);
+    if (!buf)
+        return -ENOMEM;
+    protobuf_c_message_pack(msg, buf);
+    *ret = buf;
+    *len = size;
+    return 0;
+}

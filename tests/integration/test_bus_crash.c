@@ -1,0 +1,249 @@
+/* The bus under SIGKILL: a sender pushes --count messages through its outbox
+ * to a receiver that applies each to LMDB. At random moments the test kills
+ * the sender, the receiver or both with SIGKILL (at least --kills each) and
+ * restarts them. At the end the receiver must have applied every message
+ * exactly once and in order: 0 lost, 0 duplicated, 0 out of order.
+ *
+ *   test-bus-crash [--runs N] [--count N] [--kills N] [--seed N]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "harness.h"
+#include "store.h"
+
+#define STALL_MS 60000
+
+typedef struct run {
+    const char *program;
+    char dir[512], sender_state[600], receiver_state[600];
+    char endpoint[256];
+    uint64_t count;
+    harness_proc_t *sender, *receiver;
+    uint64_t applied;
+    bool sender_done;
+} run_t;
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "FAIL: %s\n", what);
+    return -1;
+}
+
+static int start_receiver(run_t *run)
+{
+    const char *argv[] = {run->program, "receive", "--state", run->receiver_state,
+                          "--id", "receiver", "--bind", run->endpoint, NULL};
+    int rc = harness_spawn(argv, true, &run->receiver);
+    if (rc == 0)
+        rc = harness_wait_ready(run->receiver, 30000);
+    if (rc < 0)
+        return fail("receiver did not become ready");
+    /* The first start binds a free port; restarts bind the same one. */
+    snprintf(run->endpoint, sizeof(run->endpoint), "%s", harness_endpoint(run->receiver, "bus"));
+    return 0;
+}
+
+static int start_sender(run_t *run)
+{
+    char count[32];
+    snprintf(count, sizeof(count), "%llu", (unsigned long long)run->count);
+    const char *argv[] = {run->program, "send", "--state", run->sender_state, "--id", "sender",
+                          "--peer", "receiver", "--connect", run->endpoint, "--count", count,
+                          "--batch", "500", NULL};
+    int rc = harness_spawn(argv, true, &run->sender);
+    if (rc == 0)
+        rc = harness_wait_ready(run->sender, 30000);
+    return rc < 0 ? fail("sender did not become ready") : 0;
+}
+
+/* Reads progress; returns -1 on a stall. */
+static int follow(run_t *run, int wait_ms)
+{
+    char line[128];
+    int rc = harness_progress_line(run->receiver, line, sizeof(line), wait_ms);
+    unsigned long long value;
+    if (rc == 1 && sscanf(line, "applied %llu", &value) == 1)
+        run->applied = value;
+    if (!run->sender_done && harness_progress_line(run->sender, line, sizeof(line), 0) == 1 &&
+        strncmp(line, "done ", 5) == 0)
+        run->sender_done = true;
+    return 0;
+}
+
+static int verify(run_t *run)
+{
+    store_t *store;
+    if (store_open(run->receiver_state, NULL, &store) < 0)
+        return fail("cannot open the receiver's store");
+    MDB_dbi applied, meta;
+    MDB_txn *txn = NULL;
+    int rc = store_dbi(store, "peer.applied", 0, &applied);
+    if (rc == 0)
+        rc = store_dbi(store, "peer.meta", 0, &meta);
+    if (rc == 0)
+        rc = store_read_begin(store, &txn);
+    uint64_t dups = 1, disorder = 1, last = 0, entries = 0, expected = 1, holes = 0;
+    if (rc == 0) {
+        store_get_u64(txn, meta, "dups", 4, 0, &dups);
+        store_get_u64(txn, meta, "disorder", 8, 0, &disorder);
+        store_get_u64(txn, meta, "last", 4, 0, &last);
+        MDB_cursor *cursor;
+        mdb_cursor_open(txn, applied, &cursor);
+        MDB_val k, v;
+        for (int op = MDB_FIRST; mdb_cursor_get(cursor, &k, &v, op) == 0; op = MDB_NEXT) {
+            if (store_u64_decode(k.mv_data) != expected)
+                holes++;
+            expected = store_u64_decode(k.mv_data) + 1;
+            entries++;
+        }
+        mdb_cursor_close(cursor);
+    }
+    store_read_end(&txn);
+    store_destroy(&store);
+    printf("  applied %llu of %llu, last %llu, duplicates %llu, out of order %llu, holes %llu\n",
+           (unsigned long long)entries, (unsigned long long)run->count, (unsigned long long)last,
+           (unsigned long long)dups, (unsigned long long)disorder, (unsigned long long)holes);
+    if (rc < 0)
+        return fail("cannot read the receiver's store");
+    if (entries != run->count || last != run->count || holes != 0)
+        return fail("messages lost");
+    if (dups != 0)
+        return fail("messages applied twice");
+    if (disorder != 0)
+        return fail("messages applied out of order");
+    return 0;
+}
+
+static int one_run(const char *program, uint64_t count, int kills, unsigned seed, int number)
+{
+    srand(seed);
+    run_t run = {.program = program, .count = count};
+    snprintf(run.endpoint, sizeof(run.endpoint), "tcp://127.0.0.1:*");
+    if (harness_tmpdir("bus-crash", run.dir, sizeof(run.dir)) < 0)
+        return fail("tmpdir");
+    snprintf(run.sender_state, sizeof(run.sender_state), "%s/sender", run.dir);
+    snprintf(run.receiver_state, sizeof(run.receiver_state), "%s/receiver", run.dir);
+
+    /* Kill points: receiver progress thresholds spread over the run, each
+     * naming a victim: 0 receiver, 1 sender, 2 both. */
+    int points = 2 * kills + kills / 4;
+    uint64_t *at = calloc((size_t)points, sizeof(*at));
+    int *victim = calloc((size_t)points, sizeof(*victim));
+    for (int i = 0; i < points; i++) {
+        at[i] = count / 50 + (uint64_t)rand() % (count * 9 / 10);
+        victim[i] = i < kills ? 0 : i < 2 * kills ? 1 : 2;
+    }
+    for (int i = points - 1; i > 0; i--) { /* shuffle victims, sort points */
+        int j = rand() % (i + 1), t = victim[i];
+        victim[i] = victim[j];
+        victim[j] = t;
+    }
+    for (int i = 1; i < points; i++)
+        for (int j = i; j > 0 && at[j - 1] > at[j]; j--) {
+            uint64_t t = at[j];
+            at[j] = at[j - 1];
+            at[j - 1] = t;
+        }
+
+    int rc = start_receiver(&run);
+    if (rc == 0)
+        rc = start_sender(&run);
+    int next = 0, receiver_kills = 0, sender_kills = 0;
+    uint64_t last_applied = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t stalled_ms = 0;
+    while (rc == 0 && (run.applied < count || !run.sender_done)) {
+        follow(&run, rand() % 4);
+        if (run.applied == last_applied && !run.sender_done) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            int64_t ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+            if (stalled_ms == 0)
+                stalled_ms = ms;
+            else if (ms - stalled_ms > STALL_MS)
+                rc = fail("no progress for 60 s");
+        } else {
+            stalled_ms = 0;
+            last_applied = run.applied;
+        }
+        if (next < points && run.applied >= at[next]) {
+            if (victim[next] != 1) {
+                harness_kill(run.receiver, SIGKILL);
+                harness_destroy(&run.receiver);
+                receiver_kills++;
+            }
+            if (victim[next] != 0) {
+                harness_kill(run.sender, SIGKILL);
+                harness_destroy(&run.sender);
+                sender_kills++;
+            }
+            if (!run.receiver && (rc = start_receiver(&run)) < 0)
+                break;
+            if (!run.sender && (rc = start_sender(&run)) < 0)
+                break;
+            next++;
+        }
+    }
+    int status = -1;
+    if (rc == 0 && (harness_wait_exit(run.sender, 30000, &status) < 0 || !WIFEXITED(status) ||
+                    WEXITSTATUS(status) != 0))
+        rc = fail("sender did not finish cleanly");
+    harness_destroy(&run.sender);
+    if (run.receiver)
+        harness_kill(run.receiver, SIGKILL);
+    harness_destroy(&run.receiver);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("run %d (seed %u): %d receiver kills, %d sender kills, %.1f s\n", number, seed,
+           receiver_kills, sender_kills,
+           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    if (rc == 0 && (receiver_kills < kills || sender_kills < kills))
+        rc = fail("fewer kills than asked");
+    if (rc == 0)
+        rc = verify(&run);
+    if (rc == 0)
+        harness_rmtree(run.dir);
+    else
+        fprintf(stderr, "state kept in %s\n", run.dir);
+    free(at);
+    free(victim);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    int runs = 1, kills = 20;
+    uint64_t count = 200000;
+    unsigned seed = (unsigned)time(NULL);
+    static const struct option options[] = {
+        {"runs", required_argument, NULL, 'r'},
+        {"count", required_argument, NULL, 'c'},
+        {"kills", required_argument, NULL, 'k'},
+        {"seed", required_argument, NULL, 's'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'r': runs = atoi(optarg); break;
+        case 'c': count = strtoull(optarg, NULL, 10); break;
+        case 'k': kills = atoi(optarg); break;
+        case 's': seed = (unsigned)strtoul(optarg, NULL, 10); break;
+        default: return 2;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    const char *program = harness_program("BUS_PEER", "tools/bus-peer");
+    int passed = 0;
+    for (int i = 1; i <= runs; i++)
+        if (one_run(program, count, kills, seed + (unsigned)i, i) == 0)
+            passed++;
+    printf("%d of %d runs passed\n", passed, runs);
+    return passed == runs ? 0 : 1;
+}

@@ -1,0 +1,404 @@
+/* The bus in one process: two stores, two buses, real sockets on loopback.
+ * Each test steps both event loops (waiting on poll, never on a timer)
+ * until a condition holds. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+#include "bus.pb-c.h"
+#include "harness.h"
+#include "loop.h"
+#include "store.h"
+
+#define STEP_LIMIT 20000
+
+typedef struct side {
+    char dir[600];
+    store_t *store;
+    bus_t *bus;
+    bus_link_t *link;
+    MDB_dbi applied, meta;
+    loop_app_t app;
+    /* receiver behaviour */
+    uint64_t reject_value;   /* refuse the message carrying this value */
+    uint64_t fail_value;     /* fail the batch holding this value ... */
+    int fail_times;          /* ... this many times */
+} side_t;
+
+typedef struct fixture {
+    char dir[512];
+    void *context;
+    side_t sender, receiver;
+    char endpoint[256];
+    bus_options_t options;
+    store_options_t receiver_store;
+} fixture_t;
+
+static int receiver_apply(void *app, MDB_txn *txn, const char *sender, uint64_t seq,
+                          const void *body, size_t len)
+{
+    side_t *side = app;
+    if (len < 8)
+        return BUS_REJECTED;
+    uint64_t value = store_u64_decode(body);
+    if (value == side->reject_value)
+        return BUS_REJECTED;
+    if (value == side->fail_value && side->fail_times > 0) {
+        side->fail_times--;
+        return -EIO;
+    }
+    MDB_val k = {8, (void *)body}, v = {len, (void *)body};
+    int rc = mdb_put(txn, side->applied, &k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST) {
+        uint64_t dups;
+        rc = store_get_u64(txn, side->meta, "dups", 4, 0, &dups);
+        return rc < 0 ? rc : store_put_u64(txn, side->meta, "dups", 4, dups + 1);
+    }
+    uint64_t last;
+    if (rc == 0)
+        rc = store_get_u64(txn, side->meta, "last", 4, 0, &last);
+    if (rc == 0 && value != last + 1)
+        rc = -EPROTO; /* out of order: the test fails on it */
+    return rc == 0 ? store_put_u64(txn, side->meta, "last", 4, value) : store_rc(rc);
+}
+
+static void side_open(fixture_t *f, side_t *side, const char *name,
+                      const store_options_t *store_options)
+{
+    snprintf(side->dir, sizeof(side->dir), "%s/%s", f->dir, name);
+    assert_int_equal(store_open(side->dir, store_options, &side->store), 0);
+    assert_int_equal(store_dbi(side->store, "applied", 0, &side->applied), 0);
+    assert_int_equal(store_dbi(side->store, "meta", 0, &side->meta), 0);
+    assert_int_equal(bus_new(f->context, side->store, name, &f->options, &side->bus), 0);
+    side->app = (loop_app_t){.app = side};
+}
+
+static void receiver_start(fixture_t *f)
+{
+    side_open(f, &f->receiver, "receiver", &f->receiver_store);
+    assert_int_equal(bus_listen(f->receiver.bus, f->endpoint, receiver_apply, &f->receiver), 0);
+    snprintf(f->endpoint, sizeof(f->endpoint), "%s", bus_listen_endpoint(f->receiver.bus));
+}
+
+static void sender_start(fixture_t *f)
+{
+    side_open(f, &f->sender, "sender", NULL);
+    assert_int_equal(bus_link_open(f->sender.bus, "receiver", f->endpoint, &f->sender.link), 0);
+}
+
+static void side_stop(side_t *side)
+{
+    bus_destroy(&side->bus);
+    store_destroy(&side->store);
+    side->link = NULL;
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    assert_int_equal(harness_tmpdir("bus", f->dir, sizeof(f->dir)), 0);
+    f->context = zmq_ctx_new();
+    f->options = (bus_options_t){.ack_timeout_ms = 50, .heartbeat_ms = 200};
+    snprintf(f->endpoint, sizeof(f->endpoint), "tcp://127.0.0.1:*");
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    side_stop(&f->sender);
+    side_stop(&f->receiver);
+    zmq_ctx_term(f->context);
+    harness_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+typedef struct send_batch {
+    side_t *side;
+    uint64_t first, count;
+    size_t size;
+} send_batch_t;
+
+static int send_fn(MDB_txn *txn, void *ctx)
+{
+    send_batch_t *batch = ctx;
+    unsigned char *body = calloc(1, batch->size);
+    int rc = bus_batch_apply(batch->side->bus, txn);
+    for (uint64_t i = 0; i < batch->count && rc == 0; i++) {
+        store_u64_encode(batch->first + i, body);
+        rc = bus_send(batch->side->bus, txn, batch->side->link, body, batch->size);
+    }
+    free(body);
+    return rc;
+}
+
+/* Messages first..first+count-1 into the sender's outbox, one transaction. */
+static void send_values(fixture_t *f, uint64_t first, uint64_t count, size_t size)
+{
+    send_batch_t batch = {&f->sender, first, count, size};
+    int rc = store_write(f->sender.store, send_fn, &batch);
+    bus_batch_done(f->sender.bus, rc);
+    assert_int_equal(rc, 0);
+}
+
+static uint64_t meta(side_t *side, const char *key)
+{
+    MDB_txn *txn;
+    uint64_t value = 0;
+    assert_int_equal(store_read_begin(side->store, &txn), 0);
+    assert_int_equal(store_get_u64(txn, side->meta, key, strlen(key), 0, &value), 0);
+    store_read_end(&txn);
+    return value;
+}
+
+static uint64_t outbox_entries(side_t *side)
+{
+    MDB_txn *txn;
+    MDB_dbi outbox;
+    MDB_stat st;
+    assert_int_equal(store_dbi(side->store, "outbox.receiver", 0, &outbox), 0);
+    assert_int_equal(store_read_begin(side->store, &txn), 0);
+    assert_int_equal(mdb_stat(txn, outbox, &st), 0);
+    store_read_end(&txn);
+    return st.ms_entries;
+}
+
+static void step(side_t *side)
+{
+    if (side->bus)
+        assert_int_equal(loop_once(side->store, side->bus, &side->app, 5), 0);
+}
+
+/* Steps both sides until the receiver has applied up to last and the sender
+ * has seen everything acknowledged. */
+static void run_until_delivered(fixture_t *f, uint64_t last)
+{
+    for (int i = 0; i < STEP_LIMIT; i++) {
+        step(&f->receiver);
+        step(&f->sender);
+        if (meta(&f->receiver, "last") == last && bus_idle(f->sender.bus))
+            return;
+    }
+    fail_msg("not delivered: receiver at %llu of %llu",
+             (unsigned long long)meta(&f->receiver, "last"), (unsigned long long)last);
+}
+
+static void test_streams_acks_and_cleans_up(void **state)
+{
+    fixture_t *f = *state;
+    receiver_start(f);
+    sender_start(f);
+    send_values(f, 1, 4000, 32);
+    send_values(f, 4001, 6000, 32);
+    run_until_delivered(f, 10000);
+
+    bus_stats_t stats;
+    bus_stats(f->receiver.bus, &stats);
+    assert_int_equal(stats.applied, 10000);
+    assert_int_equal(stats.duplicates, 0);
+    assert_int_equal(meta(&f->receiver, "dups"), 0);
+    /* Group commit: far fewer commits than messages. */
+    assert_true(store_commits(f->receiver.store) < 10000 / 4);
+
+    /* Acknowledged entries leave the outbox. */
+    for (int i = 0; i < STEP_LIMIT && outbox_entries(&f->sender) > 0; i++)
+        step(&f->sender);
+    assert_int_equal(outbox_entries(&f->sender), 0);
+    bus_link_stats_t link;
+    bus_link_stats(f->sender.link, &link);
+    assert_int_equal(link.acked, 10000);
+    assert_int_equal(link.next, 10001);
+    assert_true(link.up);
+    assert_false(link.diverged);
+}
+
+static void test_sender_restart_resends_and_receiver_dedupes(void **state)
+{
+    fixture_t *f = *state;
+    receiver_start(f);
+    sender_start(f);
+    send_values(f, 1, 1000, 16);
+    /* The receiver applies everything, but the sender dies before it reads
+     * a single ack: its outbox still holds all 1000. */
+    step(&f->sender);
+    for (int i = 0; i < STEP_LIMIT && meta(&f->receiver, "last") < 1000; i++)
+        step(&f->receiver);
+    assert_int_equal(meta(&f->receiver, "last"), 1000);
+    side_stop(&f->sender);
+
+    sender_start(f);
+    bus_link_stats_t link;
+    bus_link_stats(f->sender.link, &link);
+    assert_int_equal(link.next, 1001);
+    assert_int_equal(link.acked, 0);
+    send_values(f, 1001, 10, 16);
+    run_until_delivered(f, 1010);
+    assert_int_equal(meta(&f->receiver, "dups"), 0);
+    bus_stats_t stats;
+    bus_stats(f->receiver.bus, &stats);
+    assert_int_equal(stats.applied, 1010);
+}
+
+static void test_receiver_restart_loses_nothing(void **state)
+{
+    fixture_t *f = *state;
+    receiver_start(f);
+    sender_start(f);
+    send_values(f, 1, 20000, 16);
+    for (int i = 0; i < STEP_LIMIT && meta(&f->receiver, "last") == 0; i++) {
+        step(&f->sender);
+        step(&f->receiver);
+    }
+    uint64_t before = meta(&f->receiver, "last");
+    assert_true(before > 0);
+    /* Whatever was in flight is gone with the receiver's sockets. */
+    side_stop(&f->receiver);
+    step(&f->sender);
+    receiver_start(f); /* same endpoint, same state */
+    run_until_delivered(f, 20000);
+    assert_int_equal(meta(&f->receiver, "dups"), 0);
+}
+
+static void test_rejected_message_is_kept_and_stream_goes_on(void **state)
+{
+    fixture_t *f = *state;
+    f->receiver.reject_value = 3;
+    receiver_start(f);
+    sender_start(f);
+    send_values(f, 1, 2, 16);
+    send_values(f, 3, 1, 16); /* refused */
+    run_until_delivered(f, 2);
+    bus_stats_t stats;
+    bus_stats(f->receiver.bus, &stats);
+    assert_int_equal(stats.rejected, 1);
+
+    MDB_dbi dead;
+    MDB_txn *txn;
+    MDB_stat st;
+    assert_int_equal(store_dbi(f->receiver.store, "bus.dead", 0, &dead), 0);
+    assert_int_equal(store_read_begin(f->receiver.store, &txn), 0);
+    assert_int_equal(mdb_stat(txn, dead, &st), 0);
+    store_read_end(&txn);
+    assert_int_equal(st.ms_entries, 1);
+    bus_link_stats_t link;
+    bus_link_stats(f->sender.link, &link);
+    assert_int_equal(link.acked, 3); /* consumed, not stuck */
+}
+
+static void test_failed_batch_is_resent_not_lost(void **state)
+{
+    fixture_t *f = *state;
+    receiver_start(f);
+    f->receiver.fail_value = 5;
+    f->receiver.fail_times = 3;
+    sender_start(f);
+    send_values(f, 1, 100, 16);
+    run_until_delivered(f, 100);
+    assert_int_equal(f->receiver.fail_times, 0);
+    assert_int_equal(meta(&f->receiver, "dups"), 0);
+    bus_link_stats_t link;
+    bus_link_stats(f->sender.link, &link);
+    assert_true(link.resends > 0);
+}
+
+static void test_receiver_map_grows(void **state)
+{
+    fixture_t *f = *state;
+    f->receiver_store = (store_options_t){.map_size = 1 << 20};
+    receiver_start(f);
+    sender_start(f);
+    for (uint64_t i = 0; i < 8; i++)
+        send_values(f, 1 + i * 1000, 1000, 1024); /* 8 MiB into a 1 MiB map */
+    run_until_delivered(f, 8000);
+    assert_true(store_map_size(f->receiver.store) >= 8u << 20);
+}
+
+/* Sends raw frames as a hostile peer with routing id `id`. */
+static void *hostile(fixture_t *f, const char *id)
+{
+    void *socket = zmq_socket(f->context, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(socket, ZMQ_ROUTING_ID, id, strlen(id));
+    assert_int_equal(zmq_connect(socket, f->endpoint), 0);
+    return socket;
+}
+
+static void test_hostile_frames_are_dropped(void **state)
+{
+    fixture_t *f = *state;
+    f->options.max_message = 4096;
+    receiver_start(f);
+    sender_start(f);
+    send_values(f, 1, 10, 16);
+    run_until_delivered(f, 10);
+
+    void *mallory = hostile(f, "mallory");
+    /* garbage header */
+    zmq_send(mallory, "\xff\xff\xff", 3, 0);
+    /* a header that claims to be "sender" */
+    Dispatch__Bus__BusHeader header = DISPATCH__BUS__BUS_HEADER__INIT;
+    header.kind = DISPATCH__BUS__FRAME_KIND__FRAME_KIND_DATA;
+    header.sender_id = "sender";
+    header.link_seq = 11;
+    unsigned char buf[64], body[16] = {0};
+    size_t len = dispatch__bus__bus_header__pack(&header, buf);
+    zmq_send(mallory, buf, len, ZMQ_SNDMORE);
+    zmq_send(mallory, body, sizeof(body), 0);
+    /* data without a body, and seq 0 */
+    header.sender_id = "mallory";
+    len = dispatch__bus__bus_header__pack(&header, buf);
+    zmq_send(mallory, buf, len, 0);
+    header.link_seq = 0;
+    len = dispatch__bus__bus_header__pack(&header, buf);
+    zmq_send(mallory, buf, len, ZMQ_SNDMORE);
+    zmq_send(mallory, body, sizeof(body), 0);
+    /* an oversized frame: the socket drops the peer */
+    void *big_sender = hostile(f, "big");
+    char *big = calloc(1, 8192);
+    zmq_send(big_sender, big, 8192, 0);
+    free(big);
+
+    bus_stats_t stats = {0};
+    for (int i = 0; i < STEP_LIMIT && stats.bad_frames < 4; i++) {
+        step(&f->receiver);
+        bus_stats(f->receiver.bus, &stats);
+    }
+    assert_int_equal(stats.bad_frames, 4);
+    assert_int_equal(stats.applied, 10);
+
+    /* The real sender is still served. */
+    send_values(f, 11, 5, 16);
+    run_until_delivered(f, 15);
+    bus_stats(f->receiver.bus, &stats);
+    assert_int_equal(stats.applied, 15);
+    assert_int_equal(meta(&f->receiver, "dups"), 0);
+    zmq_close(mallory);
+    zmq_close(big_sender);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_streams_acks_and_cleans_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sender_restart_resends_and_receiver_dedupes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_receiver_restart_loses_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rejected_message_is_kept_and_stream_goes_on, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_failed_batch_is_resent_not_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_receiver_map_grows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hostile_frames_are_dropped, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
