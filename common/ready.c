@@ -1,6 +1,7 @@
 #include "ready.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
@@ -22,8 +23,13 @@ static int write_all(int fd, const char *data, size_t len)
 
 int ready_write_line(int fd, const char *line)
 {
-    int rc = write_all(fd, line, strlen(line));
-    return rc < 0 ? rc : write_all(fd, "\n", 1);
+    /* One write: a line of at most PIPE_BUF bytes reaches a pipe whole or
+     * (non-blocking, pipe full) not at all. */
+    char buf[PIPE_BUF];
+    int len = snprintf(buf, sizeof(buf), "%s\n", line);
+    if (len < 0 || (size_t)len >= sizeof(buf))
+        return -EMSGSIZE;
+    return write_all(fd, buf, (size_t)len);
 }
 
 int ready_announce(int fd, const ready_endpoint_t *endpoints, size_t count)

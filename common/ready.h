@@ -19,7 +19,8 @@ typedef struct ready_endpoint {
 /* fd < 0: only systemd is told. Returns 0 or -errno of the write. */
 int ready_announce(int fd, const ready_endpoint_t *endpoints, size_t count);
 
-/* Writes one "<line>\n" to fd (progress lines of tools); -errno on failure. */
+/* Writes "<line>\n" to fd in one write (progress lines of tools); -EAGAIN
+ * when a non-blocking pipe is full, -EMSGSIZE above PIPE_BUF. */
 int ready_write_line(int fd, const char *line);
 
 /* systemd: WATCHDOG=1 (when WatchdogSec is set) and STOPPING=1. */
