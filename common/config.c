@@ -74,6 +74,9 @@ enum worker_key {
     WORKER_PUBLISH,
     WORKER_LINKS,
     WORKER_MAP_SIZE,
+    WORKER_UNITS,
+    WORKER_ID_PREFIX,
+    WORKER_DATA_DIR,
     WORKER_KEY_COUNT,
 };
 #define SECTION_KEY_MAX WORKER_KEY_COUNT
@@ -90,6 +93,8 @@ static const struct key_spec worker_keys[WORKER_KEY_COUNT] = {
     [WORKER_STATE_DIR] = {"state_dir", VALUE_TEXT}, [WORKER_BUS] = {"bus", VALUE_ENDPOINT},
     [WORKER_REQUEST] = {"request", VALUE_ENDPOINT}, [WORKER_PUBLISH] = {"publish", VALUE_ENDPOINT},
     [WORKER_LINKS] = {"links", VALUE_LINKS},        [WORKER_MAP_SIZE] = {"map_size", VALUE_BYTES},
+    [WORKER_UNITS] = {"units", VALUE_ENDPOINT},     [WORKER_ID_PREFIX] = {"id_prefix", VALUE_TEXT},
+    [WORKER_DATA_DIR] = {"data_dir", VALUE_TEXT},
 };
 
 static const char *const worker_kinds[] = {"intake", "router", "escalation", "audit"};
@@ -244,6 +249,9 @@ static void section_refresh_view(struct section *section)
         view->links = (const char *const *)links->links;
         view->link_count = links->link_count;
         view->map_size = section->values[WORKER_MAP_SIZE].bytes;
+        view->units = section_text(section, WORKER_UNITS);
+        view->id_prefix = section_text(section, WORKER_ID_PREFIX);
+        view->data_dir = section_text(section, WORKER_DATA_DIR);
     }
 }
 
@@ -625,7 +633,7 @@ static int validate_worker(const config_t *config, const struct section *worker,
     return validate_worker_links(config, worker, report);
 }
 
-static const int endpoint_keys[] = {WORKER_BUS, WORKER_REQUEST, WORKER_PUBLISH};
+static const int endpoint_keys[] = {WORKER_BUS, WORKER_REQUEST, WORKER_PUBLISH, WORKER_UNITS};
 #define ENDPOINT_KEY_COUNT (sizeof(endpoint_keys) / sizeof(endpoint_keys[0]))
 
 /* No two binds of one endpoint: the second worker would fail at start. */

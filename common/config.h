@@ -4,7 +4,9 @@
  *
  *   [city]                   name, timezone                  (both required)
  *   [district.<id>]          name                            (display name; defaults to <id>)
- *   [worker.<name>]          kind, district, state_dir, bus, request, publish, links, map_size
+ *   [worker.<name>]          kind, district, state_dir, bus, request, publish, links, map_size,
+ *                            units (router: unit endpoint), id_prefix (intake: ticket id
+ *                            prefix), data_dir (directory of the worker's data files)
  *
  * A loaded config_t is complete and consistent: every check below has passed,
  * so a worker can use any value it finds without checking it again.
@@ -59,6 +61,9 @@ typedef struct config_worker {
     const char *const *links; /* workers it sends to, in file order */
     size_t link_count;
     uint64_t map_size; /* LMDB initial map size in bytes; 0 = not set */
+    const char *units;     /* router: endpoint units connect to */
+    const char *id_prefix; /* intake: prefix of the ticket ids it issues */
+    const char *data_dir;  /* directory of data files (units, rules, deadlines, calendar) */
 } config_worker_t;
 
 typedef struct config_district {

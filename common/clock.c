@@ -1,0 +1,82 @@
+#include "clock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum clock_kind { CLOCK_REAL, CLOCK_SIM, CLOCK_FAST };
+
+static struct {
+    enum clock_kind kind;
+    int sim_fd;
+    double speed;
+    int64_t start_ms;      /* business time at the start of a fast run */
+    int64_t real_start_ms; /* CLOCK_MONOTONIC then */
+    int64_t last_ms;       /* never go backwards on a torn read */
+} clock_state = {.kind = CLOCK_REAL, .sim_fd = -1, .speed = 1.0};
+
+static int64_t timespec_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int clock_init(const char *spec)
+{
+    if (!spec || strcmp(spec, "real") == 0) {
+        clock_state.kind = CLOCK_REAL;
+        return 0;
+    }
+    if (strncmp(spec, "sim:", 4) == 0) {
+        int fd = open(spec + 4, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return -errno;
+        clock_state.kind = CLOCK_SIM;
+        clock_state.sim_fd = fd;
+        return 0;
+    }
+    double speed;
+    long long start;
+    if (sscanf(spec, "fast:%lf@%lld", &speed, &start) == 2 && speed > 0) {
+        clock_state.kind = CLOCK_FAST;
+        clock_state.speed = speed;
+        clock_state.start_ms = start;
+        clock_state.real_start_ms = timespec_ms(CLOCK_MONOTONIC);
+        return 0;
+    }
+    return -EINVAL;
+}
+
+int64_t clock_now_ms(void)
+{
+    switch (clock_state.kind) {
+    case CLOCK_SIM: {
+        char buf[32];
+        ssize_t n = pread(clock_state.sim_fd, buf, sizeof(buf) - 1, 0);
+        if (n > 0) {
+            buf[n] = '\0';
+            char *end;
+            long long value = strtoll(buf, &end, 10);
+            if (end != buf && value > clock_state.last_ms)
+                clock_state.last_ms = value;
+        }
+        return clock_state.last_ms;
+    }
+    case CLOCK_FAST:
+        return clock_state.start_ms +
+               (int64_t)((double)(timespec_ms(CLOCK_MONOTONIC) - clock_state.real_start_ms) *
+                         clock_state.speed);
+    default:
+        return timespec_ms(CLOCK_REALTIME);
+    }
+}
+
+double clock_speed(void)
+{
+    return clock_state.kind == CLOCK_FAST ? clock_state.speed : 1.0;
+}

@@ -1,0 +1,26 @@
+/* clock: business time in unix milliseconds, injectable.
+ *
+ * Deadlines, reminders, ticket dates and KPIs use this clock, never the
+ * system's directly, so that tests drive time and the demo runs it fast.
+ * (The bus's timeouts use CLOCK_MONOTONIC: they are about sockets, not
+ * business.) The source is chosen once per process:
+ *
+ *   real                 the system clock (default)
+ *   sim:<file>           the time is the decimal number of ms in <file>,
+ *                        read at every call; a test writes it to move time
+ *   fast:<speed>@<start> starts at <start> ms and runs <speed> times faster
+ *                        than real time (the demo)
+ */
+#ifndef DISPATCH_CLOCK_H
+#define DISPATCH_CLOCK_H
+
+#include <stdint.h>
+
+/* 0, or -EINVAL for a spec that is none of the above (-errno when the sim
+ * file cannot be opened). */
+int clock_init(const char *spec);
+int64_t clock_now_ms(void);
+/* Business ms that pass per real ms (1 for real and sim). */
+double clock_speed(void);
+
+#endif

@@ -1,0 +1,64 @@
+/* endpoint: a client-facing ROUTER socket (requests in, replies and pushes
+ * out), for the intake request endpoint, the admin endpoints and the router's
+ * unit endpoint.
+ *
+ * Framing (docs/protocol.md): a client sends [empty][body], so REQ and DEALER
+ * clients both work; the ROUTER adds the client's routing id in front. A
+ * reply or a push goes out as [routing id][empty][body].
+ *
+ * endpoint_drain() reads what is waiting (non-blocking) into the request
+ * queue; frames that are not [empty][body] are dropped and counted. The
+ * worker handles the queue inside its batch, sets one reply per request
+ * (endpoint_reply), and calls endpoint_flush() after the commit: nothing is
+ * answered before it is durable. endpoint_clear_replies() undoes the
+ * replies of an aborted batch attempt.
+ *
+ * The socket has ZMQ_MAXMSGSIZE: a larger frame makes ZeroMQ drop the
+ * sender's connection; a REQ client then times out and reconnects.
+ */
+#ifndef DISPATCH_ENDPOINT_H
+#define DISPATCH_ENDPOINT_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zmq.h>
+
+typedef struct endpoint endpoint_t;
+
+typedef struct endpoint_request {
+    const void *peer; /* routing id of the client */
+    size_t peer_len;
+    const void *body;
+    size_t body_len;
+} endpoint_request_t;
+
+/* Binds a ROUTER at url. max_message: ZMQ_MAXMSGSIZE; max_queue: requests
+ * read per drain. */
+int endpoint_new(void *zmq_context, const char *url, int64_t max_message, size_t max_queue,
+                 endpoint_t **ret);
+void endpoint_destroy(endpoint_t **self);
+const char *endpoint_url(const endpoint_t *self); /* port resolved */
+void *endpoint_socket(endpoint_t *self);
+
+/* Reads waiting requests; returns how many are queued. */
+size_t endpoint_drain(endpoint_t *self);
+size_t endpoint_count(const endpoint_t *self);
+void endpoint_request(const endpoint_t *self, size_t i, endpoint_request_t *request);
+
+/* Sets (replacing) the reply to request i: msg is packed now. */
+int endpoint_reply(endpoint_t *self, size_t i, const ProtobufCMessage *msg);
+void endpoint_clear_replies(endpoint_t *self);
+/* Sends every reply set, then empties the queue. */
+void endpoint_flush(endpoint_t *self);
+
+/* Sends msg to a client now (unsolicited push, e.g. a delivery to a unit).
+ * -EHOSTUNREACH when that client is not connected. */
+int endpoint_push(endpoint_t *self, const void *peer, size_t peer_len,
+                  const ProtobufCMessage *msg);
+
+/* Frames dropped because they were not [empty][body]. */
+uint64_t endpoint_bad_frames(const endpoint_t *self);
+
+#endif

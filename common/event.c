@@ -1,0 +1,52 @@
+#include "event.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "store.h"
+
+int event_next_id(MDB_txn *txn, MDB_dbi meta, const char *origin, char id[EVENT_ID_SIZE])
+{
+    uint64_t next;
+    int rc = store_get_u64(txn, meta, "event.next", 10, 1, &next);
+    if (rc == 0)
+        rc = store_put_u64(txn, meta, "event.next", 10, next + 1);
+    if (rc == 0)
+        snprintf(id, EVENT_ID_SIZE, "%s-%llu", origin, (unsigned long long)next);
+    return rc;
+}
+
+int event_send(bus_t *bus, MDB_txn *txn, bus_link_t *const *links, size_t link_count,
+               const Dispatch__Event *event)
+{
+    void *body = NULL;
+    size_t len;
+    int rc = codec_encode(&event->base, &body, &len);
+    for (size_t i = 0; rc == 0 && i < link_count; i++)
+        if (links[i])
+            rc = bus_send(bus, txn, links[i], body, len);
+    free(body);
+    return rc;
+}
+
+int event_decode(const void *body, size_t len, Dispatch__Event **ret, char *err, size_t err_len)
+{
+    return codec_decode(&dispatch__event__descriptor, body, len, EVENT_MAX_SIZE,
+                        (ProtobufCMessage **)ret, err, err_len);
+}
+
+void event_free(Dispatch__Event *event)
+{
+    if (event)
+        protobuf_c_message_free_unpacked(&event->base, NULL);
+}
+
+const char *event_name(const Dispatch__Event *event)
+{
+    const ProtobufCFieldDescriptor *field =
+        protobuf_c_message_descriptor_get_field(&dispatch__event__descriptor, event->body_case);
+    return field ? field->name : "unknown";
+}

@@ -1,0 +1,36 @@
+/* event: lifecycle events (dispatch.Event) on the bus.
+ *
+ * An event is encoded once and appended to the outbox of each link it goes
+ * to, in the caller's transaction. Its event_id is "<origin>-<n>" with n
+ * from a durable counter in the caller's meta database, taken in the same
+ * transaction: stable across a batch restart, unique across the system
+ * (origins are unique instance names).
+ */
+#ifndef DISPATCH_EVENT_H
+#define DISPATCH_EVENT_H
+
+#include <lmdb.h>
+
+#include "bus.h"
+#include "dispatch.pb-c.h"
+
+#define EVENT_MAX_SIZE (256 * 1024)
+#define EVENT_ID_SIZE 80
+
+/* Takes the next id of origin from meta (key "event.next"). */
+int event_next_id(MDB_txn *txn, MDB_dbi meta, const char *origin, char id[EVENT_ID_SIZE]);
+
+/* Encodes event and appends it to each of the links (NULL entries are
+ * skipped). */
+int event_send(bus_t *bus, MDB_txn *txn, bus_link_t *const *links, size_t link_count,
+               const Dispatch__Event *event);
+
+/* Decodes an event from the bus (limits and checks of codec_decode). */
+int event_decode(const void *body, size_t len, Dispatch__Event **ret, char *err, size_t err_len);
+void event_free(Dispatch__Event *event);
+
+/* The event's name: the snake_case oneof member ("ticket_registered"), or
+ * "unknown". Used in audit topics and history. */
+const char *event_name(const Dispatch__Event *event);
+
+#endif

@@ -1,0 +1,248 @@
+#include "worker.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+#include "ready.h"
+
+#define WORKER_MAX_ENDPOINTS 8
+#define WATCHDOG_MS 1000
+
+struct worker {
+    config_t *config;
+    const config_worker_t *self;
+    void *zmq;
+    store_t *store;
+    bus_t *bus;
+    ready_endpoint_t endpoints[WORKER_MAX_ENDPOINTS];
+    char *urls[WORKER_MAX_ENDPOINTS];
+    size_t endpoint_count;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+const config_t *worker_config(const worker_t *worker)
+{
+    return worker->config;
+}
+
+const config_worker_t *worker_self(const worker_t *worker)
+{
+    return worker->self;
+}
+
+store_t *worker_store(worker_t *worker)
+{
+    return worker->store;
+}
+
+bus_t *worker_bus(worker_t *worker)
+{
+    return worker->bus;
+}
+
+void *worker_zmq(worker_t *worker)
+{
+    return worker->zmq;
+}
+
+int worker_announce(worker_t *worker, const char *name, const char *url)
+{
+    if (worker->endpoint_count == WORKER_MAX_ENDPOINTS)
+        return -ENOSPC;
+    char *copy = strdup(url);
+    if (!copy)
+        return -ENOMEM;
+    worker->urls[worker->endpoint_count] = copy;
+    worker->endpoints[worker->endpoint_count++] = (ready_endpoint_t){name, copy};
+    return 0;
+}
+
+static int usage(const char *kind)
+{
+    fprintf(stderr,
+            "usage: dispatch-%s --config FILE --name NAME [--set KEY=VALUE]... [--ready-fd N]\n"
+            "       [--log-level error|warn|info|debug] [--clock real|sim:FILE|fast:SPEED@MS]\n"
+            "       [--no-sync]\n",
+            kind);
+    return 2;
+}
+
+static int open_links(worker_t *worker)
+{
+    for (size_t i = 0; i < worker->self->link_count; i++) {
+        const char *peer = worker->self->links[i];
+        const config_worker_t *target = config_worker_find(worker->config, peer);
+        int rc = bus_link_open(worker->bus, peer, target->bus, NULL);
+        if (rc < 0) {
+            log_error("link to %s (%s): %s", peer, target->bus, store_strerror(rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static int run(worker_t *worker, const worker_kind_t *kind, void *app)
+{
+    loop_app_t loop = kind->loop;
+    loop.app = app;
+    int64_t last_watchdog = 0;
+    while (!stop_requested) {
+        int rc = loop_once(worker->store, worker->bus, &loop, WATCHDOG_MS);
+        if (rc < 0) {
+            log_error("event loop: %s", store_strerror(rc));
+            return rc;
+        }
+        int64_t now = bus_now_ms();
+        if (now - last_watchdog >= WATCHDOG_MS) {
+            ready_watchdog();
+            last_watchdog = now;
+        }
+    }
+    return 0;
+}
+
+int worker_main(int argc, char **argv, const worker_kind_t *kind)
+{
+    const char *config_path = NULL, *name = NULL, *clock_spec = "real";
+    const char *level = "info";
+    int ready_fd = -1;
+    store_options_t store_options = {0};
+    char **sets = calloc((size_t)argc + 1, sizeof(*sets));
+    size_t set_count = 0;
+    static const struct option options[] = {
+        {"config", required_argument, NULL, 'c'},   {"name", required_argument, NULL, 'n'},
+        {"set", required_argument, NULL, 's'},      {"ready-fd", required_argument, NULL, 'r'},
+        {"log-level", required_argument, NULL, 'l'}, {"clock", required_argument, NULL, 'k'},
+        {"no-sync", no_argument, NULL, 'N'},        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    /* Unknown options are left in argv for the kind's start(). */
+    opterr = 0;
+    int opt;
+    char **rest = calloc((size_t)argc + 1, sizeof(*rest));
+    int rest_count = 0;
+    rest[rest_count++] = argv[0];
+    while ((opt = getopt_long(argc, argv, "-", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 'n': name = optarg; break;
+        case 's': sets[set_count++] = optarg; break;
+        case 'r': ready_fd = atoi(optarg); break;
+        case 'l': level = optarg; break;
+        case 'k': clock_spec = optarg; break;
+        case 'N': store_options.no_sync = 1; break;
+        case 'h': free(sets); free(rest); return usage(kind->kind);
+        case 1: rest[rest_count++] = optarg; break;
+        default: rest[rest_count++] = argv[optind - 1]; break;
+        }
+    }
+    if (!config_path || !name) {
+        free(sets);
+        free(rest);
+        return usage(kind->kind);
+    }
+
+    worker_t worker = {0};
+    void *app = NULL;
+    int rc = 0, exit_code = 1;
+    log_init(name);
+    int parsed_level = log_parse_level(level);
+    if (parsed_level < 0) {
+        log_error("unknown log level '%s'", level);
+        goto done;
+    }
+    log_set_level(parsed_level);
+    if ((rc = clock_init(clock_spec)) < 0) {
+        log_error("--clock %s: %s", clock_spec, strerror(-rc));
+        goto done;
+    }
+
+    char err[512];
+    if ((rc = config_load(config_path, &worker.config, err, sizeof(err))) < 0) {
+        log_error("%s", err);
+        goto done;
+    }
+    for (size_t i = 0; i < set_count; i++) {
+        char *eq = strchr(sets[i], '=');
+        if (!eq) {
+            log_error("--set %s: expected KEY=VALUE", sets[i]);
+            goto done;
+        }
+        *eq = '\0';
+        if ((rc = config_set(worker.config, sets[i], eq + 1, err, sizeof(err))) < 0) {
+            log_error("%s", err);
+            goto done;
+        }
+    }
+    worker.self = config_worker_find(worker.config, name);
+    if (!worker.self || strcmp(worker.self->kind, kind->kind) != 0) {
+        log_error("%s: no %s worker named '%s'", config_path, kind->kind, name);
+        goto done;
+    }
+
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction action = {.sa_handler = on_stop_signal};
+    sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGINT, &action, NULL);
+
+    worker.zmq = zmq_ctx_new();
+    if (worker.self->map_size)
+        store_options.map_size = worker.self->map_size;
+    if ((rc = store_open(worker.self->state_dir, &store_options, &worker.store)) < 0) {
+        log_error("state %s: %s", worker.self->state_dir, store_strerror(rc));
+        goto done;
+    }
+    if (store_stale_readers(worker.store) > 0)
+        log_warn("cleared %d stale LMDB readers", store_stale_readers(worker.store));
+    if ((rc = bus_new(worker.zmq, worker.store, name, NULL, &worker.bus)) < 0 ||
+        (rc = open_links(&worker)) < 0) {
+        log_error("bus: %s", store_strerror(rc));
+        goto done;
+    }
+    if ((rc = kind->start(&worker, rest_count, rest, &app)) < 0) {
+        log_error("start: %s", store_strerror(rc));
+        goto done;
+    }
+    if (worker.self->bus) {
+        if ((rc = bus_listen(worker.bus, worker.self->bus, kind->apply, app)) < 0) {
+            log_error("bus %s: %s", worker.self->bus, strerror(-rc));
+            goto done;
+        }
+        worker_announce(&worker, "bus", bus_listen_endpoint(worker.bus));
+    }
+    ready_announce(ready_fd, worker.endpoints, worker.endpoint_count);
+    log_info("serving (%s, state %s%s)", kind->kind, worker.self->state_dir,
+             store_options.no_sync ? ", commits NOT fsynced" : "");
+
+    if (run(&worker, kind, app) == 0)
+        exit_code = 0;
+    ready_stopping();
+    log_info("stopping");
+
+done:
+    if (app && kind->stop)
+        kind->stop(app);
+    bus_destroy(&worker.bus);
+    store_destroy(&worker.store);
+    if (worker.zmq)
+        zmq_ctx_term(worker.zmq);
+    for (size_t i = 0; i < worker.endpoint_count; i++)
+        free(worker.urls[i]);
+    config_destroy(&worker.config);
+    free(sets);
+    free(rest);
+    return exit_code;
+}

@@ -1,0 +1,48 @@
+/* worker: what every worker process does around its own logic.
+ *
+ * worker_main() parses the common options, loads the topology, opens the
+ * instance's LMDB environment and its bus (links to every worker the
+ * topology lists under `links`), lets the worker kind start (open its
+ * databases, bind its endpoints), binds the bus endpoint, announces
+ * readiness (--ready-fd, sd_notify) and runs the loop until SIGTERM or
+ * SIGINT, feeding the systemd watchdog. A worker's main.c is one call.
+ *
+ *   dispatch-<kind> --config FILE --name NAME [--set KEY=VALUE]...
+ *                   [--ready-fd N] [--log-level LEVEL] [--clock SPEC]
+ *                   [--no-sync]   (benchmarks only: commits are not fsynced)
+ *
+ * The kind's handlers take the store's transaction and plain values, never
+ * sockets, so tests and fuzzers call them without a process.
+ */
+#ifndef DISPATCH_WORKER_H
+#define DISPATCH_WORKER_H
+
+#include "bus.h"
+#include "config.h"
+#include "loop.h"
+#include "store.h"
+
+typedef struct worker worker_t;
+
+typedef struct worker_kind {
+    const char *kind; /* "intake", "router", ... as in the topology */
+    /* Opens databases and endpoints; *app becomes the loop's app. Extra
+     * options the kind accepts come in argv (after the common ones were
+     * taken out). Returns 0 or a negative code (logged by worker_main). */
+    int (*start)(worker_t *worker, int argc, char **argv, void **app);
+    void (*stop)(void *app);
+    bus_apply_fn apply; /* messages arriving on the bus */
+    loop_app_t loop;    /* .app is set by worker_main */
+} worker_kind_t;
+
+int worker_main(int argc, char **argv, const worker_kind_t *kind);
+
+const config_t *worker_config(const worker_t *worker);
+const config_worker_t *worker_self(const worker_t *worker);
+store_t *worker_store(worker_t *worker);
+bus_t *worker_bus(worker_t *worker);
+void *worker_zmq(worker_t *worker);
+/* Adds an endpoint to the ready announcement. */
+int worker_announce(worker_t *worker, const char *name, const char *url);
+
+#endif
