@@ -58,6 +58,17 @@ void *worker_zmq(worker_t *worker)
     return worker->zmq;
 }
 
+bus_link_t *worker_link_to(worker_t *worker, const char *kind, const char *district)
+{
+    for (size_t i = 0; i < worker->self->link_count; i++) {
+        const config_worker_t *peer = config_worker_find(worker->config, worker->self->links[i]);
+        if (strcmp(peer->kind, kind) == 0 &&
+            (!district || (peer->district && strcmp(peer->district, district) == 0)))
+            return bus_link_find(worker->bus, peer->name);
+    }
+    return NULL;
+}
+
 int worker_announce(worker_t *worker, const char *name, const char *url)
 {
     if (worker->endpoint_count == WORKER_MAX_ENDPOINTS)

@@ -42,6 +42,10 @@ const config_worker_t *worker_self(const worker_t *worker);
 store_t *worker_store(worker_t *worker);
 bus_t *worker_bus(worker_t *worker);
 void *worker_zmq(worker_t *worker);
+/* The link to the worker of `kind` (and `district`, when not NULL) among
+ * this worker's links; NULL when the topology gives none. */
+bus_link_t *worker_link_to(worker_t *worker, const char *kind, const char *district);
+
 /* Adds an endpoint to the ready announcement. */
 int worker_announce(worker_t *worker, const char *name, const char *url);
 
