@@ -210,6 +210,17 @@ int harness_wait_exit(harness_proc_t *proc, int timeout_ms, int *status)
     return 0;
 }
 
+int harness_stop(harness_proc_t *proc, int timeout_ms)
+{
+    if (proc->reaped)
+        return proc->status;
+    kill(proc->pid, SIGTERM);
+    int status;
+    if (harness_wait_exit(proc, timeout_ms, &status) == 0)
+        return status;
+    return harness_kill(proc, SIGKILL);
+}
+
 void harness_destroy(harness_proc_t **self)
 {
     harness_proc_t *proc = *self;

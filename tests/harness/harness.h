@@ -29,6 +29,9 @@ int harness_progress_line(harness_proc_t *proc, char *buf, size_t len, int timeo
 
 /* Sends sig and reaps the process; returns its wait status. */
 int harness_kill(harness_proc_t *proc, int sig);
+/* SIGTERM, then SIGKILL if it has not exited within timeout_ms; reaps and
+ * returns the wait status. */
+int harness_stop(harness_proc_t *proc, int timeout_ms);
 /* Waits for the process to exit by itself, up to timeout_ms (-ETIMEDOUT). */
 int harness_wait_exit(harness_proc_t *proc, int timeout_ms, int *status);
 /* Kills (SIGKILL) if still running, reaps, frees. */

@@ -1,0 +1,44 @@
+/* city: a worker set of real processes for integration tests.
+ *
+ * city_new() writes a topology into a fresh directory: one intake
+ * ("intake-1", id prefix T1), a router per district ("router-<district>"),
+ * each router with a data_dir holding units.csv and its district's
+ * rules.csv. Bus endpoints are ipc:// files in that directory, so links can
+ * name their peers before anything runs; client endpoints are
+ * tcp://127.0.0.1:* and, once resolved at the first start, stay pinned, so
+ * a restarted worker is found where it was. Workers are started on their
+ * ready pipe, never after a sleep.
+ */
+#ifndef DISPATCH_CITY_H
+#define DISPATCH_CITY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct city city_t;
+
+typedef struct city_options {
+    const char *const *districts; /* ids */
+    size_t district_count;
+    const char *units_csv;        /* the whole registry, given to every router */
+    const char *const *rules_csv; /* per district, same order */
+    const char *const *intake_args; /* extra arguments, NULL-terminated or NULL */
+    const char *const *router_args;
+} city_options_t;
+
+int city_new(const char *tag, const city_options_t *options, city_t **ret);
+/* Starts one worker ("intake-1", "router-<district>") and waits until it is
+ * ready; or every worker. */
+int city_start(city_t *city, const char *worker);
+int city_start_all(city_t *city);
+/* Sends sig, reaps; the worker is down until city_start. */
+int city_stop(city_t *city, const char *worker, int sig);
+/* An endpoint a worker announced: "request", "units", "bus". */
+const char *city_endpoint(const city_t *city, const char *worker, const char *name);
+const char *city_topology(const city_t *city);
+const char *city_dir(const city_t *city);
+/* Stops everything (SIGTERM, so LeakSanitizer sees the exit); the directory
+ * is removed unless keep is set (kept for a failed test). */
+void city_destroy(city_t **city, bool keep);
+
+#endif
