@@ -1,0 +1,727 @@
+#include "ctl_common.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "mask.h"
+#include "pbjson.h"
+
+/* --- errors and exit codes --- */
+
+int ctl_usage_error(const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    fputs("dispatchctl: ", stderr);
+    vfprintf(stderr, format, args);
+    fputs("\nTry 'dispatchctl --help'.\n", stderr);
+    va_end(args);
+    return CTL_EXIT_USAGE;
+}
+
+int ctl_fail(int code, const char *format, ...)
+{
+    va_list args;
+    va_start(args, format);
+    fputs("dispatchctl: ", stderr);
+    vfprintf(stderr, format, args);
+    fputc('\n', stderr);
+    va_end(args);
+    return code;
+}
+
+int ctl_exit_for_error_code(int code)
+{
+    switch (code) {
+    case DISPATCH__ERROR_CODE__ERROR_CODE_OK:
+        return CTL_EXIT_OK;
+    case DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND:
+        return CTL_EXIT_NOT_FOUND;
+    case DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST:
+    case DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE:
+    case DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD:
+    case DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE:
+    case DISPATCH__ERROR_CODE__ERROR_CODE_INVALID_UTF8:
+    case DISPATCH__ERROR_CODE__ERROR_CODE_INVALID_PHONE:
+    case DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT:
+    case DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN:
+        return CTL_EXIT_REFUSED;
+    case DISPATCH__ERROR_CODE__ERROR_CODE_UNAVAILABLE:
+        return CTL_EXIT_UNAVAILABLE;
+    default:
+        return CTL_EXIT_INTERNAL;
+    }
+}
+
+int ctl_refused(const Dispatch__Error *error)
+{
+    char message[2048], field[256];
+    ctl_clean(error->message, message, sizeof(message));
+    ctl_clean(error->field, field, sizeof(field));
+    fprintf(stderr, "dispatchctl: %s: %s%s%s%s\n",
+            ctl_enum_name(&dispatch__error_code__descriptor, error->code, false), message,
+            *field ? " (" : "", field, *field ? ")" : "");
+    int code = ctl_exit_for_error_code(error->code);
+    /* An Error with code OK is a server fault, not a success. */
+    return code == CTL_EXIT_OK ? CTL_EXIT_INTERNAL : code;
+}
+
+/* --- endpoints --- */
+
+static int need_config(ctl_t *ctl, const char *option)
+{
+    if (ctl->config)
+        return CTL_EXIT_OK;
+    return ctl_usage_error("no topology file (%s not found): give --config FILE or %s URL",
+                           CTL_DEFAULT_CONFIG, option);
+}
+
+int ctl_intake_url(ctl_t *ctl, const char **url)
+{
+    if (ctl->intake_url) {
+        *url = ctl->intake_url;
+        return CTL_EXIT_OK;
+    }
+    int rc = need_config(ctl, "--intake");
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    for (size_t i = 0; i < config_worker_count(ctl->config); i++) {
+        const config_worker_t *worker = config_worker_at(ctl->config, i);
+        if (strcmp(worker->kind, "intake") == 0 && worker->request) {
+            *url = worker->request;
+            return CTL_EXIT_OK;
+        }
+    }
+    return ctl_usage_error("%s has no intake with a request endpoint: give --intake URL",
+                           ctl->config_path);
+}
+
+static int find_router(ctl_t *ctl, const char *district, const char *option,
+                       const config_worker_t **ret)
+{
+    int rc = need_config(ctl, option);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    const char *wanted = ctl->district ? ctl->district : district;
+    const config_worker_t *found = NULL;
+    size_t routers = 0;
+    for (size_t i = 0; i < config_worker_count(ctl->config); i++) {
+        const config_worker_t *worker = config_worker_at(ctl->config, i);
+        if (strcmp(worker->kind, "router") != 0)
+            continue;
+        routers++;
+        if (!wanted || strcmp(worker->district, wanted) == 0)
+            found = worker;
+    }
+    if (!wanted && routers > 1)
+        return ctl_usage_error("%s has %zu districts: give --district D or %s URL",
+                               ctl->config_path, routers, option);
+    if (!found)
+        return wanted
+                   ? ctl_usage_error("%s has no router for district '%s'", ctl->config_path, wanted)
+                   : ctl_usage_error("%s has no router: give %s URL", ctl->config_path, option);
+    *ret = found;
+    return CTL_EXIT_OK;
+}
+
+int ctl_router_url(ctl_t *ctl, const char *district, const char **url)
+{
+    if (ctl->router_url) {
+        *url = ctl->router_url;
+        return CTL_EXIT_OK;
+    }
+    const config_worker_t *router;
+    int rc = find_router(ctl, district, "--router", &router);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (!router->request)
+        return ctl_usage_error("worker %s in %s has no request (admin) endpoint: give --router URL",
+                               router->name, ctl->config_path);
+    *url = router->request;
+    return CTL_EXIT_OK;
+}
+
+int ctl_units_url(ctl_t *ctl, const char *district, const char **url)
+{
+    if (ctl->units_url) {
+        *url = ctl->units_url;
+        return CTL_EXIT_OK;
+    }
+    const config_worker_t *router;
+    int rc = find_router(ctl, district, "--units", &router);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (!router->units)
+        return ctl_usage_error("worker %s in %s has no units endpoint: give --units URL",
+                               router->name, ctl->config_path);
+    *url = router->units;
+    return CTL_EXIT_OK;
+}
+
+/* --- calls --- */
+
+int ctl_call(ctl_t *ctl, const char *url, const ProtobufCMessage *request,
+             const ProtobufCMessageDescriptor *reply_descriptor, ProtobufCMessage **reply)
+{
+    *reply = NULL;
+    client_t *client;
+    int rc = client_new(ctl->zmq, url, ctl->timeout_ms, &client);
+    if (rc == -ENOMEM)
+        return ctl_fail(CTL_EXIT_INTERNAL, "out of memory");
+    if (rc < 0)
+        return ctl_usage_error("cannot connect to '%s': %s", url, strerror(-rc));
+    rc = client_call(client, request, reply_descriptor, reply);
+    client_destroy(&client);
+    switch (rc) {
+    case 0:
+        return CTL_EXIT_OK;
+    case -ETIMEDOUT:
+        return ctl_fail(CTL_EXIT_UNAVAILABLE, "no answer from %s within %d ms", url,
+                        ctl->timeout_ms);
+    case -EINTR:
+        return ctl_fail(CTL_EXIT_UNAVAILABLE, "interrupted while waiting for %s", url);
+    case -EBADMSG:
+        return ctl_fail(CTL_EXIT_INTERNAL, "undecodable reply from %s", url);
+    default:
+        return ctl_fail(CTL_EXIT_INTERNAL, "request to %s failed: %s", url, strerror(-rc));
+    }
+}
+
+int ctl_print_json(const ProtobufCMessage *msg)
+{
+    int rc = pbjson_write(stdout, msg);
+    fputc('\n', stdout);
+    if (rc < 0 || fflush(stdout) != 0)
+        return ctl_fail(CTL_EXIT_INTERNAL, "cannot write the output");
+    return CTL_EXIT_OK;
+}
+
+void ctl_request_id(char *buf, size_t len)
+{
+    uint8_t random[16];
+    ssize_t got = getrandom(random, sizeof(random), 0);
+    if (got != (ssize_t)sizeof(random)) {
+        int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+        got = fd >= 0 ? read(fd, random, sizeof(random)) : -1;
+        if (fd >= 0)
+            close(fd);
+    }
+    if (got != (ssize_t)sizeof(random)) {
+        /* Last resort: unique enough per process and instant. */
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        uint64_t mix[2] = {(uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec,
+                           (uint64_t)getpid()};
+        memcpy(random, mix, sizeof(random));
+    }
+    static const char hex[] = "0123456789abcdef";
+    char text[4 + 2 * sizeof(random) + 1] = "ctl-";
+    for (size_t i = 0; i < sizeof(random); i++) {
+        text[4 + 2 * i] = hex[random[i] >> 4];
+        text[4 + 2 * i + 1] = hex[random[i] & 0x0f];
+    }
+    text[sizeof(text) - 1] = '\0';
+    snprintf(buf, len, "%s", text);
+}
+
+const char *ctl_actor(const ctl_t *ctl, const char *fallback)
+{
+    if (ctl->actor)
+        return ctl->actor;
+    const char *env = getenv("DISPATCH_ACTOR");
+    if (env && *env)
+        return env;
+    env = getenv("USER");
+    if (env && *env)
+        return env;
+    return fallback;
+}
+
+/* --- words --- */
+
+const ctl_word_t ctl_channel_words[] = {
+    {"phone", DISPATCH__CHANNEL__CHANNEL_PHONE},
+    {"wechat", DISPATCH__CHANNEL__CHANNEL_WECHAT},
+    {"web", DISPATCH__CHANNEL__CHANNEL_WEB},
+    {"open311", DISPATCH__CHANNEL__CHANNEL_OPEN311},
+    {"message-board", DISPATCH__CHANNEL__CHANNEL_MESSAGE_BOARD},
+    {"proactive", DISPATCH__CHANNEL__CHANNEL_PROACTIVE},
+    {"reception-day", DISPATCH__CHANNEL__CHANNEL_RECEPTION_DAY},
+    {NULL, 0},
+};
+
+const ctl_word_t ctl_kind_words[] = {
+    {"consult", DISPATCH__KIND__KIND_CONSULT},       {"help", DISPATCH__KIND__KIND_HELP},
+    {"complaint", DISPATCH__KIND__KIND_COMPLAINT},   {"report", DISPATCH__KIND__KIND_REPORT},
+    {"suggestion", DISPATCH__KIND__KIND_SUGGESTION}, {NULL, 0},
+};
+
+const ctl_word_t ctl_urgency_words[] = {
+    {"normal", DISPATCH__URGENCY__URGENCY_NORMAL},
+    {"urgent", DISPATCH__URGENCY__URGENCY_URGENT},
+    {NULL, 0},
+};
+
+const ctl_word_t ctl_satisfaction_words[] = {
+    {"satisfied", DISPATCH__SATISFACTION__SATISFACTION_SATISFIED},
+    {"basically", DISPATCH__SATISFACTION__SATISFACTION_BASICALLY_SATISFIED},
+    {"unsatisfied", DISPATCH__SATISFACTION__SATISFACTION_UNSATISFIED},
+    {NULL, 0},
+};
+
+const ctl_word_t ctl_result_words[] = {
+    {"solved", DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_SOLVED},
+    {"partly", DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_PARTLY_SOLVED},
+    {"not-solved", DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_NOT_SOLVED},
+    {"explained", DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_EXPLAINED},
+    {NULL, 0},
+};
+
+const ctl_word_t ctl_reason_words[] = {
+    {"not-our-duty", DISPATCH__RETURN_REASON__RETURN_REASON_NOT_OUR_DUTY},
+    {"wrong-area", DISPATCH__RETURN_REASON__RETURN_REASON_WRONG_AREA},
+    {"wrong-level", DISPATCH__RETURN_REASON__RETURN_REASON_WRONG_LEVEL},
+    {"insufficient-info", DISPATCH__RETURN_REASON__RETURN_REASON_INSUFFICIENT_INFO},
+    {"duplicate", DISPATCH__RETURN_REASON__RETURN_REASON_DUPLICATE},
+    {"other", DISPATCH__RETURN_REASON__RETURN_REASON_OTHER},
+    {NULL, 0},
+};
+
+const ctl_word_t ctl_line_words[] = {
+    {"110", DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_POLICE_110},
+    {"119", DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_FIRE_119},
+    {"120", DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_AMBULANCE_120},
+    {"122", DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_TRAFFIC_122},
+    {NULL, 0},
+};
+
+const ctl_word_t ctl_level_words[] = {
+    {"city", DISPATCH__UNIT_LEVEL__UNIT_LEVEL_CITY},
+    {"district", DISPATCH__UNIT_LEVEL__UNIT_LEVEL_DISTRICT},
+    {"street", DISPATCH__UNIT_LEVEL__UNIT_LEVEL_STREET},
+    {"community", DISPATCH__UNIT_LEVEL__UNIT_LEVEL_COMMUNITY},
+    {"bureau", DISPATCH__UNIT_LEVEL__UNIT_LEVEL_BUREAU},
+    {"enterprise", DISPATCH__UNIT_LEVEL__UNIT_LEVEL_ENTERPRISE},
+    {NULL, 0},
+};
+
+const ctl_word_t ctl_role_words[] = {
+    {"operator", DISPATCH__ROLE__ROLE_OPERATOR},
+    {"dispatcher", DISPATCH__ROLE__ROLE_DISPATCHER},
+    {"supervisor", DISPATCH__ROLE__ROLE_SUPERVISOR},
+    {"leader", DISPATCH__ROLE__ROLE_LEADER},
+    {"unit", DISPATCH__ROLE__ROLE_UNIT},
+    {"admin", DISPATCH__ROLE__ROLE_ADMIN},
+    {NULL, 0},
+};
+
+int ctl_parse_word(const ctl_word_t *words, const char *option, const char *text, int *value)
+{
+    for (const ctl_word_t *word = words; word->word; word++) {
+        if (strcasecmp(word->word, text) == 0) {
+            *value = word->value;
+            return 0;
+        }
+    }
+    fprintf(stderr, "dispatchctl: %s: '%s' is not one of:", option, text);
+    for (const ctl_word_t *word = words; word->word; word++)
+        fprintf(stderr, " %s", word->word);
+    fputs("\nTry 'dispatchctl --help'.\n", stderr);
+    return -EINVAL;
+}
+
+int ctl_parse_long(const char *option, const char *text, long min, long max, long *value)
+{
+    char *end;
+    errno = 0;
+    long parsed = strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || parsed < min || parsed > max) {
+        ctl_usage_error("%s: '%s' is not a whole number from %ld to %ld", option, text, min, max);
+        return -EINVAL;
+    }
+    *value = parsed;
+    return 0;
+}
+
+void ctl_free_list(char **items, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(items[i]);
+    free(items);
+}
+
+int ctl_split_list(const char *option, const char *text, size_t max, char ***items, size_t *count)
+{
+    *items = NULL;
+    *count = 0;
+    char **list = calloc(max + 1, sizeof(*list));
+    if (!list)
+        return -ENOMEM;
+    size_t n = 0;
+    const char *p = text;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        if (len > 0) {
+            if (n == max) {
+                ctl_free_list(list, n);
+                ctl_usage_error("%s: more than %zu entries", option, max);
+                return -EINVAL;
+            }
+            list[n] = strndup(p, len);
+            if (!list[n]) {
+                ctl_free_list(list, n);
+                return -ENOMEM;
+            }
+            n++;
+        }
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    *items = list;
+    *count = n;
+    return 0;
+}
+
+/* --- human output --- */
+
+const char *ctl_enum_name(const ProtobufCEnumDescriptor *descriptor, int value, bool zero_dash)
+{
+    if (value == 0 && zero_dash)
+        return "-";
+    const ProtobufCEnumValue *named = protobuf_c_enum_descriptor_get_value(descriptor, value);
+    if (!named)
+        return "?";
+    /* Every value shares the prefix of value 0 up to its last '_':
+     * "TICKET_STATE_" of TICKET_STATE_UNSPECIFIED, "ERROR_CODE_" of
+     * ERROR_CODE_OK. */
+    const ProtobufCEnumValue *zero = protobuf_c_enum_descriptor_get_value(descriptor, 0);
+    const char *underscore = zero ? strrchr(zero->name, '_') : NULL;
+    size_t prefix = underscore ? (size_t)(underscore - zero->name) + 1 : 0;
+    if (prefix && strncmp(named->name, zero->name, prefix) == 0 && named->name[prefix])
+        return named->name + prefix;
+    return named->name;
+}
+
+const char *ctl_enum_lower(const ProtobufCEnumDescriptor *descriptor, int value, char *buf,
+                           size_t len)
+{
+    const char *name = ctl_enum_name(descriptor, value, true);
+    size_t i = 0;
+    for (; name[i] && i + 1 < len; i++)
+        buf[i] = (char)tolower((unsigned char)name[i]);
+    if (len)
+        buf[i] = '\0';
+    return buf;
+}
+
+const char *ctl_time(int64_t unix_ms, char *buf, size_t len)
+{
+    if (unix_ms == 0) {
+        snprintf(buf, len, "-");
+        return buf;
+    }
+    time_t seconds = (time_t)(unix_ms / 1000);
+    struct tm local;
+    if (!localtime_r(&seconds, &local) || strftime(buf, len, "%Y-%m-%d %H:%M:%S", &local) == 0)
+        snprintf(buf, len, "%lld", (long long)unix_ms);
+    return buf;
+}
+
+/* Length of the valid UTF-8 character at p, 0 when the bytes there are not
+ * one; *code_point receives it. */
+static size_t utf8_char(const unsigned char *p, size_t left, uint32_t *code_point)
+{
+    unsigned char c = p[0];
+    if (c < 0x80) {
+        *code_point = c;
+        return 1;
+    }
+    size_t need;
+    uint32_t min, cp;
+    if ((c & 0xe0) == 0xc0)
+        need = 1, min = 0x80, cp = c & 0x1f;
+    else if ((c & 0xf0) == 0xe0)
+        need = 2, min = 0x800, cp = c & 0x0f;
+    else if ((c & 0xf8) == 0xf0)
+        need = 3, min = 0x10000, cp = c & 0x07;
+    else
+        return 0;
+    if (left <= need)
+        return 0;
+    for (size_t i = 1; i <= need; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+        return 0;
+    *code_point = cp;
+    return need + 1;
+}
+
+static bool is_wide(uint32_t cp)
+{
+    static const uint32_t ranges[][2] = {
+        {0x1100, 0x115f},   {0x2e80, 0x303e},   {0x3041, 0x33ff}, {0x3400, 0x4dbf},
+        {0x4e00, 0x9fff},   {0xa000, 0xa4cf},   {0xac00, 0xd7a3}, {0xf900, 0xfaff},
+        {0xfe30, 0xfe4f},   {0xff00, 0xff60},   {0xffe0, 0xffe6}, {0x1f300, 0x1f64f},
+        {0x1f900, 0x1f9ff}, {0x20000, 0x3fffd},
+    };
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+        if (cp >= ranges[i][0] && cp <= ranges[i][1])
+            return true;
+    return false;
+}
+
+size_t ctl_display_width(const char *text)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    size_t left = strlen(text), width = 0;
+    while (left > 0) {
+        uint32_t cp = '?';
+        size_t n = utf8_char(p, left, &cp);
+        if (n == 0)
+            n = 1;
+        width += is_wide(cp) ? 2 : 1;
+        p += n;
+        left -= n;
+    }
+    return width;
+}
+
+const char *ctl_clean(const char *text, char *buf, size_t len)
+{
+    if (len == 0)
+        return buf;
+    const unsigned char *p = (const unsigned char *)(text ? text : "");
+    size_t left = strlen((const char *)p), used = 0;
+    while (left > 0) {
+        uint32_t cp = 0;
+        size_t n = utf8_char(p, left, &cp);
+        /* C0 and C1 controls and DEL could drive the terminal. */
+        bool control = n > 0 && (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f));
+        const char *replacement = n == 0 ? "?" : control ? " " : NULL;
+        size_t take = replacement ? 1 : n;
+        if (used + take >= len)
+            break;
+        memcpy(buf + used, replacement ? (const unsigned char *)replacement : p, take);
+        used += take;
+        if (n == 0)
+            n = 1;
+        p += n;
+        left -= n;
+    }
+    buf[used] = '\0';
+    return buf;
+}
+
+void ctl_print_block(FILE *out, const char *text, int indent)
+{
+    const char *line = text ? text : "";
+    bool first = true;
+    for (;;) {
+        size_t len = strcspn(line, "\n");
+        char *piece = strndup(line, len);
+        char *clean = malloc(len + 1);
+        if (piece && clean) {
+            ctl_clean(piece, clean, len + 1);
+            fprintf(out, "%*s%s\n", first ? 0 : indent, "", clean);
+        }
+        free(piece);
+        free(clean);
+        first = false;
+        if (line[len] != '\n')
+            break;
+        line += len + 1;
+    }
+}
+
+void ctl_print_caller(const ctl_t *ctl, FILE *out, const char *name, const char *phone,
+                      bool confidential)
+{
+    char shown_name[256], shown_phone[128], clean[256];
+    bool full = ctl->role == DISPATCH__ROLE__ROLE_OPERATOR;
+    if (full) {
+        snprintf(shown_name, sizeof(shown_name), "%s", name ? name : "");
+        snprintf(shown_phone, sizeof(shown_phone), "%s", phone ? phone : "");
+    } else {
+        mask_name(name, shown_name, sizeof(shown_name));
+        mask_phone(phone, shown_phone, sizeof(shown_phone));
+    }
+    if (!*shown_name && !*shown_phone) {
+        fprintf(out, "-%s\n", confidential ? " (confidential)" : "");
+        return;
+    }
+    fprintf(out, "%s", ctl_clean(shown_name, clean, sizeof(clean)));
+    fprintf(out, "%s%s", *shown_name && *shown_phone ? " " : "",
+            ctl_clean(shown_phone, clean, sizeof(clean)));
+    fprintf(out, "%s\n", confidential ? " (confidential)" : "");
+}
+
+/* --- tables --- */
+
+struct ctl_table {
+    size_t columns;
+    char **cells; /* rows * columns, row 0 = headers */
+    size_t rows, capacity;
+};
+
+static char *clean_dup(const char *text)
+{
+    const char *source = text && *text ? text : "-";
+    size_t len = strlen(source) + 1; /* cleaning never makes text longer */
+    char *copy = malloc(len);
+    if (copy)
+        ctl_clean(source, copy, len);
+    return copy;
+}
+
+int ctl_table_new(size_t columns, const char *const *headers, ctl_table_t **ret)
+{
+    ctl_table_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return -ENOMEM;
+    self->columns = columns;
+    int rc = ctl_table_add(self, headers);
+    if (rc < 0) {
+        ctl_table_destroy(&self);
+        return rc;
+    }
+    *ret = self;
+    return 0;
+}
+
+void ctl_table_destroy(ctl_table_t **self)
+{
+    ctl_table_t *table = *self;
+    if (!table)
+        return;
+    for (size_t i = 0; i < table->rows * table->columns; i++)
+        free(table->cells[i]);
+    free(table->cells);
+    free(table);
+    *self = NULL;
+}
+
+int ctl_table_add(ctl_table_t *self, const char *const *cells)
+{
+    if (self->rows == self->capacity) {
+        size_t capacity = self->capacity ? self->capacity * 2 : 16;
+        char **grown = realloc(self->cells, capacity * self->columns * sizeof(*grown));
+        if (!grown)
+            return -ENOMEM;
+        self->cells = grown;
+        self->capacity = capacity;
+    }
+    char **row = self->cells + self->rows * self->columns;
+    for (size_t c = 0; c < self->columns; c++) {
+        row[c] = clean_dup(cells[c]);
+        if (!row[c]) {
+            for (size_t k = 0; k < c; k++)
+                free(row[k]);
+            return -ENOMEM;
+        }
+    }
+    self->rows++;
+    return 0;
+}
+
+void ctl_table_print(const ctl_table_t *self, FILE *out)
+{
+    size_t *widths = calloc(self->columns, sizeof(*widths));
+    if (!widths)
+        return;
+    for (size_t r = 0; r < self->rows; r++)
+        for (size_t c = 0; c < self->columns; c++) {
+            size_t width = ctl_display_width(self->cells[r * self->columns + c]);
+            if (width > widths[c])
+                widths[c] = width;
+        }
+    for (size_t r = 0; r < self->rows; r++) {
+        for (size_t c = 0; c < self->columns; c++) {
+            const char *cell = self->cells[r * self->columns + c];
+            fputs(cell, out);
+            if (c + 1 == self->columns)
+                break;
+            size_t pad = widths[c] - ctl_display_width(cell) + 2;
+            fprintf(out, "%*s", (int)pad, "");
+        }
+        fputc('\n', out);
+    }
+    free(widths);
+}
+
+/* --- admin calls and queues (shared by ctl_admin.c and ctl_unit.c) --- */
+
+int ctl_admin_call(ctl_t *ctl, const char *url, Dispatch__AdminRequest *request,
+                   const char *default_actor, Dispatch__Role default_role,
+                   Dispatch__AdminReply **reply)
+{
+    *reply = NULL;
+    request->actor_id = (char *)(ctl->actor ? ctl->actor : default_actor);
+    request->role = ctl->role ? ctl->role : default_role;
+    ProtobufCMessage *msg;
+    int rc = ctl_call(ctl, url, &request->base, &dispatch__admin_reply__descriptor, &msg);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    Dispatch__AdminReply *answer = (Dispatch__AdminReply *)msg;
+    if (ctl->json)
+        rc = ctl_print_json(msg);
+    if (answer->body_case == DISPATCH__ADMIN_REPLY__BODY_ERROR && answer->error)
+        rc = ctl_refused(answer->error);
+    else if (answer->body_case == DISPATCH__ADMIN_REPLY__BODY__NOT_SET)
+        rc = ctl_fail(CTL_EXIT_INTERNAL, "empty reply from %s", url);
+    if (rc != CTL_EXIT_OK) {
+        protobuf_c_message_free_unpacked(msg, NULL);
+        return rc;
+    }
+    *reply = answer;
+    return CTL_EXIT_OK;
+}
+
+void ctl_print_queue(const Dispatch__QueueView *queue, bool with_unit)
+{
+    enum { COLUMNS = 11 };
+    static const char *const headers[COLUMNS] = {
+        "TICKET", "STATE", "CATEGORY", "AREA",        "KIND", "URGENCY",
+        "UNIT",   "SINCE", "DEADLINE", "SUPERVISION", "TEXT",
+    };
+    ctl_table_t *table;
+    if (ctl_table_new(COLUMNS, headers, &table) < 0)
+        return;
+    for (size_t i = 0; i < queue->n_items; i++) {
+        const Dispatch__QueueItem *item = queue->items[i];
+        char since[32], deadline[32], kind[32], urgency[32];
+        const char *cells[COLUMNS] = {
+            item->ticket_id,
+            ctl_enum_name(&dispatch__ticket_state__descriptor, item->state, true),
+            item->category,
+            item->area,
+            ctl_enum_lower(&dispatch__kind__descriptor, item->kind, kind, sizeof(kind)),
+            ctl_enum_lower(&dispatch__urgency__descriptor, item->urgency, urgency, sizeof(urgency)),
+            with_unit ? item->unit_id : NULL,
+            ctl_time(item->since, since, sizeof(since)),
+            ctl_time(item->deadline, deadline, sizeof(deadline)),
+            ctl_enum_name(&dispatch__supervision_level__descriptor, item->supervision, true),
+            item->text,
+        };
+        if (ctl_table_add(table, cells) < 0)
+            break;
+    }
+    ctl_table_print(table, stdout);
+    ctl_table_destroy(&table);
+    if (queue->more && queue->n_items > 0)
+        printf("(more: continue with --after %s)\n", queue->items[queue->n_items - 1]->ticket_id);
+    else if (queue->n_items == 0)
+        printf("(empty)\n");
+}

@@ -1,0 +1,175 @@
+/* ctl_common: what the dispatchctl commands share: the options given before
+ * the command, endpoint lookup in the topology, one request/reply call with
+ * its exit code, the words the command line uses for enum values, and
+ * human-readable output (times, masked callers, aligned tables, text made
+ * safe for a terminal).
+ *
+ * Exit codes (dispatchctl.c's usage text lists them too):
+ *   CTL_EXIT_OK           0  done
+ *   CTL_EXIT_USAGE        2  usage error (bad option or value, no endpoint, bad topology file)
+ *   CTL_EXIT_NOT_FOUND    3  the server says NOT_FOUND
+ *   CTL_EXIT_REFUSED      4  the server refused: validation, CONFLICT, FORBIDDEN, BAD_REQUEST
+ *   CTL_EXIT_UNAVAILABLE  5  no answer within --timeout, or UNAVAILABLE
+ *   CTL_EXIT_INTERNAL     6  INTERNAL, an undecodable or unexpected reply, a local failure
+ * A refusal prints the server's Error code and message on stderr.
+ */
+#ifndef DISPATCH_CTL_COMMON_H
+#define DISPATCH_CTL_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "dispatch.pb-c.h"
+
+enum {
+    CTL_EXIT_OK = 0,
+    CTL_EXIT_USAGE = 2,
+    CTL_EXIT_NOT_FOUND = 3,
+    CTL_EXIT_REFUSED = 4,
+    CTL_EXIT_UNAVAILABLE = 5,
+    CTL_EXIT_INTERNAL = 6,
+};
+
+#define CTL_DEFAULT_TIMEOUT_MS 5000
+#define CTL_DEFAULT_CONFIG "deploy/topology.example.ini"
+
+/* The options given before the command. */
+typedef struct ctl {
+    void *zmq;
+    config_t *config;        /* NULL when no topology file was read */
+    const char *config_path; /* the file config was read from */
+    const char *intake_url;  /* --intake, --router, --units: win over the topology */
+    const char *router_url;
+    const char *units_url;
+    const char *district; /* --district */
+    const char *actor;    /* --actor; NULL = the command's default */
+    Dispatch__Role role;  /* --role; 0 = the command's default */
+    bool json;
+    int timeout_ms;
+    bool timeout_given;
+} ctl_t;
+
+/* --- errors and exit codes --- */
+
+/* Prints "dispatchctl: <message>" and a hint to --help on stderr; returns
+ * CTL_EXIT_USAGE. */
+__attribute__((format(printf, 1, 2))) int ctl_usage_error(const char *format, ...);
+/* Prints "dispatchctl: <message>" on stderr and returns `code`. */
+__attribute__((format(printf, 2, 3))) int ctl_fail(int code, const char *format, ...);
+/* Prints the server's refusal on stderr; returns the exit code of its code. */
+int ctl_refused(const Dispatch__Error *error);
+/* Exit code for a Dispatch__ErrorCode. */
+int ctl_exit_for_error_code(int code);
+
+/* --- endpoints --- */
+
+/* The intake request endpoint: --intake, else the topology's first intake
+ * worker with a request endpoint. */
+int ctl_intake_url(ctl_t *ctl, const char **url);
+/* The router of a district: admin endpoint (`request`) or unit endpoint
+ * (`units`). --router / --units win. The district is the first of --district
+ * and `district` (the command's own, may be NULL) that is set; without one
+ * the topology must have exactly one router. */
+int ctl_router_url(ctl_t *ctl, const char *district, const char **url);
+int ctl_units_url(ctl_t *ctl, const char *district, const char **url);
+
+/* --- calls --- */
+
+/* One request, one reply, with --timeout. Returns CTL_EXIT_OK and *reply
+ * (free with protobuf_c_message_free_unpacked), or an exit code after
+ * printing why on stderr. */
+int ctl_call(ctl_t *ctl, const char *url, const ProtobufCMessage *request,
+             const ProtobufCMessageDescriptor *reply_descriptor, ProtobufCMessage **reply);
+/* Writes msg as one line of JSON on stdout; CTL_EXIT_OK or CTL_EXIT_INTERNAL. */
+int ctl_print_json(const ProtobufCMessage *msg);
+
+/* A fresh idempotency key, "ctl-" and 32 hex digits, into buf (>= 40 bytes). */
+void ctl_request_id(char *buf, size_t len);
+/* --actor, else $DISPATCH_ACTOR, else $USER, else `fallback`. */
+const char *ctl_actor(const ctl_t *ctl, const char *fallback);
+
+/* --- words for enum values --- */
+
+typedef struct ctl_word {
+    const char *word;
+    int value;
+} ctl_word_t;
+
+extern const ctl_word_t ctl_channel_words[];
+extern const ctl_word_t ctl_kind_words[];
+extern const ctl_word_t ctl_urgency_words[];
+extern const ctl_word_t ctl_satisfaction_words[];
+extern const ctl_word_t ctl_result_words[];
+extern const ctl_word_t ctl_reason_words[];
+extern const ctl_word_t ctl_line_words[];
+extern const ctl_word_t ctl_level_words[];
+extern const ctl_word_t ctl_role_words[];
+
+/* Finds text in a table ending with {NULL, 0}: 0 and *value, or -EINVAL
+ * after printing the accepted words (a usage error). */
+int ctl_parse_word(const ctl_word_t *words, const char *option, const char *text, int *value);
+/* Parses a decimal in [min, max]; -EINVAL after printing a usage error. */
+int ctl_parse_long(const char *option, const char *text, long min, long max, long *value);
+/* Splits "a,b,c" into a malloc'ed array of malloc'ed strings (empty items
+ * dropped); free with ctl_free_list. -EINVAL above max items. */
+int ctl_split_list(const char *option, const char *text, size_t max, char ***items, size_t *count);
+void ctl_free_list(char **items, size_t count);
+
+/* --- human output --- */
+
+/* The name of an enum value without its prefix ("DISPATCHED" for
+ * TICKET_STATE_DISPATCHED), "-" for 0 when zero_dash, "?" when unknown. */
+const char *ctl_enum_name(const ProtobufCEnumDescriptor *descriptor, int value, bool zero_dash);
+/* The same, lower case with '_' kept ("ticket_dispatched"), into buf. */
+const char *ctl_enum_lower(const ProtobufCEnumDescriptor *descriptor, int value, char *buf,
+                           size_t len);
+/* "2026-11-25 09:00:00" in the display time zone, "-" for 0. */
+const char *ctl_time(int64_t unix_ms, char *buf, size_t len);
+/* Makes text safe to print on one line: control characters become ' ',
+ * invalid UTF-8 becomes '?'; cut (on a character boundary) to fit buf. */
+const char *ctl_clean(const char *text, char *buf, size_t len);
+/* Prints possibly multi-line text: each line cleaned, lines after the first
+ * indented by `indent` spaces. Ends with a newline. */
+void ctl_print_block(FILE *out, const char *text, int indent);
+/* Caller name and phone, masked unless the role is operator. */
+void ctl_print_caller(const ctl_t *ctl, FILE *out, const char *name, const char *phone,
+                      bool confidential);
+/* Columns of terminal cells the UTF-8 text takes (wide East Asian = 2). */
+size_t ctl_display_width(const char *text);
+
+/* An aligned text table: rows of cleaned cells, printed with columns padded
+ * to their widest cell; the last column is not padded. */
+typedef struct ctl_table ctl_table_t;
+int ctl_table_new(size_t columns, const char *const *headers, ctl_table_t **ret);
+void ctl_table_destroy(ctl_table_t **self);
+/* Adds a row of `columns` cells (NULL = "-"); the cells are copied. */
+int ctl_table_add(ctl_table_t *self, const char *const *cells);
+void ctl_table_print(const ctl_table_t *self, FILE *out);
+
+/* --- commands (ctl_intake.c, ctl_admin.c, ctl_unit.c) --- */
+
+int ctl_cmd_submit(ctl_t *ctl, int argc, char **argv);
+int ctl_cmd_get(ctl_t *ctl, int argc, char **argv);
+int ctl_cmd_callback(ctl_t *ctl, int argc, char **argv);
+int ctl_cmd_triage(ctl_t *ctl, int argc, char **argv);
+int ctl_cmd_registry(ctl_t *ctl, int argc, char **argv);
+int ctl_cmd_rule(ctl_t *ctl, int argc, char **argv);
+int ctl_cmd_unit(ctl_t *ctl, int argc, char **argv);
+/* "unit list": argv[0] is "list" (ctl_admin.c). */
+int ctl_list_unit_queue(ctl_t *ctl, int argc, char **argv);
+
+/* The admin endpoint call every admin command makes: fills actor_id and
+ * role (the command's defaults when --actor / --role are not given), sends
+ * to url, prints the JSON reply when --json, and turns an Error reply into
+ * its exit code. On CTL_EXIT_OK *reply is the AdminReply. */
+int ctl_admin_call(ctl_t *ctl, const char *url, Dispatch__AdminRequest *request,
+                   const char *default_actor, Dispatch__Role default_role,
+                   Dispatch__AdminReply **reply);
+
+/* The queue page as a table (triage list, unit list). */
+void ctl_print_queue(const Dispatch__QueueView *queue, bool with_unit);
+
+#endif
