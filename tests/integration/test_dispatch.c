@@ -1,0 +1,878 @@
+/* Intake and routers as real processes on real sockets: the life of a
+ * ticket from a citizen's call to the responsible unit and back.
+ *
+ * One city for the whole file: three districts, 3,015 units, the rules of
+ * tests/harness/citydata.c. Each test uses its own callers and areas so the
+ * tests do not see each other's tickets. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <zmq.h>
+
+#include "citydata.h"
+#include "dispatch_test.h"
+#include "submitter.h"
+
+typedef struct world {
+    void *zmq;
+    city_t *city;
+    client_t *intake;
+    client_t *router[CITYDATA_DISTRICTS];
+} world_t;
+
+static world_t world;
+
+static const char *router_name(int d, char *buf, size_t len)
+{
+    snprintf(buf, len, "router-%s", citydata_districts[d]);
+    return buf;
+}
+
+static const char *units_url(int d)
+{
+    char name[64];
+    return city_endpoint(world.city, router_name(d, name, sizeof(name)), "units");
+}
+
+static int start_world(void **state)
+{
+    struct rlimit files;
+    getrlimit(RLIMIT_NOFILE, &files);
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+
+    world.zmq = zmq_ctx_new();
+    zmq_ctx_set(world.zmq, ZMQ_MAX_SOCKETS, 16384);
+    char *units = citydata_units_csv();
+    char *rules[CITYDATA_DISTRICTS];
+    for (int d = 0; d < CITYDATA_DISTRICTS; d++)
+        rules[d] = citydata_rules_csv(citydata_districts[d]);
+    city_options_t options = {
+        .districts = citydata_districts,
+        .district_count = CITYDATA_DISTRICTS,
+        .units_csv = units,
+        .rules_csv = (const char *const *)rules,
+    };
+    int rc = city_new("dispatch", &options, &world.city);
+    free(units);
+    for (int d = 0; d < CITYDATA_DISTRICTS; d++)
+        free(rules[d]);
+    if (rc == 0)
+        rc = city_start_all(world.city);
+    if (rc == 0)
+        rc = client_new(world.zmq, city_endpoint(world.city, "intake-1", "request"),
+                        TEST_TIMEOUT_MS, &world.intake);
+    for (int d = 0; rc == 0 && d < CITYDATA_DISTRICTS; d++) {
+        char name[64];
+        rc = client_new(world.zmq,
+                        city_endpoint(world.city, router_name(d, name, sizeof(name)), "request"),
+                        TEST_TIMEOUT_MS, &world.router[d]);
+    }
+    return rc;
+}
+
+static int stop_world(void **state)
+{
+    client_destroy(&world.intake);
+    for (int d = 0; d < CITYDATA_DISTRICTS; d++)
+        client_destroy(&world.router[d]);
+    /* DISPATCH_KEEP_STATE=1 keeps the state directories for a look. */
+    city_destroy(&world.city, getenv("DISPATCH_KEEP_STATE") != NULL);
+    zmq_ctx_term(world.zmq);
+    return 0;
+}
+
+/* ---- a single unit's deliveries, for the story tests ---- */
+
+typedef struct inbox {
+    char ticket[64][64];
+    Dispatch__UnitDelivery__BodyCase kind[64];
+    char unit[64][64];
+    size_t count;
+} inbox_t;
+
+static void to_inbox(void *ctx, const char *unit, const Dispatch__UnitDelivery *d)
+{
+    inbox_t *inbox = ctx;
+    if (inbox->count < 64) {
+        snprintf(inbox->ticket[inbox->count], 64, "%s", d->ticket_id);
+        snprintf(inbox->unit[inbox->count], 64, "%s", unit);
+        inbox->kind[inbox->count++] = d->body_case;
+    }
+}
+
+/* Polls until the inbox holds `count` deliveries. */
+static void wait_deliveries(unit_pool_t *pool, inbox_t *inbox, size_t count)
+{
+    for (int i = 0; i < 200 && inbox->count < count; i++)
+        unit_pool_poll(pool, 50, to_inbox, inbox);
+    assert_int_equal(inbox->count, count);
+}
+
+static Dispatch__ActionResult *act(unit_session_t *session, const char *unit, const char *ticket,
+                                   const char *action_id, Dispatch__UnitAction *action)
+{
+    action->unit_id = (char *)unit;
+    action->ticket_id = (char *)ticket;
+    action->action_id = (char *)action_id;
+    Dispatch__ActionResult *result = NULL;
+    assert_int_equal(unit_session_act(session, action, TEST_TIMEOUT_MS, &result), 0);
+    return result;
+}
+
+static void sign_for(unit_session_t *session, const char *unit, const char *ticket,
+                     const char *action_id)
+{
+    Dispatch__SignFor sign = DISPATCH__SIGN_FOR__INIT;
+    Dispatch__UnitAction action = DISPATCH__UNIT_ACTION__INIT;
+    action.body_case = DISPATCH__UNIT_ACTION__BODY_SIGN_FOR;
+    action.sign_for = &sign;
+    Dispatch__ActionResult *result = act(session, unit, ticket, action_id, &action);
+    assert_null(result->error);
+    assert_int_equal(result->state, DISPATCH__TICKET_STATE__TICKET_STATE_ACCEPTED);
+    dispatch__action_result__free_unpacked(result, NULL);
+}
+
+static void resolve(unit_session_t *session, const char *unit, const char *ticket,
+                    const char *action_id)
+{
+    Dispatch__Resolve body = DISPATCH__RESOLVE__INIT;
+    body.result = DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_SOLVED;
+    body.text = "repaired and made safe";
+    Dispatch__UnitAction action = DISPATCH__UNIT_ACTION__INIT;
+    action.body_case = DISPATCH__UNIT_ACTION__BODY_RESOLVE;
+    action.resolve = &body;
+    Dispatch__ActionResult *result = act(session, unit, ticket, action_id, &action);
+    assert_null(result->error);
+    assert_int_equal(result->state, DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED);
+    dispatch__action_result__free_unpacked(result, NULL);
+}
+
+static Dispatch__Reply *callback(const char *ticket, const char *request_id,
+                                 Dispatch__Satisfaction satisfaction, bool solved)
+{
+    Dispatch__Callback body = DISPATCH__CALLBACK__INIT;
+    body.client_request_id = (char *)request_id;
+    body.ticket_id = (char *)ticket;
+    body.satisfaction = satisfaction;
+    body.solved = solved;
+    Dispatch__Request request = DISPATCH__REQUEST__INIT;
+    request.actor = "agent-7";
+    request.body_case = DISPATCH__REQUEST__BODY_CALLBACK;
+    request.callback = &body;
+    Dispatch__Reply *reply = test_call_intake(world.intake, &request);
+    assert_non_null(reply);
+    return reply;
+}
+
+/* Must show 1: the manhole cover whose owner nobody knew. */
+static void test_manhole_cover_end_to_end(void **state)
+{
+    unit_pool_t *pool;
+    unit_pool_new(world.zmq, 4, &pool);
+    assert_int_equal(unit_pool_connect(pool, units_url(0), "power-company", 0), 0);
+    inbox_t inbox = {0};
+
+    Dispatch__Reply *keep;
+    Dispatch__SubmitReply *submitted =
+        test_submit(world.intake, "manhole-1", "chaoyang", "manhole-cover", "chaoyang-s03",
+                    "13812340001", "12 Renmin Street, by the bus stop", &keep);
+    assert_non_null(submitted);
+    assert_int_equal(submitted->state, DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
+    char ticket[64];
+    snprintf(ticket, sizeof(ticket), "%s", submitted->ticket_id);
+    dispatch__reply__free_unpacked(keep, NULL);
+
+    /* No rule owns manhole covers: the router puts it in triage. */
+    assert_true(test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_TRIAGE));
+    Dispatch__ListQueue list = DISPATCH__LIST_QUEUE__INIT;
+    list.kind = DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE;
+    Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
+    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE;
+    request.list_queue = &list;
+    Dispatch__AdminReply *reply =
+        test_admin(world.router[0], "dispatcher-li", DISPATCH__ROLE__ROLE_DISPATCHER, &request);
+    assert_non_null(reply);
+    assert_int_equal(reply->body_case, DISPATCH__ADMIN_REPLY__BODY_QUEUE);
+    bool listed = false;
+    for (size_t i = 0; i < reply->queue->n_items; i++)
+        listed |= strcmp(reply->queue->items[i]->ticket_id, ticket) == 0;
+    assert_true(listed);
+    dispatch__admin_reply__free_unpacked(reply, NULL);
+
+    /* The dispatcher finds it is a power-company well. */
+    Dispatch__TriageAssign assign = DISPATCH__TRIAGE_ASSIGN__INIT;
+    assign.ticket_id = ticket;
+    assign.lead_unit = "power-company";
+    assign.note = "cable well of the power grid, not a municipal manhole";
+    request = (Dispatch__AdminRequest)DISPATCH__ADMIN_REQUEST__INIT;
+    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_ASSIGN;
+    request.triage_assign = &assign;
+    reply = test_admin(world.router[0], "dispatcher-li", DISPATCH__ROLE__ROLE_DISPATCHER, &request);
+    assert_non_null(reply);
+    assert_int_equal(reply->body_case, DISPATCH__ADMIN_REPLY__BODY_DONE);
+    dispatch__admin_reply__free_unpacked(reply, NULL);
+
+    wait_deliveries(pool, &inbox, 1);
+    assert_string_equal(inbox.ticket[0], ticket);
+    assert_int_equal(inbox.kind[0], DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED);
+
+    unit_session_t *desk;
+    assert_int_equal(unit_session_new(world.zmq, units_url(0), "power-company", "desk", &desk), 0);
+    sign_for(desk, "power-company", ticket, "pc-1");
+    resolve(desk, "power-company", ticket, "pc-2");
+    unit_session_destroy(&desk);
+    assert_true(test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED));
+
+    Dispatch__Reply *called =
+        callback(ticket, "cb-manhole-1", DISPATCH__SATISFACTION__SATISFACTION_SATISFIED, true);
+    assert_int_equal(called->body_case, DISPATCH__REPLY__BODY_CALLBACK);
+    assert_int_equal(called->callback->state, DISPATCH__TICKET_STATE__TICKET_STATE_CLOSED);
+    dispatch__reply__free_unpacked(called, NULL);
+
+    Dispatch__TicketView *view = test_get(world.intake, ticket, &keep);
+    assert_non_null(view);
+    assert_int_equal(view->ticket->state, DISPATCH__TICKET_STATE__TICKET_STATE_CLOSED);
+    assert_string_equal(view->ticket->assigned_unit, "power-company");
+    const Dispatch__EventType steps[] = {
+        DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_REGISTERED,
+        DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_TRIAGED,
+        DISPATCH__EVENT_TYPE__EVENT_TYPE_TRIAGE_ASSIGNED,
+        DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_DISPATCHED,
+        DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_ACCEPTED,
+        DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_RESOLVED,
+        DISPATCH__EVENT_TYPE__EVENT_TYPE_CALLED_BACK,
+        DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_CLOSED,
+    };
+    /* Every step, in this order. */
+    size_t at = 0;
+    for (size_t i = 0; i < view->n_history && at < sizeof(steps) / sizeof(steps[0]); i++)
+        if (view->history[i]->type == steps[at])
+            at++;
+    assert_int_equal(at, sizeof(steps) / sizeof(steps[0]));
+    dispatch__reply__free_unpacked(keep, NULL);
+    unit_pool_destroy(&pool);
+}
+
+/* ---- Must show 2: 10,000 tickets, 3,015 units ---- */
+
+typedef struct expectation {
+    char district[16], category[32], area[64];
+    char lead[64], assist[64];
+    char ticket[64];
+    int lead_seen, assist_seen, wrong;
+} expectation_t;
+
+typedef struct routing_run {
+    expectation_t *cases;
+    size_t count;
+    size_t *by_ticket; /* indexes sorted by ticket id */
+    size_t delivered, expected_deliveries, strays;
+} routing_run_t;
+
+static routing_run_t *sorting_run;
+
+static int by_ticket_cmp(const void *a, const void *b)
+{
+    return strcmp(sorting_run->cases[*(const size_t *)a].ticket,
+                  sorting_run->cases[*(const size_t *)b].ticket);
+}
+
+static expectation_t *find_case(routing_run_t *run, const char *ticket)
+{
+    size_t lo = 0, hi = run->count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(run->cases[run->by_ticket[mid]].ticket, ticket);
+        if (c == 0)
+            return &run->cases[run->by_ticket[mid]];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static void on_submitted(void *ctx, size_t index, const Dispatch__Reply *reply)
+{
+    routing_run_t *run = ctx;
+    if (reply->body_case == DISPATCH__REPLY__BODY_SUBMIT)
+        snprintf(run->cases[index].ticket, 64, "%s", reply->submit->ticket_id);
+}
+
+static void on_delivery(void *ctx, const char *unit, const Dispatch__UnitDelivery *d)
+{
+    routing_run_t *run = ctx;
+    if (d->body_case != DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED) {
+        run->strays++;
+        return;
+    }
+    expectation_t *e = find_case(run, d->ticket_id);
+    if (!e) {
+        run->strays++;
+        return;
+    }
+    run->delivered++;
+    bool lead = d->dispatched->role == DISPATCH__HANDLING_ROLE__HANDLING_ROLE_LEAD;
+    if (lead && strcmp(unit, e->lead) == 0)
+        e->lead_seen++;
+    else if (!lead && strcmp(unit, e->assist) == 0)
+        e->assist_seen++;
+    else
+        e->wrong++;
+}
+
+static void test_ten_thousand_tickets_reach_their_units(void **state)
+{
+    enum { TICKETS = 10000 };
+    routing_run_t run = {.count = TICKETS};
+    run.cases = calloc(TICKETS, sizeof(*run.cases));
+    run.by_ticket = calloc(TICKETS, sizeof(*run.by_ticket));
+
+    /* Every unit of the city connects, to see that nothing reaches a unit
+     * that should not get it: a district's units to their district's
+     * router, city-level units (bureaus, enterprises) to every router. */
+    char *units = citydata_units_csv();
+    unit_pool_t *pools[CITYDATA_DISTRICTS];
+    for (int d = 0; d < CITYDATA_DISTRICTS; d++)
+        unit_pool_new(world.zmq, CITYDATA_UNITS, &pools[d]);
+    size_t connected = 0;
+    for (char *line = strchr(units, '\n') + 1; *line; line = strchr(line, '\n') + 1) {
+        char id[64], district[64] = "";
+        size_t len = strcspn(line, ",");
+        snprintf(id, sizeof(id), "%.*s", (int)len, line);
+        const char *field = line;
+        for (int f = 0; f < 4; f++)
+            field += strcspn(field, ",") + 1; /* id,name,parent_id,level,district */
+        snprintf(district, sizeof(district), "%.*s", (int)strcspn(field, ",\n"), field);
+        for (int d = 0; d < CITYDATA_DISTRICTS; d++)
+            if (!district[0] || strcmp(district, citydata_districts[d]) == 0)
+                assert_int_equal(unit_pool_connect(pools[d], units_url(d), id, 0), 0);
+        connected++;
+    }
+    free(units);
+    assert_int_equal(connected, CITYDATA_UNITS);
+
+    submitter_t *submitter;
+    assert_int_equal(submitter_new(world.zmq, city_endpoint(world.city, "intake-1", "request"),
+                                   64, &submitter),
+                     0);
+    srand(20261125);
+    size_t triaged = 0;
+    for (size_t i = 0; i < TICKETS; i++) {
+        expectation_t *e = &run.cases[i];
+        int d = rand() % CITYDATA_DISTRICTS;
+        const char *district = citydata_districts[d];
+        const char *category = citydata_categories[rand() % (int)citydata_category_count];
+        int street = 1 + rand() % CITYDATA_STREETS;
+        switch (rand() % 3) {
+        case 0: citydata_street(e->area, sizeof(e->area), district, street); break;
+        case 1:
+            citydata_community(e->area, sizeof(e->area), district, street,
+                               1 + rand() % CITYDATA_COMMUNITIES);
+            break;
+        default: e->area[0] = '\0'; break;
+        }
+        snprintf(e->district, sizeof(e->district), "%s", district);
+        snprintf(e->category, sizeof(e->category), "%s", category);
+        citydata_expected(district, category, e->area, e->lead, sizeof(e->lead), e->assist,
+                          sizeof(e->assist));
+        if (!e->lead[0])
+            triaged++;
+        run.expected_deliveries += (e->lead[0] != 0) + (e->assist[0] != 0);
+
+        char request_id[32], phone[32];
+        snprintf(request_id, sizeof(request_id), "route-%zu", i);
+        snprintf(phone, sizeof(phone), "139%08zu", i); /* distinct callers: no merging */
+        Dispatch__SubmitTicket submit = DISPATCH__SUBMIT_TICKET__INIT;
+        submit.client_request_id = request_id;
+        submit.channel = DISPATCH__CHANNEL__CHANNEL_PHONE;
+        submit.kind = DISPATCH__KIND__KIND_COMPLAINT;
+        submit.urgency = DISPATCH__URGENCY__URGENCY_NORMAL;
+        submit.district = (char *)district;
+        submit.category = (char *)category;
+        submit.area = e->area;
+        submit.caller_phone = phone;
+        submit.description = "routing run";
+        submitter_add(submitter, "gateway", &submit);
+    }
+    assert_int_equal(submitter_run(submitter, 5000, 300000, on_submitted, NULL, &run), 0);
+    submitter_destroy(&submitter);
+    for (size_t i = 0; i < TICKETS; i++) {
+        assert_true(run.cases[i].ticket[0] != '\0');
+        run.by_ticket[i] = i;
+    }
+    sorting_run = &run;
+    qsort(run.by_ticket, TICKETS, sizeof(size_t), by_ticket_cmp);
+
+    for (int round = 0; round < 2000 && run.delivered < run.expected_deliveries; round++)
+        for (int d = 0; d < CITYDATA_DISTRICTS; d++)
+            unit_pool_poll(pools[d], 10, on_delivery, &run);
+    /* Anything beyond the expected would show up now. */
+    for (int d = 0; d < CITYDATA_DISTRICTS; d++)
+        unit_pool_poll(pools[d], 200, on_delivery, &run);
+
+    size_t wrong = 0, missing = 0;
+    for (size_t i = 0; i < TICKETS; i++) {
+        expectation_t *e = &run.cases[i];
+        wrong += (size_t)e->wrong;
+        if (e->lead_seen != (e->lead[0] ? 1 : 0) || e->assist_seen != (e->assist[0] ? 1 : 0)) {
+            if (missing++ < 5)
+                fprintf(stderr, "ticket %s (%s %s %s): lead %s seen %d, assist %s seen %d\n",
+                        e->ticket, e->district, e->category, e->area, e->lead, e->lead_seen,
+                        e->assist, e->assist_seen);
+        }
+    }
+    printf("routing: %zu tickets, %zu deliveries expected, %zu delivered, %zu to triage, "
+           "%zu wrong, %zu strays\n",
+           (size_t)TICKETS, run.expected_deliveries, run.delivered, triaged, wrong, run.strays);
+    assert_int_equal(missing, 0);
+    assert_int_equal(wrong, 0);
+    assert_int_equal(run.strays, 0);
+    assert_int_equal(run.delivered, run.expected_deliveries);
+
+    /* The ones no rule owns wait in their district's triage queue. */
+    size_t in_triage = 0;
+    for (int d = 0; d < CITYDATA_DISTRICTS; d++) {
+        char after[64] = "";
+        for (;;) {
+            Dispatch__ListQueue list = DISPATCH__LIST_QUEUE__INIT;
+            list.kind = DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE;
+            list.limit = 500;
+            list.after_ticket_id = after;
+            Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
+            request.body_case = DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE;
+            request.list_queue = &list;
+            Dispatch__AdminReply *reply = test_admin(world.router[d], "dispatcher-li",
+                                                     DISPATCH__ROLE__ROLE_DISPATCHER, &request);
+            assert_non_null(reply);
+            assert_int_equal(reply->body_case, DISPATCH__ADMIN_REPLY__BODY_QUEUE);
+            for (size_t i = 0; i < reply->queue->n_items; i++) {
+                expectation_t *e = find_case(&run, reply->queue->items[i]->ticket_id);
+                if (e) {
+                    assert_string_equal(e->lead, "");
+                    in_triage++;
+                }
+            }
+            bool more = reply->queue->more && reply->queue->n_items > 0;
+            if (more)
+                snprintf(after, sizeof(after), "%s",
+                         reply->queue->items[reply->queue->n_items - 1]->ticket_id);
+            dispatch__admin_reply__free_unpacked(reply, NULL);
+            if (!more)
+                break;
+        }
+    }
+    assert_int_equal(in_triage, triaged);
+
+    for (int d = 0; d < CITYDATA_DISTRICTS; d++)
+        unit_pool_destroy(&pools[d]);
+    free(run.cases);
+    free(run.by_ticket);
+}
+
+
+/* ---- Must show 3: return and reroute, merge, idempotent resubmit, offline
+ * unit catching up, reopen ---- */
+
+static char *submit_ticket(const char *request_id, const char *district, const char *category,
+                           const char *area, const char *phone, Dispatch__TicketState expect)
+{
+    Dispatch__Reply *keep;
+    Dispatch__SubmitReply *reply =
+        test_submit(world.intake, request_id, district, category, area, phone, NULL, &keep);
+    assert_non_null(reply);
+    assert_int_equal(reply->state, expect);
+    char *ticket = strdup(reply->ticket_id);
+    dispatch__reply__free_unpacked(keep, NULL);
+    return ticket;
+}
+
+static void return_ticket(unit_session_t *session, const char *unit, const char *ticket,
+                          const char *action_id)
+{
+    Dispatch__ReturnTicket body = DISPATCH__RETURN_TICKET__INIT;
+    body.reason_code = DISPATCH__RETURN_REASON__RETURN_REASON_NOT_OUR_DUTY;
+    body.reason = "the noise comes from a construction site: housing bureau";
+    Dispatch__UnitAction action = DISPATCH__UNIT_ACTION__INIT;
+    action.body_case = DISPATCH__UNIT_ACTION__BODY_RETURN_TICKET;
+    action.return_ticket = &body;
+    Dispatch__ActionResult *result = act(session, unit, ticket, action_id, &action);
+    assert_null(result->error);
+    dispatch__action_result__free_unpacked(result, NULL);
+}
+
+static void test_return_reroute_then_triage(void **state)
+{
+    const char *street = "kuancheng-s05", *office = "office-kuancheng";
+    unit_pool_t *pool;
+    unit_pool_new(world.zmq, 4, &pool);
+    unit_pool_connect(pool, units_url(2), street, 0);
+    unit_pool_connect(pool, units_url(2), office, 0);
+    inbox_t inbox = {0};
+    char *ticket = submit_ticket("return-1", "kuancheng", "noise", street, "13900000051",
+                                 DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
+    wait_deliveries(pool, &inbox, 1);
+    assert_string_equal(inbox.unit[0], street);
+
+    unit_session_t *desk;
+    unit_session_new(world.zmq, units_url(2), street, "desk", &desk);
+    return_ticket(desk, street, ticket, "ret-1");
+    unit_session_destroy(&desk);
+    /* The street office is told it lost the ticket; the district office,
+     * the category's default owner, gets it. */
+    wait_deliveries(pool, &inbox, 3);
+    bool withdrawn = false, rerouted = false;
+    for (size_t i = 1; i < 3; i++) {
+        withdrawn |= strcmp(inbox.unit[i], street) == 0 &&
+                     inbox.kind[i] == DISPATCH__UNIT_DELIVERY__BODY_WITHDRAWN;
+        rerouted |= strcmp(inbox.unit[i], office) == 0 &&
+                    inbox.kind[i] == DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED;
+    }
+    assert_true(withdrawn);
+    assert_true(rerouted);
+
+    /* The office returns it too: no candidate is left, a dispatcher decides. */
+    unit_session_new(world.zmq, units_url(2), office, "desk", &desk);
+    return_ticket(desk, office, ticket, "ret-2");
+    unit_session_destroy(&desk);
+    assert_true(test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_TRIAGE));
+    Dispatch__Reply *keep;
+    Dispatch__TicketView *view = test_get(world.intake, ticket, &keep);
+    assert_non_null(view);
+    assert_int_equal(view->ticket->return_count, 2);
+    assert_true(test_history_has(view, DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_RETURNED));
+    assert_true(test_history_has(view, DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_REROUTED));
+    assert_true(test_history_has(view, DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_TRIAGED));
+    dispatch__reply__free_unpacked(keep, NULL);
+    free(ticket);
+    unit_pool_destroy(&pool);
+}
+
+static void test_duplicate_report_is_merged(void **state)
+{
+    char *master = submit_ticket("merge-1", "chaoyang", "noise", "chaoyang-s07", "13900000077",
+                                 DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
+    Dispatch__Reply *keep;
+    Dispatch__SubmitReply *again = test_submit(world.intake, "merge-2", "chaoyang", "noise",
+                                               "chaoyang-s07", "13900000077", NULL, &keep);
+    assert_non_null(again);
+    assert_int_equal(again->state, DISPATCH__TICKET_STATE__TICKET_STATE_MERGED);
+    assert_string_equal(again->master_id, master);
+    assert_string_not_equal(again->ticket_id, master);
+    dispatch__reply__free_unpacked(keep, NULL);
+
+    Dispatch__TicketView *view = test_get(world.intake, master, &keep);
+    assert_non_null(view);
+    assert_true(test_history_has(view, DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_MERGED));
+    dispatch__reply__free_unpacked(keep, NULL);
+    free(master);
+}
+
+static void test_resubmit_returns_the_original_across_restart(void **state)
+{
+    char *ticket = submit_ticket("idem-1", "nanguan", "greening", "nanguan-s02", "13900000101",
+                                 DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
+    Dispatch__Reply *keep;
+    Dispatch__SubmitReply *again = test_submit(world.intake, "idem-1", "nanguan", "greening",
+                                               "nanguan-s02", "13900000101", NULL, &keep);
+    assert_non_null(again);
+    assert_string_equal(again->ticket_id, ticket);
+    assert_false(again->created);
+    dispatch__reply__free_unpacked(keep, NULL);
+
+    assert_true(WIFSIGNALED(city_stop(world.city, "intake-1", SIGKILL)));
+    assert_int_equal(city_start(world.city, "intake-1"), 0);
+    again = test_submit(world.intake, "idem-1", "nanguan", "greening", "nanguan-s02",
+                        "13900000101", NULL, &keep);
+    assert_non_null(again);
+    assert_string_equal(again->ticket_id, ticket);
+    assert_false(again->created);
+    dispatch__reply__free_unpacked(keep, NULL);
+    free(ticket);
+}
+
+static void test_offline_unit_catches_up(void **state)
+{
+    const char *unit = "chaoyang-s09";
+    unit_pool_t *pool;
+    unit_pool_new(world.zmq, 2, &pool);
+    unit_pool_connect(pool, units_url(0), unit, 0);
+    unit_pool_disconnect(pool, unit); /* the unit's desk goes offline */
+    char *tickets[3];
+    for (int i = 0; i < 3; i++) {
+        char request_id[32], phone[32];
+        snprintf(request_id, sizeof(request_id), "offline-%d", i);
+        snprintf(phone, sizeof(phone), "1390000020%d", i);
+        tickets[i] = submit_ticket(request_id, "chaoyang", "sanitation", unit, phone,
+                                   DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
+    }
+    for (int i = 0; i < 3; i++)
+        assert_true(
+            test_wait_state(world.intake, tickets[i], DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
+    /* Back online: everything pending arrives, in order. */
+    assert_int_equal(unit_pool_connect(pool, units_url(0), unit, unit_pool_applied(pool, unit)), 0);
+    inbox_t inbox = {0};
+    wait_deliveries(pool, &inbox, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(inbox.ticket[i], tickets[i]);
+        free(tickets[i]);
+    }
+    unit_pool_destroy(&pool);
+}
+
+static void test_unsatisfied_callback_reopens(void **state)
+{
+    const char *unit = "bureau-traffic";
+    unit_pool_t *pool;
+    unit_pool_new(world.zmq, 2, &pool);
+    unit_pool_connect(pool, units_url(1), unit, 0);
+    inbox_t inbox = {0};
+    char *ticket = submit_ticket("reopen-1", "nanguan", "traffic", "nanguan-s11", "13900000301",
+                                 DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
+    wait_deliveries(pool, &inbox, 1);
+    unit_session_t *desk;
+    unit_session_new(world.zmq, units_url(1), unit, "desk", &desk);
+    sign_for(desk, unit, ticket, "tr-1");
+    resolve(desk, unit, ticket, "tr-2");
+    assert_true(test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED));
+
+    Dispatch__Reply *reply =
+        callback(ticket, "cb-reopen-1", DISPATCH__SATISFACTION__SATISFACTION_UNSATISFIED, false);
+    assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_CALLBACK);
+    assert_int_equal(reply->callback->state, DISPATCH__TICKET_STATE__TICKET_STATE_REOPENED);
+    dispatch__reply__free_unpacked(reply, NULL);
+
+    /* Back to its unit, marked as reopened. */
+    wait_deliveries(pool, &inbox, 2);
+    assert_string_equal(inbox.ticket[1], ticket);
+    assert_int_equal(inbox.kind[1], DISPATCH__UNIT_DELIVERY__BODY_REOPENED);
+    assert_true(test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
+    Dispatch__TicketView *view = test_get(world.intake, ticket, &reply);
+    assert_int_equal(view->ticket->reopen_count, 1);
+    assert_true(test_history_has(view, DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_REOPENED));
+    dispatch__reply__free_unpacked(reply, NULL);
+    unit_session_destroy(&desk);
+    free(ticket);
+    unit_pool_destroy(&pool);
+}
+
+/* ---- Must show 5: malformed, oversized and out-of-range input over the
+ * real sockets; each gets its error and the worker keeps serving ---- */
+
+/* Sends raw bytes as [empty][body] on a fresh DEALER; returns the reply body
+ * (malloc'ed) or NULL when none came within wait_ms. */
+static void *raw_call(const char *url, const char *routing_id, const void *body, size_t len,
+                      int wait_ms, size_t *reply_len)
+{
+    void *socket = zmq_socket(world.zmq, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof(zero));
+    if (routing_id)
+        zmq_setsockopt(socket, ZMQ_ROUTING_ID, routing_id, strlen(routing_id));
+    zmq_connect(socket, url);
+    zmq_send(socket, "", 0, ZMQ_SNDMORE);
+    zmq_send(socket, body, len, 0);
+    void *reply = NULL;
+    zmq_pollitem_t item = {.socket = socket, .events = ZMQ_POLLIN};
+    while (!reply && zmq_poll(&item, 1, wait_ms) > 0) {
+        zmq_msg_t delimiter, frame;
+        zmq_msg_init(&delimiter);
+        zmq_msg_init(&frame);
+        zmq_msg_recv(&delimiter, socket, 0);
+        zmq_msg_recv(&frame, socket, 0);
+        *reply_len = zmq_msg_size(&frame);
+        reply = malloc(*reply_len + 1);
+        memcpy(reply, zmq_msg_data(&frame), *reply_len);
+        zmq_msg_close(&delimiter);
+        zmq_msg_close(&frame);
+    }
+    zmq_close(socket);
+    return reply;
+}
+
+static Dispatch__ErrorCode intake_error_for(const void *body, size_t len)
+{
+    size_t reply_len;
+    void *raw = raw_call(city_endpoint(world.city, "intake-1", "request"), NULL, body, len,
+                         TEST_TIMEOUT_MS, &reply_len);
+    assert_non_null(raw);
+    Dispatch__Reply *reply = dispatch__reply__unpack(NULL, reply_len, raw);
+    free(raw);
+    assert_non_null(reply);
+    assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_ERROR);
+    assert_true(strlen(reply->error->message) > 0);
+    Dispatch__ErrorCode code = reply->error->code;
+    dispatch__reply__free_unpacked(reply, NULL);
+    return code;
+}
+
+static Dispatch__ErrorCode submit_error_for(Dispatch__SubmitTicket *submit)
+{
+    Dispatch__Request request = DISPATCH__REQUEST__INIT;
+    request.actor = "agent-7";
+    request.body_case = DISPATCH__REQUEST__BODY_SUBMIT;
+    request.submit = submit;
+    unsigned char buf[8192];
+    size_t len = dispatch__request__pack(&request, buf);
+    return intake_error_for(buf, len);
+}
+
+static void valid_submit(Dispatch__SubmitTicket *submit, const char *request_id)
+{
+    *submit = (Dispatch__SubmitTicket)DISPATCH__SUBMIT_TICKET__INIT;
+    submit->client_request_id = (char *)request_id;
+    submit->channel = DISPATCH__CHANNEL__CHANNEL_WEB;
+    submit->kind = DISPATCH__KIND__KIND_REPORT;
+    submit->urgency = DISPATCH__URGENCY__URGENCY_NORMAL;
+    submit->district = "nanguan";
+    submit->category = "gas";
+    submit->description = "smell of gas in the stairwell";
+}
+
+static void test_bad_input_gets_errors_and_intake_keeps_serving(void **state)
+{
+    assert_int_equal(intake_error_for("\xff\x01\x02 not protobuf", 16),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST);
+
+    Dispatch__SubmitTicket submit;
+    valid_submit(&submit, "bad-1");
+    submit.kind = (Dispatch__Kind)42;
+    assert_int_equal(submit_error_for(&submit), DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE);
+    valid_submit(&submit, "bad-2");
+    submit.caller_phone = "call me maybe";
+    assert_int_equal(submit_error_for(&submit), DISPATCH__ERROR_CODE__ERROR_CODE_INVALID_PHONE);
+    valid_submit(&submit, "bad-3");
+    submit.description = "\xc3\x28 broken";
+    assert_int_equal(submit_error_for(&submit), DISPATCH__ERROR_CODE__ERROR_CODE_INVALID_UTF8);
+    valid_submit(&submit, "bad-4");
+    submit.description = "";
+    assert_int_equal(submit_error_for(&submit), DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD);
+    valid_submit(&submit, "bad-5");
+    submit.district = "atlantis";
+    assert_int_equal(submit_error_for(&submit), DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE);
+    valid_submit(&submit, "bad-6");
+    char *long_text = malloc(5001);
+    memset(long_text, 'x', 5000);
+    long_text[5000] = '\0';
+    submit.description = long_text;
+    assert_int_equal(submit_error_for(&submit), DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE);
+    free(long_text);
+
+    /* Above the socket's limit: ZeroMQ drops the sender, no reply. */
+    size_t huge_len = 200 * 1024, reply_len;
+    char *huge = calloc(1, huge_len);
+    void *none = raw_call(city_endpoint(world.city, "intake-1", "request"), NULL, huge, huge_len,
+                          500, &reply_len);
+    assert_null(none);
+    free(huge);
+
+    /* A flood of garbage from one client, then the next caller is served. */
+    void *flood = zmq_socket(world.zmq, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(flood, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_connect(flood, city_endpoint(world.city, "intake-1", "request"));
+    for (int i = 0; i < 2000; i++) {
+        zmq_send(flood, "", 0, ZMQ_SNDMORE);
+        zmq_send(flood, "\x0a\xff", 2, 0);
+    }
+    zmq_close(flood);
+    char *ticket = submit_ticket("after-bad", "nanguan", "gas", "", "13900000401",
+                                 DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
+    free(ticket);
+}
+
+static void test_bad_input_gets_errors_and_router_keeps_serving(void **state)
+{
+    char name[64];
+    const char *admin = city_endpoint(world.city, router_name(0, name, sizeof(name)), "request");
+    size_t reply_len;
+    void *raw = raw_call(admin, NULL, "\x12\x34 junk", 7, TEST_TIMEOUT_MS, &reply_len);
+    assert_non_null(raw);
+    Dispatch__AdminReply *reply = dispatch__admin_reply__unpack(NULL, reply_len, raw);
+    free(raw);
+    assert_non_null(reply);
+    assert_int_equal(reply->body_case, DISPATCH__ADMIN_REPLY__BODY_ERROR);
+    dispatch__admin_reply__free_unpacked(reply, NULL);
+
+    /* An operator may not assign; an unknown ticket is not found. */
+    Dispatch__TriageAssign assign = DISPATCH__TRIAGE_ASSIGN__INIT;
+    assign.ticket_id = "T1-20000101-000001";
+    assign.lead_unit = "power-company";
+    Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
+    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_ASSIGN;
+    request.triage_assign = &assign;
+    reply = test_admin(world.router[0], "agent-7", DISPATCH__ROLE__ROLE_OPERATOR, &request);
+    assert_non_null(reply);
+    assert_int_equal(reply->body_case, DISPATCH__ADMIN_REPLY__BODY_ERROR);
+    assert_int_equal(reply->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+    dispatch__admin_reply__free_unpacked(reply, NULL);
+    reply = test_admin(world.router[0], "dispatcher-li", DISPATCH__ROLE__ROLE_DISPATCHER, &request);
+    assert_non_null(reply);
+    assert_int_equal(reply->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND);
+    dispatch__admin_reply__free_unpacked(reply, NULL);
+
+    /* Units: junk, and a unit acting on a ticket that is not its own. */
+    const char *units = units_url(0);
+    raw = raw_call(units, "chaoyang-s01", "\xff\xfe", 2, TEST_TIMEOUT_MS, &reply_len);
+    assert_non_null(raw);
+    Dispatch__UnitDelivery *delivery = dispatch__unit_delivery__unpack(NULL, reply_len, raw);
+    free(raw);
+    assert_non_null(delivery);
+    assert_int_equal(delivery->body_case, DISPATCH__UNIT_DELIVERY__BODY_ACTION_RESULT);
+    assert_non_null(delivery->action_result->error);
+    dispatch__unit_delivery__free_unpacked(delivery, NULL);
+
+    char *ticket = submit_ticket("not-yours", "chaoyang", "gas", "", "13900000501",
+                                 DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
+    assert_true(test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
+    unit_session_t *intruder;
+    unit_session_new(world.zmq, units, "water-company", "desk", &intruder);
+    Dispatch__SignFor sign = DISPATCH__SIGN_FOR__INIT;
+    Dispatch__UnitAction action = DISPATCH__UNIT_ACTION__INIT;
+    action.body_case = DISPATCH__UNIT_ACTION__BODY_SIGN_FOR;
+    action.sign_for = &sign;
+    Dispatch__ActionResult *result = act(intruder, "water-company", ticket, "steal-1", &action);
+    assert_non_null(result->error);
+    assert_int_equal(result->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+    dispatch__action_result__free_unpacked(result, NULL);
+    /* Claiming to be another unit than the session is refused too. */
+    result = act(intruder, "gas-company", ticket, "steal-2", &action);
+    assert_non_null(result->error);
+    assert_int_equal(result->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+    dispatch__action_result__free_unpacked(result, NULL);
+    unit_session_destroy(&intruder);
+
+    /* The owner still can. */
+    unit_session_t *owner;
+    unit_session_new(world.zmq, units, "gas-company", "desk", &owner);
+    sign_for(owner, "gas-company", ticket, "gas-1");
+    unit_session_destroy(&owner);
+    free(ticket);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_manhole_cover_end_to_end),
+        cmocka_unit_test(test_ten_thousand_tickets_reach_their_units),
+        cmocka_unit_test(test_return_reroute_then_triage),
+        cmocka_unit_test(test_duplicate_report_is_merged),
+        cmocka_unit_test(test_resubmit_returns_the_original_across_restart),
+        cmocka_unit_test(test_offline_unit_catches_up),
+        cmocka_unit_test(test_unsatisfied_callback_reopens),
+        cmocka_unit_test(test_bad_input_gets_errors_and_intake_keeps_serving),
+        cmocka_unit_test(test_bad_input_gets_errors_and_router_keeps_serving),
+    };
+    return cmocka_run_group_tests(tests, start_world, stop_world);
+}

@@ -1,0 +1,626 @@
+#include "registry.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "csv.h"
+#include "record.h"
+
+/* Longer parent chains than this are taken for a cycle. */
+#define REGISTRY_MAX_DEPTH 256
+#define RULE_KEY_SIZE (3 * ROUTER_ID_MAX + 3)
+
+struct registry {
+    MDB_dbi units, rules;
+    char district[ROUTER_ID_MAX + 1];
+};
+
+static const char *const level_names[] = {
+    [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_CITY] = "city",
+    [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_DISTRICT] = "district",
+    [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_STREET] = "street",
+    [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_COMMUNITY] = "community",
+    [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_BUREAU] = "bureau",
+    [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_ENTERPRISE] = "enterprise",
+};
+
+Dispatch__UnitLevel registry_level_parse(const char *name)
+{
+    for (size_t i = 1; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+        if (level_names[i] && strcasecmp(name, level_names[i]) == 0)
+            return (Dispatch__UnitLevel)i;
+    return DISPATCH__UNIT_LEVEL__UNIT_LEVEL_UNSPECIFIED;
+}
+
+const char *registry_level_name(Dispatch__UnitLevel level)
+{
+    if (level > 0 && (size_t)level < sizeof(level_names) / sizeof(level_names[0]))
+        return level_names[level];
+    return "unspecified";
+}
+
+int registry_new(store_t *store, const char *district, registry_t **ret)
+{
+    if (strlen(district) > ROUTER_ID_MAX)
+        return -EINVAL;
+    registry_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return -ENOMEM;
+    snprintf(self->district, sizeof(self->district), "%s", district);
+    int rc = store_dbi(store, "router.units", 0, &self->units);
+    if (rc == 0)
+        rc = store_dbi(store, "router.rules", 0, &self->rules);
+    if (rc < 0) {
+        free(self);
+        return rc;
+    }
+    *ret = self;
+    return 0;
+}
+
+void registry_destroy(registry_t **self)
+{
+    free(*self);
+    *self = NULL;
+}
+
+const char *registry_district(const registry_t *self)
+{
+    return self->district;
+}
+
+/* ------------------------------------------------------------------ units */
+
+int registry_unit_get(registry_t *self, MDB_txn *txn, const char *id, Dispatch__Unit **ret)
+{
+    *ret = NULL;
+    if (!*id || strlen(id) > ROUTER_ID_MAX)
+        return -ENOENT;
+    return record_get(txn, self->units, id, strlen(id), &dispatch__unit__descriptor,
+                      (ProtobufCMessage **)ret);
+}
+
+int registry_unit_usable(registry_t *self, MDB_txn *txn, const char *id, bool *usable)
+{
+    Dispatch__Unit *unit;
+    int rc = registry_unit_get(self, txn, id, &unit);
+    *usable = rc == 0 && unit->active;
+    if (unit)
+        dispatch__unit__free_unpacked(unit, NULL);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+/* An id: 1..64 bytes, no '/' (it separates a unit from a session in a
+ * routing id), no control characters. */
+static int check_id(const char *value, bool required, const char *field, const char *what,
+                    router_error_t *err)
+{
+    size_t len = strlen(value);
+    if (len == 0)
+        return required ? router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
+                                           field, "%s is required", what)
+                        : 0;
+    if (len > ROUTER_ID_MAX)
+        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, field,
+                                "%s is %zu bytes, at most %d", what, len, ROUTER_ID_MAX);
+    if (!codec_utf8_valid(value, len))
+        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_INVALID_UTF8, field,
+                                "%s is not valid UTF-8", what);
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+        if (*p < 0x20 || *p == 0x7f || *p == '/')
+            return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, field,
+                                    "%s may not contain '/' or control characters", what);
+    return 0;
+}
+
+static void join_field(char *out, size_t len, const char *base, const char *name)
+{
+    snprintf(out, len, "%s%s%s", base, *base ? "." : "", name);
+}
+
+int registry_check_unit(registry_t *self, MDB_txn *txn, const Dispatch__Unit *unit,
+                        bool check_parent, const char *field, router_error_t *err)
+{
+    char path[128];
+    if (!unit)
+        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, field,
+                                "a unit is required");
+    join_field(path, sizeof(path), field, "id");
+    if (check_id(unit->id, true, path, "unit id", err))
+        return ROUTER_REFUSED;
+    join_field(path, sizeof(path), field, "name");
+    size_t name_len = strlen(unit->name);
+    if (name_len == 0)
+        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, path,
+                                "unit name is required");
+    if (name_len > ROUTER_NAME_MAX)
+        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, path,
+                                "unit name is %zu bytes, at most %d", name_len, ROUTER_NAME_MAX);
+    if (!codec_utf8_valid(unit->name, name_len))
+        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_INVALID_UTF8, path,
+                                "unit name is not valid UTF-8");
+    join_field(path, sizeof(path), field, "level");
+    if (unit->level == DISPATCH__UNIT_LEVEL__UNIT_LEVEL_UNSPECIFIED)
+        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, path,
+                                "unit level is required");
+    if (!protobuf_c_enum_descriptor_get_value(&dispatch__unit_level__descriptor, unit->level))
+        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, path,
+                                "unit level %d is unknown", unit->level);
+    join_field(path, sizeof(path), field, "district");
+    if (check_id(unit->district, false, path, "district", err))
+        return ROUTER_REFUSED;
+    join_field(path, sizeof(path), field, "parent_id");
+    if (check_id(unit->parent_id, false, path, "parent id", err))
+        return ROUTER_REFUSED;
+    if (strcmp(unit->parent_id, unit->id) == 0)
+        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, path,
+                                "unit %s cannot be its own parent", unit->id);
+    if (!check_parent || !*unit->parent_id)
+        return 0;
+
+    /* Walk up from the parent: reaching the unit itself would close a cycle. */
+    char current[ROUTER_ID_MAX + 1];
+    snprintf(current, sizeof(current), "%s", unit->parent_id);
+    for (int depth = 0; *current; depth++) {
+        if (depth == REGISTRY_MAX_DEPTH)
+            return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, path,
+                                    "the hierarchy above %s is deeper than %d levels", unit->id,
+                                    REGISTRY_MAX_DEPTH);
+        Dispatch__Unit *ancestor;
+        int rc = registry_unit_get(self, txn, current, &ancestor);
+        if (rc == -ENOENT)
+            return depth == 0
+                       ? router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, path,
+                                          "parent unit %s is not registered", unit->parent_id)
+                       : 0;
+        if (rc < 0)
+            return rc;
+        bool cycle = strcmp(ancestor->id, unit->id) == 0;
+        snprintf(current, sizeof(current), "%s", ancestor->parent_id);
+        dispatch__unit__free_unpacked(ancestor, NULL);
+        if (cycle)
+            return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, path,
+                                    "parent %s is below unit %s: that would make a cycle",
+                                    unit->parent_id, unit->id);
+    }
+    return 0;
+}
+
+int registry_unit_put(registry_t *self, MDB_txn *txn, const Dispatch__Unit *unit)
+{
+    return record_put(txn, self->units, unit->id, strlen(unit->id), &unit->base, 0);
+}
+
+int registry_unit_delete(registry_t *self, MDB_txn *txn, const char *id)
+{
+    return record_delete(txn, self->units, id, strlen(id));
+}
+
+/* Calls fn for every unit until it returns non-zero (returned) or a
+ * negative code. */
+typedef int (*unit_fn)(const Dispatch__Unit *unit, void *ctx);
+
+static int each_unit(registry_t *self, MDB_txn *txn, unit_fn fn, void *ctx)
+{
+    MDB_cursor *cursor;
+    int rc = store_rc(mdb_cursor_open(txn, self->units, &cursor));
+    if (rc < 0)
+        return rc;
+    MDB_val k, v;
+    int op = MDB_FIRST, stop = 0;
+    while ((rc = mdb_cursor_get(cursor, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        Dispatch__Unit *unit = dispatch__unit__unpack(NULL, v.mv_size, v.mv_data);
+        if (!unit) {
+            stop = -EPROTO;
+            break;
+        }
+        stop = fn(unit, ctx);
+        dispatch__unit__free_unpacked(unit, NULL);
+        if (stop != 0)
+            break;
+    }
+    mdb_cursor_close(cursor);
+    if (stop != 0)
+        return stop;
+    return rc == MDB_NOTFOUND ? 0 : store_rc(rc);
+}
+
+typedef struct child_search {
+    const char *parent;
+    char *child;
+} child_search_t;
+
+static int match_child(const Dispatch__Unit *unit, void *ctx)
+{
+    child_search_t *search = ctx;
+    if (strcmp(unit->parent_id, search->parent) != 0)
+        return 0;
+    snprintf(search->child, ROUTER_ID_MAX + 1, "%s", unit->id);
+    return 1;
+}
+
+int registry_unit_first_child(registry_t *self, MDB_txn *txn, const char *id, char *child)
+{
+    child_search_t search = {id, child};
+    *child = '\0';
+    int rc = each_unit(self, txn, match_child, &search);
+    return rc < 0 ? rc : 0;
+}
+
+static size_t db_entries(MDB_txn *txn, MDB_dbi dbi)
+{
+    MDB_stat stat;
+    return mdb_stat(txn, dbi, &stat) == 0 ? stat.ms_entries : 0;
+}
+
+size_t registry_unit_count(registry_t *self, MDB_txn *txn)
+{
+    return db_entries(txn, self->units);
+}
+
+/* ------------------------------------------------------------------ rules */
+
+static size_t rule_key(const registry_t *self, char *key, const char *category, const char *area)
+{
+    return record_key3(key, RULE_KEY_SIZE, self->district, category, area);
+}
+
+int registry_check_rule(registry_t *self, MDB_txn *txn, const Dispatch__RoutingRule *rule,
+                        const char *field, router_error_t *err)
+{
+    char path[128];
+    if (!rule)
+        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, field,
+                                "a rule is required");
+    join_field(path, sizeof(path), field, "district");
+    if (check_id(rule->district, true, path, "district", err))
+        return ROUTER_REFUSED;
+    if (strcmp(rule->district, self->district) != 0)
+        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, path,
+                                "district %s is served by its own router; this router serves %s",
+                                rule->district, self->district);
+    join_field(path, sizeof(path), field, "category");
+    if (check_id(rule->category, true, path, "category", err))
+        return ROUTER_REFUSED;
+    join_field(path, sizeof(path), field, "area");
+    if (check_id(rule->area, false, path, "area", err))
+        return ROUTER_REFUSED;
+    join_field(path, sizeof(path), field, "lead_unit");
+    if (check_id(rule->lead_unit, true, path, "lead unit", err))
+        return ROUTER_REFUSED;
+    Dispatch__Unit *unit;
+    int rc = registry_unit_get(self, txn, rule->lead_unit, &unit);
+    if (rc == -ENOENT)
+        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, path,
+                                "lead unit %s is not registered", rule->lead_unit);
+    if (rc < 0)
+        return rc;
+    dispatch__unit__free_unpacked(unit, NULL);
+    join_field(path, sizeof(path), field, "assisting_units");
+    if (rule->n_assisting_units > ROUTER_UNITS_MAX)
+        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, path,
+                                "%zu assisting units, at most %d", rule->n_assisting_units,
+                                ROUTER_UNITS_MAX);
+    for (size_t i = 0; i < rule->n_assisting_units; i++) {
+        const char *id = rule->assisting_units[i];
+        if (check_id(id, true, path, "assisting unit", err))
+            return ROUTER_REFUSED;
+        if (strcmp(id, rule->lead_unit) == 0 ||
+            record_strings_contain(rule->assisting_units, i, id))
+            return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, path,
+                                    "unit %s is named twice", id);
+        rc = registry_unit_get(self, txn, id, &unit);
+        if (rc == -ENOENT)
+            return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, path,
+                                    "assisting unit %s is not registered", id);
+        if (rc < 0)
+            return rc;
+        dispatch__unit__free_unpacked(unit, NULL);
+    }
+    return 0;
+}
+
+int registry_rule_put(registry_t *self, MDB_txn *txn, const Dispatch__RoutingRule *rule)
+{
+    char key[RULE_KEY_SIZE];
+    size_t len = rule_key(self, key, rule->category, rule->area);
+    if (len == 0)
+        return -EINVAL;
+    return record_put(txn, self->rules, key, len, &rule->base, 0);
+}
+
+int registry_rule_get(registry_t *self, MDB_txn *txn, const char *category, const char *area,
+                      Dispatch__RoutingRule **ret)
+{
+    *ret = NULL;
+    char key[RULE_KEY_SIZE];
+    size_t len = rule_key(self, key, category, area);
+    if (len == 0)
+        return -ENOENT;
+    return record_get(txn, self->rules, key, len, &dispatch__routing_rule__descriptor,
+                      (ProtobufCMessage **)ret);
+}
+
+int registry_rule_delete(registry_t *self, MDB_txn *txn, const char *category, const char *area)
+{
+    char key[RULE_KEY_SIZE];
+    size_t len = rule_key(self, key, category, area);
+    if (len == 0)
+        return -ENOENT;
+    return record_delete(txn, self->rules, key, len);
+}
+
+int registry_route(registry_t *self, MDB_txn *txn, const char *category, const char *area,
+                   Dispatch__RoutingRule **ret)
+{
+    *ret = NULL;
+    if (!*category)
+        return -ENOENT;
+    if (*area) {
+        int rc = registry_rule_get(self, txn, category, area, ret);
+        if (rc != -ENOENT)
+            return rc;
+    }
+    return registry_rule_get(self, txn, category, "", ret);
+}
+
+int registry_rule_naming(registry_t *self, MDB_txn *txn, const char *unit_id, char *rule)
+{
+    *rule = '\0';
+    MDB_cursor *cursor;
+    int rc = store_rc(mdb_cursor_open(txn, self->rules, &cursor));
+    if (rc < 0)
+        return rc;
+    MDB_val k, v;
+    int op = MDB_FIRST;
+    while ((rc = mdb_cursor_get(cursor, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        Dispatch__RoutingRule *item = dispatch__routing_rule__unpack(NULL, v.mv_size, v.mv_data);
+        if (!item) {
+            rc = -EPROTO;
+            break;
+        }
+        bool named =
+            strcmp(item->lead_unit, unit_id) == 0 ||
+            record_strings_contain(item->assisting_units, item->n_assisting_units, unit_id);
+        if (named)
+            snprintf(rule, 2 * ROUTER_ID_MAX + 2, "%s/%s", item->category, item->area);
+        dispatch__routing_rule__free_unpacked(item, NULL);
+        if (named)
+            break;
+    }
+    mdb_cursor_close(cursor);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_rc(rc);
+}
+
+size_t registry_rule_count(registry_t *self, MDB_txn *txn)
+{
+    return db_entries(txn, self->rules);
+}
+
+/* ------------------------------------------------------------- seed files */
+
+static int expect_header(csv_t *csv, const char *const *names, size_t count, const char *path,
+                         char *err, size_t err_len)
+{
+    const char *fields[CSV_FIELDS_MAX];
+    size_t n;
+    char detail[256];
+    int rc = csv_next(csv, fields, &n, detail, sizeof(detail));
+    if (rc < 0) {
+        snprintf(err, err_len, "%s: %s", path, detail);
+        return rc;
+    }
+    bool same = rc == 1 && n == count;
+    for (size_t i = 0; same && i < count; i++)
+        same = strcmp(fields[i], names[i]) == 0;
+    if (!same) {
+        char expected[256] = "";
+        for (size_t i = 0; i < count; i++)
+            snprintf(expected + strlen(expected), sizeof(expected) - strlen(expected), "%s%s",
+                     i ? "," : "", names[i]);
+        snprintf(err, err_len, "%s: the first line must be the header %s", path, expected);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int parse_int32(const char *text, int32_t *value)
+{
+    if (!*text) {
+        *value = 0;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long parsed = strtol(text, &end, 10);
+    if (errno || *end || parsed < INT32_MIN || parsed > INT32_MAX)
+        return -EINVAL;
+    *value = (int32_t)parsed;
+    return 0;
+}
+
+typedef struct parent_check {
+    registry_t *registry;
+    MDB_txn *txn;
+    char *err;
+    size_t err_len;
+    const char *path;
+} parent_check_t;
+
+static int check_loaded_parent(const Dispatch__Unit *unit, void *ctx)
+{
+    parent_check_t *check = ctx;
+    router_error_t error = {0};
+    int rc = registry_check_unit(check->registry, check->txn, unit, true, "", &error);
+    if (rc == ROUTER_REFUSED) {
+        snprintf(check->err, check->err_len, "%s: unit %s: %s", check->path, unit->id,
+                 error.message);
+        return -EINVAL;
+    }
+    return rc;
+}
+
+static int load_unit(registry_t *self, MDB_txn *txn, const char *const *fields, const char *path,
+                     unsigned long line, char *err, size_t err_len)
+{
+    Dispatch__Unit unit = DISPATCH__UNIT__INIT;
+    unit.id = (char *)fields[0];
+    unit.name = (char *)fields[1];
+    unit.parent_id = (char *)fields[2];
+    unit.level = registry_level_parse(fields[3]);
+    unit.district = (char *)fields[4];
+    unit.active = strcmp(fields[5], "1") == 0;
+    if (unit.level == DISPATCH__UNIT_LEVEL__UNIT_LEVEL_UNSPECIFIED) {
+        snprintf(err, err_len,
+                 "%s: line %lu: level '%s' is none of city, district, street, community, "
+                 "bureau, enterprise",
+                 path, line, fields[3]);
+        return -EINVAL;
+    }
+    if (strcmp(fields[5], "1") != 0 && strcmp(fields[5], "0") != 0) {
+        snprintf(err, err_len, "%s: line %lu: active must be 1 or 0, not '%s'", path, line,
+                 fields[5]);
+        return -EINVAL;
+    }
+    router_error_t error = {0};
+    int rc = registry_check_unit(self, txn, &unit, false, "", &error);
+    if (rc == ROUTER_REFUSED) {
+        snprintf(err, err_len, "%s: line %lu: %s: %s", path, line, error.field, error.message);
+        return -EINVAL;
+    }
+    if (rc == 0)
+        rc = record_put(txn, self->units, unit.id, strlen(unit.id), &unit.base, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST) {
+        snprintf(err, err_len, "%s: line %lu: unit %s is listed twice", path, line, unit.id);
+        return -EINVAL;
+    }
+    if (rc < 0)
+        snprintf(err, err_len, "%s: line %lu: %s", path, line, store_strerror(rc));
+    return rc;
+}
+
+typedef int (*line_fn)(registry_t *self, MDB_txn *txn, const char *const *fields, const char *path,
+                       unsigned long line, char *err, size_t err_len);
+
+/* Reads path: the header, then every record through load. */
+static int load_file(registry_t *self, MDB_txn *txn, const char *path, const char *const *header,
+                     size_t columns, line_fn load, char *err, size_t err_len)
+{
+    csv_t *csv;
+    int rc = csv_open(path, &csv);
+    if (rc < 0) {
+        snprintf(err, err_len, "%s: %s", path, strerror(-rc));
+        return rc;
+    }
+    rc = expect_header(csv, header, columns, path, err, err_len);
+    while (rc == 0) {
+        const char *fields[CSV_FIELDS_MAX];
+        size_t n;
+        char detail[256];
+        rc = csv_next(csv, fields, &n, detail, sizeof(detail));
+        if (rc < 0) {
+            snprintf(err, err_len, "%s: %s", path, detail);
+            break;
+        }
+        if (rc == 0)
+            break;
+        if (n != columns) {
+            snprintf(err, err_len, "%s: line %lu: %zu fields, expected %zu", path, csv_line(csv), n,
+                     columns);
+            rc = -EINVAL;
+            break;
+        }
+        rc = load(self, txn, fields, path, csv_line(csv), err, err_len);
+    }
+    csv_destroy(&csv);
+    return rc;
+}
+
+int registry_load_units_csv(registry_t *self, MDB_txn *txn, const char *path, char *err,
+                            size_t err_len)
+{
+    static const char *const header[] = {"id", "name", "parent_id", "level", "district", "active"};
+    int rc = load_file(self, txn, path, header, 6, load_unit, err, err_len);
+    if (rc < 0)
+        return rc;
+    /* Parents may come after their children in the file: check them now. */
+    parent_check_t check = {self, txn, err, err_len, path};
+    return each_unit(self, txn, check_loaded_parent, &check);
+}
+
+static int split_units(char *list, char **units, size_t *count)
+{
+    *count = 0;
+    if (!*list)
+        return 0;
+    for (char *item = list;;) {
+        char *semicolon = strchr(item, ';');
+        if (semicolon)
+            *semicolon = '\0';
+        if (*count == ROUTER_UNITS_MAX)
+            return -E2BIG;
+        units[(*count)++] = item;
+        if (!semicolon)
+            return 0;
+        item = semicolon + 1;
+    }
+}
+
+static int load_rule(registry_t *self, MDB_txn *txn, const char *const *fields, const char *path,
+                     unsigned long line, char *err, size_t err_len)
+{
+    char assisting[CSV_LINE_MAX + 1];
+    snprintf(assisting, sizeof(assisting), "%s", fields[3]);
+    char *units[ROUTER_UNITS_MAX];
+    Dispatch__RoutingRule rule = DISPATCH__ROUTING_RULE__INIT;
+    rule.category = (char *)fields[0];
+    rule.area = (char *)fields[1];
+    rule.district = self->district;
+    rule.lead_unit = (char *)fields[2];
+    if (split_units(assisting, units, &rule.n_assisting_units) < 0) {
+        snprintf(err, err_len, "%s: line %lu: more than %d assisting units", path, line,
+                 ROUTER_UNITS_MAX);
+        return -EINVAL;
+    }
+    rule.assisting_units = units;
+    if (parse_int32(fields[4], &rule.priority) < 0) {
+        snprintf(err, err_len, "%s: line %lu: priority '%s' is not a 32-bit integer", path, line,
+                 fields[4]);
+        return -EINVAL;
+    }
+    router_error_t error = {0};
+    int rc = registry_check_rule(self, txn, &rule, "", &error);
+    if (rc == ROUTER_REFUSED) {
+        snprintf(err, err_len, "%s: line %lu: %s: %s", path, line, error.field, error.message);
+        return -EINVAL;
+    }
+    if (rc < 0)
+        return rc;
+
+    Dispatch__RoutingRule *existing;
+    rc = registry_rule_get(self, txn, rule.category, rule.area, &existing);
+    if (rc == 0) {
+        bool keep_existing = existing->priority > rule.priority ||
+                             (existing->priority == rule.priority &&
+                              strcmp(existing->lead_unit, rule.lead_unit) <= 0);
+        dispatch__routing_rule__free_unpacked(existing, NULL);
+        if (keep_existing)
+            return 0;
+    } else if (rc != -ENOENT) {
+        return rc;
+    }
+    return registry_rule_put(self, txn, &rule);
+}
+
+int registry_load_rules_csv(registry_t *self, MDB_txn *txn, const char *path, char *err,
+                            size_t err_len)
+{
+    static const char *const header[] = {"category", "area", "lead_unit", "assisting_units",
+                                         "priority"};
+    return load_file(self, txn, path, header, 5, load_rule, err, err_len);
+}

@@ -1,0 +1,477 @@
+/* router_admin.c: AdminRequest from the admin endpoint (dispatchers,
+ * supervisors, administrators, units listing their own tickets). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "record.h"
+#include "router_internal.h"
+
+#define QUEUE_DEFAULT_LIMIT 100
+#define QUEUE_MAX_LIMIT 500
+/* A page stops before the reply would pass this, under the clients' 64 KiB. */
+#define QUEUE_MAX_BYTES (60 * 1024)
+
+typedef struct admin {
+    router_t *router;
+    MDB_txn *txn;
+    const Dispatch__AdminRequest *request;
+    int64_t now;
+    Dispatch__AdminReply *reply;
+    router_error_t err;
+} admin_t;
+
+static bool role_in(Dispatch__Role role, const Dispatch__Role *allowed, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (role == allowed[i])
+            return true;
+    return false;
+}
+
+static int require_role(admin_t *a, const Dispatch__Role *allowed, size_t count, const char *what)
+{
+    if (role_in(a->request->role, allowed, count))
+        return 0;
+    const ProtobufCEnumValue *value =
+        protobuf_c_enum_descriptor_get_value(&dispatch__role__descriptor, a->request->role);
+    return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "role",
+                            "role %s may not %s", value ? value->name : "?", what);
+}
+
+static void done(admin_t *a, const char *ticket_id, Dispatch__TicketState state)
+{
+    router_reply_t *reply = &a->router->reply;
+    dispatch__admin_done__init(&reply->done);
+    snprintf(reply->ticket_id, sizeof(reply->ticket_id), "%s", ticket_id ? ticket_id : "");
+    reply->done.ticket_id = reply->ticket_id;
+    reply->done.state = state;
+    a->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_DONE;
+    a->reply->done = &reply->done;
+}
+
+/* ---------------------------------------------------------- triage assign */
+
+static int check_assignable(admin_t *a, const char *unit, const char *field)
+{
+    Dispatch__Unit *found;
+    int rc = registry_unit_get(a->router->registry, a->txn, unit, &found);
+    if (rc == -ENOENT)
+        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, field,
+                                "unit %s is not registered", unit);
+    if (rc < 0)
+        return rc;
+    bool active = found->active;
+    dispatch__unit__free_unpacked(found, NULL);
+    if (!active)
+        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, field,
+                                "unit %s is inactive", unit);
+    return 0;
+}
+
+static int triage_assign(admin_t *a)
+{
+    static const Dispatch__Role roles[] = {DISPATCH__ROLE__ROLE_DISPATCHER,
+                                           DISPATCH__ROLE__ROLE_SUPERVISOR,
+                                           DISPATCH__ROLE__ROLE_ADMIN};
+    const Dispatch__TriageAssign *request = a->request->triage_assign;
+    if (require_role(a, roles, 3, "assign a ticket in triage") ||
+        router_check_text(request->ticket_id, ROUTER_ID_MAX, true, "triage_assign.ticket_id",
+                          &a->err) ||
+        router_check_text(request->lead_unit, ROUTER_ID_MAX, true, "triage_assign.lead_unit",
+                          &a->err) ||
+        router_check_unit_list(request->assisting_units, request->n_assisting_units,
+                               request->lead_unit, "triage_assign.assisting_units", &a->err) ||
+        router_check_text(request->note, ROUTER_TEXT_MAX, false, "triage_assign.note", &a->err))
+        return ROUTER_REFUSED;
+
+    router_t *router = a->router;
+    Dispatch__Router__RouterTicket *record;
+    int rc = tickets_get(router->tickets, a->txn, request->ticket_id, &record);
+    if (rc == -ENOENT)
+        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+                                "triage_assign.ticket_id", "ticket %s is not known here",
+                                request->ticket_id);
+    if (rc < 0)
+        return rc;
+    if (record->ticket->state != DISPATCH__TICKET_STATE__TICKET_STATE_TRIAGE) {
+        rc = router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
+                              "triage_assign.ticket_id", "ticket %s is %s, not in TRIAGE",
+                              request->ticket_id, router_state_name(record->ticket->state));
+        goto out;
+    }
+    rc = check_assignable(a, request->lead_unit, "triage_assign.lead_unit");
+    for (size_t i = 0; rc == 0 && i < request->n_assisting_units; i++)
+        rc = check_assignable(a, request->assisting_units[i], "triage_assign.assisting_units");
+    if (rc != 0)
+        goto out;
+
+    Dispatch__TriageAssigned assigned = DISPATCH__TRIAGE_ASSIGNED__INIT;
+    assigned.lead_unit = request->lead_unit;
+    assigned.assisting_units = request->assisting_units;
+    assigned.n_assisting_units = request->n_assisting_units;
+    assigned.note = request->note;
+    Dispatch__Event event = DISPATCH__EVENT__INIT;
+    event.body_case = DISPATCH__EVENT__BODY_TRIAGE_ASSIGNED;
+    event.triage_assigned = &assigned;
+    rc = router_emit(router, a->txn, record->ticket, a->request->actor_id, a->now, &event);
+    if (rc < 0)
+        goto out;
+    router_assignment_t assignment = {
+        .lead = request->lead_unit,
+        .assisting = request->assisting_units,
+        .assisting_count = request->n_assisting_units,
+        .cause = DISPATCH__DISPATCH_CAUSE__DISPATCH_CAUSE_TRIAGE,
+        .note = request->note,
+        .actor = a->request->actor_id,
+    };
+    rc = router_assign(router, a->txn, record, &assignment, a->now);
+    if (rc == 0)
+        done(a, record->ticket->id, record->ticket->state);
+out:
+    dispatch__router__router_ticket__free_unpacked(record, NULL);
+    return rc;
+}
+
+/* ---------------------------------------------------------- registry */
+
+static const Dispatch__Role admin_only[] = {DISPATCH__ROLE__ROLE_ADMIN};
+
+static int unit_upsert(admin_t *a)
+{
+    const Dispatch__UnitUpsert *request = a->request->unit_upsert;
+    registry_t *registry = a->router->registry;
+    if (require_role(a, admin_only, 1, "change units"))
+        return ROUTER_REFUSED;
+    int rc =
+        registry_check_unit(registry, a->txn, request->unit, true, "unit_upsert.unit", &a->err);
+    if (rc == 0)
+        rc = registry_unit_put(registry, a->txn, request->unit);
+    if (rc == 0)
+        done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
+    return rc;
+}
+
+static int unit_remove(admin_t *a)
+{
+    const char *id = a->request->unit_remove->unit_id;
+    router_t *router = a->router;
+    if (require_role(a, admin_only, 1, "change units") ||
+        router_check_text(id, ROUTER_ID_MAX, true, "unit_remove.unit_id", &a->err))
+        return ROUTER_REFUSED;
+    Dispatch__Unit *unit;
+    int rc = registry_unit_get(router->registry, a->txn, id, &unit);
+    if (rc == -ENOENT)
+        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+                                "unit_remove.unit_id", "unit %s is not registered", id);
+    if (rc < 0)
+        return rc;
+    dispatch__unit__free_unpacked(unit, NULL);
+
+    bool open;
+    char other[2 * ROUTER_ID_MAX + 2];
+    rc = tickets_unit_has_open(router->tickets, a->txn, id, &open);
+    if (rc < 0)
+        return rc;
+    if (open)
+        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
+                                "unit_remove.unit_id",
+                                "unit %s has open tickets: set active = false instead", id);
+    rc = registry_unit_first_child(router->registry, a->txn, id, other);
+    if (rc < 0)
+        return rc;
+    if (*other)
+        return router_error_set(
+            &a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "unit_remove.unit_id",
+            "unit %s is the parent of %s: move or remove its units first", id, other);
+    rc = registry_rule_naming(router->registry, a->txn, id, other);
+    if (rc < 0)
+        return rc;
+    if (*other)
+        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
+                                "unit_remove.unit_id",
+                                "routing rule %s names unit %s: change the rule first", other, id);
+    rc = registry_unit_delete(router->registry, a->txn, id);
+    if (rc == 0)
+        rc = deliveries_drop_unit(router->deliveries, a->txn, id);
+    if (rc == 0)
+        done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
+    return rc;
+}
+
+static int rule_upsert(admin_t *a)
+{
+    const Dispatch__RuleUpsert *request = a->request->rule_upsert;
+    registry_t *registry = a->router->registry;
+    if (require_role(a, admin_only, 1, "change routing rules"))
+        return ROUTER_REFUSED;
+    int rc = registry_check_rule(registry, a->txn, request->rule, "rule_upsert.rule", &a->err);
+    if (rc == 0)
+        rc = registry_rule_put(registry, a->txn, request->rule);
+    if (rc == 0)
+        done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
+    return rc;
+}
+
+static int check_district(admin_t *a, const char *district, const char *field)
+{
+    if (router_check_text(district, ROUTER_ID_MAX, false, field, &a->err))
+        return ROUTER_REFUSED;
+    if (*district && strcmp(district, a->router->district) != 0)
+        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, field,
+                                "district %s is served by its own router; this router serves %s",
+                                district, a->router->district);
+    return 0;
+}
+
+static int rule_remove(admin_t *a)
+{
+    const Dispatch__RuleRemove *request = a->request->rule_remove;
+    if (require_role(a, admin_only, 1, "change routing rules") ||
+        check_district(a, request->district, "rule_remove.district") ||
+        router_check_text(request->category, ROUTER_ID_MAX, true, "rule_remove.category",
+                          &a->err) ||
+        router_check_text(request->area, ROUTER_ID_MAX, false, "rule_remove.area", &a->err))
+        return ROUTER_REFUSED;
+    int rc = registry_rule_delete(a->router->registry, a->txn, request->category, request->area);
+    if (rc == -ENOENT)
+        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+                                "rule_remove.category", "no rule for category '%s' in area '%s'",
+                                request->category, request->area);
+    if (rc == 0)
+        done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
+    return rc;
+}
+
+/* ---------------------------------------------------------- queues */
+
+typedef struct page {
+    admin_t *admin;
+    Dispatch__QueueKind kind;
+    size_t limit;
+    size_t bytes;
+    bool more;
+} page_t;
+
+static router_queue_entry_t *entry_add(router_reply_t *reply)
+{
+    if (reply->entry_count == reply->entry_capacity) {
+        size_t capacity = reply->entry_capacity ? reply->entry_capacity * 2 : 32;
+        router_queue_entry_t *grown = realloc(reply->entries, capacity * sizeof(*grown));
+        if (!grown)
+            return NULL;
+        reply->entries = grown;
+        reply->entry_capacity = capacity;
+    }
+    router_queue_entry_t *entry = &reply->entries[reply->entry_count++];
+    memset(entry, 0, sizeof(*entry));
+    return entry;
+}
+
+static void fill_item(router_queue_entry_t *entry, Dispatch__QueueKind kind,
+                      Dispatch__HandlingRole role)
+{
+    const Dispatch__Router__RouterTicket *record = entry->record;
+    const Dispatch__Ticket *ticket = record->ticket;
+    Dispatch__QueueItem *item = &entry->item;
+    dispatch__queue_item__init(item);
+    item->ticket_id = ticket->id;
+    item->district = ticket->district;
+    item->category = ticket->category;
+    item->area = ticket->area;
+    item->kind = ticket->kind;
+    item->urgency = ticket->urgency;
+    item->state = ticket->state;
+    item->supervision = ticket->supervision;
+    item->text = entry->text;
+    if (kind == DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE) {
+        item->unit_id = record->triage_from_unit;
+        item->since = record->triage_since;
+        item->deadline = ticket->deadline_handle;
+        item->triage_cause = record->triage_cause;
+        snprintf(entry->text, sizeof(entry->text), "%s%s%s",
+                 router_triage_cause_name(record->triage_cause), *record->triage_note ? ": " : "",
+                 record->triage_note);
+    } else {
+        item->unit_id = ticket->assigned_unit;
+        item->since = ticket->dispatched_at;
+        item->deadline = ticket->state == DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED &&
+                                 ticket->deadline_sign_for
+                             ? ticket->deadline_sign_for
+                             : ticket->deadline_handle;
+        snprintf(entry->text, sizeof(entry->text), "%s",
+                 role == DISPATCH__HANDLING_ROLE__HANDLING_ROLE_LEAD ? "lead" : "assisting");
+    }
+}
+
+static int page_add(const char *ticket_id, Dispatch__HandlingRole role, void *ctx)
+{
+    page_t *page = ctx;
+    router_t *router = page->admin->router;
+    router_reply_t *reply = &router->reply;
+    if (reply->entry_count == page->limit) {
+        page->more = true;
+        return 1;
+    }
+    Dispatch__Router__RouterTicket *record;
+    int rc = tickets_get(router->tickets, page->admin->txn, ticket_id, &record);
+    if (rc == -ENOENT || rc == -EPROTO)
+        return 0; /* the index outlived its record: nothing to show */
+    if (rc < 0)
+        return rc;
+    router_queue_entry_t *entry = entry_add(reply);
+    if (!entry) {
+        dispatch__router__router_ticket__free_unpacked(record, NULL);
+        return -ENOMEM;
+    }
+    entry->record = record;
+    fill_item(entry, page->kind, role);
+    size_t size = protobuf_c_message_get_packed_size(&entry->item.base) + 8;
+    if (page->bytes + size > QUEUE_MAX_BYTES) {
+        dispatch__router__router_ticket__free_unpacked(record, NULL);
+        reply->entry_count--;
+        page->more = true;
+        return 1;
+    }
+    page->bytes += size;
+    return 0;
+}
+
+static int list_queue(admin_t *a)
+{
+    static const Dispatch__Role triage_roles[] = {
+        DISPATCH__ROLE__ROLE_DISPATCHER, DISPATCH__ROLE__ROLE_SUPERVISOR,
+        DISPATCH__ROLE__ROLE_LEADER, DISPATCH__ROLE__ROLE_ADMIN};
+    static const Dispatch__Role unit_roles[] = {
+        DISPATCH__ROLE__ROLE_UNIT, DISPATCH__ROLE__ROLE_DISPATCHER, DISPATCH__ROLE__ROLE_SUPERVISOR,
+        DISPATCH__ROLE__ROLE_ADMIN};
+    const Dispatch__ListQueue *request = a->request->list_queue;
+    router_t *router = a->router;
+    switch (request->kind) {
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_UNSPECIFIED:
+        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
+                                "list_queue.kind", "list_queue.kind is required");
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE:
+        if (require_role(a, triage_roles, 4, "list the triage queue"))
+            return ROUTER_REFUSED;
+        break;
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_UNIT:
+        if (require_role(a, unit_roles, 4, "list a unit's tickets") ||
+            router_check_text(request->unit_id, ROUTER_ID_MAX, true, "list_queue.unit_id", &a->err))
+            return ROUTER_REFUSED;
+        if (a->request->role == DISPATCH__ROLE__ROLE_UNIT) {
+            const char *actor = a->request->actor_id;
+            const char *slash = strchr(actor, '/');
+            size_t len = slash ? (size_t)(slash - actor) : strlen(actor);
+            if (len != strlen(request->unit_id) || memcmp(actor, request->unit_id, len) != 0)
+                return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN,
+                                        "list_queue.unit_id",
+                                        "a unit may list only its own tickets");
+        }
+        break;
+    default:
+        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+                                "list_queue.kind",
+                                "this queue is served by dispatch-escalation, not the router");
+    }
+    if (check_district(a, request->district, "list_queue.district") ||
+        router_check_text(request->after_ticket_id, ROUTER_ID_MAX, false,
+                          "list_queue.after_ticket_id", &a->err))
+        return ROUTER_REFUSED;
+    if (request->limit > QUEUE_MAX_LIMIT)
+        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+                                "list_queue.limit", "limit %u is over %d", request->limit,
+                                QUEUE_MAX_LIMIT);
+
+    page_t page = {a, request->kind, request->limit ? request->limit : QUEUE_DEFAULT_LIMIT, 0,
+                   false};
+    int rc = request->kind == DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE
+                 ? tickets_triage_each(router->tickets, a->txn, request->after_ticket_id, page_add,
+                                       &page)
+                 : tickets_unit_each(router->tickets, a->txn, request->unit_id,
+                                     request->after_ticket_id, page_add, &page);
+    if (rc < 0)
+        return rc;
+    router_reply_t *reply = &router->reply;
+    Dispatch__QueueItem **items = realloc(reply->items, (reply->entry_count + 1) * sizeof(*items));
+    if (!items)
+        return -ENOMEM;
+    reply->items = items;
+    for (size_t i = 0; i < reply->entry_count; i++) {
+        /* The entries moved as the array grew: point text at its new place. */
+        reply->entries[i].item.text = reply->entries[i].text;
+        items[i] = &reply->entries[i].item;
+    }
+    dispatch__queue_view__init(&reply->queue);
+    reply->queue.items = items;
+    reply->queue.n_items = reply->entry_count;
+    reply->queue.more = page.more;
+    a->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_QUEUE;
+    a->reply->queue = &reply->queue;
+    return 0;
+}
+
+/* ---------------------------------------------------------- entry */
+
+static int dispatch_request(admin_t *a)
+{
+    const Dispatch__AdminRequest *request = a->request;
+    if (router_check_text(request->actor_id, ROUTER_ID_MAX, true, "actor_id", &a->err))
+        return ROUTER_REFUSED;
+    if (request->role == DISPATCH__ROLE__ROLE_UNSPECIFIED)
+        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "role",
+                                "role is required");
+    switch (request->body_case) {
+    case DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_ASSIGN:
+        return triage_assign(a);
+    case DISPATCH__ADMIN_REQUEST__BODY_UNIT_UPSERT:
+        return unit_upsert(a);
+    case DISPATCH__ADMIN_REQUEST__BODY_UNIT_REMOVE:
+        return unit_remove(a);
+    case DISPATCH__ADMIN_REQUEST__BODY_RULE_UPSERT:
+        return rule_upsert(a);
+    case DISPATCH__ADMIN_REQUEST__BODY_RULE_REMOVE:
+        return rule_remove(a);
+    case DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE:
+        return list_queue(a);
+    case DISPATCH__ADMIN_REQUEST__BODY_EXTENSION_DECISION:
+    case DISPATCH__ADMIN_REQUEST__BODY_LEADER_SIGN_OFF:
+        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
+                                "this request is served by dispatch-escalation, not the router");
+    default:
+        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
+                                "no request set");
+    }
+}
+
+int router_handle_admin(router_t *self, MDB_txn *txn, const void *body, size_t len, int64_t now_ms,
+                        Dispatch__AdminReply *reply)
+{
+    router_reply_reset(self);
+    dispatch__admin_reply__init(reply);
+    admin_t a = {.router = self, .txn = txn, .now = now_ms, .reply = reply};
+    Dispatch__AdminRequest *request = NULL;
+    char detail[256];
+    int rc = codec_decode(&dispatch__admin_request__descriptor, body, len, ROUTER_MAX_REQUEST,
+                          (ProtobufCMessage **)&request, detail, sizeof(detail));
+    if (rc < 0) {
+        router_error_set(&a.err, router_codec_error(rc), "", "%s", detail);
+        rc = ROUTER_REFUSED;
+    } else {
+        reply->tag = request->tag;
+        a.request = request;
+        rc = dispatch_request(&a);
+    }
+    if (rc == ROUTER_REFUSED) {
+        /* A refused request changes nothing: a partial list is dropped. */
+        router_reply_reset(self);
+        reply->body_case = DISPATCH__ADMIN_REPLY__BODY_ERROR;
+        router_reply_error(self, &a.err, &reply->error);
+        rc = 0;
+    }
+    if (request)
+        protobuf_c_message_free_unpacked(&request->base, NULL);
+    return rc;
+}

@@ -1,0 +1,141 @@
+/* router_internal: what the parts of the router (router.c: state changes;
+ * router_events.c, router_actions.c, router_admin.c: the three inputs;
+ * router_service.c: sockets and loop) share. Not for use outside
+ * workers/router. */
+#ifndef DISPATCH_ROUTER_INTERNAL_H
+#define DISPATCH_ROUTER_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "deliveries.h"
+#include "endpoint.h"
+#include "registry.h"
+#include "router.h"
+#include "router_error.h"
+#include "router_state.pb-c.h"
+#include "tickets.h"
+
+#define ROUTER_MAX_INTAKES 32
+#define ROUTER_ACTOR "router"
+
+typedef struct router_intake {
+    char prefix[ROUTER_ID_MAX + 1]; /* id_prefix; "" = none given */
+    bus_link_t *link;
+} router_intake_t;
+
+/* One queue item of a ListQueue reply, with the record it points into. */
+typedef struct router_queue_entry {
+    Dispatch__QueueItem item;
+    Dispatch__Router__RouterTicket *record;
+    char text[ROUTER_TEXT_MAX + 1];
+} router_queue_entry_t;
+
+/* Memory the last reply points into. */
+typedef struct router_reply {
+    Dispatch__Error error;
+    Dispatch__ActionResult action_result;
+    Dispatch__AdminDone done;
+    Dispatch__QueueView queue;
+    router_queue_entry_t *entries;
+    Dispatch__QueueItem **items;
+    size_t entry_count, entry_capacity;
+    char message[512];
+    char field[128];
+    char action_id[ROUTER_ID_MAX + 1];
+    char unit_id[ROUTER_ID_MAX + 1];
+    char ticket_id[ROUTER_ID_MAX + 1];
+} router_reply_t;
+
+struct router {
+    store_t *store;
+    bus_t *bus;
+    char name[CONFIG_NAME_MAX + 1];
+    char district[ROUTER_ID_MAX + 1];
+    router_options_t options;
+    registry_t *registry;
+    tickets_t *tickets;
+    deliveries_t *deliveries;
+    MDB_dbi meta, actions;
+    bus_link_t *escalation, *audit;
+    router_intake_t intakes[ROUTER_MAX_INTAKES];
+    size_t intake_count;
+    router_reply_t reply;
+
+    /* Sockets (router_service.c); NULL when driven without them. */
+    endpoint_t *unit_endpoint, *admin_endpoint;
+    uint64_t pushes, push_failures;
+};
+
+/* Frees what the previous reply held. */
+void router_reply_reset(router_t *self);
+
+/* Emits event about ticket (id, district from it) to the owning intake,
+ * escalation and audit: fills event_id, ticket_id, district, at, actor,
+ * origin. */
+int router_emit(router_t *self, MDB_txn *txn, const Dispatch__Ticket *ticket, const char *actor,
+                int64_t now, Dispatch__Event *event);
+
+/* Appends a delivery about ticket_id to unit's queue (fills unit_id,
+ * ticket_id, at). */
+int router_deliver(router_t *self, MDB_txn *txn, const char *unit, const char *ticket_id,
+                   int64_t now, Dispatch__UnitDelivery *delivery);
+int router_deliver_withdrawn(router_t *self, MDB_txn *txn, const char *unit, const char *ticket_id,
+                             const char *reason, int64_t now);
+
+int router_save(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *record, int64_t now);
+
+/* How a (re)assignment reaches the units. */
+typedef struct router_assignment {
+    const char *lead;
+    char *const *assisting;
+    size_t assisting_count;
+    Dispatch__DispatchCause cause;
+    const char *note;
+    const char *actor;
+    /* Reopened: units get ReopenedTicket (with reason and satisfaction)
+     * instead of DispatchedTicket. */
+    bool reopened;
+    const char *reopen_reason;
+    Dispatch__Satisfaction satisfaction;
+} router_assignment_t;
+
+/* DISPATCHED to assignment->lead: units that lose the ticket get Withdrawn,
+ * every assigned unit gets the ticket, TicketDispatched goes out, the record
+ * is saved. */
+int router_assign(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *record,
+                  const router_assignment_t *assignment, int64_t now);
+
+/* TRIAGE: the lead unit (if any) gets Withdrawn and loses the ticket,
+ * TicketTriaged goes out, the record is saved. */
+int router_triage(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *record,
+                  Dispatch__TriageCause cause, const char *from_unit, const char *note,
+                  const char *actor, int64_t now);
+
+/* Routes by the rules: DISPATCHED (cause) or TRIAGE (NO_RULE, UNIT_INACTIVE). */
+int router_route(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *record,
+                 Dispatch__DispatchCause cause, const char *actor, int64_t now);
+
+/* The ticket leaves every unit's open list (closed, merged, transferred);
+ * with reason, its units get Withdrawn first. */
+int router_release(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *record,
+                   const char *reason, int64_t now);
+
+/* The ErrorCode of a codec_decode() failure. */
+Dispatch__ErrorCode router_codec_error(int codec_rc);
+
+/* Error reply helpers. */
+void router_reply_error(router_t *self, const router_error_t *err, Dispatch__Error **ret);
+
+const char *router_triage_cause_name(Dispatch__TriageCause cause);
+const char *router_state_name(Dispatch__TicketState state);
+
+/* Checks a string field: required, at most max bytes (UTF-8 is checked by
+ * the decoder). ROUTER_REFUSED with err filled, or 0. */
+int router_check_text(const char *value, size_t max, bool required, const char *field,
+                      router_error_t *err);
+/* Checks a list of unit ids (at most ROUTER_UNITS_MAX, each an id, no
+ * repeats, none equal to lead). */
+int router_check_unit_list(char *const *units, size_t count, const char *lead, const char *field,
+                           router_error_t *err);
+
+#endif

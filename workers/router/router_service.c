@@ -1,0 +1,276 @@
+/* router_service.c: the router as a worker process. Binds the unit and
+ * admin endpoints, seeds the registry, and drives the handlers from the
+ * event loop: requests are applied inside the loop's write batch, replies
+ * and pushes go out only after its commit. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "codec.h"
+#include "log.h"
+#include "router_internal.h"
+
+#define ENDPOINT_MAX_QUEUE 1024
+#define MAX_RETURN_WINDOW_HOURS (24 * 366)
+#define MAX_MAX_RETURNS 100
+
+static int parse_number(const char *text, long min, long max, long *value)
+{
+    char *end;
+    errno = 0;
+    long parsed = strtol(text, &end, 10);
+    if (errno || end == text || *end || parsed < min || parsed > max)
+        return -EINVAL;
+    *value = parsed;
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, router_options_t *options)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *name = argv[i];
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        long number;
+        if (strcmp(name, "--return-window-hours") == 0 && value) {
+            if (parse_number(value, 1, MAX_RETURN_WINDOW_HOURS, &number) < 0) {
+                log_error("--return-window-hours %s: expected 1..%d", value,
+                          MAX_RETURN_WINDOW_HOURS);
+                return -EINVAL;
+            }
+            options->return_window_ms = number * 3600 * 1000;
+            i++;
+        } else if (strcmp(name, "--max-returns") == 0 && value) {
+            if (parse_number(value, 1, MAX_MAX_RETURNS, &number) < 0) {
+                log_error("--max-returns %s: expected 1..%d", value, MAX_MAX_RETURNS);
+                return -EINVAL;
+            }
+            options->max_returns = (uint32_t)number;
+            i++;
+        } else {
+            log_error("unknown option %s (router options: --return-window-hours N, "
+                      "--max-returns N)",
+                      name);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int bind_endpoint(worker_t *worker, const char *url, const char *name, endpoint_t **ret)
+{
+    int rc = endpoint_new(worker_zmq(worker), url, ROUTER_MAX_REQUEST, ENDPOINT_MAX_QUEUE, ret);
+    if (rc < 0) {
+        log_error("%s endpoint %s: %s", name, url, strerror(-rc));
+        return rc;
+    }
+    return worker_announce(worker, name, endpoint_url(*ret));
+}
+
+static int router_start(worker_t *worker, int argc, char **argv, void **app)
+{
+    router_options_t options = {0};
+    int rc = parse_options(argc, argv, &options);
+    if (rc < 0)
+        return rc;
+    const config_worker_t *me = worker_self(worker);
+    router_t *router;
+    rc = router_new(worker_store(worker), worker_bus(worker), worker_config(worker), me->name,
+                    &options, &router);
+    if (rc < 0)
+        return rc;
+    if (me->data_dir) {
+        char err[1024];
+        size_t units = 0, rules = 0;
+        rc = router_seed(router, me->data_dir, &units, &rules, err, sizeof(err));
+        if (rc < 0) {
+            log_error("%s", err);
+            router_destroy(&router);
+            return rc;
+        }
+        if (units || rules)
+            log_info("seeded %zu units and %zu routing rules from %s", units, rules, me->data_dir);
+    }
+    if (me->units)
+        rc = bind_endpoint(worker, me->units, "units", &router->unit_endpoint);
+    if (rc == 0 && me->request)
+        rc = bind_endpoint(worker, me->request, "request", &router->admin_endpoint);
+    if (rc == 0 && !me->units)
+        log_warn("no `units` endpoint in the topology: units cannot connect");
+    if (rc < 0) {
+        router_destroy(&router);
+        return rc;
+    }
+    *app = router;
+    return 0;
+}
+
+static void router_stop(void *app)
+{
+    router_t *router = app;
+    router_destroy(&router);
+}
+
+static int apply_bus(void *app, MDB_txn *txn, const char *sender, uint64_t seq, const void *body,
+                     size_t len)
+{
+    (void)sender;
+    (void)seq;
+    return router_handle_event(app, txn, body, len, clock_now_ms());
+}
+
+static size_t pollitems(void *app, zmq_pollitem_t *items, size_t capacity)
+{
+    router_t *router = app;
+    size_t n = 0;
+    endpoint_t *endpoints[2] = {router->unit_endpoint, router->admin_endpoint};
+    for (int i = 0; i < 2; i++)
+        if (endpoints[i] && n < capacity)
+            items[n++] =
+                (zmq_pollitem_t){.socket = endpoint_socket(endpoints[i]), .events = ZMQ_POLLIN};
+    return n;
+}
+
+static bool drain(void *app, int64_t now_ms)
+{
+    (void)now_ms;
+    router_t *router = app;
+    size_t queued = 0;
+    if (router->unit_endpoint)
+        queued += endpoint_drain(router->unit_endpoint);
+    if (router->admin_endpoint)
+        queued += endpoint_drain(router->admin_endpoint);
+    return queued > 0;
+}
+
+static int apply_requests(void *app, MDB_txn *txn)
+{
+    router_t *router = app;
+    router_batch_begin(router);
+    endpoint_t *units = router->unit_endpoint, *admin = router->admin_endpoint;
+    if (units) {
+        endpoint_clear_replies(units);
+        for (size_t i = 0; i < endpoint_count(units); i++) {
+            endpoint_request_t request;
+            endpoint_request(units, i, &request);
+            Dispatch__UnitDelivery result;
+            int rc =
+                router_handle_unit_action(router, txn, request.peer, request.peer_len, request.body,
+                                          request.body_len, clock_now_ms(), &result);
+            if (rc < 0)
+                return rc;
+            if (result.body_case != DISPATCH__UNIT_DELIVERY__BODY__NOT_SET &&
+                (rc = endpoint_reply(units, i, &result.base)) < 0)
+                return rc;
+        }
+    }
+    if (admin) {
+        endpoint_clear_replies(admin);
+        for (size_t i = 0; i < endpoint_count(admin); i++) {
+            endpoint_request_t request;
+            endpoint_request(admin, i, &request);
+            Dispatch__AdminReply reply;
+            int rc = router_handle_admin(router, txn, request.body, request.body_len,
+                                         clock_now_ms(), &reply);
+            if (rc == 0)
+                rc = endpoint_reply(admin, i, &reply.base);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    router_reply_reset(router);
+    return 0;
+}
+
+/* The batch did not commit: every request is answered "retry later". */
+static void answer_unavailable(router_t *router)
+{
+    Dispatch__Error error = DISPATCH__ERROR__INIT;
+    error.code = DISPATCH__ERROR_CODE__ERROR_CODE_UNAVAILABLE;
+    error.message = "the router could not store this request (storage full or failing): "
+                    "nothing was applied, retry later";
+    endpoint_t *units = router->unit_endpoint, *admin = router->admin_endpoint;
+    if (units)
+        endpoint_clear_replies(units);
+    for (size_t i = 0; units && i < endpoint_count(units); i++) {
+        endpoint_request_t request;
+        endpoint_request(units, i, &request);
+        Dispatch__UnitAction *action = dispatch__unit_action__unpack(
+            NULL, request.body_len <= ROUTER_MAX_REQUEST ? request.body_len : 0, request.body);
+        bool ack = action && action->body_case == DISPATCH__UNIT_ACTION__BODY_ACK;
+        Dispatch__ActionResult result = DISPATCH__ACTION_RESULT__INIT;
+        result.error = &error;
+        Dispatch__UnitDelivery delivery = DISPATCH__UNIT_DELIVERY__INIT;
+        delivery.body_case = DISPATCH__UNIT_DELIVERY__BODY_ACTION_RESULT;
+        delivery.action_result = &result;
+        delivery.at = clock_now_ms();
+        if (action && codec_validate(&action->base, NULL, 0) == 0 &&
+            strlen(action->action_id) <= ROUTER_ID_MAX &&
+            strlen(action->ticket_id) <= ROUTER_ID_MAX &&
+            strlen(action->unit_id) <= ROUTER_ID_MAX) {
+            result.action_id = action->action_id;
+            delivery.ticket_id = action->ticket_id;
+            delivery.unit_id = action->unit_id;
+        }
+        if (!ack)
+            endpoint_reply(units, i, &delivery.base);
+        if (action)
+            dispatch__unit_action__free_unpacked(action, NULL);
+    }
+    for (size_t i = 0; admin && i < endpoint_count(admin); i++) {
+        endpoint_request_t request;
+        endpoint_request(admin, i, &request);
+        Dispatch__AdminRequest *decoded = dispatch__admin_request__unpack(
+            NULL, request.body_len <= ROUTER_MAX_REQUEST ? request.body_len : 0, request.body);
+        Dispatch__AdminReply reply = DISPATCH__ADMIN_REPLY__INIT;
+        reply.tag = decoded ? decoded->tag : 0;
+        reply.body_case = DISPATCH__ADMIN_REPLY__BODY_ERROR;
+        reply.error = &error;
+        endpoint_reply(admin, i, &reply.base);
+        if (decoded)
+            dispatch__admin_request__free_unpacked(decoded, NULL);
+    }
+}
+
+static int send_delivery(void *ctx, const void *peer, size_t peer_len, const void *body, size_t len)
+{
+    router_t *router = ctx;
+    void *socket = endpoint_socket(router->unit_endpoint);
+    if (zmq_send(socket, peer, peer_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return -errno;
+    /* The peer accepted the first frame: the rest of the message follows. */
+    zmq_send(socket, "", 0, ZMQ_SNDMORE);
+    return zmq_send(socket, body, len, 0) < 0 ? -errno : 0;
+}
+
+static void batch_done(void *app, int rc)
+{
+    router_t *router = app;
+    if (rc != 0)
+        answer_unavailable(router);
+    if (router->unit_endpoint)
+        endpoint_flush(router->unit_endpoint);
+    if (router->admin_endpoint)
+        endpoint_flush(router->admin_endpoint);
+    int pushed =
+        router_batch_done(router, rc, router->unit_endpoint ? send_delivery : NULL, router);
+    if (pushed > 0)
+        router->pushes += (uint64_t)pushed;
+    else if (pushed < 0)
+        router->push_failures++;
+}
+
+const worker_kind_t router_kind = {
+    .kind = "router",
+    .start = router_start,
+    .stop = router_stop,
+    .apply = apply_bus,
+    .loop =
+        {
+            .pollitems = pollitems,
+            .drain = drain,
+            .apply = apply_requests,
+            .done = batch_done,
+        },
+};
