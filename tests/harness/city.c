@@ -1,6 +1,7 @@
 #include "city.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@ typedef struct city_worker {
     char district[64];
     harness_proc_t *proc;
     /* Client endpoints pinned after the first start. */
-    char request[256], units[256];
+    char request[256], units[256], publish[256];
 } city_worker_t;
 
 struct city {
@@ -46,6 +47,26 @@ static city_worker_t *find(city_t *city, const char *name)
     return NULL;
 }
 
+static void write_links(FILE *f, const city_t *city, const char *first, ...)
+    __attribute__((sentinel));
+
+/* "links = a, b, ..." of the names given that exist in this city. */
+static void write_links(FILE *f, const city_t *city, const char *first, ...)
+{
+    va_list args;
+    va_start(args, first);
+    fprintf(f, "links = ");
+    bool any = false;
+    for (const char *name = first; name; name = va_arg(args, const char *)) {
+        if (!find((city_t *)city, name))
+            continue;
+        fprintf(f, "%s%s", any ? ", " : "", name);
+        any = true;
+    }
+    va_end(args);
+    fprintf(f, "\n\n");
+}
+
 static int write_topology(city_t *city)
 {
     FILE *f = fopen(city->topology, "w");
@@ -60,16 +81,67 @@ static int write_topology(city_t *city)
             city->dir, city->dir);
     for (size_t i = 0; i < city->options.district_count; i++)
         fprintf(f, "%srouter-%s", i ? ", " : "", city->options.districts[i]);
-    fprintf(f, "\n\n");
+    fprintf(f, "%s\n\n", city->options.audit ? ", audit" : "");
     for (size_t i = 0; i < city->options.district_count; i++) {
         const char *d = city->options.districts[i];
+        char escalation[80];
+        snprintf(escalation, sizeof(escalation), "escalation-%s", d);
         fprintf(f,
                 "[worker.router-%s]\nkind = router\ndistrict = %s\nstate_dir = %s/router-%s\n"
                 "data_dir = %s/data-%s\nbus = ipc://%s/router-%s.bus\n"
-                "request = tcp://127.0.0.1:*\nunits = tcp://127.0.0.1:*\nlinks = intake-1\n\n",
+                "request = tcp://127.0.0.1:*\nunits = tcp://127.0.0.1:*\n",
                 d, d, city->dir, d, city->dir, d, city->dir, d);
+        write_links(f, city, "intake-1", escalation, "audit", (char *)NULL);
+        if (!city->options.escalation)
+            continue;
+        char router[80];
+        snprintf(router, sizeof(router), "router-%s", d);
+        fprintf(f,
+                "[worker.escalation-%s]\nkind = escalation\ndistrict = %s\n"
+                "state_dir = %s/escalation-%s\ndata_dir = %s/escalation-data-%s\n"
+                "bus = ipc://%s/escalation-%s.bus\nrequest = tcp://127.0.0.1:*\n",
+                d, d, city->dir, d, city->dir, d, city->dir, d);
+        write_links(f, city, router, "intake-1", "audit", (char *)NULL);
     }
+    if (city->options.audit)
+        fprintf(f,
+                "[worker.audit]\nkind = audit\nstate_dir = %s/audit\nbus = ipc://%s/audit.bus\n"
+                "request = tcp://127.0.0.1:*\npublish = tcp://127.0.0.1:*\n\n",
+                city->dir, city->dir);
     return fclose(f) == 0 ? 0 : -errno;
+}
+
+static city_worker_t *add_worker(city_t *city, const char *kind, const char *district)
+{
+    city_worker_t *worker = &city->workers[city->worker_count++];
+    snprintf(worker->kind, sizeof(worker->kind), "%s", kind);
+    if (district) {
+        snprintf(worker->district, sizeof(worker->district), "%s", district);
+        snprintf(worker->name, sizeof(worker->name), "%s-%s", kind, district);
+    } else {
+        snprintf(worker->name, sizeof(worker->name), "%s", kind);
+    }
+    return worker;
+}
+
+/* Makes <city dir>/<prefix><district>/ and writes files (name, content
+ * pairs) into it. */
+static int write_data(city_t *city, const char *prefix, const char *district,
+                      const char *const *files)
+{
+    char path[800];
+    snprintf(path, sizeof(path), "%s/%s%s", city->dir, prefix, district);
+    size_t len;
+    if (mkdir(path, 0750) < 0)
+        return -errno;
+    len = strlen(path);
+    for (size_t i = 0; files && files[i] && files[i + 1]; i += 2) {
+        snprintf(path + len, sizeof(path) - len, "/%s", files[i]);
+        int rc = write_file(path, files[i + 1]);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 int city_new(const char *tag, const city_options_t *options, city_t **ret)
@@ -85,25 +157,21 @@ int city_new(const char *tag, const city_options_t *options, city_t **ret)
     }
     snprintf(city->topology, sizeof(city->topology), "%s/topology.ini", city->dir);
 
-    city_worker_t *intake = &city->workers[city->worker_count++];
-    snprintf(intake->name, sizeof(intake->name), "intake-1");
-    snprintf(intake->kind, sizeof(intake->kind), "intake");
+    add_worker(city, "intake", NULL);
+    snprintf(city->workers[0].name, sizeof(city->workers[0].name), "intake-1");
     for (size_t i = 0; i < options->district_count && rc == 0; i++) {
-        city_worker_t *router = &city->workers[city->worker_count++];
-        snprintf(router->name, sizeof(router->name), "router-%s", options->districts[i]);
-        snprintf(router->kind, sizeof(router->kind), "router");
-        snprintf(router->district, sizeof(router->district), "%s", options->districts[i]);
-        char path[700];
-        snprintf(path, sizeof(path), "%s/data-%s", city->dir, options->districts[i]);
-        if (mkdir(path, 0750) < 0)
-            rc = -errno;
-        snprintf(path, sizeof(path), "%s/data-%s/units.csv", city->dir, options->districts[i]);
-        if (rc == 0)
-            rc = write_file(path, options->units_csv);
-        snprintf(path, sizeof(path), "%s/data-%s/rules.csv", city->dir, options->districts[i]);
-        if (rc == 0)
-            rc = write_file(path, options->rules_csv[i]);
+        const char *d = options->districts[i];
+        add_worker(city, "router", d);
+        const char *router_files[] = {"units.csv", options->units_csv, "rules.csv",
+                                      options->rules_csv[i], NULL};
+        rc = write_data(city, "data-", d, router_files);
+        if (rc == 0 && options->escalation) {
+            add_worker(city, "escalation", d);
+            rc = write_data(city, "escalation-data-", d, options->escalation_files);
+        }
     }
+    if (options->audit)
+        add_worker(city, "audit", NULL);
     if (rc == 0)
         rc = write_topology(city);
     if (rc < 0) {
@@ -116,8 +184,36 @@ int city_new(const char *tag, const city_options_t *options, city_t **ret)
 
 static const char *program(const char *kind)
 {
-    return strcmp(kind, "intake") == 0 ? harness_program("INTAKE_BIN", "workers/intake/dispatch-intake")
-                                       : harness_program("ROUTER_BIN", "workers/router/dispatch-router");
+    if (strcmp(kind, "intake") == 0)
+        return harness_program("INTAKE_BIN", "workers/intake/dispatch-intake");
+    if (strcmp(kind, "router") == 0)
+        return harness_program("ROUTER_BIN", "workers/router/dispatch-router");
+    if (strcmp(kind, "escalation") == 0)
+        return harness_program("ESCALATION_BIN", "workers/escalation/dispatch-escalation");
+    return harness_program("AUDIT_BIN", "workers/audit/dispatch-audit");
+}
+
+static const char *const *extra_args(const city_t *city, const char *kind)
+{
+    if (strcmp(kind, "intake") == 0)
+        return city->options.intake_args;
+    if (strcmp(kind, "router") == 0)
+        return city->options.router_args;
+    if (strcmp(kind, "escalation") == 0)
+        return city->options.escalation_args;
+    return city->options.audit_args;
+}
+
+/* Adds "--set worker.<name>.<key>=<value>" when value is pinned. */
+static size_t pin(const char **argv, size_t argc, char *buf, size_t len, const char *name,
+                  const char *key, const char *value)
+{
+    if (!value[0])
+        return argc;
+    snprintf(buf, len, "worker.%s.%s=%s", name, key, value);
+    argv[argc++] = "--set";
+    argv[argc++] = buf;
+    return argc;
 }
 
 int city_start(city_t *city, const char *name)
@@ -129,25 +225,22 @@ int city_start(city_t *city, const char *name)
         return -EALREADY;
     const char *argv[48];
     size_t argc = 0;
-    char set_request[400], set_units[400];
+    char set_request[400], set_units[400], set_publish[400];
     argv[argc++] = program(worker->kind);
     argv[argc++] = "--config";
     argv[argc++] = city->topology;
     argv[argc++] = "--name";
     argv[argc++] = worker->name;
-    if (worker->request[0]) {
-        snprintf(set_request, sizeof(set_request), "worker.%s.request=%s", worker->name,
-                 worker->request);
-        argv[argc++] = "--set";
-        argv[argc++] = set_request;
+    if (city->options.clock) {
+        argv[argc++] = "--clock";
+        argv[argc++] = city->options.clock;
     }
-    if (worker->units[0]) {
-        snprintf(set_units, sizeof(set_units), "worker.%s.units=%s", worker->name, worker->units);
-        argv[argc++] = "--set";
-        argv[argc++] = set_units;
-    }
-    const char *const *extra =
-        strcmp(worker->kind, "intake") == 0 ? city->options.intake_args : city->options.router_args;
+    argc = pin(argv, argc, set_request, sizeof(set_request), worker->name, "request",
+               worker->request);
+    argc = pin(argv, argc, set_units, sizeof(set_units), worker->name, "units", worker->units);
+    argc = pin(argv, argc, set_publish, sizeof(set_publish), worker->name, "publish",
+               worker->publish);
+    const char *const *extra = extra_args(city, worker->kind);
     for (size_t i = 0; extra && extra[i] && argc < 46; i++)
         argv[argc++] = extra[i];
     argv[argc] = NULL;
@@ -162,10 +255,13 @@ int city_start(city_t *city, const char *name)
     }
     const char *request = harness_endpoint(worker->proc, "request");
     const char *units = harness_endpoint(worker->proc, "units");
+    const char *publish = harness_endpoint(worker->proc, "publish");
     if (request)
         snprintf(worker->request, sizeof(worker->request), "%s", request);
     if (units)
         snprintf(worker->units, sizeof(worker->units), "%s", units);
+    if (publish)
+        snprintf(worker->publish, sizeof(worker->publish), "%s", publish);
     return 0;
 }
 
@@ -200,6 +296,8 @@ const char *city_endpoint(const city_t *city, const char *name, const char *endp
         return worker->request[0] ? worker->request : NULL;
     if (strcmp(endpoint, "units") == 0)
         return worker->units[0] ? worker->units : NULL;
+    if (strcmp(endpoint, "publish") == 0)
+        return worker->publish[0] ? worker->publish : NULL;
     return worker->proc ? harness_endpoint(worker->proc, endpoint) : NULL;
 }
 

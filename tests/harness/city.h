@@ -3,7 +3,10 @@
  * city_new() writes a topology into a fresh directory: one intake
  * ("intake-1", id prefix T1), a router per district ("router-<district>"),
  * each router with a data_dir holding units.csv and its district's
- * rules.csv. Bus endpoints are ipc:// files in that directory, so links can
+ * rules.csv; optionally an escalation per district ("escalation-<district>",
+ * its data_dir holding the files of options.escalation_files) and the
+ * city's audit ("audit"). Links: intake -> routers, audit; router -> intake,
+ * its escalation, audit; escalation -> its router, intake, audit. Bus endpoints are ipc:// files in that directory, so links can
  * name their peers before anything runs; client endpoints are
  * tcp://127.0.0.1:* and, once resolved at the first start, stay pinned, so
  * a restarted worker is found where it was. Workers are started on their
@@ -24,6 +27,13 @@ typedef struct city_options {
     const char *const *rules_csv; /* per district, same order */
     const char *const *intake_args; /* extra arguments, NULL-terminated or NULL */
     const char *const *router_args;
+    bool escalation;                     /* start an escalation per district */
+    const char *const *escalation_files; /* pairs: file name, content; NULL-terminated */
+    const char *const *escalation_args;
+    bool audit;                          /* start the city's audit */
+    const char *const *audit_args;
+    /* --clock for every worker ("sim:<file>", "fast:..."); NULL = real. */
+    const char *clock;
 } city_options_t;
 
 int city_new(const char *tag, const city_options_t *options, city_t **ret);
@@ -33,7 +43,7 @@ int city_start(city_t *city, const char *worker);
 int city_start_all(city_t *city);
 /* Sends sig, reaps; the worker is down until city_start. */
 int city_stop(city_t *city, const char *worker, int sig);
-/* An endpoint a worker announced: "request", "units", "bus". */
+/* An endpoint a worker announced: "request", "units", "publish", "bus". */
 const char *city_endpoint(const city_t *city, const char *worker, const char *name);
 const char *city_topology(const city_t *city);
 const char *city_dir(const city_t *city);
