@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "log.h"
@@ -198,6 +199,10 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
             goto done;
         }
     }
+    /* The city's zone for local dates (ticket ids, working days, logs);
+     * set once, before anything reads the time zone. */
+    setenv("TZ", config_timezone(worker.config), 1);
+    tzset();
     worker.self = config_worker_find(worker.config, name);
     if (!worker.self || strcmp(worker.self->kind, kind->kind) != 0) {
         log_error("%s: no %s worker named '%s'", config_path, kind->kind, name);
