@@ -80,3 +80,15 @@ double clock_speed(void)
 {
     return clock_state.kind == CLOCK_FAST ? clock_state.speed : 1.0;
 }
+
+int64_t clock_real_ms_until(int64_t at_ms)
+{
+    if (clock_state.kind == CLOCK_SIM)
+        return -1;
+    int64_t business_ms = at_ms - clock_now_ms();
+    if (business_ms <= 0)
+        return 0;
+    /* Rounded up: waking a little late is fine, early only costs a loop. */
+    double real_ms = (double)business_ms / clock_speed();
+    return real_ms >= 9.0e15 ? INT64_MAX : (int64_t)real_ms + 1;
+}

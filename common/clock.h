@@ -22,5 +22,10 @@ int clock_init(const char *spec);
 int64_t clock_now_ms(void);
 /* Business ms that pass per real ms (1 for real and sim). */
 double clock_speed(void);
+/* Real milliseconds until business time reaches at_ms (0 when it has), for
+ * a loop that sleeps until a business instant; -1 when the clock cannot
+ * tell: a sim clock moves only when its file is written, so such a sleeper
+ * must wake up on its own now and then and read the clock again. */
+int64_t clock_real_ms_until(int64_t at_ms);
 
 #endif

@@ -43,6 +43,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "ctl_audit.h"
 #include "ctl_common.h"
 #include "ids.h"
 
@@ -82,6 +83,17 @@ static const char usage_text[] =
     "  rule upsert --category C [--area A] --lead U [--assist U1,U2] [--priority N]\n"
     "         [--district D]\n"
     "  rule remove --category C [--area A] [--district D]\n"
+    "  audit verify [--state DIR | --remote] [--from N]\n"
+    "      checks the audit's hash chain (the store read-only, or --remote asks the\n"
+    "      worker); exit 1 names the first broken record\n"
+    "  audit history TICKET\n"
+    "  tail [--from N] [--district D] [--count N]\n"
+    "      the audit stream, masked, in order, gaps filled by replay\n"
+    "  kpi [--by unit|district|category|city] [--period day|month|quarter]\n"
+    "      [--at YYYY-MM-DD] [--key K] [--json|--csv]      (docs/kpi.md)\n"
+    "  report [--period day|month|quarter] [--at YYYY-MM-DD] [--top N] [--json|--csv]\n"
+    "      the special report: top categories, share of all tickets, trend\n"
+    "      (audit commands: --audit URL, tail also --publish URL; else the topology)\n"
     "\n"
     "endpoints: --intake, --router (admin), --units (unit endpoint), else the topology\n"
     "file (--config; default " CTL_DEFAULT_CONFIG " when it exists):\n"
@@ -94,6 +106,7 @@ static const char usage_text[] =
     "\n"
     "exit codes:\n"
     "  0 done\n"
+    "  1 audit verify: the chain is broken\n"
     "  2 usage error (bad option or value, no endpoint, bad topology file)\n"
     "  3 not found\n"
     "  4 refused: validation, conflict, forbidden (code and message on stderr)\n"
@@ -119,7 +132,8 @@ static const struct {
 } commands[] = {
     {"submit", ctl_cmd_submit}, {"get", ctl_cmd_get},           {"callback", ctl_cmd_callback},
     {"triage", ctl_cmd_triage}, {"registry", ctl_cmd_registry}, {"rule", ctl_cmd_rule},
-    {"unit", ctl_cmd_unit},
+    {"unit", ctl_cmd_unit},     {"audit", ctl_cmd_audit},       {"tail", ctl_cmd_tail},
+    {"kpi", ctl_cmd_kpi},       {"report", ctl_cmd_report},
 };
 
 /* Parses the options before the command into ctl; *command_index is where

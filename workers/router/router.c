@@ -400,6 +400,12 @@ int router_assign(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *
     dispatched.n_assisting_units = ticket->n_assisting_units;
     dispatched.cause = assignment->cause;
     dispatched.note = (char *)(assignment->note ? assignment->note : "");
+    /* Escalation takes its deadlines from these. */
+    dispatched.kind = ticket->kind;
+    dispatched.urgency = ticket->urgency;
+    dispatched.category = ticket->category;
+    dispatched.area = ticket->area;
+    dispatched.registered_at = ticket->registered_at;
     Dispatch__Event event = DISPATCH__EVENT__INIT;
     event.body_case = DISPATCH__EVENT__BODY_TICKET_DISPATCHED;
     event.ticket_dispatched = &dispatched;

@@ -785,6 +785,12 @@ static void test_specific_rule_beats_default(void **state)
     assert_int_equal(event->ticket_dispatched->cause,
                      DISPATCH__DISPATCH_CAUSE__DISPATCH_CAUSE_RULE);
     assert_string_equal(event->actor, "router");
+    /* What escalation needs for the deadline table travels with it. */
+    assert_int_equal(event->ticket_dispatched->kind, DISPATCH__KIND__KIND_COMPLAINT);
+    assert_int_equal(event->ticket_dispatched->urgency, DISPATCH__URGENCY__URGENCY_NORMAL);
+    assert_string_equal(event->ticket_dispatched->category, "noise");
+    assert_string_equal(event->ticket_dispatched->area, "s1");
+    assert_int_equal(event->ticket_dispatched->registered_at, NOW0);
     dispatch__event__free_unpacked(event, NULL);
     assert_int_equal(events_of(f, in_s1, DISPATCH__EVENT__BODY__NOT_SET), 1);
 

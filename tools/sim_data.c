@@ -1,0 +1,477 @@
+#include "sim_data.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "csv.h"
+#include "sim_map.h"
+
+__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t len, const char *format,
+                                                      ...)
+{
+    if (err && len) {
+        va_list args;
+        va_start(args, format);
+        vsnprintf(err, len, format, args);
+        va_end(args);
+    }
+    return -EINVAL;
+}
+
+/* Opens path and checks its header line against names. */
+static int open_with_header(const char *path, const char *const *names, size_t count, csv_t **ret,
+                            char *err, size_t err_len)
+{
+    int rc = csv_open(path, ret);
+    if (rc < 0) {
+        fail(err, err_len, "%s: %s", path, strerror(-rc));
+        return rc;
+    }
+    const char *fields[CSV_FIELDS_MAX];
+    size_t n;
+    char detail[256];
+    rc = csv_next(*ret, fields, &n, detail, sizeof(detail));
+    bool same = rc == 1 && n == count;
+    for (size_t i = 0; same && i < count; i++)
+        same = strcmp(fields[i], names[i]) == 0;
+    if (!same) {
+        csv_destroy(ret);
+        return fail(err, err_len, "%s: the first line must be the header (%s, ...)", path,
+                    names[0]);
+    }
+    return 0;
+}
+
+/* Next record with exactly count fields: 1, 0 at the end, or an error. */
+static int next_record(csv_t *csv, const char *path, size_t count, const char **fields, char *err,
+                       size_t err_len)
+{
+    size_t n;
+    char detail[256];
+    int rc = csv_next(csv, fields, &n, detail, sizeof(detail));
+    if (rc < 0)
+        return fail(err, err_len, "%s: %s", path, detail);
+    if (rc == 1 && n != count)
+        return fail(err, err_len, "%s: line %lu: %zu fields, expected %zu", path, csv_line(csv),
+                    n, count);
+    return rc;
+}
+
+/* --- words --- */
+
+static const char *const channel_words[] = {
+    [DISPATCH__CHANNEL__CHANNEL_PHONE] = "phone",
+    [DISPATCH__CHANNEL__CHANNEL_WECHAT] = "wechat",
+    [DISPATCH__CHANNEL__CHANNEL_WEB] = "web",
+    [DISPATCH__CHANNEL__CHANNEL_OPEN311] = "open311",
+    [DISPATCH__CHANNEL__CHANNEL_MESSAGE_BOARD] = "message-board",
+    [DISPATCH__CHANNEL__CHANNEL_PROACTIVE] = "proactive",
+    [DISPATCH__CHANNEL__CHANNEL_RECEPTION_DAY] = "reception-day",
+};
+
+static const char *const kind_words[] = {
+    [DISPATCH__KIND__KIND_CONSULT] = "consult",     [DISPATCH__KIND__KIND_HELP] = "help",
+    [DISPATCH__KIND__KIND_COMPLAINT] = "complaint", [DISPATCH__KIND__KIND_REPORT] = "report",
+    [DISPATCH__KIND__KIND_SUGGESTION] = "suggestion",
+};
+
+Dispatch__Channel sim_channel_parse(const char *word)
+{
+    for (size_t i = 1; i < sizeof(channel_words) / sizeof(channel_words[0]); i++)
+        if (strcmp(word, channel_words[i]) == 0)
+            return (Dispatch__Channel)i;
+    return DISPATCH__CHANNEL__CHANNEL_UNSPECIFIED;
+}
+
+Dispatch__Kind sim_kind_parse(const char *word)
+{
+    for (size_t i = 1; i < sizeof(kind_words) / sizeof(kind_words[0]); i++)
+        if (strcmp(word, kind_words[i]) == 0)
+            return (Dispatch__Kind)i;
+    return DISPATCH__KIND__KIND_UNSPECIFIED;
+}
+
+const char *sim_kind_word(Dispatch__Kind kind)
+{
+    return kind > 0 && (size_t)kind < sizeof(kind_words) / sizeof(kind_words[0]) ? kind_words[kind]
+                                                                                   : "?";
+}
+
+static Dispatch__UnitLevel level_parse(const char *word)
+{
+    static const char *const words[] = {
+        [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_CITY] = "city",
+        [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_DISTRICT] = "district",
+        [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_STREET] = "street",
+        [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_COMMUNITY] = "community",
+        [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_BUREAU] = "bureau",
+        [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_ENTERPRISE] = "enterprise",
+    };
+    for (size_t i = 1; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strcmp(word, words[i]) == 0)
+            return (Dispatch__UnitLevel)i;
+    return DISPATCH__UNIT_LEVEL__UNIT_LEVEL_UNSPECIFIED;
+}
+
+/* --- units --- */
+
+struct sim_units {
+    sim_unit_t *units;
+    size_t count, capacity;
+    sim_map_t *index;
+};
+
+void sim_units_destroy(sim_units_t **self)
+{
+    sim_units_t *units = *self;
+    if (!units)
+        return;
+    for (size_t i = 0; i < units->count; i++) {
+        free((char *)units->units[i].id);
+        free((char *)units->units[i].name);
+        free((char *)units->units[i].parent);
+        free((char *)units->units[i].district);
+    }
+    free(units->units);
+    sim_map_destroy(&units->index);
+    free(units);
+    *self = NULL;
+}
+
+static int units_add(sim_units_t *self, const char *const *fields)
+{
+    if (self->count == self->capacity) {
+        size_t capacity = self->capacity ? self->capacity * 2 : 1024;
+        sim_unit_t *grown = realloc(self->units, capacity * sizeof(*grown));
+        if (!grown)
+            return -ENOMEM;
+        self->units = grown;
+        self->capacity = capacity;
+    }
+    sim_unit_t *unit = &self->units[self->count];
+    *unit = (sim_unit_t){
+        .id = strdup(fields[0]),
+        .name = strdup(fields[1]),
+        .parent = strdup(fields[2]),
+        .district = strdup(fields[4]),
+        .level = level_parse(fields[3]),
+        .active = strcmp(fields[5], "1") == 0,
+    };
+    self->count++;
+    if (!unit->id || !unit->name || !unit->parent || !unit->district)
+        return -ENOMEM;
+    return sim_map_put(self->index, unit->id, (uint32_t)(self->count - 1));
+}
+
+int sim_units_load(const char *path, sim_units_t **ret, char *err, size_t err_len)
+{
+    static const char *const header[] = {"id", "name", "parent_id", "level", "district", "active"};
+    sim_units_t *self = calloc(1, sizeof(*self));
+    if (!self || sim_map_new(&self->index) < 0) {
+        free(self);
+        return -ENOMEM;
+    }
+    csv_t *csv;
+    int rc = open_with_header(path, header, 6, &csv, err, err_len);
+    while (rc == 0) {
+        const char *fields[CSV_FIELDS_MAX];
+        rc = next_record(csv, path, 6, fields, err, err_len);
+        if (rc <= 0)
+            break;
+        rc = units_add(self, fields);
+        if (rc == -EEXIST)
+            rc = fail(err, err_len, "%s: line %lu: unit %s is listed twice", path,
+                      csv_line(csv), fields[0]);
+        else if (rc < 0)
+            fail(err, err_len, "%s: out of memory", path);
+    }
+    if (csv)
+        csv_destroy(&csv);
+    if (rc < 0) {
+        sim_units_destroy(&self);
+        return rc;
+    }
+    *ret = self;
+    return 0;
+}
+
+size_t sim_units_count(const sim_units_t *self)
+{
+    return self->count;
+}
+
+const sim_unit_t *sim_units_at(const sim_units_t *self, size_t i)
+{
+    return &self->units[i];
+}
+
+long sim_units_find(const sim_units_t *self, const char *id)
+{
+    uint32_t index;
+    return sim_map_get(self->index, id, &index) == 0 ? (long)index : -1;
+}
+
+/* --- rules --- */
+
+int sim_rules_each_unit(const char *path, sim_rule_unit_fn fn, void *ctx, char *err,
+                        size_t err_len)
+{
+    static const char *const header[] = {"category", "area", "lead_unit", "assisting_units",
+                                         "priority"};
+    csv_t *csv;
+    int rc = open_with_header(path, header, 5, &csv, err, err_len);
+    while (rc == 0) {
+        const char *fields[CSV_FIELDS_MAX];
+        rc = next_record(csv, path, 5, fields, err, err_len);
+        if (rc <= 0)
+            break;
+        rc = fn(fields[2], ctx);
+        char assisting[CSV_LINE_MAX + 1];
+        snprintf(assisting, sizeof(assisting), "%s", fields[3]);
+        char *save = NULL;
+        for (char *unit = strtok_r(assisting, ";", &save); unit && rc == 0;
+             unit = strtok_r(NULL, ";", &save))
+            rc = fn(unit, ctx);
+    }
+    if (csv)
+        csv_destroy(&csv);
+    return rc;
+}
+
+/* --- categories --- */
+
+void sim_categories_free(sim_category_t *categories, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        free(categories[i].code);
+        free(categories[i].name);
+    }
+    free(categories);
+}
+
+static int parse_kinds(const char *text, double *kinds)
+{
+    char copy[512];
+    snprintf(copy, sizeof(copy), "%s", text);
+    char *save = NULL;
+    double sum = 0;
+    for (char *item = strtok_r(copy, ";", &save); item; item = strtok_r(NULL, ";", &save)) {
+        char *colon = strchr(item, ':');
+        if (!colon)
+            return -EINVAL;
+        *colon = '\0';
+        Dispatch__Kind kind = sim_kind_parse(item);
+        char *end;
+        double weight = strtod(colon + 1, &end);
+        if (!kind || *end || !(weight >= 0))
+            return -EINVAL;
+        kinds[kind] = weight;
+        sum += weight;
+    }
+    return sum > 0 ? 0 : -EINVAL;
+}
+
+int sim_categories_load(const char *path, sim_category_t **ret, size_t *count, char *err,
+                        size_t err_len)
+{
+    static const char *const header[] = {"category", "name", "weight", "area_level", "kinds"};
+    sim_category_t *categories = NULL;
+    size_t n = 0;
+    csv_t *csv;
+    int rc = open_with_header(path, header, 5, &csv, err, err_len);
+    while (rc == 0) {
+        const char *fields[CSV_FIELDS_MAX];
+        rc = next_record(csv, path, 5, fields, err, err_len);
+        if (rc <= 0)
+            break;
+        rc = 0;
+        sim_category_t *grown = realloc(categories, (n + 1) * sizeof(*grown));
+        if (!grown) {
+            rc = -ENOMEM;
+            break;
+        }
+        categories = grown;
+        sim_category_t *c = &categories[n++];
+        memset(c, 0, sizeof(*c));
+        c->code = strdup(fields[0]);
+        c->name = strdup(fields[1]);
+        char *end;
+        c->weight = strtod(fields[2], &end);
+        if (!c->code || !c->name) {
+            rc = -ENOMEM;
+            break;
+        }
+        if (*end || !(c->weight >= 0)) {
+            rc = fail(err, err_len, "%s: line %lu: weight '%s' is not a number >= 0", path,
+                      csv_line(csv), fields[2]);
+            break;
+        }
+        if (strcmp(fields[3], "street") == 0)
+            c->area_level = SIM_AREA_STREET;
+        else if (strcmp(fields[3], "community") == 0)
+            c->area_level = SIM_AREA_COMMUNITY;
+        else if (strcmp(fields[3], "any") != 0) {
+            rc = fail(err, err_len, "%s: line %lu: area_level '%s' is none of street, "
+                      "community, any", path, csv_line(csv), fields[3]);
+            break;
+        }
+        if (parse_kinds(fields[4], c->kinds) < 0) {
+            rc = fail(err, err_len, "%s: line %lu: kinds '%s' is not kind:weight;...", path,
+                      csv_line(csv), fields[4]);
+            break;
+        }
+    }
+    if (csv)
+        csv_destroy(&csv);
+    if (rc == 0 && n == 0)
+        rc = fail(err, err_len, "%s: no categories", path);
+    if (rc < 0) {
+        sim_categories_free(categories, n);
+        return rc;
+    }
+    *ret = categories;
+    *count = n;
+    return 0;
+}
+
+/* --- LA map --- */
+
+typedef struct la_entry {
+    char table[16];
+    char *id, *value, *extra, *note;
+    double latitude, longitude;
+} la_entry_t;
+
+struct sim_la_map {
+    la_entry_t *entries;
+    size_t count;
+};
+
+void sim_la_map_destroy(sim_la_map_t **self)
+{
+    sim_la_map_t *map = *self;
+    if (!map)
+        return;
+    for (size_t i = 0; i < map->count; i++) {
+        free(map->entries[i].id);
+        free(map->entries[i].value);
+        free(map->entries[i].extra);
+        free(map->entries[i].note);
+    }
+    free(map->entries);
+    free(map);
+    *self = NULL;
+}
+
+int sim_la_map_load(const char *path, sim_la_map_t **ret, char *err, size_t err_len)
+{
+    static const char *const header[] = {"table",     "id",        "value", "ticket_kind",
+                                         "latitude", "longitude", "note"};
+    sim_la_map_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return -ENOMEM;
+    csv_t *csv;
+    int rc = open_with_header(path, header, 7, &csv, err, err_len);
+    while (rc == 0) {
+        const char *fields[CSV_FIELDS_MAX];
+        rc = next_record(csv, path, 7, fields, err, err_len);
+        if (rc <= 0)
+            break;
+        rc = 0;
+        la_entry_t *grown = realloc(self->entries, (self->count + 1) * sizeof(*grown));
+        if (!grown) {
+            rc = -ENOMEM;
+            break;
+        }
+        self->entries = grown;
+        la_entry_t *e = &self->entries[self->count++];
+        memset(e, 0, sizeof(*e));
+        snprintf(e->table, sizeof(e->table), "%s", fields[0]);
+        e->id = strdup(fields[1]);
+        e->value = strdup(fields[2]);
+        e->extra = strdup(fields[3]);
+        e->note = strdup(fields[6]);
+        e->latitude = atof(fields[4]);
+        e->longitude = atof(fields[5]);
+        if (!e->id || !e->value || !e->extra || !e->note)
+            rc = -ENOMEM;
+    }
+    if (csv)
+        csv_destroy(&csv);
+    if (rc < 0) {
+        sim_la_map_destroy(&self);
+        return rc;
+    }
+    *ret = self;
+    return 0;
+}
+
+static const la_entry_t *la_find(const sim_la_map_t *self, const char *table, const char *id)
+{
+    for (size_t i = 0; i < self->count; i++)
+        if (strcmp(self->entries[i].table, table) == 0 && strcmp(self->entries[i].id, id) == 0)
+            return &self->entries[i];
+    return NULL;
+}
+
+int sim_la_map_type(const sim_la_map_t *self, const char *type_id, const char **category,
+                    Dispatch__Kind *kind, const char **name)
+{
+    const la_entry_t *e = la_find(self, "type", type_id);
+    if (!e)
+        return -ENOENT;
+    *category = e->value;
+    *kind = sim_kind_parse(e->extra);
+    *name = e->note;
+    return 0;
+}
+
+int sim_la_map_source(const sim_la_map_t *self, const char *source_id, Dispatch__Channel *channel)
+{
+    const la_entry_t *e = la_find(self, "source", source_id);
+    if (!e)
+        return -ENOENT;
+    *channel = sim_channel_parse(e->value);
+    return *channel ? 0 : -ENOENT;
+}
+
+int sim_la_map_council(const sim_la_map_t *self, const char *council_id, const char **area,
+                       const char **district)
+{
+    const la_entry_t *e = la_find(self, "council", council_id);
+    if (!e)
+        return -ENOENT;
+    *area = e->value;
+    *district = e->extra;
+    return 0;
+}
+
+int sim_la_map_region(const sim_la_map_t *self, const char *region_id, const char **district)
+{
+    const la_entry_t *e = la_find(self, "region", region_id);
+    if (!e)
+        return -ENOENT;
+    *district = e->value;
+    return 0;
+}
+
+const char *sim_la_map_nearest(const sim_la_map_t *self, double latitude, double longitude)
+{
+    const char *best = NULL;
+    double best_distance = INFINITY;
+    for (size_t i = 0; i < self->count; i++) {
+        const la_entry_t *e = &self->entries[i];
+        if (strcmp(e->table, "region") != 0)
+            continue;
+        double distance = hypot(e->latitude - latitude, e->longitude - longitude);
+        if (distance < best_distance) {
+            best_distance = distance;
+            best = e->value;
+        }
+    }
+    return best;
+}

@@ -1,0 +1,1411 @@
+/* dispatch-unitsim: the city's units at work, over their real sockets.
+ *
+ *   dispatch-unitsim --config FILE [--clock SPEC] [--router NAME]...
+ *                    [--units ruled|all] [--max-units N]
+ *                    [--sign-late S] [--resolve-late S] [--return-share S]
+ *                    [--extension-share S] [--progress-share S] [--not-solved-share S]
+ *                    [--delay-scale X] [--dispatcher] [--dispatch-every DURATION]
+ *                    [--duration DURATION] [--seed N]
+ *                    [--ready-fd N] [--progress-fd N] [--progress-every MS]
+ *
+ * Every unit a router of the topology can send a ticket to gets its main
+ * session on that router's unit endpoint (docs/protocol.md section 5): one
+ * DEALER whose routing id is the unit id. "ruled" units (the default) are
+ * those named by the router's rules.csv (lead or assisting) and their
+ * parents below city level (where a returned ticket goes next), plus the
+ * district office with --dispatcher; "all" adds every unit of the router's
+ * district and every city-level unit. A unit serving several districts has
+ * one session per router.
+ *
+ * A session applies deliveries in seq order and acknowledges them
+ * (cumulative), again every few seconds as a heartbeat. A unit then works
+ * its tickets in business time (clock.h; --clock like the workers):
+ *
+ *   lead unit:  sign for (minutes; urgent sooner), handle (hours by kind),
+ *               resolve (solved mostly, some explained / partly / not
+ *               solved); some tickets are returned within the window
+ *               (--return-share), signed for after the sign-for deadline
+ *               (--sign-late) or resolved after the handling deadline
+ *               (--resolve-late); some get a progress note or an extension
+ *               request on the way. A reminder prompts a unit that is not
+ *               late to sign for soon; a late one reacts only once overdue.
+ *               A reopened ticket is signed for and handled again.
+ *   assisting:  signs for and sometimes adds a progress note.
+ *
+ * Every action carries a stable action_id ("<ticket>/<round>/<verb>"): a
+ * result that does not come within a few seconds is asked for again with
+ * the same id, so a router restart never applies an action twice.
+ *
+ * With --dispatcher it also plays the district dispatchers: every
+ * --dispatch-every of business time it lists each router's triage queue
+ * and assigns the tickets to the district office.
+ *
+ * Progress: one line of counters (business time, totals, "d.<district>.
+ * <counter>=N" per district) every --progress-every ms on --progress-fd.
+ * Readiness: "ready" on --ready-fd once every session is connected (the
+ * sockets connect in the background; deliveries wait in the routers).
+ * SIGTERM / SIGINT or --duration end the run; the statistics go to stdout.
+ *
+ * Invariants: a ticket slot is keyed by (session, ticket id); it has at
+ * most one action in flight, and at most one live timer (older heap
+ * entries carry an outdated generation and are skipped). Deliveries of a
+ * session are applied only in seq order (last + 1).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "client.h"
+#include "clock.h"
+#include "codec.h"
+#include "config.h"
+#include "ready.h"
+#include "sim_cli.h"
+#include "sim_data.h"
+#include "sim_heap.h"
+#include "sim_map.h"
+#include "sim_random.h"
+
+#define MAX_ROUTERS 32
+#define HEARTBEAT_MS 5000
+#define ACTION_RETRY_MS 5000
+#define UNAVAILABLE_RETRY_MS 1000
+#define DRAIN_PER_SESSION 64
+#define HEARTBEATS_PER_TURN 512
+#define ADMIN_TIMEOUT_MS 3000
+#define MAX_PLAN_STEPS 4
+
+#define MINUTE_MS (60 * 1000LL)
+#define HOUR_MS (60 * MINUTE_MS)
+
+typedef enum verb {
+    VERB_NONE = 0,
+    VERB_SIGN_FOR,
+    VERB_RETURN,
+    VERB_PROGRESS,
+    VERB_EXTEND,
+    VERB_RESOLVE,
+} verb_t;
+
+static const char *const verb_names[] = {"none", "sign", "return", "progress", "extend",
+                                         "resolve"};
+
+typedef struct district_stats {
+    uint64_t dispatched, assisting, signed_for, returned, resolved, reopened, reminders, overdue,
+        triage_assigned;
+} district_stats_t;
+
+typedef struct router {
+    const char *name, *district, *units_url, *admin_url, *data_dir;
+    const char *office; /* unit the dispatcher assigns triage to; NULL = none */
+    district_stats_t stats;
+    client_t *admin;
+} router_t;
+
+typedef struct session {
+    void *socket;
+    uint32_t router;
+    uint32_t unit; /* index in the registry of that router's data dir */
+    char unit_id[65];
+    uint64_t last;        /* highest delivery applied */
+    int64_t last_ack_real;
+    bool ack_owed;
+} session_t;
+
+typedef struct plan_step {
+    verb_t verb;
+    int64_t at; /* business ms */
+} plan_step_t;
+
+typedef struct ticket {
+    uint32_t session;
+    char id[65];
+    bool lead, urgent, late_sign, late_resolve, overdue_counted, done;
+    Dispatch__Kind kind;
+    uint32_t round;
+    int64_t deadline_sign_for, deadline_handle;
+    plan_step_t steps[MAX_PLAN_STEPS];
+    uint32_t step_count, step; /* next step to run */
+    uint32_t generation;       /* of the live timer */
+    /* The action in flight (verb NONE: none). */
+    verb_t pending;
+    char action_id[96];
+    void *packed;
+    size_t packed_len;
+    int64_t sent_real;
+    uint32_t attempts;
+} ticket_t;
+
+typedef struct options {
+    const char *config_path;
+    const char *clock;
+    const char *routers[MAX_ROUTERS];
+    size_t router_count;
+    bool all_units;
+    long max_units;
+    double sign_late, resolve_late, return_share, extension_share, progress_share, not_solved;
+    double delay_scale;
+    bool dispatcher;
+    int64_t dispatch_every;
+    int64_t duration;
+    uint64_t seed;
+    int ready_fd, progress_fd;
+    long progress_every;
+} options_t;
+
+typedef struct sim {
+    options_t options;
+    config_t *config;
+    void *zmq;
+    router_t routers[MAX_ROUTERS];
+    size_t router_count;
+    sim_units_t *registries[MAX_ROUTERS]; /* one per router (data dirs may differ) */
+    session_t *sessions;
+    size_t session_count;
+    zmq_pollitem_t *items;
+    sim_map_t *session_index; /* "<router>:<unit>" -> session */
+    ticket_t *tickets;
+    size_t ticket_count, ticket_capacity;
+    sim_map_t *ticket_index; /* "<session>:<ticket id>" -> ticket */
+    sim_heap_t *timers;
+    sim_random_t random;
+    size_t heartbeat_cursor;
+    int64_t started_business, started_real;
+    int64_t next_dispatch;
+    /* Totals. */
+    uint64_t deliveries, duplicates, gaps, withdrawn, sign_offs, extension_decisions,
+        reminders_seen, actions_sent, retries, results_ok, refused, refused_codes[16], progress,
+        extensions, skipped;
+} sim_t;
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static int64_t scaled(const sim_t *sim, double ms)
+{
+    double value = ms * sim->options.delay_scale;
+    return value < 1 ? 1 : (int64_t)value;
+}
+
+/* --- setup ------------------------------------------------------------- */
+
+typedef struct served {
+    sim_t *sim;
+    uint32_t router;
+    sim_units_t *units;
+    bool *wanted; /* by unit index */
+    char *err;
+    size_t err_len;
+} served_t;
+
+static int want_unit(const char *unit_id, void *ctx)
+{
+    served_t *served = ctx;
+    long index = sim_units_find(served->units, unit_id);
+    if (index < 0) {
+        snprintf(served->err, served->err_len, "rules name unit %s, which units.csv lacks",
+                 unit_id);
+        return -EINVAL;
+    }
+    served->wanted[index] = true;
+    /* A returned ticket may go to the returning unit's parent (not the city). */
+    const sim_unit_t *unit = sim_units_at(served->units, (size_t)index);
+    long parent = *unit->parent ? sim_units_find(served->units, unit->parent) : -1;
+    if (parent >= 0 &&
+        sim_units_at(served->units, (size_t)parent)->level != DISPATCH__UNIT_LEVEL__UNIT_LEVEL_CITY)
+        served->wanted[parent] = true;
+    return 0;
+}
+
+static int add_session(sim_t *sim, uint32_t router, uint32_t unit, const char *unit_id)
+{
+    session_t *grown = realloc(sim->sessions, (sim->session_count + 1) * sizeof(*grown));
+    if (!grown)
+        return -ENOMEM;
+    sim->sessions = grown;
+    session_t *s = &sim->sessions[sim->session_count];
+    memset(s, 0, sizeof(*s));
+    s->router = router;
+    s->unit = unit;
+    snprintf(s->unit_id, sizeof(s->unit_id), "%s", unit_id);
+    char key[160];
+    snprintf(key, sizeof(key), "%u:%s", router, unit_id);
+    int rc = sim_map_put(sim->session_index, key, (uint32_t)sim->session_count);
+    if (rc < 0)
+        return rc;
+    sim->session_count++;
+    return 0;
+}
+
+static int path_in(char *buf, size_t len, const char *dir, const char *file)
+{
+    int n = snprintf(buf, len, "%s/%s", dir, file);
+    return n > 0 && (size_t)n < len ? 0 : -ENAMETOOLONG;
+}
+
+/* Loads the router's registry and rules; adds a session per served unit. */
+static int setup_router(sim_t *sim, uint32_t r, char *err, size_t err_len)
+{
+    router_t *router = &sim->routers[r];
+    char path[1024];
+    if (path_in(path, sizeof(path), router->data_dir, "units.csv") < 0)
+        return -ENAMETOOLONG;
+    int rc = sim_units_load(path, &sim->registries[r], err, err_len);
+    if (rc < 0)
+        return rc;
+    sim_units_t *units = sim->registries[r];
+    size_t count = sim_units_count(units);
+    bool *wanted = calloc(count ? count : 1, sizeof(bool));
+    if (!wanted)
+        return -ENOMEM;
+    served_t served = {sim, r, units, wanted, err, err_len};
+    if (path_in(path, sizeof(path), router->data_dir, "rules.csv") < 0)
+        rc = -ENAMETOOLONG;
+    if (rc == 0)
+        rc = sim_rules_each_unit(path, want_unit, &served, err, err_len);
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        const sim_unit_t *unit = sim_units_at(units, i);
+        if (unit->level == DISPATCH__UNIT_LEVEL__UNIT_LEVEL_DISTRICT &&
+            strcmp(unit->district, router->district) == 0 && !router->office)
+            router->office = unit->id;
+        if (sim->options.all_units && (strcmp(unit->district, router->district) == 0 ||
+                                       (!*unit->district &&
+                                        unit->level != DISPATCH__UNIT_LEVEL__UNIT_LEVEL_CITY)))
+            wanted[i] = true;
+    }
+    if (rc == 0 && sim->options.dispatcher && router->office)
+        wanted[sim_units_find(units, router->office)] = true;
+    long added = 0;
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        if (!wanted[i])
+            continue;
+        if (sim->options.max_units && added >= sim->options.max_units)
+            break;
+        rc = add_session(sim, r, (uint32_t)i, sim_units_at(units, i)->id);
+        added++;
+    }
+    free(wanted);
+    return rc;
+}
+
+static int open_session(sim_t *sim, session_t *s)
+{
+    void *socket = zmq_socket(sim->zmq, ZMQ_DEALER);
+    if (!socket)
+        return -errno;
+    int zero = 0;
+    int64_t max_message = CLIENT_MAX_REPLY;
+    zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max_message, sizeof(max_message));
+    zmq_setsockopt(socket, ZMQ_ROUTING_ID, s->unit_id, strlen(s->unit_id));
+    if (zmq_connect(socket, sim->routers[s->router].units_url) < 0) {
+        int rc = -errno;
+        zmq_close(socket);
+        return rc;
+    }
+    s->socket = socket;
+    return 0;
+}
+
+/* --- sending ----------------------------------------------------------- */
+
+static int send_body(void *socket, const void *body, size_t len)
+{
+    if (zmq_send(socket, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+        return -errno;
+    return zmq_send(socket, body, len, ZMQ_DONTWAIT) < 0 ? -errno : 0;
+}
+
+static void send_ack(sim_t *sim, session_t *s)
+{
+    Dispatch__UnitAck ack = DISPATCH__UNIT_ACK__INIT;
+    ack.seq = s->last;
+    Dispatch__UnitAction action = DISPATCH__UNIT_ACTION__INIT;
+    action.unit_id = s->unit_id;
+    action.body_case = DISPATCH__UNIT_ACTION__BODY_ACK;
+    action.ack = &ack;
+    uint8_t buf[256];
+    size_t len = dispatch__unit_action__pack(&action, buf);
+    if (send_body(s->socket, buf, len) == 0) {
+        s->ack_owed = false;
+        s->last_ack_real = sim_monotonic_ms();
+    }
+}
+
+static void ticket_clear_pending(ticket_t *t)
+{
+    free(t->packed);
+    t->packed = NULL;
+    t->packed_len = 0;
+    t->pending = VERB_NONE;
+}
+
+static const char *resolve_text(Dispatch__ResolutionResult result)
+{
+    switch (result) {
+    case DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_EXPLAINED:
+        return "We looked into it and explained the rules to the caller by phone.";
+    case DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_PARTLY_SOLVED:
+        return "Partly fixed on site; the rest is scheduled with the responsible team.";
+    case DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_NOT_SOLVED:
+        return "Not solved: it needs funding approval; the caller was told the reason.";
+    default:
+        return "Staff went on site and dealt with it; the caller was informed.";
+    }
+}
+
+static Dispatch__ResolutionResult draw_result(sim_t *sim)
+{
+    double x = sim_random_unit(&sim->random);
+    double not_solved = sim->options.not_solved;
+    if (x < not_solved)
+        return DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_NOT_SOLVED;
+    if (x < not_solved + 0.06)
+        return DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_PARTLY_SOLVED;
+    if (x < not_solved + 0.16)
+        return DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_EXPLAINED;
+    return DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_SOLVED;
+}
+
+/* Builds the action of verb for t and sends it; it stays pending until its
+ * result comes. */
+static int start_action(sim_t *sim, ticket_t *t, verb_t verb, int64_t now)
+{
+    session_t *s = &sim->sessions[t->session];
+    Dispatch__UnitAction action = DISPATCH__UNIT_ACTION__INIT;
+    Dispatch__SignFor sign_for = DISPATCH__SIGN_FOR__INIT;
+    Dispatch__ReturnTicket return_ticket = DISPATCH__RETURN_TICKET__INIT;
+    Dispatch__Progress progress = DISPATCH__PROGRESS__INIT;
+    Dispatch__Resolve resolve = DISPATCH__RESOLVE__INIT;
+    Dispatch__ExtensionRequest extension = DISPATCH__EXTENSION_REQUEST__INIT;
+    snprintf(t->action_id, sizeof(t->action_id), "%s/%u/%s", t->id, t->round, verb_names[verb]);
+    action.unit_id = s->unit_id;
+    action.ticket_id = t->id;
+    action.action_id = t->action_id;
+    switch (verb) {
+    case VERB_SIGN_FOR:
+        sign_for.note = t->lead ? "Received; assigned to the duty team." : "Received; we assist.";
+        action.body_case = DISPATCH__UNIT_ACTION__BODY_SIGN_FOR;
+        action.sign_for = &sign_for;
+        break;
+    case VERB_RETURN: {
+        bool wrong_area = sim_random_chance(&sim->random, 0.5);
+        return_ticket.reason_code = wrong_area ? DISPATCH__RETURN_REASON__RETURN_REASON_WRONG_AREA
+                                               : DISPATCH__RETURN_REASON__RETURN_REASON_NOT_OUR_DUTY;
+        return_ticket.reason = wrong_area ? "The address is outside our area."
+                                          : "This matter is outside our remit.";
+        action.body_case = DISPATCH__UNIT_ACTION__BODY_RETURN_TICKET;
+        action.return_ticket = &return_ticket;
+        break;
+    }
+    case VERB_PROGRESS:
+        progress.text = t->lead ? "On site today; work is under way."
+                                : "Our staff joined the lead unit on site.";
+        action.body_case = DISPATCH__UNIT_ACTION__BODY_PROGRESS;
+        action.progress = &progress;
+        break;
+    case VERB_EXTEND:
+        extension.extra_working_days = 2 + (uint32_t)sim_random_below(&sim->random, 4);
+        extension.reason = "Parts have to be ordered; the repair needs more time.";
+        action.body_case = DISPATCH__UNIT_ACTION__BODY_EXTENSION_REQUEST;
+        action.extension_request = &extension;
+        break;
+    case VERB_RESOLVE:
+        resolve.result = draw_result(sim);
+        resolve.text = (char *)resolve_text(resolve.result);
+        action.body_case = DISPATCH__UNIT_ACTION__BODY_RESOLVE;
+        action.resolve = &resolve;
+        break;
+    default:
+        return -EINVAL;
+    }
+    ticket_clear_pending(t);
+    int rc = codec_encode(&action.base, &t->packed, &t->packed_len);
+    if (rc < 0)
+        return rc;
+    t->pending = verb;
+    t->attempts = 1;
+    t->sent_real = sim_monotonic_ms();
+    sim->actions_sent++;
+    (void)now;
+    if (send_body(s->socket, t->packed, t->packed_len) < 0)
+        t->sent_real -= ACTION_RETRY_MS - UNAVAILABLE_RETRY_MS; /* try again soon */
+    return 0;
+}
+
+/* --- planning ---------------------------------------------------------- */
+
+static int arm(sim_t *sim, uint32_t index, int64_t at)
+{
+    ticket_t *t = &sim->tickets[index];
+    t->generation++;
+    return sim_heap_push(sim->timers, at, index, t->generation);
+}
+
+static void plan_clear(ticket_t *t)
+{
+    t->step_count = 0;
+    t->step = 0;
+    t->done = false;
+}
+
+static void plan_add(ticket_t *t, verb_t verb, int64_t at)
+{
+    if (t->step_count < MAX_PLAN_STEPS)
+        t->steps[t->step_count++] = (plan_step_t){verb, at};
+}
+
+static int64_t sign_delay(sim_t *sim, const ticket_t *t, int64_t now)
+{
+    if (t->late_sign) {
+        if (t->deadline_sign_for > now)
+            return t->deadline_sign_for - now +
+                   scaled(sim, sim_random_between(&sim->random, 15, 120) * MINUTE_MS);
+        return scaled(sim, sim_random_between(&sim->random, 3, 8) * HOUR_MS);
+    }
+    if (t->urgent)
+        return scaled(sim, sim_random_between(&sim->random, 3, 20) * MINUTE_MS);
+    double minutes = sim_random_lognormal(&sim->random, 30, 0.8);
+    if (minutes > 360)
+        minutes = 360;
+    return scaled(sim, minutes * MINUTE_MS);
+}
+
+static int64_t handle_delay(sim_t *sim, const ticket_t *t, int64_t now)
+{
+    static const double median_hours[] = {
+        [DISPATCH__KIND__KIND_CONSULT] = 1,   [DISPATCH__KIND__KIND_HELP] = 3,
+        [DISPATCH__KIND__KIND_COMPLAINT] = 5, [DISPATCH__KIND__KIND_REPORT] = 4,
+        [DISPATCH__KIND__KIND_SUGGESTION] = 6,
+    };
+    double median = t->kind > 0 && t->kind <= DISPATCH__KIND__KIND_SUGGESTION
+                        ? median_hours[t->kind]
+                        : 8;
+    if (t->urgent)
+        median = 2;
+    double hours = sim_random_lognormal(&sim->random, median, 0.7);
+    if (hours > 120)
+        hours = 120;
+    if (t->late_resolve) {
+        if (t->deadline_handle > now)
+            return t->deadline_handle - now +
+                   scaled(sim, sim_random_between(&sim->random, 1, 12) * HOUR_MS);
+        hours *= sim_random_between(&sim->random, 3, 6);
+    }
+    return scaled(sim, hours * HOUR_MS);
+}
+
+/* A new assignment of t (dispatched, rerouted, assigned from triage,
+ * reopened): the plan from signing for on. */
+static int plan_assignment(sim_t *sim, uint32_t index, int64_t now, bool may_return)
+{
+    ticket_t *t = &sim->tickets[index];
+    plan_clear(t);
+    if (!t->lead) {
+        int64_t at = now + sign_delay(sim, t, now);
+        plan_add(t, VERB_SIGN_FOR, at);
+        if (sim_random_chance(&sim->random, sim->options.progress_share / 2))
+            plan_add(t, VERB_PROGRESS, at + scaled(sim, sim_random_between(&sim->random, 1, 6) *
+                                                            HOUR_MS));
+        return arm(sim, index, t->steps[0].at);
+    }
+    if (may_return && sim_random_chance(&sim->random, sim->options.return_share)) {
+        plan_add(t, VERB_RETURN,
+                 now + scaled(sim, sim_random_between(&sim->random, 10, 90) * MINUTE_MS));
+        return arm(sim, index, t->steps[0].at);
+    }
+    plan_add(t, VERB_SIGN_FOR, now + sign_delay(sim, t, now));
+    return arm(sim, index, t->steps[0].at);
+}
+
+/* After the lead signed for: handle, maybe report progress or ask for
+ * more time, resolve. */
+static void plan_handling(sim_t *sim, ticket_t *t, int64_t now)
+{
+    int64_t resolve_at = now + handle_delay(sim, t, now);
+    if (sim_random_chance(&sim->random, sim->options.progress_share))
+        plan_add(t, VERB_PROGRESS, now + (resolve_at - now) / 3);
+    if (t->deadline_handle > now && resolve_at > t->deadline_handle &&
+        sim_random_chance(&sim->random, sim->options.extension_share * 10))
+        plan_add(t, VERB_EXTEND, now + (t->deadline_handle - now) / 2);
+    else if (t->deadline_handle > now &&
+             sim_random_chance(&sim->random, sim->options.extension_share))
+        plan_add(t, VERB_EXTEND, now + (t->deadline_handle - now) / 2);
+    plan_add(t, VERB_RESOLVE, resolve_at);
+}
+
+/* The step after t's current one, or done. */
+static int next_step(sim_t *sim, uint32_t index)
+{
+    ticket_t *t = &sim->tickets[index];
+    t->step++;
+    if (t->step >= t->step_count) {
+        t->done = true;
+        t->generation++;
+        return 0;
+    }
+    return arm(sim, index, t->steps[t->step].at);
+}
+
+/* --- tickets ------------------------------------------------------------ */
+
+static int ticket_find(sim_t *sim, uint32_t session, const char *ticket_id, uint32_t *index)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "%u:%s", session, ticket_id);
+    return sim_map_get(sim->ticket_index, key, index);
+}
+
+static int ticket_add(sim_t *sim, uint32_t session, const char *ticket_id, uint32_t *index)
+{
+    if (sim->ticket_count == sim->ticket_capacity) {
+        size_t capacity = sim->ticket_capacity ? sim->ticket_capacity * 2 : 4096;
+        ticket_t *grown = realloc(sim->tickets, capacity * sizeof(*grown));
+        if (!grown)
+            return -ENOMEM;
+        sim->tickets = grown;
+        sim->ticket_capacity = capacity;
+    }
+    ticket_t *t = &sim->tickets[sim->ticket_count];
+    memset(t, 0, sizeof(*t));
+    t->session = session;
+    snprintf(t->id, sizeof(t->id), "%s", ticket_id);
+    char key[128];
+    snprintf(key, sizeof(key), "%u:%s", session, ticket_id);
+    int rc = sim_map_put(sim->ticket_index, key, (uint32_t)sim->ticket_count);
+    if (rc < 0)
+        return rc;
+    *index = (uint32_t)sim->ticket_count++;
+    return 0;
+}
+
+static void take_ticket_facts(ticket_t *t, const Dispatch__Ticket *ticket)
+{
+    if (!ticket)
+        return;
+    t->kind = ticket->kind;
+    t->urgent = ticket->urgency == DISPATCH__URGENCY__URGENCY_URGENT;
+    if (ticket->deadline_sign_for)
+        t->deadline_sign_for = ticket->deadline_sign_for;
+    if (ticket->deadline_handle)
+        t->deadline_handle = ticket->deadline_handle;
+}
+
+static district_stats_t *stats_of(sim_t *sim, uint32_t session)
+{
+    return &sim->routers[sim->sessions[session].router].stats;
+}
+
+static int on_assigned(sim_t *sim, uint32_t session, const Dispatch__UnitDelivery *delivery,
+                       const Dispatch__Ticket *ticket, Dispatch__HandlingRole role,
+                       bool reopened, int64_t now)
+{
+    uint32_t index;
+    bool known = ticket_find(sim, session, delivery->ticket_id, &index) == 0;
+    if (!known) {
+        int rc = ticket_add(sim, session, delivery->ticket_id, &index);
+        if (rc < 0)
+            return rc;
+    }
+    ticket_t *t = &sim->tickets[index];
+    if (known && reopened && ticket && ticket->reopen_count <= t->round && !t->done)
+        return 0; /* this round is being worked already */
+    if (known)
+        t->round++;
+    if (ticket && ticket->reopen_count > t->round)
+        t->round = ticket->reopen_count;
+    ticket_clear_pending(t);
+    take_ticket_facts(t, ticket);
+    t->lead = role != DISPATCH__HANDLING_ROLE__HANDLING_ROLE_ASSIST;
+    /* Late or not is the unit's habit for this ticket, drawn once. */
+    if (!known) {
+        t->late_sign = t->lead && sim_random_chance(&sim->random, sim->options.sign_late);
+        t->late_resolve = t->lead && sim_random_chance(&sim->random, sim->options.resolve_late);
+    } else {
+        t->late_sign = false;
+        t->late_resolve = false;
+    }
+    district_stats_t *stats = stats_of(sim, session);
+    if (reopened)
+        stats->reopened++;
+    else if (t->lead)
+        stats->dispatched++;
+    else
+        stats->assisting++;
+    return plan_assignment(sim, index, now, !known && !reopened);
+}
+
+static void on_reminder(sim_t *sim, uint32_t session, const Dispatch__UnitDelivery *delivery,
+                        int64_t now)
+{
+    const Dispatch__Reminder *reminder = delivery->reminder;
+    district_stats_t *stats = stats_of(sim, session);
+    stats->reminders++;
+    sim->reminders_seen++;
+    uint32_t index;
+    if (ticket_find(sim, session, delivery->ticket_id, &index) < 0)
+        return;
+    ticket_t *t = &sim->tickets[index];
+    bool sign = reminder->deadline_kind == DISPATCH__DEADLINE_KIND__DEADLINE_KIND_SIGN_FOR;
+    if (reminder->deadline) {
+        if (sign)
+            t->deadline_sign_for = reminder->deadline;
+        else
+            t->deadline_handle = reminder->deadline;
+    }
+    if (reminder->overdue && !t->overdue_counted) {
+        t->overdue_counted = true;
+        stats->overdue++;
+    }
+    if (t->done || t->pending || t->step >= t->step_count)
+        return;
+    plan_step_t *step = &t->steps[t->step];
+    bool late = sign ? t->late_sign : t->late_resolve;
+    if (late && !reminder->overdue)
+        return;
+    if (step->verb != (sign ? VERB_SIGN_FOR : VERB_RESOLVE))
+        return;
+    int64_t soon =
+        now + scaled(sim, (sign ? sim_random_between(&sim->random, 5, 30)
+                                : sim_random_between(&sim->random, 60, 240)) *
+                              MINUTE_MS);
+    if (step->at > soon) {
+        step->at = soon;
+        arm(sim, index, soon);
+    }
+}
+
+static void on_withdrawn(sim_t *sim, uint32_t session, const Dispatch__UnitDelivery *delivery)
+{
+    sim->withdrawn++;
+    uint32_t index;
+    if (ticket_find(sim, session, delivery->ticket_id, &index) < 0)
+        return;
+    ticket_t *t = &sim->tickets[index];
+    ticket_clear_pending(t);
+    t->done = true;
+    t->generation++;
+}
+
+static int apply_delivery(sim_t *sim, uint32_t session, const Dispatch__UnitDelivery *delivery,
+                          int64_t now)
+{
+    sim->deliveries++;
+    switch (delivery->body_case) {
+    case DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED:
+        return on_assigned(sim, session, delivery, delivery->dispatched->ticket,
+                           delivery->dispatched->role, false, now);
+    case DISPATCH__UNIT_DELIVERY__BODY_REOPENED:
+        return on_assigned(sim, session, delivery, delivery->reopened->ticket,
+                           delivery->reopened->role, true, now);
+    case DISPATCH__UNIT_DELIVERY__BODY_REMINDER:
+        on_reminder(sim, session, delivery, now);
+        return 0;
+    case DISPATCH__UNIT_DELIVERY__BODY_WITHDRAWN:
+        on_withdrawn(sim, session, delivery);
+        return 0;
+    case DISPATCH__UNIT_DELIVERY__BODY_SIGN_OFF:
+        sim->sign_offs++;
+        return 0;
+    case DISPATCH__UNIT_DELIVERY__BODY_EXTENSION_DECISION:
+        sim->extension_decisions++;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* An ActionResult for session: the pending action of its ticket moves on. */
+static int on_result(sim_t *sim, uint32_t session, const Dispatch__ActionResult *result,
+                     int64_t now)
+{
+    char ticket_id[96];
+    snprintf(ticket_id, sizeof(ticket_id), "%s", result->action_id);
+    char *slash = strchr(ticket_id, '/');
+    if (!slash)
+        return 0;
+    *slash = '\0';
+    uint32_t index;
+    if (ticket_find(sim, session, ticket_id, &index) < 0)
+        return 0;
+    ticket_t *t = &sim->tickets[index];
+    if (t->pending == VERB_NONE || strcmp(t->action_id, result->action_id) != 0)
+        return 0; /* a late answer to an earlier attempt */
+    verb_t verb = t->pending;
+    if (result->error && result->error->code == DISPATCH__ERROR_CODE__ERROR_CODE_UNAVAILABLE) {
+        t->sent_real = sim_monotonic_ms() - ACTION_RETRY_MS + UNAVAILABLE_RETRY_MS;
+        return 0;
+    }
+    ticket_clear_pending(t);
+    district_stats_t *stats = stats_of(sim, session);
+    if (result->error) {
+        sim->refused++;
+        if ((unsigned)result->error->code < 16)
+            sim->refused_codes[result->error->code]++;
+        if (verb == VERB_RETURN) {
+            /* The window passed or the ticket moved: keep it after all. */
+            plan_clear(t);
+            plan_add(t, VERB_SIGN_FOR, now + sign_delay(sim, t, now));
+            return arm(sim, index, t->steps[0].at);
+        }
+        if (verb == VERB_EXTEND || verb == VERB_PROGRESS)
+            return next_step(sim, index);
+        t->done = true;
+        t->generation++;
+        return 0;
+    }
+    sim->results_ok++;
+    switch (verb) {
+    case VERB_SIGN_FOR:
+        stats->signed_for++;
+        if (t->lead)
+            plan_handling(sim, t, now);
+        break;
+    case VERB_RETURN:
+        stats->returned++;
+        t->done = true;
+        t->generation++;
+        return 0;
+    case VERB_PROGRESS:
+        sim->progress++;
+        break;
+    case VERB_EXTEND:
+        sim->extensions++;
+        break;
+    case VERB_RESOLVE:
+        stats->resolved++;
+        break;
+    default:
+        break;
+    }
+    return next_step(sim, index);
+}
+
+/* --- receiving ----------------------------------------------------------- */
+
+static bool more(void *socket)
+{
+    int value = 0;
+    size_t size = sizeof(value);
+    return zmq_getsockopt(socket, ZMQ_RCVMORE, &value, &size) == 0 && value;
+}
+
+/* One [empty][body] message: 1, 0 when none is waiting, -EBADMSG for
+ * another shape (read whole and dropped). */
+static int recv_body(void *socket, zmq_msg_t *body)
+{
+    zmq_msg_t delimiter;
+    zmq_msg_init(&delimiter);
+    if (zmq_msg_recv(&delimiter, socket, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&delimiter);
+        return errno == EAGAIN ? 0 : -errno;
+    }
+    bool ok = zmq_msg_size(&delimiter) == 0 && more(socket);
+    zmq_msg_close(&delimiter);
+    zmq_msg_init(body);
+    if (ok)
+        ok = zmq_msg_recv(body, socket, 0) >= 0 && !more(socket);
+    while (more(socket)) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        zmq_msg_recv(&part, socket, 0);
+        zmq_msg_close(&part);
+    }
+    if (!ok) {
+        zmq_msg_close(body);
+        return -EBADMSG;
+    }
+    return 1;
+}
+
+static int drain_session(sim_t *sim, uint32_t index, int64_t now)
+{
+    session_t *s = &sim->sessions[index];
+    for (int n = 0; n < DRAIN_PER_SESSION; n++) {
+        zmq_msg_t frame;
+        int rc = recv_body(s->socket, &frame);
+        if (rc == -EBADMSG) {
+            sim->skipped++;
+            continue;
+        }
+        if (rc <= 0)
+            break;
+        ProtobufCMessage *msg;
+        char err[256];
+        rc = codec_decode(&dispatch__unit_delivery__descriptor, zmq_msg_data(&frame),
+                          zmq_msg_size(&frame), CLIENT_MAX_REPLY, &msg, err, sizeof(err));
+        zmq_msg_close(&frame);
+        if (rc < 0) {
+            sim->skipped++;
+            continue;
+        }
+        Dispatch__UnitDelivery *delivery = (Dispatch__UnitDelivery *)msg;
+        if (delivery->seq == 0) {
+            if (delivery->body_case == DISPATCH__UNIT_DELIVERY__BODY_ACTION_RESULT)
+                rc = on_result(sim, index, delivery->action_result, now);
+        } else {
+            /* The router holds deliveries up to `acked` as applied: a unit
+             * that lost count continues from there. */
+            if (delivery->acked > s->last)
+                s->last = delivery->acked;
+            if (delivery->seq == s->last + 1) {
+                rc = apply_delivery(sim, index, delivery, now);
+                s->last = delivery->seq;
+            } else if (delivery->seq <= s->last) {
+                sim->duplicates++;
+            } else {
+                sim->gaps++;
+            }
+            s->ack_owed = true;
+        }
+        protobuf_c_message_free_unpacked(msg, NULL);
+        if (rc < 0)
+            return rc;
+    }
+    if (s->ack_owed)
+        send_ack(sim, s);
+    return 0;
+}
+
+/* --- the dispatcher ------------------------------------------------------ */
+
+static void dispatch_triage(sim_t *sim, router_t *router)
+{
+    if (!router->admin_url || !router->office)
+        return;
+    if (!router->admin &&
+        client_new(sim->zmq, router->admin_url, ADMIN_TIMEOUT_MS, &router->admin) < 0)
+        return;
+    Dispatch__ListQueue list = DISPATCH__LIST_QUEUE__INIT;
+    list.kind = DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE;
+    list.limit = 200;
+    Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
+    request.actor_id = "dispatcher-sim";
+    request.role = DISPATCH__ROLE__ROLE_DISPATCHER;
+    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE;
+    request.list_queue = &list;
+    ProtobufCMessage *msg;
+    if (client_call(router->admin, &request.base, &dispatch__admin_reply__descriptor, &msg) < 0)
+        return;
+    Dispatch__AdminReply *reply = (Dispatch__AdminReply *)msg;
+    if (reply->body_case == DISPATCH__ADMIN_REPLY__BODY_QUEUE) {
+        for (size_t i = 0; i < reply->queue->n_items && !stop_requested; i++) {
+            Dispatch__TriageAssign assign = DISPATCH__TRIAGE_ASSIGN__INIT;
+            assign.ticket_id = reply->queue->items[i]->ticket_id;
+            assign.lead_unit = (char *)router->office;
+            assign.note = "No rule fits: the district office takes it and coordinates.";
+            Dispatch__AdminRequest req = DISPATCH__ADMIN_REQUEST__INIT;
+            req.actor_id = "dispatcher-sim";
+            req.role = DISPATCH__ROLE__ROLE_DISPATCHER;
+            req.body_case = DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_ASSIGN;
+            req.triage_assign = &assign;
+            ProtobufCMessage *answer;
+            if (client_call(router->admin, &req.base, &dispatch__admin_reply__descriptor,
+                            &answer) < 0)
+                break;
+            if (((Dispatch__AdminReply *)answer)->body_case == DISPATCH__ADMIN_REPLY__BODY_DONE)
+                router->stats.triage_assigned++;
+            protobuf_c_message_free_unpacked(answer, NULL);
+        }
+    }
+    protobuf_c_message_free_unpacked(msg, NULL);
+}
+
+/* --- the loop ------------------------------------------------------------ */
+
+static int run_timers(sim_t *sim, int64_t now)
+{
+    sim_timer_t timer;
+    while (sim_heap_peek(sim->timers, &timer) && timer.due <= now) {
+        sim_heap_pop(sim->timers, &timer);
+        ticket_t *t = &sim->tickets[timer.item];
+        if (timer.generation != t->generation || t->done || t->pending ||
+            t->step >= t->step_count)
+            continue;
+        int rc = start_action(sim, t, t->steps[t->step].verb, now);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Resends actions whose result is overdue (same action_id). Linear in the
+ * tickets, run a few times a second. */
+static void resend_overdue(sim_t *sim)
+{
+    int64_t real = sim_monotonic_ms();
+    for (size_t i = 0; i < sim->ticket_count; i++) {
+        ticket_t *t = &sim->tickets[i];
+        if (t->pending == VERB_NONE || real - t->sent_real < ACTION_RETRY_MS)
+            continue;
+        t->sent_real = real;
+        t->attempts++;
+        sim->retries++;
+        send_body(sim->sessions[t->session].socket, t->packed, t->packed_len);
+    }
+}
+
+static void heartbeats(sim_t *sim)
+{
+    int64_t real = sim_monotonic_ms();
+    for (size_t n = 0; n < HEARTBEATS_PER_TURN && n < sim->session_count; n++) {
+        session_t *s = &sim->sessions[sim->heartbeat_cursor];
+        sim->heartbeat_cursor = (sim->heartbeat_cursor + 1) % sim->session_count;
+        if (real - s->last_ack_real >= HEARTBEAT_MS)
+            send_ack(sim, s);
+    }
+}
+
+static void totals(const sim_t *sim, district_stats_t *all)
+{
+    memset(all, 0, sizeof(*all));
+    for (size_t r = 0; r < sim->router_count; r++) {
+        const district_stats_t *d = &sim->routers[r].stats;
+        all->dispatched += d->dispatched;
+        all->assisting += d->assisting;
+        all->signed_for += d->signed_for;
+        all->returned += d->returned;
+        all->resolved += d->resolved;
+        all->reopened += d->reopened;
+        all->reminders += d->reminders;
+        all->overdue += d->overdue;
+        all->triage_assigned += d->triage_assigned;
+    }
+}
+
+static void write_progress(sim_t *sim, int64_t now)
+{
+    if (sim->options.progress_fd < 0)
+        return;
+    district_stats_t all;
+    totals(sim, &all);
+    char line[4096], when[32];
+    size_t open = 0;
+    for (size_t i = 0; i < sim->ticket_count; i++)
+        open += !sim->tickets[i].done;
+    int n = snprintf(line, sizeof(line),
+                     "units t=%s sessions=%zu open=%zu dispatched=%llu signed=%llu returned=%llu "
+                     "resolved=%llu reopened=%llu reminders=%llu overdue=%llu triage_assigned=%llu "
+                     "refused=%llu retries=%llu",
+                     sim_format_time(now, when, sizeof(when)), sim->session_count, open,
+                     (unsigned long long)all.dispatched, (unsigned long long)all.signed_for,
+                     (unsigned long long)all.returned, (unsigned long long)all.resolved,
+                     (unsigned long long)all.reopened, (unsigned long long)all.reminders,
+                     (unsigned long long)all.overdue, (unsigned long long)all.triage_assigned,
+                     (unsigned long long)sim->refused, (unsigned long long)sim->retries);
+    for (size_t r = 0; r < sim->router_count && n > 0 && (size_t)n < sizeof(line); r++) {
+        const router_t *router = &sim->routers[r];
+        const char *d = router->district;
+        const district_stats_t *st = &router->stats;
+        n += snprintf(line + n, sizeof(line) - (size_t)n,
+                      " d.%s.dispatched=%llu d.%s.signed=%llu d.%s.resolved=%llu d.%s.overdue=%llu",
+                      d, (unsigned long long)st->dispatched, d, (unsigned long long)st->signed_for,
+                      d, (unsigned long long)st->resolved, d, (unsigned long long)st->overdue);
+    }
+    ready_write_line(sim->options.progress_fd, line);
+}
+
+static int loop(sim_t *sim)
+{
+    int64_t next_progress = 0, next_resend = 0;
+    sim->started_business = clock_now_ms();
+    sim->started_real = sim_monotonic_ms();
+    sim->next_dispatch = sim->started_business + sim->options.dispatch_every;
+    while (!stop_requested) {
+        int64_t now = clock_now_ms();
+        if (sim->options.duration && now - sim->started_business >= sim->options.duration)
+            break;
+        int rc = run_timers(sim, now);
+        if (rc < 0)
+            return rc;
+        int64_t real = sim_monotonic_ms();
+        if (real >= next_resend) {
+            resend_overdue(sim);
+            next_resend = real + 250;
+        }
+        heartbeats(sim);
+        if (sim->options.dispatcher && now >= sim->next_dispatch) {
+            for (size_t r = 0; r < sim->router_count; r++)
+                dispatch_triage(sim, &sim->routers[r]);
+            sim->next_dispatch = now + sim->options.dispatch_every;
+        }
+        if (real >= next_progress) {
+            write_progress(sim, now);
+            next_progress = real + sim->options.progress_every;
+        }
+
+        long wait = 100;
+        sim_timer_t timer;
+        if (sim_heap_peek(sim->timers, &timer)) {
+            double speed = clock_speed();
+            double real_wait = (double)(timer.due - clock_now_ms()) / (speed > 0 ? speed : 1);
+            if (real_wait < wait)
+                wait = real_wait < 0 ? 0 : (long)real_wait;
+        }
+        int n = zmq_poll(sim->items, (int)sim->session_count, wait);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        now = clock_now_ms();
+        for (size_t i = 0; n > 0 && i < sim->session_count; i++) {
+            if (!(sim->items[i].revents & ZMQ_POLLIN))
+                continue;
+            n--;
+            rc = drain_session(sim, (uint32_t)i, now);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    write_progress(sim, clock_now_ms());
+    return 0;
+}
+
+/* --- statistics ---------------------------------------------------------- */
+
+static void print_stats(const sim_t *sim)
+{
+    district_stats_t all;
+    totals(sim, &all);
+    int64_t business = clock_now_ms() - sim->started_business;
+    double real = (double)(sim_monotonic_ms() - sim->started_real) / 1000.0;
+    printf("unitsim: %zu unit sessions on %zu routers; %lldh%02lldm of business time in %.1f s\n",
+           sim->session_count, sim->router_count, (long long)(business / HOUR_MS),
+           (long long)(business % HOUR_MS / MINUTE_MS), real);
+    printf("unitsim: deliveries %llu: dispatched %llu as lead, %llu as assisting unit, "
+           "reopened %llu, reminders %llu, withdrawn %llu, sign-offs %llu, extension "
+           "decisions %llu; duplicates %llu, gaps %llu, undecodable %llu\n",
+           (unsigned long long)sim->deliveries, (unsigned long long)all.dispatched,
+           (unsigned long long)all.assisting, (unsigned long long)all.reopened,
+           (unsigned long long)all.reminders, (unsigned long long)sim->withdrawn,
+           (unsigned long long)sim->sign_offs, (unsigned long long)sim->extension_decisions,
+           (unsigned long long)sim->duplicates, (unsigned long long)sim->gaps,
+           (unsigned long long)sim->skipped);
+    printf("unitsim: actions %llu: signed for %llu, returned %llu, progress %llu, extensions "
+           "asked %llu, resolved %llu; refused %llu (conflict %llu, forbidden %llu, not found "
+           "%llu), resent %llu\n",
+           (unsigned long long)sim->actions_sent, (unsigned long long)all.signed_for,
+           (unsigned long long)all.returned, (unsigned long long)sim->progress,
+           (unsigned long long)sim->extensions, (unsigned long long)all.resolved,
+           (unsigned long long)sim->refused,
+           (unsigned long long)sim->refused_codes[DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT],
+           (unsigned long long)sim->refused_codes[DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN],
+           (unsigned long long)sim->refused_codes[DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND],
+           (unsigned long long)sim->retries);
+    printf("unitsim: overdue tickets %llu; triage tickets assigned by the dispatcher %llu\n",
+           (unsigned long long)all.overdue, (unsigned long long)all.triage_assigned);
+    for (size_t r = 0; r < sim->router_count; r++) {
+        const district_stats_t *d = &sim->routers[r].stats;
+        printf("unitsim:   %-12s dispatched %6llu  signed for %6llu  returned %5llu  resolved "
+               "%6llu  reopened %5llu  overdue %5llu\n",
+               sim->routers[r].district, (unsigned long long)d->dispatched,
+               (unsigned long long)d->signed_for, (unsigned long long)d->returned,
+               (unsigned long long)d->resolved, (unsigned long long)d->reopened,
+               (unsigned long long)d->overdue);
+    }
+    fflush(stdout);
+}
+
+/* --- options ------------------------------------------------------------- */
+
+static int usage(void)
+{
+    fprintf(stderr,
+            "usage: dispatch-unitsim --config FILE [--clock SPEC] [--router NAME]...\n"
+            "         [--units ruled|all] [--max-units N]\n"
+            "         [--sign-late S] [--resolve-late S] [--return-share S]\n"
+            "         [--extension-share S] [--progress-share S] [--not-solved-share S]\n"
+            "         [--delay-scale X] [--dispatcher] [--dispatch-every DURATION]\n"
+            "         [--duration DURATION] [--seed N]\n"
+            "         [--ready-fd N] [--progress-fd N] [--progress-every MS]\n"
+            "  S: a share, 0.05 or 5%%; DURATION: business time, 90s 15m 12h 2d\n");
+    return 2;
+}
+
+static int bad(const char *option, const char *value)
+{
+    fprintf(stderr, "dispatch-unitsim: %s: '%s' is not a valid value\n", option, value);
+    return 2;
+}
+
+static int parse_options(int argc, char **argv, options_t *o)
+{
+    enum {
+        OPT_CONFIG = 256, OPT_CLOCK, OPT_ROUTER, OPT_UNITS, OPT_MAX_UNITS, OPT_SIGN_LATE,
+        OPT_RESOLVE_LATE, OPT_RETURN, OPT_EXTENSION, OPT_PROGRESS_SHARE, OPT_NOT_SOLVED,
+        OPT_SCALE, OPT_DISPATCHER, OPT_DISPATCH_EVERY, OPT_DURATION, OPT_SEED, OPT_READY,
+        OPT_PROGRESS, OPT_PROGRESS_EVERY, OPT_HELP,
+    };
+    static const struct option options[] = {
+        {"config", required_argument, NULL, OPT_CONFIG},
+        {"clock", required_argument, NULL, OPT_CLOCK},
+        {"router", required_argument, NULL, OPT_ROUTER},
+        {"units", required_argument, NULL, OPT_UNITS},
+        {"max-units", required_argument, NULL, OPT_MAX_UNITS},
+        {"sign-late", required_argument, NULL, OPT_SIGN_LATE},
+        {"resolve-late", required_argument, NULL, OPT_RESOLVE_LATE},
+        {"return-share", required_argument, NULL, OPT_RETURN},
+        {"extension-share", required_argument, NULL, OPT_EXTENSION},
+        {"progress-share", required_argument, NULL, OPT_PROGRESS_SHARE},
+        {"not-solved-share", required_argument, NULL, OPT_NOT_SOLVED},
+        {"delay-scale", required_argument, NULL, OPT_SCALE},
+        {"dispatcher", no_argument, NULL, OPT_DISPATCHER},
+        {"dispatch-every", required_argument, NULL, OPT_DISPATCH_EVERY},
+        {"duration", required_argument, NULL, OPT_DURATION},
+        {"seed", required_argument, NULL, OPT_SEED},
+        {"ready-fd", required_argument, NULL, OPT_READY},
+        {"progress-fd", required_argument, NULL, OPT_PROGRESS},
+        {"progress-every", required_argument, NULL, OPT_PROGRESS_EVERY},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+    long number;
+    char *end;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case OPT_CONFIG: o->config_path = optarg; break;
+        case OPT_CLOCK: o->clock = optarg; break;
+        case OPT_ROUTER:
+            if (o->router_count == MAX_ROUTERS)
+                return bad("--router", optarg);
+            o->routers[o->router_count++] = optarg;
+            break;
+        case OPT_UNITS:
+            if (strcmp(optarg, "all") != 0 && strcmp(optarg, "ruled") != 0)
+                return bad("--units", optarg);
+            o->all_units = strcmp(optarg, "all") == 0;
+            break;
+        case OPT_MAX_UNITS:
+            if (sim_parse_long(optarg, 1, 1000000, &o->max_units) < 0)
+                return bad("--max-units", optarg);
+            break;
+        case OPT_SIGN_LATE:
+            if (sim_parse_share(optarg, &o->sign_late) < 0)
+                return bad("--sign-late", optarg);
+            break;
+        case OPT_RESOLVE_LATE:
+            if (sim_parse_share(optarg, &o->resolve_late) < 0)
+                return bad("--resolve-late", optarg);
+            break;
+        case OPT_RETURN:
+            if (sim_parse_share(optarg, &o->return_share) < 0)
+                return bad("--return-share", optarg);
+            break;
+        case OPT_EXTENSION:
+            if (sim_parse_share(optarg, &o->extension_share) < 0)
+                return bad("--extension-share", optarg);
+            break;
+        case OPT_PROGRESS_SHARE:
+            if (sim_parse_share(optarg, &o->progress_share) < 0)
+                return bad("--progress-share", optarg);
+            break;
+        case OPT_NOT_SOLVED:
+            if (sim_parse_share(optarg, &o->not_solved) < 0 || o->not_solved > 0.8)
+                return bad("--not-solved-share", optarg);
+            break;
+        case OPT_SCALE:
+            o->delay_scale = strtod(optarg, &end);
+            if (*end || !(o->delay_scale > 0 && o->delay_scale <= 1000))
+                return bad("--delay-scale", optarg);
+            break;
+        case OPT_DISPATCHER: o->dispatcher = true; break;
+        case OPT_DISPATCH_EVERY:
+            if (sim_parse_duration(optarg, &o->dispatch_every) < 0)
+                return bad("--dispatch-every", optarg);
+            break;
+        case OPT_DURATION:
+            if (sim_parse_duration(optarg, &o->duration) < 0)
+                return bad("--duration", optarg);
+            break;
+        case OPT_SEED:
+            o->seed = strtoull(optarg, &end, 10);
+            if (*end || end == optarg)
+                return bad("--seed", optarg);
+            break;
+        case OPT_READY:
+            if (sim_parse_long(optarg, 0, 1 << 20, &number) < 0)
+                return bad("--ready-fd", optarg);
+            o->ready_fd = (int)number;
+            break;
+        case OPT_PROGRESS:
+            if (sim_parse_long(optarg, 0, 1 << 20, &number) < 0)
+                return bad("--progress-fd", optarg);
+            o->progress_fd = (int)number;
+            break;
+        case OPT_PROGRESS_EVERY:
+            if (sim_parse_long(optarg, 10, 3600000, &o->progress_every) < 0)
+                return bad("--progress-every", optarg);
+            break;
+        case OPT_HELP: usage(); return 1;
+        default: return usage();
+        }
+    }
+    if (optind < argc || !o->config_path)
+        return usage();
+    return 0;
+}
+
+static bool router_selected(const options_t *o, const char *name)
+{
+    if (o->router_count == 0)
+        return true;
+    for (size_t i = 0; i < o->router_count; i++)
+        if (strcmp(o->routers[i], name) == 0)
+            return true;
+    return false;
+}
+
+static int setup(sim_t *sim)
+{
+    char err[1024];
+    int rc = config_load(sim->options.config_path, &sim->config, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "dispatch-unitsim: %s\n", err);
+        return rc;
+    }
+    sim_use_timezone(config_timezone(sim->config));
+    for (size_t i = 0; i < config_worker_count(sim->config); i++) {
+        const config_worker_t *w = config_worker_at(sim->config, i);
+        if (strcmp(w->kind, "router") != 0 || !router_selected(&sim->options, w->name))
+            continue;
+        if (!w->units || !w->data_dir) {
+            fprintf(stderr, "dispatch-unitsim: router %s has no %s in the topology: skipped\n",
+                    w->name, w->units ? "data_dir" : "units endpoint");
+            continue;
+        }
+        if (sim->router_count == MAX_ROUTERS)
+            break;
+        sim->routers[sim->router_count++] = (router_t){
+            .name = w->name,
+            .district = w->district,
+            .units_url = w->units,
+            .admin_url = w->request,
+            .data_dir = w->data_dir,
+        };
+    }
+    if (sim->router_count == 0) {
+        fprintf(stderr, "dispatch-unitsim: no router with a units endpoint in %s\n",
+                sim->options.config_path);
+        return -EINVAL;
+    }
+    if ((rc = sim_map_new(&sim->session_index)) < 0 || (rc = sim_map_new(&sim->ticket_index)) < 0 ||
+        (rc = sim_heap_new(&sim->timers)) < 0)
+        return rc;
+    for (size_t r = 0; r < sim->router_count; r++) {
+        err[0] = '\0';
+        rc = setup_router(sim, (uint32_t)r, err, sizeof(err));
+        if (rc < 0) {
+            fprintf(stderr, "dispatch-unitsim: router %s: %s\n", sim->routers[r].name,
+                    err[0] ? err : strerror(-rc));
+            return rc;
+        }
+    }
+
+    long files = sim_raise_file_limit();
+    if (files > 0 && (size_t)files < sim->session_count * 2 + 64)
+        fprintf(stderr, "dispatch-unitsim: %zu sessions need about %zu open files, the limit is "
+                        "%ld: some units will not connect\n",
+                sim->session_count, sim->session_count * 2 + 64, files);
+    sim->zmq = zmq_ctx_new();
+    if (!sim->zmq)
+        return -errno;
+    zmq_ctx_set(sim->zmq, ZMQ_MAX_SOCKETS, (int)sim->session_count + 64);
+    sim->items = calloc(sim->session_count, sizeof(zmq_pollitem_t));
+    if (!sim->items)
+        return -ENOMEM;
+    for (size_t i = 0; i < sim->session_count; i++) {
+        rc = open_session(sim, &sim->sessions[i]);
+        if (rc < 0) {
+            fprintf(stderr, "dispatch-unitsim: unit %s on %s: %s\n", sim->sessions[i].unit_id,
+                    sim->routers[sim->sessions[i].router].units_url, zmq_strerror(-rc));
+            return rc;
+        }
+        sim->items[i] = (zmq_pollitem_t){.socket = sim->sessions[i].socket, .events = ZMQ_POLLIN};
+        send_ack(sim, &sim->sessions[i]);
+    }
+    return 0;
+}
+
+static void teardown(sim_t *sim)
+{
+    for (size_t i = 0; i < sim->ticket_count; i++)
+        free(sim->tickets[i].packed);
+    free(sim->tickets);
+    for (size_t i = 0; i < sim->session_count; i++)
+        if (sim->sessions[i].socket)
+            zmq_close(sim->sessions[i].socket);
+    for (size_t r = 0; r < sim->router_count; r++) {
+        client_destroy(&sim->routers[r].admin);
+        sim_units_destroy(&sim->registries[r]);
+    }
+    free(sim->sessions);
+    free(sim->items);
+    sim_map_destroy(&sim->session_index);
+    sim_map_destroy(&sim->ticket_index);
+    sim_heap_destroy(&sim->timers);
+    if (sim->zmq)
+        zmq_ctx_term(sim->zmq);
+    config_destroy(&sim->config);
+}
+
+int main(int argc, char **argv)
+{
+    sim_t sim = {
+        .options =
+            {
+                .sign_late = 0.08,
+                .resolve_late = 0.06,
+                .return_share = 0.04,
+                .extension_share = 0.02,
+                .progress_share = 0.3,
+                .not_solved = 0.04,
+                .delay_scale = 1.0,
+                .dispatch_every = 20 * MINUTE_MS,
+                .seed = 1,
+                .ready_fd = -1,
+                .progress_fd = -1,
+                .progress_every = 1000,
+            },
+    };
+    int rc = parse_options(argc, argv, &sim.options);
+    if (rc != 0)
+        return rc == 1 ? 0 : rc;
+    if ((rc = clock_init(sim.options.clock)) < 0) {
+        fprintf(stderr, "dispatch-unitsim: --clock %s: %s\n", sim.options.clock, strerror(-rc));
+        return 2;
+    }
+    sim_random_seed(&sim.random, sim.options.seed, 1);
+    sim_nonblocking(sim.options.progress_fd);
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction stop = {.sa_handler = on_stop};
+    sigemptyset(&stop.sa_mask);
+    sigaction(SIGTERM, &stop, NULL);
+    sigaction(SIGINT, &stop, NULL);
+
+    rc = setup(&sim);
+    if (rc == 0) {
+        if (sim.options.ready_fd >= 0)
+            ready_write_line(sim.options.ready_fd, "ready");
+        fprintf(stderr, "dispatch-unitsim: %zu unit sessions on %zu routers\n", sim.session_count,
+                sim.router_count);
+        rc = loop(&sim);
+        if (rc < 0)
+            fprintf(stderr, "dispatch-unitsim: %s\n", zmq_strerror(-rc));
+        print_stats(&sim);
+    }
+    teardown(&sim);
+    return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,766 @@
+/* audit: the worker around the log (trail.c), the projections (kpi.c) and
+ * the stream (stream.c). See audit.h for the guarantees.
+ *
+ * Batches: the bus applies events inside the loop's write transaction
+ * (audit_apply_event; restartable, every effect goes through the txn).
+ * The loop's done() then, after the commit, publishes the records between
+ * the last one published and the committed head, and answers the queries
+ * queued in this iteration from a read transaction: queries never write,
+ * and a replay sees every record of the batch that just committed.
+ */
+#include "audit.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "arena.h"
+#include "clock.h"
+#include "codec.h"
+#include "endpoint.h"
+#include "event.h"
+#include "ids.h"
+#include "period.h"
+#include "stream.h"
+#include "trail.h"
+
+#define LIMIT_ID 64
+#define REPLAY_DEFAULT_LIMIT 100
+#define REPLAY_MAX_LIMIT 1000
+#define ROWS_DEFAULT_LIMIT 100
+#define ROWS_MAX_LIMIT 1000
+#define REPORT_DEFAULT_TOP 10
+#define REPORT_MAX_TOP 100
+#define VERIFY_DEFAULT_LIMIT 100000
+#define VERIFY_MAX_LIMIT 1000000
+/* Room left in a reply for what surrounds the records (tag, last_seq, ...). */
+#define REPLY_OVERHEAD 256
+
+struct audit {
+    store_t *store;
+    audit_options_t options;
+    trail_t *trail;
+    kpi_t *kpi;
+    MDB_dbi events;
+    arena_t *arena; /* the last reply */
+
+    /* The worker loop's part; NULL / unused when handlers are called
+     * directly. */
+    endpoint_t *endpoint;
+    stream_t *stream;
+    uint64_t published; /* highest seq put on the stream */
+    bool appended;      /* the bus applied events in this iteration */
+};
+
+void audit_options_init(audit_options_t *options)
+{
+    *options = (audit_options_t){0};
+    kpi_options_init(&options->kpi);
+}
+
+int audit_new(store_t *store, const audit_options_t *options, audit_t **ret)
+{
+    audit_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return -ENOMEM;
+    self->store = store;
+    if (options)
+        self->options = *options;
+    else
+        audit_options_init(&self->options);
+    int rc = 0;
+    const char *tz = self->options.timezone;
+    if (tz) {
+        rc = ids_check_timezone(tz);
+        const char *current = getenv("TZ");
+        if (rc == 0 && (!current || strcmp(current, tz) != 0)) {
+            rc = setenv("TZ", tz, 1) == 0 ? 0 : -errno;
+            tzset();
+        }
+        self->options.timezone = NULL; /* the string is the caller's */
+    }
+    if (rc == 0)
+        rc = arena_new(&self->arena);
+    if (rc == 0)
+        rc = trail_new(store, &self->trail);
+    if (rc == 0)
+        rc = kpi_new(store, &self->options.kpi, &self->kpi);
+    if (rc == 0)
+        rc = store_dbi(store, "audit.events", 0, &self->events);
+    if (rc < 0) {
+        audit_destroy(&self);
+        return rc;
+    }
+    *ret = self;
+    return 0;
+}
+
+void audit_destroy(audit_t **self)
+{
+    audit_t *audit = *self;
+    if (!audit)
+        return;
+    endpoint_destroy(&audit->endpoint);
+    stream_destroy(&audit->stream);
+    arena_destroy(&audit->arena);
+    trail_destroy(&audit->trail);
+    kpi_destroy(&audit->kpi);
+    free(audit);
+    *self = NULL;
+}
+
+/* ---- recording ---------------------------------------------------------- */
+
+int audit_handle_event(audit_t *self, MDB_txn *txn, const void *body, size_t len, int64_t now_ms,
+                       uint64_t *seq)
+{
+    if (seq)
+        *seq = 0;
+    Dispatch__Event *event = NULL;
+    char err[256];
+    if (event_decode(body, len, &event, err, sizeof(err)) < 0)
+        return BUS_REJECTED;
+    size_t id_len = strlen(event->event_id);
+    /* An id the contract does not allow cannot be a key; such an event is
+     * still recorded, without the repeat check. */
+    bool keyed = id_len > 0 && id_len <= LIMIT_ID;
+    MDB_val key = {id_len, event->event_id}, value;
+    int rc = keyed ? mdb_get(txn, self->events, &key, &value) : MDB_NOTFOUND;
+    if (rc == 0) {
+        event_free(event);
+        return 0; /* recorded before */
+    }
+    rc = rc == MDB_NOTFOUND ? 0 : store_rc(rc);
+    uint64_t recorded = 0;
+    if (rc == 0)
+        rc = trail_append(self->trail, txn, body, len, now_ms, &recorded);
+    unsigned char seq_bytes[8];
+    store_u64_encode(recorded, seq_bytes);
+    value = (MDB_val){sizeof(seq_bytes), seq_bytes};
+    if (rc == 0 && keyed)
+        rc = store_rc(mdb_put(txn, self->events, &key, &value, 0));
+    if (rc == 0)
+        rc = kpi_apply(self->kpi, txn, event, recorded, now_ms);
+    event_free(event);
+    if (rc == 0 && seq)
+        *seq = recorded;
+    return rc;
+}
+
+int audit_apply_event(void *app, MDB_txn *txn, const char *sender, uint64_t seq, const void *body,
+                      size_t len)
+{
+    (void)sender;
+    (void)seq;
+    audit_t *self = app;
+    self->appended = true;
+    return audit_handle_event(self, txn, body, len, clock_now_ms(), NULL);
+}
+
+/* ---- replies ---------------------------------------------------------------- */
+
+/* Why a query is refused: becomes the reply's Error. */
+typedef struct refusal {
+    Dispatch__ErrorCode code;
+    char field[64];
+    char message[256];
+} refusal_t;
+
+__attribute__((format(printf, 4, 5))) static int
+refuse(refusal_t *refusal, Dispatch__ErrorCode code, const char *field, const char *format, ...)
+{
+    refusal->code = code;
+    snprintf(refusal->field, sizeof(refusal->field), "%s", field);
+    va_list args;
+    va_start(args, format);
+    vsnprintf(refusal->message, sizeof(refusal->message), format, args);
+    va_end(args);
+    return 1;
+}
+
+static Dispatch__Error *error_of(arena_t *arena, const refusal_t *refusal)
+{
+    Dispatch__Error *error = arena_alloc(arena, sizeof(*error));
+    if (!error)
+        return NULL;
+    dispatch__error__init(error);
+    error->code = refusal->code;
+    error->message = arena_strdup(arena, refusal->message);
+    error->field = arena_strdup(arena, refusal->field);
+    return error->message && error->field ? error : NULL;
+}
+
+static Dispatch__ErrorCode code_of_codec(int rc)
+{
+    switch (rc) {
+    case CODEC_TOO_LARGE:
+        return DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE;
+    case CODEC_BAD_UTF8:
+        return DISPATCH__ERROR_CODE__ERROR_CODE_INVALID_UTF8;
+    case CODEC_BAD_ENUM:
+        return DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE;
+    default:
+        return DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST;
+    }
+}
+
+/* Records with a byte budget (60 KiB replies hold at least one record). */
+typedef struct collector {
+    arena_t *arena;
+    Dispatch__AuditRecord **records;
+    size_t count, capacity, bytes;
+} collector_t;
+
+/* Adds record seq: 0, 1 when the budget is spent (not added), -ENOENT
+ * when there is no such record, or a storage error. */
+static int collect(audit_t *self, MDB_txn *txn, collector_t *collector, uint64_t seq)
+{
+    if (collector->count == collector->capacity)
+        return 1;
+    Dispatch__Audit__LogEntry *entry;
+    int rc = trail_get(self->trail, txn, seq, &entry);
+    if (rc == -EBADMSG) {
+        /* A record that no longer decodes still takes its place: seq only. */
+        Dispatch__Audit__LogEntry empty = DISPATCH__AUDIT__LOG_ENTRY__INIT;
+        empty.seq = seq;
+        entry = NULL;
+        Dispatch__AuditRecord *record;
+        rc = stream_record(&empty, &record);
+        if (rc == 0)
+            rc = arena_adopt(collector->arena, record, stream_record_free_any);
+        if (rc == 0)
+            collector->records[collector->count++] = record;
+        return rc;
+    }
+    if (rc < 0)
+        return rc;
+    Dispatch__AuditRecord *record;
+    rc = stream_record(entry, &record);
+    trail_entry_free(entry);
+    if (rc < 0)
+        return rc;
+    size_t size = protobuf_c_message_get_packed_size(&record->base) + 8;
+    if (collector->count > 0 &&
+        collector->bytes + size > AUDIT_MAX_REPLY_RECORDS_BYTES - REPLY_OVERHEAD) {
+        stream_record_free(record);
+        return 1;
+    }
+    rc = arena_adopt(collector->arena, record, stream_record_free_any);
+    if (rc < 0)
+        return rc;
+    collector->records[collector->count++] = record;
+    collector->bytes += size;
+    return 0;
+}
+
+static int collector_init(collector_t *collector, arena_t *arena, size_t capacity)
+{
+    *collector = (collector_t){.arena = arena, .capacity = capacity};
+    collector->records = arena_alloc(arena, capacity * sizeof(*collector->records));
+    return collector->records ? 0 : -ENOMEM;
+}
+
+static int answer_replay(audit_t *self, MDB_txn *txn, const Dispatch__ReplayRequest *request,
+                         refusal_t *refusal, Dispatch__ReplayReply *reply)
+{
+    if (request->limit > REPLAY_MAX_LIMIT)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "limit",
+                      "limit %u is over %d", request->limit, REPLAY_MAX_LIMIT);
+    trail_head_t head;
+    int rc = trail_head(self->trail, txn, &head);
+    if (rc < 0)
+        return rc;
+    uint32_t limit = request->limit ? request->limit : REPLAY_DEFAULT_LIMIT;
+    collector_t collector;
+    rc = collector_init(&collector, self->arena, limit);
+    uint64_t seq = request->from_seq ? request->from_seq : 1;
+    for (; rc == 0 && seq <= head.seq; seq++) {
+        rc = collect(self, txn, &collector, seq);
+        if (rc == -ENOENT) /* a record gone from the store: the next one */
+            rc = 0;
+    }
+    if (rc < 0)
+        return rc;
+    reply->records = collector.records;
+    reply->n_records = collector.count;
+    reply->last_seq = head.seq;
+    return 0;
+}
+
+static int answer_history(audit_t *self, MDB_txn *txn, const Dispatch__HistoryQuery *query,
+                          refusal_t *refusal, Dispatch__TicketHistory *reply)
+{
+    if (!*query->ticket_id)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "history.ticket_id",
+                      "ticket_id is required");
+    if (strlen(query->ticket_id) > LIMIT_ID)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "history.ticket_id",
+                      "ticket_id is over %d bytes", LIMIT_ID);
+    if (query->limit > REPLAY_MAX_LIMIT)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "history.limit",
+                      "limit %u is over %d", query->limit, REPLAY_MAX_LIMIT);
+    collector_t collector;
+    int rc =
+        collector_init(&collector, self->arena, query->limit ? query->limit : REPLAY_DEFAULT_LIMIT);
+    uint64_t seq = query->after_seq;
+    while (rc == 0) {
+        rc = kpi_history_next(self->kpi, txn, query->ticket_id, seq, &seq);
+        if (rc == -ENOENT)
+            break;
+        if (rc == 0)
+            rc = collect(self, txn, &collector, seq);
+        if (rc == 1)
+            reply->more = true;
+        if (rc == -ENOENT) /* indexed but gone from the log */
+            rc = 0;
+    }
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    if (collector.count == 0 && query->after_seq == 0)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "history.ticket_id",
+                      "no record of ticket '%s'", query->ticket_id);
+    reply->ticket_id = arena_strdup(self->arena, query->ticket_id);
+    reply->records = collector.records;
+    reply->n_records = collector.count;
+    return reply->ticket_id ? 0 : -ENOMEM;
+}
+
+/* The date `at` names for period (field: the query's field path). */
+static int period_date(const char *at, Dispatch__KpiPeriod period, int64_t now_ms,
+                       const char *field, refusal_t *refusal, period_date_t *date)
+{
+    if (!*at)
+        return period_date_of(now_ms, date) == 0
+                   ? 0
+                   : refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_INTERNAL, field,
+                            "the clock is outside the calendar");
+    if (period_parse(period, at, date) < 0)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, field,
+                      "'%.64s' is not a day YYYY-MM-DD%s", at,
+                      period == DISPATCH__KPI_PERIOD__KPI_PERIOD_QUARTER
+                          ? ", a month YYYY-MM or a quarter YYYY-Qn"
+                      : period == DISPATCH__KPI_PERIOD__KPI_PERIOD_MONTH ? " or a month YYYY-MM"
+                                                                         : "");
+    return 0;
+}
+
+static int answer_kpi(audit_t *self, MDB_txn *txn, const Dispatch__KpiQuery *query, int64_t now_ms,
+                      refusal_t *refusal, Dispatch__KpiReply *reply)
+{
+    if (query->by == DISPATCH__KPI_DIMENSION__KPI_DIMENSION_UNSPECIFIED)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "kpi.by",
+                      "by is required (unit, district, category or city)");
+    if (query->period == DISPATCH__KPI_PERIOD__KPI_PERIOD_UNSPECIFIED)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "kpi.period",
+                      "period is required (day, month or quarter)");
+    if (strlen(query->key) > LIMIT_ID)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "kpi.key",
+                      "key is over %d bytes", LIMIT_ID);
+    if (strlen(query->after_key) > LIMIT_ID)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "kpi.after_key",
+                      "after_key is over %d bytes", LIMIT_ID);
+    if (query->limit > ROWS_MAX_LIMIT)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "kpi.limit",
+                      "limit %u is over %d", query->limit, ROWS_MAX_LIMIT);
+    period_date_t date;
+    int rc = period_date(query->at, query->period, now_ms, "kpi.at", refusal, &date);
+    if (rc != 0)
+        return rc;
+    return kpi_rows(self->kpi, txn, query->by, query->period, &date, query->key, query->after_key,
+                    query->limit ? query->limit : ROWS_DEFAULT_LIMIT, self->arena, reply);
+}
+
+static int answer_report(audit_t *self, MDB_txn *txn, const Dispatch__ReportQuery *query,
+                         int64_t now_ms, refusal_t *refusal, Dispatch__SpecialReport *reply)
+{
+    if (query->period == DISPATCH__KPI_PERIOD__KPI_PERIOD_UNSPECIFIED)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "report.period",
+                      "period is required (day, month or quarter)");
+    if (query->top > REPORT_MAX_TOP)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "report.top",
+                      "top %u is over %d", query->top, REPORT_MAX_TOP);
+    period_date_t date;
+    int rc = period_date(query->at, query->period, now_ms, "report.at", refusal, &date);
+    if (rc != 0)
+        return rc;
+    return kpi_report(self->kpi, txn, query->period, &date,
+                      query->top ? query->top : REPORT_DEFAULT_TOP, self->arena, reply);
+}
+
+static int answer_verify(audit_t *self, MDB_txn *txn, const Dispatch__VerifyQuery *query,
+                         refusal_t *refusal, Dispatch__VerifyReply *reply)
+{
+    if (query->limit > VERIFY_MAX_LIMIT)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "verify.limit",
+                      "limit %llu is over %d", (unsigned long long)query->limit, VERIFY_MAX_LIMIT);
+    trail_verdict_t verdict;
+    int rc = trail_verify(self->trail, txn, query->from_seq,
+                          query->limit ? query->limit : VERIFY_DEFAULT_LIMIT, &verdict);
+    if (rc < 0)
+        return rc;
+    reply->intact = verdict.broken_seq == 0;
+    reply->from_seq = verdict.from_seq;
+    reply->checked = verdict.checked;
+    reply->last_seq = verdict.last_seq;
+    reply->broken_seq = verdict.broken_seq;
+    reply->problem = arena_strdup(self->arena, verdict.problem);
+    unsigned char *hash = arena_alloc(self->arena, TRAIL_HASH_SIZE);
+    if (!reply->problem || !hash)
+        return -ENOMEM;
+    memcpy(hash, verdict.hash, TRAIL_HASH_SIZE);
+    reply->hash = (ProtobufCBinaryData){verdict.checked ? TRAIL_HASH_SIZE : 0, hash};
+    return 0;
+}
+
+/* A bare ReplayRequest: answered with a bare ReplayReply. */
+static int answer_bare_replay(audit_t *self, MDB_txn *txn, const void *body, size_t len,
+                              const ProtobufCMessage **ret)
+{
+    Dispatch__ReplayReply *reply = arena_alloc(self->arena, sizeof(*reply));
+    if (!reply)
+        return -ENOMEM;
+    dispatch__replay_reply__init(reply);
+    ProtobufCMessage *msg = NULL;
+    char err[256];
+    refusal_t refusal;
+    int rc = codec_decode(&dispatch__replay_request__descriptor, body, len, AUDIT_MAX_REQUEST, &msg,
+                          err, sizeof(err));
+    if (rc < 0)
+        rc = refuse(&refusal, code_of_codec(rc), "", "%s", err);
+    else
+        rc = answer_replay(self, txn, (Dispatch__ReplayRequest *)msg, &refusal, reply);
+    if (msg)
+        protobuf_c_message_free_unpacked(msg, NULL);
+    if (rc < 0)
+        return rc;
+    if (rc == 1 && !(reply->error = error_of(self->arena, &refusal)))
+        return -ENOMEM;
+    *ret = &reply->base;
+    return 0;
+}
+
+static int answer_query(audit_t *self, MDB_txn *txn, const Dispatch__AuditQuery *query,
+                        int64_t now_ms, refusal_t *refusal, Dispatch__AuditReply *reply)
+{
+    void *body = NULL;
+    int rc = 0;
+    switch (query->body_case) {
+    case DISPATCH__AUDIT_QUERY__BODY_REPLAY:
+        body = arena_alloc(self->arena, sizeof(Dispatch__ReplayReply));
+        if (!body)
+            return -ENOMEM;
+        dispatch__replay_reply__init(body);
+        reply->replay = body;
+        rc = answer_replay(self, txn, query->replay, refusal, body);
+        if (rc == 1) {
+            /* The field path from the query's top. */
+            char field[sizeof(refusal->field)];
+            snprintf(field, sizeof(field), "replay.%.48s", refusal->field);
+            snprintf(refusal->field, sizeof(refusal->field), "%s", field);
+        }
+        break;
+    case DISPATCH__AUDIT_QUERY__BODY_KPI:
+        body = arena_alloc(self->arena, sizeof(Dispatch__KpiReply));
+        if (!body)
+            return -ENOMEM;
+        reply->kpi = body;
+        rc = answer_kpi(self, txn, query->kpi, now_ms, refusal, body);
+        break;
+    case DISPATCH__AUDIT_QUERY__BODY_REPORT:
+        body = arena_alloc(self->arena, sizeof(Dispatch__SpecialReport));
+        if (!body)
+            return -ENOMEM;
+        reply->report = body;
+        rc = answer_report(self, txn, query->report, now_ms, refusal, body);
+        break;
+    case DISPATCH__AUDIT_QUERY__BODY_HISTORY:
+        body = arena_alloc(self->arena, sizeof(Dispatch__TicketHistory));
+        if (!body)
+            return -ENOMEM;
+        dispatch__ticket_history__init(body);
+        reply->history = body;
+        rc = answer_history(self, txn, query->history, refusal, body);
+        break;
+    case DISPATCH__AUDIT_QUERY__BODY_VERIFY:
+        body = arena_alloc(self->arena, sizeof(Dispatch__VerifyReply));
+        if (!body)
+            return -ENOMEM;
+        dispatch__verify_reply__init(body);
+        reply->verify = body;
+        rc = answer_verify(self, txn, query->verify, refusal, body);
+        break;
+    default:
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "",
+                      "no query in the body");
+    }
+    /* The oneof case numbers of the query and the reply are the same. */
+    if (rc == 0)
+        reply->body_case = (Dispatch__AuditReply__BodyCase)query->body_case;
+    return rc;
+}
+
+int audit_handle_request(audit_t *self, MDB_txn *txn, const void *body, size_t len, int64_t now_ms,
+                         const ProtobufCMessage **ret)
+{
+    *ret = NULL;
+    arena_reset(self->arena);
+    Dispatch__AuditReply *reply = arena_alloc(self->arena, sizeof(*reply));
+    if (!reply)
+        return -ENOMEM;
+    dispatch__audit_reply__init(reply);
+    ProtobufCMessage *msg = NULL;
+    char err[256];
+    refusal_t refusal;
+    int rc = codec_decode(&dispatch__audit_query__descriptor, body, len, AUDIT_MAX_REQUEST, &msg,
+                          err, sizeof(err));
+    Dispatch__AuditQuery *query = (Dispatch__AuditQuery *)msg;
+    if (rc < 0) {
+        rc = refuse(&refusal, code_of_codec(rc), "", "%s", err);
+    } else if (query->body_case == DISPATCH__AUDIT_QUERY__BODY__NOT_SET && query->tag == 0) {
+        protobuf_c_message_free_unpacked(msg, NULL);
+        return answer_bare_replay(self, txn, body, len, ret);
+    } else {
+        reply->tag = query->tag;
+        rc = answer_query(self, txn, query, now_ms, &refusal, reply);
+    }
+    if (msg)
+        protobuf_c_message_free_unpacked(msg, NULL);
+    if (rc < 0)
+        return rc;
+    if (rc == 1) {
+        reply->body_case = DISPATCH__AUDIT_REPLY__BODY__NOT_SET;
+        if (!(reply->error = error_of(self->arena, &refusal)))
+            return -ENOMEM;
+    }
+    *ret = &reply->base;
+    return 0;
+}
+
+/* ---- the stream --------------------------------------------------------- */
+
+int audit_stream_message(audit_t *self, MDB_txn *txn, uint64_t seq, char *topic, size_t topic_len,
+                         void **buf, size_t *len)
+{
+    Dispatch__Audit__LogEntry *entry;
+    int rc = trail_get(self->trail, txn, seq, &entry);
+    if (rc < 0)
+        return rc;
+    Dispatch__AuditRecord *record;
+    rc = stream_record(entry, &record);
+    trail_entry_free(entry);
+    if (rc < 0)
+        return rc;
+    if (record->event)
+        stream_topic(record->event, topic, topic_len);
+    else
+        snprintf(topic, topic_len, "_.unknown");
+    rc = codec_encode(&record->base, buf, len);
+    stream_record_free(record);
+    return rc;
+}
+
+/* ---- the worker loop ----------------------------------------------------- */
+
+/* Puts the committed records after the last one published on the stream. */
+static int publish_committed(audit_t *self, MDB_txn *txn)
+{
+    if (!self->stream)
+        return 0;
+    trail_head_t head;
+    int rc = trail_head(self->trail, txn, &head);
+    for (uint64_t seq = self->published + 1; rc == 0 && seq <= head.seq; seq++) {
+        char topic[STREAM_TOPIC_SIZE];
+        void *buf = NULL;
+        size_t len;
+        rc = audit_stream_message(self, txn, seq, topic, sizeof(topic), &buf, &len);
+        if (rc == 0)
+            stream_publish(self->stream, topic, buf, len); /* a full subscriber loses it */
+        free(buf);
+        if (rc == -ENOENT || rc == -EBADMSG)
+            rc = 0; /* not publishable; replay shows what is there */
+        if (rc == 0)
+            self->published = seq;
+    }
+    return rc;
+}
+
+static void reply_unavailable(audit_t *self, size_t i)
+{
+    /* Error is field 3 of both AuditReply and ReplayReply: one refusal
+     * reads right whichever the client sent. */
+    Dispatch__Error error = DISPATCH__ERROR__INIT;
+    error.code = DISPATCH__ERROR_CODE__ERROR_CODE_UNAVAILABLE;
+    error.message = (char *)"the audit store cannot be read now; retry";
+    Dispatch__AuditReply reply = DISPATCH__AUDIT_REPLY__INIT;
+    reply.error = &error;
+    endpoint_reply(self->endpoint, i, &reply.base);
+}
+
+static size_t loop_pollitems(void *app, zmq_pollitem_t *items, size_t capacity)
+{
+    audit_t *self = app;
+    if (capacity == 0)
+        return 0;
+    items[0] = (zmq_pollitem_t){.socket = endpoint_socket(self->endpoint), .events = ZMQ_POLLIN};
+    return 1;
+}
+
+static bool loop_drain(void *app, int64_t now_ms)
+{
+    (void)now_ms;
+    audit_t *self = app;
+    endpoint_drain(self->endpoint);
+    return false; /* queries never write */
+}
+
+static void loop_done(void *app, int rc)
+{
+    (void)rc; /* what did not commit is not in the store to publish */
+    audit_t *self = app;
+    size_t count = endpoint_count(self->endpoint);
+    if (count == 0 && !self->appended)
+        return;
+    MDB_txn *txn;
+    bool readable = store_read_begin(self->store, &txn) == 0;
+    if (readable && self->appended)
+        publish_committed(self, txn);
+    int64_t now_ms = clock_now_ms();
+    for (size_t i = 0; i < count; i++) {
+        endpoint_request_t request;
+        endpoint_request(self->endpoint, i, &request);
+        const ProtobufCMessage *reply = NULL;
+        if (!readable ||
+            audit_handle_request(self, txn, request.body, request.body_len, now_ms, &reply) < 0 ||
+            endpoint_reply(self->endpoint, i, reply) < 0)
+            reply_unavailable(self, i);
+    }
+    if (readable)
+        store_read_end(&txn);
+    arena_reset(self->arena);
+    endpoint_flush(self->endpoint);
+    self->appended = false;
+}
+
+/* "--name N" or "--name=N": the value, or NULL when argv[*i] is not flag. */
+static const char *flag_value(int argc, char **argv, int *i, const char *flag)
+{
+    size_t len = strlen(flag);
+    if (strcmp(argv[*i], flag) == 0 && *i + 1 < argc)
+        return argv[++*i];
+    if (strncmp(argv[*i], flag, len) == 0 && argv[*i][len] == '=')
+        return argv[*i] + len + 1;
+    return NULL;
+}
+
+static int parse_positive(const char *text, long long max, long long *value)
+{
+    char *end;
+    errno = 0;
+    long long parsed = strtoll(text, &end, 10);
+    if (errno || end == text || *end || parsed <= 0 || parsed > max)
+        return -EINVAL;
+    *value = parsed;
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, audit_options_t *options)
+{
+    static const struct {
+        const char *flag;
+        long long unit_ms; /* 0: a count, not a time */
+        size_t offset;
+    } flags[] = {
+        {"--stream-hwm", 0, 0},
+        {"--sign-for-minutes", 60000, offsetof(audit_options_t, kpi.sign_for_ms)},
+        {"--sign-for-urgent-minutes", 60000, offsetof(audit_options_t, kpi.sign_for_urgent_ms)},
+        {"--handle-hours", 3600000, offsetof(audit_options_t, kpi.handle_ms)},
+        {"--handle-urgent-hours", 3600000, offsetof(audit_options_t, kpi.handle_urgent_ms)},
+    };
+    for (int i = 1; i < argc; i++) {
+        bool known = false;
+        for (size_t f = 0; f < sizeof(flags) / sizeof(flags[0]) && !known; f++) {
+            const char *value = flag_value(argc, argv, &i, flags[f].flag);
+            if (!value)
+                continue;
+            known = true;
+            long long parsed;
+            long long max = flags[f].unit_ms ? 24LL * 365 * 100 : 100000000;
+            if (parse_positive(value, max, &parsed) < 0)
+                return -EINVAL;
+            if (flags[f].unit_ms)
+                *(int64_t *)((char *)options + flags[f].offset) = parsed * flags[f].unit_ms;
+            else
+                options->stream_hwm = (int)parsed;
+        }
+        if (!known)
+            return -EINVAL;
+    }
+    return 0;
+}
+
+static int audit_start(worker_t *worker, int argc, char **argv, void **app)
+{
+    audit_options_t options;
+    audit_options_init(&options);
+    int rc = parse_options(argc, argv, &options);
+    const config_worker_t *self_config = worker_self(worker);
+    if (rc == 0 && !self_config->request)
+        rc = -EINVAL; /* without its request endpoint nobody can catch up */
+    options.timezone = config_timezone(worker_config(worker));
+    audit_t *self = NULL;
+    if (rc == 0)
+        rc = audit_new(worker_store(worker), &options, &self);
+    if (rc < 0)
+        return rc;
+    rc = endpoint_new(worker_zmq(worker), self_config->request, AUDIT_MAX_REQUEST, 0,
+                      &self->endpoint);
+    if (rc == 0)
+        rc = worker_announce(worker, "request", endpoint_url(self->endpoint));
+    if (rc == 0 && self_config->publish) {
+        rc =
+            stream_new(worker_zmq(worker), self_config->publish, options.stream_hwm, &self->stream);
+        if (rc == 0)
+            rc = worker_announce(worker, "publish", stream_url(self->stream));
+    }
+    /* What was committed before this start is there for replay; the stream
+     * carries what comes from now on. */
+    MDB_txn *txn;
+    if (rc == 0)
+        rc = store_read_begin(worker_store(worker), &txn);
+    if (rc == 0) {
+        trail_head_t head;
+        rc = trail_head(self->trail, txn, &head);
+        self->published = head.seq;
+        store_read_end(&txn);
+    }
+    if (rc < 0) {
+        audit_destroy(&self);
+        return rc;
+    }
+    *app = self;
+    return 0;
+}
+
+static void audit_stop(void *app)
+{
+    audit_t *self = app;
+    audit_destroy(&self);
+}
+
+const worker_kind_t audit_kind = {
+    .kind = "audit",
+    .start = audit_start,
+    .stop = audit_stop,
+    .apply = audit_apply_event,
+    .loop =
+        {
+            .pollitems = loop_pollitems,
+            .drain = loop_drain,
+            .done = loop_done,
+        },
+};

@@ -1,0 +1,270 @@
+/* cases: see cases.h. */
+#include "cases.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+#define ID_MAX 64
+#define RECORD_MAX_SIZE (1024 * 1024)
+
+struct cases {
+    MDB_dbi records, queues;
+};
+
+int cases_new(store_t *store, cases_t **ret)
+{
+    cases_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return -ENOMEM;
+    int rc = store_dbi(store, "escalation.cases", 0, &self->records);
+    if (rc == 0)
+        rc = store_dbi(store, "escalation.queues", 0, &self->queues);
+    if (rc < 0) {
+        free(self);
+        return rc;
+    }
+    *ret = self;
+    return 0;
+}
+
+void cases_destroy(cases_t **self)
+{
+    free(*self);
+    *self = NULL;
+}
+
+static int check_id(const char *ticket_id)
+{
+    size_t len = strlen(ticket_id);
+    return len == 0 || len > ID_MAX ? -EINVAL : 0;
+}
+
+/* Sub-messages every stored case has; a record written by an older
+ * version may lack them. */
+static int ensure_tracks(Dispatch__Escalation__Case *record)
+{
+    Dispatch__Escalation__Track **tracks[2] = {&record->sign_for, &record->handle};
+    for (int i = 0; i < 2; i++) {
+        if (*tracks[i])
+            continue;
+        *tracks[i] = malloc(sizeof(**tracks[i]));
+        if (!*tracks[i])
+            return -ENOMEM;
+        dispatch__escalation__track__init(*tracks[i]);
+    }
+    return 0;
+}
+
+int cases_get(cases_t *self, MDB_txn *txn, const char *ticket_id, Dispatch__Escalation__Case **ret)
+{
+    *ret = NULL;
+    if (check_id(ticket_id) < 0)
+        return -ENOENT;
+    MDB_val k = {strlen(ticket_id), (void *)ticket_id}, v;
+    int rc = mdb_get(txn, self->records, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return -ENOENT;
+    if (rc != 0)
+        return store_rc(rc);
+    Dispatch__Escalation__Case *record =
+        dispatch__escalation__case__unpack(NULL, v.mv_size, v.mv_data);
+    if (!record)
+        return -EPROTO;
+    rc = ensure_tracks(record);
+    if (rc < 0) {
+        dispatch__escalation__case__free_unpacked(record, NULL);
+        return rc;
+    }
+    *ret = record;
+    return 0;
+}
+
+int cases_put(cases_t *self, MDB_txn *txn, const Dispatch__Escalation__Case *record)
+{
+    if (check_id(record->ticket_id) < 0)
+        return -EINVAL;
+    size_t size = dispatch__escalation__case__get_packed_size(record);
+    if (size > RECORD_MAX_SIZE)
+        return -EMSGSIZE;
+    MDB_val k = {strlen(record->ticket_id), record->ticket_id}, v = {size, NULL};
+    /* Pack straight into the page LMDB reserves. */
+    int rc = mdb_put(txn, self->records, &k, &v, MDB_RESERVE);
+    if (rc != 0)
+        return store_rc(rc);
+    dispatch__escalation__case__pack(record, v.mv_data);
+    return 0;
+}
+
+static ProtobufCMessage *clone(const ProtobufCMessage *msg)
+{
+    void *bytes;
+    size_t len;
+    if (codec_encode(msg, &bytes, &len) < 0)
+        return NULL;
+    ProtobufCMessage *copy = protobuf_c_message_unpack(msg->descriptor, NULL, len, bytes);
+    free(bytes);
+    return copy;
+}
+
+int cases_new_case(const char *ticket_id, const Dispatch__Escalation__Rule *rule,
+                   Dispatch__Escalation__Case **ret)
+{
+    Dispatch__Escalation__Track sign_for = DISPATCH__ESCALATION__TRACK__INIT;
+    Dispatch__Escalation__Track handle = DISPATCH__ESCALATION__TRACK__INIT;
+    Dispatch__Escalation__Case fresh = DISPATCH__ESCALATION__CASE__INIT;
+    fresh.ticket_id = (char *)ticket_id;
+    fresh.rule = (Dispatch__Escalation__Rule *)rule;
+    fresh.sign_for = &sign_for;
+    fresh.handle = &handle;
+    *ret = (Dispatch__Escalation__Case *)clone(&fresh.base);
+    if (!*ret)
+        return -ENOMEM;
+    int rc = ensure_tracks(*ret);
+    if (rc < 0) {
+        dispatch__escalation__case__free_unpacked(*ret, NULL);
+        *ret = NULL;
+    }
+    return rc;
+}
+
+int cases_set_rule(Dispatch__Escalation__Case *record, const Dispatch__Escalation__Rule *rule)
+{
+    Dispatch__Escalation__Rule *copy = (Dispatch__Escalation__Rule *)clone(&rule->base);
+    if (!copy)
+        return -ENOMEM;
+    if (record->rule)
+        dispatch__escalation__rule__free_unpacked(record->rule, NULL);
+    record->rule = copy;
+    return 0;
+}
+
+static void string_free(char *s)
+{
+    if (s && s != protobuf_c_empty_string)
+        free(s);
+}
+
+int cases_string_set(char **field, const char *value)
+{
+    char *copy = (char *)protobuf_c_empty_string;
+    if (value && *value) {
+        copy = strdup(value);
+        if (!copy)
+            return -ENOMEM;
+    }
+    string_free(*field);
+    *field = copy;
+    return 0;
+}
+
+int cases_set_extension(Dispatch__Escalation__Case *record,
+                        const Dispatch__ExtensionRequested *request, int64_t since)
+{
+    if (record->extension) {
+        dispatch__escalation__pending_extension__free_unpacked(record->extension, NULL);
+        record->extension = NULL;
+    }
+    if (!request)
+        return 0;
+    Dispatch__Escalation__PendingExtension *pending = malloc(sizeof(*pending));
+    if (!pending)
+        return -ENOMEM;
+    dispatch__escalation__pending_extension__init(pending);
+    record->extension = pending; /* freed with the record from here on */
+    pending->requested_deadline = request->requested_deadline;
+    pending->extra_working_days = request->extra_working_days;
+    pending->since = since;
+    int rc = cases_string_set(&pending->request_id, request->request_id);
+    if (rc == 0)
+        rc = cases_string_set(&pending->unit_id, request->unit_id);
+    if (rc == 0)
+        rc = cases_string_set(&pending->reason, request->reason);
+    return rc;
+}
+
+/* ------------------------------------------------------------ queues */
+
+static int queue_key(Dispatch__QueueKind kind, const char *ticket_id, unsigned char *key,
+                     size_t *len)
+{
+    size_t id_len = strlen(ticket_id);
+    if (id_len == 0 || id_len > ID_MAX || kind <= 0 || kind > 255)
+        return -EINVAL;
+    key[0] = (unsigned char)kind;
+    memcpy(key + 1, ticket_id, id_len);
+    *len = 1 + id_len;
+    return 0;
+}
+
+int cases_queue_put(cases_t *self, MDB_txn *txn, Dispatch__QueueKind kind, const char *ticket_id,
+                    int64_t since)
+{
+    unsigned char key[1 + ID_MAX];
+    size_t len;
+    int rc = queue_key(kind, ticket_id, key, &len);
+    return rc < 0 ? rc : store_put_u64(txn, self->queues, key, len, (uint64_t)since);
+}
+
+int cases_queue_delete(cases_t *self, MDB_txn *txn, Dispatch__QueueKind kind, const char *ticket_id)
+{
+    unsigned char key[1 + ID_MAX];
+    size_t len;
+    int rc = queue_key(kind, ticket_id, key, &len);
+    if (rc < 0)
+        return rc;
+    MDB_val k = {len, key};
+    rc = mdb_del(txn, self->queues, &k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : store_rc(rc);
+}
+
+int cases_queue_each(cases_t *self, MDB_txn *txn, Dispatch__QueueKind kind, const char *after,
+                     cases_visit_fn fn, void *ctx)
+{
+    unsigned char start[1 + ID_MAX];
+    size_t start_len = 1;
+    start[0] = (unsigned char)kind;
+    size_t after_len = strlen(after);
+    if (after_len > ID_MAX)
+        return -EINVAL;
+    memcpy(start + 1, after, after_len);
+    start_len += after_len;
+
+    MDB_cursor *cursor;
+    int rc = store_rc(mdb_cursor_open(txn, self->queues, &cursor));
+    if (rc < 0)
+        return rc;
+    MDB_val k = {start_len, start}, v;
+    int op = MDB_SET_RANGE;
+    rc = 0;
+    for (;;) {
+        int got = mdb_cursor_get(cursor, &k, &v, op);
+        op = MDB_NEXT;
+        if (got == MDB_NOTFOUND)
+            break;
+        if (got != 0) {
+            rc = store_rc(got);
+            break;
+        }
+        const unsigned char *key = k.mv_data;
+        if (k.mv_size < 2 || key[0] != (unsigned char)kind)
+            break;
+        size_t id_len = k.mv_size - 1;
+        if (id_len > ID_MAX)
+            continue;
+        /* SET_RANGE lands on `after` itself when it is queued: skip it. */
+        if (after_len && id_len == after_len && memcmp(key + 1, after, id_len) == 0)
+            continue;
+        char id[ID_MAX + 1];
+        memcpy(id, key + 1, id_len);
+        id[id_len] = '\0';
+        int64_t since = v.mv_size == 8 ? (int64_t)store_u64_decode(v.mv_data) : 0;
+        rc = fn(id, since, ctx);
+        if (rc != 0)
+            break;
+    }
+    mdb_cursor_close(cursor);
+    return rc < 0 ? rc : 0;
+}

@@ -1,0 +1,62 @@
+/* cases: escalation's record of each ticket it follows, and its queues.
+ *
+ *   escalation.cases    ticket id                      -> dispatch.escalation.Case
+ *   escalation.queues   QueueKind (1 byte) || ticket id -> since (u64 big-endian, unix ms)
+ *
+ * The queue index holds the work lists of ListQueue (EXTENSION, SIGN_OFF,
+ * OVERDUE, URGENT), each in ticket id order, which pages with
+ * after_ticket_id. Invariant (kept by escalation.c, the only writer): the
+ * pair (kind, ticket) is in escalation.queues iff bit (1 << kind) is set in
+ * that case's Case.queued.
+ *
+ * Records from cases_get() and cases_new_case() belong to the caller: free
+ * them with dispatch__escalation__case__free_unpacked(). They use the
+ * default allocator, so their string fields may be replaced with
+ * cases_string_set() and their sub-messages with malloc'ed ones that
+ * free_unpacked frees; never do that to a message built on the stack.
+ * Functions return 0, -ENOENT for an absent record, -EPROTO for one that
+ * does not decode, or another negative code.
+ */
+#ifndef DISPATCH_ESCALATION_CASES_H
+#define DISPATCH_ESCALATION_CASES_H
+
+#include <lmdb.h>
+#include <stdint.h>
+
+#include "dispatch.pb-c.h"
+#include "escalation_state.pb-c.h"
+#include "store.h"
+
+typedef struct cases cases_t;
+
+int cases_new(store_t *store, cases_t **ret);
+void cases_destroy(cases_t **self);
+
+int cases_get(cases_t *self, MDB_txn *txn, const char *ticket_id, Dispatch__Escalation__Case **ret);
+int cases_put(cases_t *self, MDB_txn *txn, const Dispatch__Escalation__Case *record);
+
+/* A fresh, owned record for ticket_id with empty tracks and a copy of
+ * rule. */
+int cases_new_case(const char *ticket_id, const Dispatch__Escalation__Rule *rule,
+                   Dispatch__Escalation__Case **ret);
+/* Replaces record->rule with an owned copy of rule. */
+int cases_set_rule(Dispatch__Escalation__Case *record, const Dispatch__Escalation__Rule *rule);
+/* Replaces a string field of an owned record with a copy of value. */
+int cases_string_set(char **field, const char *value);
+/* Sets (replacing) or clears (request NULL) the pending extension. */
+int cases_set_extension(Dispatch__Escalation__Case *record,
+                        const Dispatch__ExtensionRequested *request, int64_t since);
+
+int cases_queue_put(cases_t *self, MDB_txn *txn, Dispatch__QueueKind kind, const char *ticket_id,
+                    int64_t since);
+/* Absent is not an error. */
+int cases_queue_delete(cases_t *self, MDB_txn *txn, Dispatch__QueueKind kind,
+                       const char *ticket_id);
+
+/* Visits one queue in ticket id order after `after` ("" = from the start)
+ * until fn returns non-zero (1 = stop, < 0 = error, returned). */
+typedef int (*cases_visit_fn)(const char *ticket_id, int64_t since, void *ctx);
+int cases_queue_each(cases_t *self, MDB_txn *txn, Dispatch__QueueKind kind, const char *after,
+                     cases_visit_fn fn, void *ctx);
+
+#endif

@@ -1,0 +1,617 @@
+/* escalation_admin.c: AdminRequest from the admin endpoint: supervisors'
+ * extension decisions, leaders' sign-offs, and the work queues. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "escalation_internal.h"
+
+#define QUEUE_DEFAULT_LIMIT 100
+#define QUEUE_MAX_LIMIT 500
+/* A page stops before the reply would pass this, under the clients' 64 KiB. */
+#define QUEUE_MAX_BYTES (60 * 1024)
+/* An extension reaches at most this far ahead. */
+#define MAX_EXTENSION_MS (366LL * CALENDAR_DAY_MS)
+
+typedef struct admin {
+    escalation_t *self;
+    MDB_txn *txn;
+    const Dispatch__AdminRequest *request;
+    int64_t now;
+    Dispatch__AdminReply *reply;
+    escalation_error_t err;
+} admin_t;
+
+static int check_text(admin_t *a, const char *value, size_t max, bool required, const char *field)
+{
+    size_t len = strlen(value);
+    if (required && len == 0)
+        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, field,
+                                 "%s is required", field);
+    if (len > max)
+        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, field,
+                                 "%s is %zu bytes, at most %zu", field, len, max);
+    return 0;
+}
+
+static int require_role(admin_t *a, const Dispatch__Role *allowed, size_t count, const char *what)
+{
+    for (size_t i = 0; i < count; i++)
+        if (a->request->role == allowed[i])
+            return 0;
+    const ProtobufCEnumValue *value =
+        protobuf_c_enum_descriptor_get_value(&dispatch__role__descriptor, a->request->role);
+    return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "role",
+                             "role %s may not %s", value ? value->name : "?", what);
+}
+
+static void done(admin_t *a, const char *ticket_id, Dispatch__TicketState state)
+{
+    escalation_reply_t *reply = &a->self->reply;
+    dispatch__admin_done__init(&reply->done);
+    snprintf(reply->ticket_id, sizeof(reply->ticket_id), "%s", ticket_id ? ticket_id : "");
+    reply->done.ticket_id = reply->ticket_id;
+    reply->done.state = state;
+    a->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_DONE;
+    a->reply->done = &reply->done;
+}
+
+static int load_case(admin_t *a, const char *ticket_id, const char *field,
+                     Dispatch__Escalation__Case **record)
+{
+    int rc = cases_get(a->self->cases, a->txn, ticket_id, record);
+    if (rc == -ENOENT || rc == -EPROTO)
+        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, field,
+                                 "ticket %s is not followed by this escalation (district %s)",
+                                 ticket_id, a->self->district);
+    return rc;
+}
+
+static const char *state_name(Dispatch__TicketState state)
+{
+    const ProtobufCEnumValue *value =
+        protobuf_c_enum_descriptor_get_value(&dispatch__ticket_state__descriptor, (int)state);
+    return value ? value->name + strlen("TICKET_STATE_") : "UNKNOWN";
+}
+
+/* ---------------------------------------------------------- extensions */
+
+/* The new handling deadline a grant sets, or a refusal. */
+static int granted_deadline(admin_t *a, const Dispatch__Escalation__Case *record,
+                            const Dispatch__ExtensionDecision *decision, int64_t *deadline)
+{
+    const Dispatch__Escalation__PendingExtension *pending = record->extension;
+    int64_t current = record->handle->deadline;
+    if (decision->new_deadline)
+        *deadline = decision->new_deadline;
+    else if (pending->requested_deadline)
+        *deadline = pending->requested_deadline;
+    else if (pending->extra_working_days)
+        *deadline =
+            calendar_add_working_days(a->self->calendar, current, pending->extra_working_days);
+    else
+        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
+                                 "extension_decision.new_deadline",
+                                 "the request names no deadline: set new_deadline");
+    if (*deadline <= current || *deadline <= a->now)
+        return escalation_refuse(
+            &a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+            "extension_decision.new_deadline",
+            "the new deadline must be after the current one (%" PRId64 ") and after now", current);
+    if (*deadline - a->now > MAX_EXTENSION_MS)
+        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+                                 "extension_decision.new_deadline",
+                                 "the new deadline is more than 366 days ahead");
+    uint32_t max = record->rule ? record->rule->max_extensions : 0;
+    if (max && record->extension_count >= max)
+        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
+                                 "extension_decision",
+                                 "ticket %s has had %u extensions, the most the deadline table "
+                                 "allows",
+                                 record->ticket_id, record->extension_count);
+    return 0;
+}
+
+static int decide(admin_t *a, Dispatch__Escalation__Case *record,
+                  const Dispatch__ExtensionDecision *decision)
+{
+    if (!record->extension || strcmp(record->extension->request_id, decision->request_id) != 0) {
+        if (strcmp(record->decided_request_id, decision->request_id) == 0) {
+            /* A retry of a decision already applied. */
+            done(a, record->ticket_id, record->state);
+            return 0;
+        }
+        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+                                 "extension_decision.request_id",
+                                 "no pending extension request %s on ticket %s",
+                                 decision->request_id, record->ticket_id);
+    }
+    if (!escalation_case_open(record))
+        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
+                                 "extension_decision.ticket_id", "ticket %s is %s",
+                                 record->ticket_id, state_name(record->state));
+    Dispatch__Event event = DISPATCH__EVENT__INIT;
+    Dispatch__ExtensionGranted granted = DISPATCH__EXTENSION_GRANTED__INIT;
+    Dispatch__ExtensionRefused refused = DISPATCH__EXTENSION_REFUSED__INIT;
+    if (decision->granted) {
+        int64_t deadline = 0;
+        int rc = granted_deadline(a, record, decision, &deadline);
+        if (rc != 0)
+            return rc;
+        escalation_move_handle_deadline(a->self, record, deadline, a->now);
+        record->extension_count++;
+        granted.request_id = decision->request_id;
+        granted.new_deadline_handle = deadline;
+        granted.note = decision->note;
+        event.body_case = DISPATCH__EVENT__BODY_EXTENSION_GRANTED;
+        event.extension_granted = &granted;
+    } else {
+        refused.request_id = decision->request_id;
+        refused.note = decision->note;
+        event.body_case = DISPATCH__EVENT__BODY_EXTENSION_REFUSED;
+        event.extension_refused = &refused;
+    }
+    int rc = cases_string_set(&record->decided_request_id, decision->request_id);
+    if (rc == 0)
+        rc = cases_set_extension(record, NULL, 0);
+    if (rc == 0)
+        rc = escalation_emit(a->self, a->txn, record, a->request->actor_id, a->now, &event);
+    if (rc == 0)
+        rc = escalation_save(a->self, a->txn, record, a->now);
+    if (rc == 0)
+        done(a, record->ticket_id, record->state);
+    return rc;
+}
+
+static int extension_decision(admin_t *a)
+{
+    static const Dispatch__Role roles[] = {DISPATCH__ROLE__ROLE_SUPERVISOR};
+    const Dispatch__ExtensionDecision *decision = a->request->extension_decision;
+    if (require_role(a, roles, 1, "decide on an extension") ||
+        check_text(a, decision->ticket_id, ESCALATION_ID_MAX, true,
+                   "extension_decision.ticket_id") ||
+        check_text(a, decision->request_id, ESCALATION_ID_MAX, true,
+                   "extension_decision.request_id") ||
+        check_text(a, decision->note, ESCALATION_TEXT_MAX, false, "extension_decision.note"))
+        return ESCALATION_REFUSED;
+    if (!decision->granted && decision->new_deadline)
+        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+                                 "extension_decision.new_deadline",
+                                 "a refusal sets no new deadline");
+    if (decision->new_deadline < 0)
+        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+                                 "extension_decision.new_deadline", "a time is not negative");
+    Dispatch__Escalation__Case *record;
+    int rc = load_case(a, decision->ticket_id, "extension_decision.ticket_id", &record);
+    if (rc != 0)
+        return rc;
+    rc = decide(a, record, decision);
+    dispatch__escalation__case__free_unpacked(record, NULL);
+    return rc;
+}
+
+/* ---------------------------------------------------------- sign-off */
+
+static int sign_off_report(admin_t *a, const Dispatch__LeaderSignOff *sign_off, const char *leader)
+{
+    escalation_t *self = a->self;
+    MDB_val k = {strlen(sign_off->report_id), sign_off->report_id}, v;
+    int rc = mdb_get(a->txn, self->reports, &k, &v);
+    if (rc == 0) {
+        Dispatch__Escalation__ReportSignOff *last =
+            dispatch__escalation__report_sign_off__unpack(NULL, v.mv_size, v.mv_data);
+        bool repeat = last && strcmp(last->leader, leader) == 0 &&
+                      strcmp(last->instruction, sign_off->instruction) == 0;
+        if (last)
+            dispatch__escalation__report_sign_off__free_unpacked(last, NULL);
+        if (repeat) {
+            done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
+            return 0;
+        }
+    } else if (rc != MDB_NOTFOUND) {
+        return store_rc(rc);
+    }
+    Dispatch__Escalation__ReportSignOff record = DISPATCH__ESCALATION__REPORT_SIGN_OFF__INIT;
+    record.leader = (char *)leader;
+    record.instruction = sign_off->instruction;
+    record.at = a->now;
+    size_t size = dispatch__escalation__report_sign_off__get_packed_size(&record);
+    v = (MDB_val){size, NULL};
+    rc = store_rc(mdb_put(a->txn, self->reports, &k, &v, MDB_RESERVE));
+    if (rc < 0)
+        return rc;
+    dispatch__escalation__report_sign_off__pack(&record, v.mv_data);
+
+    Dispatch__SignedOff signed_off = DISPATCH__SIGNED_OFF__INIT;
+    signed_off.leader = (char *)leader;
+    signed_off.report_id = sign_off->report_id;
+    signed_off.instruction = sign_off->instruction;
+    Dispatch__Event event = DISPATCH__EVENT__INIT;
+    event.body_case = DISPATCH__EVENT__BODY_SIGNED_OFF;
+    event.signed_off = &signed_off;
+    rc = escalation_emit_report(self, a->txn, a->request->actor_id, a->now, &event);
+    if (rc == 0)
+        done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
+    return rc;
+}
+
+static int sign_off_ticket(admin_t *a, const Dispatch__LeaderSignOff *sign_off, const char *leader)
+{
+    Dispatch__Escalation__Case *record;
+    int rc = load_case(a, sign_off->ticket_id, "leader_sign_off.ticket_id", &record);
+    if (rc != 0)
+        return rc;
+    if (!escalation_case_open(record)) {
+        rc = escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
+                               "leader_sign_off.ticket_id", "ticket %s is %s: nothing to instruct",
+                               record->ticket_id, state_name(record->state));
+    } else if (strcmp(record->leader, leader) == 0 &&
+               strcmp(record->instruction, sign_off->instruction) == 0) {
+        done(a, record->ticket_id, record->state); /* a retry: recorded already */
+    } else {
+        record->signed_off_at = a->now;
+        rc = cases_string_set(&record->leader, leader);
+        if (rc == 0)
+            rc = cases_string_set(&record->instruction, sign_off->instruction);
+        if (rc == 0 && !record->sign_off_since) {
+            /* Instructed without being queued: tracked to completion all the same. */
+            char reason[128];
+            snprintf(reason, sizeof(reason), "instruction by %s", leader);
+            record->sign_off_since = a->now;
+            rc = cases_string_set(&record->sign_off_reason, reason);
+        }
+        Dispatch__SignedOff signed_off = DISPATCH__SIGNED_OFF__INIT;
+        signed_off.leader = (char *)leader;
+        signed_off.instruction = sign_off->instruction;
+        Dispatch__Event event = DISPATCH__EVENT__INIT;
+        event.body_case = DISPATCH__EVENT__BODY_SIGNED_OFF;
+        event.signed_off = &signed_off;
+        if (rc == 0)
+            rc = escalation_emit(a->self, a->txn, record, a->request->actor_id, a->now, &event);
+        if (rc == 0)
+            rc = escalation_save(a->self, a->txn, record, a->now);
+        if (rc == 0)
+            done(a, record->ticket_id, record->state);
+    }
+    dispatch__escalation__case__free_unpacked(record, NULL);
+    return rc;
+}
+
+static int leader_sign_off(admin_t *a)
+{
+    static const Dispatch__Role roles[] = {DISPATCH__ROLE__ROLE_LEADER};
+    const Dispatch__LeaderSignOff *sign_off = a->request->leader_sign_off;
+    if (require_role(a, roles, 1, "sign off") ||
+        check_text(a, sign_off->ticket_id, ESCALATION_ID_MAX, false, "leader_sign_off.ticket_id") ||
+        check_text(a, sign_off->report_id, ESCALATION_ID_MAX, false, "leader_sign_off.report_id") ||
+        check_text(a, sign_off->leader, ESCALATION_ID_MAX, false, "leader_sign_off.leader") ||
+        check_text(a, sign_off->instruction, ESCALATION_TEXT_MAX, true,
+                   "leader_sign_off.instruction"))
+        return ESCALATION_REFUSED;
+    bool ticket = *sign_off->ticket_id, report = *sign_off->report_id;
+    if (ticket == report)
+        return escalation_refuse(&a->err,
+                                 ticket ? DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE
+                                        : DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
+                                 "leader_sign_off.ticket_id",
+                                 "exactly one of ticket_id and report_id");
+    const char *leader = *sign_off->leader ? sign_off->leader : a->request->actor_id;
+    if (strcmp(leader, a->request->actor_id) != 0)
+        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN,
+                                 "leader_sign_off.leader",
+                                 "a leader signs off in their own name (actor %s, leader %s)",
+                                 a->request->actor_id, leader);
+    return ticket ? sign_off_ticket(a, sign_off, leader) : sign_off_report(a, sign_off, leader);
+}
+
+/* ---------------------------------------------------------- queues */
+
+typedef struct page {
+    admin_t *admin;
+    Dispatch__QueueKind kind;
+    size_t limit;
+    size_t bytes;
+    bool more;
+} page_t;
+
+static escalation_queue_entry_t *entry_add(escalation_reply_t *reply)
+{
+    if (reply->entry_count == reply->entry_capacity) {
+        size_t capacity = reply->entry_capacity ? reply->entry_capacity * 2 : 32;
+        escalation_queue_entry_t *grown = realloc(reply->entries, capacity * sizeof(*grown));
+        if (!grown)
+            return NULL;
+        reply->entries = grown;
+        reply->entry_capacity = capacity;
+    }
+    escalation_queue_entry_t *entry = &reply->entries[reply->entry_count++];
+    memset(entry, 0, sizeof(*entry));
+    return entry;
+}
+
+/* "sign for: 12 min left" / "handling: overdue by 2 h 5 min" */
+static int64_t describe_clock(const escalation_t *self, const Dispatch__Escalation__Case *record,
+                              int64_t now, char *text, size_t len)
+{
+    const Dispatch__Escalation__Track *track =
+        record->sign_for->active ? record->sign_for : record->handle;
+    const char *name = track == record->sign_for ? "sign for" : "close";
+    char span[32], at[32];
+    if (!track->active) {
+        snprintf(text, len, "no deadline running");
+        return 0;
+    }
+    calendar_format(self->calendar, track->deadline, at, sizeof(at));
+    if (track == record->handle && record->paused_at) {
+        char since[32];
+        calendar_format(self->calendar, record->paused_at, since, sizeof(since));
+        snprintf(text, len, "clock paused since %s (deadline %s before the pause)", since, at);
+    } else if (track->deadline > now) {
+        escalation_format_duration(track->deadline - now, span, sizeof(span));
+        snprintf(text, len, "%s by %s: %s left", name, at, span);
+    } else {
+        escalation_format_duration(now - track->deadline, span, sizeof(span));
+        snprintf(text, len, "%s by %s: overdue by %s", name, at, span);
+    }
+    return track->deadline;
+}
+
+static void fill_item(const escalation_t *self, escalation_queue_entry_t *entry,
+                      Dispatch__QueueKind kind, int64_t since, int64_t now)
+{
+    const Dispatch__Escalation__Case *record = entry->record;
+    Dispatch__QueueItem *item = &entry->item;
+    dispatch__queue_item__init(item);
+    item->ticket_id = record->ticket_id;
+    item->district = record->district;
+    item->category = record->category;
+    item->area = record->area;
+    item->kind = record->kind;
+    item->urgency = record->urgency;
+    item->state = record->state;
+    item->unit_id = record->unit_id;
+    item->supervision = record->supervision;
+    item->since = since;
+    item->text = entry->text;
+    char at[32];
+    switch (kind) {
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION: {
+        const Dispatch__Escalation__PendingExtension *pending = record->extension;
+        item->deadline = record->handle->deadline;
+        if (!pending) {
+            snprintf(entry->text, sizeof(entry->text), "no request pending");
+        } else if (pending->requested_deadline) {
+            calendar_format(self->calendar, pending->requested_deadline, at, sizeof(at));
+            snprintf(entry->text, sizeof(entry->text), "request %s by %s: until %s: %s",
+                     pending->request_id, pending->unit_id, at, pending->reason);
+        } else {
+            snprintf(entry->text, sizeof(entry->text), "request %s by %s: +%u working days: %s",
+                     pending->request_id, pending->unit_id, pending->extra_working_days,
+                     pending->reason);
+        }
+        break;
+    }
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_SIGN_OFF:
+        item->deadline = record->handle->deadline;
+        if (*record->instruction) {
+            calendar_format(self->calendar, record->signed_off_at, at, sizeof(at));
+            snprintf(entry->text, sizeof(entry->text), "%s; instruction by %s at %s: %s",
+                     record->sign_off_reason, record->leader, at, record->instruction);
+        } else {
+            snprintf(entry->text, sizeof(entry->text), "%s; waiting for a leader's instruction",
+                     record->sign_off_reason);
+        }
+        break;
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_OVERDUE: {
+        bool sign_for = record->sign_for->active && record->sign_for->overdue;
+        const Dispatch__Escalation__Track *track = sign_for ? record->sign_for : record->handle;
+        char late[32];
+        item->deadline = track->deadline;
+        calendar_format(self->calendar, track->deadline, at, sizeof(at));
+        escalation_format_duration(now - track->deadline, late, sizeof(late));
+        snprintf(entry->text, sizeof(entry->text), "%s deadline %s passed %s ago",
+                 sign_for ? "sign-for" : "handling", at, late);
+        break;
+    }
+    default:
+        item->deadline = describe_clock(self, record, now, entry->text, sizeof(entry->text));
+        break;
+    }
+    /* A long reason or instruction cut at the buffer's end may end inside a
+     * UTF-8 character. */
+    size_t len = strlen(entry->text);
+    while (len > 0 && !codec_utf8_valid(entry->text, len))
+        entry->text[--len] = '\0';
+}
+
+static int page_add(const char *ticket_id, int64_t since, void *ctx)
+{
+    page_t *page = ctx;
+    escalation_t *self = page->admin->self;
+    escalation_reply_t *reply = &self->reply;
+    if (reply->entry_count == page->limit) {
+        page->more = true;
+        return 1;
+    }
+    Dispatch__Escalation__Case *record;
+    int rc = cases_get(self->cases, page->admin->txn, ticket_id, &record);
+    if (rc == -ENOENT || rc == -EPROTO)
+        return 0; /* the index outlived its record: nothing to show */
+    if (rc < 0)
+        return rc;
+    escalation_queue_entry_t *entry = entry_add(reply);
+    if (!entry) {
+        dispatch__escalation__case__free_unpacked(record, NULL);
+        return -ENOMEM;
+    }
+    entry->record = record;
+    fill_item(self, entry, page->kind, since, page->admin->now);
+    size_t size = protobuf_c_message_get_packed_size(&entry->item.base) + 8;
+    if (page->bytes + size > QUEUE_MAX_BYTES) {
+        dispatch__escalation__case__free_unpacked(record, NULL);
+        reply->entry_count--;
+        page->more = true;
+        return 1;
+    }
+    page->bytes += size;
+    return 0;
+}
+
+static int list_queue(admin_t *a)
+{
+    static const Dispatch__Role roles[] = {DISPATCH__ROLE__ROLE_DISPATCHER,
+                                           DISPATCH__ROLE__ROLE_SUPERVISOR,
+                                           DISPATCH__ROLE__ROLE_LEADER, DISPATCH__ROLE__ROLE_ADMIN};
+    const Dispatch__ListQueue *request = a->request->list_queue;
+    escalation_t *self = a->self;
+    switch (request->kind) {
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_UNSPECIFIED:
+        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
+                                 "list_queue.kind", "list_queue.kind is required");
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION:
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_SIGN_OFF:
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_OVERDUE:
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT:
+        break;
+    default:
+        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+                                 "list_queue.kind",
+                                 "this queue is served by dispatch-router, not escalation");
+    }
+    if (require_role(a, roles, 4, "list this queue") ||
+        check_text(a, request->district, ESCALATION_ID_MAX, false, "list_queue.district") ||
+        check_text(a, request->after_ticket_id, ESCALATION_ID_MAX, false,
+                   "list_queue.after_ticket_id") ||
+        check_text(a, request->unit_id, ESCALATION_ID_MAX, false, "list_queue.unit_id"))
+        return ESCALATION_REFUSED;
+    if (*request->district && strcmp(request->district, self->district) != 0)
+        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+                                 "list_queue.district",
+                                 "district %s is served by its own escalation; this one serves %s",
+                                 request->district, self->district);
+    if (request->limit > QUEUE_MAX_LIMIT)
+        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+                                 "list_queue.limit", "limit %u is over %d", request->limit,
+                                 QUEUE_MAX_LIMIT);
+
+    page_t page = {a, request->kind, request->limit ? request->limit : QUEUE_DEFAULT_LIMIT, 0,
+                   false};
+    int rc = cases_queue_each(self->cases, a->txn, request->kind, request->after_ticket_id,
+                              page_add, &page);
+    if (rc < 0)
+        return rc;
+    escalation_reply_t *reply = &self->reply;
+    Dispatch__QueueItem **items = realloc(reply->items, (reply->entry_count + 1) * sizeof(*items));
+    if (!items)
+        return -ENOMEM;
+    reply->items = items;
+    for (size_t i = 0; i < reply->entry_count; i++) {
+        /* The entries moved as the array grew: point text at its new place. */
+        reply->entries[i].item.text = reply->entries[i].text;
+        items[i] = &reply->entries[i].item;
+    }
+    dispatch__queue_view__init(&reply->queue);
+    reply->queue.items = items;
+    reply->queue.n_items = reply->entry_count;
+    reply->queue.more = page.more;
+    a->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_QUEUE;
+    a->reply->queue = &reply->queue;
+    return 0;
+}
+
+/* ---------------------------------------------------------- entry */
+
+static int dispatch_request(admin_t *a)
+{
+    const Dispatch__AdminRequest *request = a->request;
+    if (check_text(a, request->actor_id, ESCALATION_ID_MAX, true, "actor_id"))
+        return ESCALATION_REFUSED;
+    if (request->role == DISPATCH__ROLE__ROLE_UNSPECIFIED)
+        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "role",
+                                 "role is required");
+    switch (request->body_case) {
+    case DISPATCH__ADMIN_REQUEST__BODY_EXTENSION_DECISION:
+        return extension_decision(a);
+    case DISPATCH__ADMIN_REQUEST__BODY_LEADER_SIGN_OFF:
+        return leader_sign_off(a);
+    case DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE:
+        return list_queue(a);
+    case DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_ASSIGN:
+    case DISPATCH__ADMIN_REQUEST__BODY_UNIT_UPSERT:
+    case DISPATCH__ADMIN_REQUEST__BODY_UNIT_REMOVE:
+    case DISPATCH__ADMIN_REQUEST__BODY_RULE_UPSERT:
+    case DISPATCH__ADMIN_REQUEST__BODY_RULE_REMOVE:
+        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
+                                 "this request is served by dispatch-router, not escalation");
+    default:
+        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
+                                 "no request set");
+    }
+}
+
+static Dispatch__ErrorCode codec_error(int codec_rc)
+{
+    switch (codec_rc) {
+    case CODEC_TOO_LARGE:
+        return DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE;
+    case CODEC_BAD_UTF8:
+        return DISPATCH__ERROR_CODE__ERROR_CODE_INVALID_UTF8;
+    case CODEC_BAD_ENUM:
+        return DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE;
+    default:
+        return DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST;
+    }
+}
+
+static void reply_error(escalation_t *self, const escalation_error_t *err,
+                        Dispatch__AdminReply *out)
+{
+    escalation_reply_t *reply = &self->reply;
+    dispatch__error__init(&reply->error);
+    snprintf(reply->message, sizeof(reply->message), "%s", err->message);
+    snprintf(reply->field, sizeof(reply->field), "%s", err->field);
+    /* A message cut at its buffer's end may end inside a UTF-8 character. */
+    size_t len = strlen(reply->message);
+    while (len > 0 && !codec_utf8_valid(reply->message, len))
+        reply->message[--len] = '\0';
+    len = strlen(reply->field);
+    while (len > 0 && !codec_utf8_valid(reply->field, len))
+        reply->field[--len] = '\0';
+    reply->error.code = err->code;
+    reply->error.message = reply->message;
+    reply->error.field = reply->field;
+    out->body_case = DISPATCH__ADMIN_REPLY__BODY_ERROR;
+    out->error = &reply->error;
+}
+
+int escalation_handle_admin(escalation_t *self, MDB_txn *txn, const void *body, size_t len,
+                            int64_t now_ms, Dispatch__AdminReply *reply)
+{
+    escalation_reply_reset(self);
+    dispatch__admin_reply__init(reply);
+    admin_t a = {.self = self, .txn = txn, .now = now_ms, .reply = reply};
+    Dispatch__AdminRequest *request = NULL;
+    char detail[256];
+    int rc = codec_decode(&dispatch__admin_request__descriptor, body, len, ESCALATION_MAX_REQUEST,
+                          (ProtobufCMessage **)&request, detail, sizeof(detail));
+    if (rc < 0) {
+        escalation_refuse(&a.err, codec_error(rc), "", "%s", detail);
+        rc = ESCALATION_REFUSED;
+    } else {
+        reply->tag = request->tag;
+        a.request = request;
+        rc = dispatch_request(&a);
+    }
+    if (rc == ESCALATION_REFUSED) {
+        /* A refused request changes nothing: a partial list is dropped. */
+        escalation_reply_reset(self);
+        reply_error(self, &a.err, reply);
+        rc = 0;
+    }
+    if (request)
+        protobuf_c_message_free_unpacked(&request->base, NULL);
+    return rc;
+}

@@ -1,0 +1,139 @@
+/* escalation_internal: what the parts of the escalation worker share
+ * (escalation.c: construction, saving and emitting; escalation_events.c,
+ * escalation_fire.c, escalation_admin.c: the three inputs;
+ * escalation_service.c: sockets and loop). Not for use outside
+ * workers/escalation. */
+#ifndef DISPATCH_ESCALATION_INTERNAL_H
+#define DISPATCH_ESCALATION_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "cases.h"
+#include "endpoint.h"
+#include "escalation.h"
+#include "schedule.h"
+#include "timers.h"
+
+/* Limits of dispatch.proto (docs/protocol.md section 10), in bytes. */
+#define ESCALATION_ID_MAX 64
+#define ESCALATION_TEXT_MAX 2000
+#define ESCALATION_MAX_INTAKES 32
+#define ESCALATION_ACTOR "system"
+
+/* A refusal of an admin request: code, dotted field path, message. */
+typedef struct escalation_error {
+    Dispatch__ErrorCode code;
+    char field[128];
+    char message[512];
+} escalation_error_t;
+
+/* Returned by checks for a refused request (the error is filled in). */
+#define ESCALATION_REFUSED 1
+
+__attribute__((format(printf, 4, 5))) static inline int escalation_refuse(escalation_error_t *err,
+                                                                          Dispatch__ErrorCode code,
+                                                                          const char *field,
+                                                                          const char *format, ...)
+{
+    err->code = code;
+    snprintf(err->field, sizeof(err->field), "%s", field ? field : "");
+    va_list args;
+    va_start(args, format);
+    vsnprintf(err->message, sizeof(err->message), format, args);
+    va_end(args);
+    return ESCALATION_REFUSED;
+}
+
+typedef struct escalation_intake {
+    char prefix[ESCALATION_ID_MAX + 1]; /* id_prefix; "" = none given */
+    bus_link_t *link;
+} escalation_intake_t;
+
+/* One item of a ListQueue reply, with the record it points into. */
+typedef struct escalation_queue_entry {
+    Dispatch__QueueItem item;
+    Dispatch__Escalation__Case *record;
+    char text[ESCALATION_TEXT_MAX + 1];
+} escalation_queue_entry_t;
+
+/* Memory the last reply points into. */
+typedef struct escalation_reply {
+    Dispatch__Error error;
+    Dispatch__AdminDone done;
+    Dispatch__QueueView queue;
+    escalation_queue_entry_t *entries;
+    Dispatch__QueueItem **items;
+    size_t entry_count, entry_capacity;
+    char message[512];
+    char field[128];
+    char ticket_id[ESCALATION_ID_MAX + 1];
+} escalation_reply_t;
+
+struct escalation {
+    store_t *store;
+    bus_t *bus;
+    char name[CONFIG_NAME_MAX + 1];
+    char district[ESCALATION_ID_MAX + 1];
+    deadlines_t *table;
+    calendar_t *calendar;
+    timers_t *timers;
+    cases_t *cases;
+    MDB_dbi meta, reports;
+    bus_link_t *router, *audit;
+    escalation_intake_t intakes[ESCALATION_MAX_INTAKES];
+    size_t intake_count;
+    escalation_reply_t reply;
+
+    /* The worker loop (escalation_service.c); unused when driven directly. */
+    endpoint_t *admin_endpoint;
+    int64_t next_due;   /* first armed timer, SCHEDULE_NEVER when none */
+    bool batch_applied; /* the loop's apply ran in this iteration */
+    uint64_t fired;     /* timers fired, committed */
+    uint64_t fired_pending;
+};
+
+/* True while the ticket is open to escalation: dispatched and not yet
+ * resolved, closed, merged or transferred. */
+bool escalation_case_open(const Dispatch__Escalation__Case *record);
+
+/* Writes the case and brings its timer and queue entries in line with it
+ * (the module's one place for that invariant). */
+int escalation_save(escalation_t *self, MDB_txn *txn, Dispatch__Escalation__Case *record,
+                    int64_t now);
+
+/* Emits event about the case's ticket to the router, the owning intake and
+ * audit: fills event_id, ticket_id, district, at, actor, origin. */
+int escalation_emit(escalation_t *self, MDB_txn *txn, const Dispatch__Escalation__Case *record,
+                    const char *actor, int64_t now, Dispatch__Event *event);
+/* An event on no ticket (a special report): to audit only. */
+int escalation_emit_report(escalation_t *self, MDB_txn *txn, const char *actor, int64_t now,
+                           Dispatch__Event *event);
+
+/* Raises the case's supervision to level (TicketEscalated) when it is
+ * below it; nothing otherwise. */
+int escalation_climb(escalation_t *self, MDB_txn *txn, Dispatch__Escalation__Case *record,
+                     Dispatch__SupervisionLevel level, const char *reason, const char *actor,
+                     int64_t now);
+
+/* Puts the case in the leader sign-off queue (SignOffRequested) unless it
+ * is there already. */
+int escalation_request_sign_off(escalation_t *self, MDB_txn *txn,
+                                Dispatch__Escalation__Case *record, const char *reason,
+                                int64_t now);
+
+/* Moves the handling deadline to `deadline` (extension): the steps before
+ * now are taken as done, the overdue mark goes. */
+void escalation_move_handle_deadline(escalation_t *self, Dispatch__Escalation__Case *record,
+                                     int64_t deadline, int64_t now);
+
+void escalation_reply_reset(escalation_t *self);
+
+/* Names and texts. */
+const char *escalation_level_name(Dispatch__SupervisionLevel level);
+const char *escalation_deadline_name(Dispatch__DeadlineKind kind);
+/* "3 h 20 min", "2 d 4 h", "12 min", "0 min". */
+void escalation_format_duration(int64_t ms, char *buf, size_t len);
+
+#endif
