@@ -391,12 +391,13 @@ int main(int argc, char **argv)
            options.repeat);
     printf("%12s %10s %10s %10s %12s %8s %14s %10s\n", "open", "fire ms", "min ms", "max ms",
            "timers/s", "commits", "timers after", "setup s");
-    int64_t medians[MAX_RUNS];
-    for (size_t i = 0; i < options.runs; i++) {
-        int64_t times[100];
-        result_t r = {0};
-        for (size_t k = 0; k < options.repeat; k++) {
-            r = (result_t){0};
+    /* Rounds over all sizes, so that a change in the machine's load while
+     * the benchmark runs falls on every size alike. */
+    int64_t times[MAX_RUNS][100];
+    result_t last[MAX_RUNS] = {{0}};
+    for (size_t k = 0; k < options.repeat; k++) {
+        for (size_t i = 0; i < options.runs; i++) {
+            result_t r = {0};
             int rc = run(&options, options.open[i], &r);
             if (rc < 0) {
                 fprintf(stderr, "open %" PRIu64 ": %s\n", options.open[i], store_strerror(rc));
@@ -415,19 +416,23 @@ int main(int argc, char **argv)
             }
             /* Insertion sort: a handful of runs. */
             size_t at = k;
-            while (at > 0 && times[at - 1] > r.fire_ms) {
-                times[at] = times[at - 1];
+            while (at > 0 && times[i][at - 1] > r.fire_ms) {
+                times[i][at] = times[i][at - 1];
                 at--;
             }
-            times[at] = r.fire_ms;
+            times[i][at] = r.fire_ms;
+            last[i] = r;
         }
-        medians[i] = times[options.repeat / 2];
+    }
+    int64_t medians[MAX_RUNS];
+    for (size_t i = 0; i < options.runs; i++) {
+        const result_t *r = &last[i];
+        medians[i] = times[i][options.repeat / 2];
         printf("%12" PRIu64 " %10" PRId64 " %10" PRId64 " %10" PRId64 " %12.0f %8" PRIu64
                " %14" PRIu64 " %10.1f\n",
-               r.open, medians[i], times[0], times[options.repeat - 1],
-               medians[i] > 0 ? (double)r.fired * 1000.0 / (double)medians[i] : 0.0, r.commits,
-               r.timers_after, (double)r.setup_ms / 1000.0);
-        fflush(stdout);
+               r->open, medians[i], times[i][0], times[i][options.repeat - 1],
+               medians[i] > 0 ? (double)r->fired * 1000.0 / (double)medians[i] : 0.0, r->commits,
+               r->timers_after, (double)r->setup_ms / 1000.0);
     }
     int64_t lo = INT64_MAX, hi = 0;
     for (size_t i = 0; i < options.runs; i++) {
@@ -435,5 +440,11 @@ int main(int argc, char **argv)
         hi = medians[i] > hi ? medians[i] : hi;
     }
     printf("slowest / fastest median: %.2fx\n", lo > 0 ? (double)hi / (double)lo : 0.0);
+    lo = INT64_MAX, hi = 0;
+    for (size_t i = 0; i < options.runs; i++) {
+        lo = times[i][0] < lo ? times[i][0] : lo;
+        hi = times[i][0] > hi ? times[i][0] : hi;
+    }
+    printf("slowest / fastest best run: %.2fx\n", lo > 0 ? (double)hi / (double)lo : 0.0);
     return 0;
 }

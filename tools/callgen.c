@@ -14,10 +14,11 @@
  * hotline's day (quiet at night, peaks at 9-11 and 14-16; --flat for a
  * constant rate), in the mix of <data>/categories.csv: category, then its
  * kind; district in proportion to its communities and an area of the
- * category's level from <data>/units.csv; channel (phone 60 %, WeChat 18 %,
- * web 9 %, proactive 5 %, Open311 3 %, message board 3 %, reception day
- * 2 %); about 2 % urgent (--urgent-share; utilities and lifts more often,
- * consults never: RULES.md); consults answered at once at intake
+ * category's level from <data>/units.csv (--data: default the parent of
+ * the first router's data_dir, deploy/data in the example topology); channel (phone 60 %, WeChat 18
+ * %, web 9 %, proactive 5 %, Open311 3 %, message board 3 %, reception day 2 %); about 2 % urgent
+ * (--urgent-share; utilities and lifts more often, consults never: RULES.md); consults answered at
+ * once at intake
  * (--answered-share of them); a few calls that belong to 110/119/120/122
  * (--transfer-share); repeat callers (--repeat-share) who call again about
  * a recent matter, same phone, address and category, which intake merges
@@ -58,6 +59,12 @@
  * "ready" on --ready-fd before the first call. The statistics go to
  * stdout at the end. SIGTERM / SIGINT end the calls early (the run then
  * finishes as at its end).
+ *
+ * Invariants: a call is in one phase (new, open, resolved = its callback
+ * is scheduled, final); at most --window requests are in flight, each in
+ * one slot that keeps its packed bytes, so a resend is the same request;
+ * a call has at most one live poll timer and one live callback timer
+ * (older heap entries carry an outdated generation and are skipped).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -122,7 +129,7 @@ typedef struct call {
     Dispatch__TicketState submit_state; /* as acknowledged; 0 = not yet */
     bool routed, triaged;
     Dispatch__ResolutionResult result;
-    uint32_t round;          /* callbacks made */
+    uint32_t round; /* callbacks made */
     uint32_t poll_generation, callback_generation;
     int64_t poll_interval;
     bool checking;        /* a GetTicket is in flight */
@@ -203,8 +210,8 @@ typedef struct gen {
     bool generating;
     /* Totals. */
     uint64_t submitted, acked, registered, merged, transferred, answered, refused, resent,
-        callbacks_sent, closed, reopened, unreachable, satisfied, basically, unsatisfied, polls_sent,
-        audit_seen, late_ms_max;
+        callbacks_sent, closed, reopened, unreachable, satisfied, basically, unsatisfied,
+        polls_sent, audit_seen, late_ms_max;
     uint64_t refused_codes[16];
 } gen_t;
 
@@ -222,21 +229,22 @@ static const char *const surnames[] = {"王", "李", "张", "刘", "陈", "杨",
                                        "徐", "孙", "胡", "朱", "高", "林", "何", "郭", "马", "罗",
                                        "梁", "宋", "郑", "谢", "韩", "唐", "冯", "于", "董", "曹"};
 static const char *const given_names[] = {
-    "伟",   "芳",   "娜", "秀英", "敏", "静",   "丽",   "强",   "磊", "军",   "洋",   "勇",
-    "艳",   "杰",   "娟", "涛",   "明", "超",   "秀兰", "霞",   "平", "刚",   "桂英", "建华",
+    "伟",   "芳",   "娜",   "秀英", "敏", "静",   "丽",   "强",   "磊", "军",   "洋",   "勇",
+    "艳",   "杰",   "娟",   "涛",   "明", "超",   "秀兰", "霞",   "平", "刚",   "桂英", "建华",
     "玉兰", "志强", "红梅", "海燕", "雪", "淑珍", "国庆", "春生", "鹏", "子涵", "浩然", "欣怡"};
 static const char *const roads[] = {
-    "Renmin Street",   "Xi'an Road",      "Ziyou Road",     "Hongqi Street",  "Gongnong Road",
-    "Jiefang Road",    "Tongzhi Street",  "Chongqing Road", "Guilin Road",    "Xinmin Street",
-    "Yan'an Avenue",   "Weixing Road",    "Nanhu Avenue",   "Qianjin Avenue", "Shengli Street",
-    "Changchun Road",  "Dongsheng Street", "Kaiyun Street", "Jilin Road",     "Yatai Street",
-    "Puyang Street",   "Huguang Road",    "Hongqi Road",    "Minkang Road",   "Xingfu Road"};
+    "Renmin Street",  "Xi'an Road",       "Ziyou Road",     "Hongqi Street",  "Gongnong Road",
+    "Jiefang Road",   "Tongzhi Street",   "Chongqing Road", "Guilin Road",    "Xinmin Street",
+    "Yan'an Avenue",  "Weixing Road",     "Nanhu Avenue",   "Qianjin Avenue", "Shengli Street",
+    "Changchun Road", "Dongsheng Street", "Kaiyun Street",  "Jilin Road",     "Yatai Street",
+    "Puyang Street",  "Huguang Road",     "Hongqi Road",    "Minkang Road",   "Xingfu Road"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static void make_caller(gen_t *g, call_t *c)
 {
-    snprintf(c->name, sizeof(c->name), "%s%s", surnames[sim_random_below(&g->random, COUNT(surnames))],
+    snprintf(c->name, sizeof(c->name), "%s%s",
+             surnames[sim_random_below(&g->random, COUNT(surnames))],
              given_names[sim_random_below(&g->random, COUNT(given_names))]);
     if (sim_random_chance(&g->random, 0.12)) /* a landline in the 0431 area */
         snprintf(c->phone, sizeof(c->phone), "04318%07llu",
@@ -265,11 +273,16 @@ static void make_address(gen_t *g, call_t *c)
 static const char *kind_phrase(Dispatch__Kind kind)
 {
     switch (kind) {
-    case DISPATCH__KIND__KIND_CONSULT: return "Asks about";
-    case DISPATCH__KIND__KIND_HELP: return "Asks for help with";
-    case DISPATCH__KIND__KIND_COMPLAINT: return "Complains about";
-    case DISPATCH__KIND__KIND_REPORT: return "Reports";
-    default: return "Suggests an improvement to";
+    case DISPATCH__KIND__KIND_CONSULT:
+        return "Asks about";
+    case DISPATCH__KIND__KIND_HELP:
+        return "Asks for help with";
+    case DISPATCH__KIND__KIND_COMPLAINT:
+        return "Complains about";
+    case DISPATCH__KIND__KIND_REPORT:
+        return "Reports";
+    default:
+        return "Suggests an improvement to";
     }
 }
 
@@ -301,7 +314,7 @@ static const sim_category_t *category_of(const gen_t *g, const call_t *c)
 
 static bool urgent_prone(const char *category)
 {
-    static const char *const prone[] = {"gas", "elevator", "power-outage", "water-supply",
+    static const char *const prone[] = {"gas",     "elevator",    "power-outage",  "water-supply",
                                         "heating", "road-damage", "manhole-cover", "drainage"};
     for (size_t i = 0; i < COUNT(prone); i++)
         if (strcmp(category, prone[i]) == 0)
@@ -332,8 +345,8 @@ static void make_call(gen_t *g, call_t *c, Dispatch__EmergencyLine *transfer, bo
     *answered = false;
     c->district = (uint32_t)sim_random_weighted(&g->random, g->district_weights, g->district_count);
     static const double channel_weights[] = {0, 60, 18, 9, 3, 3, 5, 2};
-    c->channel = (Dispatch__Channel)sim_random_weighted(&g->random, channel_weights,
-                                                        COUNT(channel_weights));
+    c->channel =
+        (Dispatch__Channel)sim_random_weighted(&g->random, channel_weights, COUNT(channel_weights));
     if (sim_random_chance(&g->random, g->options.transfer_share)) {
         c->category = "";
         c->kind = DISPATCH__KIND__KIND_HELP;
@@ -372,8 +385,8 @@ static bool make_repeat(gen_t *g, call_t *c)
         return false;
     c->district = first->district;
     c->category = first->category;
-    c->kind = first->kind == DISPATCH__KIND__KIND_CONSULT ? DISPATCH__KIND__KIND_COMPLAINT
-                                                          : first->kind;
+    c->kind =
+        first->kind == DISPATCH__KIND__KIND_CONSULT ? DISPATCH__KIND__KIND_COMPLAINT : first->kind;
     c->channel = sim_random_chance(&g->random, 0.7) ? DISPATCH__CHANNEL__CHANNEL_PHONE
                                                     : DISPATCH__CHANNEL__CHANNEL_WECHAT;
     c->urgent = first->urgent;
@@ -447,7 +460,8 @@ static int submit_call(gen_t *g, uint32_t index, Dispatch__EmergencyLine transfe
     submit.channel = c->channel;
     submit.kind = c->kind;
     submit.category = (char *)c->category;
-    submit.urgency = c->urgent ? DISPATCH__URGENCY__URGENCY_URGENT : DISPATCH__URGENCY__URGENCY_NORMAL;
+    submit.urgency =
+        c->urgent ? DISPATCH__URGENCY__URGENCY_URGENT : DISPATCH__URGENCY__URGENCY_NORMAL;
     submit.district = (char *)g->districts[c->district];
     submit.area = c->area;
     location.address = c->address;
@@ -498,8 +512,7 @@ static int new_synthetic_call(gen_t *g)
                  "Caller reports an emergency at %s: handed over to the emergency line at once.",
                  c->address);
     else if (repeat)
-        snprintf(description, sizeof(description),
-                 "Calls again: %s at %s is still not dealt with.",
+        snprintf(description, sizeof(description), "Calls again: %s at %s is still not dealt with.",
                  category ? category->name : "the matter", c->address);
     else
         snprintf(description, sizeof(description), "%s: %s. At %s.%s", kind_phrase(c->kind),
@@ -668,8 +681,8 @@ static void count_refusal(gen_t *g, const Dispatch__Error *error, const call_t *
     if ((unsigned)error->code < 16)
         g->refused_codes[error->code]++;
     if (g->refused <= 5)
-        fprintf(stderr, "dispatch-callgen: %s refused: %s (%s)\n", c->request_id,
-                error->message, error->field);
+        fprintf(stderr, "dispatch-callgen: %s refused: %s (%s)\n", c->request_id, error->message,
+                error->field);
 }
 
 static bool retry_later(gen_t *g, op_t *op, const Dispatch__Reply *reply)
@@ -1038,8 +1051,7 @@ static void write_progress(gen_t *g, int64_t now)
                      (unsigned long long)g->merged, (unsigned long long)g->transferred,
                      (unsigned long long)g->answered, (unsigned long long)g->refused,
                      (unsigned long long)g->callbacks_sent, (unsigned long long)g->closed,
-                     (unsigned long long)g->reopened, g->in_flight,
-                     (unsigned long long)g->resent);
+                     (unsigned long long)g->reopened, g->in_flight, (unsigned long long)g->resent);
     for (size_t d = 0; d < g->district_count && n > 0 && (size_t)n < sizeof(line); d++)
         n += snprintf(line + n, sizeof(line) - (size_t)n,
                       " d.%s.registered=%llu d.%s.closed=%llu d.%s.reopened=%llu", g->districts[d],
@@ -1088,8 +1100,8 @@ static int run(gen_t *g)
      * replay, or a stop signal. */
     while (rc == 0) {
         int64_t now = clock_now_ms();
-        if (stop_requested || (g->options.duration &&
-                               now - g->started_business >= g->options.duration))
+        if (stop_requested ||
+            (g->options.duration && now - g->started_business >= g->options.duration))
             g->generating = false;
         if (!g->generating && (g->options.duration == 0 || stop_requested ||
                                now - g->started_business >= g->options.duration))
@@ -1178,9 +1190,9 @@ static int verify(gen_t *g, uint64_t *lost)
     uint64_t unacked = g->submitted - g->acked - g->refused;
     printf("verify acknowledged=%llu registered=%llu routed=%llu dispatched=%llu triage=%llu "
            "lost=%llu unacknowledged=%llu\n",
-           (unsigned long long)g->acked, (unsigned long long)registered,
-           (unsigned long long)routed, (unsigned long long)(routed - triage),
-           (unsigned long long)triage, (unsigned long long)*lost, (unsigned long long)unacked);
+           (unsigned long long)g->acked, (unsigned long long)registered, (unsigned long long)routed,
+           (unsigned long long)(routed - triage), (unsigned long long)triage,
+           (unsigned long long)*lost, (unsigned long long)unacked);
     *lost += unacked;
     return 0;
 }
@@ -1248,11 +1260,33 @@ static int bad(const char *option, const char *value)
 static int parse_options(int argc, char **argv, options_t *o)
 {
     enum {
-        OPT_CONFIG = 256, OPT_CLOCK, OPT_INTAKE, OPT_DATA, OPT_RATE, OPT_FLAT, OPT_DURATION,
-        OPT_REPLAY, OPT_MAP, OPT_LIMIT, OPT_URGENT, OPT_REPEAT, OPT_ANSWERED, OPT_TRANSFER,
-        OPT_NO_CALLBACKS, OPT_CALLBACK_AFTER, OPT_POLL_RATE, OPT_NO_AUDIT, OPT_WINDOW,
-        OPT_TIMEOUT, OPT_CLIENT, OPT_SEED, OPT_VERIFY, OPT_READY, OPT_PROGRESS,
-        OPT_PROGRESS_EVERY, OPT_HELP,
+        OPT_CONFIG = 256,
+        OPT_CLOCK,
+        OPT_INTAKE,
+        OPT_DATA,
+        OPT_RATE,
+        OPT_FLAT,
+        OPT_DURATION,
+        OPT_REPLAY,
+        OPT_MAP,
+        OPT_LIMIT,
+        OPT_URGENT,
+        OPT_REPEAT,
+        OPT_ANSWERED,
+        OPT_TRANSFER,
+        OPT_NO_CALLBACKS,
+        OPT_CALLBACK_AFTER,
+        OPT_POLL_RATE,
+        OPT_NO_AUDIT,
+        OPT_WINDOW,
+        OPT_TIMEOUT,
+        OPT_CLIENT,
+        OPT_SEED,
+        OPT_VERIFY,
+        OPT_READY,
+        OPT_PROGRESS,
+        OPT_PROGRESS_EVERY,
+        OPT_HELP,
     };
     static const struct option options[] = {
         {"config", required_argument, NULL, OPT_CONFIG},
@@ -1289,22 +1323,36 @@ static int parse_options(int argc, char **argv, options_t *o)
     char *end;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
-        case OPT_CONFIG: o->config_path = optarg; break;
-        case OPT_CLOCK: o->clock = optarg; break;
-        case OPT_INTAKE: o->intake_url = optarg; break;
-        case OPT_DATA: o->data_dir = optarg; break;
+        case OPT_CONFIG:
+            o->config_path = optarg;
+            break;
+        case OPT_CLOCK:
+            o->clock = optarg;
+            break;
+        case OPT_INTAKE:
+            o->intake_url = optarg;
+            break;
+        case OPT_DATA:
+            o->data_dir = optarg;
+            break;
         case OPT_RATE:
             o->rate = strtod(optarg, &end);
             if (*end || !(o->rate > 0 && o->rate <= 1e7))
                 return bad("--rate", optarg);
             break;
-        case OPT_FLAT: o->flat = true; break;
+        case OPT_FLAT:
+            o->flat = true;
+            break;
         case OPT_DURATION:
             if (sim_parse_duration(optarg, &o->duration) < 0)
                 return bad("--duration", optarg);
             break;
-        case OPT_REPLAY: o->replay = optarg; break;
-        case OPT_MAP: o->map = optarg; break;
+        case OPT_REPLAY:
+            o->replay = optarg;
+            break;
+        case OPT_MAP:
+            o->map = optarg;
+            break;
         case OPT_LIMIT:
             if (sim_parse_long(optarg, 1, 100000000, &o->limit) < 0)
                 return bad("--limit", optarg);
@@ -1325,7 +1373,9 @@ static int parse_options(int argc, char **argv, options_t *o)
             if (sim_parse_share(optarg, &o->transfer_share) < 0)
                 return bad("--transfer-share", optarg);
             break;
-        case OPT_NO_CALLBACKS: o->callbacks = false; break;
+        case OPT_NO_CALLBACKS:
+            o->callbacks = false;
+            break;
         case OPT_CALLBACK_AFTER:
             if (sim_parse_range(optarg, &o->callback_low, &o->callback_high) < 0)
                 return bad("--callback-after", optarg);
@@ -1335,7 +1385,9 @@ static int parse_options(int argc, char **argv, options_t *o)
             if (*end || !(o->poll_rate >= 1 && o->poll_rate <= 1e6))
                 return bad("--poll-rate", optarg);
             break;
-        case OPT_NO_AUDIT: o->audit = false; break;
+        case OPT_NO_AUDIT:
+            o->audit = false;
+            break;
         case OPT_WINDOW:
             if (sim_parse_long(optarg, 1, MAX_WINDOW, &o->window) < 0)
                 return bad("--window", optarg);
@@ -1373,8 +1425,11 @@ static int parse_options(int argc, char **argv, options_t *o)
             if (sim_parse_long(optarg, 10, 3600000, &o->progress_every) < 0)
                 return bad("--progress-every", optarg);
             break;
-        case OPT_HELP: usage(); return 1;
-        default: return usage();
+        case OPT_HELP:
+            usage();
+            return 1;
+        default:
+            return usage();
         }
     }
     if (optind < argc || !o->config_path)
@@ -1406,12 +1461,11 @@ static int parse_created(const char *text, int64_t *seconds)
 
 static int load_replay(gen_t *g)
 {
-    static const char *const header[] = {"request_id", "srnumber",  "created_date",
-                                         "closed_date", "type_id",  "agency_id",
-                                         "source_id",  "council_id", "region_id",
-                                         "address",    "latitude",  "longitude"};
+    static const char *const header[] = {"request_id", "srnumber",  "created_date", "closed_date",
+                                         "type_id",    "agency_id", "source_id",    "council_id",
+                                         "region_id",  "address",   "latitude",     "longitude"};
     const char *path = g->options.replay;
-    csv_t *csv;
+    csv_t *csv = NULL;
     int rc = csv_open(path, &csv);
     if (rc < 0) {
         fprintf(stderr, "dispatch-callgen: %s: %s\n", path, strerror(-rc));
@@ -1425,8 +1479,8 @@ static int load_replay(gen_t *g)
     for (size_t i = 0; same && i < COUNT(header); i++)
         same = strcmp(fields[i], header[i]) == 0;
     if (!same) {
-        fprintf(stderr, "dispatch-callgen: %s: not a service_requests.csv (header %s,...)\n",
-                path, header[0]);
+        fprintf(stderr, "dispatch-callgen: %s: not a service_requests.csv (header %s,...)\n", path,
+                header[0]);
         csv_destroy(&csv);
         return -EINVAL;
     }
@@ -1607,7 +1661,6 @@ int main(int argc, char **argv)
     static gen_t gen = {
         .options =
             {
-                .data_dir = "deploy/data",
                 .rate = 1000,
                 .callbacks = true,
                 .audit = true,
@@ -1635,8 +1688,8 @@ int main(int argc, char **argv)
         return 2;
     }
     if (!g->options.seed_given)
-        g->options.seed = (uint64_t)sim_monotonic_ms() ^ ((uint64_t)getpid() << 20) ^
-                          (uint64_t)time(NULL);
+        g->options.seed =
+            (uint64_t)sim_monotonic_ms() ^ ((uint64_t)getpid() << 20) ^ (uint64_t)time(NULL);
     char client_id[32];
     if (!g->options.client_id) {
         uint64_t x = (uint64_t)clock_now_ms() ^ ((uint64_t)getpid() << 32) ^ g->options.seed;
@@ -1659,6 +1712,24 @@ int main(int argc, char **argv)
         return 2;
     }
     sim_use_timezone(config_timezone(g->config));
+    char data_dir[1024];
+    if (!g->options.data_dir) {
+        /* The parent of the first router's data_dir (deploy/data/<district>). */
+        snprintf(data_dir, sizeof(data_dir), "deploy/data");
+        for (size_t i = 0; i < config_worker_count(g->config); i++) {
+            const config_worker_t *w = config_worker_at(g->config, i);
+            if (strcmp(w->kind, "router") != 0 || !w->data_dir)
+                continue;
+            snprintf(data_dir, sizeof(data_dir), "%s", w->data_dir);
+            char *slash = strrchr(data_dir, '/');
+            if (slash && slash != data_dir)
+                *slash = '\0';
+            else
+                snprintf(data_dir, sizeof(data_dir), ".");
+            break;
+        }
+        g->options.data_dir = data_dir;
+    }
     for (size_t d = 0; d < config_district_count(g->config) && d < MAX_DISTRICTS; d++)
         g->districts[g->district_count++] = config_district_at(g->config, d)->id;
     if ((rc = sim_map_new(&g->by_ticket)) < 0 || (rc = sim_heap_new(&g->polls)) < 0 ||

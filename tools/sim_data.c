@@ -56,8 +56,8 @@ static int next_record(csv_t *csv, const char *path, size_t count, const char **
     if (rc < 0)
         return fail(err, err_len, "%s: %s", path, detail);
     if (rc == 1 && n != count)
-        return fail(err, err_len, "%s: line %lu: %zu fields, expected %zu", path, csv_line(csv),
-                    n, count);
+        return fail(err, err_len, "%s: line %lu: %zu fields, expected %zu", path, csv_line(csv), n,
+                    count);
     return rc;
 }
 
@@ -74,8 +74,8 @@ static const char *const channel_words[] = {
 };
 
 static const char *const kind_words[] = {
-    [DISPATCH__KIND__KIND_CONSULT] = "consult",     [DISPATCH__KIND__KIND_HELP] = "help",
-    [DISPATCH__KIND__KIND_COMPLAINT] = "complaint", [DISPATCH__KIND__KIND_REPORT] = "report",
+    [DISPATCH__KIND__KIND_CONSULT] = "consult",       [DISPATCH__KIND__KIND_HELP] = "help",
+    [DISPATCH__KIND__KIND_COMPLAINT] = "complaint",   [DISPATCH__KIND__KIND_REPORT] = "report",
     [DISPATCH__KIND__KIND_SUGGESTION] = "suggestion",
 };
 
@@ -98,7 +98,7 @@ Dispatch__Kind sim_kind_parse(const char *word)
 const char *sim_kind_word(Dispatch__Kind kind)
 {
     return kind > 0 && (size_t)kind < sizeof(kind_words) / sizeof(kind_words[0]) ? kind_words[kind]
-                                                                                   : "?";
+                                                                                 : "?";
 }
 
 static Dispatch__UnitLevel level_parse(const char *word)
@@ -175,7 +175,7 @@ int sim_units_load(const char *path, sim_units_t **ret, char *err, size_t err_le
         free(self);
         return -ENOMEM;
     }
-    csv_t *csv;
+    csv_t *csv = NULL;
     int rc = open_with_header(path, header, 6, &csv, err, err_len);
     while (rc == 0) {
         const char *fields[CSV_FIELDS_MAX];
@@ -184,8 +184,8 @@ int sim_units_load(const char *path, sim_units_t **ret, char *err, size_t err_le
             break;
         rc = units_add(self, fields);
         if (rc == -EEXIST)
-            rc = fail(err, err_len, "%s: line %lu: unit %s is listed twice", path,
-                      csv_line(csv), fields[0]);
+            rc = fail(err, err_len, "%s: line %lu: unit %s is listed twice", path, csv_line(csv),
+                      fields[0]);
         else if (rc < 0)
             fail(err, err_len, "%s: out of memory", path);
     }
@@ -217,12 +217,11 @@ long sim_units_find(const sim_units_t *self, const char *id)
 
 /* --- rules --- */
 
-int sim_rules_each_unit(const char *path, sim_rule_unit_fn fn, void *ctx, char *err,
-                        size_t err_len)
+int sim_rules_each_unit(const char *path, sim_rule_unit_fn fn, void *ctx, char *err, size_t err_len)
 {
     static const char *const header[] = {"category", "area", "lead_unit", "assisting_units",
                                          "priority"};
-    csv_t *csv;
+    csv_t *csv = NULL;
     int rc = open_with_header(path, header, 5, &csv, err, err_len);
     while (rc == 0) {
         const char *fields[CSV_FIELDS_MAX];
@@ -281,7 +280,7 @@ int sim_categories_load(const char *path, sim_category_t **ret, size_t *count, c
     static const char *const header[] = {"category", "name", "weight", "area_level", "kinds"};
     sim_category_t *categories = NULL;
     size_t n = 0;
-    csv_t *csv;
+    csv_t *csv = NULL;
     int rc = open_with_header(path, header, 5, &csv, err, err_len);
     while (rc == 0) {
         const char *fields[CSV_FIELDS_MAX];
@@ -315,8 +314,10 @@ int sim_categories_load(const char *path, sim_category_t **ret, size_t *count, c
         else if (strcmp(fields[3], "community") == 0)
             c->area_level = SIM_AREA_COMMUNITY;
         else if (strcmp(fields[3], "any") != 0) {
-            rc = fail(err, err_len, "%s: line %lu: area_level '%s' is none of street, "
-                      "community, any", path, csv_line(csv), fields[3]);
+            rc = fail(err, err_len,
+                      "%s: line %lu: area_level '%s' is none of street, "
+                      "community, any",
+                      path, csv_line(csv), fields[3]);
             break;
         }
         if (parse_kinds(fields[4], c->kinds) < 0) {
@@ -369,12 +370,12 @@ void sim_la_map_destroy(sim_la_map_t **self)
 
 int sim_la_map_load(const char *path, sim_la_map_t **ret, char *err, size_t err_len)
 {
-    static const char *const header[] = {"table",     "id",        "value", "ticket_kind",
+    static const char *const header[] = {"table",    "id",        "value", "ticket_kind",
                                          "latitude", "longitude", "note"};
     sim_la_map_t *self = calloc(1, sizeof(*self));
     if (!self)
         return -ENOMEM;
-    csv_t *csv;
+    csv_t *csv = NULL;
     int rc = open_with_header(path, header, 7, &csv, err, err_len);
     while (rc == 0) {
         const char *fields[CSV_FIELDS_MAX];

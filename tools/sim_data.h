@@ -24,7 +24,7 @@
 typedef struct sim_unit {
     const char *id;
     const char *name;
-    const char *parent; /* "" at the top */
+    const char *parent;   /* "" at the top */
     const char *district; /* "" for city-level units */
     Dispatch__UnitLevel level;
     bool active;
@@ -51,7 +51,7 @@ int sim_rules_each_unit(const char *path, sim_rule_unit_fn fn, void *ctx, char *
 /* --- categories.csv --- */
 
 typedef enum sim_area_level {
-    SIM_AREA_ANY = 0,  /* a community, a street or none */
+    SIM_AREA_ANY = 0, /* a community, a street or none */
     SIM_AREA_STREET,
     SIM_AREA_COMMUNITY,
 } sim_area_level_t;

@@ -93,8 +93,7 @@ typedef enum verb {
     VERB_RESOLVE,
 } verb_t;
 
-static const char *const verb_names[] = {"none", "sign", "return", "progress", "extend",
-                                         "resolve"};
+static const char *const verb_names[] = {"none", "sign", "return", "progress", "extend", "resolve"};
 
 typedef struct district_stats {
     uint64_t dispatched, assisting, signed_for, returned, resolved, reopened, reminders, overdue,
@@ -113,7 +112,7 @@ typedef struct session {
     uint32_t router;
     uint32_t unit; /* index in the registry of that router's data dir */
     char unit_id[65];
-    uint64_t last;        /* highest delivery applied */
+    uint64_t last; /* highest delivery applied */
     int64_t last_ack_real;
     bool ack_owed;
 } session_t;
@@ -279,9 +278,9 @@ static int setup_router(sim_t *sim, uint32_t r, char *err, size_t err_len)
         if (unit->level == DISPATCH__UNIT_LEVEL__UNIT_LEVEL_DISTRICT &&
             strcmp(unit->district, router->district) == 0 && !router->office)
             router->office = unit->id;
-        if (sim->options.all_units && (strcmp(unit->district, router->district) == 0 ||
-                                       (!*unit->district &&
-                                        unit->level != DISPATCH__UNIT_LEVEL__UNIT_LEVEL_CITY)))
+        if (sim->options.all_units &&
+            (strcmp(unit->district, router->district) == 0 ||
+             (!*unit->district && unit->level != DISPATCH__UNIT_LEVEL__UNIT_LEVEL_CITY)))
             wanted[i] = true;
     }
     if (rc == 0 && sim->options.dispatcher && router->office)
@@ -401,10 +400,11 @@ static int start_action(sim_t *sim, ticket_t *t, verb_t verb, int64_t now)
         break;
     case VERB_RETURN: {
         bool wrong_area = sim_random_chance(&sim->random, 0.5);
-        return_ticket.reason_code = wrong_area ? DISPATCH__RETURN_REASON__RETURN_REASON_WRONG_AREA
-                                               : DISPATCH__RETURN_REASON__RETURN_REASON_NOT_OUR_DUTY;
-        return_ticket.reason = wrong_area ? "The address is outside our area."
-                                          : "This matter is outside our remit.";
+        return_ticket.reason_code = wrong_area
+                                        ? DISPATCH__RETURN_REASON__RETURN_REASON_WRONG_AREA
+                                        : DISPATCH__RETURN_REASON__RETURN_REASON_NOT_OUR_DUTY;
+        return_ticket.reason =
+            wrong_area ? "The address is outside our area." : "This matter is outside our remit.";
         action.body_case = DISPATCH__UNIT_ACTION__BODY_RETURN_TICKET;
         action.return_ticket = &return_ticket;
         break;
@@ -485,13 +485,12 @@ static int64_t sign_delay(sim_t *sim, const ticket_t *t, int64_t now)
 static int64_t handle_delay(sim_t *sim, const ticket_t *t, int64_t now)
 {
     static const double median_hours[] = {
-        [DISPATCH__KIND__KIND_CONSULT] = 1,   [DISPATCH__KIND__KIND_HELP] = 3,
-        [DISPATCH__KIND__KIND_COMPLAINT] = 5, [DISPATCH__KIND__KIND_REPORT] = 4,
+        [DISPATCH__KIND__KIND_CONSULT] = 1,    [DISPATCH__KIND__KIND_HELP] = 3,
+        [DISPATCH__KIND__KIND_COMPLAINT] = 5,  [DISPATCH__KIND__KIND_REPORT] = 4,
         [DISPATCH__KIND__KIND_SUGGESTION] = 6,
     };
-    double median = t->kind > 0 && t->kind <= DISPATCH__KIND__KIND_SUGGESTION
-                        ? median_hours[t->kind]
-                        : 8;
+    double median =
+        t->kind > 0 && t->kind <= DISPATCH__KIND__KIND_SUGGESTION ? median_hours[t->kind] : 8;
     if (t->urgent)
         median = 2;
     double hours = sim_random_lognormal(&sim->random, median, 0.7);
@@ -516,8 +515,8 @@ static int plan_assignment(sim_t *sim, uint32_t index, int64_t now, bool may_ret
         int64_t at = now + sign_delay(sim, t, now);
         plan_add(t, VERB_SIGN_FOR, at);
         if (sim_random_chance(&sim->random, sim->options.progress_share / 2))
-            plan_add(t, VERB_PROGRESS, at + scaled(sim, sim_random_between(&sim->random, 1, 6) *
-                                                            HOUR_MS));
+            plan_add(t, VERB_PROGRESS,
+                     at + scaled(sim, sim_random_between(&sim->random, 1, 6) * HOUR_MS));
         return arm(sim, index, t->steps[0].at);
     }
     if (may_return && sim_random_chance(&sim->random, sim->options.return_share)) {
@@ -536,12 +535,15 @@ static void plan_handling(sim_t *sim, ticket_t *t, int64_t now)
     int64_t resolve_at = now + handle_delay(sim, t, now);
     if (sim_random_chance(&sim->random, sim->options.progress_share))
         plan_add(t, VERB_PROGRESS, now + (resolve_at - now) / 3);
-    if (t->deadline_handle > now && resolve_at > t->deadline_handle &&
-        sim_random_chance(&sim->random, sim->options.extension_share * 10))
-        plan_add(t, VERB_EXTEND, now + (t->deadline_handle - now) / 2);
-    else if (t->deadline_handle > now &&
-             sim_random_chance(&sim->random, sim->options.extension_share))
-        plan_add(t, VERB_EXTEND, now + (t->deadline_handle - now) / 2);
+    /* A unit that will be late asks for more time far more often; it asks
+     * half way to its deadline when it knows it, else half way through. */
+    double extension = sim->options.extension_share * (t->late_resolve ? 10 : 1);
+    if (sim_random_chance(&sim->random, extension > 1 ? 1 : extension)) {
+        int64_t by = t->deadline_handle > now && t->deadline_handle < resolve_at
+                         ? t->deadline_handle
+                         : resolve_at;
+        plan_add(t, VERB_EXTEND, now + (by - now) / 2);
+    }
     plan_add(t, VERB_RESOLVE, resolve_at);
 }
 
@@ -608,8 +610,8 @@ static district_stats_t *stats_of(sim_t *sim, uint32_t session)
 }
 
 static int on_assigned(sim_t *sim, uint32_t session, const Dispatch__UnitDelivery *delivery,
-                       const Dispatch__Ticket *ticket, Dispatch__HandlingRole role,
-                       bool reopened, int64_t now)
+                       const Dispatch__Ticket *ticket, Dispatch__HandlingRole role, bool reopened,
+                       int64_t now)
 {
     uint32_t index;
     bool known = ticket_find(sim, session, delivery->ticket_id, &index) == 0;
@@ -676,10 +678,9 @@ static void on_reminder(sim_t *sim, uint32_t session, const Dispatch__UnitDelive
         return;
     if (step->verb != (sign ? VERB_SIGN_FOR : VERB_RESOLVE))
         return;
-    int64_t soon =
-        now + scaled(sim, (sign ? sim_random_between(&sim->random, 5, 30)
-                                : sim_random_between(&sim->random, 60, 240)) *
-                              MINUTE_MS);
+    int64_t soon = now + scaled(sim, (sign ? sim_random_between(&sim->random, 5, 30)
+                                           : sim_random_between(&sim->random, 60, 240)) *
+                                         MINUTE_MS);
     if (step->at > soon) {
         step->at = soon;
         arm(sim, index, soon);
@@ -768,9 +769,10 @@ static int on_result(sim_t *sim, uint32_t session, const Dispatch__ActionResult 
     sim->results_ok++;
     switch (verb) {
     case VERB_SIGN_FOR:
-        stats->signed_for++;
-        if (t->lead)
+        if (t->lead) {
+            stats->signed_for++;
             plan_handling(sim, t, now);
+        }
         break;
     case VERB_RETURN:
         stats->returned++;
@@ -911,8 +913,8 @@ static void dispatch_triage(sim_t *sim, router_t *router)
             req.body_case = DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_ASSIGN;
             req.triage_assign = &assign;
             ProtobufCMessage *answer;
-            if (client_call(router->admin, &req.base, &dispatch__admin_reply__descriptor,
-                            &answer) < 0)
+            if (client_call(router->admin, &req.base, &dispatch__admin_reply__descriptor, &answer) <
+                0)
                 break;
             if (((Dispatch__AdminReply *)answer)->body_case == DISPATCH__ADMIN_REPLY__BODY_DONE)
                 router->stats.triage_assigned++;
@@ -930,8 +932,7 @@ static int run_timers(sim_t *sim, int64_t now)
     while (sim_heap_peek(sim->timers, &timer) && timer.due <= now) {
         sim_heap_pop(sim->timers, &timer);
         ticket_t *t = &sim->tickets[timer.item];
-        if (timer.generation != t->generation || t->done || t->pending ||
-            t->step >= t->step_count)
+        if (timer.generation != t->generation || t->done || t->pending || t->step >= t->step_count)
             continue;
         int rc = start_action(sim, t, t->steps[t->step].verb, now);
         if (rc < 0)
@@ -1093,7 +1094,8 @@ static void print_stats(const sim_t *sim)
            (unsigned long long)sim->sign_offs, (unsigned long long)sim->extension_decisions,
            (unsigned long long)sim->duplicates, (unsigned long long)sim->gaps,
            (unsigned long long)sim->skipped);
-    printf("unitsim: actions %llu: signed for %llu, returned %llu, progress %llu, extensions "
+    printf("unitsim: actions %llu: signed for %llu (as lead), returned %llu, progress %llu, "
+           "extensions "
            "asked %llu, resolved %llu; refused %llu (conflict %llu, forbidden %llu, not found "
            "%llu), resent %llu\n",
            (unsigned long long)sim->actions_sent, (unsigned long long)all.signed_for,
@@ -1122,15 +1124,14 @@ static void print_stats(const sim_t *sim)
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: dispatch-unitsim --config FILE [--clock SPEC] [--router NAME]...\n"
-            "         [--units ruled|all] [--max-units N]\n"
-            "         [--sign-late S] [--resolve-late S] [--return-share S]\n"
-            "         [--extension-share S] [--progress-share S] [--not-solved-share S]\n"
-            "         [--delay-scale X] [--dispatcher] [--dispatch-every DURATION]\n"
-            "         [--duration DURATION] [--seed N]\n"
-            "         [--ready-fd N] [--progress-fd N] [--progress-every MS]\n"
-            "  S: a share, 0.05 or 5%%; DURATION: business time, 90s 15m 12h 2d\n");
+    fprintf(stderr, "usage: dispatch-unitsim --config FILE [--clock SPEC] [--router NAME]...\n"
+                    "         [--units ruled|all] [--max-units N]\n"
+                    "         [--sign-late S] [--resolve-late S] [--return-share S]\n"
+                    "         [--extension-share S] [--progress-share S] [--not-solved-share S]\n"
+                    "         [--delay-scale X] [--dispatcher] [--dispatch-every DURATION]\n"
+                    "         [--duration DURATION] [--seed N]\n"
+                    "         [--ready-fd N] [--progress-fd N] [--progress-every MS]\n"
+                    "  S: a share, 0.05 or 5%%; DURATION: business time, 90s 15m 12h 2d\n");
     return 2;
 }
 
@@ -1143,10 +1144,26 @@ static int bad(const char *option, const char *value)
 static int parse_options(int argc, char **argv, options_t *o)
 {
     enum {
-        OPT_CONFIG = 256, OPT_CLOCK, OPT_ROUTER, OPT_UNITS, OPT_MAX_UNITS, OPT_SIGN_LATE,
-        OPT_RESOLVE_LATE, OPT_RETURN, OPT_EXTENSION, OPT_PROGRESS_SHARE, OPT_NOT_SOLVED,
-        OPT_SCALE, OPT_DISPATCHER, OPT_DISPATCH_EVERY, OPT_DURATION, OPT_SEED, OPT_READY,
-        OPT_PROGRESS, OPT_PROGRESS_EVERY, OPT_HELP,
+        OPT_CONFIG = 256,
+        OPT_CLOCK,
+        OPT_ROUTER,
+        OPT_UNITS,
+        OPT_MAX_UNITS,
+        OPT_SIGN_LATE,
+        OPT_RESOLVE_LATE,
+        OPT_RETURN,
+        OPT_EXTENSION,
+        OPT_PROGRESS_SHARE,
+        OPT_NOT_SOLVED,
+        OPT_SCALE,
+        OPT_DISPATCHER,
+        OPT_DISPATCH_EVERY,
+        OPT_DURATION,
+        OPT_SEED,
+        OPT_READY,
+        OPT_PROGRESS,
+        OPT_PROGRESS_EVERY,
+        OPT_HELP,
     };
     static const struct option options[] = {
         {"config", required_argument, NULL, OPT_CONFIG},
@@ -1176,8 +1193,12 @@ static int parse_options(int argc, char **argv, options_t *o)
     char *end;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
-        case OPT_CONFIG: o->config_path = optarg; break;
-        case OPT_CLOCK: o->clock = optarg; break;
+        case OPT_CONFIG:
+            o->config_path = optarg;
+            break;
+        case OPT_CLOCK:
+            o->clock = optarg;
+            break;
         case OPT_ROUTER:
             if (o->router_count == MAX_ROUTERS)
                 return bad("--router", optarg);
@@ -1221,7 +1242,9 @@ static int parse_options(int argc, char **argv, options_t *o)
             if (*end || !(o->delay_scale > 0 && o->delay_scale <= 1000))
                 return bad("--delay-scale", optarg);
             break;
-        case OPT_DISPATCHER: o->dispatcher = true; break;
+        case OPT_DISPATCHER:
+            o->dispatcher = true;
+            break;
         case OPT_DISPATCH_EVERY:
             if (sim_parse_duration(optarg, &o->dispatch_every) < 0)
                 return bad("--dispatch-every", optarg);
@@ -1249,8 +1272,11 @@ static int parse_options(int argc, char **argv, options_t *o)
             if (sim_parse_long(optarg, 10, 3600000, &o->progress_every) < 0)
                 return bad("--progress-every", optarg);
             break;
-        case OPT_HELP: usage(); return 1;
-        default: return usage();
+        case OPT_HELP:
+            usage();
+            return 1;
+        default:
+            return usage();
         }
     }
     if (optind < argc || !o->config_path)
@@ -1316,8 +1342,9 @@ static int setup(sim_t *sim)
 
     long files = sim_raise_file_limit();
     if (files > 0 && (size_t)files < sim->session_count * 2 + 64)
-        fprintf(stderr, "dispatch-unitsim: %zu sessions need about %zu open files, the limit is "
-                        "%ld: some units will not connect\n",
+        fprintf(stderr,
+                "dispatch-unitsim: %zu sessions need about %zu open files, the limit is "
+                "%ld: some units will not connect\n",
                 sim->session_count, sim->session_count * 2 + 64, files);
     sim->zmq = zmq_ctx_new();
     if (!sim->zmq)
