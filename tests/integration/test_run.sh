@@ -106,7 +106,7 @@ kill_and_wait() {
   wait_for 60 '[ "$(ready_lines '"$worker"')" -gt '"$before"' ]' || fail "$worker was not started again"
   new=$(ctl pid "$worker")
   [ "$new" -gt 0 ] && [ "$new" != "$old" ] || fail "$worker: pid $new after the kill of $old"
-  [[ "$(ctl status "$worker" || true)" == *RUNNING* ]] || fail "$worker is not RUNNING again"
+  wait_for 30 '[[ "$(ctl status '"$worker"' || true)" == *RUNNING* ]]' || fail "$worker is not RUNNING again"
   echo "supervisord restarted $worker: pid $new, ready again"
 }
 kill_and_wait router-nanguan 300
