@@ -47,13 +47,15 @@ fail() {
   exit 1
 }
 
-# Poll `what` (a shell command) every 0.1 s for at most `seconds`.
+# Checks `what` (a shell command) again at every change of a file under
+# $tmp (progress lines, supervisord's logs and state), for at most `seconds`;
+# supervisorctl's answer changes with them.
 wait_for() {
   local seconds=$1 what=$2
   local deadline=$((SECONDS + seconds))
   until eval "$what"; do
     [ $SECONDS -lt $deadline ] || return 1
-    sleep 0.1
+    inotifywait -qq -r -t 1 -e modify,create,close_write "$tmp" >/dev/null 2>&1 || true
   done
 }
 
