@@ -260,8 +260,8 @@ int bus_link_open(bus_t *self, const char *peer_id, const char *endpoint, bus_li
     }
     int64_t max_ack = BUS_ACK_MAX;
     rc = set_int(link->socket, ZMQ_LINGER, 0);
-    if (rc == 0 && zmq_setsockopt(link->socket, ZMQ_ROUTING_ID, self->self_id,
-                                  strlen(self->self_id)) < 0)
+    if (rc == 0 &&
+        zmq_setsockopt(link->socket, ZMQ_ROUTING_ID, self->self_id, strlen(self->self_id)) < 0)
         rc = -errno;
     if (rc == 0)
         rc = set_int(link->socket, ZMQ_SNDHWM, (int)self->options.window + 1024);
@@ -433,8 +433,8 @@ static int drain_one(bus_t *self)
         goto drop;
     char err[128];
     if (codec_decode(&dispatch__bus__bus_header__descriptor, zmq_msg_data(&header_frame),
-                     zmq_msg_size(&header_frame), BUS_HEADER_MAX, (ProtobufCMessage **)&header,
-                     err, sizeof(err)) < 0)
+                     zmq_msg_size(&header_frame), BUS_HEADER_MAX, (ProtobufCMessage **)&header, err,
+                     sizeof(err)) < 0)
         goto drop;
     /* The routing id is the sender's stable id; a header claiming another
      * sender is spoofed. */
@@ -655,8 +655,8 @@ int bus_batch_apply(bus_t *self, MDB_txn *txn)
         bus_peer_t *peer = &self->peers[i];
         if (peer->last_pending == peer->last)
             continue;
-        int rc = store_put_u64(txn, self->last_seq_db, peer->id, strlen(peer->id),
-                               peer->last_pending);
+        int rc =
+            store_put_u64(txn, self->last_seq_db, peer->id, strlen(peer->id), peer->last_pending);
         if (rc < 0)
             return rc;
     }

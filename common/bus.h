@@ -48,12 +48,12 @@ typedef struct bus bus_t;
 typedef struct bus_link bus_link_t;
 
 typedef struct bus_options {
-    uint32_t window;         /* unacknowledged messages per link; 0 = 4096 */
-    int heartbeat_ms;        /* probe an idle link this often; 0 = 1000 */
-    int ack_timeout_ms;      /* probe when acks stall this long; 0 = 300 */
-    int dead_after_ms;       /* peer is down after this long silent; 0 = 3000 */
-    int64_t max_message;     /* MAXMSGSIZE of the listening socket; 0 = 1 MiB */
-    uint32_t max_batch;      /* messages applied per transaction; 0 = 8192 */
+    uint32_t window;     /* unacknowledged messages per link; 0 = 4096 */
+    int heartbeat_ms;    /* probe an idle link this often; 0 = 1000 */
+    int ack_timeout_ms;  /* probe when acks stall this long; 0 = 300 */
+    int dead_after_ms;   /* peer is down after this long silent; 0 = 3000 */
+    int64_t max_message; /* MAXMSGSIZE of the listening socket; 0 = 1 MiB */
+    uint32_t max_batch;  /* messages applied per transaction; 0 = 8192 */
 } bus_options_t;
 
 /* Returned by an apply function for a message that can never be applied
@@ -71,8 +71,8 @@ typedef struct bus_link_stats {
     uint64_t sent;  /* highest seq put on the socket */
     uint64_t acked; /* highest seq the receiver committed */
     uint64_t resends;
-    bool up;        /* heard from the peer within dead_after_ms */
-    bool diverged;  /* the peer acked seqs this outbox never held */
+    bool up;       /* heard from the peer within dead_after_ms */
+    bool diverged; /* the peer acked seqs this outbox never held */
 } bus_link_stats_t;
 
 typedef struct bus_stats {

@@ -61,8 +61,7 @@ static int validate_value(const ProtobufCFieldDescriptor *field, const void *val
     }
     case PROTOBUF_C_TYPE_ENUM:
         if (!enum_declared(field->descriptor, *(const int *)value)) {
-            snprintf(err, err_len, "%s: value %d is not a declared %s", path,
-                     *(const int *)value,
+            snprintf(err, err_len, "%s: value %d is not a declared %s", path, *(const int *)value,
                      ((const ProtobufCEnumDescriptor *)field->descriptor)->name);
             return CODEC_BAD_ENUM;
         }
@@ -134,8 +133,7 @@ int codec_decode(const ProtobufCMessageDescriptor *descriptor, const void *data,
 {
     *ret = NULL;
     if (len > max_len) {
-        snprintf(err, err_len, "%s: %zu bytes, limit %zu", descriptor->short_name, len,
-                 max_len);
+        snprintf(err, err_len, "%s: %zu bytes, limit %zu", descriptor->short_name, len, max_len);
         return CODEC_TOO_LARGE;
     }
     ProtobufCMessage *msg = protobuf_c_message_unpack(descriptor, NULL, len, data);

@@ -60,7 +60,7 @@ typedef struct config_worker {
     const char *publish;      /* PUB endpoint */
     const char *const *links; /* workers it sends to, in file order */
     size_t link_count;
-    uint64_t map_size; /* LMDB initial map size in bytes; 0 = not set */
+    uint64_t map_size;     /* LMDB initial map size in bytes; 0 = not set */
     const char *units;     /* router: endpoint units connect to */
     const char *id_prefix; /* intake: prefix of the ticket ids it issues */
     const char *data_dir;  /* directory of data files (units, rules, deadlines, calendar) */

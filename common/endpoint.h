@@ -55,8 +55,7 @@ void endpoint_flush(endpoint_t *self);
 
 /* Sends msg to a client now (unsolicited push, e.g. a delivery to a unit).
  * -EHOSTUNREACH when that client is not connected. */
-int endpoint_push(endpoint_t *self, const void *peer, size_t peer_len,
-                  const ProtobufCMessage *msg);
+int endpoint_push(endpoint_t *self, const void *peer, size_t peer_len, const ProtobufCMessage *msg);
 
 /* Frames dropped because they were not [empty][body]. */
 uint64_t endpoint_bad_frames(const endpoint_t *self);

@@ -49,8 +49,7 @@ int store_open(const char *dir, const store_options_t *options, store_t **ret)
     if (!self)
         return -ENOMEM;
     self->map_size = options->map_size ? options->map_size : STORE_DEFAULT_MAP_SIZE;
-    self->max_map_size =
-        options->max_map_size ? options->max_map_size : STORE_DEFAULT_MAX_MAP_SIZE;
+    self->max_map_size = options->max_map_size ? options->max_map_size : STORE_DEFAULT_MAX_MAP_SIZE;
     if (self->max_map_size < self->map_size)
         self->max_map_size = self->map_size;
 
@@ -60,8 +59,8 @@ int store_open(const char *dir, const store_options_t *options, store_t **ret)
     rc = store_rc(mdb_env_create(&self->env));
     if (rc < 0)
         goto fail;
-    rc = store_rc(mdb_env_set_maxdbs(self->env, options->max_dbs ? options->max_dbs
-                                                                   : STORE_DEFAULT_MAX_DBS));
+    rc = store_rc(
+        mdb_env_set_maxdbs(self->env, options->max_dbs ? options->max_dbs : STORE_DEFAULT_MAX_DBS));
     if (rc == 0)
         rc = store_rc(mdb_env_set_mapsize(self->env, self->map_size));
     /* NOTLS: read transactions are tied to the caller, not the thread. */

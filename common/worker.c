@@ -135,10 +135,14 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
     char **sets = calloc((size_t)argc + 1, sizeof(*sets));
     size_t set_count = 0;
     static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},   {"name", required_argument, NULL, 'n'},
-        {"set", required_argument, NULL, 's'},      {"ready-fd", required_argument, NULL, 'r'},
-        {"log-level", required_argument, NULL, 'l'}, {"clock", required_argument, NULL, 'k'},
-        {"no-sync", no_argument, NULL, 'N'},        {"help", no_argument, NULL, 'h'},
+        {"config", required_argument, NULL, 'c'},
+        {"name", required_argument, NULL, 'n'},
+        {"set", required_argument, NULL, 's'},
+        {"ready-fd", required_argument, NULL, 'r'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"clock", required_argument, NULL, 'k'},
+        {"no-sync", no_argument, NULL, 'N'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     /* Unknown options are left in argv for the kind's start(). */
@@ -149,16 +153,37 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
     rest[rest_count++] = argv[0];
     while ((opt = getopt_long(argc, argv, "-", options, NULL)) != -1) {
         switch (opt) {
-        case 'c': config_path = optarg; break;
-        case 'n': name = optarg; break;
-        case 's': sets[set_count++] = optarg; break;
-        case 'r': ready_fd = atoi(optarg); break;
-        case 'l': level = optarg; break;
-        case 'k': clock_spec = optarg; break;
-        case 'N': store_options.no_sync = 1; break;
-        case 'h': free(sets); free(rest); return usage(kind->kind);
-        case 1: rest[rest_count++] = optarg; break;
-        default: rest[rest_count++] = argv[optind - 1]; break;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'n':
+            name = optarg;
+            break;
+        case 's':
+            sets[set_count++] = optarg;
+            break;
+        case 'r':
+            ready_fd = atoi(optarg);
+            break;
+        case 'l':
+            level = optarg;
+            break;
+        case 'k':
+            clock_spec = optarg;
+            break;
+        case 'N':
+            store_options.no_sync = 1;
+            break;
+        case 'h':
+            free(sets);
+            free(rest);
+            return usage(kind->kind);
+        case 1:
+            rest[rest_count++] = optarg;
+            break;
+        default:
+            rest[rest_count++] = argv[optind - 1];
+            break;
         }
     }
     if (!config_path || !name) {

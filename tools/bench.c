@@ -48,17 +48,19 @@ static int bus_run(const char *program, unsigned long long count, unsigned size,
     snprintf(count_arg, sizeof(count_arg), "%llu", count);
     snprintf(size_arg, sizeof(size_arg), "%u", size);
     const char *batch = per_message ? "1" : "1000";
-    const char *receiver_argv[] = {program, "receive", "--state", receiver_state, "--id",
-                                   "receiver", "--max-batch", per_message ? "1" : "8192", NULL};
+    const char *receiver_argv[] = {program, "receive",  "--state",     receiver_state,
+                                   "--id",  "receiver", "--max-batch", per_message ? "1" : "8192",
+                                   NULL};
     harness_proc_t *receiver = NULL, *sender = NULL;
     int rc = harness_spawn(receiver_argv, true, &receiver);
     if (rc == 0)
         rc = harness_wait_ready(receiver, 30000);
     if (rc == 0) {
-        const char *sender_argv[] = {program, "send", "--state", sender_state, "--id", "sender",
-                                     "--peer", "receiver", "--connect",
-                                     harness_endpoint(receiver, "bus"), "--count", count_arg,
-                                     "--batch", batch, "--size", size_arg, NULL};
+        const char *sender_argv[] = {
+            program,   "send",    "--state",  sender_state, "--id",
+            "sender",  "--peer",  "receiver", "--connect",  harness_endpoint(receiver, "bus"),
+            "--count", count_arg, "--batch",  batch,        "--size",
+            size_arg,  NULL};
         rc = harness_spawn(sender_argv, true, &sender);
     }
     if (rc == 0)
@@ -108,10 +110,17 @@ static int bench_bus(int argc, char **argv)
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
-        case 'c': count = strtoull(optarg, NULL, 10); break;
-        case 'n': single_count = strtoull(optarg, NULL, 10); break;
-        case 's': size = (unsigned)strtoul(optarg, NULL, 10); break;
-        default: return 2;
+        case 'c':
+            count = strtoull(optarg, NULL, 10);
+            break;
+        case 'n':
+            single_count = strtoull(optarg, NULL, 10);
+            break;
+        case 's':
+            size = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        default:
+            return 2;
         }
     }
     const char *program = harness_program("BUS_PEER", "tools/bus-peer");
@@ -127,8 +136,8 @@ static int bench_bus(int argc, char **argv)
            "fsyncs/msg out", "fsyncs/msg in");
     print_bus("group commit", &group);
     print_bus("commit per message", &single);
-    double ratio = ((double)group.messages / (double)group.ms) /
-                   ((double)single.messages / (double)single.ms);
+    double ratio =
+        ((double)group.messages / (double)group.ms) / ((double)single.messages / (double)single.ms);
     printf("group commit / commit per message: %.0fx\n", ratio);
     return 0;
 }
@@ -232,9 +241,10 @@ static int bench_replay(int argc, char **argv)
     double fill_s = elapsed_s(&t0);
     FILE *f = rc == 0 ? fopen(topology, "w") : NULL;
     if (f) {
-        fprintf(f, "[city]\nname = bench\ntimezone = Asia/Shanghai\n\n[district.chaoyang]\n\n"
-                   "[worker.audit]\nkind = audit\nstate_dir = %s\nbus = ipc://%s/audit.bus\n"
-                   "request = tcp://127.0.0.1:*\npublish = tcp://127.0.0.1:*\nmap_size = 4GiB\n",
+        fprintf(f,
+                "[city]\nname = bench\ntimezone = Asia/Shanghai\n\n[district.chaoyang]\n\n"
+                "[worker.audit]\nkind = audit\nstate_dir = %s\nbus = ipc://%s/audit.bus\n"
+                "request = tcp://127.0.0.1:*\npublish = tcp://127.0.0.1:*\nmap_size = 4GiB\n",
                 state, dir);
         fclose(f);
     }
@@ -304,8 +314,8 @@ static int bench_replay(int argc, char **argv)
            "every record read from LMDB, decoded, masked and packed\n",
            count, fill_s);
     printf("%-24s %10s %9s %12s\n", "reader", "records", "seconds", "records/s");
-    printf("%-24s %10llu %9.2f %12.0f   (%llu replies)\n", "ReplayRequest loop", records,
-           replay_s, (double)records / replay_s, replies);
+    printf("%-24s %10llu %9.2f %12.0f   (%llu replies)\n", "ReplayRequest loop", records, replay_s,
+           (double)records / replay_s, replies);
     printf("%-24s %10llu %9.2f %12.0f\n", "catching-up subscriber", followed, follow_s,
            (double)followed / follow_s);
     return 0;

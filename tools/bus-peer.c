@@ -201,20 +201,47 @@ int main(int argc, char **argv)
     optind = 2;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
-        case 's': state = optarg; break;
-        case 'i': id = optarg; break;
-        case 'p': peer_id = optarg; break;
-        case 'c': connect = optarg; break;
-        case 'b': bind = optarg; break;
-        case 'n': peer.count = strtoull(optarg, NULL, 10); break;
-        case 'B': peer.batch = strtoull(optarg, NULL, 10); break;
-        case 'S': peer.size = strtoull(optarg, NULL, 10); break;
-        case 'w': bus_options.window = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'm': bus_options.max_batch = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case 'r': ready_fd = atoi(optarg); break;
-        case 'P': peer.progress_fd = atoi(optarg); break;
-        case 'N': store_options.no_sync = 1; break;
-        default: return usage();
+        case 's':
+            state = optarg;
+            break;
+        case 'i':
+            id = optarg;
+            break;
+        case 'p':
+            peer_id = optarg;
+            break;
+        case 'c':
+            connect = optarg;
+            break;
+        case 'b':
+            bind = optarg;
+            break;
+        case 'n':
+            peer.count = strtoull(optarg, NULL, 10);
+            break;
+        case 'B':
+            peer.batch = strtoull(optarg, NULL, 10);
+            break;
+        case 'S':
+            peer.size = strtoull(optarg, NULL, 10);
+            break;
+        case 'w':
+            bus_options.window = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'm':
+            bus_options.max_batch = (uint32_t)strtoul(optarg, NULL, 10);
+            break;
+        case 'r':
+            ready_fd = atoi(optarg);
+            break;
+        case 'P':
+            peer.progress_fd = atoi(optarg);
+            break;
+        case 'N':
+            store_options.no_sync = 1;
+            break;
+        default:
+            return usage();
         }
     }
     if (!state || !id || (sending && (!peer_id || !connect || peer.count == 0)) ||

@@ -1,8 +1,8 @@
 #include "city.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,8 +76,9 @@ static int write_topology(city_t *city)
     for (size_t i = 0; i < city->options.district_count; i++)
         fprintf(f, "[district.%s]\n\n", city->options.districts[i]);
 
-    fprintf(f, "[worker.intake-1]\nkind = intake\nid_prefix = T1\nstate_dir = %s/intake-1\n"
-               "bus = ipc://%s/intake-1.bus\nrequest = tcp://127.0.0.1:*\nlinks = ",
+    fprintf(f,
+            "[worker.intake-1]\nkind = intake\nid_prefix = T1\nstate_dir = %s/intake-1\n"
+            "bus = ipc://%s/intake-1.bus\nrequest = tcp://127.0.0.1:*\nlinks = ",
             city->dir, city->dir);
     for (size_t i = 0; i < city->options.district_count; i++)
         fprintf(f, "%srouter-%s", i ? ", " : "", city->options.districts[i]);
@@ -235,11 +236,11 @@ int city_start(city_t *city, const char *name)
         argv[argc++] = "--clock";
         argv[argc++] = city->options.clock;
     }
-    argc = pin(argv, argc, set_request, sizeof(set_request), worker->name, "request",
-               worker->request);
+    argc =
+        pin(argv, argc, set_request, sizeof(set_request), worker->name, "request", worker->request);
     argc = pin(argv, argc, set_units, sizeof(set_units), worker->name, "units", worker->units);
-    argc = pin(argv, argc, set_publish, sizeof(set_publish), worker->name, "publish",
-               worker->publish);
+    argc =
+        pin(argv, argc, set_publish, sizeof(set_publish), worker->name, "publish", worker->publish);
     const char *const *extra = extra_args(city, worker->kind);
     for (size_t i = 0; extra && extra[i] && argc < 46; i++)
         argv[argc++] = extra[i];

@@ -6,8 +6,8 @@
  * rules.csv; optionally an escalation per district ("escalation-<district>",
  * its data_dir holding the files of options.escalation_files) and the
  * city's audit ("audit"). Links: intake -> routers, audit; router -> intake,
- * its escalation, audit; escalation -> its router, intake, audit. Bus endpoints are ipc:// files in that directory, so links can
- * name their peers before anything runs; client endpoints are
+ * its escalation, audit; escalation -> its router, intake, audit. Bus endpoints are ipc:// files in
+ * that directory, so links can name their peers before anything runs; client endpoints are
  * tcp://127.0.0.1:* and, once resolved at the first start, stay pinned, so
  * a restarted worker is found where it was. Workers are started on their
  * ready pipe, never after a sleep.
@@ -23,14 +23,14 @@ typedef struct city city_t;
 typedef struct city_options {
     const char *const *districts; /* ids */
     size_t district_count;
-    const char *units_csv;        /* the whole registry, given to every router */
-    const char *const *rules_csv; /* per district, same order */
+    const char *units_csv;          /* the whole registry, given to every router */
+    const char *const *rules_csv;   /* per district, same order */
     const char *const *intake_args; /* extra arguments, NULL-terminated or NULL */
     const char *const *router_args;
     bool escalation;                     /* start an escalation per district */
     const char *const *escalation_files; /* pairs: file name, content; NULL-terminated */
     const char *const *escalation_args;
-    bool audit;                          /* start the city's audit */
+    bool audit; /* start the city's audit */
     const char *const *audit_args;
     /* --clock for every worker ("sim:<file>", "fast:..."); NULL = real. */
     const char *clock;

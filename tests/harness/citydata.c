@@ -12,17 +12,20 @@ const char *const citydata_districts[CITYDATA_DISTRICTS] = {"chaoyang", "nanguan
 static const char *const street_categories[] = {"sanitation", "noise", "street-vending",
                                                 "greening"};
 static const char *const bureau_categories[][2] = {
-    {"traffic", "bureau-traffic"},        {"water-supply", "water-company"},
-    {"power-outage", "power-company"},    {"heating", "heating-company"},
-    {"gas", "gas-company"},               {"telecom", "telecom-company"},
+    {"traffic", "bureau-traffic"},
+    {"water-supply", "water-company"},
+    {"power-outage", "power-company"},
+    {"heating", "heating-company"},
+    {"gas", "gas-company"},
+    {"telecom", "telecom-company"},
 };
 #define STREET_CATEGORY_COUNT (sizeof(street_categories) / sizeof(street_categories[0]))
 #define BUREAU_CATEGORY_COUNT (sizeof(bureau_categories) / sizeof(bureau_categories[0]))
 
 const char *const citydata_categories[] = {
-    "sanitation", "noise",   "street-vending", "greening", "traffic",     "water-supply",
-    "power-outage", "heating", "gas",          "telecom",  "housing",     "road-damage",
-    "manhole-cover",
+    "sanitation",   "noise",        "street-vending", "greening", "traffic",
+    "water-supply", "power-outage", "heating",        "gas",      "telecom",
+    "housing",      "road-damage",  "manhole-cover",
 };
 const size_t citydata_category_count = sizeof(citydata_categories) / sizeof(citydata_categories[0]);
 
@@ -35,8 +38,8 @@ static const char *const enterprises[][2] = {
 };
 #define ENTERPRISE_COUNT (sizeof(enterprises) / sizeof(enterprises[0]))
 #define BUREAU_COUNT                                                                               \
-    (CITYDATA_UNITS - 1 - CITYDATA_DISTRICTS * (1 + CITYDATA_STREETS * (1 + CITYDATA_COMMUNITIES)) - \
-     ENTERPRISE_COUNT)
+    (CITYDATA_UNITS - 1 -                                                                          \
+     CITYDATA_DISTRICTS * (1 + CITYDATA_STREETS * (1 + CITYDATA_COMMUNITIES)) - ENTERPRISE_COUNT)
 
 static const char *const named_bureaus[] = {"bureau-traffic", "bureau-roads", "bureau-housing",
                                             "bureau-environment", "bureau-market"};
@@ -51,8 +54,8 @@ __attribute__((format(printf, 2, 3))) static void append(text_t *t, const char *
     va_list args;
     for (;;) {
         va_start(args, format);
-        int n = vsnprintf(t->data ? t->data + t->len : NULL, t->data ? t->cap - t->len : 0,
-                          format, args);
+        int n = vsnprintf(t->data ? t->data + t->len : NULL, t->data ? t->cap - t->len : 0, format,
+                          args);
         va_end(args);
         if (t->data && (size_t)n < t->cap - t->len) {
             t->len += (size_t)n;
@@ -148,8 +151,7 @@ static int parse_area(const char *district, const char *area, int *street, int *
         return 0;
     const char *digits = end + 2;
     *community = (int)strtol(digits, &end, 10);
-    return end != digits && *end == '\0' && *community >= 1 &&
-                   *community <= CITYDATA_COMMUNITIES
+    return end != digits && *end == '\0' && *community >= 1 && *community <= CITYDATA_COMMUNITIES
                ? 2
                : 0;
 }

@@ -117,7 +117,8 @@ static int read_line(line_reader_t *reader, char *out, size_t out_len, int timeo
             return n < 0 ? -errno : 0;
         if (reader->len == sizeof(reader->buf))
             reader->len = 0; /* an absurd line: drop it */
-        ssize_t got = read(reader->fd, reader->buf + reader->len, sizeof(reader->buf) - reader->len);
+        ssize_t got =
+            read(reader->fd, reader->buf + reader->len, sizeof(reader->buf) - reader->len);
         if (got <= 0) {
             close(reader->fd);
             reader->fd = -1;

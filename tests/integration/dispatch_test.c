@@ -230,8 +230,8 @@ size_t unit_pool_poll(unit_pool_t *self, int wait_ms, unit_delivery_fn fn, void 
                 zmq_msg_close(&delimiter);
                 zmq_msg_init(&body);
                 zmq_msg_recv(&body, s->socket, 0);
-                Dispatch__UnitDelivery *d = dispatch__unit_delivery__unpack(
-                    NULL, zmq_msg_size(&body), zmq_msg_data(&body));
+                Dispatch__UnitDelivery *d =
+                    dispatch__unit_delivery__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
                 zmq_msg_close(&body);
                 if (!d)
                     continue;

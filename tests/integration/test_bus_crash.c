@@ -38,8 +38,9 @@ static int fail(const char *what)
 
 static int start_receiver(run_t *run)
 {
-    const char *argv[] = {run->program, "receive", "--state", run->receiver_state,
-                          "--id", "receiver", "--bind", run->endpoint, NULL};
+    const char *argv[] = {run->program, "receive",  "--state", run->receiver_state,
+                          "--id",       "receiver", "--bind",  run->endpoint,
+                          NULL};
     int rc = harness_spawn(argv, true, &run->receiver);
     if (rc == 0)
         rc = harness_wait_ready(run->receiver, 30000);
@@ -54,9 +55,10 @@ static int start_sender(run_t *run)
 {
     char count[32];
     snprintf(count, sizeof(count), "%llu", (unsigned long long)run->count);
-    const char *argv[] = {run->program, "send", "--state", run->sender_state, "--id", "sender",
-                          "--peer", "receiver", "--connect", run->endpoint, "--count", count,
-                          "--batch", "500", NULL};
+    const char *argv[] = {run->program, "send",        "--state", run->sender_state,
+                          "--id",       "sender",      "--peer",  "receiver",
+                          "--connect",  run->endpoint, "--count", count,
+                          "--batch",    "500",         NULL};
     int rc = harness_spawn(argv, true, &run->sender);
     if (rc == 0)
         rc = harness_wait_ready(run->sender, 30000);
@@ -231,11 +233,20 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
-        case 'r': runs = atoi(optarg); break;
-        case 'c': count = strtoull(optarg, NULL, 10); break;
-        case 'k': kills = atoi(optarg); break;
-        case 's': seed = (unsigned)strtoul(optarg, NULL, 10); break;
-        default: return 2;
+        case 'r':
+            runs = atoi(optarg);
+            break;
+        case 'c':
+            count = strtoull(optarg, NULL, 10);
+            break;
+        case 'k':
+            kills = atoi(optarg);
+            break;
+        case 's':
+            seed = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        default:
+            return 2;
         }
     }
     signal(SIGPIPE, SIG_IGN);

@@ -4,11 +4,11 @@
  * One city for the whole file: three districts, 3,015 units, the rules of
  * tests/harness/citydata.c. Each test uses its own callers and areas so the
  * tests do not see each other's tickets. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <signal.h>
 #include <stdio.h>
@@ -233,7 +233,8 @@ static void test_manhole_cover_end_to_end(void **state)
     sign_for(desk, "power-company", ticket, "pc-1");
     resolve(desk, "power-company", ticket, "pc-2");
     unit_session_destroy(&desk);
-    assert_true(test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED));
+    assert_true(
+        test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED));
 
     Dispatch__Reply *called =
         callback(ticket, "cb-manhole-1", DISPATCH__SATISFACTION__SATISFACTION_SATISFIED, true);
@@ -366,9 +367,9 @@ static void test_ten_thousand_tickets_reach_their_units(void **state)
     assert_int_equal(connected, CITYDATA_UNITS);
 
     submitter_t *submitter;
-    assert_int_equal(submitter_new(world.zmq, city_endpoint(world.city, "intake-1", "request"),
-                                   64, &submitter),
-                     0);
+    assert_int_equal(
+        submitter_new(world.zmq, city_endpoint(world.city, "intake-1", "request"), 64, &submitter),
+        0);
     srand(20261125);
     size_t triaged = 0;
     for (size_t i = 0; i < TICKETS; i++) {
@@ -378,12 +379,16 @@ static void test_ten_thousand_tickets_reach_their_units(void **state)
         const char *category = citydata_categories[rand() % (int)citydata_category_count];
         int street = 1 + rand() % CITYDATA_STREETS;
         switch (rand() % 3) {
-        case 0: citydata_street(e->area, sizeof(e->area), district, street); break;
+        case 0:
+            citydata_street(e->area, sizeof(e->area), district, street);
+            break;
         case 1:
             citydata_community(e->area, sizeof(e->area), district, street,
                                1 + rand() % CITYDATA_COMMUNITIES);
             break;
-        default: e->area[0] = '\0'; break;
+        default:
+            e->area[0] = '\0';
+            break;
         }
         snprintf(e->district, sizeof(e->district), "%s", district);
         snprintf(e->category, sizeof(e->category), "%s", category);
@@ -482,7 +487,6 @@ static void test_ten_thousand_tickets_reach_their_units(void **state)
     free(run.cases);
     free(run.by_ticket);
 }
-
 
 /* ---- Must show 3: return and reroute, merge, idempotent resubmit, offline
  * unit catching up, reopen ---- */
@@ -595,8 +599,8 @@ static void test_resubmit_returns_the_original_across_restart(void **state)
 
     assert_true(WIFSIGNALED(city_stop(world.city, "intake-1", SIGKILL)));
     assert_int_equal(city_start(world.city, "intake-1"), 0);
-    again = test_submit(world.intake, "idem-1", "nanguan", "greening", "nanguan-s02",
-                        "13900000101", NULL, &keep);
+    again = test_submit(world.intake, "idem-1", "nanguan", "greening", "nanguan-s02", "13900000101",
+                        NULL, &keep);
     assert_non_null(again);
     assert_string_equal(again->ticket_id, ticket);
     assert_false(again->created);
@@ -620,8 +624,8 @@ static void test_offline_unit_catches_up(void **state)
                                    DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
     }
     for (int i = 0; i < 3; i++)
-        assert_true(
-            test_wait_state(world.intake, tickets[i], DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
+        assert_true(test_wait_state(world.intake, tickets[i],
+                                    DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
     /* Back online: everything pending arrives, in order. */
     assert_int_equal(unit_pool_connect(pool, units_url(0), unit, unit_pool_applied(pool, unit)), 0);
     inbox_t inbox = {0};
@@ -647,7 +651,8 @@ static void test_unsatisfied_callback_reopens(void **state)
     unit_session_new(world.zmq, units_url(1), unit, "desk", &desk);
     sign_for(desk, unit, ticket, "tr-1");
     resolve(desk, unit, ticket, "tr-2");
-    assert_true(test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED));
+    assert_true(
+        test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED));
 
     Dispatch__Reply *reply =
         callback(ticket, "cb-reopen-1", DISPATCH__SATISFACTION__SATISFACTION_UNSATISFIED, false);
@@ -659,7 +664,8 @@ static void test_unsatisfied_callback_reopens(void **state)
     wait_deliveries(pool, &inbox, 2);
     assert_string_equal(inbox.ticket[1], ticket);
     assert_int_equal(inbox.kind[1], DISPATCH__UNIT_DELIVERY__BODY_REOPENED);
-    assert_true(test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
+    assert_true(
+        test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
     Dispatch__TicketView *view = test_get(world.intake, ticket, &reply);
     assert_int_equal(view->ticket->reopen_count, 1);
     assert_true(test_history_has(view, DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_REOPENED));
@@ -837,7 +843,8 @@ static void test_bad_input_gets_errors_and_router_keeps_serving(void **state)
 
     char *ticket = submit_ticket("not-yours", "chaoyang", "gas", "", "13900000501",
                                  DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
-    assert_true(test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
+    assert_true(
+        test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
     unit_session_t *intruder;
     unit_session_new(world.zmq, units, "water-company", "desk", &intruder);
     Dispatch__SignFor sign = DISPATCH__SIGN_FOR__INIT;
@@ -937,9 +944,9 @@ static void test_dispatchctl_drives_the_workers(void **state)
     assert_int_equal(ctl(out, sizeof(out), "--router", admin, "triage", "assign", ticket, "--unit",
                          "kc-well-team", "--note", "a power cable well", NULL),
                      0);
-    assert_int_equal(ctl(out, sizeof(out), "--router", admin, "unit", "list", "--unit",
-                         "kc-well-team", NULL),
-                     0);
+    assert_int_equal(
+        ctl(out, sizeof(out), "--router", admin, "unit", "list", "--unit", "kc-well-team", NULL),
+        0);
     assert_non_null(strstr(out, ticket));
     assert_int_equal(ctl(out, sizeof(out), "--units", units, "unit", "sign-for", ticket, "--unit",
                          "kc-well-team", NULL),
@@ -947,7 +954,8 @@ static void test_dispatchctl_drives_the_workers(void **state)
     assert_int_equal(ctl(out, sizeof(out), "--units", units, "unit", "resolve", ticket, "--unit",
                          "kc-well-team", "--result", "solved", "--text", "cover replaced", NULL),
                      0);
-    assert_true(test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED));
+    assert_true(
+        test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED));
 
     /* A rule added at run time routes the next ticket. */
     assert_int_equal(ctl(out, sizeof(out), "--router", admin, "rule", "upsert", "--category",
@@ -961,7 +969,8 @@ static void test_dispatchctl_drives_the_workers(void **state)
     at = strstr(out, "\"ticket_id\":\"");
     assert_non_null(at);
     snprintf(ticket, sizeof(ticket), "%.*s", (int)strcspn(at + 13, "\""), at + 13);
-    assert_true(test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
+    assert_true(
+        test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
     assert_int_equal(ctl(out, sizeof(out), "--intake", intake, "--json", "get", ticket, NULL), 0);
     assert_non_null(strstr(out, "\"assigned_unit\":\"bureau-roads\""));
 

@@ -24,9 +24,12 @@
 /* Categories owned city-wide: one lead unit each, the same in every
  * district. */
 static const char *const categories[][2] = {
-    {"traffic", "bureau-traffic"}, {"water-supply", "water-company"},
-    {"power-outage", "power-company"}, {"heating", "heating-company"},
-    {"gas", "gas-company"}, {"telecom", "telecom-company"},
+    {"traffic", "bureau-traffic"},
+    {"water-supply", "water-company"},
+    {"power-outage", "power-company"},
+    {"heating", "heating-company"},
+    {"gas", "gas-company"},
+    {"telecom", "telecom-company"},
 };
 #define CATEGORY_COUNT 6
 
@@ -114,10 +117,17 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
-        case 't': tickets = strtoul(optarg, NULL, 10); break;
-        case 'k': kills = atoi(optarg); break;
-        case 's': seed = (unsigned)strtoul(optarg, NULL, 10); break;
-        default: return 2;
+        case 't':
+            tickets = strtoul(optarg, NULL, 10);
+            break;
+        case 'k':
+            kills = atoi(optarg);
+            break;
+        case 's':
+            seed = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        default:
+            return 2;
         }
     }
     if (kills > 64)
@@ -165,7 +175,8 @@ int main(int argc, char **argv)
         snprintf(name, sizeof(name), "router-%s", citydata_districts[d]);
         unit_pool_new(zmq, CATEGORY_COUNT, &pools[d]);
         for (int c = 0; c < CATEGORY_COUNT; c++)
-            unit_pool_connect(pools[d], city_endpoint(run.city, name, "units"), categories[c][1], 0);
+            unit_pool_connect(pools[d], city_endpoint(run.city, name, "units"), categories[c][1],
+                              0);
     }
 
     submitter_t *submitter;

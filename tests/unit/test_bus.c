@@ -1,11 +1,11 @@
 /* The bus in one process: two stores, two buses, real sockets on loopback.
  * Each test steps both event loops (waiting on poll, never on a timer)
  * until a condition holds. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -28,9 +28,9 @@ typedef struct side {
     MDB_dbi applied, meta;
     loop_app_t app;
     /* receiver behaviour */
-    uint64_t reject_value;   /* refuse the message carrying this value */
-    uint64_t fail_value;     /* fail the batch holding this value ... */
-    int fail_times;          /* ... this many times */
+    uint64_t reject_value; /* refuse the message carrying this value */
+    uint64_t fail_value;   /* fail the batch holding this value ... */
+    int fail_times;        /* ... this many times */
 } side_t;
 
 typedef struct fixture {

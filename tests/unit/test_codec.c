@@ -1,8 +1,8 @@
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -40,9 +40,8 @@ static void test_round_trip(void **state)
     void *buf = pack_request(&request, &len);
     ProtobufCMessage *out;
     char err[256] = "";
-    assert_int_equal(codec_decode(&dispatch__request__descriptor, buf, len, 4096, &out, err,
-                                  sizeof(err)),
-                     0);
+    assert_int_equal(
+        codec_decode(&dispatch__request__descriptor, buf, len, 4096, &out, err, sizeof(err)), 0);
     Dispatch__Request *decoded = (Dispatch__Request *)out;
     assert_int_equal(decoded->body_case, DISPATCH__REQUEST__BODY_SUBMIT);
     assert_string_equal(decoded->submit->description, submit.description);
@@ -60,9 +59,9 @@ static void test_too_large(void **state)
     void *buf = pack_request(&request, &len);
     ProtobufCMessage *out = (ProtobufCMessage *)1;
     char err[256] = "";
-    assert_int_equal(codec_decode(&dispatch__request__descriptor, buf, len, len - 1, &out, err,
-                                  sizeof(err)),
-                     CODEC_TOO_LARGE);
+    assert_int_equal(
+        codec_decode(&dispatch__request__descriptor, buf, len, len - 1, &out, err, sizeof(err)),
+        CODEC_TOO_LARGE);
     assert_null(out);
     assert_non_null(strstr(err, "limit"));
     free(buf);
@@ -74,8 +73,8 @@ static void test_malformed(void **state)
     const unsigned char bad[] = {0x52, 0x7f, 0x0a, 0x01, 'x'};
     ProtobufCMessage *out;
     char err[256] = "";
-    assert_int_equal(codec_decode(&dispatch__request__descriptor, bad, sizeof(bad), 4096, &out,
-                                  err, sizeof(err)),
+    assert_int_equal(codec_decode(&dispatch__request__descriptor, bad, sizeof(bad), 4096, &out, err,
+                                  sizeof(err)),
                      CODEC_MALFORMED);
     assert_null(out);
     assert_non_null(strstr(err, "malformed"));
@@ -102,9 +101,9 @@ static void test_invalid_utf8_names_the_field(void **state)
     void *buf = pack_request(&request, &len);
     ProtobufCMessage *out;
     char err[256] = "";
-    assert_int_equal(codec_decode(&dispatch__request__descriptor, buf, len, 4096, &out, err,
-                                  sizeof(err)),
-                     CODEC_BAD_UTF8);
+    assert_int_equal(
+        codec_decode(&dispatch__request__descriptor, buf, len, 4096, &out, err, sizeof(err)),
+        CODEC_BAD_UTF8);
     assert_string_equal(err, "submit.caller_name: invalid UTF-8");
     free(buf);
 }
@@ -119,9 +118,9 @@ static void test_undeclared_enum_names_the_field(void **state)
     void *buf = pack_request(&request, &len);
     ProtobufCMessage *out;
     char err[256] = "";
-    assert_int_equal(codec_decode(&dispatch__request__descriptor, buf, len, 4096, &out, err,
-                                  sizeof(err)),
-                     CODEC_BAD_ENUM);
+    assert_int_equal(
+        codec_decode(&dispatch__request__descriptor, buf, len, 4096, &out, err, sizeof(err)),
+        CODEC_BAD_ENUM);
     assert_non_null(strstr(err, "submit.kind: value 99"));
     free(buf);
 }
@@ -130,12 +129,12 @@ static void test_utf8_validator(void **state)
 {
     assert_true(codec_utf8_valid("", 0));
     assert_true(codec_utf8_valid("plain", 5));
-    assert_true(codec_utf8_valid("\xe5\x8c\x97\xe4\xba\xac", 6));      /* 北京 */
-    assert_true(codec_utf8_valid("\xf0\x9f\x98\x80", 4));              /* emoji */
-    assert_false(codec_utf8_valid("\xc0\xaf", 2));                     /* overlong */
-    assert_false(codec_utf8_valid("\xed\xa0\x80", 3));                 /* surrogate */
-    assert_false(codec_utf8_valid("\xf4\x90\x80\x80", 4));             /* > U+10FFFF */
-    assert_false(codec_utf8_valid("\xe5\x8c", 2));                     /* truncated */
+    assert_true(codec_utf8_valid("\xe5\x8c\x97\xe4\xba\xac", 6)); /* 北京 */
+    assert_true(codec_utf8_valid("\xf0\x9f\x98\x80", 4));         /* emoji */
+    assert_false(codec_utf8_valid("\xc0\xaf", 2));                /* overlong */
+    assert_false(codec_utf8_valid("\xed\xa0\x80", 3));            /* surrogate */
+    assert_false(codec_utf8_valid("\xf4\x90\x80\x80", 4));        /* > U+10FFFF */
+    assert_false(codec_utf8_valid("\xe5\x8c", 2));                /* truncated */
     assert_false(codec_utf8_valid("\xff", 1));
 }
 

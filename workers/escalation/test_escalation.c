@@ -1449,8 +1449,8 @@ static void test_long_texts_in_listings(void **state)
         char id[32];
         snprintf(id, sizeof(id), "CY-20260302-%06d", 700 + i);
         dispatch_urgent(f, id);
-        admin_result_t done = sign_off(f, "leader-li", DISPATCH__ROLE__ROLE_LEADER, id, "",
-                                       instruction);
+        admin_result_t done =
+            sign_off(f, "leader-li", DISPATCH__ROLE__ROLE_LEADER, id, "", instruction);
         assert_int_equal(done.body, DISPATCH__ADMIN_REPLY__BODY_DONE);
         extension_requested(f, id, "ext-long", 1, 0);
     }
