@@ -192,7 +192,7 @@ static int setup_fn(MDB_txn *txn, void *ctx)
             rc = dispatch_event(b, txn, id, DISPATCH__URGENCY__URGENCY_URGENT);
             continue;
         }
-        rc = cases_string_set(&s->template->ticket_id, id);
+        rc = record_string_set(&s->template->ticket_id, id);
         if (rc == 0)
             rc = cases_put(b->cases, txn, s->template);
         if (rc == 0)

@@ -4,11 +4,12 @@
  * One city for the whole file: three districts, 3,015 units, the rules of
  * tests/harness/citydata.c. Each test uses its own callers and areas so the
  * tests do not see each other's tickets. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <signal.h>
 #include <stdio.h>

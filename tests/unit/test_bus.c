@@ -1,11 +1,12 @@
 /* The bus in one process: two stores, two buses, real sockets on loopback.
  * Each test steps both event loops (waiting on poll, never on a timer)
  * until a condition holds. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <cmocka.h>
 
 #include <errno.h>
 #include <stdio.h>

@@ -5,10 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
+#include "record.h"
 
 #define ID_MAX 64
-#define RECORD_MAX_SIZE (1024 * 1024)
 
 struct cases {
     MDB_dbi records, queues;
@@ -63,16 +62,12 @@ int cases_get(cases_t *self, MDB_txn *txn, const char *ticket_id, Dispatch__Esca
     *ret = NULL;
     if (check_id(ticket_id) < 0)
         return -ENOENT;
-    MDB_val k = {strlen(ticket_id), (void *)ticket_id}, v;
-    int rc = mdb_get(txn, self->records, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return -ENOENT;
-    if (rc != 0)
-        return store_rc(rc);
-    Dispatch__Escalation__Case *record =
-        dispatch__escalation__case__unpack(NULL, v.mv_size, v.mv_data);
-    if (!record)
-        return -EPROTO;
+    ProtobufCMessage *msg;
+    int rc = record_get(txn, self->records, ticket_id, strlen(ticket_id),
+                        &dispatch__escalation__case__descriptor, &msg);
+    if (rc < 0)
+        return rc;
+    Dispatch__Escalation__Case *record = (Dispatch__Escalation__Case *)msg;
     rc = ensure_tracks(record);
     if (rc < 0) {
         dispatch__escalation__case__free_unpacked(record, NULL);
@@ -86,27 +81,8 @@ int cases_put(cases_t *self, MDB_txn *txn, const Dispatch__Escalation__Case *rec
 {
     if (check_id(record->ticket_id) < 0)
         return -EINVAL;
-    size_t size = dispatch__escalation__case__get_packed_size(record);
-    if (size > RECORD_MAX_SIZE)
-        return -EMSGSIZE;
-    MDB_val k = {strlen(record->ticket_id), record->ticket_id}, v = {size, NULL};
-    /* Pack straight into the page LMDB reserves. */
-    int rc = mdb_put(txn, self->records, &k, &v, MDB_RESERVE);
-    if (rc != 0)
-        return store_rc(rc);
-    dispatch__escalation__case__pack(record, v.mv_data);
-    return 0;
-}
-
-static ProtobufCMessage *clone(const ProtobufCMessage *msg)
-{
-    void *bytes;
-    size_t len;
-    if (codec_encode(msg, &bytes, &len) < 0)
-        return NULL;
-    ProtobufCMessage *copy = protobuf_c_message_unpack(msg->descriptor, NULL, len, bytes);
-    free(bytes);
-    return copy;
+    return record_put(txn, self->records, record->ticket_id, strlen(record->ticket_id),
+                      &record->base, 0);
 }
 
 int cases_new_case(const char *ticket_id, const Dispatch__Escalation__Rule *rule,
@@ -119,7 +95,7 @@ int cases_new_case(const char *ticket_id, const Dispatch__Escalation__Rule *rule
     fresh.rule = (Dispatch__Escalation__Rule *)rule;
     fresh.sign_for = &sign_for;
     fresh.handle = &handle;
-    *ret = (Dispatch__Escalation__Case *)clone(&fresh.base);
+    *ret = (Dispatch__Escalation__Case *)record_clone(&fresh.base);
     if (!*ret)
         return -ENOMEM;
     int rc = ensure_tracks(*ret);
@@ -132,31 +108,12 @@ int cases_new_case(const char *ticket_id, const Dispatch__Escalation__Rule *rule
 
 int cases_set_rule(Dispatch__Escalation__Case *record, const Dispatch__Escalation__Rule *rule)
 {
-    Dispatch__Escalation__Rule *copy = (Dispatch__Escalation__Rule *)clone(&rule->base);
+    Dispatch__Escalation__Rule *copy = (Dispatch__Escalation__Rule *)record_clone(&rule->base);
     if (!copy)
         return -ENOMEM;
     if (record->rule)
         dispatch__escalation__rule__free_unpacked(record->rule, NULL);
     record->rule = copy;
-    return 0;
-}
-
-static void string_free(char *s)
-{
-    if (s && s != protobuf_c_empty_string)
-        free(s);
-}
-
-int cases_string_set(char **field, const char *value)
-{
-    char *copy = (char *)protobuf_c_empty_string;
-    if (value && *value) {
-        copy = strdup(value);
-        if (!copy)
-            return -ENOMEM;
-    }
-    string_free(*field);
-    *field = copy;
     return 0;
 }
 
@@ -177,11 +134,11 @@ int cases_set_extension(Dispatch__Escalation__Case *record,
     pending->requested_deadline = request->requested_deadline;
     pending->extra_working_days = request->extra_working_days;
     pending->since = since;
-    int rc = cases_string_set(&pending->request_id, request->request_id);
+    int rc = record_string_set(&pending->request_id, request->request_id);
     if (rc == 0)
-        rc = cases_string_set(&pending->unit_id, request->unit_id);
+        rc = record_string_set(&pending->unit_id, request->unit_id);
     if (rc == 0)
-        rc = cases_string_set(&pending->reason, request->reason);
+        rc = record_string_set(&pending->reason, request->reason);
     return rc;
 }
 

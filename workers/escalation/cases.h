@@ -12,7 +12,7 @@
  * Records from cases_get() and cases_new_case() belong to the caller: free
  * them with dispatch__escalation__case__free_unpacked(). They use the
  * default allocator, so their string fields may be replaced with
- * cases_string_set() and their sub-messages with malloc'ed ones that
+ * record_string_set() and their sub-messages with malloc'ed ones that
  * free_unpacked frees; never do that to a message built on the stack.
  * Functions return 0, -ENOENT for an absent record, -EPROTO for one that
  * does not decode, or another negative code.
@@ -25,6 +25,7 @@
 
 #include "dispatch.pb-c.h"
 #include "escalation_state.pb-c.h"
+#include "record.h"
 #include "store.h"
 
 typedef struct cases cases_t;
@@ -41,8 +42,6 @@ int cases_new_case(const char *ticket_id, const Dispatch__Escalation__Rule *rule
                    Dispatch__Escalation__Case **ret);
 /* Replaces record->rule with an owned copy of rule. */
 int cases_set_rule(Dispatch__Escalation__Case *record, const Dispatch__Escalation__Rule *rule);
-/* Replaces a string field of an owned record with a copy of value. */
-int cases_string_set(char **field, const char *value);
 /* Sets (replacing) or clears (request NULL) the pending extension. */
 int cases_set_extension(Dispatch__Escalation__Case *record,
                         const Dispatch__ExtensionRequested *request, int64_t since);

@@ -306,7 +306,7 @@ int escalation_request_sign_off(escalation_t *self, MDB_txn *txn,
     if (record->sign_off_since)
         return 0;
     record->sign_off_since = now;
-    int rc = cases_string_set(&record->sign_off_reason, reason);
+    int rc = record_string_set(&record->sign_off_reason, reason);
     if (rc < 0)
         return rc;
     Dispatch__SignOffRequested requested = DISPATCH__SIGN_OFF_REQUESTED__INIT;

@@ -154,7 +154,7 @@ static int decide(admin_t *a, Dispatch__Escalation__Case *record,
         event.body_case = DISPATCH__EVENT__BODY_EXTENSION_REFUSED;
         event.extension_refused = &refused;
     }
-    int rc = cases_string_set(&record->decided_request_id, decision->request_id);
+    int rc = record_string_set(&record->decided_request_id, decision->request_id);
     if (rc == 0)
         rc = cases_set_extension(record, NULL, 0);
     if (rc == 0)
@@ -253,15 +253,15 @@ static int sign_off_ticket(admin_t *a, const Dispatch__LeaderSignOff *sign_off, 
         done(a, record->ticket_id, record->state); /* a retry: recorded already */
     } else {
         record->signed_off_at = a->now;
-        rc = cases_string_set(&record->leader, leader);
+        rc = record_string_set(&record->leader, leader);
         if (rc == 0)
-            rc = cases_string_set(&record->instruction, sign_off->instruction);
+            rc = record_string_set(&record->instruction, sign_off->instruction);
         if (rc == 0 && !record->sign_off_since) {
             /* Instructed without being queued: tracked to completion all the same. */
             char reason[128];
             snprintf(reason, sizeof(reason), "instruction by %s", leader);
             record->sign_off_since = a->now;
-            rc = cases_string_set(&record->sign_off_reason, reason);
+            rc = record_string_set(&record->sign_off_reason, reason);
         }
         Dispatch__SignedOff signed_off = DISPATCH__SIGNED_OFF__INIT;
         signed_off.leader = (char *)leader;

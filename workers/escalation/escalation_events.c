@@ -50,13 +50,13 @@ static int on_dispatched(escalation_t *self, MDB_txn *txn, const Dispatch__Event
                      dispatched->cause == DISPATCH__DISPATCH_CAUSE__DISPATCH_CAUSE_REOPEN;
     int rc = 0;
     if (*event->district)
-        rc = cases_string_set(&record->district, event->district);
+        rc = record_string_set(&record->district, event->district);
     if (rc == 0 && *dispatched->category)
-        rc = cases_string_set(&record->category, dispatched->category);
+        rc = record_string_set(&record->category, dispatched->category);
     if (rc == 0 && *dispatched->area)
-        rc = cases_string_set(&record->area, dispatched->area);
+        rc = record_string_set(&record->area, dispatched->area);
     if (rc == 0)
-        rc = cases_string_set(&record->unit_id, dispatched->unit_id);
+        rc = record_string_set(&record->unit_id, dispatched->unit_id);
     if (rc < 0)
         return rc;
     if (dispatched->kind)
@@ -113,7 +113,7 @@ static int on_triaged(escalation_t *self, MDB_txn *txn, const Dispatch__Event *e
     int64_t at = event_time(event, now);
     record->state = DISPATCH__TICKET_STATE__TICKET_STATE_TRIAGE;
     record->sign_for->active = false;
-    int rc = cases_string_set(&record->unit_id, "");
+    int rc = record_string_set(&record->unit_id, "");
     if (rc < 0)
         return rc;
     Dispatch__Escalation__Pause pause =

@@ -47,18 +47,12 @@ void intake_options_init(intake_options_t *options);
  * topology (the origin of its events; its id_prefix, default
  * INTAKE_DEFAULT_PREFIX, starts its ticket ids). store, bus and config are
  * borrowed and must outlive the intake; options may be NULL (defaults).
- * Events go nowhere until the links are set (intake_set_router_link,
- * intake_set_audit_link). Returns 0, -EINVAL (unknown name, a prefix or time
+ * Its events go to the workers its topology `links` name, as the lifecycle
+ * table says (peers.h). Returns 0, -EINVAL (unknown name, a prefix or time
  * zone ids.h refuses), -ENOMEM, or a store error. */
 int intake_new(store_t *store, bus_t *bus, const config_t *config, const char *name,
                const intake_options_t *options, intake_t **ret);
 void intake_destroy(intake_t **self);
-
-/* The link to the router of `district`: where its tickets' events go.
- * -ENOENT when the topology has no such district. */
-int intake_set_router_link(intake_t *self, const char *district, bus_link_t *link);
-/* The link to audit, which gets every event; NULL = none. */
-void intake_set_audit_link(intake_t *self, bus_link_t *link);
 
 /* Handles one client request (a serialized dispatch.Request of len bytes) in
  * txn at business time now_ms. On 0, *ret is the reply to send (a result or

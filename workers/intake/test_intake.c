@@ -81,16 +81,11 @@ static void fixture_open(fixture_t *f)
     assert_int_equal(bus_new(f->zmq, f->store, "intake-a", NULL, &f->bus), 0);
     assert_int_equal(intake_new(f->store, f->bus, f->config, "intake-a", &f->options, &f->intake),
                      0);
-    const char *peers[][2] = {
-        {"router-north", "north"}, {"router-south", "south"}, {"audit", NULL}};
+    const char *peers[] = {"router-north", "router-south", "audit"};
     for (size_t i = 0; i < 3; i++) {
-        const config_worker_t *peer = config_worker_find(f->config, peers[i][0]);
+        const config_worker_t *peer = config_worker_find(f->config, peers[i]);
         bus_link_t *link;
         assert_int_equal(bus_link_open(f->bus, peer->name, peer->bus, &link), 0);
-        if (peers[i][1])
-            assert_int_equal(intake_set_router_link(f->intake, peers[i][1], link), 0);
-        else
-            intake_set_audit_link(f->intake, link);
     }
 }
 
@@ -1668,7 +1663,6 @@ static void test_new_refuses_bad_setup(void **state)
     assert_int_equal(intake_new(f->store, f->bus, f->config, "intake-a", &options, &other),
                      -EINVAL);
     assert_null(other);
-    assert_int_equal(intake_set_router_link(f->intake, "atlantis", NULL), -ENOENT);
 
     config_t *config;
     char err[256];

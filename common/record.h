@@ -11,8 +11,8 @@
  * freed. Use these only on messages that came from record_get() or
  * record_clone(), never on messages built on the stack.
  */
-#ifndef DISPATCH_ROUTER_RECORD_H
-#define DISPATCH_ROUTER_RECORD_H
+#ifndef DISPATCH_RECORD_H
+#define DISPATCH_RECORD_H
 
 #include <lmdb.h>
 #include <protobuf-c/protobuf-c.h>

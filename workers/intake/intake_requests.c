@@ -1,0 +1,615 @@
+/* intake_requests: the client requests (submit, get_ticket, callback),
+ * validated and answered in the caller's transaction. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "ids.h"
+#include "intake_internal.h"
+#include "lifecycle.h"
+
+#define REQUEST_KEY_SIZE (LIMIT_ID + 1 + LIMIT_ID)
+
+/* ---- replies ----------------------------------------------------------- */
+
+void intake_reply_free(Dispatch__Reply *reply)
+{
+    if (reply)
+        protobuf_c_message_free_unpacked(&reply->base, NULL);
+}
+
+/* Turns a draft (pointing at borrowed strings) into a reply that owns all
+ * of its memory, by packing and unpacking it. */
+static int reply_finish(const Dispatch__Reply *draft, Dispatch__Reply **ret)
+{
+    void *packed;
+    size_t len;
+    int rc = codec_encode(&draft->base, &packed, &len);
+    if (rc < 0)
+        return rc;
+    *ret = dispatch__reply__unpack(NULL, len, packed);
+    free(packed);
+    return *ret ? 0 : -ENOMEM;
+}
+
+static int reply_refusal(uint64_t tag, const refusal_t *refusal, Dispatch__Reply **ret)
+{
+    Dispatch__Error error;
+    refusal_error(refusal, &error);
+    Dispatch__Reply draft = DISPATCH__REPLY__INIT;
+    draft.tag = tag;
+    draft.body_case = DISPATCH__REPLY__BODY_ERROR;
+    draft.error = &error;
+    return reply_finish(&draft, ret);
+}
+
+/* ---- validation -------------------------------------------------------- */
+
+static int check_submit(const intake_t *self, const Dispatch__SubmitTicket *submit,
+                        refusal_t *refusal)
+{
+    int rc = 0;
+    /* client_request_id was checked before the idempotency lookup. */
+    if (!rc)
+        rc = refuse_unset_enum(refusal, "submit.channel", submit->channel);
+    if (!rc)
+        rc = refuse_unset_enum(refusal, "submit.kind", submit->kind);
+    if (!rc)
+        rc = refuse_text(refusal, "submit.category", submit->category, LIMIT_ID, false);
+    if (!rc)
+        rc = refuse_unset_enum(refusal, "submit.urgency", submit->urgency);
+    if (!rc)
+        rc = refuse_text(refusal, "submit.district", submit->district, LIMIT_ID, true);
+    if (!rc && !config_district_find(self->config, submit->district))
+        rc = refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, "submit.district",
+                    "submit.district '%s' is not a district of city %s", submit->district,
+                    config_city(self->config));
+    if (!rc)
+        rc = refuse_text(refusal, "submit.area", submit->area, LIMIT_ID, false);
+    if (!rc && submit->location)
+        rc = refuse_text(refusal, "submit.location.address", submit->location->address,
+                         LIMIT_ADDRESS, false);
+    if (!rc && submit->location && submit->location->point) {
+        const Dispatch__GeoPoint *point = submit->location->point;
+        if (point->lat_e6 < -LIMIT_LAT_E6 || point->lat_e6 > LIMIT_LAT_E6)
+            rc = refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+                        "submit.location.point.lat_e6",
+                        "submit.location.point.lat_e6 %d is outside -90000000..90000000",
+                        (int)point->lat_e6);
+        else if (point->lon_e6 < -LIMIT_LON_E6 || point->lon_e6 > LIMIT_LON_E6)
+            rc = refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+                        "submit.location.point.lon_e6",
+                        "submit.location.point.lon_e6 %d is outside -180000000..180000000",
+                        (int)point->lon_e6);
+    }
+    if (!rc)
+        rc = refuse_text(refusal, "submit.caller_name", submit->caller_name, LIMIT_NAME, false);
+    if (!rc)
+        rc = refuse_phone(refusal, "submit.caller_phone", submit->caller_phone);
+    if (!rc)
+        rc = refuse_text(refusal, "submit.description", submit->description, LIMIT_LONG_TEXT, true);
+    if (!rc)
+        rc = refuse_text(refusal, "submit.answer", submit->answer, LIMIT_LONG_TEXT, false);
+    if (!rc && submit->answered && submit->kind != DISPATCH__KIND__KIND_CONSULT)
+        rc = refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, "submit.answered",
+                    "submit.answered is only for kind KIND_CONSULT");
+    if (!rc && submit->answered &&
+        submit->transfer_to != DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_UNSPECIFIED)
+        rc = refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, "submit.answered",
+                    "submit.answered cannot go together with submit.transfer_to");
+    if (!rc && submit->answered && submit->answer[0] == '\0')
+        rc = refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "submit.answer",
+                    "submit.answer is required when submit.answered is set");
+    return rc;
+}
+
+static int check_callback(const Dispatch__Callback *callback, refusal_t *refusal)
+{
+    /* client_request_id was checked before the idempotency lookup. */
+    int rc = refuse_text(refusal, "callback.ticket_id", callback->ticket_id, LIMIT_ID, true);
+    if (!rc && !callback->unreachable)
+        rc = refuse_unset_enum(refusal, "callback.satisfaction", callback->satisfaction);
+    if (!rc)
+        rc = refuse_text(refusal, "callback.comment", callback->comment, LIMIT_TEXT, false);
+    return rc;
+}
+
+/* Decodes a request with the checks of codec_decode, mapped to error codes.
+ * *tag is the request's tag whenever the protobuf itself could be read. */
+static int decode_request(const void *body, size_t len, Dispatch__Request **ret, uint64_t *tag,
+                          refusal_t *refusal)
+{
+    char err[384] = "";
+    *tag = 0;
+    int rc = codec_decode(&dispatch__request__descriptor, body, len, INTAKE_MAX_REQUEST,
+                          (ProtobufCMessage **)ret, err, sizeof(err));
+    if (rc == 0) {
+        *tag = (*ret)->tag;
+        return 0;
+    }
+    if (rc == CODEC_BAD_UTF8 || rc == CODEC_BAD_ENUM) {
+        /* Readable but refused: the client still gets its tag back. */
+        Dispatch__Request *raw = dispatch__request__unpack(NULL, len, body);
+        if (raw) {
+            *tag = raw->tag;
+            dispatch__request__free_unpacked(raw, NULL);
+        }
+    }
+    return refuse_decode(refusal, rc, err, len, INTAKE_MAX_REQUEST, "dispatch.Request");
+}
+
+/* ---- idempotency keys -------------------------------------------------- */
+
+static size_t request_key(const char *actor, const char *client_request_id,
+                          unsigned char key[REQUEST_KEY_SIZE + 1])
+{
+    size_t actor_len = strlen(actor), id_len = strlen(client_request_id);
+    memcpy(key, actor, actor_len);
+    key[actor_len] = '\0';
+    memcpy(key + actor_len + 1, client_request_id, id_len);
+    return actor_len + 1 + id_len;
+}
+
+/* The record of an idempotency key, or NULL (*ret) when the key is new. */
+static int request_find(intake_t *self, MDB_txn *txn, const char *actor,
+                        const char *client_request_id, Dispatch__Intake__RequestRecord **ret)
+{
+    *ret = NULL;
+    unsigned char key_bytes[REQUEST_KEY_SIZE + 1];
+    MDB_val key = {request_key(actor, client_request_id, key_bytes), key_bytes}, value;
+    int rc = mdb_get(txn, self->requests, &key, &value);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return store_rc(rc);
+    *ret = dispatch__intake__request_record__unpack(NULL, value.mv_size, value.mv_data);
+    return *ret ? 0 : -EBADMSG;
+}
+
+static int request_store(intake_t *self, MDB_txn *txn, const char *actor,
+                         const char *client_request_id,
+                         const Dispatch__Intake__RequestRecord *record)
+{
+    unsigned char key_bytes[REQUEST_KEY_SIZE + 1];
+    MDB_val key = {request_key(actor, client_request_id, key_bytes), key_bytes};
+    void *packed;
+    size_t len;
+    int rc = codec_encode(&record->base, &packed, &len);
+    if (rc < 0)
+        return rc;
+    MDB_val value = {len, packed};
+    rc = store_rc(mdb_put(txn, self->requests, &key, &value, MDB_NOOVERWRITE));
+    free(packed);
+    return rc;
+}
+
+/* ---- submit ------------------------------------------------------------ */
+
+static const char *emergency_line_name(Dispatch__EmergencyLine line)
+{
+    switch (line) {
+    case DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_POLICE_110:
+        return "110 (police)";
+    case DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_FIRE_119:
+        return "119 (fire)";
+    case DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_AMBULANCE_120:
+        return "120 (ambulance)";
+    case DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_TRAFFIC_122:
+        return "122 (traffic police)";
+    default:
+        return "an emergency line";
+    }
+}
+
+static void ticket_from_submit(const Dispatch__SubmitTicket *submit, const char *id, int64_t now_ms,
+                               Dispatch__Ticket *ticket)
+{
+    dispatch__ticket__init(ticket);
+    ticket->id = (char *)id;
+    ticket->client_request_id = submit->client_request_id;
+    ticket->channel = submit->channel;
+    ticket->kind = submit->kind;
+    ticket->category = submit->category;
+    ticket->urgency = submit->urgency;
+    ticket->district = submit->district;
+    ticket->area = submit->area;
+    ticket->location = submit->location;
+    ticket->caller_name = submit->caller_name;
+    ticket->caller_phone = submit->caller_phone;
+    ticket->caller_confidential = submit->caller_confidential;
+    ticket->description = submit->description;
+    ticket->state = DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED;
+    ticket->registered_at = now_ms;
+    ticket->updated_at = now_ms;
+}
+
+/* The master learns of its duplicate in its own history. */
+static int master_note_duplicate(intake_t *self, MDB_txn *txn, ticket_work_t *master,
+                                 const char *duplicate_id, const char *reason, const char *actor,
+                                 int64_t now_ms)
+{
+    char text[256];
+    snprintf(text, sizeof(text), "duplicate %s merged into this ticket (%s)", duplicate_id, reason);
+    Dispatch__HistoryEntry entry = DISPATCH__HISTORY_ENTRY__INIT;
+    entry.at = now_ms;
+    entry.type = DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_MERGED;
+    entry.actor = (char *)actor;
+    entry.text = text;
+    int rc = intake_history_append(self, txn, master, &entry);
+    master->ticket.updated_at = now_ms;
+    return rc == 0 ? intake_work_save(self, txn, master) : rc;
+}
+
+/* Registers a new ticket (validated) and fills *outcome. */
+static int submit_register(intake_t *self, MDB_txn *txn, const Dispatch__SubmitTicket *submit,
+                           const char *actor, int64_t now_ms, Dispatch__SubmitReply *outcome,
+                           char id[IDS_TICKET_SIZE], char master_id[LIMIT_ID + 1])
+{
+    int rc = intake_ticket_id_next(self, txn, now_ms, id);
+    if (rc < 0)
+        return rc;
+    ticket_work_t work = {0}, master = {0};
+    ticket_from_submit(submit, id, now_ms, &work.ticket);
+    Dispatch__Ticket *ticket = &work.ticket;
+    int match = INTAKE_MATCH_PHONE;
+    bool transfer = submit->transfer_to != DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_UNSPECIFIED;
+    if (!transfer && (rc = intake_duplicate_find(self, txn, ticket, now_ms, &master, &match)) < 0)
+        return rc;
+
+    Dispatch__Event registered = DISPATCH__EVENT__INIT, second = DISPATCH__EVENT__INIT;
+    Dispatch__TicketRegistered registered_body = DISPATCH__TICKET_REGISTERED__INIT;
+    Dispatch__TicketTransferred transferred = DISPATCH__TICKET_TRANSFERRED__INIT;
+    Dispatch__TicketMerged merged = DISPATCH__TICKET_MERGED__INIT;
+    Dispatch__TicketResolved resolved = DISPATCH__TICKET_RESOLVED__INIT;
+    char note[128];
+    registered.body_case = DISPATCH__EVENT__BODY_TICKET_REGISTERED;
+    registered.ticket_registered = &registered_body;
+    registered_body.ticket = ticket;
+
+    if (transfer) {
+        ticket->state = DISPATCH__TICKET_STATE__TICKET_STATE_TRANSFERRED;
+        ticket->transferred_to = submit->transfer_to;
+        snprintf(note, sizeof(note), "handed over to %s", emergency_line_name(submit->transfer_to));
+        transferred.line = submit->transfer_to;
+        transferred.note = note;
+        second.body_case = DISPATCH__EVENT__BODY_TICKET_TRANSFERRED;
+        second.ticket_transferred = &transferred;
+    } else if (master.loaded) {
+        snprintf(master_id, LIMIT_ID + 1, "%s", master.ticket.id);
+        ticket->state = DISPATCH__TICKET_STATE__TICKET_STATE_MERGED;
+        ticket->master_id = master_id;
+        merged.master_id = master_id;
+        merged.reason = (char *)intake_match_reason(match);
+        second.body_case = DISPATCH__EVENT__BODY_TICKET_MERGED;
+        second.ticket_merged = &merged;
+    } else if (submit->answered) {
+        ticket->state = DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED;
+        ticket->answered_at_intake = true;
+        ticket->answer = submit->answer;
+        ticket->resolved_at = now_ms;
+        ticket->result = DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_EXPLAINED;
+        resolved.result = ticket->result;
+        resolved.text = submit->answer;
+        resolved.at_intake = true;
+        second.body_case = DISPATCH__EVENT__BODY_TICKET_RESOLVED;
+        second.ticket_resolved = &resolved;
+    }
+
+    /* The ticket is new: its id was never used (counters), so its history
+     * starts empty. */
+    rc = intake_emit(self, txn, &work, &registered, actor, now_ms);
+    if (rc == 0 && second.body_case != DISPATCH__EVENT__BODY__NOT_SET)
+        rc = intake_emit(self, txn, &work, &second, actor, now_ms);
+    if (rc == 0 && master.loaded)
+        rc = master_note_duplicate(self, txn, &master, id, intake_match_reason(match), actor,
+                                   now_ms);
+    if (rc == 0 && !lifecycle_state_final(ticket->state) && self->duplicate_window_ms > 0)
+        rc = intake_duplicate_index(self, txn, &work);
+    if (rc == 0)
+        rc = intake_work_save(self, txn, &work);
+    intake_work_release(&master);
+    if (rc < 0)
+        return rc;
+
+    outcome->ticket_id = id;
+    outcome->state = ticket->state;
+    outcome->master_id = ticket->master_id;
+    outcome->created = true;
+    outcome->registered_at = now_ms;
+    return 0;
+}
+
+static int handle_submit(intake_t *self, MDB_txn *txn, const Dispatch__Request *request,
+                         int64_t now_ms, Dispatch__Reply **ret)
+{
+    const Dispatch__SubmitTicket *submit = request->submit;
+    const char *actor = request->actor[0] ? request->actor : DEFAULT_ACTOR;
+    refusal_t refusal;
+    if (refuse_text(&refusal, "submit.client_request_id", submit->client_request_id, LIMIT_ID,
+                    true))
+        return reply_refusal(request->tag, &refusal, ret);
+
+    Dispatch__Reply draft = DISPATCH__REPLY__INIT;
+    draft.tag = request->tag;
+    draft.body_case = DISPATCH__REPLY__BODY_SUBMIT;
+
+    Dispatch__Intake__RequestRecord *earlier;
+    int rc = request_find(self, txn, request->actor, submit->client_request_id, &earlier);
+    if (rc == -EBADMSG) {
+        refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_INTERNAL, "submit.client_request_id",
+               "the stored outcome of this client_request_id is unreadable");
+        return reply_refusal(request->tag, &refusal, ret);
+    }
+    if (rc < 0)
+        return rc;
+    if (earlier) {
+        if (earlier->reply_case == DISPATCH__INTAKE__REQUEST_RECORD__REPLY_SUBMIT) {
+            Dispatch__SubmitReply replay = *earlier->submit;
+            replay.created = false;
+            draft.submit = &replay;
+            rc = reply_finish(&draft, ret);
+        } else {
+            refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "submit.client_request_id",
+                   "submit.client_request_id '%s' was already used by a callback",
+                   submit->client_request_id);
+            rc = reply_refusal(request->tag, &refusal, ret);
+        }
+        protobuf_c_message_free_unpacked(&earlier->base, NULL);
+        return rc;
+    }
+
+    if (check_submit(self, submit, &refusal))
+        return reply_refusal(request->tag, &refusal, ret);
+
+    Dispatch__SubmitReply outcome = DISPATCH__SUBMIT_REPLY__INIT;
+    char id[IDS_TICKET_SIZE], master_id[LIMIT_ID + 1] = "";
+    rc = submit_register(self, txn, submit, actor, now_ms, &outcome, id, master_id);
+    Dispatch__Intake__RequestRecord record = DISPATCH__INTAKE__REQUEST_RECORD__INIT;
+    record.ticket_id = id;
+    record.reply_case = DISPATCH__INTAKE__REQUEST_RECORD__REPLY_SUBMIT;
+    record.submit = &outcome;
+    if (rc == 0)
+        rc = request_store(self, txn, request->actor, submit->client_request_id, &record);
+    if (rc < 0)
+        return rc;
+    draft.submit = &outcome;
+    return reply_finish(&draft, ret);
+}
+
+/* ---- get_ticket -------------------------------------------------------- */
+
+static int handle_get_ticket(intake_t *self, MDB_txn *txn, const Dispatch__Request *request,
+                             Dispatch__Reply **ret)
+{
+    const Dispatch__GetTicket *get = request->get_ticket;
+    refusal_t refusal;
+    if (refuse_text(&refusal, "get_ticket.ticket_id", get->ticket_id, LIMIT_ID, true))
+        return reply_refusal(request->tag, &refusal, ret);
+    ticket_work_t work;
+    int rc = intake_work_load(self, txn, get->ticket_id, &work);
+    if (rc == -ENOENT) {
+        refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "get_ticket.ticket_id",
+               "no ticket '%s' at this intake", get->ticket_id);
+        return reply_refusal(request->tag, &refusal, ret);
+    }
+    if (rc == -EBADMSG) {
+        refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_INTERNAL, "get_ticket.ticket_id",
+               "the record of ticket '%s' is unreadable", get->ticket_id);
+        return reply_refusal(request->tag, &refusal, ret);
+    }
+    if (rc < 0)
+        return rc;
+
+    Dispatch__HistoryEntry **history =
+        calloc(work.history_count ? work.history_count : 1, sizeof(*history));
+    size_t count = 0;
+    rc = history ? 0 : -ENOMEM;
+    for (uint32_t i = 0; rc == 0 && i < work.history_count; i++) {
+        unsigned char key_bytes[HISTORY_KEY_SIZE];
+        MDB_val key = {intake_history_key(work.ticket.id, i, key_bytes), key_bytes}, value;
+        int found = mdb_get(txn, self->history, &key, &value);
+        if (found == MDB_NOTFOUND)
+            continue; /* cannot happen (invariant); show what there is */
+        if (found != 0) {
+            rc = store_rc(found);
+            break;
+        }
+        history[count] = dispatch__history_entry__unpack(NULL, value.mv_size, value.mv_data);
+        if (history[count])
+            count++;
+    }
+    if (rc == 0) {
+        Dispatch__TicketView view = DISPATCH__TICKET_VIEW__INIT;
+        view.ticket = &work.ticket;
+        view.n_history = count;
+        view.history = history;
+        Dispatch__Reply draft = DISPATCH__REPLY__INIT;
+        draft.tag = request->tag;
+        draft.body_case = DISPATCH__REPLY__BODY_TICKET;
+        draft.ticket = &view;
+        rc = reply_finish(&draft, ret);
+    }
+    for (size_t i = 0; i < count; i++)
+        protobuf_c_message_free_unpacked(&history[i]->base, NULL);
+    free(history);
+    intake_work_release(&work);
+    return rc;
+}
+
+/* ---- callback ---------------------------------------------------------- */
+
+/* Applies a callback to a RESOLVED ticket: CalledBack, then TicketClosed or
+ * TicketReopened. */
+static int callback_apply(intake_t *self, MDB_txn *txn, ticket_work_t *work,
+                          const Dispatch__Callback *callback, const char *actor, int64_t now_ms)
+{
+    Dispatch__Ticket *ticket = &work->ticket;
+    bool reopen = !callback->unreachable &&
+                  (callback->satisfaction == DISPATCH__SATISFACTION__SATISFACTION_UNSATISFIED ||
+                   !callback->solved);
+    Dispatch__Satisfaction satisfaction = callback->unreachable
+                                              ? DISPATCH__SATISFACTION__SATISFACTION_UNSPECIFIED
+                                              : callback->satisfaction;
+
+    Dispatch__CalledBack called = DISPATCH__CALLED_BACK__INIT;
+    called.satisfaction = satisfaction;
+    called.solved = callback->solved;
+    called.unreachable = callback->unreachable;
+    called.comment = callback->comment;
+    Dispatch__Event first = DISPATCH__EVENT__INIT, second = DISPATCH__EVENT__INIT;
+    first.body_case = DISPATCH__EVENT__BODY_CALLED_BACK;
+    first.called_back = &called;
+
+    Dispatch__TicketReopened reopened = DISPATCH__TICKET_REOPENED__INIT;
+    Dispatch__TicketClosed closed = DISPATCH__TICKET_CLOSED__INIT;
+    if (reopen) {
+        reopened.reason = callback->comment;
+        reopened.reopen_count = ticket->reopen_count + 1;
+        reopened.satisfaction = satisfaction;
+        second.body_case = DISPATCH__EVENT__BODY_TICKET_REOPENED;
+        second.ticket_reopened = &reopened;
+    } else {
+        closed.satisfaction = satisfaction;
+        closed.note =
+            callback->unreachable ? "caller unreachable: closed without rating" : callback->comment;
+        second.body_case = DISPATCH__EVENT__BODY_TICKET_CLOSED;
+        second.ticket_closed = &closed;
+    }
+    int rc = intake_emit(self, txn, work, &first, actor, now_ms);
+    if (rc == 0)
+        rc = intake_emit(self, txn, work, &second, actor, now_ms);
+    if (rc == 0 && !reopen)
+        rc = intake_duplicate_unindex(self, txn, work);
+    return rc == 0 ? intake_work_save(self, txn, work) : rc;
+}
+
+static const char *state_name(Dispatch__TicketState state)
+{
+    const ProtobufCEnumValue *value =
+        protobuf_c_enum_descriptor_get_value(&dispatch__ticket_state__descriptor, (int)state);
+    return value ? value->name : "?";
+}
+
+static int handle_callback(intake_t *self, MDB_txn *txn, const Dispatch__Request *request,
+                           int64_t now_ms, Dispatch__Reply **ret)
+{
+    const Dispatch__Callback *callback = request->callback;
+    const char *actor = request->actor[0] ? request->actor : DEFAULT_ACTOR;
+    refusal_t refusal;
+    if (refuse_text(&refusal, "callback.client_request_id", callback->client_request_id, LIMIT_ID,
+                    true))
+        return reply_refusal(request->tag, &refusal, ret);
+
+    Dispatch__Reply draft = DISPATCH__REPLY__INIT;
+    draft.tag = request->tag;
+    draft.body_case = DISPATCH__REPLY__BODY_CALLBACK;
+
+    Dispatch__Intake__RequestRecord *earlier;
+    int rc = request_find(self, txn, request->actor, callback->client_request_id, &earlier);
+    if (rc == -EBADMSG) {
+        refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_INTERNAL, "callback.client_request_id",
+               "the stored outcome of this client_request_id is unreadable");
+        return reply_refusal(request->tag, &refusal, ret);
+    }
+    if (rc < 0)
+        return rc;
+    if (earlier) {
+        if (earlier->reply_case == DISPATCH__INTAKE__REQUEST_RECORD__REPLY_CALLBACK) {
+            draft.callback = earlier->callback;
+            rc = reply_finish(&draft, ret);
+        } else {
+            refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
+                   "callback.client_request_id",
+                   "callback.client_request_id '%s' was already used by a submit",
+                   callback->client_request_id);
+            rc = reply_refusal(request->tag, &refusal, ret);
+        }
+        protobuf_c_message_free_unpacked(&earlier->base, NULL);
+        return rc;
+    }
+
+    if (check_callback(callback, &refusal))
+        return reply_refusal(request->tag, &refusal, ret);
+    ticket_work_t work;
+    rc = intake_work_load(self, txn, callback->ticket_id, &work);
+    if (rc == -ENOENT || rc == -EBADMSG) {
+        refuse(&refusal,
+               rc == -ENOENT ? DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND
+                             : DISPATCH__ERROR_CODE__ERROR_CODE_INTERNAL,
+               "callback.ticket_id",
+               rc == -ENOENT ? "no ticket '%s' at this intake"
+                             : "the record of ticket '%s' is unreadable",
+               callback->ticket_id);
+        return reply_refusal(request->tag, &refusal, ret);
+    }
+    if (rc < 0)
+        return rc;
+    if (work.ticket.state != DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED) {
+        refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "callback.ticket_id",
+               "ticket '%s' is %s; a callback needs TICKET_STATE_RESOLVED", callback->ticket_id,
+               state_name(work.ticket.state));
+        intake_work_release(&work);
+        return reply_refusal(request->tag, &refusal, ret);
+    }
+
+    rc = callback_apply(self, txn, &work, callback, actor, now_ms);
+    Dispatch__CallbackReply outcome = DISPATCH__CALLBACK_REPLY__INIT;
+    outcome.ticket_id = work.ticket.id;
+    outcome.state = work.ticket.state;
+    outcome.reopen_count = work.ticket.reopen_count;
+    Dispatch__Intake__RequestRecord record = DISPATCH__INTAKE__REQUEST_RECORD__INIT;
+    record.ticket_id = work.ticket.id;
+    record.reply_case = DISPATCH__INTAKE__REQUEST_RECORD__REPLY_CALLBACK;
+    record.callback = &outcome;
+    if (rc == 0)
+        rc = request_store(self, txn, request->actor, callback->client_request_id, &record);
+    if (rc == 0) {
+        draft.callback = &outcome;
+        rc = reply_finish(&draft, ret);
+    }
+    intake_work_release(&work);
+    return rc;
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+int intake_handle_request(intake_t *self, MDB_txn *txn, const void *body, size_t len,
+                          int64_t now_ms, Dispatch__Reply **ret)
+{
+    *ret = NULL;
+    refusal_t refusal;
+    Dispatch__Request *request = NULL;
+    uint64_t tag;
+    if (decode_request(body, len, &request, &tag, &refusal))
+        return reply_refusal(tag, &refusal, ret);
+
+    int rc;
+    if (refuse_text(&refusal, "actor", request->actor, LIMIT_ID, false)) {
+        rc = reply_refusal(request->tag, &refusal, ret);
+    } else {
+        switch (request->body_case) {
+        case DISPATCH__REQUEST__BODY_SUBMIT:
+            rc = handle_submit(self, txn, request, now_ms, ret);
+            break;
+        case DISPATCH__REQUEST__BODY_GET_TICKET:
+            rc = handle_get_ticket(self, txn, request, ret);
+            break;
+        case DISPATCH__REQUEST__BODY_CALLBACK:
+            rc = handle_callback(self, txn, request, now_ms, ret);
+            break;
+        default:
+            refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
+                   "the request holds none of submit, get_ticket, callback");
+            rc = reply_refusal(request->tag, &refusal, ret);
+            break;
+        }
+    }
+    protobuf_c_message_free_unpacked(&request->base, NULL);
+    if (rc < 0 && *ret) {
+        intake_reply_free(*ret);
+        *ret = NULL;
+    }
+    return rc;
+}

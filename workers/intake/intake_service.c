@@ -1,0 +1,190 @@
+/* intake_service: the worker around the handlers: the request endpoint,
+ * batches answered after their commit, options. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "codec.h"
+#include "endpoint.h"
+#include "intake_internal.h"
+
+/* ---- the worker loop --------------------------------------------------- */
+
+/* Peeks at a queued request: does handling it write? */
+static bool request_writes(const void *body, size_t len, uint64_t *tag)
+{
+    ProtobufCMessage *msg;
+    char err[256];
+    *tag = 0;
+    if (codec_decode(&dispatch__request__descriptor, body, len, INTAKE_MAX_REQUEST, &msg, err,
+                     sizeof(err)) < 0)
+        return false;
+    Dispatch__Request *request = (Dispatch__Request *)msg;
+    *tag = request->tag;
+    bool writes = request->body_case == DISPATCH__REQUEST__BODY_SUBMIT ||
+                  request->body_case == DISPATCH__REQUEST__BODY_CALLBACK;
+    protobuf_c_message_free_unpacked(msg, NULL);
+    return writes;
+}
+
+static void reply_unavailable(intake_t *self, size_t i)
+{
+    endpoint_request_t request;
+    endpoint_request(self->endpoint, i, &request);
+    uint64_t tag;
+    request_writes(request.body, request.body_len, &tag);
+    Dispatch__Error error = DISPATCH__ERROR__INIT;
+    error.code = DISPATCH__ERROR_CODE__ERROR_CODE_UNAVAILABLE;
+    error.message =
+        (char *)"storage failure: nothing was applied; retry with the same client_request_id";
+    Dispatch__Reply reply = DISPATCH__REPLY__INIT;
+    reply.tag = tag;
+    reply.body_case = DISPATCH__REPLY__BODY_ERROR;
+    reply.error = &error;
+    endpoint_reply(self->endpoint, i, &reply.base);
+}
+
+/* Handles request i in txn and sets its reply. */
+static int answer(intake_t *self, MDB_txn *txn, size_t i, int64_t now_ms)
+{
+    endpoint_request_t request;
+    endpoint_request(self->endpoint, i, &request);
+    Dispatch__Reply *reply;
+    int rc = intake_handle_request(self, txn, request.body, request.body_len, now_ms, &reply);
+    if (rc < 0)
+        return rc;
+    rc = endpoint_reply(self->endpoint, i, &reply->base);
+    intake_reply_free(reply);
+    return rc;
+}
+
+static size_t loop_pollitems(void *app, zmq_pollitem_t *items, size_t capacity)
+{
+    intake_t *self = app;
+    if (capacity == 0)
+        return 0;
+    items[0] = (zmq_pollitem_t){.socket = endpoint_socket(self->endpoint), .events = ZMQ_POLLIN};
+    return 1;
+}
+
+static bool loop_drain(void *app, int64_t now_ms)
+{
+    (void)now_ms;
+    intake_t *self = app;
+    self->batch_applied = false;
+    size_t count = endpoint_drain(self->endpoint);
+    bool writes = false;
+    for (size_t i = 0; i < count && !writes; i++) {
+        endpoint_request_t request;
+        endpoint_request(self->endpoint, i, &request);
+        uint64_t tag;
+        writes = request_writes(request.body, request.body_len, &tag);
+    }
+    return writes;
+}
+
+static int loop_apply(void *app, MDB_txn *txn)
+{
+    intake_t *self = app;
+    self->batch_applied = true;
+    endpoint_clear_replies(self->endpoint);
+    int64_t now_ms = clock_now_ms();
+    size_t count = endpoint_count(self->endpoint);
+    for (size_t i = 0; i < count; i++) {
+        int rc = answer(self, txn, i, now_ms);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void loop_done(void *app, int rc)
+{
+    intake_t *self = app;
+    size_t count = endpoint_count(self->endpoint);
+    if (count > 0 && rc != 0) {
+        for (size_t i = 0; i < count; i++)
+            reply_unavailable(self, i);
+    } else if (count > 0 && !self->batch_applied) {
+        /* Nothing to write: reads and refusals, from a read transaction. */
+        MDB_txn *txn;
+        bool readable = store_read_begin(self->store, &txn) == 0;
+        int64_t now_ms = clock_now_ms();
+        for (size_t i = 0; i < count; i++)
+            if (!readable || answer(self, txn, i, now_ms) < 0)
+                reply_unavailable(self, i);
+        if (readable)
+            store_read_end(&txn);
+    }
+    endpoint_flush(self->endpoint);
+    self->batch_applied = false;
+}
+
+/* --duplicate-window-minutes N (or =N); nothing else. */
+static int parse_options(int argc, char **argv, intake_options_t *options)
+{
+    static const char flag[] = "--duplicate-window-minutes";
+    for (int i = 1; i < argc; i++) {
+        const char *value = NULL;
+        if (strcmp(argv[i], flag) == 0 && i + 1 < argc)
+            value = argv[++i];
+        else if (strncmp(argv[i], flag, sizeof(flag) - 1) == 0 && argv[i][sizeof(flag) - 1] == '=')
+            value = argv[i] + sizeof(flag);
+        else
+            return -EINVAL;
+        char *end;
+        errno = 0;
+        long long minutes = strtoll(value, &end, 10);
+        if (errno || end == value || *end || minutes < 0 || minutes > INT64_MAX / MINUTE_MS)
+            return -EINVAL;
+        options->duplicate_window_minutes = minutes;
+    }
+    return 0;
+}
+
+static int intake_start(worker_t *worker, int argc, char **argv, void **app)
+{
+    intake_options_t options;
+    intake_options_init(&options);
+    int rc = parse_options(argc, argv, &options);
+    const config_worker_t *self_config = worker_self(worker);
+    if (rc == 0 && !self_config->request)
+        rc = -EINVAL; /* an intake without a request endpoint serves no one */
+    intake_t *self = NULL;
+    if (rc == 0)
+        rc = intake_new(worker_store(worker), worker_bus(worker), worker_config(worker),
+                        self_config->name, &options, &self);
+    if (rc < 0)
+        return rc;
+    rc = endpoint_new(worker_zmq(worker), self_config->request, INTAKE_MAX_REQUEST, 0,
+                      &self->endpoint);
+    if (rc == 0)
+        rc = worker_announce(worker, "request", endpoint_url(self->endpoint));
+    if (rc < 0) {
+        intake_destroy(&self);
+        return rc;
+    }
+    *app = self;
+    return 0;
+}
+
+static void intake_stop(void *app)
+{
+    intake_t *self = app;
+    intake_destroy(&self);
+}
+
+const worker_kind_t intake_kind = {
+    .kind = "intake",
+    .start = intake_start,
+    .stop = intake_stop,
+    .apply = intake_apply_event,
+    .loop =
+        {
+            .pollitems = loop_pollitems,
+            .drain = loop_drain,
+            .apply = loop_apply,
+            .done = loop_done,
+        },
+};
