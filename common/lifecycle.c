@@ -29,14 +29,14 @@ static const lifecycle_event_t rows[] = {
     ROW(TICKET_TRIAGED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(TRIAGE)),
     ROW(TRIAGE_ASSIGNED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(UNSPECIFIED)),
     ROW(REMINDER_SENT, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED)),
-    ROW(TICKET_OVERDUE, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED)),
+    ROW(TICKET_OVERDUE, ESCALATION, INTAKE | AUDIT, STATE(UNSPECIFIED)),
     ROW(TICKET_ESCALATED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED)),
-    ROW(SIGN_OFF_REQUESTED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED)),
+    ROW(SIGN_OFF_REQUESTED, ESCALATION, INTAKE | AUDIT, STATE(UNSPECIFIED)),
     ROW(SIGNED_OFF, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED)),
     ROW(EXTENSION_REQUESTED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(UNSPECIFIED)),
     ROW(EXTENSION_GRANTED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED)),
     ROW(EXTENSION_REFUSED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED)),
-    ROW(CLOCK_PAUSED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED)),
+    ROW(CLOCK_PAUSED, ESCALATION, INTAKE | AUDIT, STATE(UNSPECIFIED)),
     ROW(CLOCK_RESUMED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED)),
     ROW(PROGRESS_REPORTED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(UNSPECIFIED)),
     ROW(TICKET_RESOLVED, ROUTER | INTAKE, INTAKE | ROUTER | ESCALATION | AUDIT, STATE(RESOLVED)),
@@ -144,8 +144,9 @@ int lifecycle_apply(Dispatch__Ticket *ticket, const Dispatch__Event *event, int6
                     lifecycle_strings_t strings)
 {
     ticket->updated_at = at;
-    if (lifecycle_state_final(ticket->state))
-        return 0;
+    if (lifecycle_state_final(ticket->state) ||
+        event->body_case == DISPATCH__EVENT__BODY_TICKET_REGISTERED)
+        return 0; /* a registration's body is the ticket itself */
     ticket->state = lifecycle_state_after(ticket->state, event->body_case);
     int rc = 0;
     switch (event->body_case) {
@@ -194,9 +195,8 @@ int lifecycle_apply(Dispatch__Ticket *ticket, const Dispatch__Event *event, int6
         ticket->resolved_at = at;
         ticket->result = event->ticket_resolved->result;
         break;
-    case DISPATCH__EVENT__BODY_CALLED_BACK:
-        if (event->called_back->satisfaction)
-            ticket->satisfaction = event->called_back->satisfaction;
+    case DISPATCH__EVENT__BODY_CALLED_BACK: /* the last callback's, none when unreachable */
+        ticket->satisfaction = event->called_back->satisfaction;
         break;
     case DISPATCH__EVENT__BODY_TICKET_REOPENED: {
         const Dispatch__TicketReopened *reopened = event->ticket_reopened;

@@ -2,18 +2,19 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "record.h"
-#include "router_error.h"
+#include "refusal.h"
 #include "router_state.pb-c.h"
 
 #define PEER_MAX 255
-#define QUEUE_KEY_SIZE (ROUTER_ID_MAX + 1 + 8)
+#define QUEUE_KEY_SIZE (LIMIT_ID + 1 + 8)
 
 typedef struct session {
-    char unit[ROUTER_ID_MAX + 1]; /* "" = free slot */
+    char unit[LIMIT_ID + 1]; /* "" = free slot */
     unsigned char peer[PEER_MAX];
     size_t peer_len;
     bool online;
@@ -23,7 +24,7 @@ typedef struct session {
 } session_t;
 
 typedef struct pending_ack {
-    char unit[ROUTER_ID_MAX + 1];
+    char unit[LIMIT_ID + 1];
     unsigned char peer[PEER_MAX];
     size_t peer_len;
     uint64_t seq;
@@ -37,7 +38,7 @@ struct deliveries {
     size_t capacity, used;
     pending_ack_t *acks; /* acks of the running batch */
     size_t ack_count, ack_capacity;
-    char (*due)[ROUTER_ID_MAX + 1]; /* units to push to after the batch */
+    char (*due)[LIMIT_ID + 1]; /* units to push to after the batch */
     size_t due_count, due_capacity;
     unsigned char *buffer; /* one pushed body */
     size_t buffer_size;
@@ -88,7 +89,7 @@ static session_t *session_get(deliveries_t *self, const char *unit)
     if (slot)
         return slot;
     size_t len = strlen(unit);
-    if (len > ROUTER_ID_MAX)
+    if (len > LIMIT_ID)
         return NULL;
     if ((self->used + 1) * 2 > self->capacity && grow(self) < 0)
         return NULL;
@@ -144,7 +145,7 @@ static size_t queue_key(unsigned char *key, const char *unit, uint64_t seq)
 static int unit_id_ok(const char *unit)
 {
     size_t len = strlen(unit);
-    return len > 0 && len <= ROUTER_ID_MAX;
+    return len > 0 && len <= LIMIT_ID;
 }
 
 int deliveries_counters(deliveries_t *self, MDB_txn *txn, const char *unit_id, uint64_t *last_seq,
@@ -189,7 +190,7 @@ static int due_add(deliveries_t *self, const char *unit)
         self->due = grown;
         self->due_capacity = capacity;
     }
-    snprintf(self->due[self->due_count++], ROUTER_ID_MAX + 1, "%s", unit);
+    snprintf(self->due[self->due_count++], LIMIT_ID + 1, "%s", unit);
     session->push_due = true;
     return 0;
 }

@@ -11,11 +11,11 @@
 
 /* Longer parent chains than this are taken for a cycle. */
 #define REGISTRY_MAX_DEPTH 256
-#define RULE_KEY_SIZE (3 * ROUTER_ID_MAX + 3)
+#define RULE_KEY_SIZE (3 * LIMIT_ID + 3)
 
 struct registry {
     MDB_dbi units, rules;
-    char district[ROUTER_ID_MAX + 1];
+    char district[LIMIT_ID + 1];
 };
 
 static const char *const level_names[] = {
@@ -44,7 +44,7 @@ const char *registry_level_name(Dispatch__UnitLevel level)
 
 int registry_new(store_t *store, const char *district, registry_t **ret)
 {
-    if (strlen(district) > ROUTER_ID_MAX)
+    if (strlen(district) > LIMIT_ID)
         return -EINVAL;
     registry_t *self = calloc(1, sizeof(*self));
     if (!self)
@@ -77,7 +77,7 @@ const char *registry_district(const registry_t *self)
 int registry_unit_get(registry_t *self, MDB_txn *txn, const char *id, Dispatch__Unit **ret)
 {
     *ret = NULL;
-    if (!*id || strlen(id) > ROUTER_ID_MAX)
+    if (!*id || strlen(id) > LIMIT_ID)
         return -ENOENT;
     return record_get(txn, self->units, id, strlen(id), &dispatch__unit__descriptor,
                       (ProtobufCMessage **)ret);
@@ -96,23 +96,23 @@ int registry_unit_usable(registry_t *self, MDB_txn *txn, const char *id, bool *u
 /* An id: 1..64 bytes, no '/' (it separates a unit from a session in a
  * routing id), no control characters. */
 static int check_id(const char *value, bool required, const char *field, const char *what,
-                    router_error_t *err)
+                    refusal_t *err)
 {
     size_t len = strlen(value);
     if (len == 0)
-        return required ? router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
-                                           field, "%s is required", what)
+        return required ? refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, field,
+                                 "%s is required", what)
                         : 0;
-    if (len > ROUTER_ID_MAX)
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, field,
-                                "%s is %zu bytes, at most %d", what, len, ROUTER_ID_MAX);
+    if (len > LIMIT_ID)
+        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, field,
+                      "%s is %zu bytes, at most %d", what, len, LIMIT_ID);
     if (!codec_utf8_valid(value, len))
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_INVALID_UTF8, field,
-                                "%s is not valid UTF-8", what);
+        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_INVALID_UTF8, field,
+                      "%s is not valid UTF-8", what);
     for (const unsigned char *p = (const unsigned char *)value; *p; p++)
         if (*p < 0x20 || *p == 0x7f || *p == '/')
-            return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, field,
-                                    "%s may not contain '/' or control characters", what);
+            return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, field,
+                          "%s may not contain '/' or control characters", what);
     return 0;
 }
 
@@ -122,69 +122,68 @@ static void join_field(char *out, size_t len, const char *base, const char *name
 }
 
 int registry_check_unit(registry_t *self, MDB_txn *txn, const Dispatch__Unit *unit,
-                        bool check_parent, const char *field, router_error_t *err)
+                        bool check_parent, const char *field, refusal_t *err)
 {
     char path[128];
     if (!unit)
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, field,
-                                "a unit is required");
+        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, field,
+                      "a unit is required");
     join_field(path, sizeof(path), field, "id");
     if (check_id(unit->id, true, path, "unit id", err))
-        return ROUTER_REFUSED;
+        return REFUSED;
     join_field(path, sizeof(path), field, "name");
     size_t name_len = strlen(unit->name);
     if (name_len == 0)
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, path,
-                                "unit name is required");
-    if (name_len > ROUTER_NAME_MAX)
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, path,
-                                "unit name is %zu bytes, at most %d", name_len, ROUTER_NAME_MAX);
+        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, path,
+                      "unit name is required");
+    if (name_len > LIMIT_NAME)
+        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, path,
+                      "unit name is %zu bytes, at most %d", name_len, LIMIT_NAME);
     if (!codec_utf8_valid(unit->name, name_len))
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_INVALID_UTF8, path,
-                                "unit name is not valid UTF-8");
+        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_INVALID_UTF8, path,
+                      "unit name is not valid UTF-8");
     join_field(path, sizeof(path), field, "level");
     if (unit->level == DISPATCH__UNIT_LEVEL__UNIT_LEVEL_UNSPECIFIED)
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, path,
-                                "unit level is required");
+        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, path,
+                      "unit level is required");
     if (!protobuf_c_enum_descriptor_get_value(&dispatch__unit_level__descriptor, unit->level))
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, path,
-                                "unit level %d is unknown", unit->level);
+        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, path,
+                      "unit level %d is unknown", unit->level);
     join_field(path, sizeof(path), field, "district");
     if (check_id(unit->district, false, path, "district", err))
-        return ROUTER_REFUSED;
+        return REFUSED;
     join_field(path, sizeof(path), field, "parent_id");
     if (check_id(unit->parent_id, false, path, "parent id", err))
-        return ROUTER_REFUSED;
+        return REFUSED;
     if (strcmp(unit->parent_id, unit->id) == 0)
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, path,
-                                "unit %s cannot be its own parent", unit->id);
+        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, path,
+                      "unit %s cannot be its own parent", unit->id);
     if (!check_parent || !*unit->parent_id)
         return 0;
 
     /* Walk up from the parent: reaching the unit itself would close a cycle. */
-    char current[ROUTER_ID_MAX + 1];
+    char current[LIMIT_ID + 1];
     snprintf(current, sizeof(current), "%s", unit->parent_id);
     for (int depth = 0; *current; depth++) {
         if (depth == REGISTRY_MAX_DEPTH)
-            return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, path,
-                                    "the hierarchy above %s is deeper than %d levels", unit->id,
-                                    REGISTRY_MAX_DEPTH);
+            return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, path,
+                          "the hierarchy above %s is deeper than %d levels", unit->id,
+                          REGISTRY_MAX_DEPTH);
         Dispatch__Unit *ancestor;
         int rc = registry_unit_get(self, txn, current, &ancestor);
         if (rc == -ENOENT)
-            return depth == 0
-                       ? router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, path,
-                                          "parent unit %s is not registered", unit->parent_id)
-                       : 0;
+            return depth == 0 ? refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, path,
+                                       "parent unit %s is not registered", unit->parent_id)
+                              : 0;
         if (rc < 0)
             return rc;
         bool cycle = strcmp(ancestor->id, unit->id) == 0;
         snprintf(current, sizeof(current), "%s", ancestor->parent_id);
         dispatch__unit__free_unpacked(ancestor, NULL);
         if (cycle)
-            return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, path,
-                                    "parent %s is below unit %s: that would make a cycle",
-                                    unit->parent_id, unit->id);
+            return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, path,
+                          "parent %s is below unit %s: that would make a cycle", unit->parent_id,
+                          unit->id);
     }
     return 0;
 }
@@ -239,7 +238,7 @@ static int match_child(const Dispatch__Unit *unit, void *ctx)
     child_search_t *search = ctx;
     if (strcmp(unit->parent_id, search->parent) != 0)
         return 0;
-    snprintf(search->child, ROUTER_ID_MAX + 1, "%s", unit->id);
+    snprintf(search->child, LIMIT_ID + 1, "%s", unit->id);
     return 1;
 }
 
@@ -270,53 +269,52 @@ static size_t rule_key(const registry_t *self, char *key, const char *category, 
 }
 
 int registry_check_rule(registry_t *self, MDB_txn *txn, const Dispatch__RoutingRule *rule,
-                        const char *field, router_error_t *err)
+                        const char *field, refusal_t *err)
 {
     char path[128];
     if (!rule)
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, field,
-                                "a rule is required");
+        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, field,
+                      "a rule is required");
     join_field(path, sizeof(path), field, "district");
     if (check_id(rule->district, true, path, "district", err))
-        return ROUTER_REFUSED;
+        return REFUSED;
     if (strcmp(rule->district, self->district) != 0)
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, path,
-                                "district %s is served by its own router; this router serves %s",
-                                rule->district, self->district);
+        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, path,
+                      "district %s is served by its own router; this router serves %s",
+                      rule->district, self->district);
     join_field(path, sizeof(path), field, "category");
     if (check_id(rule->category, true, path, "category", err))
-        return ROUTER_REFUSED;
+        return REFUSED;
     join_field(path, sizeof(path), field, "area");
     if (check_id(rule->area, false, path, "area", err))
-        return ROUTER_REFUSED;
+        return REFUSED;
     join_field(path, sizeof(path), field, "lead_unit");
     if (check_id(rule->lead_unit, true, path, "lead unit", err))
-        return ROUTER_REFUSED;
+        return REFUSED;
     Dispatch__Unit *unit;
     int rc = registry_unit_get(self, txn, rule->lead_unit, &unit);
     if (rc == -ENOENT)
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, path,
-                                "lead unit %s is not registered", rule->lead_unit);
+        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, path,
+                      "lead unit %s is not registered", rule->lead_unit);
     if (rc < 0)
         return rc;
     dispatch__unit__free_unpacked(unit, NULL);
     join_field(path, sizeof(path), field, "assisting_units");
-    if (rule->n_assisting_units > ROUTER_UNITS_MAX)
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, path,
-                                "%zu assisting units, at most %d", rule->n_assisting_units,
-                                ROUTER_UNITS_MAX);
+    if (rule->n_assisting_units > LIMIT_UNITS)
+        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, path,
+                      "%zu assisting units, at most %d", rule->n_assisting_units, LIMIT_UNITS);
     for (size_t i = 0; i < rule->n_assisting_units; i++) {
         const char *id = rule->assisting_units[i];
         if (check_id(id, true, path, "assisting unit", err))
-            return ROUTER_REFUSED;
+            return REFUSED;
         if (strcmp(id, rule->lead_unit) == 0 ||
             record_strings_contain(rule->assisting_units, i, id))
-            return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, path,
-                                    "unit %s is named twice", id);
+            return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, path,
+                          "unit %s is named twice", id);
         rc = registry_unit_get(self, txn, id, &unit);
         if (rc == -ENOENT)
-            return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, path,
-                                    "assisting unit %s is not registered", id);
+            return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, path,
+                          "assisting unit %s is not registered", id);
         if (rc < 0)
             return rc;
         dispatch__unit__free_unpacked(unit, NULL);
@@ -388,7 +386,7 @@ int registry_rule_naming(registry_t *self, MDB_txn *txn, const char *unit_id, ch
             strcmp(item->lead_unit, unit_id) == 0 ||
             record_strings_contain(item->assisting_units, item->n_assisting_units, unit_id);
         if (named)
-            snprintf(rule, 2 * ROUTER_ID_MAX + 2, "%s/%s", item->category, item->area);
+            snprintf(rule, 2 * LIMIT_ID + 2, "%s/%s", item->category, item->area);
         dispatch__routing_rule__free_unpacked(item, NULL);
         if (named)
             break;
@@ -455,9 +453,9 @@ typedef struct parent_check {
 static int check_loaded_parent(const Dispatch__Unit *unit, void *ctx)
 {
     parent_check_t *check = ctx;
-    router_error_t error = {0};
+    refusal_t error = {0};
     int rc = registry_check_unit(check->registry, check->txn, unit, true, "", &error);
-    if (rc == ROUTER_REFUSED) {
+    if (rc == REFUSED) {
         snprintf(check->err, check->err_len, "%s: unit %s: %s", check->path, unit->id,
                  error.message);
         return -EINVAL;
@@ -487,9 +485,9 @@ static int load_unit(registry_t *self, MDB_txn *txn, const char *const *fields, 
                  fields[5]);
         return -EINVAL;
     }
-    router_error_t error = {0};
+    refusal_t error = {0};
     int rc = registry_check_unit(self, txn, &unit, false, "", &error);
-    if (rc == ROUTER_REFUSED) {
+    if (rc == REFUSED) {
         snprintf(err, err_len, "%s: line %lu: %s: %s", path, line, error.field, error.message);
         return -EINVAL;
     }
@@ -562,7 +560,7 @@ static int split_units(char *list, char **units, size_t *count)
         char *semicolon = strchr(item, ';');
         if (semicolon)
             *semicolon = '\0';
-        if (*count == ROUTER_UNITS_MAX)
+        if (*count == LIMIT_UNITS)
             return -E2BIG;
         units[(*count)++] = item;
         if (!semicolon)
@@ -576,7 +574,7 @@ static int load_rule(registry_t *self, MDB_txn *txn, const char *const *fields, 
 {
     char assisting[CSV_LINE_MAX + 1];
     snprintf(assisting, sizeof(assisting), "%s", fields[3]);
-    char *units[ROUTER_UNITS_MAX];
+    char *units[LIMIT_UNITS];
     Dispatch__RoutingRule rule = DISPATCH__ROUTING_RULE__INIT;
     rule.category = (char *)fields[0];
     rule.area = (char *)fields[1];
@@ -584,7 +582,7 @@ static int load_rule(registry_t *self, MDB_txn *txn, const char *const *fields, 
     rule.lead_unit = (char *)fields[2];
     if (split_units(assisting, units, &rule.n_assisting_units) < 0) {
         snprintf(err, err_len, "%s: line %lu: more than %d assisting units", path, line,
-                 ROUTER_UNITS_MAX);
+                 LIMIT_UNITS);
         return -EINVAL;
     }
     rule.assisting_units = units;
@@ -593,9 +591,9 @@ static int load_rule(registry_t *self, MDB_txn *txn, const char *const *fields, 
                  fields[4]);
         return -EINVAL;
     }
-    router_error_t error = {0};
+    refusal_t error = {0};
     int rc = registry_check_rule(self, txn, &rule, "", &error);
-    if (rc == ROUTER_REFUSED) {
+    if (rc == REFUSED) {
         snprintf(err, err_len, "%s: line %lu: %s: %s", path, line, error.field, error.message);
         return -EINVAL;
     }

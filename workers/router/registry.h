@@ -18,7 +18,7 @@
  *
  * Returned messages are owned by the caller (free with
  * protobuf_c_message_free_unpacked(msg, NULL)). Functions return 0, -ENOENT
- * for an absent record, ROUTER_REFUSED for a failed check (err filled), or
+ * for an absent record, REFUSED for a failed check (err filled), or
  * another negative code.
  */
 #ifndef DISPATCH_ROUTER_REGISTRY_H
@@ -29,7 +29,7 @@
 #include <stddef.h>
 
 #include "dispatch.pb-c.h"
-#include "router_error.h"
+#include "refusal.h"
 #include "store.h"
 
 typedef struct registry registry_t;
@@ -46,16 +46,16 @@ int registry_unit_usable(registry_t *self, MDB_txn *txn, const char *id, bool *u
  * request ("unit_upsert.unit"). With check_parent, the parent must exist and
  * the change may not make a cycle. */
 int registry_check_unit(registry_t *self, MDB_txn *txn, const Dispatch__Unit *unit,
-                        bool check_parent, const char *field, router_error_t *err);
+                        bool check_parent, const char *field, refusal_t *err);
 int registry_unit_put(registry_t *self, MDB_txn *txn, const Dispatch__Unit *unit);
 int registry_unit_delete(registry_t *self, MDB_txn *txn, const char *id);
-/* The first unit whose parent is id, or "" (child of size ROUTER_ID_MAX + 1). */
+/* The first unit whose parent is id, or "" (child of size LIMIT_ID + 1). */
 int registry_unit_first_child(registry_t *self, MDB_txn *txn, const char *id, char *child);
 size_t registry_unit_count(registry_t *self, MDB_txn *txn);
 
 /* Rules (all of this registry's district). */
 int registry_check_rule(registry_t *self, MDB_txn *txn, const Dispatch__RoutingRule *rule,
-                        const char *field, router_error_t *err);
+                        const char *field, refusal_t *err);
 int registry_rule_put(registry_t *self, MDB_txn *txn, const Dispatch__RoutingRule *rule);
 int registry_rule_get(registry_t *self, MDB_txn *txn, const char *category, const char *area,
                       Dispatch__RoutingRule **ret);
@@ -65,7 +65,7 @@ int registry_rule_delete(registry_t *self, MDB_txn *txn, const char *category, c
 int registry_route(registry_t *self, MDB_txn *txn, const char *category, const char *area,
                    Dispatch__RoutingRule **ret);
 /* The first rule that names unit_id as lead or assisting unit, as
- * "category/area" in rule (size 2 * ROUTER_ID_MAX + 2), or "". */
+ * "category/area" in rule (size 2 * LIMIT_ID + 2), or "". */
 int registry_rule_naming(registry_t *self, MDB_txn *txn, const char *unit_id, char *rule);
 size_t registry_rule_count(registry_t *self, MDB_txn *txn);
 

@@ -16,36 +16,11 @@
 #define DEFAULT_RETURN_WINDOW_MS (24LL * 3600 * 1000)
 #define DEFAULT_MAX_RETURNS 2
 
-static int find_links(router_t *self, const config_t *config, const config_worker_t *me)
-{
-    for (size_t i = 0; i < me->link_count; i++) {
-        const config_worker_t *peer = config_worker_find(config, me->links[i]);
-        if (!peer)
-            continue;
-        bus_link_t *link = self->bus ? bus_link_find(self->bus, peer->name) : NULL;
-        if (strcmp(peer->kind, "intake") == 0) {
-            if (self->intake_count == ROUTER_MAX_INTAKES)
-                return -E2BIG;
-            router_intake_t *intake = &self->intakes[self->intake_count++];
-            snprintf(intake->prefix, sizeof(intake->prefix), "%s",
-                     peer->id_prefix ? peer->id_prefix : "");
-            intake->link = link;
-        } else if (strcmp(peer->kind, "escalation") == 0 && !self->escalation && peer->district &&
-                   strcmp(peer->district, self->district) == 0) {
-            self->escalation = link;
-        } else if (strcmp(peer->kind, "audit") == 0 && !self->audit) {
-            self->audit = link;
-        }
-    }
-    return 0;
-}
-
 int router_new(store_t *store, bus_t *bus, const config_t *config, const char *name,
                const router_options_t *options, router_t **ret)
 {
     const config_worker_t *me = config_worker_find(config, name);
-    if (!me || strcmp(me->kind, "router") != 0 || !me->district ||
-        strlen(me->district) > ROUTER_ID_MAX)
+    if (!me || strcmp(me->kind, "router") != 0 || !me->district || strlen(me->district) > LIMIT_ID)
         return -EINVAL;
     router_t *self = calloc(1, sizeof(*self));
     if (!self)
@@ -71,7 +46,7 @@ int router_new(store_t *store, bus_t *bus, const config_t *config, const char *n
     if (rc == 0)
         rc = store_dbi(store, "router.actions", 0, &self->actions);
     if (rc == 0)
-        rc = find_links(self, config, me);
+        rc = peers_new(config, name, bus, &self->peers);
     if (rc < 0) {
         router_destroy(&self);
         return rc;
@@ -91,6 +66,7 @@ void router_destroy(router_t **self)
     registry_destroy(&router->registry);
     tickets_destroy(&router->tickets);
     deliveries_destroy(&router->deliveries);
+    peers_destroy(&router->peers);
     endpoint_destroy(&router->unit_endpoint);
     endpoint_destroy(&router->admin_endpoint);
     free(router);
@@ -137,81 +113,15 @@ const char *router_state_name(Dispatch__TicketState state)
     return value ? value->name + strlen("TICKET_STATE_") : "UNKNOWN";
 }
 
-/* ------------------------------------------------------------- checks */
-
-int router_check_text(const char *value, size_t max, bool required, const char *field,
-                      router_error_t *err)
-{
-    size_t len = strlen(value);
-    if (required && len == 0)
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, field,
-                                "%s is required", field);
-    if (len > max)
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, field,
-                                "%s is %zu bytes, at most %zu", field, len, max);
-    return 0;
-}
-
-int router_check_unit_list(char *const *units, size_t count, const char *lead, const char *field,
-                           router_error_t *err)
-{
-    if (count > ROUTER_UNITS_MAX)
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, field,
-                                "%zu units, at most %d", count, ROUTER_UNITS_MAX);
-    for (size_t i = 0; i < count; i++) {
-        if (router_check_text(units[i], ROUTER_ID_MAX, true, field, err))
-            return ROUTER_REFUSED;
-        if (strcmp(units[i], lead) == 0 || record_strings_contain(units, i, units[i]))
-            return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, field,
-                                    "unit %s is named twice", units[i]);
-    }
-    return 0;
-}
-
-Dispatch__ErrorCode router_codec_error(int codec_rc)
-{
-    switch (codec_rc) {
-    case CODEC_TOO_LARGE:
-        return DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE;
-    case CODEC_BAD_UTF8:
-        return DISPATCH__ERROR_CODE__ERROR_CODE_INVALID_UTF8;
-    case CODEC_BAD_ENUM:
-        return DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE;
-    default:
-        return DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST;
-    }
-}
-
-void router_reply_error(router_t *self, const router_error_t *err, Dispatch__Error **ret)
+void router_reply_error(router_t *self, const refusal_t *err, Dispatch__Error **ret)
 {
     router_reply_t *reply = &self->reply;
-    dispatch__error__init(&reply->error);
-    snprintf(reply->message, sizeof(reply->message), "%s", err->message);
-    snprintf(reply->field, sizeof(reply->field), "%s", err->field);
-    /* A message cut at its buffer's end may end inside a UTF-8 character. */
-    size_t len = strlen(reply->message);
-    while (len > 0 && !codec_utf8_valid(reply->message, len))
-        reply->message[--len] = '\0';
-    reply->error.code = err->code;
-    reply->error.message = reply->message;
-    reply->error.field = reply->field;
+    reply->refusal = *err;
+    refusal_error(&reply->refusal, &reply->error);
     *ret = &reply->error;
 }
 
 /* ------------------------------------------------------------- effects */
-
-static bus_link_t *owning_intake(const router_t *self, const char *ticket_id)
-{
-    if (self->intake_count == 1)
-        return self->intakes[0].link;
-    const char *dash = strchr(ticket_id, '-');
-    size_t len = dash ? (size_t)(dash - ticket_id) : strlen(ticket_id);
-    for (size_t i = 0; i < self->intake_count; i++)
-        if (strlen(self->intakes[i].prefix) == len &&
-            memcmp(self->intakes[i].prefix, ticket_id, len) == 0)
-            return self->intakes[i].link;
-    return NULL;
-}
 
 int router_emit(router_t *self, MDB_txn *txn, const Dispatch__Ticket *ticket, const char *actor,
                 int64_t now, Dispatch__Event *event)
@@ -226,10 +136,7 @@ int router_emit(router_t *self, MDB_txn *txn, const Dispatch__Ticket *ticket, co
     event->at = now;
     event->actor = (char *)(actor && *actor ? actor : ROUTER_ACTOR);
     event->origin = self->name;
-    if (!self->bus)
-        return 0;
-    bus_link_t *links[3] = {owning_intake(self, ticket->id), self->escalation, self->audit};
-    return event_send(self->bus, txn, links, 3, event);
+    return peers_send(self->peers, txn, event);
 }
 
 int router_deliver(router_t *self, MDB_txn *txn, const char *unit, const char *ticket_id,
@@ -272,7 +179,7 @@ static int deliver_ticket(router_t *self, MDB_txn *txn,
                           int64_t now)
 {
     Dispatch__Ticket ticket;
-    char name[4 * ROUTER_NAME_MAX + 1], phone[4 * ROUTER_NAME_MAX + 1];
+    char name[4 * LIMIT_NAME + 1], phone[4 * LIMIT_NAME + 1];
     ticket_for_unit(record->ticket, &ticket, name, phone, sizeof(name));
     Dispatch__UnitDelivery delivery = DISPATCH__UNIT_DELIVERY__INIT;
     Dispatch__DispatchedTicket dispatched = DISPATCH__DISPATCHED_TICKET__INIT;
@@ -303,18 +210,18 @@ int router_save(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *re
 
 /* Units assigned to the ticket now: lead first, then assisting. */
 typedef struct unit_set {
-    char ids[ROUTER_UNITS_MAX + 1][ROUTER_ID_MAX + 1];
+    char ids[LIMIT_UNITS + 1][LIMIT_ID + 1];
     size_t count;
 } unit_set_t;
 
 static void unit_set_add(unit_set_t *set, const char *id)
 {
-    if (!*id || set->count == ROUTER_UNITS_MAX + 1)
+    if (!*id || set->count == LIMIT_UNITS + 1)
         return;
     for (size_t i = 0; i < set->count; i++)
         if (strcmp(set->ids[i], id) == 0)
             return;
-    snprintf(set->ids[set->count++], ROUTER_ID_MAX + 1, "%s", id);
+    snprintf(set->ids[set->count++], LIMIT_ID + 1, "%s", id);
 }
 
 static void assigned_units(const Dispatch__Ticket *ticket, unit_set_t *set)
@@ -420,7 +327,7 @@ int router_triage(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *
     Dispatch__Ticket *ticket = record->ticket;
     int rc = 0;
     if (*ticket->assigned_unit) {
-        char reason[ROUTER_TEXT_MAX + 1];
+        char reason[LIMIT_TEXT + 1];
         snprintf(reason, sizeof(reason), "to triage: %s", router_triage_cause_name(cause));
         rc = router_deliver_withdrawn(self, txn, ticket->assigned_unit, ticket->id, reason, now);
         if (rc == 0)
@@ -458,7 +365,7 @@ int router_route(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *r
     Dispatch__RoutingRule *rule;
     int rc = registry_route(self->registry, txn, ticket->category, ticket->area, &rule);
     if (rc == -ENOENT) {
-        char note[ROUTER_TEXT_MAX + 1];
+        char note[LIMIT_TEXT + 1];
         snprintf(note, sizeof(note), "no routing rule for category '%s' in area '%s'",
                  ticket->category, ticket->area);
         return router_triage(self, txn, record, DISPATCH__TRIAGE_CAUSE__TRIAGE_CAUSE_NO_RULE, "",
@@ -470,7 +377,7 @@ int router_route(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *r
     bool usable;
     rc = registry_unit_usable(self->registry, txn, rule->lead_unit, &usable);
     if (rc == 0 && !usable) {
-        char note[ROUTER_TEXT_MAX + 1];
+        char note[LIMIT_TEXT + 1];
         snprintf(note, sizeof(note), "lead unit %s of rule %s/%s is inactive or not registered",
                  rule->lead_unit, rule->category, rule->area);
         rc = router_triage(self, txn, record, DISPATCH__TRIAGE_CAUSE__TRIAGE_CAUSE_UNIT_INACTIVE,
@@ -479,9 +386,9 @@ int router_route(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *r
         return rc;
     }
     /* Assisting units that cannot take tickets now are left out. */
-    char *assisting[ROUTER_UNITS_MAX];
+    char *assisting[LIMIT_UNITS];
     size_t count = 0;
-    for (size_t i = 0; rc == 0 && i < rule->n_assisting_units && count < ROUTER_UNITS_MAX; i++) {
+    for (size_t i = 0; rc == 0 && i < rule->n_assisting_units && count < LIMIT_UNITS; i++) {
         rc = registry_unit_usable(self->registry, txn, rule->assisting_units[i], &usable);
         if (rc == 0 && usable && strcmp(rule->assisting_units[i], rule->lead_unit) != 0)
             assisting[count++] = rule->assisting_units[i];

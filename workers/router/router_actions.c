@@ -7,7 +7,7 @@
 #include "record.h"
 #include "router_internal.h"
 
-#define ACTION_KEY_SIZE (2 * ROUTER_ID_MAX + 2)
+#define ACTION_KEY_SIZE (2 * LIMIT_ID + 2)
 
 typedef Dispatch__Router__RouterTicket record_t;
 
@@ -20,7 +20,7 @@ typedef struct action {
     record_t *record;
     bool lead; /* the unit is the lead (else an assisting unit) */
     int64_t now;
-    router_error_t err;
+    refusal_t err;
 } action_t;
 
 static const char *action_name(Dispatch__UnitAction__BodyCase body)
@@ -33,26 +33,25 @@ static const char *action_name(Dispatch__UnitAction__BodyCase body)
 /* ------------------------------------------------------------ validation */
 
 static int check_reason(const char *name, Dispatch__ReturnReason code, const char *reason,
-                        const char *suggested, router_error_t *err)
+                        const char *suggested, refusal_t *err)
 {
     char field[64];
     snprintf(field, sizeof(field), "%s.reason_code", name);
     if (code == DISPATCH__RETURN_REASON__RETURN_REASON_UNSPECIFIED)
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, field,
-                                "%s is required", field);
+        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, field, "%s is required",
+                      field);
     snprintf(field, sizeof(field), "%s.reason", name);
-    if (router_check_text(reason, ROUTER_TEXT_MAX, true, field, err))
-        return ROUTER_REFUSED;
+    if (refuse_text(err, field, reason, LIMIT_TEXT, true))
+        return REFUSED;
     snprintf(field, sizeof(field), "%s.suggested_unit", name);
-    return router_check_text(suggested, ROUTER_ID_MAX, false, field, err);
+    return refuse_text(err, field, suggested, LIMIT_ID, false);
 }
 
-static int check_body(const Dispatch__UnitAction *request, int64_t now, router_error_t *err)
+static int check_body(const Dispatch__UnitAction *request, int64_t now, refusal_t *err)
 {
     switch (request->body_case) {
     case DISPATCH__UNIT_ACTION__BODY_SIGN_FOR:
-        return router_check_text(request->sign_for->note, ROUTER_TEXT_MAX, false, "sign_for.note",
-                                 err);
+        return refuse_text(err, "sign_for.note", request->sign_for->note, LIMIT_TEXT, false);
     case DISPATCH__UNIT_ACTION__BODY_RETURN_TICKET:
         return check_reason("return_ticket", request->return_ticket->reason_code,
                             request->return_ticket->reason, request->return_ticket->suggested_unit,
@@ -61,38 +60,34 @@ static int check_body(const Dispatch__UnitAction *request, int64_t now, router_e
         return check_reason("objection", request->objection->reason_code,
                             request->objection->reason, request->objection->suggested_unit, err);
     case DISPATCH__UNIT_ACTION__BODY_PROGRESS:
-        return router_check_text(request->progress->text, ROUTER_TEXT_MAX, true, "progress.text",
-                                 err);
+        return refuse_text(err, "progress.text", request->progress->text, LIMIT_TEXT, true);
     case DISPATCH__UNIT_ACTION__BODY_RESOLVE:
         if (request->resolve->result == DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_UNSPECIFIED)
-            return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
-                                    "resolve.result", "resolve.result is required");
-        return router_check_text(request->resolve->text, ROUTER_LONG_TEXT_MAX, true, "resolve.text",
-                                 err);
+            return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "resolve.result",
+                          "resolve.result is required");
+        return refuse_text(err, "resolve.text", request->resolve->text, LIMIT_LONG_TEXT, true);
     case DISPATCH__UNIT_ACTION__BODY_EXTENSION_REQUEST: {
         const Dispatch__ExtensionRequest *ext = request->extension_request;
         if (!ext->requested_deadline && !ext->extra_working_days)
-            return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
-                                    "extension_request.requested_deadline",
-                                    "give requested_deadline or extra_working_days");
+            return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
+                          "extension_request.requested_deadline",
+                          "give requested_deadline or extra_working_days");
         if (ext->requested_deadline && ext->extra_working_days)
-            return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
-                                    "extension_request.extra_working_days",
-                                    "give requested_deadline or extra_working_days, not both");
+            return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+                          "extension_request.extra_working_days",
+                          "give requested_deadline or extra_working_days, not both");
         if (ext->requested_deadline && ext->requested_deadline <= now)
-            return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
-                                    "extension_request.requested_deadline",
-                                    "the requested deadline is not in the future");
+            return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+                          "extension_request.requested_deadline",
+                          "the requested deadline is not in the future");
         if (ext->extra_working_days > 366)
-            return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
-                                    "extension_request.extra_working_days",
-                                    "%u working days is more than a year", ext->extra_working_days);
-        return router_check_text(ext->reason, ROUTER_TEXT_MAX, true, "extension_request.reason",
-                                 err);
+            return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+                          "extension_request.extra_working_days",
+                          "%u working days is more than a year", ext->extra_working_days);
+        return refuse_text(err, "extension_request.reason", ext->reason, LIMIT_TEXT, true);
     }
     default:
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
-                                "no action set");
+        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body", "no action set");
     }
 }
 
@@ -100,18 +95,16 @@ static int check_body(const Dispatch__UnitAction *request, int64_t now, router_e
 
 static int refuse_state(action_t *a, const char *allowed)
 {
-    return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "ticket_id",
-                            "%s is not allowed in state %s (only %s)",
-                            action_name(a->request->body_case),
-                            router_state_name(a->record->ticket->state), allowed);
+    return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "ticket_id",
+                  "%s is not allowed in state %s (only %s)", action_name(a->request->body_case),
+                  router_state_name(a->record->ticket->state), allowed);
 }
 
 static int lead_only(action_t *a)
 {
-    return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "unit_id",
-                            "only the lead unit (%s) may %s ticket %s",
-                            a->record->ticket->assigned_unit, action_name(a->request->body_case),
-                            a->record->ticket->id);
+    return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "unit_id",
+                  "only the lead unit (%s) may %s ticket %s", a->record->ticket->assigned_unit,
+                  action_name(a->request->body_case), a->record->ticket->id);
 }
 
 static bool state_is(const action_t *a, Dispatch__TicketState one, Dispatch__TicketState two)
@@ -165,7 +158,7 @@ static int next_candidate(action_t *a, const char *suggested, char *next)
 {
     router_t *router = a->router;
     record_t *record = a->record;
-    char candidates[3][ROUTER_ID_MAX + 1] = {"", "", ""};
+    char candidates[3][LIMIT_ID + 1] = {"", "", ""};
     snprintf(candidates[0], sizeof(candidates[0]), "%s", suggested);
     Dispatch__RoutingRule *rule;
     int rc = registry_rule_get(router->registry, a->txn, record->ticket->category, "", &rule);
@@ -221,10 +214,10 @@ static int do_return(action_t *a)
                   DISPATCH__TICKET_STATE__TICKET_STATE_ACCEPTED))
         return refuse_state(a, "DISPATCHED or ACCEPTED");
     if (!within_return_window(a))
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "return_ticket",
-                                "the return window (%lld h after dispatch) has passed: the "
-                                "ticket is the unit's own; file an Objection to dispute it",
-                                (long long)(router->options.return_window_ms / 3600000));
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "return_ticket",
+                      "the return window (%lld h after dispatch) has passed: the "
+                      "ticket is the unit's own; file an Objection to dispute it",
+                      (long long)(router->options.return_window_ms / 3600000));
 
     Dispatch__TicketReturned returned = DISPATCH__TICKET_RETURNED__INIT;
     returned.unit_id = (char *)a->unit;
@@ -238,7 +231,7 @@ static int do_return(action_t *a)
     int rc = emit(a, &event);
     if (rc == 0)
         rc = record_strings_append(&record->returned_by, &record->n_returned_by, a->unit);
-    char reason[ROUTER_TEXT_MAX + 1];
+    char reason[LIMIT_TEXT + 1];
     snprintf(reason, sizeof(reason), "returned by this unit: %s", request->reason);
     if (rc == 0)
         rc = router_deliver_withdrawn(router, a->txn, a->unit, ticket->id, reason, a->now);
@@ -249,14 +242,14 @@ static int do_return(action_t *a)
     if (rc < 0)
         return rc;
 
-    char next[ROUTER_ID_MAX + 1] = "";
+    char next[LIMIT_ID + 1] = "";
     if (ticket->return_count < router->options.max_returns) {
         rc = next_candidate(a, request->suggested_unit, next);
         if (rc < 0)
             return rc;
     }
     if (!*next) {
-        char note[ROUTER_TEXT_MAX + 1];
+        char note[LIMIT_TEXT + 1];
         snprintf(note, sizeof(note), "%s (returned %u times)", request->reason,
                  ticket->return_count);
         return router_triage(router, a->txn, record, DISPATCH__TRIAGE_CAUSE__TRIAGE_CAUSE_RETURNED,
@@ -274,13 +267,13 @@ static int do_return(action_t *a)
     if (rc < 0)
         return rc;
     /* The assisting units stay, but the new lead is not its own assistant. */
-    char assisting_ids[ROUTER_UNITS_MAX][ROUTER_ID_MAX + 1];
-    char *assisting[ROUTER_UNITS_MAX];
+    char assisting_ids[LIMIT_UNITS][LIMIT_ID + 1];
+    char *assisting[LIMIT_UNITS];
     size_t count = 0;
-    for (size_t i = 0; i < ticket->n_assisting_units && count < ROUTER_UNITS_MAX; i++) {
+    for (size_t i = 0; i < ticket->n_assisting_units && count < LIMIT_UNITS; i++) {
         if (strcmp(ticket->assisting_units[i], next) == 0)
             continue;
-        snprintf(assisting_ids[count], ROUTER_ID_MAX + 1, "%s", ticket->assisting_units[i]);
+        snprintf(assisting_ids[count], LIMIT_ID + 1, "%s", ticket->assisting_units[i]);
         assisting[count] = assisting_ids[count];
         count++;
     }
@@ -304,11 +297,11 @@ static int do_objection(action_t *a)
                   DISPATCH__TICKET_STATE__TICKET_STATE_ACCEPTED))
         return refuse_state(a, "DISPATCHED or ACCEPTED");
     if (within_return_window(a))
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "objection",
-                                "the ticket is within its return window (%lld h after "
-                                "dispatch): return it instead",
-                                (long long)(a->router->options.return_window_ms / 3600000));
-    char note[ROUTER_TEXT_MAX + 1];
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "objection",
+                      "the ticket is within its return window (%lld h after "
+                      "dispatch): return it instead",
+                      (long long)(a->router->options.return_window_ms / 3600000));
+    char note[LIMIT_TEXT + 1];
     if (*request->suggested_unit)
         snprintf(note, sizeof(note), "%s (suggested unit: %s)", request->reason,
                  request->suggested_unit);
@@ -365,14 +358,13 @@ static int do_extension(action_t *a)
     if (ticket->state != DISPATCH__TICKET_STATE__TICKET_STATE_ACCEPTED)
         return refuse_state(a, "ACCEPTED");
     if (ticket->deadline_handle && a->now > ticket->deadline_handle)
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
-                                "extension_request",
-                                "the handling deadline has passed: ask before it");
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "extension_request",
+                      "the handling deadline has passed: ask before it");
     if (request->requested_deadline && ticket->deadline_handle &&
         request->requested_deadline <= ticket->deadline_handle)
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
-                                "extension_request.requested_deadline",
-                                "the requested deadline is not after the current one");
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+                      "extension_request.requested_deadline",
+                      "the requested deadline is not after the current one");
     Dispatch__ExtensionRequested requested = DISPATCH__EXTENSION_REQUESTED__INIT;
     requested.unit_id = (char *)a->unit;
     requested.request_id = a->request->action_id;
@@ -402,8 +394,8 @@ static int apply_action(action_t *a)
     case DISPATCH__UNIT_ACTION__BODY_EXTENSION_REQUEST:
         return do_extension(a);
     default:
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
-                                "no action set");
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
+                      "no action set");
     }
 }
 
@@ -413,7 +405,7 @@ static int apply_action(action_t *a)
  * could split a UTF-8 character). */
 static void copy_id(char *out, const char *id)
 {
-    snprintf(out, ROUTER_ID_MAX + 1, "%s", id && strlen(id) <= ROUTER_ID_MAX ? id : "");
+    snprintf(out, LIMIT_ID + 1, "%s", id && strlen(id) <= LIMIT_ID ? id : "");
 }
 
 static void set_result(router_t *self, Dispatch__UnitDelivery *result, const char *unit,
@@ -433,7 +425,7 @@ static void set_result(router_t *self, Dispatch__UnitDelivery *result, const cha
     result->action_result = &reply->action_result;
 }
 
-static void set_error(router_t *self, const router_error_t *err)
+static void set_error(router_t *self, const refusal_t *err)
 {
     router_reply_error(self, err, &self->reply.action_result.error);
 }
@@ -462,31 +454,30 @@ static int recorded_result(router_t *self, MDB_txn *txn, const char *key, size_t
 
 /* Checks done before the ticket is read: ids, the peer, the unit. */
 static int check_request(router_t *self, MDB_txn *txn, const Dispatch__UnitAction *request,
-                         const void *peer, size_t peer_len, router_error_t *err)
+                         const void *peer, size_t peer_len, refusal_t *err)
 {
-    if (router_check_text(request->unit_id, ROUTER_ID_MAX, true, "unit_id", err))
-        return ROUTER_REFUSED;
+    if (refuse_text(err, "unit_id", request->unit_id, LIMIT_ID, true))
+        return REFUSED;
     if (!peer_is_unit(peer, peer_len, request->unit_id))
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "unit_id",
-                                "unit_id %s is not the unit of this connection's routing id",
-                                request->unit_id);
+        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "unit_id",
+                      "unit_id %s is not the unit of this connection's routing id",
+                      request->unit_id);
     if (request->body_case == DISPATCH__UNIT_ACTION__BODY__NOT_SET)
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
-                                "no action set");
+        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body", "no action set");
     Dispatch__Unit *unit;
     int rc = registry_unit_get(self->registry, txn, request->unit_id, &unit);
     if (rc == -ENOENT)
-        return router_error_set(err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "unit_id",
-                                "unit %s is not registered with the router of %s", request->unit_id,
-                                self->district);
+        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "unit_id",
+                      "unit %s is not registered with the router of %s", request->unit_id,
+                      self->district);
     if (rc < 0)
         return rc;
     dispatch__unit__free_unpacked(unit, NULL);
     if (request->body_case == DISPATCH__UNIT_ACTION__BODY_ACK)
         return 0;
-    if (router_check_text(request->ticket_id, ROUTER_ID_MAX, true, "ticket_id", err) ||
-        router_check_text(request->action_id, ROUTER_ID_MAX, true, "action_id", err))
-        return ROUTER_REFUSED;
+    if (refuse_text(err, "ticket_id", request->ticket_id, LIMIT_ID, true) ||
+        refuse_text(err, "action_id", request->action_id, LIMIT_ID, true))
+        return REFUSED;
     return 0;
 }
 
@@ -496,9 +487,9 @@ static int act(action_t *a, const char *key, size_t key_len)
     const Dispatch__UnitAction *request = a->request;
     int rc = tickets_get(self->tickets, a->txn, request->ticket_id, &a->record);
     if (rc == -ENOENT)
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "ticket_id",
-                                "ticket %s is not known to the router of %s", request->ticket_id,
-                                self->district);
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "ticket_id",
+                      "ticket %s is not known to the router of %s", request->ticket_id,
+                      self->district);
     if (rc < 0)
         return rc;
     const Dispatch__Ticket *ticket = a->record->ticket;
@@ -507,8 +498,8 @@ static int act(action_t *a, const char *key, size_t key_len)
         record_strings_contain(ticket->assisting_units, ticket->n_assisting_units, a->unit);
     self->reply.action_result.state = ticket->state;
     if (!a->lead && !assisting)
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "ticket_id",
-                                "ticket %s is not assigned to unit %s", ticket->id, a->unit);
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "ticket_id",
+                      "ticket %s is not assigned to unit %s", ticket->id, a->unit);
     rc = apply_action(a);
     if (rc != 0)
         return rc;
@@ -533,7 +524,7 @@ int router_handle_unit_action(router_t *self, MDB_txn *txn, const void *peer, si
                           (ProtobufCMessage **)&request, detail, sizeof(detail));
     if (rc < 0) {
         set_result(self, result, "", "", "", now_ms);
-        router_error_set(&a.err, router_codec_error(rc), "", "%s", detail);
+        refuse_decode(&a.err, rc, detail, len, ROUTER_MAX_REQUEST, "dispatch.UnitAction");
         set_error(self, &a.err);
         return 0;
     }
@@ -560,7 +551,7 @@ int router_handle_unit_action(router_t *self, MDB_txn *txn, const void *peer, si
     }
     if (rc == 0)
         rc = act(&a, key, key_len);
-    if (rc == ROUTER_REFUSED) {
+    if (rc == REFUSED) {
         set_error(self, &a.err);
         rc = 0;
     }

@@ -20,7 +20,7 @@ typedef struct admin {
     const Dispatch__AdminRequest *request;
     int64_t now;
     Dispatch__AdminReply *reply;
-    router_error_t err;
+    refusal_t err;
 } admin_t;
 
 static bool role_in(Dispatch__Role role, const Dispatch__Role *allowed, size_t count)
@@ -37,8 +37,8 @@ static int require_role(admin_t *a, const Dispatch__Role *allowed, size_t count,
         return 0;
     const ProtobufCEnumValue *value =
         protobuf_c_enum_descriptor_get_value(&dispatch__role__descriptor, a->request->role);
-    return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "role",
-                            "role %s may not %s", value ? value->name : "?", what);
+    return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "role", "role %s may not %s",
+                  value ? value->name : "?", what);
 }
 
 static void done(admin_t *a, const char *ticket_id, Dispatch__TicketState state)
@@ -59,15 +59,15 @@ static int check_assignable(admin_t *a, const char *unit, const char *field)
     Dispatch__Unit *found;
     int rc = registry_unit_get(a->router->registry, a->txn, unit, &found);
     if (rc == -ENOENT)
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, field,
-                                "unit %s is not registered", unit);
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, field,
+                      "unit %s is not registered", unit);
     if (rc < 0)
         return rc;
     bool active = found->active;
     dispatch__unit__free_unpacked(found, NULL);
     if (!active)
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, field,
-                                "unit %s is inactive", unit);
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, field,
+                      "unit %s is inactive", unit);
     return 0;
 }
 
@@ -78,28 +78,25 @@ static int triage_assign(admin_t *a)
                                            DISPATCH__ROLE__ROLE_ADMIN};
     const Dispatch__TriageAssign *request = a->request->triage_assign;
     if (require_role(a, roles, 3, "assign a ticket in triage") ||
-        router_check_text(request->ticket_id, ROUTER_ID_MAX, true, "triage_assign.ticket_id",
-                          &a->err) ||
-        router_check_text(request->lead_unit, ROUTER_ID_MAX, true, "triage_assign.lead_unit",
-                          &a->err) ||
-        router_check_unit_list(request->assisting_units, request->n_assisting_units,
-                               request->lead_unit, "triage_assign.assisting_units", &a->err) ||
-        router_check_text(request->note, ROUTER_TEXT_MAX, false, "triage_assign.note", &a->err))
-        return ROUTER_REFUSED;
+        refuse_text(&a->err, "triage_assign.ticket_id", request->ticket_id, LIMIT_ID, true) ||
+        refuse_text(&a->err, "triage_assign.lead_unit", request->lead_unit, LIMIT_ID, true) ||
+        refuse_units(&a->err, "triage_assign.assisting_units", request->assisting_units,
+                     request->n_assisting_units, request->lead_unit) ||
+        refuse_text(&a->err, "triage_assign.note", request->note, LIMIT_TEXT, false))
+        return REFUSED;
 
     router_t *router = a->router;
     Dispatch__Router__RouterTicket *record;
     int rc = tickets_get(router->tickets, a->txn, request->ticket_id, &record);
     if (rc == -ENOENT)
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND,
-                                "triage_assign.ticket_id", "ticket %s is not known here",
-                                request->ticket_id);
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+                      "triage_assign.ticket_id", "ticket %s is not known here", request->ticket_id);
     if (rc < 0)
         return rc;
     if (record->ticket->state != DISPATCH__TICKET_STATE__TICKET_STATE_TRIAGE) {
-        rc = router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
-                              "triage_assign.ticket_id", "ticket %s is %s, not in TRIAGE",
-                              request->ticket_id, router_state_name(record->ticket->state));
+        rc = refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "triage_assign.ticket_id",
+                    "ticket %s is %s, not in TRIAGE", request->ticket_id,
+                    router_state_name(record->ticket->state));
         goto out;
     }
     rc = check_assignable(a, request->lead_unit, "triage_assign.lead_unit");
@@ -144,7 +141,7 @@ static int unit_upsert(admin_t *a)
     const Dispatch__UnitUpsert *request = a->request->unit_upsert;
     registry_t *registry = a->router->registry;
     if (require_role(a, admin_only, 1, "change units"))
-        return ROUTER_REFUSED;
+        return REFUSED;
     int rc =
         registry_check_unit(registry, a->txn, request->unit, true, "unit_upsert.unit", &a->err);
     if (rc == 0)
@@ -159,40 +156,37 @@ static int unit_remove(admin_t *a)
     const char *id = a->request->unit_remove->unit_id;
     router_t *router = a->router;
     if (require_role(a, admin_only, 1, "change units") ||
-        router_check_text(id, ROUTER_ID_MAX, true, "unit_remove.unit_id", &a->err))
-        return ROUTER_REFUSED;
+        refuse_text(&a->err, "unit_remove.unit_id", id, LIMIT_ID, true))
+        return REFUSED;
     Dispatch__Unit *unit;
     int rc = registry_unit_get(router->registry, a->txn, id, &unit);
     if (rc == -ENOENT)
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND,
-                                "unit_remove.unit_id", "unit %s is not registered", id);
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "unit_remove.unit_id",
+                      "unit %s is not registered", id);
     if (rc < 0)
         return rc;
     dispatch__unit__free_unpacked(unit, NULL);
 
     bool open;
-    char other[2 * ROUTER_ID_MAX + 2];
+    char other[2 * LIMIT_ID + 2];
     rc = tickets_unit_has_open(router->tickets, a->txn, id, &open);
     if (rc < 0)
         return rc;
     if (open)
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
-                                "unit_remove.unit_id",
-                                "unit %s has open tickets: set active = false instead", id);
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "unit_remove.unit_id",
+                      "unit %s has open tickets: set active = false instead", id);
     rc = registry_unit_first_child(router->registry, a->txn, id, other);
     if (rc < 0)
         return rc;
     if (*other)
-        return router_error_set(
-            &a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "unit_remove.unit_id",
-            "unit %s is the parent of %s: move or remove its units first", id, other);
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "unit_remove.unit_id",
+                      "unit %s is the parent of %s: move or remove its units first", id, other);
     rc = registry_rule_naming(router->registry, a->txn, id, other);
     if (rc < 0)
         return rc;
     if (*other)
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
-                                "unit_remove.unit_id",
-                                "routing rule %s names unit %s: change the rule first", other, id);
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "unit_remove.unit_id",
+                      "routing rule %s names unit %s: change the rule first", other, id);
     rc = registry_unit_delete(router->registry, a->txn, id);
     if (rc == 0)
         rc = deliveries_drop_unit(router->deliveries, a->txn, id);
@@ -206,7 +200,7 @@ static int rule_upsert(admin_t *a)
     const Dispatch__RuleUpsert *request = a->request->rule_upsert;
     registry_t *registry = a->router->registry;
     if (require_role(a, admin_only, 1, "change routing rules"))
-        return ROUTER_REFUSED;
+        return REFUSED;
     int rc = registry_check_rule(registry, a->txn, request->rule, "rule_upsert.rule", &a->err);
     if (rc == 0)
         rc = registry_rule_put(registry, a->txn, request->rule);
@@ -217,12 +211,12 @@ static int rule_upsert(admin_t *a)
 
 static int check_district(admin_t *a, const char *district, const char *field)
 {
-    if (router_check_text(district, ROUTER_ID_MAX, false, field, &a->err))
-        return ROUTER_REFUSED;
+    if (refuse_text(&a->err, field, district, LIMIT_ID, false))
+        return REFUSED;
     if (*district && strcmp(district, a->router->district) != 0)
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, field,
-                                "district %s is served by its own router; this router serves %s",
-                                district, a->router->district);
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, field,
+                      "district %s is served by its own router; this router serves %s", district,
+                      a->router->district);
     return 0;
 }
 
@@ -231,15 +225,13 @@ static int rule_remove(admin_t *a)
     const Dispatch__RuleRemove *request = a->request->rule_remove;
     if (require_role(a, admin_only, 1, "change routing rules") ||
         check_district(a, request->district, "rule_remove.district") ||
-        router_check_text(request->category, ROUTER_ID_MAX, true, "rule_remove.category",
-                          &a->err) ||
-        router_check_text(request->area, ROUTER_ID_MAX, false, "rule_remove.area", &a->err))
-        return ROUTER_REFUSED;
+        refuse_text(&a->err, "rule_remove.category", request->category, LIMIT_ID, true) ||
+        refuse_text(&a->err, "rule_remove.area", request->area, LIMIT_ID, false))
+        return REFUSED;
     int rc = registry_rule_delete(a->router->registry, a->txn, request->category, request->area);
     if (rc == -ENOENT)
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND,
-                                "rule_remove.category", "no rule for category '%s' in area '%s'",
-                                request->category, request->area);
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "rule_remove.category",
+                      "no rule for category '%s' in area '%s'", request->category, request->area);
     if (rc == 0)
         done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
     return rc;
@@ -351,39 +343,36 @@ static int list_queue(admin_t *a)
     router_t *router = a->router;
     switch (request->kind) {
     case DISPATCH__QUEUE_KIND__QUEUE_KIND_UNSPECIFIED:
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
-                                "list_queue.kind", "list_queue.kind is required");
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "list_queue.kind",
+                      "list_queue.kind is required");
     case DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE:
         if (require_role(a, triage_roles, 4, "list the triage queue"))
-            return ROUTER_REFUSED;
+            return REFUSED;
         break;
     case DISPATCH__QUEUE_KIND__QUEUE_KIND_UNIT:
         if (require_role(a, unit_roles, 4, "list a unit's tickets") ||
-            router_check_text(request->unit_id, ROUTER_ID_MAX, true, "list_queue.unit_id", &a->err))
-            return ROUTER_REFUSED;
+            refuse_text(&a->err, "list_queue.unit_id", request->unit_id, LIMIT_ID, true))
+            return REFUSED;
         if (a->request->role == DISPATCH__ROLE__ROLE_UNIT) {
             const char *actor = a->request->actor_id;
             const char *slash = strchr(actor, '/');
             size_t len = slash ? (size_t)(slash - actor) : strlen(actor);
             if (len != strlen(request->unit_id) || memcmp(actor, request->unit_id, len) != 0)
-                return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN,
-                                        "list_queue.unit_id",
-                                        "a unit may list only its own tickets");
+                return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN,
+                              "list_queue.unit_id", "a unit may list only its own tickets");
         }
         break;
     default:
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
-                                "list_queue.kind",
-                                "this queue is served by dispatch-escalation, not the router");
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "list_queue.kind",
+                      "this queue is served by dispatch-escalation, not the router");
     }
     if (check_district(a, request->district, "list_queue.district") ||
-        router_check_text(request->after_ticket_id, ROUTER_ID_MAX, false,
-                          "list_queue.after_ticket_id", &a->err))
-        return ROUTER_REFUSED;
+        refuse_text(&a->err, "list_queue.after_ticket_id", request->after_ticket_id, LIMIT_ID,
+                    false))
+        return REFUSED;
     if (request->limit > QUEUE_MAX_LIMIT)
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
-                                "list_queue.limit", "limit %u is over %d", request->limit,
-                                QUEUE_MAX_LIMIT);
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, "list_queue.limit",
+                      "limit %u is over %d", request->limit, QUEUE_MAX_LIMIT);
 
     page_t page = {a, request->kind, request->limit ? request->limit : QUEUE_DEFAULT_LIMIT, 0,
                    false};
@@ -418,11 +407,11 @@ static int list_queue(admin_t *a)
 static int dispatch_request(admin_t *a)
 {
     const Dispatch__AdminRequest *request = a->request;
-    if (router_check_text(request->actor_id, ROUTER_ID_MAX, true, "actor_id", &a->err))
-        return ROUTER_REFUSED;
+    if (refuse_text(&a->err, "actor_id", request->actor_id, LIMIT_ID, true))
+        return REFUSED;
     if (request->role == DISPATCH__ROLE__ROLE_UNSPECIFIED)
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "role",
-                                "role is required");
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "role",
+                      "role is required");
     switch (request->body_case) {
     case DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_ASSIGN:
         return triage_assign(a);
@@ -438,11 +427,11 @@ static int dispatch_request(admin_t *a)
         return list_queue(a);
     case DISPATCH__ADMIN_REQUEST__BODY_EXTENSION_DECISION:
     case DISPATCH__ADMIN_REQUEST__BODY_LEADER_SIGN_OFF:
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
-                                "this request is served by dispatch-escalation, not the router");
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
+                      "this request is served by dispatch-escalation, not the router");
     default:
-        return router_error_set(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
-                                "no request set");
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
+                      "no request set");
     }
 }
 
@@ -457,14 +446,14 @@ int router_handle_admin(router_t *self, MDB_txn *txn, const void *body, size_t l
     int rc = codec_decode(&dispatch__admin_request__descriptor, body, len, ROUTER_MAX_REQUEST,
                           (ProtobufCMessage **)&request, detail, sizeof(detail));
     if (rc < 0) {
-        router_error_set(&a.err, router_codec_error(rc), "", "%s", detail);
-        rc = ROUTER_REFUSED;
+        refuse_decode(&a.err, rc, detail, len, ROUTER_MAX_REQUEST, "dispatch.AdminRequest");
+        rc = REFUSED;
     } else {
         reply->tag = request->tag;
         a.request = request;
         rc = dispatch_request(&a);
     }
-    if (rc == ROUTER_REFUSED) {
+    if (rc == REFUSED) {
         /* A refused request changes nothing: a partial list is dropped. */
         router_reply_reset(self);
         reply->body_case = DISPATCH__ADMIN_REPLY__BODY_ERROR;

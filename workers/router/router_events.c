@@ -4,22 +4,16 @@
 #include <string.h>
 
 #include "event.h"
+#include "lifecycle.h"
 #include "record.h"
 #include "router_internal.h"
-
-static bool is_final(Dispatch__TicketState state)
-{
-    return state == DISPATCH__TICKET_STATE__TICKET_STATE_CLOSED ||
-           state == DISPATCH__TICKET_STATE__TICKET_STATE_MERGED ||
-           state == DISPATCH__TICKET_STATE__TICKET_STATE_TRANSFERRED;
-}
 
 static int on_registered(router_t *self, MDB_txn *txn, const Dispatch__Event *event, int64_t now)
 {
     const Dispatch__Ticket *ticket = event->ticket_registered->ticket;
-    if (!ticket || !*ticket->id || strlen(ticket->id) > ROUTER_ID_MAX ||
-        strlen(ticket->district) > ROUTER_ID_MAX || strlen(ticket->category) > ROUTER_ID_MAX ||
-        strlen(ticket->area) > ROUTER_ID_MAX ||
+    if (!ticket || !*ticket->id || strlen(ticket->id) > LIMIT_ID ||
+        strlen(ticket->district) > LIMIT_ID || strlen(ticket->category) > LIMIT_ID ||
+        strlen(ticket->area) > LIMIT_ID ||
         (*event->ticket_id && strcmp(event->ticket_id, ticket->id) != 0))
         return BUS_REJECTED;
 
@@ -73,7 +67,7 @@ static bool is_assigned(const Dispatch__Ticket *ticket, const char *unit)
 static int deliver_notice(router_t *self, MDB_txn *txn, const Dispatch__Ticket *ticket,
                           const char *unit, int64_t now, Dispatch__UnitDelivery *delivery)
 {
-    if (!*unit || is_final(ticket->state) || !is_assigned(ticket, unit))
+    if (!*unit || lifecycle_state_final(ticket->state) || !is_assigned(ticket, unit))
         return 0;
     return router_deliver(self, txn, unit, ticket->id, now, delivery);
 }
@@ -83,14 +77,6 @@ static int on_reopened(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTic
 {
     Dispatch__Ticket *ticket = record->ticket;
     const Dispatch__TicketReopened *reopened = event->ticket_reopened;
-    if (is_final(ticket->state))
-        return BUS_REJECTED;
-    ticket->reopen_count =
-        reopened->reopen_count ? reopened->reopen_count : ticket->reopen_count + 1;
-    if (reopened->satisfaction)
-        ticket->satisfaction = reopened->satisfaction;
-    ticket->resolved_at = 0;
-    ticket->state = DISPATCH__TICKET_STATE__TICKET_STATE_REOPENED;
     if (!record->routed_here)
         return router_save(self, txn, record, now);
     if (!*ticket->assigned_unit)
@@ -101,20 +87,20 @@ static int on_reopened(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTic
     if (rc < 0)
         return rc;
     if (!usable) {
-        char lead[ROUTER_ID_MAX + 1], note[ROUTER_TEXT_MAX + 1];
+        char lead[LIMIT_ID + 1], note[LIMIT_TEXT + 1];
         snprintf(lead, sizeof(lead), "%s", ticket->assigned_unit);
         snprintf(note, sizeof(note), "reopened; lead unit %s is inactive or not registered", lead);
         return router_triage(self, txn, record, DISPATCH__TRIAGE_CAUSE__TRIAGE_CAUSE_UNIT_INACTIVE,
                              lead, note, ROUTER_ACTOR, now);
     }
     /* Same lead and assisting units; copies, as assign replaces them. */
-    char lead[ROUTER_ID_MAX + 1];
-    char assisting_ids[ROUTER_UNITS_MAX][ROUTER_ID_MAX + 1];
-    char *assisting[ROUTER_UNITS_MAX];
+    char lead[LIMIT_ID + 1];
+    char assisting_ids[LIMIT_UNITS][LIMIT_ID + 1];
+    char *assisting[LIMIT_UNITS];
     size_t count = 0;
     snprintf(lead, sizeof(lead), "%s", ticket->assigned_unit);
-    for (size_t i = 0; i < ticket->n_assisting_units && count < ROUTER_UNITS_MAX; i++) {
-        snprintf(assisting_ids[count], ROUTER_ID_MAX + 1, "%s", ticket->assisting_units[i]);
+    for (size_t i = 0; i < ticket->n_assisting_units && count < LIMIT_UNITS; i++) {
+        snprintf(assisting_ids[count], LIMIT_ID + 1, "%s", ticket->assisting_units[i]);
         assisting[count] = assisting_ids[count];
         count++;
     }
@@ -133,10 +119,9 @@ static int on_reopened(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTic
 }
 
 static int on_final(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *record,
-                    Dispatch__TicketState state, const char *reason, int64_t now)
+                    const char *reason, int64_t now)
 {
     int rc = router_release(self, txn, record, reason, now);
-    record->ticket->state = state;
     return rc < 0 ? rc : router_save(self, txn, record, now);
 }
 
@@ -144,10 +129,6 @@ static int on_reminder(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTic
                        const Dispatch__ReminderSent *sent, int64_t now)
 {
     Dispatch__Ticket *ticket = record->ticket;
-    if (sent->deadline_kind == DISPATCH__DEADLINE_KIND__DEADLINE_KIND_SIGN_FOR)
-        ticket->deadline_sign_for = sent->deadline;
-    else if (sent->deadline_kind == DISPATCH__DEADLINE_KIND__DEADLINE_KIND_HANDLE)
-        ticket->deadline_handle = sent->deadline;
     Dispatch__Reminder reminder = DISPATCH__REMINDER__INIT;
     reminder.deadline_kind = sent->deadline_kind;
     reminder.deadline = sent->deadline;
@@ -181,11 +162,6 @@ static int on_extension_decision(router_t *self, MDB_txn *txn,
                                  int64_t now)
 {
     Dispatch__Ticket *ticket = record->ticket;
-    if (granted) {
-        ticket->extension_count++;
-        if (new_deadline)
-            ticket->deadline_handle = new_deadline;
-    }
     Dispatch__ExtensionDecision decision = DISPATCH__EXTENSION_DECISION__INIT;
     decision.ticket_id = ticket->id;
     decision.request_id = (char *)request_id;
@@ -199,41 +175,23 @@ static int on_extension_decision(router_t *self, MDB_txn *txn,
     return rc < 0 ? rc : router_save(self, txn, record, now);
 }
 
+/* The router's side of an event it receives, after lifecycle_apply()
+ * folded it into the ticket. */
 static int apply_event(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *record,
                        const Dispatch__Event *event, int64_t now)
 {
-    Dispatch__Ticket *ticket = record->ticket;
     switch (event->body_case) {
     case DISPATCH__EVENT__BODY_TICKET_REOPENED:
         return on_reopened(self, txn, record, event, now);
     case DISPATCH__EVENT__BODY_TICKET_CLOSED:
-        ticket->closed_at = event->at ? event->at : now;
-        if (event->ticket_closed->satisfaction)
-            ticket->satisfaction = event->ticket_closed->satisfaction;
-        return on_final(self, txn, record, DISPATCH__TICKET_STATE__TICKET_STATE_CLOSED, NULL, now);
+        return on_final(self, txn, record, NULL, now);
     case DISPATCH__EVENT__BODY_TICKET_MERGED: {
-        char reason[ROUTER_TEXT_MAX + 1];
+        char reason[LIMIT_TEXT + 1];
         snprintf(reason, sizeof(reason), "merged into %s", event->ticket_merged->master_id);
-        int rc = record_string_set(&ticket->master_id, event->ticket_merged->master_id);
-        return rc < 0 ? rc
-                      : on_final(self, txn, record, DISPATCH__TICKET_STATE__TICKET_STATE_MERGED,
-                                 reason, now);
+        return on_final(self, txn, record, reason, now);
     }
     case DISPATCH__EVENT__BODY_TICKET_TRANSFERRED:
-        ticket->transferred_to = event->ticket_transferred->line;
-        return on_final(self, txn, record, DISPATCH__TICKET_STATE__TICKET_STATE_TRANSFERRED,
-                        "handed over to an emergency line", now);
-    case DISPATCH__EVENT__BODY_CALLED_BACK:
-        if (event->called_back->satisfaction)
-            ticket->satisfaction = event->called_back->satisfaction;
-        return router_save(self, txn, record, now);
-    case DISPATCH__EVENT__BODY_TICKET_RESOLVED:
-        if (!is_final(ticket->state)) {
-            ticket->state = DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED;
-            ticket->resolved_at = event->at ? event->at : now;
-            ticket->result = event->ticket_resolved->result;
-        }
-        return router_save(self, txn, record, now);
+        return on_final(self, txn, record, "handed over to an emergency line", now);
     case DISPATCH__EVENT__BODY_REMINDER_SENT:
         return on_reminder(self, txn, record, event->reminder_sent, now);
     case DISPATCH__EVENT__BODY_SIGNED_OFF:
@@ -245,24 +203,27 @@ static int apply_event(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTic
     case DISPATCH__EVENT__BODY_EXTENSION_REFUSED:
         return on_extension_decision(self, txn, record, false, event->extension_refused->request_id,
                                      0, event->extension_refused->note, now);
+    case DISPATCH__EVENT__BODY_CALLED_BACK:
+    case DISPATCH__EVENT__BODY_TICKET_RESOLVED:
     case DISPATCH__EVENT__BODY_TICKET_ESCALATED:
-        ticket->supervision = event->ticket_escalated->level;
-        return router_save(self, txn, record, now);
     case DISPATCH__EVENT__BODY_CLOCK_RESUMED:
-        if (event->clock_resumed->deadline_sign_for)
-            ticket->deadline_sign_for = event->clock_resumed->deadline_sign_for;
-        if (event->clock_resumed->deadline_handle)
-            ticket->deadline_handle = event->clock_resumed->deadline_handle;
         return router_save(self, txn, record, now);
-    case DISPATCH__EVENT__BODY_TICKET_OVERDUE:
+    case DISPATCH__EVENT__BODY_TICKET_REGISTERED: /* on_registered() */
+    case DISPATCH__EVENT__BODY_TICKET_OVERDUE:    /* not received: lifecycle table */
     case DISPATCH__EVENT__BODY_SIGN_OFF_REQUESTED:
     case DISPATCH__EVENT__BODY_CLOCK_PAUSED:
-        return 0; /* escalation's own bookkeeping; nothing changes here */
-    default:
-        /* Events the router itself emits, or a second TicketRegistered
-         * that is not the ticket's first. Nothing to apply. */
+    case DISPATCH__EVENT__BODY_TICKET_DISPATCHED: /* the router's own */
+    case DISPATCH__EVENT__BODY_TICKET_ACCEPTED:
+    case DISPATCH__EVENT__BODY_TICKET_RETURNED:
+    case DISPATCH__EVENT__BODY_TICKET_REROUTED:
+    case DISPATCH__EVENT__BODY_TICKET_TRIAGED:
+    case DISPATCH__EVENT__BODY_TRIAGE_ASSIGNED:
+    case DISPATCH__EVENT__BODY_EXTENSION_REQUESTED:
+    case DISPATCH__EVENT__BODY_PROGRESS_REPORTED:
+    case DISPATCH__EVENT__BODY__NOT_SET:
         return BUS_REJECTED;
     }
+    return BUS_REJECTED;
 }
 
 int router_handle_event(router_t *self, MDB_txn *txn, const void *body, size_t len, int64_t now_ms)
@@ -273,15 +234,24 @@ int router_handle_event(router_t *self, MDB_txn *txn, const void *body, size_t l
     if (event_decode(body, len, &event, err, sizeof(err)) < 0)
         return BUS_REJECTED;
     int rc = BUS_REJECTED;
-    if (event->body_case == DISPATCH__EVENT__BODY_TICKET_REGISTERED) {
+    if (!lifecycle_receives(LIFECYCLE_ROUTER, event->body_case)) {
+        rc = BUS_REJECTED; /* the router's own events, or none */
+    } else if (event->body_case == DISPATCH__EVENT__BODY_TICKET_REGISTERED) {
         rc = on_registered(self, txn, event, now_ms);
     } else if (event->body_case == DISPATCH__EVENT__BODY_SIGNED_OFF && !*event->ticket_id) {
         rc = 0; /* an instruction on a special report: no unit to deliver to */
-    } else if (event->body_case != DISPATCH__EVENT__BODY__NOT_SET) {
+    } else {
         Dispatch__Router__RouterTicket *record;
         rc = tickets_get(self->tickets, txn, event->ticket_id, &record);
         if (rc == 0) {
-            rc = apply_event(self, txn, record, event, now_ms);
+            bool reopen = event->body_case == DISPATCH__EVENT__BODY_TICKET_REOPENED;
+            if (reopen && lifecycle_state_final(record->ticket->state))
+                rc = BUS_REJECTED; /* a final ticket is never reopened */
+            else
+                rc = lifecycle_apply(record->ticket, event, event->at ? event->at : now_ms,
+                                     LIFECYCLE_COPY);
+            if (rc == 0)
+                rc = apply_event(self, txn, record, event, now_ms);
             dispatch__router__router_ticket__free_unpacked(record, NULL);
         } else if (rc == -ENOENT) {
             rc = BUS_REJECTED;

@@ -9,25 +9,20 @@
 
 #include "deliveries.h"
 #include "endpoint.h"
+#include "peers.h"
+#include "refusal.h"
 #include "registry.h"
 #include "router.h"
-#include "router_error.h"
 #include "router_state.pb-c.h"
 #include "tickets.h"
 
-#define ROUTER_MAX_INTAKES 32
 #define ROUTER_ACTOR "router"
-
-typedef struct router_intake {
-    char prefix[ROUTER_ID_MAX + 1]; /* id_prefix; "" = none given */
-    bus_link_t *link;
-} router_intake_t;
 
 /* One queue item of a ListQueue reply, with the record it points into. */
 typedef struct router_queue_entry {
     Dispatch__QueueItem item;
     Dispatch__Router__RouterTicket *record;
-    char text[ROUTER_TEXT_MAX + 1];
+    char text[LIMIT_TEXT + 1];
 } router_queue_entry_t;
 
 /* Memory the last reply points into. */
@@ -39,26 +34,23 @@ typedef struct router_reply {
     router_queue_entry_t *entries;
     Dispatch__QueueItem **items;
     size_t entry_count, entry_capacity;
-    char message[512];
-    char field[128];
-    char action_id[ROUTER_ID_MAX + 1];
-    char unit_id[ROUTER_ID_MAX + 1];
-    char ticket_id[ROUTER_ID_MAX + 1];
+    refusal_t refusal;
+    char action_id[LIMIT_ID + 1];
+    char unit_id[LIMIT_ID + 1];
+    char ticket_id[LIMIT_ID + 1];
 } router_reply_t;
 
 struct router {
     store_t *store;
     bus_t *bus;
     char name[CONFIG_NAME_MAX + 1];
-    char district[ROUTER_ID_MAX + 1];
+    char district[LIMIT_ID + 1];
     router_options_t options;
     registry_t *registry;
     tickets_t *tickets;
     deliveries_t *deliveries;
     MDB_dbi meta, actions;
-    bus_link_t *escalation, *audit;
-    router_intake_t intakes[ROUTER_MAX_INTAKES];
-    size_t intake_count;
+    peers_t *peers; /* intakes, escalation and audit: where events go */
     router_reply_t reply;
 
     /* Sockets (router_service.c); NULL when driven without them. */
@@ -69,8 +61,8 @@ struct router {
 /* Frees what the previous reply held. */
 void router_reply_reset(router_t *self);
 
-/* Emits event about ticket (id, district from it) to the owning intake,
- * escalation and audit: fills event_id, ticket_id, district, at, actor,
+/* Emits event about ticket (id, district from it) to the receivers the
+ * lifecycle table names: fills event_id, ticket_id, district, at, actor,
  * origin. */
 int router_emit(router_t *self, MDB_txn *txn, const Dispatch__Ticket *ticket, const char *actor,
                 int64_t now, Dispatch__Event *event);
@@ -120,22 +112,10 @@ int router_route(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *r
 int router_release(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *record,
                    const char *reason, int64_t now);
 
-/* The ErrorCode of a codec_decode() failure. */
-Dispatch__ErrorCode router_codec_error(int codec_rc);
-
 /* Error reply helpers. */
-void router_reply_error(router_t *self, const router_error_t *err, Dispatch__Error **ret);
+void router_reply_error(router_t *self, const refusal_t *err, Dispatch__Error **ret);
 
 const char *router_triage_cause_name(Dispatch__TriageCause cause);
 const char *router_state_name(Dispatch__TicketState state);
-
-/* Checks a string field: required, at most max bytes (UTF-8 is checked by
- * the decoder). ROUTER_REFUSED with err filled, or 0. */
-int router_check_text(const char *value, size_t max, bool required, const char *field,
-                      router_error_t *err);
-/* Checks a list of unit ids (at most ROUTER_UNITS_MAX, each an id, no
- * repeats, none equal to lead). */
-int router_check_unit_list(char *const *units, size_t count, const char *lead, const char *field,
-                           router_error_t *err);
 
 #endif

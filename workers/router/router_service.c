@@ -206,9 +206,8 @@ static void answer_unavailable(router_t *router)
         delivery.action_result = &result;
         delivery.at = clock_now_ms();
         if (action && codec_validate(&action->base, NULL, 0) == 0 &&
-            strlen(action->action_id) <= ROUTER_ID_MAX &&
-            strlen(action->ticket_id) <= ROUTER_ID_MAX &&
-            strlen(action->unit_id) <= ROUTER_ID_MAX) {
+            strlen(action->action_id) <= LIMIT_ID && strlen(action->ticket_id) <= LIMIT_ID &&
+            strlen(action->unit_id) <= LIMIT_ID) {
             result.action_id = action->action_id;
             delivery.ticket_id = action->ticket_id;
             delivery.unit_id = action->unit_id;

@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "record.h"
-#include "router_error.h"
+#include "refusal.h"
 
-#define INDEX_KEY_SIZE (2 * ROUTER_ID_MAX + 2)
+#define INDEX_KEY_SIZE (2 * LIMIT_ID + 2)
 
 struct tickets {
     MDB_dbi records, triage, unit_tickets;
@@ -41,7 +41,7 @@ int tickets_get(tickets_t *self, MDB_txn *txn, const char *id, Dispatch__Router_
 {
     *ret = NULL;
     size_t len = strlen(id);
-    if (len == 0 || len > ROUTER_ID_MAX)
+    if (len == 0 || len > LIMIT_ID)
         return -ENOENT;
     return record_get(txn, self->records, id, len, &dispatch__router__router_ticket__descriptor,
                       (ProtobufCMessage **)ret);
@@ -114,9 +114,9 @@ static int visit(MDB_txn *txn, MDB_dbi dbi, const char *prefix, size_t prefix_le
     int stop = 0;
     while (rc == 0) {
         if (k.mv_size < prefix_len || memcmp(k.mv_data, prefix, prefix_len) != 0 ||
-            k.mv_size - prefix_len > ROUTER_ID_MAX)
+            k.mv_size - prefix_len > LIMIT_ID)
             break;
-        char id[ROUTER_ID_MAX + 1];
+        char id[LIMIT_ID + 1];
         memcpy(id, (const char *)k.mv_data + prefix_len, k.mv_size - prefix_len);
         id[k.mv_size - prefix_len] = '\0';
         Dispatch__HandlingRole role = DISPATCH__HANDLING_ROLE__HANDLING_ROLE_UNSPECIFIED;
@@ -142,9 +142,9 @@ int tickets_triage_each(tickets_t *self, MDB_txn *txn, const char *after, ticket
 int tickets_unit_each(tickets_t *self, MDB_txn *txn, const char *unit_id, const char *after,
                       tickets_visit_fn fn, void *ctx)
 {
-    char prefix[ROUTER_ID_MAX + 2];
+    char prefix[LIMIT_ID + 2];
     size_t len = strlen(unit_id);
-    if (len == 0 || len > ROUTER_ID_MAX)
+    if (len == 0 || len > LIMIT_ID)
         return 0;
     memcpy(prefix, unit_id, len);
     prefix[len] = '\0';
