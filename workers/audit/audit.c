@@ -26,10 +26,10 @@
 #include "event.h"
 #include "ids.h"
 #include "period.h"
+#include "refusal.h"
 #include "stream.h"
 #include "trail.h"
 
-#define LIMIT_ID 64
 #define REPLAY_DEFAULT_LIMIT 100
 #define REPLAY_MAX_LIMIT 1000
 #define ROWS_DEFAULT_LIMIT 100
@@ -164,25 +164,6 @@ int audit_apply_event(void *app, MDB_txn *txn, const char *sender, uint64_t seq,
 
 /* ---- replies ---------------------------------------------------------------- */
 
-/* Why a query is refused: becomes the reply's Error. */
-typedef struct refusal {
-    Dispatch__ErrorCode code;
-    char field[64];
-    char message[256];
-} refusal_t;
-
-__attribute__((format(printf, 4, 5))) static int
-refuse(refusal_t *refusal, Dispatch__ErrorCode code, const char *field, const char *format, ...)
-{
-    refusal->code = code;
-    snprintf(refusal->field, sizeof(refusal->field), "%s", field);
-    va_list args;
-    va_start(args, format);
-    vsnprintf(refusal->message, sizeof(refusal->message), format, args);
-    va_end(args);
-    return 1;
-}
-
 static Dispatch__Error *error_of(arena_t *arena, const refusal_t *refusal)
 {
     Dispatch__Error *error = arena_alloc(arena, sizeof(*error));
@@ -193,20 +174,6 @@ static Dispatch__Error *error_of(arena_t *arena, const refusal_t *refusal)
     error->message = arena_strdup(arena, refusal->message);
     error->field = arena_strdup(arena, refusal->field);
     return error->message && error->field ? error : NULL;
-}
-
-static Dispatch__ErrorCode code_of_codec(int rc)
-{
-    switch (rc) {
-    case CODEC_TOO_LARGE:
-        return DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE;
-    case CODEC_BAD_UTF8:
-        return DISPATCH__ERROR_CODE__ERROR_CODE_INVALID_UTF8;
-    case CODEC_BAD_ENUM:
-        return DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE;
-    default:
-        return DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST;
-    }
 }
 
 /* Records with a byte budget (60 KiB replies hold at least one record). */
@@ -431,14 +398,14 @@ static int answer_bare_replay(audit_t *self, MDB_txn *txn, const void *body, siz
     int rc = codec_decode(&dispatch__replay_request__descriptor, body, len, AUDIT_MAX_REQUEST, &msg,
                           err, sizeof(err));
     if (rc < 0)
-        rc = refuse(&refusal, code_of_codec(rc), "", "%s", err);
+        rc = refuse_decode(&refusal, rc, err, len, AUDIT_MAX_REQUEST, "dispatch.ReplayRequest");
     else
         rc = answer_replay(self, txn, (Dispatch__ReplayRequest *)msg, &refusal, reply);
     if (msg)
         protobuf_c_message_free_unpacked(msg, NULL);
     if (rc < 0)
         return rc;
-    if (rc == 1 && !(reply->error = error_of(self->arena, &refusal)))
+    if (rc == REFUSED && !(reply->error = error_of(self->arena, &refusal)))
         return -ENOMEM;
     *ret = &reply->base;
     return 0;
@@ -520,7 +487,7 @@ int audit_handle_request(audit_t *self, MDB_txn *txn, const void *body, size_t l
                           err, sizeof(err));
     Dispatch__AuditQuery *query = (Dispatch__AuditQuery *)msg;
     if (rc < 0) {
-        rc = refuse(&refusal, code_of_codec(rc), "", "%s", err);
+        rc = refuse_decode(&refusal, rc, err, len, AUDIT_MAX_REQUEST, "dispatch.AuditQuery");
     } else if (query->body_case == DISPATCH__AUDIT_QUERY__BODY__NOT_SET && query->tag == 0) {
         protobuf_c_message_free_unpacked(msg, NULL);
         return answer_bare_replay(self, txn, body, len, ret);

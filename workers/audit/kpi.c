@@ -596,8 +596,21 @@ static void facts_of_event(const Dispatch__Event *event, int64_t at, uint64_t se
         second->kind = DISPATCH__AUDIT__FACT_KIND__FACT_KIND_HANDLE_DEADLINE;
         second->deadline = event->clock_resumed->deadline_handle;
         break;
-    default:
-        break;
+    case DISPATCH__EVENT__BODY_TICKET_REGISTERED: /* counted as a registration */
+    case DISPATCH__EVENT__BODY_TICKET_MERGED:
+    case DISPATCH__EVENT__BODY_TICKET_TRANSFERRED:
+    case DISPATCH__EVENT__BODY_TICKET_REROUTED:
+    case DISPATCH__EVENT__BODY_TICKET_TRIAGED:
+    case DISPATCH__EVENT__BODY_TRIAGE_ASSIGNED:
+    case DISPATCH__EVENT__BODY_TICKET_ESCALATED:
+    case DISPATCH__EVENT__BODY_SIGN_OFF_REQUESTED:
+    case DISPATCH__EVENT__BODY_SIGNED_OFF:
+    case DISPATCH__EVENT__BODY_EXTENSION_REQUESTED:
+    case DISPATCH__EVENT__BODY_EXTENSION_REFUSED:
+    case DISPATCH__EVENT__BODY_CLOCK_PAUSED:
+    case DISPATCH__EVENT__BODY_PROGRESS_REPORTED:
+    case DISPATCH__EVENT__BODY__NOT_SET:
+        break; /* no KPI counts them */
     }
     /* A deadline fact without a deadline says nothing. */
     if (first->kind >= DISPATCH__AUDIT__FACT_KIND__FACT_KIND_SIGN_FOR_DEADLINE && !first->deadline)

@@ -10,30 +10,6 @@
 #include "escalation_internal.h"
 #include "event.h"
 
-static int find_links(escalation_t *self, const config_t *config, const config_worker_t *me)
-{
-    for (size_t i = 0; i < me->link_count; i++) {
-        const config_worker_t *peer = config_worker_find(config, me->links[i]);
-        if (!peer)
-            continue;
-        bus_link_t *link = self->bus ? bus_link_find(self->bus, peer->name) : NULL;
-        if (strcmp(peer->kind, "intake") == 0) {
-            if (self->intake_count == ESCALATION_MAX_INTAKES)
-                return -E2BIG;
-            escalation_intake_t *intake = &self->intakes[self->intake_count++];
-            snprintf(intake->prefix, sizeof(intake->prefix), "%s",
-                     peer->id_prefix ? peer->id_prefix : "");
-            intake->link = link;
-        } else if (strcmp(peer->kind, "router") == 0 && !self->router && peer->district &&
-                   strcmp(peer->district, self->district) == 0) {
-            self->router = link;
-        } else if (strcmp(peer->kind, "audit") == 0 && !self->audit) {
-            self->audit = link;
-        }
-    }
-    return 0;
-}
-
 int escalation_new(store_t *store, bus_t *bus, const config_t *config, const char *name,
                    deadlines_t *table, calendar_t *calendar, escalation_t **ret)
 {
@@ -41,7 +17,7 @@ int escalation_new(store_t *store, bus_t *bus, const config_t *config, const cha
     escalation_t *self = NULL;
     int rc = 0;
     if (!me || strcmp(me->kind, "escalation") != 0 || !me->district ||
-        strlen(me->district) > ESCALATION_ID_MAX || !table || !calendar)
+        strlen(me->district) > LIMIT_ID || !table || !calendar)
         rc = -EINVAL;
     if (rc == 0 && !(self = calloc(1, sizeof(*self))))
         rc = -ENOMEM;
@@ -65,7 +41,7 @@ int escalation_new(store_t *store, bus_t *bus, const config_t *config, const cha
     if (rc == 0)
         rc = store_dbi(store, "escalation.reports", 0, &self->reports);
     if (rc == 0)
-        rc = find_links(self, config, me);
+        rc = peers_new(config, name, bus, &self->peers);
     if (rc < 0) {
         escalation_destroy(&self);
         return rc;
@@ -87,6 +63,7 @@ void escalation_destroy(escalation_t **self)
     deadlines_destroy(&escalation->table);
     calendar_destroy(&escalation->calendar);
     endpoint_destroy(&escalation->admin_endpoint);
+    peers_destroy(&escalation->peers);
     free(escalation);
     *self = NULL;
 }
@@ -233,19 +210,6 @@ int escalation_save(escalation_t *self, MDB_txn *txn, Dispatch__Escalation__Case
 
 /* ------------------------------------------------------------- events */
 
-static bus_link_t *owning_intake(const escalation_t *self, const char *ticket_id)
-{
-    if (self->intake_count == 1)
-        return self->intakes[0].link;
-    const char *dash = strchr(ticket_id, '-');
-    size_t len = dash ? (size_t)(dash - ticket_id) : strlen(ticket_id);
-    for (size_t i = 0; i < self->intake_count; i++)
-        if (strlen(self->intakes[i].prefix) == len &&
-            memcmp(self->intakes[i].prefix, ticket_id, len) == 0)
-            return self->intakes[i].link;
-    return NULL;
-}
-
 static int fill_event(escalation_t *self, MDB_txn *txn, const char *ticket_id, const char *district,
                       const char *actor, int64_t now, char *id, Dispatch__Event *event)
 {
@@ -266,10 +230,7 @@ int escalation_emit(escalation_t *self, MDB_txn *txn, const Dispatch__Escalation
 {
     char id[EVENT_ID_SIZE];
     int rc = fill_event(self, txn, record->ticket_id, record->district, actor, now, id, event);
-    if (rc < 0 || !self->bus)
-        return rc;
-    bus_link_t *links[3] = {self->router, owning_intake(self, record->ticket_id), self->audit};
-    return event_send(self->bus, txn, links, 3, event);
+    return rc < 0 ? rc : peers_send(self->peers, txn, event);
 }
 
 int escalation_emit_report(escalation_t *self, MDB_txn *txn, const char *actor, int64_t now,
@@ -277,10 +238,7 @@ int escalation_emit_report(escalation_t *self, MDB_txn *txn, const char *actor, 
 {
     char id[EVENT_ID_SIZE];
     int rc = fill_event(self, txn, "", self->district, actor, now, id, event);
-    if (rc < 0 || !self->bus)
-        return rc;
-    bus_link_t *links[1] = {self->audit};
-    return event_send(self->bus, txn, links, 1, event);
+    return rc < 0 ? rc : peers_send(self->peers, txn, event);
 }
 
 int escalation_climb(escalation_t *self, MDB_txn *txn, Dispatch__Escalation__Case *record,

@@ -22,20 +22,8 @@ typedef struct admin {
     const Dispatch__AdminRequest *request;
     int64_t now;
     Dispatch__AdminReply *reply;
-    escalation_error_t err;
+    refusal_t err;
 } admin_t;
-
-static int check_text(admin_t *a, const char *value, size_t max, bool required, const char *field)
-{
-    size_t len = strlen(value);
-    if (required && len == 0)
-        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, field,
-                                 "%s is required", field);
-    if (len > max)
-        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, field,
-                                 "%s is %zu bytes, at most %zu", field, len, max);
-    return 0;
-}
 
 static int require_role(admin_t *a, const Dispatch__Role *allowed, size_t count, const char *what)
 {
@@ -44,8 +32,8 @@ static int require_role(admin_t *a, const Dispatch__Role *allowed, size_t count,
             return 0;
     const ProtobufCEnumValue *value =
         protobuf_c_enum_descriptor_get_value(&dispatch__role__descriptor, a->request->role);
-    return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "role",
-                             "role %s may not %s", value ? value->name : "?", what);
+    return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "role", "role %s may not %s",
+                  value ? value->name : "?", what);
 }
 
 static void done(admin_t *a, const char *ticket_id, Dispatch__TicketState state)
@@ -64,9 +52,9 @@ static int load_case(admin_t *a, const char *ticket_id, const char *field,
 {
     int rc = cases_get(a->self->cases, a->txn, ticket_id, record);
     if (rc == -ENOENT || rc == -EPROTO)
-        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, field,
-                                 "ticket %s is not followed by this escalation (district %s)",
-                                 ticket_id, a->self->district);
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, field,
+                      "ticket %s is not followed by this escalation (district %s)", ticket_id,
+                      a->self->district);
     return rc;
 }
 
@@ -93,25 +81,24 @@ static int granted_deadline(admin_t *a, const Dispatch__Escalation__Case *record
         *deadline =
             calendar_add_working_days(a->self->calendar, current, pending->extra_working_days);
     else
-        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
-                                 "extension_decision.new_deadline",
-                                 "the request names no deadline: set new_deadline");
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
+                      "extension_decision.new_deadline",
+                      "the request names no deadline: set new_deadline");
     if (*deadline <= current || *deadline <= a->now)
-        return escalation_refuse(
-            &a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
-            "extension_decision.new_deadline",
-            "the new deadline must be after the current one (%" PRId64 ") and after now", current);
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+                      "extension_decision.new_deadline",
+                      "the new deadline must be after the current one (%" PRId64 ") and after now",
+                      current);
     if (*deadline - a->now > MAX_EXTENSION_MS)
-        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
-                                 "extension_decision.new_deadline",
-                                 "the new deadline is more than 366 days ahead");
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+                      "extension_decision.new_deadline",
+                      "the new deadline is more than 366 days ahead");
     uint32_t max = record->rule ? record->rule->max_extensions : 0;
     if (max && record->extension_count >= max)
-        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
-                                 "extension_decision",
-                                 "ticket %s has had %u extensions, the most the deadline table "
-                                 "allows",
-                                 record->ticket_id, record->extension_count);
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "extension_decision",
+                      "ticket %s has had %u extensions, the most the deadline table "
+                      "allows",
+                      record->ticket_id, record->extension_count);
     return 0;
 }
 
@@ -124,15 +111,15 @@ static int decide(admin_t *a, Dispatch__Escalation__Case *record,
             done(a, record->ticket_id, record->state);
             return 0;
         }
-        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND,
-                                 "extension_decision.request_id",
-                                 "no pending extension request %s on ticket %s",
-                                 decision->request_id, record->ticket_id);
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+                      "extension_decision.request_id",
+                      "no pending extension request %s on ticket %s", decision->request_id,
+                      record->ticket_id);
     }
     if (!escalation_case_open(record))
-        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
-                                 "extension_decision.ticket_id", "ticket %s is %s",
-                                 record->ticket_id, state_name(record->state));
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
+                      "extension_decision.ticket_id", "ticket %s is %s", record->ticket_id,
+                      state_name(record->state));
     Dispatch__Event event = DISPATCH__EVENT__INIT;
     Dispatch__ExtensionGranted granted = DISPATCH__EXTENSION_GRANTED__INIT;
     Dispatch__ExtensionRefused refused = DISPATCH__EXTENSION_REFUSED__INIT;
@@ -171,19 +158,17 @@ static int extension_decision(admin_t *a)
     static const Dispatch__Role roles[] = {DISPATCH__ROLE__ROLE_SUPERVISOR};
     const Dispatch__ExtensionDecision *decision = a->request->extension_decision;
     if (require_role(a, roles, 1, "decide on an extension") ||
-        check_text(a, decision->ticket_id, ESCALATION_ID_MAX, true,
-                   "extension_decision.ticket_id") ||
-        check_text(a, decision->request_id, ESCALATION_ID_MAX, true,
-                   "extension_decision.request_id") ||
-        check_text(a, decision->note, ESCALATION_TEXT_MAX, false, "extension_decision.note"))
-        return ESCALATION_REFUSED;
+        refuse_text(&a->err, "extension_decision.ticket_id", decision->ticket_id, LIMIT_ID, true) ||
+        refuse_text(&a->err, "extension_decision.request_id", decision->request_id, LIMIT_ID,
+                    true) ||
+        refuse_text(&a->err, "extension_decision.note", decision->note, LIMIT_TEXT, false))
+        return REFUSED;
     if (!decision->granted && decision->new_deadline)
-        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
-                                 "extension_decision.new_deadline",
-                                 "a refusal sets no new deadline");
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+                      "extension_decision.new_deadline", "a refusal sets no new deadline");
     if (decision->new_deadline < 0)
-        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
-                                 "extension_decision.new_deadline", "a time is not negative");
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+                      "extension_decision.new_deadline", "a time is not negative");
     Dispatch__Escalation__Case *record;
     int rc = load_case(a, decision->ticket_id, "extension_decision.ticket_id", &record);
     if (rc != 0)
@@ -245,9 +230,9 @@ static int sign_off_ticket(admin_t *a, const Dispatch__LeaderSignOff *sign_off, 
     if (rc != 0)
         return rc;
     if (!escalation_case_open(record)) {
-        rc = escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
-                               "leader_sign_off.ticket_id", "ticket %s is %s: nothing to instruct",
-                               record->ticket_id, state_name(record->state));
+        rc = refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "leader_sign_off.ticket_id",
+                    "ticket %s is %s: nothing to instruct", record->ticket_id,
+                    state_name(record->state));
     } else if (strcmp(record->leader, leader) == 0 &&
                strcmp(record->instruction, sign_off->instruction) == 0) {
         done(a, record->ticket_id, record->state); /* a retry: recorded already */
@@ -285,25 +270,23 @@ static int leader_sign_off(admin_t *a)
     static const Dispatch__Role roles[] = {DISPATCH__ROLE__ROLE_LEADER};
     const Dispatch__LeaderSignOff *sign_off = a->request->leader_sign_off;
     if (require_role(a, roles, 1, "sign off") ||
-        check_text(a, sign_off->ticket_id, ESCALATION_ID_MAX, false, "leader_sign_off.ticket_id") ||
-        check_text(a, sign_off->report_id, ESCALATION_ID_MAX, false, "leader_sign_off.report_id") ||
-        check_text(a, sign_off->leader, ESCALATION_ID_MAX, false, "leader_sign_off.leader") ||
-        check_text(a, sign_off->instruction, ESCALATION_TEXT_MAX, true,
-                   "leader_sign_off.instruction"))
-        return ESCALATION_REFUSED;
+        refuse_text(&a->err, "leader_sign_off.ticket_id", sign_off->ticket_id, LIMIT_ID, false) ||
+        refuse_text(&a->err, "leader_sign_off.report_id", sign_off->report_id, LIMIT_ID, false) ||
+        refuse_text(&a->err, "leader_sign_off.leader", sign_off->leader, LIMIT_ID, false) ||
+        refuse_text(&a->err, "leader_sign_off.instruction", sign_off->instruction, LIMIT_TEXT,
+                    true))
+        return REFUSED;
     bool ticket = *sign_off->ticket_id, report = *sign_off->report_id;
     if (ticket == report)
-        return escalation_refuse(&a->err,
-                                 ticket ? DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE
-                                        : DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
-                                 "leader_sign_off.ticket_id",
-                                 "exactly one of ticket_id and report_id");
+        return refuse(&a->err,
+                      ticket ? DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE
+                             : DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
+                      "leader_sign_off.ticket_id", "exactly one of ticket_id and report_id");
     const char *leader = *sign_off->leader ? sign_off->leader : a->request->actor_id;
     if (strcmp(leader, a->request->actor_id) != 0)
-        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN,
-                                 "leader_sign_off.leader",
-                                 "a leader signs off in their own name (actor %s, leader %s)",
-                                 a->request->actor_id, leader);
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "leader_sign_off.leader",
+                      "a leader signs off in their own name (actor %s, leader %s)",
+                      a->request->actor_id, leader);
     return ticket ? sign_off_ticket(a, sign_off, leader) : sign_off_report(a, sign_off, leader);
 }
 
@@ -469,33 +452,30 @@ static int list_queue(admin_t *a)
     escalation_t *self = a->self;
     switch (request->kind) {
     case DISPATCH__QUEUE_KIND__QUEUE_KIND_UNSPECIFIED:
-        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
-                                 "list_queue.kind", "list_queue.kind is required");
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "list_queue.kind",
+                      "list_queue.kind is required");
     case DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION:
     case DISPATCH__QUEUE_KIND__QUEUE_KIND_SIGN_OFF:
     case DISPATCH__QUEUE_KIND__QUEUE_KIND_OVERDUE:
     case DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT:
         break;
     default:
-        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
-                                 "list_queue.kind",
-                                 "this queue is served by dispatch-router, not escalation");
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "list_queue.kind",
+                      "this queue is served by dispatch-router, not escalation");
     }
     if (require_role(a, roles, 4, "list this queue") ||
-        check_text(a, request->district, ESCALATION_ID_MAX, false, "list_queue.district") ||
-        check_text(a, request->after_ticket_id, ESCALATION_ID_MAX, false,
-                   "list_queue.after_ticket_id") ||
-        check_text(a, request->unit_id, ESCALATION_ID_MAX, false, "list_queue.unit_id"))
-        return ESCALATION_REFUSED;
+        refuse_text(&a->err, "list_queue.district", request->district, LIMIT_ID, false) ||
+        refuse_text(&a->err, "list_queue.after_ticket_id", request->after_ticket_id, LIMIT_ID,
+                    false) ||
+        refuse_text(&a->err, "list_queue.unit_id", request->unit_id, LIMIT_ID, false))
+        return REFUSED;
     if (*request->district && strcmp(request->district, self->district) != 0)
-        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
-                                 "list_queue.district",
-                                 "district %s is served by its own escalation; this one serves %s",
-                                 request->district, self->district);
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "list_queue.district",
+                      "district %s is served by its own escalation; this one serves %s",
+                      request->district, self->district);
     if (request->limit > QUEUE_MAX_LIMIT)
-        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
-                                 "list_queue.limit", "limit %u is over %d", request->limit,
-                                 QUEUE_MAX_LIMIT);
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, "list_queue.limit",
+                      "limit %u is over %d", request->limit, QUEUE_MAX_LIMIT);
 
     page_t page = {a, request->kind, request->limit ? request->limit : QUEUE_DEFAULT_LIMIT, 0,
                    false};
@@ -527,11 +507,11 @@ static int list_queue(admin_t *a)
 static int dispatch_request(admin_t *a)
 {
     const Dispatch__AdminRequest *request = a->request;
-    if (check_text(a, request->actor_id, ESCALATION_ID_MAX, true, "actor_id"))
-        return ESCALATION_REFUSED;
+    if (refuse_text(&a->err, "actor_id", request->actor_id, LIMIT_ID, true))
+        return REFUSED;
     if (request->role == DISPATCH__ROLE__ROLE_UNSPECIFIED)
-        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "role",
-                                 "role is required");
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "role",
+                      "role is required");
     switch (request->body_case) {
     case DISPATCH__ADMIN_REQUEST__BODY_EXTENSION_DECISION:
         return extension_decision(a);
@@ -544,45 +524,19 @@ static int dispatch_request(admin_t *a)
     case DISPATCH__ADMIN_REQUEST__BODY_UNIT_REMOVE:
     case DISPATCH__ADMIN_REQUEST__BODY_RULE_UPSERT:
     case DISPATCH__ADMIN_REQUEST__BODY_RULE_REMOVE:
-        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
-                                 "this request is served by dispatch-router, not escalation");
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
+                      "this request is served by dispatch-router, not escalation");
     default:
-        return escalation_refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
-                                 "no request set");
+        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
+                      "no request set");
     }
 }
 
-static Dispatch__ErrorCode codec_error(int codec_rc)
-{
-    switch (codec_rc) {
-    case CODEC_TOO_LARGE:
-        return DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE;
-    case CODEC_BAD_UTF8:
-        return DISPATCH__ERROR_CODE__ERROR_CODE_INVALID_UTF8;
-    case CODEC_BAD_ENUM:
-        return DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE;
-    default:
-        return DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST;
-    }
-}
-
-static void reply_error(escalation_t *self, const escalation_error_t *err,
-                        Dispatch__AdminReply *out)
+static void reply_error(escalation_t *self, const refusal_t *err, Dispatch__AdminReply *out)
 {
     escalation_reply_t *reply = &self->reply;
-    dispatch__error__init(&reply->error);
-    snprintf(reply->message, sizeof(reply->message), "%s", err->message);
-    snprintf(reply->field, sizeof(reply->field), "%s", err->field);
-    /* A message cut at its buffer's end may end inside a UTF-8 character. */
-    size_t len = strlen(reply->message);
-    while (len > 0 && !codec_utf8_valid(reply->message, len))
-        reply->message[--len] = '\0';
-    len = strlen(reply->field);
-    while (len > 0 && !codec_utf8_valid(reply->field, len))
-        reply->field[--len] = '\0';
-    reply->error.code = err->code;
-    reply->error.message = reply->message;
-    reply->error.field = reply->field;
+    reply->refusal = *err;
+    refusal_error(&reply->refusal, &reply->error);
     out->body_case = DISPATCH__ADMIN_REPLY__BODY_ERROR;
     out->error = &reply->error;
 }
@@ -598,14 +552,14 @@ int escalation_handle_admin(escalation_t *self, MDB_txn *txn, const void *body, 
     int rc = codec_decode(&dispatch__admin_request__descriptor, body, len, ESCALATION_MAX_REQUEST,
                           (ProtobufCMessage **)&request, detail, sizeof(detail));
     if (rc < 0) {
-        escalation_refuse(&a.err, codec_error(rc), "", "%s", detail);
-        rc = ESCALATION_REFUSED;
+        refuse_decode(&a.err, rc, detail, len, ESCALATION_MAX_REQUEST, "dispatch.AdminRequest");
+        rc = REFUSED;
     } else {
         reply->tag = request->tag;
         a.request = request;
         rc = dispatch_request(&a);
     }
-    if (rc == ESCALATION_REFUSED) {
+    if (rc == REFUSED) {
         /* A refused request changes nothing: a partial list is dropped. */
         escalation_reply_reset(self);
         reply_error(self, &a.err, reply);

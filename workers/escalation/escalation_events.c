@@ -1,5 +1,5 @@
-/* escalation_events.c: lifecycle events from the bus (the router, and
- * intake's if the topology links it). They start, stop, pause and resume
+/* escalation_events.c: lifecycle events from the bus (the router's: the
+ * lifecycle table sends escalation nothing else). They start, stop, pause and resume
  * the deadlines of a case; none of them fires a step (escalation_fire.c
  * does, when the timer they arm comes due). */
 #include <errno.h>
@@ -8,13 +8,7 @@
 
 #include "escalation_internal.h"
 #include "event.h"
-
-static bool is_final(Dispatch__TicketState state)
-{
-    return state == DISPATCH__TICKET_STATE__TICKET_STATE_CLOSED ||
-           state == DISPATCH__TICKET_STATE__TICKET_STATE_MERGED ||
-           state == DISPATCH__TICKET_STATE__TICKET_STATE_TRANSFERRED;
-}
+#include "lifecycle.h"
 
 static bool text_fits(const char *value, size_t max, bool required)
 {
@@ -153,12 +147,13 @@ static int on_finished(escalation_t *self, MDB_txn *txn, const Dispatch__Event *
     return rc < 0 ? rc : escalation_save(self, txn, record, now);
 }
 
+/* Escalation's side of an event about a case it follows. */
 static int apply_event(escalation_t *self, MDB_txn *txn, const Dispatch__Event *event,
                        Dispatch__Escalation__Case *record, int64_t now)
 {
     switch (event->body_case) {
     case DISPATCH__EVENT__BODY_TICKET_DISPATCHED:
-        if (is_final(record->state))
+        if (lifecycle_state_final(record->state))
             return 0;
         return on_dispatched(self, txn, event, record, now);
     case DISPATCH__EVENT__BODY_TICKET_ACCEPTED:
@@ -182,9 +177,9 @@ static int apply_event(escalation_t *self, MDB_txn *txn, const Dispatch__Event *
         return escalation_case_open(record) ? on_triaged(self, txn, event, record, now) : 0;
     case DISPATCH__EVENT__BODY_EXTENSION_REQUESTED: {
         const Dispatch__ExtensionRequested *requested = event->extension_requested;
-        if (!text_fits(requested->request_id, ESCALATION_ID_MAX, true) ||
-            !text_fits(requested->unit_id, ESCALATION_ID_MAX, false) ||
-            !text_fits(requested->reason, ESCALATION_TEXT_MAX, false))
+        if (!text_fits(requested->request_id, LIMIT_ID, true) ||
+            !text_fits(requested->unit_id, LIMIT_ID, false) ||
+            !text_fits(requested->reason, LIMIT_TEXT, false))
             return BUS_REJECTED;
         if (!escalation_case_open(record) || !record->handle->active)
             return 0;
@@ -196,24 +191,29 @@ static int apply_event(escalation_t *self, MDB_txn *txn, const Dispatch__Event *
             return 0;
         return on_finished(self, txn, event, record, DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED,
                            now);
-    case DISPATCH__EVENT__BODY_TICKET_REOPENED:
-        /* A TicketDispatched (cause REOPEN) follows and starts the round. */
-        if (record->state != DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED)
-            return 0;
-        record->state = DISPATCH__TICKET_STATE__TICKET_STATE_REOPENED;
-        return escalation_save(self, txn, record, now);
-    case DISPATCH__EVENT__BODY_TICKET_CLOSED:
-        return on_finished(self, txn, event, record, DISPATCH__TICKET_STATE__TICKET_STATE_CLOSED,
-                           now);
-    case DISPATCH__EVENT__BODY_TICKET_MERGED:
-        return on_finished(self, txn, event, record, DISPATCH__TICKET_STATE__TICKET_STATE_MERGED,
-                           now);
-    case DISPATCH__EVENT__BODY_TICKET_TRANSFERRED:
-        return on_finished(self, txn, event, record,
-                           DISPATCH__TICKET_STATE__TICKET_STATE_TRANSFERRED, now);
-    default:
+    case DISPATCH__EVENT__BODY_TICKET_REROUTED:   /* a TicketDispatched follows */
+    case DISPATCH__EVENT__BODY_TRIAGE_ASSIGNED:   /* a TicketDispatched follows */
+    case DISPATCH__EVENT__BODY_PROGRESS_REPORTED: /* nothing to time */
         return 0;
+    case DISPATCH__EVENT__BODY_TICKET_REGISTERED: /* not received: lifecycle table */
+    case DISPATCH__EVENT__BODY_TICKET_MERGED:
+    case DISPATCH__EVENT__BODY_TICKET_TRANSFERRED:
+    case DISPATCH__EVENT__BODY_CALLED_BACK:
+    case DISPATCH__EVENT__BODY_TICKET_REOPENED:
+    case DISPATCH__EVENT__BODY_TICKET_CLOSED:
+    case DISPATCH__EVENT__BODY_REMINDER_SENT: /* escalation's own */
+    case DISPATCH__EVENT__BODY_TICKET_OVERDUE:
+    case DISPATCH__EVENT__BODY_TICKET_ESCALATED:
+    case DISPATCH__EVENT__BODY_SIGN_OFF_REQUESTED:
+    case DISPATCH__EVENT__BODY_SIGNED_OFF:
+    case DISPATCH__EVENT__BODY_EXTENSION_GRANTED:
+    case DISPATCH__EVENT__BODY_EXTENSION_REFUSED:
+    case DISPATCH__EVENT__BODY_CLOCK_PAUSED:
+    case DISPATCH__EVENT__BODY_CLOCK_RESUMED:
+    case DISPATCH__EVENT__BODY__NOT_SET:
+        return BUS_REJECTED;
     }
+    return BUS_REJECTED;
 }
 
 int escalation_handle_event(escalation_t *self, MDB_txn *txn, const void *body, size_t len,
@@ -224,63 +224,30 @@ int escalation_handle_event(escalation_t *self, MDB_txn *txn, const void *body, 
     char err[256];
     if (event_decode(body, len, &event, err, sizeof(err)) < 0)
         return BUS_REJECTED;
-    int rc = 0;
-    switch (event->body_case) {
-    case DISPATCH__EVENT__BODY_REMINDER_SENT:
-    case DISPATCH__EVENT__BODY_TICKET_OVERDUE:
-    case DISPATCH__EVENT__BODY_TICKET_ESCALATED:
-    case DISPATCH__EVENT__BODY_SIGN_OFF_REQUESTED:
-    case DISPATCH__EVENT__BODY_SIGNED_OFF:
-    case DISPATCH__EVENT__BODY_EXTENSION_GRANTED:
-    case DISPATCH__EVENT__BODY_EXTENSION_REFUSED:
-    case DISPATCH__EVENT__BODY_CLOCK_PAUSED:
-    case DISPATCH__EVENT__BODY_CLOCK_RESUMED:
-    case DISPATCH__EVENT__BODY__NOT_SET:
-        rc = BUS_REJECTED; /* escalation's own events, or none */
-        break;
-    case DISPATCH__EVENT__BODY_TICKET_REGISTERED:
-    case DISPATCH__EVENT__BODY_TICKET_REROUTED:
-    case DISPATCH__EVENT__BODY_TRIAGE_ASSIGNED:
-    case DISPATCH__EVENT__BODY_PROGRESS_REPORTED:
-    case DISPATCH__EVENT__BODY_CALLED_BACK:
-        rc = 0; /* nothing to time: a TicketDispatched follows where it matters */
-        break;
-    default: {
-        if (!text_fits(event->ticket_id, ESCALATION_ID_MAX, true) ||
-            !text_fits(event->district, ESCALATION_ID_MAX, false)) {
-            rc = BUS_REJECTED;
-            break;
-        }
-        bool dispatched = event->body_case == DISPATCH__EVENT__BODY_TICKET_DISPATCHED;
-        if (dispatched) {
-            const Dispatch__TicketDispatched *d = event->ticket_dispatched;
-            if (!text_fits(d->unit_id, ESCALATION_ID_MAX, true) ||
-                !text_fits(d->category, ESCALATION_ID_MAX, false) ||
-                !text_fits(d->area, ESCALATION_ID_MAX, false)) {
-                rc = BUS_REJECTED;
-                break;
-            }
-        }
-        Dispatch__Escalation__Case *record = NULL;
-        rc = cases_get(self->cases, txn, event->ticket_id, &record);
-        if (rc == -ENOENT && dispatched) {
-            /* First dispatch: escalation starts following the ticket. */
-            Dispatch__Kind kind = event->ticket_dispatched->kind;
-            Dispatch__Urgency urgency = event->ticket_dispatched->urgency;
-            rc = cases_new_case(event->ticket_id, deadlines_rule(self->table, kind, urgency),
-                                &record);
-        } else if (rc == -ENOENT || rc == -EPROTO) {
-            /* Not followed here (in triage before any dispatch, say). */
-            rc = 0;
-            break;
-        }
-        if (rc == 0)
-            rc = apply_event(self, txn, event, record, now_ms);
-        if (record)
-            dispatch__escalation__case__free_unpacked(record, NULL);
-        break;
+    int rc = BUS_REJECTED;
+    bool dispatched = event->body_case == DISPATCH__EVENT__BODY_TICKET_DISPATCHED;
+    const Dispatch__TicketDispatched *d = dispatched ? event->ticket_dispatched : NULL;
+    if (!lifecycle_receives(LIFECYCLE_ESCALATION, event->body_case) ||
+        !text_fits(event->ticket_id, LIMIT_ID, true) ||
+        !text_fits(event->district, LIMIT_ID, false) ||
+        (d && (!text_fits(d->unit_id, LIMIT_ID, true) || !text_fits(d->category, LIMIT_ID, false) ||
+               !text_fits(d->area, LIMIT_ID, false)))) {
+        event_free(event);
+        return BUS_REJECTED;
     }
+    Dispatch__Escalation__Case *record = NULL;
+    rc = cases_get(self->cases, txn, event->ticket_id, &record);
+    if (rc == -ENOENT && d) {
+        /* First dispatch: escalation starts following the ticket. */
+        rc = cases_new_case(event->ticket_id, deadlines_rule(self->table, d->kind, d->urgency),
+                            &record);
+    } else if (rc == -ENOENT || rc == -EPROTO) {
+        rc = 0; /* not followed here (in triage before any dispatch, say) */
     }
+    if (rc == 0 && record)
+        rc = apply_event(self, txn, event, record, now_ms);
+    if (record)
+        dispatch__escalation__case__free_unpacked(record, NULL);
     event_free(event);
     return rc;
 }

@@ -6,56 +6,23 @@
 #ifndef DISPATCH_ESCALATION_INTERNAL_H
 #define DISPATCH_ESCALATION_INTERNAL_H
 
-#include <stdarg.h>
 #include <stdbool.h>
-#include <stdio.h>
 
 #include "cases.h"
 #include "endpoint.h"
 #include "escalation.h"
+#include "peers.h"
+#include "refusal.h"
 #include "schedule.h"
 #include "timers.h"
 
-/* Limits of dispatch.proto (docs/protocol.md section 10), in bytes. */
-#define ESCALATION_ID_MAX 64
-#define ESCALATION_TEXT_MAX 2000
-#define ESCALATION_MAX_INTAKES 32
 #define ESCALATION_ACTOR "system"
-
-/* A refusal of an admin request: code, dotted field path, message. */
-typedef struct escalation_error {
-    Dispatch__ErrorCode code;
-    char field[128];
-    char message[512];
-} escalation_error_t;
-
-/* Returned by checks for a refused request (the error is filled in). */
-#define ESCALATION_REFUSED 1
-
-__attribute__((format(printf, 4, 5))) static inline int escalation_refuse(escalation_error_t *err,
-                                                                          Dispatch__ErrorCode code,
-                                                                          const char *field,
-                                                                          const char *format, ...)
-{
-    err->code = code;
-    snprintf(err->field, sizeof(err->field), "%s", field ? field : "");
-    va_list args;
-    va_start(args, format);
-    vsnprintf(err->message, sizeof(err->message), format, args);
-    va_end(args);
-    return ESCALATION_REFUSED;
-}
-
-typedef struct escalation_intake {
-    char prefix[ESCALATION_ID_MAX + 1]; /* id_prefix; "" = none given */
-    bus_link_t *link;
-} escalation_intake_t;
 
 /* One item of a ListQueue reply, with the record it points into. */
 typedef struct escalation_queue_entry {
     Dispatch__QueueItem item;
     Dispatch__Escalation__Case *record;
-    char text[ESCALATION_TEXT_MAX + 1];
+    char text[LIMIT_TEXT + 1];
 } escalation_queue_entry_t;
 
 /* Memory the last reply points into. */
@@ -66,24 +33,21 @@ typedef struct escalation_reply {
     escalation_queue_entry_t *entries;
     Dispatch__QueueItem **items;
     size_t entry_count, entry_capacity;
-    char message[512];
-    char field[128];
-    char ticket_id[ESCALATION_ID_MAX + 1];
+    refusal_t refusal;
+    char ticket_id[LIMIT_ID + 1];
 } escalation_reply_t;
 
 struct escalation {
     store_t *store;
     bus_t *bus;
     char name[CONFIG_NAME_MAX + 1];
-    char district[ESCALATION_ID_MAX + 1];
+    char district[LIMIT_ID + 1];
     deadlines_t *table;
     calendar_t *calendar;
     timers_t *timers;
     cases_t *cases;
     MDB_dbi meta, reports;
-    bus_link_t *router, *audit;
-    escalation_intake_t intakes[ESCALATION_MAX_INTAKES];
-    size_t intake_count;
+    peers_t *peers; /* the router, intakes and audit: where events go */
     escalation_reply_t reply;
 
     /* The worker loop (escalation_service.c); unused when driven directly. */

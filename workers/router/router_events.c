@@ -208,10 +208,11 @@ static int apply_event(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTic
     case DISPATCH__EVENT__BODY_TICKET_ESCALATED:
     case DISPATCH__EVENT__BODY_CLOCK_RESUMED:
         return router_save(self, txn, record, now);
-    case DISPATCH__EVENT__BODY_TICKET_REGISTERED: /* on_registered() */
-    case DISPATCH__EVENT__BODY_TICKET_OVERDUE:    /* not received: lifecycle table */
+    case DISPATCH__EVENT__BODY_TICKET_OVERDUE: /* escalation's own bookkeeping */
     case DISPATCH__EVENT__BODY_SIGN_OFF_REQUESTED:
     case DISPATCH__EVENT__BODY_CLOCK_PAUSED:
+        return 0;
+    case DISPATCH__EVENT__BODY_TICKET_REGISTERED: /* on_registered() */
     case DISPATCH__EVENT__BODY_TICKET_DISPATCHED: /* the router's own */
     case DISPATCH__EVENT__BODY_TICKET_ACCEPTED:
     case DISPATCH__EVENT__BODY_TICKET_RETURNED:
