@@ -1,6 +1,6 @@
 /* escalation_internal: what the parts of the escalation worker share
  * (escalation.c: construction, saving and emitting; escalation_events.c,
- * escalation_fire.c, escalation_admin.c: the three inputs;
+ * escalation_fire.c, escalation_requests.c: the three inputs;
  * escalation_service.c: sockets and loop). Not for use outside
  * workers/escalation. */
 #ifndef DISPATCH_ESCALATION_INTERNAL_H

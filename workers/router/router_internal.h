@@ -1,5 +1,5 @@
 /* router_internal: what the parts of the router (router.c: state changes;
- * router_events.c, router_actions.c, router_admin.c: the three inputs;
+ * router_events.c, router_actions.c, router_requests.c: the three inputs;
  * router_service.c: sockets and loop) share. Not for use outside
  * workers/router. */
 #ifndef DISPATCH_ROUTER_INTERNAL_H

@@ -1,4 +1,4 @@
-/* router_admin.c: AdminRequest from the admin endpoint (dispatchers,
+/* router_requests.c: AdminRequest from the admin endpoint (dispatchers,
  * supervisors, administrators, units listing their own tickets). */
 #include <errno.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* escalation_admin.c: AdminRequest from the admin endpoint: supervisors'
+/* escalation_requests.c: AdminRequest from the admin endpoint: supervisors'
  * extension decisions, leaders' sign-offs, and the work queues. */
 #include <errno.h>
 #include <inttypes.h>
