@@ -56,8 +56,7 @@ void escalation_destroy(escalation_t **self)
     if (!escalation)
         return;
     escalation_reply_reset(escalation);
-    free(escalation->reply.entries);
-    free(escalation->reply.items);
+    admin_reply_free(&escalation->reply);
     timers_destroy(&escalation->timers);
     cases_destroy(&escalation->cases);
     deadlines_destroy(&escalation->table);
@@ -106,11 +105,7 @@ int escalation_next_due(escalation_t *self, MDB_txn *txn, int64_t *due)
 
 void escalation_reply_reset(escalation_t *self)
 {
-    escalation_reply_t *reply = &self->reply;
-    for (size_t i = 0; i < reply->entry_count; i++)
-        if (reply->entries[i].record)
-            dispatch__escalation__case__free_unpacked(reply->entries[i].record, NULL);
-    reply->entry_count = 0;
+    admin_reply_reset(&self->reply);
 }
 
 /* ------------------------------------------------------------- saving */

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 
+#include "admin.h"
 #include "cases.h"
 #include "endpoint.h"
 #include "escalation.h"
@@ -17,25 +18,6 @@
 #include "timers.h"
 
 #define ESCALATION_ACTOR "system"
-
-/* One item of a ListQueue reply, with the record it points into. */
-typedef struct escalation_queue_entry {
-    Dispatch__QueueItem item;
-    Dispatch__Escalation__Case *record;
-    char text[LIMIT_TEXT + 1];
-} escalation_queue_entry_t;
-
-/* Memory the last reply points into. */
-typedef struct escalation_reply {
-    Dispatch__Error error;
-    Dispatch__AdminDone done;
-    Dispatch__QueueView queue;
-    escalation_queue_entry_t *entries;
-    Dispatch__QueueItem **items;
-    size_t entry_count, entry_capacity;
-    refusal_t refusal;
-    char ticket_id[LIMIT_ID + 1];
-} escalation_reply_t;
 
 struct escalation {
     store_t *store;
@@ -47,8 +29,8 @@ struct escalation {
     timers_t *timers;
     cases_t *cases;
     MDB_dbi meta, reports;
-    peers_t *peers; /* the router, intakes and audit: where events go */
-    escalation_reply_t reply;
+    peers_t *peers;      /* the router, intakes and audit: where events go */
+    admin_reply_t reply; /* memory the last admin reply points into */
 
     /* The worker loop (escalation_service.c); unused when driven directly. */
     endpoint_t *admin_endpoint;

@@ -6,13 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "codec.h"
 #include "escalation_internal.h"
 
-#define QUEUE_DEFAULT_LIMIT 100
-#define QUEUE_MAX_LIMIT 500
-/* A page stops before the reply would pass this, under the clients' 64 KiB. */
-#define QUEUE_MAX_BYTES (60 * 1024)
 /* An extension reaches at most this far ahead. */
 #define MAX_EXTENSION_MS (366LL * CALENDAR_DAY_MS)
 
@@ -22,29 +19,17 @@ typedef struct admin {
     const Dispatch__AdminRequest *request;
     int64_t now;
     Dispatch__AdminReply *reply;
-    refusal_t err;
+    refusal_t *err;
 } admin_t;
 
 static int require_role(admin_t *a, const Dispatch__Role *allowed, size_t count, const char *what)
 {
-    for (size_t i = 0; i < count; i++)
-        if (a->request->role == allowed[i])
-            return 0;
-    const ProtobufCEnumValue *value =
-        protobuf_c_enum_descriptor_get_value(&dispatch__role__descriptor, a->request->role);
-    return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "role", "role %s may not %s",
-                  value ? value->name : "?", what);
+    return admin_require_role(a->err, a->request->role, allowed, count, what);
 }
 
 static void done(admin_t *a, const char *ticket_id, Dispatch__TicketState state)
 {
-    escalation_reply_t *reply = &a->self->reply;
-    dispatch__admin_done__init(&reply->done);
-    snprintf(reply->ticket_id, sizeof(reply->ticket_id), "%s", ticket_id ? ticket_id : "");
-    reply->done.ticket_id = reply->ticket_id;
-    reply->done.state = state;
-    a->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_DONE;
-    a->reply->done = &reply->done;
+    admin_done(&a->self->reply, a->reply, ticket_id, state);
 }
 
 static int load_case(admin_t *a, const char *ticket_id, const char *field,
@@ -52,7 +37,7 @@ static int load_case(admin_t *a, const char *ticket_id, const char *field,
 {
     int rc = cases_get(a->self->cases, a->txn, ticket_id, record);
     if (rc == -ENOENT || rc == -EPROTO)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, field,
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, field,
                       "ticket %s is not followed by this escalation (district %s)", ticket_id,
                       a->self->district);
     return rc;
@@ -81,21 +66,21 @@ static int granted_deadline(admin_t *a, const Dispatch__Escalation__Case *record
         *deadline =
             calendar_add_working_days(a->self->calendar, current, pending->extra_working_days);
     else
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
                       "extension_decision.new_deadline",
                       "the request names no deadline: set new_deadline");
     if (*deadline <= current || *deadline <= a->now)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
                       "extension_decision.new_deadline",
                       "the new deadline must be after the current one (%" PRId64 ") and after now",
                       current);
     if (*deadline - a->now > MAX_EXTENSION_MS)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
                       "extension_decision.new_deadline",
                       "the new deadline is more than 366 days ahead");
     uint32_t max = record->rule ? record->rule->max_extensions : 0;
     if (max && record->extension_count >= max)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "extension_decision",
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "extension_decision",
                       "ticket %s has had %u extensions, the most the deadline table "
                       "allows",
                       record->ticket_id, record->extension_count);
@@ -111,13 +96,13 @@ static int decide(admin_t *a, Dispatch__Escalation__Case *record,
             done(a, record->ticket_id, record->state);
             return 0;
         }
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND,
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND,
                       "extension_decision.request_id",
                       "no pending extension request %s on ticket %s", decision->request_id,
                       record->ticket_id);
     }
     if (!escalation_case_open(record))
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
                       "extension_decision.ticket_id", "ticket %s is %s", record->ticket_id,
                       state_name(record->state));
     Dispatch__Event event = DISPATCH__EVENT__INIT;
@@ -158,16 +143,16 @@ static int extension_decision(admin_t *a)
     static const Dispatch__Role roles[] = {DISPATCH__ROLE__ROLE_SUPERVISOR};
     const Dispatch__ExtensionDecision *decision = a->request->extension_decision;
     if (require_role(a, roles, 1, "decide on an extension") ||
-        refuse_text(&a->err, "extension_decision.ticket_id", decision->ticket_id, LIMIT_ID, true) ||
-        refuse_text(&a->err, "extension_decision.request_id", decision->request_id, LIMIT_ID,
+        refuse_text(a->err, "extension_decision.ticket_id", decision->ticket_id, LIMIT_ID, true) ||
+        refuse_text(a->err, "extension_decision.request_id", decision->request_id, LIMIT_ID,
                     true) ||
-        refuse_text(&a->err, "extension_decision.note", decision->note, LIMIT_TEXT, false))
+        refuse_text(a->err, "extension_decision.note", decision->note, LIMIT_TEXT, false))
         return REFUSED;
     if (!decision->granted && decision->new_deadline)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
                       "extension_decision.new_deadline", "a refusal sets no new deadline");
     if (decision->new_deadline < 0)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
                       "extension_decision.new_deadline", "a time is not negative");
     Dispatch__Escalation__Case *record;
     int rc = load_case(a, decision->ticket_id, "extension_decision.ticket_id", &record);
@@ -230,7 +215,7 @@ static int sign_off_ticket(admin_t *a, const Dispatch__LeaderSignOff *sign_off, 
     if (rc != 0)
         return rc;
     if (!escalation_case_open(record)) {
-        rc = refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "leader_sign_off.ticket_id",
+        rc = refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "leader_sign_off.ticket_id",
                     "ticket %s is %s: nothing to instruct", record->ticket_id,
                     state_name(record->state));
     } else if (strcmp(record->leader, leader) == 0 &&
@@ -270,21 +255,20 @@ static int leader_sign_off(admin_t *a)
     static const Dispatch__Role roles[] = {DISPATCH__ROLE__ROLE_LEADER};
     const Dispatch__LeaderSignOff *sign_off = a->request->leader_sign_off;
     if (require_role(a, roles, 1, "sign off") ||
-        refuse_text(&a->err, "leader_sign_off.ticket_id", sign_off->ticket_id, LIMIT_ID, false) ||
-        refuse_text(&a->err, "leader_sign_off.report_id", sign_off->report_id, LIMIT_ID, false) ||
-        refuse_text(&a->err, "leader_sign_off.leader", sign_off->leader, LIMIT_ID, false) ||
-        refuse_text(&a->err, "leader_sign_off.instruction", sign_off->instruction, LIMIT_TEXT,
-                    true))
+        refuse_text(a->err, "leader_sign_off.ticket_id", sign_off->ticket_id, LIMIT_ID, false) ||
+        refuse_text(a->err, "leader_sign_off.report_id", sign_off->report_id, LIMIT_ID, false) ||
+        refuse_text(a->err, "leader_sign_off.leader", sign_off->leader, LIMIT_ID, false) ||
+        refuse_text(a->err, "leader_sign_off.instruction", sign_off->instruction, LIMIT_TEXT, true))
         return REFUSED;
     bool ticket = *sign_off->ticket_id, report = *sign_off->report_id;
     if (ticket == report)
-        return refuse(&a->err,
+        return refuse(a->err,
                       ticket ? DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE
                              : DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
                       "leader_sign_off.ticket_id", "exactly one of ticket_id and report_id");
     const char *leader = *sign_off->leader ? sign_off->leader : a->request->actor_id;
     if (strcmp(leader, a->request->actor_id) != 0)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "leader_sign_off.leader",
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "leader_sign_off.leader",
                       "a leader signs off in their own name (actor %s, leader %s)",
                       a->request->actor_id, leader);
     return ticket ? sign_off_ticket(a, sign_off, leader) : sign_off_report(a, sign_off, leader);
@@ -295,25 +279,7 @@ static int leader_sign_off(admin_t *a)
 typedef struct page {
     admin_t *admin;
     Dispatch__QueueKind kind;
-    size_t limit;
-    size_t bytes;
-    bool more;
 } page_t;
-
-static escalation_queue_entry_t *entry_add(escalation_reply_t *reply)
-{
-    if (reply->entry_count == reply->entry_capacity) {
-        size_t capacity = reply->entry_capacity ? reply->entry_capacity * 2 : 32;
-        escalation_queue_entry_t *grown = realloc(reply->entries, capacity * sizeof(*grown));
-        if (!grown)
-            return NULL;
-        reply->entries = grown;
-        reply->entry_capacity = capacity;
-    }
-    escalation_queue_entry_t *entry = &reply->entries[reply->entry_count++];
-    memset(entry, 0, sizeof(*entry));
-    return entry;
-}
 
 /* "sign for: 12 min left" / "handling: overdue by 2 h 5 min" */
 static int64_t describe_clock(const escalation_t *self, const Dispatch__Escalation__Case *record,
@@ -342,12 +308,11 @@ static int64_t describe_clock(const escalation_t *self, const Dispatch__Escalati
     return track->deadline;
 }
 
-static void fill_item(const escalation_t *self, escalation_queue_entry_t *entry,
-                      Dispatch__QueueKind kind, int64_t since, int64_t now)
+static void fill_item(const escalation_t *self, admin_entry_t *entry, Dispatch__QueueKind kind,
+                      int64_t since, int64_t now)
 {
-    const Dispatch__Escalation__Case *record = entry->record;
+    const Dispatch__Escalation__Case *record = (const Dispatch__Escalation__Case *)entry->record;
     Dispatch__QueueItem *item = &entry->item;
-    dispatch__queue_item__init(item);
     item->ticket_id = record->ticket_id;
     item->district = record->district;
     item->category = record->category;
@@ -358,7 +323,6 @@ static void fill_item(const escalation_t *self, escalation_queue_entry_t *entry,
     item->unit_id = record->unit_id;
     item->supervision = record->supervision;
     item->since = since;
-    item->text = entry->text;
     char at[32];
     switch (kind) {
     case DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION: {
@@ -399,48 +363,32 @@ static void fill_item(const escalation_t *self, escalation_queue_entry_t *entry,
                  sign_for ? "sign-for" : "handling", at, late);
         break;
     }
-    default:
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT:
         item->deadline = describe_clock(self, record, now, entry->text, sizeof(entry->text));
         break;
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_UNSPECIFIED: /* admin_check_queue() */
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE:
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_UNIT:
+        break;
     }
-    /* A long reason or instruction cut at the buffer's end may end inside a
-     * UTF-8 character. */
-    size_t len = strlen(entry->text);
-    while (len > 0 && !codec_utf8_valid(entry->text, len))
-        entry->text[--len] = '\0';
 }
 
 static int page_add(const char *ticket_id, int64_t since, void *ctx)
 {
     page_t *page = ctx;
     escalation_t *self = page->admin->self;
-    escalation_reply_t *reply = &self->reply;
-    if (reply->entry_count == page->limit) {
-        page->more = true;
-        return 1;
-    }
     Dispatch__Escalation__Case *record;
     int rc = cases_get(self->cases, page->admin->txn, ticket_id, &record);
     if (rc == -ENOENT || rc == -EPROTO)
         return 0; /* the index outlived its record: nothing to show */
     if (rc < 0)
         return rc;
-    escalation_queue_entry_t *entry = entry_add(reply);
-    if (!entry) {
-        dispatch__escalation__case__free_unpacked(record, NULL);
-        return -ENOMEM;
-    }
-    entry->record = record;
+    admin_entry_t *entry;
+    rc = admin_page_add(&self->reply, &record->base, &entry);
+    if (rc < 0 || !entry)
+        return rc < 0 ? rc : 1;
     fill_item(self, entry, page->kind, since, page->admin->now);
-    size_t size = protobuf_c_message_get_packed_size(&entry->item.base) + 8;
-    if (page->bytes + size > QUEUE_MAX_BYTES) {
-        dispatch__escalation__case__free_unpacked(record, NULL);
-        reply->entry_count--;
-        page->more = true;
-        return 1;
-    }
-    page->bytes += size;
-    return 0;
+    return admin_page_keep(&self->reply);
 }
 
 static int list_queue(admin_t *a)
@@ -450,68 +398,36 @@ static int list_queue(admin_t *a)
                                            DISPATCH__ROLE__ROLE_LEADER, DISPATCH__ROLE__ROLE_ADMIN};
     const Dispatch__ListQueue *request = a->request->list_queue;
     escalation_t *self = a->self;
-    switch (request->kind) {
-    case DISPATCH__QUEUE_KIND__QUEUE_KIND_UNSPECIFIED:
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "list_queue.kind",
-                      "list_queue.kind is required");
-    case DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION:
-    case DISPATCH__QUEUE_KIND__QUEUE_KIND_SIGN_OFF:
-    case DISPATCH__QUEUE_KIND__QUEUE_KIND_OVERDUE:
-    case DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT:
-        break;
-    default:
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "list_queue.kind",
-                      "this queue is served by dispatch-router, not escalation");
-    }
+    if (admin_check_queue(a->err, request->kind, LIFECYCLE_ESCALATION))
+        return REFUSED;
     if (require_role(a, roles, 4, "list this queue") ||
-        refuse_text(&a->err, "list_queue.district", request->district, LIMIT_ID, false) ||
-        refuse_text(&a->err, "list_queue.after_ticket_id", request->after_ticket_id, LIMIT_ID,
+        refuse_text(a->err, "list_queue.district", request->district, LIMIT_ID, false) ||
+        refuse_text(a->err, "list_queue.after_ticket_id", request->after_ticket_id, LIMIT_ID,
                     false) ||
-        refuse_text(&a->err, "list_queue.unit_id", request->unit_id, LIMIT_ID, false))
+        refuse_text(a->err, "list_queue.unit_id", request->unit_id, LIMIT_ID, false))
         return REFUSED;
     if (*request->district && strcmp(request->district, self->district) != 0)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "list_queue.district",
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "list_queue.district",
                       "district %s is served by its own escalation; this one serves %s",
                       request->district, self->district);
-    if (request->limit > QUEUE_MAX_LIMIT)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, "list_queue.limit",
-                      "limit %u is over %d", request->limit, QUEUE_MAX_LIMIT);
+    if (admin_page_start(&self->reply, a->err, request->limit))
+        return REFUSED;
 
-    page_t page = {a, request->kind, request->limit ? request->limit : QUEUE_DEFAULT_LIMIT, 0,
-                   false};
+    page_t page = {a, request->kind};
     int rc = cases_queue_each(self->cases, a->txn, request->kind, request->after_ticket_id,
                               page_add, &page);
     if (rc < 0)
         return rc;
-    escalation_reply_t *reply = &self->reply;
-    Dispatch__QueueItem **items = realloc(reply->items, (reply->entry_count + 1) * sizeof(*items));
-    if (!items)
-        return -ENOMEM;
-    reply->items = items;
-    for (size_t i = 0; i < reply->entry_count; i++) {
-        /* The entries moved as the array grew: point text at its new place. */
-        reply->entries[i].item.text = reply->entries[i].text;
-        items[i] = &reply->entries[i].item;
-    }
-    dispatch__queue_view__init(&reply->queue);
-    reply->queue.items = items;
-    reply->queue.n_items = reply->entry_count;
-    reply->queue.more = page.more;
-    a->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_QUEUE;
-    a->reply->queue = &reply->queue;
-    return 0;
+    return admin_page_finish(&self->reply, a->reply);
 }
 
 /* ---------------------------------------------------------- entry */
 
-static int dispatch_request(admin_t *a)
+static int serve(void *ctx, const Dispatch__AdminRequest *request, refusal_t *err)
 {
-    const Dispatch__AdminRequest *request = a->request;
-    if (refuse_text(&a->err, "actor_id", request->actor_id, LIMIT_ID, true))
-        return REFUSED;
-    if (request->role == DISPATCH__ROLE__ROLE_UNSPECIFIED)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "role",
-                      "role is required");
+    admin_t *a = ctx;
+    a->request = request;
+    a->err = err;
     switch (request->body_case) {
     case DISPATCH__ADMIN_REQUEST__BODY_EXTENSION_DECISION:
         return extension_decision(a);
@@ -519,53 +435,22 @@ static int dispatch_request(admin_t *a)
         return leader_sign_off(a);
     case DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE:
         return list_queue(a);
-    case DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_ASSIGN:
+    case DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_ASSIGN: /* admin_served_by() */
     case DISPATCH__ADMIN_REQUEST__BODY_UNIT_UPSERT:
     case DISPATCH__ADMIN_REQUEST__BODY_UNIT_REMOVE:
     case DISPATCH__ADMIN_REQUEST__BODY_RULE_UPSERT:
     case DISPATCH__ADMIN_REQUEST__BODY_RULE_REMOVE:
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
-                      "this request is served by dispatch-router, not escalation");
-    default:
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
-                      "no request set");
+    case DISPATCH__ADMIN_REQUEST__BODY__NOT_SET:
+        break;
     }
-}
-
-static void reply_error(escalation_t *self, const refusal_t *err, Dispatch__AdminReply *out)
-{
-    escalation_reply_t *reply = &self->reply;
-    reply->refusal = *err;
-    refusal_error(&reply->refusal, &reply->error);
-    out->body_case = DISPATCH__ADMIN_REPLY__BODY_ERROR;
-    out->error = &reply->error;
+    return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_INTERNAL, "body", "not served here");
 }
 
 int escalation_handle_admin(escalation_t *self, MDB_txn *txn, const void *body, size_t len,
                             int64_t now_ms, Dispatch__AdminReply *reply)
 {
     escalation_reply_reset(self);
-    dispatch__admin_reply__init(reply);
     admin_t a = {.self = self, .txn = txn, .now = now_ms, .reply = reply};
-    Dispatch__AdminRequest *request = NULL;
-    char detail[256];
-    int rc = codec_decode(&dispatch__admin_request__descriptor, body, len, ESCALATION_MAX_REQUEST,
-                          (ProtobufCMessage **)&request, detail, sizeof(detail));
-    if (rc < 0) {
-        refuse_decode(&a.err, rc, detail, len, ESCALATION_MAX_REQUEST, "dispatch.AdminRequest");
-        rc = REFUSED;
-    } else {
-        reply->tag = request->tag;
-        a.request = request;
-        rc = dispatch_request(&a);
-    }
-    if (rc == REFUSED) {
-        /* A refused request changes nothing: a partial list is dropped. */
-        escalation_reply_reset(self);
-        reply_error(self, &a.err, reply);
-        rc = 0;
-    }
-    if (request)
-        protobuf_c_message_free_unpacked(&request->base, NULL);
-    return rc;
+    return admin_handle(&self->reply, LIFECYCLE_ESCALATION, body, len, ESCALATION_MAX_REQUEST,
+                        serve, &a, reply);
 }

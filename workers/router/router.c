@@ -61,8 +61,7 @@ void router_destroy(router_t **self)
     if (!router)
         return;
     router_reply_reset(router);
-    free(router->reply.entries);
-    free(router->reply.items);
+    admin_reply_free(&router->reply.admin);
     registry_destroy(&router->registry);
     tickets_destroy(&router->tickets);
     deliveries_destroy(&router->deliveries);
@@ -80,11 +79,7 @@ const char *router_district(const router_t *self)
 
 void router_reply_reset(router_t *self)
 {
-    router_reply_t *reply = &self->reply;
-    for (size_t i = 0; i < reply->entry_count; i++)
-        if (reply->entries[i].record)
-            dispatch__router__router_ticket__free_unpacked(reply->entries[i].record, NULL);
-    reply->entry_count = 0;
+    admin_reply_reset(&self->reply.admin);
 }
 
 /* ------------------------------------------------------------- names */
@@ -115,7 +110,7 @@ const char *router_state_name(Dispatch__TicketState state)
 
 void router_reply_error(router_t *self, const refusal_t *err, Dispatch__Error **ret)
 {
-    router_reply_t *reply = &self->reply;
+    admin_reply_t *reply = &self->reply.admin;
     reply->refusal = *err;
     refusal_error(&reply->refusal, &reply->error);
     *ret = &reply->error;

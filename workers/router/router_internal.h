@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 
+#include "admin.h"
 #include "deliveries.h"
 #include "endpoint.h"
 #include "peers.h"
@@ -18,23 +19,10 @@
 
 #define ROUTER_ACTOR "router"
 
-/* One queue item of a ListQueue reply, with the record it points into. */
-typedef struct router_queue_entry {
-    Dispatch__QueueItem item;
-    Dispatch__Router__RouterTicket *record;
-    char text[LIMIT_TEXT + 1];
-} router_queue_entry_t;
-
 /* Memory the last reply points into. */
 typedef struct router_reply {
-    Dispatch__Error error;
+    admin_reply_t admin; /* admin replies, and the refusal of a unit action */
     Dispatch__ActionResult action_result;
-    Dispatch__AdminDone done;
-    Dispatch__QueueView queue;
-    router_queue_entry_t *entries;
-    Dispatch__QueueItem **items;
-    size_t entry_count, entry_capacity;
-    refusal_t refusal;
     char action_id[LIMIT_ID + 1];
     char unit_id[LIMIT_ID + 1];
     char ticket_id[LIMIT_ID + 1];

@@ -5,14 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "codec.h"
 #include "record.h"
 #include "router_internal.h"
-
-#define QUEUE_DEFAULT_LIMIT 100
-#define QUEUE_MAX_LIMIT 500
-/* A page stops before the reply would pass this, under the clients' 64 KiB. */
-#define QUEUE_MAX_BYTES (60 * 1024)
 
 typedef struct admin {
     router_t *router;
@@ -20,36 +16,17 @@ typedef struct admin {
     const Dispatch__AdminRequest *request;
     int64_t now;
     Dispatch__AdminReply *reply;
-    refusal_t err;
+    refusal_t *err;
 } admin_t;
-
-static bool role_in(Dispatch__Role role, const Dispatch__Role *allowed, size_t count)
-{
-    for (size_t i = 0; i < count; i++)
-        if (role == allowed[i])
-            return true;
-    return false;
-}
 
 static int require_role(admin_t *a, const Dispatch__Role *allowed, size_t count, const char *what)
 {
-    if (role_in(a->request->role, allowed, count))
-        return 0;
-    const ProtobufCEnumValue *value =
-        protobuf_c_enum_descriptor_get_value(&dispatch__role__descriptor, a->request->role);
-    return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "role", "role %s may not %s",
-                  value ? value->name : "?", what);
+    return admin_require_role(a->err, a->request->role, allowed, count, what);
 }
 
 static void done(admin_t *a, const char *ticket_id, Dispatch__TicketState state)
 {
-    router_reply_t *reply = &a->router->reply;
-    dispatch__admin_done__init(&reply->done);
-    snprintf(reply->ticket_id, sizeof(reply->ticket_id), "%s", ticket_id ? ticket_id : "");
-    reply->done.ticket_id = reply->ticket_id;
-    reply->done.state = state;
-    a->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_DONE;
-    a->reply->done = &reply->done;
+    admin_done(&a->router->reply.admin, a->reply, ticket_id, state);
 }
 
 /* ---------------------------------------------------------- triage assign */
@@ -59,14 +36,14 @@ static int check_assignable(admin_t *a, const char *unit, const char *field)
     Dispatch__Unit *found;
     int rc = registry_unit_get(a->router->registry, a->txn, unit, &found);
     if (rc == -ENOENT)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, field,
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, field,
                       "unit %s is not registered", unit);
     if (rc < 0)
         return rc;
     bool active = found->active;
     dispatch__unit__free_unpacked(found, NULL);
     if (!active)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, field,
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, field,
                       "unit %s is inactive", unit);
     return 0;
 }
@@ -78,23 +55,23 @@ static int triage_assign(admin_t *a)
                                            DISPATCH__ROLE__ROLE_ADMIN};
     const Dispatch__TriageAssign *request = a->request->triage_assign;
     if (require_role(a, roles, 3, "assign a ticket in triage") ||
-        refuse_text(&a->err, "triage_assign.ticket_id", request->ticket_id, LIMIT_ID, true) ||
-        refuse_text(&a->err, "triage_assign.lead_unit", request->lead_unit, LIMIT_ID, true) ||
-        refuse_units(&a->err, "triage_assign.assisting_units", request->assisting_units,
+        refuse_text(a->err, "triage_assign.ticket_id", request->ticket_id, LIMIT_ID, true) ||
+        refuse_text(a->err, "triage_assign.lead_unit", request->lead_unit, LIMIT_ID, true) ||
+        refuse_units(a->err, "triage_assign.assisting_units", request->assisting_units,
                      request->n_assisting_units, request->lead_unit) ||
-        refuse_text(&a->err, "triage_assign.note", request->note, LIMIT_TEXT, false))
+        refuse_text(a->err, "triage_assign.note", request->note, LIMIT_TEXT, false))
         return REFUSED;
 
     router_t *router = a->router;
     Dispatch__Router__RouterTicket *record;
     int rc = tickets_get(router->tickets, a->txn, request->ticket_id, &record);
     if (rc == -ENOENT)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND,
-                      "triage_assign.ticket_id", "ticket %s is not known here", request->ticket_id);
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "triage_assign.ticket_id",
+                      "ticket %s is not known here", request->ticket_id);
     if (rc < 0)
         return rc;
     if (record->ticket->state != DISPATCH__TICKET_STATE__TICKET_STATE_TRIAGE) {
-        rc = refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "triage_assign.ticket_id",
+        rc = refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "triage_assign.ticket_id",
                     "ticket %s is %s, not in TRIAGE", request->ticket_id,
                     router_state_name(record->ticket->state));
         goto out;
@@ -142,8 +119,7 @@ static int unit_upsert(admin_t *a)
     registry_t *registry = a->router->registry;
     if (require_role(a, admin_only, 1, "change units"))
         return REFUSED;
-    int rc =
-        registry_check_unit(registry, a->txn, request->unit, true, "unit_upsert.unit", &a->err);
+    int rc = registry_check_unit(registry, a->txn, request->unit, true, "unit_upsert.unit", a->err);
     if (rc == 0)
         rc = registry_unit_put(registry, a->txn, request->unit);
     if (rc == 0)
@@ -156,12 +132,12 @@ static int unit_remove(admin_t *a)
     const char *id = a->request->unit_remove->unit_id;
     router_t *router = a->router;
     if (require_role(a, admin_only, 1, "change units") ||
-        refuse_text(&a->err, "unit_remove.unit_id", id, LIMIT_ID, true))
+        refuse_text(a->err, "unit_remove.unit_id", id, LIMIT_ID, true))
         return REFUSED;
     Dispatch__Unit *unit;
     int rc = registry_unit_get(router->registry, a->txn, id, &unit);
     if (rc == -ENOENT)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "unit_remove.unit_id",
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "unit_remove.unit_id",
                       "unit %s is not registered", id);
     if (rc < 0)
         return rc;
@@ -173,19 +149,19 @@ static int unit_remove(admin_t *a)
     if (rc < 0)
         return rc;
     if (open)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "unit_remove.unit_id",
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "unit_remove.unit_id",
                       "unit %s has open tickets: set active = false instead", id);
     rc = registry_unit_first_child(router->registry, a->txn, id, other);
     if (rc < 0)
         return rc;
     if (*other)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "unit_remove.unit_id",
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "unit_remove.unit_id",
                       "unit %s is the parent of %s: move or remove its units first", id, other);
     rc = registry_rule_naming(router->registry, a->txn, id, other);
     if (rc < 0)
         return rc;
     if (*other)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "unit_remove.unit_id",
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "unit_remove.unit_id",
                       "routing rule %s names unit %s: change the rule first", other, id);
     rc = registry_unit_delete(router->registry, a->txn, id);
     if (rc == 0)
@@ -201,7 +177,7 @@ static int rule_upsert(admin_t *a)
     registry_t *registry = a->router->registry;
     if (require_role(a, admin_only, 1, "change routing rules"))
         return REFUSED;
-    int rc = registry_check_rule(registry, a->txn, request->rule, "rule_upsert.rule", &a->err);
+    int rc = registry_check_rule(registry, a->txn, request->rule, "rule_upsert.rule", a->err);
     if (rc == 0)
         rc = registry_rule_put(registry, a->txn, request->rule);
     if (rc == 0)
@@ -211,10 +187,10 @@ static int rule_upsert(admin_t *a)
 
 static int check_district(admin_t *a, const char *district, const char *field)
 {
-    if (refuse_text(&a->err, field, district, LIMIT_ID, false))
+    if (refuse_text(a->err, field, district, LIMIT_ID, false))
         return REFUSED;
     if (*district && strcmp(district, a->router->district) != 0)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, field,
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, field,
                       "district %s is served by its own router; this router serves %s", district,
                       a->router->district);
     return 0;
@@ -225,12 +201,12 @@ static int rule_remove(admin_t *a)
     const Dispatch__RuleRemove *request = a->request->rule_remove;
     if (require_role(a, admin_only, 1, "change routing rules") ||
         check_district(a, request->district, "rule_remove.district") ||
-        refuse_text(&a->err, "rule_remove.category", request->category, LIMIT_ID, true) ||
-        refuse_text(&a->err, "rule_remove.area", request->area, LIMIT_ID, false))
+        refuse_text(a->err, "rule_remove.category", request->category, LIMIT_ID, true) ||
+        refuse_text(a->err, "rule_remove.area", request->area, LIMIT_ID, false))
         return REFUSED;
     int rc = registry_rule_delete(a->router->registry, a->txn, request->category, request->area);
     if (rc == -ENOENT)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "rule_remove.category",
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "rule_remove.category",
                       "no rule for category '%s' in area '%s'", request->category, request->area);
     if (rc == 0)
         done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
@@ -242,33 +218,14 @@ static int rule_remove(admin_t *a)
 typedef struct page {
     admin_t *admin;
     Dispatch__QueueKind kind;
-    size_t limit;
-    size_t bytes;
-    bool more;
 } page_t;
 
-static router_queue_entry_t *entry_add(router_reply_t *reply)
+static void fill_item(admin_entry_t *entry, Dispatch__QueueKind kind, Dispatch__HandlingRole role)
 {
-    if (reply->entry_count == reply->entry_capacity) {
-        size_t capacity = reply->entry_capacity ? reply->entry_capacity * 2 : 32;
-        router_queue_entry_t *grown = realloc(reply->entries, capacity * sizeof(*grown));
-        if (!grown)
-            return NULL;
-        reply->entries = grown;
-        reply->entry_capacity = capacity;
-    }
-    router_queue_entry_t *entry = &reply->entries[reply->entry_count++];
-    memset(entry, 0, sizeof(*entry));
-    return entry;
-}
-
-static void fill_item(router_queue_entry_t *entry, Dispatch__QueueKind kind,
-                      Dispatch__HandlingRole role)
-{
-    const Dispatch__Router__RouterTicket *record = entry->record;
+    const Dispatch__Router__RouterTicket *record =
+        (const Dispatch__Router__RouterTicket *)entry->record;
     const Dispatch__Ticket *ticket = record->ticket;
     Dispatch__QueueItem *item = &entry->item;
-    dispatch__queue_item__init(item);
     item->ticket_id = ticket->id;
     item->district = ticket->district;
     item->category = ticket->category;
@@ -277,7 +234,6 @@ static void fill_item(router_queue_entry_t *entry, Dispatch__QueueKind kind,
     item->urgency = ticket->urgency;
     item->state = ticket->state;
     item->supervision = ticket->supervision;
-    item->text = entry->text;
     if (kind == DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE) {
         item->unit_id = record->triage_from_unit;
         item->since = record->triage_since;
@@ -302,33 +258,18 @@ static int page_add(const char *ticket_id, Dispatch__HandlingRole role, void *ct
 {
     page_t *page = ctx;
     router_t *router = page->admin->router;
-    router_reply_t *reply = &router->reply;
-    if (reply->entry_count == page->limit) {
-        page->more = true;
-        return 1;
-    }
     Dispatch__Router__RouterTicket *record;
     int rc = tickets_get(router->tickets, page->admin->txn, ticket_id, &record);
     if (rc == -ENOENT || rc == -EPROTO)
         return 0; /* the index outlived its record: nothing to show */
     if (rc < 0)
         return rc;
-    router_queue_entry_t *entry = entry_add(reply);
-    if (!entry) {
-        dispatch__router__router_ticket__free_unpacked(record, NULL);
-        return -ENOMEM;
-    }
-    entry->record = record;
+    admin_entry_t *entry;
+    rc = admin_page_add(&router->reply.admin, &record->base, &entry);
+    if (rc < 0 || !entry)
+        return rc < 0 ? rc : 1;
     fill_item(entry, page->kind, role);
-    size_t size = protobuf_c_message_get_packed_size(&entry->item.base) + 8;
-    if (page->bytes + size > QUEUE_MAX_BYTES) {
-        dispatch__router__router_ticket__free_unpacked(record, NULL);
-        reply->entry_count--;
-        page->more = true;
-        return 1;
-    }
-    page->bytes += size;
-    return 0;
+    return admin_page_keep(&router->reply.admin);
 }
 
 static int list_queue(admin_t *a)
@@ -341,41 +282,31 @@ static int list_queue(admin_t *a)
         DISPATCH__ROLE__ROLE_ADMIN};
     const Dispatch__ListQueue *request = a->request->list_queue;
     router_t *router = a->router;
-    switch (request->kind) {
-    case DISPATCH__QUEUE_KIND__QUEUE_KIND_UNSPECIFIED:
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "list_queue.kind",
-                      "list_queue.kind is required");
-    case DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE:
-        if (require_role(a, triage_roles, 4, "list the triage queue"))
-            return REFUSED;
-        break;
-    case DISPATCH__QUEUE_KIND__QUEUE_KIND_UNIT:
+    if (admin_check_queue(a->err, request->kind, LIFECYCLE_ROUTER))
+        return REFUSED;
+    if (request->kind == DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE &&
+        require_role(a, triage_roles, 4, "list the triage queue"))
+        return REFUSED;
+    if (request->kind == DISPATCH__QUEUE_KIND__QUEUE_KIND_UNIT) {
         if (require_role(a, unit_roles, 4, "list a unit's tickets") ||
-            refuse_text(&a->err, "list_queue.unit_id", request->unit_id, LIMIT_ID, true))
+            refuse_text(a->err, "list_queue.unit_id", request->unit_id, LIMIT_ID, true))
             return REFUSED;
         if (a->request->role == DISPATCH__ROLE__ROLE_UNIT) {
             const char *actor = a->request->actor_id;
             const char *slash = strchr(actor, '/');
             size_t len = slash ? (size_t)(slash - actor) : strlen(actor);
             if (len != strlen(request->unit_id) || memcmp(actor, request->unit_id, len) != 0)
-                return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN,
+                return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN,
                               "list_queue.unit_id", "a unit may list only its own tickets");
         }
-        break;
-    default:
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "list_queue.kind",
-                      "this queue is served by dispatch-escalation, not the router");
     }
     if (check_district(a, request->district, "list_queue.district") ||
-        refuse_text(&a->err, "list_queue.after_ticket_id", request->after_ticket_id, LIMIT_ID,
-                    false))
+        refuse_text(a->err, "list_queue.after_ticket_id", request->after_ticket_id, LIMIT_ID,
+                    false) ||
+        admin_page_start(&router->reply.admin, a->err, request->limit))
         return REFUSED;
-    if (request->limit > QUEUE_MAX_LIMIT)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, "list_queue.limit",
-                      "limit %u is over %d", request->limit, QUEUE_MAX_LIMIT);
 
-    page_t page = {a, request->kind, request->limit ? request->limit : QUEUE_DEFAULT_LIMIT, 0,
-                   false};
+    page_t page = {a, request->kind};
     int rc = request->kind == DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE
                  ? tickets_triage_each(router->tickets, a->txn, request->after_ticket_id, page_add,
                                        &page)
@@ -383,35 +314,16 @@ static int list_queue(admin_t *a)
                                      request->after_ticket_id, page_add, &page);
     if (rc < 0)
         return rc;
-    router_reply_t *reply = &router->reply;
-    Dispatch__QueueItem **items = realloc(reply->items, (reply->entry_count + 1) * sizeof(*items));
-    if (!items)
-        return -ENOMEM;
-    reply->items = items;
-    for (size_t i = 0; i < reply->entry_count; i++) {
-        /* The entries moved as the array grew: point text at its new place. */
-        reply->entries[i].item.text = reply->entries[i].text;
-        items[i] = &reply->entries[i].item;
-    }
-    dispatch__queue_view__init(&reply->queue);
-    reply->queue.items = items;
-    reply->queue.n_items = reply->entry_count;
-    reply->queue.more = page.more;
-    a->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_QUEUE;
-    a->reply->queue = &reply->queue;
-    return 0;
+    return admin_page_finish(&router->reply.admin, a->reply);
 }
 
 /* ---------------------------------------------------------- entry */
 
-static int dispatch_request(admin_t *a)
+static int serve(void *ctx, const Dispatch__AdminRequest *request, refusal_t *err)
 {
-    const Dispatch__AdminRequest *request = a->request;
-    if (refuse_text(&a->err, "actor_id", request->actor_id, LIMIT_ID, true))
-        return REFUSED;
-    if (request->role == DISPATCH__ROLE__ROLE_UNSPECIFIED)
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "role",
-                      "role is required");
+    admin_t *a = ctx;
+    a->request = request;
+    a->err = err;
     switch (request->body_case) {
     case DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_ASSIGN:
         return triage_assign(a);
@@ -425,42 +337,19 @@ static int dispatch_request(admin_t *a)
         return rule_remove(a);
     case DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE:
         return list_queue(a);
-    case DISPATCH__ADMIN_REQUEST__BODY_EXTENSION_DECISION:
+    case DISPATCH__ADMIN_REQUEST__BODY_EXTENSION_DECISION: /* admin_served_by() */
     case DISPATCH__ADMIN_REQUEST__BODY_LEADER_SIGN_OFF:
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
-                      "this request is served by dispatch-escalation, not the router");
-    default:
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
-                      "no request set");
+    case DISPATCH__ADMIN_REQUEST__BODY__NOT_SET:
+        break;
     }
+    return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_INTERNAL, "body", "not served here");
 }
 
 int router_handle_admin(router_t *self, MDB_txn *txn, const void *body, size_t len, int64_t now_ms,
                         Dispatch__AdminReply *reply)
 {
     router_reply_reset(self);
-    dispatch__admin_reply__init(reply);
     admin_t a = {.router = self, .txn = txn, .now = now_ms, .reply = reply};
-    Dispatch__AdminRequest *request = NULL;
-    char detail[256];
-    int rc = codec_decode(&dispatch__admin_request__descriptor, body, len, ROUTER_MAX_REQUEST,
-                          (ProtobufCMessage **)&request, detail, sizeof(detail));
-    if (rc < 0) {
-        refuse_decode(&a.err, rc, detail, len, ROUTER_MAX_REQUEST, "dispatch.AdminRequest");
-        rc = REFUSED;
-    } else {
-        reply->tag = request->tag;
-        a.request = request;
-        rc = dispatch_request(&a);
-    }
-    if (rc == REFUSED) {
-        /* A refused request changes nothing: a partial list is dropped. */
-        router_reply_reset(self);
-        reply->body_case = DISPATCH__ADMIN_REPLY__BODY_ERROR;
-        router_reply_error(self, &a.err, &reply->error);
-        rc = 0;
-    }
-    if (request)
-        protobuf_c_message_free_unpacked(&request->base, NULL);
-    return rc;
+    return admin_handle(&self->reply.admin, LIFECYCLE_ROUTER, body, len, ROUTER_MAX_REQUEST, serve,
+                        &a, reply);
 }

@@ -1,0 +1,232 @@
+/* admin: see admin.h. */
+#include "admin.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+void admin_reply_reset(admin_reply_t *reply)
+{
+    for (size_t i = 0; i < reply->entry_count; i++)
+        if (reply->entries[i].record)
+            protobuf_c_message_free_unpacked(reply->entries[i].record, NULL);
+    reply->entry_count = 0;
+    reply->bytes = 0;
+    reply->more = false;
+}
+
+void admin_reply_free(admin_reply_t *reply)
+{
+    admin_reply_reset(reply);
+    free(reply->entries);
+    free(reply->items);
+    reply->entries = NULL;
+    reply->items = NULL;
+    reply->entry_capacity = 0;
+}
+
+lifecycle_worker_t admin_served_by(Dispatch__AdminRequest__BodyCase body)
+{
+    switch (body) {
+    case DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_ASSIGN:
+    case DISPATCH__ADMIN_REQUEST__BODY_UNIT_UPSERT:
+    case DISPATCH__ADMIN_REQUEST__BODY_UNIT_REMOVE:
+    case DISPATCH__ADMIN_REQUEST__BODY_RULE_UPSERT:
+    case DISPATCH__ADMIN_REQUEST__BODY_RULE_REMOVE:
+        return LIFECYCLE_ROUTER;
+    case DISPATCH__ADMIN_REQUEST__BODY_EXTENSION_DECISION:
+    case DISPATCH__ADMIN_REQUEST__BODY_LEADER_SIGN_OFF:
+        return LIFECYCLE_ESCALATION;
+    case DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE: /* by queue kind: both */
+        return LIFECYCLE_ROUTER | LIFECYCLE_ESCALATION;
+    case DISPATCH__ADMIN_REQUEST__BODY__NOT_SET:
+        break;
+    }
+    return 0;
+}
+
+lifecycle_worker_t admin_queue_served_by(Dispatch__QueueKind kind)
+{
+    switch (kind) {
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE:
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_UNIT:
+        return LIFECYCLE_ROUTER;
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION:
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_SIGN_OFF:
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_OVERDUE:
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT:
+        return LIFECYCLE_ESCALATION;
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_UNSPECIFIED:
+        break;
+    }
+    return 0;
+}
+
+/* "this request is served by dispatch-escalation, not the router" */
+static int refuse_elsewhere(refusal_t *refusal, const char *field, const char *what,
+                            lifecycle_worker_t served_by, lifecycle_worker_t self)
+{
+    return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, field,
+                  "this %s is served by dispatch-%s, not %s%s", what,
+                  lifecycle_worker_name(served_by), self == LIFECYCLE_ROUTER ? "the " : "",
+                  lifecycle_worker_name(self));
+}
+
+int admin_check_queue(refusal_t *refusal, Dispatch__QueueKind kind, lifecycle_worker_t self)
+{
+    lifecycle_worker_t served_by = admin_queue_served_by(kind);
+    if (served_by == 0)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "list_queue.kind",
+                      "list_queue.kind is required");
+    if (!(served_by & self))
+        return refuse_elsewhere(refusal, "list_queue.kind", "queue", served_by, self);
+    return 0;
+}
+
+int admin_require_role(refusal_t *refusal, Dispatch__Role role, const Dispatch__Role *allowed,
+                       size_t count, const char *what)
+{
+    for (size_t i = 0; i < count; i++)
+        if (role == allowed[i])
+            return 0;
+    const ProtobufCEnumValue *value =
+        protobuf_c_enum_descriptor_get_value(&dispatch__role__descriptor, role);
+    return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "role", "role %s may not %s",
+                  value ? value->name : "?", what);
+}
+
+void admin_done(admin_reply_t *memory, Dispatch__AdminReply *reply, const char *ticket_id,
+                Dispatch__TicketState state)
+{
+    dispatch__admin_done__init(&memory->done);
+    snprintf(memory->ticket_id, sizeof(memory->ticket_id), "%s", ticket_id ? ticket_id : "");
+    memory->done.ticket_id = memory->ticket_id;
+    memory->done.state = state;
+    reply->body_case = DISPATCH__ADMIN_REPLY__BODY_DONE;
+    reply->done = &memory->done;
+}
+
+int admin_page_start(admin_reply_t *memory, refusal_t *refusal, uint32_t limit)
+{
+    if (limit > ADMIN_QUEUE_MAX_LIMIT)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, "list_queue.limit",
+                      "limit %u is over %d", limit, ADMIN_QUEUE_MAX_LIMIT);
+    admin_reply_reset(memory);
+    memory->limit = limit ? limit : ADMIN_QUEUE_DEFAULT_LIMIT;
+    return 0;
+}
+
+int admin_page_add(admin_reply_t *memory, ProtobufCMessage *record, admin_entry_t **ret)
+{
+    *ret = NULL;
+    if (memory->entry_count == memory->limit) {
+        memory->more = true;
+        protobuf_c_message_free_unpacked(record, NULL);
+        return 0;
+    }
+    if (memory->entry_count == memory->entry_capacity) {
+        size_t capacity = memory->entry_capacity ? memory->entry_capacity * 2 : 32;
+        admin_entry_t *grown = realloc(memory->entries, capacity * sizeof(*grown));
+        if (!grown) {
+            protobuf_c_message_free_unpacked(record, NULL);
+            return -ENOMEM;
+        }
+        memory->entries = grown;
+        memory->entry_capacity = capacity;
+    }
+    admin_entry_t *entry = &memory->entries[memory->entry_count++];
+    memset(entry, 0, sizeof(*entry));
+    dispatch__queue_item__init(&entry->item);
+    entry->record = record;
+    entry->item.text = entry->text;
+    *ret = entry;
+    return 0;
+}
+
+int admin_page_keep(admin_reply_t *memory)
+{
+    admin_entry_t *entry = &memory->entries[memory->entry_count - 1];
+    /* A long reason cut at the buffer's end may end inside a character. */
+    size_t len = strlen(entry->text);
+    while (len > 0 && !codec_utf8_valid(entry->text, len))
+        entry->text[--len] = '\0';
+    size_t size = protobuf_c_message_get_packed_size(&entry->item.base) + 8;
+    if (memory->bytes + size > ADMIN_QUEUE_MAX_BYTES) {
+        protobuf_c_message_free_unpacked(entry->record, NULL);
+        memory->entry_count--;
+        memory->more = true;
+        return 1;
+    }
+    memory->bytes += size;
+    return 0;
+}
+
+int admin_page_finish(admin_reply_t *memory, Dispatch__AdminReply *reply)
+{
+    Dispatch__QueueItem **items =
+        realloc(memory->items, (memory->entry_count + 1) * sizeof(*items));
+    if (!items)
+        return -ENOMEM;
+    memory->items = items;
+    for (size_t i = 0; i < memory->entry_count; i++) {
+        /* The entries moved as the array grew: point text at its new place. */
+        memory->entries[i].item.text = memory->entries[i].text;
+        items[i] = &memory->entries[i].item;
+    }
+    dispatch__queue_view__init(&memory->queue);
+    memory->queue.items = items;
+    memory->queue.n_items = memory->entry_count;
+    memory->queue.more = memory->more;
+    reply->body_case = DISPATCH__ADMIN_REPLY__BODY_QUEUE;
+    reply->queue = &memory->queue;
+    return 0;
+}
+
+static int check(lifecycle_worker_t self, const Dispatch__AdminRequest *request, refusal_t *refusal)
+{
+    if (refuse_text(refusal, "actor_id", request->actor_id, LIMIT_ID, true))
+        return REFUSED;
+    if (request->role == DISPATCH__ROLE__ROLE_UNSPECIFIED)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "role",
+                      "role is required");
+    lifecycle_worker_t served_by = admin_served_by(request->body_case);
+    if (served_by == 0)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
+                      "no request set");
+    if (!(served_by & self))
+        return refuse_elsewhere(refusal, "body", "request", served_by, self);
+    return 0;
+}
+
+int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, const void *body, size_t len,
+                 size_t max, admin_serve_fn serve, void *ctx, Dispatch__AdminReply *reply)
+{
+    admin_reply_reset(memory);
+    dispatch__admin_reply__init(reply);
+    Dispatch__AdminRequest *request = NULL;
+    char detail[256];
+    int rc = codec_decode(&dispatch__admin_request__descriptor, body, len, max,
+                          (ProtobufCMessage **)&request, detail, sizeof(detail));
+    if (rc < 0) {
+        rc = refuse_decode(&memory->refusal, rc, detail, len, max, "dispatch.AdminRequest");
+    } else {
+        reply->tag = request->tag;
+        rc = check(self, request, &memory->refusal);
+        if (rc == 0)
+            rc = serve(ctx, request, &memory->refusal);
+    }
+    if (rc == REFUSED) {
+        /* A refused request changes nothing: a partial page is dropped. */
+        admin_reply_reset(memory);
+        refusal_error(&memory->refusal, &memory->error);
+        reply->body_case = DISPATCH__ADMIN_REPLY__BODY_ERROR;
+        reply->error = &memory->error;
+        rc = 0;
+    }
+    if (request)
+        protobuf_c_message_free_unpacked(&request->base, NULL);
+    return rc;
+}

@@ -1,0 +1,96 @@
+/* admin: what every admin endpoint does around its own requests.
+ *
+ * An AdminRequest is decoded, checked (actor, role, served by this kind of
+ * worker: one table, admin_served_by()), handed to the worker's serve
+ * function, and answered with an AdminReply. The reply's memory is an
+ * admin_reply_t the worker owns: one rule for every admin endpoint, the
+ * reply points into it until the next request (admin_reply_reset()).
+ *
+ * A queue page (ListQueue) collects items, each with the record it points
+ * into (an unpacked message the page frees) and a text buffer, up to the
+ * request's limit and under QUEUE_MAX_BYTES so that the reply fits the
+ * clients' 64 KiB.
+ */
+#ifndef DISPATCH_ADMIN_H
+#define DISPATCH_ADMIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "dispatch.pb-c.h"
+#include "lifecycle.h"
+#include "refusal.h"
+
+#define ADMIN_QUEUE_DEFAULT_LIMIT 100
+#define ADMIN_QUEUE_MAX_LIMIT 500
+#define ADMIN_QUEUE_MAX_BYTES (60 * 1024)
+
+/* One item of a page, with the record its strings point into. */
+typedef struct admin_entry {
+    Dispatch__QueueItem item;
+    ProtobufCMessage *record;
+    char text[LIMIT_TEXT + 1];
+} admin_entry_t;
+
+/* The memory an AdminReply points into. */
+typedef struct admin_reply {
+    refusal_t refusal;
+    Dispatch__Error error;
+    Dispatch__AdminDone done;
+    char ticket_id[LIMIT_ID + 1];
+    Dispatch__QueueView queue;
+    admin_entry_t *entries;
+    Dispatch__QueueItem **items;
+    size_t entry_count, entry_capacity;
+    size_t limit, bytes;
+    bool more;
+} admin_reply_t;
+
+/* Frees the records of the last reply (not the arrays, kept for reuse). */
+void admin_reply_reset(admin_reply_t *reply);
+/* Frees everything. */
+void admin_reply_free(admin_reply_t *reply);
+
+/* Which worker kind serves a request body (0 for none set). */
+lifecycle_worker_t admin_served_by(Dispatch__AdminRequest__BodyCase body);
+
+/* Which worker kind serves a ListQueue of this kind (0 for UNSPECIFIED). */
+lifecycle_worker_t admin_queue_served_by(Dispatch__QueueKind kind);
+/* MISSING_FIELD for no kind, BAD_REQUEST naming the right worker for a
+ * queue that `self` does not serve. */
+int admin_check_queue(refusal_t *refusal, Dispatch__QueueKind kind, lifecycle_worker_t self);
+
+/* FORBIDDEN unless role is one of allowed; "role X may not <what>". */
+int admin_require_role(refusal_t *refusal, Dispatch__Role role, const Dispatch__Role *allowed,
+                       size_t count, const char *what);
+
+/* The request was applied: AdminDone with the ticket and its state. */
+void admin_done(admin_reply_t *memory, Dispatch__AdminReply *reply, const char *ticket_id,
+                Dispatch__TicketState state);
+
+/* Checks ListQueue.limit (OUT_OF_RANGE past ADMIN_QUEUE_MAX_LIMIT) and
+ * starts an empty page of that many items at most. */
+int admin_page_start(admin_reply_t *memory, refusal_t *refusal, uint32_t limit);
+/* Adds an entry that owns record (freed with the page, or at once on
+ * failure). *ret is NULL when the page is full (the caller stops: return 1
+ * from its iteration); -ENOMEM. The caller fills entry->item, then calls
+ * admin_page_keep(). */
+int admin_page_add(admin_reply_t *memory, ProtobufCMessage *record, admin_entry_t **ret);
+/* Keeps the entry just filled unless it would push the reply past
+ * ADMIN_QUEUE_MAX_BYTES: then it is dropped, the page is full (returns 1). */
+int admin_page_keep(admin_reply_t *memory);
+/* The QueueView of the page, into reply. */
+int admin_page_finish(admin_reply_t *memory, Dispatch__AdminReply *reply);
+
+/* Serves one request (checked: actor, role, served by `self`); returns 0,
+ * REFUSED with the refusal filled, or a negative code. */
+typedef int (*admin_serve_fn)(void *ctx, const Dispatch__AdminRequest *request, refusal_t *refusal);
+
+/* Decodes and checks an AdminRequest of len bytes (at most max), serves it
+ * and fills reply (tag, body). A refusal becomes the reply's Error (a
+ * partial page is dropped). A negative return is a failure of the worker
+ * itself (storage): the batch is aborted. */
+int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, const void *body, size_t len,
+                 size_t max, admin_serve_fn serve, void *ctx, Dispatch__AdminReply *reply);
+
+#endif
