@@ -185,6 +185,51 @@ static int request_store(intake_t *self, MDB_txn *txn, const char *actor,
     return rc;
 }
 
+/* A request whose idempotency key was used before gets the first outcome
+ * again (*replayed): a submit says created = false; a key first used by
+ * the other kind of request is a CONFLICT. */
+static int replay_earlier(intake_t *self, MDB_txn *txn, const Dispatch__Request *request,
+                          const char *client_request_id,
+                          Dispatch__Intake__RequestRecord__ReplyCase kind, Dispatch__Reply **ret,
+                          bool *replayed)
+{
+    bool submit = kind == DISPATCH__INTAKE__REQUEST_RECORD__REPLY_SUBMIT;
+    const char *field = submit ? "submit.client_request_id" : "callback.client_request_id";
+    refusal_t refusal;
+    Dispatch__Intake__RequestRecord *earlier;
+    int rc = request_find(self, txn, request->actor, client_request_id, &earlier);
+    *replayed = rc == -EBADMSG || (rc == 0 && earlier);
+    if (rc == -EBADMSG) {
+        refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_INTERNAL, field,
+               "the stored outcome of this client_request_id is unreadable");
+        return reply_refusal(request->tag, &refusal, ret);
+    }
+    if (rc < 0 || !earlier)
+        return rc;
+    if (earlier->reply_case == kind) {
+        Dispatch__Reply draft = DISPATCH__REPLY__INIT;
+        draft.tag = request->tag;
+        Dispatch__SubmitReply replay;
+        if (submit) {
+            replay = *earlier->submit;
+            replay.created = false;
+            draft.body_case = DISPATCH__REPLY__BODY_SUBMIT;
+            draft.submit = &replay;
+        } else {
+            draft.body_case = DISPATCH__REPLY__BODY_CALLBACK;
+            draft.callback = earlier->callback;
+        }
+        rc = reply_finish(&draft, ret);
+    } else {
+        refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, field,
+               "%s '%s' was already used by a %s", field, client_request_id,
+               submit ? "callback" : "submit");
+        rc = reply_refusal(request->tag, &refusal, ret);
+    }
+    protobuf_c_message_free_unpacked(&earlier->base, NULL);
+    return rc;
+}
+
 /* ---- submit ------------------------------------------------------------ */
 
 static const char *emergency_line_name(Dispatch__EmergencyLine line)
@@ -331,34 +376,11 @@ static int handle_submit(intake_t *self, MDB_txn *txn, const Dispatch__Request *
                     true))
         return reply_refusal(request->tag, &refusal, ret);
 
-    Dispatch__Reply draft = DISPATCH__REPLY__INIT;
-    draft.tag = request->tag;
-    draft.body_case = DISPATCH__REPLY__BODY_SUBMIT;
-
-    Dispatch__Intake__RequestRecord *earlier;
-    int rc = request_find(self, txn, request->actor, submit->client_request_id, &earlier);
-    if (rc == -EBADMSG) {
-        refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_INTERNAL, "submit.client_request_id",
-               "the stored outcome of this client_request_id is unreadable");
-        return reply_refusal(request->tag, &refusal, ret);
-    }
-    if (rc < 0)
+    bool replayed;
+    int rc = replay_earlier(self, txn, request, submit->client_request_id,
+                            DISPATCH__INTAKE__REQUEST_RECORD__REPLY_SUBMIT, ret, &replayed);
+    if (rc < 0 || replayed)
         return rc;
-    if (earlier) {
-        if (earlier->reply_case == DISPATCH__INTAKE__REQUEST_RECORD__REPLY_SUBMIT) {
-            Dispatch__SubmitReply replay = *earlier->submit;
-            replay.created = false;
-            draft.submit = &replay;
-            rc = reply_finish(&draft, ret);
-        } else {
-            refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "submit.client_request_id",
-                   "submit.client_request_id '%s' was already used by a callback",
-                   submit->client_request_id);
-            rc = reply_refusal(request->tag, &refusal, ret);
-        }
-        protobuf_c_message_free_unpacked(&earlier->base, NULL);
-        return rc;
-    }
 
     if (check_submit(self, submit, &refusal))
         return reply_refusal(request->tag, &refusal, ret);
@@ -374,6 +396,9 @@ static int handle_submit(intake_t *self, MDB_txn *txn, const Dispatch__Request *
         rc = request_store(self, txn, request->actor, submit->client_request_id, &record);
     if (rc < 0)
         return rc;
+    Dispatch__Reply draft = DISPATCH__REPLY__INIT;
+    draft.tag = request->tag;
+    draft.body_case = DISPATCH__REPLY__BODY_SUBMIT;
     draft.submit = &outcome;
     return reply_finish(&draft, ret);
 }
@@ -502,33 +527,11 @@ static int handle_callback(intake_t *self, MDB_txn *txn, const Dispatch__Request
                     true))
         return reply_refusal(request->tag, &refusal, ret);
 
-    Dispatch__Reply draft = DISPATCH__REPLY__INIT;
-    draft.tag = request->tag;
-    draft.body_case = DISPATCH__REPLY__BODY_CALLBACK;
-
-    Dispatch__Intake__RequestRecord *earlier;
-    int rc = request_find(self, txn, request->actor, callback->client_request_id, &earlier);
-    if (rc == -EBADMSG) {
-        refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_INTERNAL, "callback.client_request_id",
-               "the stored outcome of this client_request_id is unreadable");
-        return reply_refusal(request->tag, &refusal, ret);
-    }
-    if (rc < 0)
+    bool replayed;
+    int rc = replay_earlier(self, txn, request, callback->client_request_id,
+                            DISPATCH__INTAKE__REQUEST_RECORD__REPLY_CALLBACK, ret, &replayed);
+    if (rc < 0 || replayed)
         return rc;
-    if (earlier) {
-        if (earlier->reply_case == DISPATCH__INTAKE__REQUEST_RECORD__REPLY_CALLBACK) {
-            draft.callback = earlier->callback;
-            rc = reply_finish(&draft, ret);
-        } else {
-            refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
-                   "callback.client_request_id",
-                   "callback.client_request_id '%s' was already used by a submit",
-                   callback->client_request_id);
-            rc = reply_refusal(request->tag, &refusal, ret);
-        }
-        protobuf_c_message_free_unpacked(&earlier->base, NULL);
-        return rc;
-    }
 
     if (check_callback(callback, &refusal))
         return reply_refusal(request->tag, &refusal, ret);
@@ -566,6 +569,9 @@ static int handle_callback(intake_t *self, MDB_txn *txn, const Dispatch__Request
     if (rc == 0)
         rc = request_store(self, txn, request->actor, callback->client_request_id, &record);
     if (rc == 0) {
+        Dispatch__Reply draft = DISPATCH__REPLY__INIT;
+        draft.tag = request->tag;
+        draft.body_case = DISPATCH__REPLY__BODY_CALLBACK;
         draft.callback = &outcome;
         rc = reply_finish(&draft, ret);
     }
