@@ -39,6 +39,7 @@
 #include "codec.h"
 #include "event.h"
 #include "ids.h"
+#include "record.h"
 
 void intake_options_init(intake_options_t *options)
 {
@@ -130,14 +131,13 @@ int intake_work_load(intake_t *self, MDB_txn *txn, const char *id, ticket_work_t
     size_t id_len = strlen(id);
     if (id_len == 0 || id_len > LIMIT_ID)
         return -ENOENT;
-    MDB_val key = {id_len, (void *)id}, value;
-    int rc = mdb_get(txn, self->tickets, &key, &value);
-    if (rc == MDB_NOTFOUND)
-        return -ENOENT;
-    if (rc != 0)
-        return store_rc(rc);
-    work->loaded = dispatch__intake__ticket_record__unpack(NULL, value.mv_size, value.mv_data);
-    if (!work->loaded || !work->loaded->ticket) {
+    ProtobufCMessage *msg;
+    int rc = record_get(txn, self->tickets, id, id_len,
+                        &dispatch__intake__ticket_record__descriptor, &msg);
+    if (rc == -ENOENT || rc < 0)
+        return rc == -EPROTO ? -EBADMSG : rc;
+    work->loaded = (ticket_record_t *)msg;
+    if (!work->loaded->ticket) {
         intake_work_release(work);
         return -EBADMSG;
     }
@@ -153,15 +153,8 @@ int intake_work_save(intake_t *self, MDB_txn *txn, ticket_work_t *work)
     record.ticket = &work->ticket;
     record.history_count = work->history_count;
     record.duplicate_master = work->duplicate_master;
-    void *packed;
-    size_t len;
-    int rc = codec_encode(&record.base, &packed, &len);
-    if (rc < 0)
-        return rc;
-    MDB_val key = {strlen(work->ticket.id), work->ticket.id}, value = {len, packed};
-    rc = store_rc(mdb_put(txn, self->tickets, &key, &value, 0));
-    free(packed);
-    return rc;
+    return record_put(txn, self->tickets, work->ticket.id, strlen(work->ticket.id), &record.base,
+                      0);
 }
 
 size_t intake_history_key(const char *id, uint32_t index, unsigned char key[HISTORY_KEY_SIZE])
@@ -177,16 +170,9 @@ size_t intake_history_key(const char *id, uint32_t index, unsigned char key[HIST
 int intake_history_append(intake_t *self, MDB_txn *txn, ticket_work_t *work,
                           const Dispatch__HistoryEntry *entry)
 {
-    unsigned char key_bytes[HISTORY_KEY_SIZE];
-    MDB_val key = {intake_history_key(work->ticket.id, work->history_count, key_bytes), key_bytes};
-    void *packed;
-    size_t len;
-    int rc = codec_encode(&entry->base, &packed, &len);
-    if (rc < 0)
-        return rc;
-    MDB_val value = {len, packed};
-    rc = store_rc(mdb_put(txn, self->history, &key, &value, 0));
-    free(packed);
+    unsigned char key[HISTORY_KEY_SIZE];
+    size_t key_len = intake_history_key(work->ticket.id, work->history_count, key);
+    int rc = record_put(txn, self->history, key, key_len, &entry->base, 0);
     if (rc == 0)
         work->history_count++;
     return rc;

@@ -2,11 +2,13 @@
  * intake.c for its invariant. A ticket is the master of up to two match
  * keys, its caller's phone and its normalized address, each within its
  * district and category. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "intake_internal.h"
 #include "lifecycle.h"
+#include "record.h"
 
 #define DUPLICATE_KEY_SIZE 512
 
@@ -67,6 +69,20 @@ static size_t duplicate_key(const Dispatch__Ticket *ticket, int match,
     return len > 0 && len < DUPLICATE_KEY_SIZE ? (size_t)len : 0;
 }
 
+/* The entry of the ticket's key of one kind: *ret NULL when it does not
+ * decode; -ENOENT when there is none (or the ticket has no such key). */
+static int entry_get(intake_t *self, MDB_txn *txn, const Dispatch__Ticket *ticket, int kind,
+                     unsigned char key[DUPLICATE_KEY_SIZE], Dispatch__Intake__DuplicateEntry **ret)
+{
+    *ret = NULL;
+    size_t key_len = duplicate_key(ticket, kind, key);
+    if (key_len == 0)
+        return -ENOENT;
+    int rc = record_get(txn, self->duplicates, key, key_len,
+                        &dispatch__intake__duplicate_entry__descriptor, (ProtobufCMessage **)ret);
+    return rc == -EPROTO ? 0 : rc;
+}
+
 /* Finds the open ticket a new ticket duplicates: *master is loaded (release
  * it) and *match says how it matched; master->loaded stays NULL when none. */
 int intake_duplicate_find(intake_t *self, MDB_txn *txn, const Dispatch__Ticket *ticket,
@@ -77,18 +93,14 @@ int intake_duplicate_find(intake_t *self, MDB_txn *txn, const Dispatch__Ticket *
         return 0;
     for (int kind = 0; kind < INTAKE_MATCH_KINDS; kind++) {
         unsigned char key_bytes[DUPLICATE_KEY_SIZE];
-        MDB_val key = {duplicate_key(ticket, kind, key_bytes), key_bytes}, value;
-        if (key.mv_size == 0)
+        Dispatch__Intake__DuplicateEntry *entry;
+        int rc = entry_get(self, txn, ticket, kind, key_bytes, &entry);
+        if (rc == -ENOENT)
             continue;
-        int rc = mdb_get(txn, self->duplicates, &key, &value);
-        if (rc == MDB_NOTFOUND)
-            continue;
-        if (rc != 0)
-            return store_rc(rc);
-        Dispatch__Intake__DuplicateEntry *entry =
-            dispatch__intake__duplicate_entry__unpack(NULL, value.mv_size, value.mv_data);
+        if (rc < 0)
+            return rc;
         if (!entry)
-            continue; /* unreadable entry: no match; the new ticket replaces it */
+            continue; /* none, or unreadable: no match; the new ticket replaces it */
         bool in_window = now_ms - entry->registered_at <= self->duplicate_window_ms;
         rc = in_window ? intake_work_load(self, txn, entry->master_id, master) : -ENOENT;
         protobuf_c_message_free_unpacked(&entry->base, NULL);
@@ -131,16 +143,13 @@ int intake_duplicate_unindex(intake_t *self, MDB_txn *txn, ticket_work_t *work)
 {
     for (int kind = 0; kind < INTAKE_MATCH_KINDS && work->duplicate_master; kind++) {
         unsigned char key_bytes[DUPLICATE_KEY_SIZE];
-        MDB_val key = {duplicate_key(&work->ticket, kind, key_bytes), key_bytes}, value;
-        if (key.mv_size == 0)
+        Dispatch__Intake__DuplicateEntry *entry;
+        int rc = entry_get(self, txn, &work->ticket, kind, key_bytes, &entry);
+        if (rc == -ENOENT)
             continue;
-        int rc = mdb_get(txn, self->duplicates, &key, &value);
-        if (rc == MDB_NOTFOUND)
-            continue;
-        if (rc != 0)
-            return store_rc(rc);
-        Dispatch__Intake__DuplicateEntry *entry =
-            dispatch__intake__duplicate_entry__unpack(NULL, value.mv_size, value.mv_data);
+        if (rc < 0)
+            return rc;
+        MDB_val key = {duplicate_key(&work->ticket, kind, key_bytes), key_bytes};
         bool ours = !entry || strcmp(entry->master_id, work->ticket.id) == 0;
         if (entry)
             protobuf_c_message_free_unpacked(&entry->base, NULL);

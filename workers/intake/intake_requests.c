@@ -9,6 +9,7 @@
 #include "ids.h"
 #include "intake_internal.h"
 #include "lifecycle.h"
+#include "record.h"
 
 #define REQUEST_KEY_SIZE (LIMIT_ID + 1 + LIMIT_ID)
 
@@ -157,32 +158,20 @@ static int request_find(intake_t *self, MDB_txn *txn, const char *actor,
                         const char *client_request_id, Dispatch__Intake__RequestRecord **ret)
 {
     *ret = NULL;
-    unsigned char key_bytes[REQUEST_KEY_SIZE + 1];
-    MDB_val key = {request_key(actor, client_request_id, key_bytes), key_bytes}, value;
-    int rc = mdb_get(txn, self->requests, &key, &value);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0)
-        return store_rc(rc);
-    *ret = dispatch__intake__request_record__unpack(NULL, value.mv_size, value.mv_data);
-    return *ret ? 0 : -EBADMSG;
+    unsigned char key[REQUEST_KEY_SIZE + 1];
+    size_t key_len = request_key(actor, client_request_id, key);
+    int rc = record_get(txn, self->requests, key, key_len,
+                        &dispatch__intake__request_record__descriptor, (ProtobufCMessage **)ret);
+    return rc == -ENOENT ? 0 : rc == -EPROTO ? -EBADMSG : rc;
 }
 
 static int request_store(intake_t *self, MDB_txn *txn, const char *actor,
                          const char *client_request_id,
                          const Dispatch__Intake__RequestRecord *record)
 {
-    unsigned char key_bytes[REQUEST_KEY_SIZE + 1];
-    MDB_val key = {request_key(actor, client_request_id, key_bytes), key_bytes};
-    void *packed;
-    size_t len;
-    int rc = codec_encode(&record->base, &packed, &len);
-    if (rc < 0)
-        return rc;
-    MDB_val value = {len, packed};
-    rc = store_rc(mdb_put(txn, self->requests, &key, &value, MDB_NOOVERWRITE));
-    free(packed);
-    return rc;
+    unsigned char key[REQUEST_KEY_SIZE + 1];
+    size_t key_len = request_key(actor, client_request_id, key);
+    return record_put(txn, self->requests, key, key_len, &record->base, MDB_NOOVERWRITE);
 }
 
 /* A request whose idempotency key was used before gets the first outcome
