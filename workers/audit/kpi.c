@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "audit_state.pb-c.h"
+#include "record.h"
 
 #define MINUTE_MS (60LL * 1000)
 #define HOUR_MS (60 * MINUTE_MS)
@@ -165,30 +166,19 @@ int kpi_history_next(kpi_t *self, MDB_txn *txn, const char *ticket_id, uint64_t 
 
 static facts_t *facts_load(kpi_t *self, MDB_txn *txn, const char *ticket_id, int *rc)
 {
-    MDB_val key = {strlen(ticket_id), (void *)ticket_id}, value;
-    *rc = mdb_get(txn, self->tickets, &key, &value);
-    if (*rc == MDB_NOTFOUND) {
-        *rc = 0;
-        return NULL;
-    }
-    if (*rc != 0) {
-        *rc = store_rc(*rc);
-        return NULL;
-    }
-    facts_t *facts = dispatch__audit__ticket_facts__unpack(NULL, value.mv_size, value.mv_data);
+    ProtobufCMessage *facts = NULL;
+    *rc = record_get(txn, self->tickets, ticket_id, strlen(ticket_id),
+                     &dispatch__audit__ticket_facts__descriptor, &facts);
     /* A record that no longer decodes starts over rather than stopping the
      * log: the log is what must never stop. */
-    return facts;
+    if (*rc == -ENOENT || *rc == -EPROTO)
+        *rc = 0;
+    return (facts_t *)facts;
 }
 
 static int facts_store(kpi_t *self, MDB_txn *txn, const char *ticket_id, const facts_t *facts)
 {
-    MDB_val key = {strlen(ticket_id), (void *)ticket_id};
-    MDB_val value = {dispatch__audit__ticket_facts__get_packed_size(facts), NULL};
-    int rc = mdb_put(txn, self->tickets, &key, &value, MDB_RESERVE);
-    if (rc == 0)
-        dispatch__audit__ticket_facts__pack(facts, value.mv_data);
-    return store_rc(rc);
+    return record_put(txn, self->tickets, ticket_id, strlen(ticket_id), &facts->base, 0);
 }
 
 /* Facts in time order (then seq): an array of pointers the caller frees. */

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "record.h"
+
 #define HEAD_KEY "head"
 
 struct trail {
@@ -87,16 +89,13 @@ void trail_hash(const unsigned char prev_hash[TRAIL_HASH_SIZE], uint64_t seq, in
 int trail_head(trail_t *self, MDB_txn *txn, trail_head_t *head)
 {
     *head = (trail_head_t){0};
-    MDB_val key = {sizeof(HEAD_KEY) - 1, HEAD_KEY}, value;
-    int rc = mdb_get(txn, self->meta, &key, &value);
-    if (rc == MDB_NOTFOUND)
+    Dispatch__Audit__Head *stored;
+    int rc = record_get(txn, self->meta, HEAD_KEY, sizeof(HEAD_KEY) - 1,
+                        &dispatch__audit__head__descriptor, (ProtobufCMessage **)&stored);
+    if (rc == -ENOENT)
         return 0;
-    if (rc != 0)
-        return store_rc(rc);
-    Dispatch__Audit__Head *stored =
-        dispatch__audit__head__unpack(NULL, value.mv_size, value.mv_data);
-    if (!stored)
-        return -EBADMSG;
+    if (rc < 0)
+        return rc == -EPROTO ? -EBADMSG : rc;
     bool sound = stored->hash.len == TRAIL_HASH_SIZE;
     if (sound) {
         head->seq = stored->seq;
@@ -112,10 +111,7 @@ static int head_store(trail_t *self, MDB_txn *txn, uint64_t seq,
     Dispatch__Audit__Head head = DISPATCH__AUDIT__HEAD__INIT;
     head.seq = seq;
     head.hash = (ProtobufCBinaryData){TRAIL_HASH_SIZE, (uint8_t *)hash};
-    unsigned char buf[64];
-    MDB_val key = {sizeof(HEAD_KEY) - 1, HEAD_KEY};
-    MDB_val value = {dispatch__audit__head__pack(&head, buf), buf};
-    return store_rc(mdb_put(txn, self->meta, &key, &value, 0));
+    return record_put(txn, self->meta, HEAD_KEY, sizeof(HEAD_KEY) - 1, &head.base, 0);
 }
 
 int trail_append(trail_t *self, MDB_txn *txn, const void *event, size_t len, int64_t recorded_at,
