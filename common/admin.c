@@ -201,11 +201,28 @@ static int check(lifecycle_worker_t self, const Dispatch__AdminRequest *request,
     return 0;
 }
 
-int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, const void *body, size_t len,
-                 size_t max, admin_serve_fn serve, void *ctx, Dispatch__AdminReply *reply)
+int admin_require(admin_call_t *call, const Dispatch__Role *allowed, size_t count, const char *what)
+{
+    return admin_require_role(call->err, call->request->role, allowed, count, what);
+}
+
+void admin_call_done(admin_call_t *call, const char *ticket_id, Dispatch__TicketState state)
+{
+    admin_done(call->memory, call->reply, ticket_id, state);
+}
+
+int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, MDB_txn *txn,
+                 int64_t now, const void *body, size_t len, size_t max, admin_serve_fn serve,
+                 Dispatch__AdminReply *reply)
 {
     admin_reply_reset(memory);
     dispatch__admin_reply__init(reply);
+    admin_call_t call = {.worker = worker,
+                         .txn = txn,
+                         .now = now,
+                         .reply = reply,
+                         .memory = memory,
+                         .err = &memory->refusal};
     Dispatch__AdminRequest *request = NULL;
     char detail[256];
     int rc = codec_decode(&dispatch__admin_request__descriptor, body, len, max,
@@ -214,9 +231,10 @@ int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, const void *bod
         rc = refuse_decode(&memory->refusal, rc, detail, len, max, "dispatch.AdminRequest");
     } else {
         reply->tag = request->tag;
+        call.request = request;
         rc = check(self, request, &memory->refusal);
         if (rc == 0)
-            rc = serve(ctx, request, &memory->refusal);
+            rc = serve(&call);
     }
     if (rc == REFUSED) {
         /* A refused request changes nothing: a partial page is dropped. */

@@ -14,8 +14,10 @@
 #ifndef DISPATCH_ADMIN_H
 #define DISPATCH_ADMIN_H
 
+#include <lmdb.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dispatch.pb-c.h"
 #include "lifecycle.h"
@@ -82,15 +84,33 @@ int admin_page_keep(admin_reply_t *memory);
 /* The QueueView of the page, into reply. */
 int admin_page_finish(admin_reply_t *memory, Dispatch__AdminReply *reply);
 
-/* Serves one request (checked: actor, role, served by `self`); returns 0,
- * REFUSED with the refusal filled, or a negative code. */
-typedef int (*admin_serve_fn)(void *ctx, const Dispatch__AdminRequest *request, refusal_t *refusal);
+/* One admin request being served: what a worker's serve function gets.
+ * The reply (and memory) hold the answer; err the refusal. */
+typedef struct admin_call {
+    void *worker; /* the router_t or escalation_t serving it */
+    MDB_txn *txn;
+    int64_t now;
+    const Dispatch__AdminRequest *request;
+    Dispatch__AdminReply *reply;
+    admin_reply_t *memory;
+    refusal_t *err;
+} admin_call_t;
+
+/* Serves one request (checked: actor, role, served by this kind of
+ * worker); returns 0, REFUSED with call->err filled, or a negative code. */
+typedef int (*admin_serve_fn)(admin_call_t *call);
+
+/* admin_require_role() and admin_done() for the call's request and reply. */
+int admin_require(admin_call_t *call, const Dispatch__Role *allowed, size_t count,
+                  const char *what);
+void admin_call_done(admin_call_t *call, const char *ticket_id, Dispatch__TicketState state);
 
 /* Decodes and checks an AdminRequest of len bytes (at most max), serves it
- * and fills reply (tag, body). A refusal becomes the reply's Error (a
- * partial page is dropped). A negative return is a failure of the worker
- * itself (storage): the batch is aborted. */
-int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, const void *body, size_t len,
-                 size_t max, admin_serve_fn serve, void *ctx, Dispatch__AdminReply *reply);
+ * in txn at now and fills reply (tag, body). A refusal becomes the reply's
+ * Error (a partial page is dropped). A negative return is a failure of the
+ * worker itself (storage): the batch is aborted. */
+int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, MDB_txn *txn,
+                 int64_t now, const void *body, size_t len, size_t max, admin_serve_fn serve,
+                 Dispatch__AdminReply *reply);
 
 #endif

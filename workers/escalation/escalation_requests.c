@@ -13,33 +13,22 @@
 /* An extension reaches at most this far ahead. */
 #define MAX_EXTENSION_MS (366LL * CALENDAR_DAY_MS)
 
-typedef struct admin {
-    escalation_t *self;
-    MDB_txn *txn;
-    const Dispatch__AdminRequest *request;
-    int64_t now;
-    Dispatch__AdminReply *reply;
-    refusal_t *err;
-} admin_t;
+typedef admin_call_t admin_t;
 
-static int require_role(admin_t *a, const Dispatch__Role *allowed, size_t count, const char *what)
+/* The escalation serving the call. */
+static escalation_t *self_of(const admin_t *a)
 {
-    return admin_require_role(a->err, a->request->role, allowed, count, what);
-}
-
-static void done(admin_t *a, const char *ticket_id, Dispatch__TicketState state)
-{
-    admin_done(&a->self->reply, a->reply, ticket_id, state);
+    return a->worker;
 }
 
 static int load_case(admin_t *a, const char *ticket_id, const char *field,
                      Dispatch__Escalation__Case **record)
 {
-    int rc = cases_get(a->self->cases, a->txn, ticket_id, record);
+    int rc = cases_get(self_of(a)->cases, a->txn, ticket_id, record);
     if (rc == -ENOENT || rc == -EPROTO)
         return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, field,
                       "ticket %s is not followed by this escalation (district %s)", ticket_id,
-                      a->self->district);
+                      self_of(a)->district);
     return rc;
 }
 
@@ -64,7 +53,7 @@ static int granted_deadline(admin_t *a, const Dispatch__Escalation__Case *record
         *deadline = pending->requested_deadline;
     else if (pending->extra_working_days)
         *deadline =
-            calendar_add_working_days(a->self->calendar, current, pending->extra_working_days);
+            calendar_add_working_days(self_of(a)->calendar, current, pending->extra_working_days);
     else
         return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
                       "extension_decision.new_deadline",
@@ -93,7 +82,7 @@ static int decide(admin_t *a, Dispatch__Escalation__Case *record,
     if (!record->extension || strcmp(record->extension->request_id, decision->request_id) != 0) {
         if (strcmp(record->decided_request_id, decision->request_id) == 0) {
             /* A retry of a decision already applied. */
-            done(a, record->ticket_id, record->state);
+            admin_call_done(a, record->ticket_id, record->state);
             return 0;
         }
         return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND,
@@ -113,7 +102,7 @@ static int decide(admin_t *a, Dispatch__Escalation__Case *record,
         int rc = granted_deadline(a, record, decision, &deadline);
         if (rc != 0)
             return rc;
-        escalation_move_handle_deadline(a->self, record, deadline, a->now);
+        escalation_move_handle_deadline(self_of(a), record, deadline, a->now);
         record->extension_count++;
         granted.request_id = decision->request_id;
         granted.new_deadline_handle = deadline;
@@ -130,11 +119,11 @@ static int decide(admin_t *a, Dispatch__Escalation__Case *record,
     if (rc == 0)
         rc = cases_set_extension(record, NULL, 0);
     if (rc == 0)
-        rc = escalation_emit(a->self, a->txn, record, a->request->actor_id, a->now, &event);
+        rc = escalation_emit(self_of(a), a->txn, record, a->request->actor_id, a->now, &event);
     if (rc == 0)
-        rc = escalation_save(a->self, a->txn, record, a->now);
+        rc = escalation_save(self_of(a), a->txn, record, a->now);
     if (rc == 0)
-        done(a, record->ticket_id, record->state);
+        admin_call_done(a, record->ticket_id, record->state);
     return rc;
 }
 
@@ -142,7 +131,7 @@ static int extension_decision(admin_t *a)
 {
     static const Dispatch__Role roles[] = {DISPATCH__ROLE__ROLE_SUPERVISOR};
     const Dispatch__ExtensionDecision *decision = a->request->extension_decision;
-    if (require_role(a, roles, 1, "decide on an extension") ||
+    if (admin_require(a, roles, 1, "decide on an extension") ||
         refuse_text(a->err, "extension_decision.ticket_id", decision->ticket_id, LIMIT_ID, true) ||
         refuse_text(a->err, "extension_decision.request_id", decision->request_id, LIMIT_ID,
                     true) ||
@@ -167,7 +156,7 @@ static int extension_decision(admin_t *a)
 
 static int sign_off_report(admin_t *a, const Dispatch__LeaderSignOff *sign_off, const char *leader)
 {
-    escalation_t *self = a->self;
+    escalation_t *self = self_of(a);
     MDB_val k = {strlen(sign_off->report_id), sign_off->report_id}, v;
     int rc = mdb_get(a->txn, self->reports, &k, &v);
     if (rc == 0) {
@@ -178,7 +167,7 @@ static int sign_off_report(admin_t *a, const Dispatch__LeaderSignOff *sign_off, 
         if (last)
             dispatch__escalation__report_sign_off__free_unpacked(last, NULL);
         if (repeat) {
-            done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
+            admin_call_done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
             return 0;
         }
     } else if (rc != MDB_NOTFOUND) {
@@ -204,7 +193,7 @@ static int sign_off_report(admin_t *a, const Dispatch__LeaderSignOff *sign_off, 
     event.signed_off = &signed_off;
     rc = escalation_emit_report(self, a->txn, a->request->actor_id, a->now, &event);
     if (rc == 0)
-        done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
+        admin_call_done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
     return rc;
 }
 
@@ -220,7 +209,7 @@ static int sign_off_ticket(admin_t *a, const Dispatch__LeaderSignOff *sign_off, 
                     state_name(record->state));
     } else if (strcmp(record->leader, leader) == 0 &&
                strcmp(record->instruction, sign_off->instruction) == 0) {
-        done(a, record->ticket_id, record->state); /* a retry: recorded already */
+        admin_call_done(a, record->ticket_id, record->state); /* a retry: recorded already */
     } else {
         record->signed_off_at = a->now;
         rc = record_string_set(&record->leader, leader);
@@ -240,11 +229,11 @@ static int sign_off_ticket(admin_t *a, const Dispatch__LeaderSignOff *sign_off, 
         event.body_case = DISPATCH__EVENT__BODY_SIGNED_OFF;
         event.signed_off = &signed_off;
         if (rc == 0)
-            rc = escalation_emit(a->self, a->txn, record, a->request->actor_id, a->now, &event);
+            rc = escalation_emit(self_of(a), a->txn, record, a->request->actor_id, a->now, &event);
         if (rc == 0)
-            rc = escalation_save(a->self, a->txn, record, a->now);
+            rc = escalation_save(self_of(a), a->txn, record, a->now);
         if (rc == 0)
-            done(a, record->ticket_id, record->state);
+            admin_call_done(a, record->ticket_id, record->state);
     }
     dispatch__escalation__case__free_unpacked(record, NULL);
     return rc;
@@ -254,7 +243,7 @@ static int leader_sign_off(admin_t *a)
 {
     static const Dispatch__Role roles[] = {DISPATCH__ROLE__ROLE_LEADER};
     const Dispatch__LeaderSignOff *sign_off = a->request->leader_sign_off;
-    if (require_role(a, roles, 1, "sign off") ||
+    if (admin_require(a, roles, 1, "sign off") ||
         refuse_text(a->err, "leader_sign_off.ticket_id", sign_off->ticket_id, LIMIT_ID, false) ||
         refuse_text(a->err, "leader_sign_off.report_id", sign_off->report_id, LIMIT_ID, false) ||
         refuse_text(a->err, "leader_sign_off.leader", sign_off->leader, LIMIT_ID, false) ||
@@ -376,7 +365,7 @@ static void fill_item(const escalation_t *self, admin_entry_t *entry, Dispatch__
 static int page_add(const char *ticket_id, int64_t since, void *ctx)
 {
     page_t *page = ctx;
-    escalation_t *self = page->admin->self;
+    escalation_t *self = self_of(page->admin);
     Dispatch__Escalation__Case *record;
     int rc = cases_get(self->cases, page->admin->txn, ticket_id, &record);
     if (rc == -ENOENT || rc == -EPROTO)
@@ -397,10 +386,10 @@ static int list_queue(admin_t *a)
                                            DISPATCH__ROLE__ROLE_SUPERVISOR,
                                            DISPATCH__ROLE__ROLE_LEADER, DISPATCH__ROLE__ROLE_ADMIN};
     const Dispatch__ListQueue *request = a->request->list_queue;
-    escalation_t *self = a->self;
+    escalation_t *self = self_of(a);
     if (admin_check_queue(a->err, request->kind, LIFECYCLE_ESCALATION))
         return REFUSED;
-    if (require_role(a, roles, 4, "list this queue") ||
+    if (admin_require(a, roles, 4, "list this queue") ||
         refuse_text(a->err, "list_queue.district", request->district, LIMIT_ID, false) ||
         refuse_text(a->err, "list_queue.after_ticket_id", request->after_ticket_id, LIMIT_ID,
                     false) ||
@@ -423,12 +412,9 @@ static int list_queue(admin_t *a)
 
 /* ---------------------------------------------------------- entry */
 
-static int serve(void *ctx, const Dispatch__AdminRequest *request, refusal_t *err)
+static int serve(admin_t *a)
 {
-    admin_t *a = ctx;
-    a->request = request;
-    a->err = err;
-    switch (request->body_case) {
+    switch (a->request->body_case) {
     case DISPATCH__ADMIN_REQUEST__BODY_EXTENSION_DECISION:
         return extension_decision(a);
     case DISPATCH__ADMIN_REQUEST__BODY_LEADER_SIGN_OFF:
@@ -443,14 +429,13 @@ static int serve(void *ctx, const Dispatch__AdminRequest *request, refusal_t *er
     case DISPATCH__ADMIN_REQUEST__BODY__NOT_SET:
         break;
     }
-    return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_INTERNAL, "body", "not served here");
+    return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_INTERNAL, "body", "not served here");
 }
 
 int escalation_handle_admin(escalation_t *self, MDB_txn *txn, const void *body, size_t len,
                             int64_t now_ms, Dispatch__AdminReply *reply)
 {
     escalation_reply_reset(self);
-    admin_t a = {.self = self, .txn = txn, .now = now_ms, .reply = reply};
-    return admin_handle(&self->reply, LIFECYCLE_ESCALATION, body, len, ESCALATION_MAX_REQUEST,
-                        serve, &a, reply);
+    return admin_handle(&self->reply, LIFECYCLE_ESCALATION, self, txn, now_ms, body, len,
+                        ESCALATION_MAX_REQUEST, serve, reply);
 }

@@ -10,23 +10,12 @@
 #include "record.h"
 #include "router_internal.h"
 
-typedef struct admin {
-    router_t *router;
-    MDB_txn *txn;
-    const Dispatch__AdminRequest *request;
-    int64_t now;
-    Dispatch__AdminReply *reply;
-    refusal_t *err;
-} admin_t;
+typedef admin_call_t admin_t;
 
-static int require_role(admin_t *a, const Dispatch__Role *allowed, size_t count, const char *what)
+/* The router serving the call. */
+static router_t *router_of(const admin_t *a)
 {
-    return admin_require_role(a->err, a->request->role, allowed, count, what);
-}
-
-static void done(admin_t *a, const char *ticket_id, Dispatch__TicketState state)
-{
-    admin_done(&a->router->reply.admin, a->reply, ticket_id, state);
+    return a->worker;
 }
 
 /* ---------------------------------------------------------- triage assign */
@@ -34,7 +23,7 @@ static void done(admin_t *a, const char *ticket_id, Dispatch__TicketState state)
 static int check_assignable(admin_t *a, const char *unit, const char *field)
 {
     Dispatch__Unit *found;
-    int rc = registry_unit_get(a->router->registry, a->txn, unit, &found);
+    int rc = registry_unit_get(router_of(a)->registry, a->txn, unit, &found);
     if (rc == -ENOENT)
         return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, field,
                       "unit %s is not registered", unit);
@@ -54,7 +43,7 @@ static int triage_assign(admin_t *a)
                                            DISPATCH__ROLE__ROLE_SUPERVISOR,
                                            DISPATCH__ROLE__ROLE_ADMIN};
     const Dispatch__TriageAssign *request = a->request->triage_assign;
-    if (require_role(a, roles, 3, "assign a ticket in triage") ||
+    if (admin_require(a, roles, 3, "assign a ticket in triage") ||
         refuse_text(a->err, "triage_assign.ticket_id", request->ticket_id, LIMIT_ID, true) ||
         refuse_text(a->err, "triage_assign.lead_unit", request->lead_unit, LIMIT_ID, true) ||
         refuse_units(a->err, "triage_assign.assisting_units", request->assisting_units,
@@ -62,7 +51,7 @@ static int triage_assign(admin_t *a)
         refuse_text(a->err, "triage_assign.note", request->note, LIMIT_TEXT, false))
         return REFUSED;
 
-    router_t *router = a->router;
+    router_t *router = router_of(a);
     Dispatch__Router__RouterTicket *record;
     int rc = tickets_get(router->tickets, a->txn, request->ticket_id, &record);
     if (rc == -ENOENT)
@@ -103,7 +92,7 @@ static int triage_assign(admin_t *a)
     };
     rc = router_assign(router, a->txn, record, &assignment, a->now);
     if (rc == 0)
-        done(a, record->ticket->id, record->ticket->state);
+        admin_call_done(a, record->ticket->id, record->ticket->state);
 out:
     dispatch__router__router_ticket__free_unpacked(record, NULL);
     return rc;
@@ -116,22 +105,22 @@ static const Dispatch__Role admin_only[] = {DISPATCH__ROLE__ROLE_ADMIN};
 static int unit_upsert(admin_t *a)
 {
     const Dispatch__UnitUpsert *request = a->request->unit_upsert;
-    registry_t *registry = a->router->registry;
-    if (require_role(a, admin_only, 1, "change units"))
+    registry_t *registry = router_of(a)->registry;
+    if (admin_require(a, admin_only, 1, "change units"))
         return REFUSED;
     int rc = registry_check_unit(registry, a->txn, request->unit, true, "unit_upsert.unit", a->err);
     if (rc == 0)
         rc = registry_unit_put(registry, a->txn, request->unit);
     if (rc == 0)
-        done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
+        admin_call_done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
     return rc;
 }
 
 static int unit_remove(admin_t *a)
 {
     const char *id = a->request->unit_remove->unit_id;
-    router_t *router = a->router;
-    if (require_role(a, admin_only, 1, "change units") ||
+    router_t *router = router_of(a);
+    if (admin_require(a, admin_only, 1, "change units") ||
         refuse_text(a->err, "unit_remove.unit_id", id, LIMIT_ID, true))
         return REFUSED;
     Dispatch__Unit *unit;
@@ -167,21 +156,21 @@ static int unit_remove(admin_t *a)
     if (rc == 0)
         rc = deliveries_drop_unit(router->deliveries, a->txn, id);
     if (rc == 0)
-        done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
+        admin_call_done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
     return rc;
 }
 
 static int rule_upsert(admin_t *a)
 {
     const Dispatch__RuleUpsert *request = a->request->rule_upsert;
-    registry_t *registry = a->router->registry;
-    if (require_role(a, admin_only, 1, "change routing rules"))
+    registry_t *registry = router_of(a)->registry;
+    if (admin_require(a, admin_only, 1, "change routing rules"))
         return REFUSED;
     int rc = registry_check_rule(registry, a->txn, request->rule, "rule_upsert.rule", a->err);
     if (rc == 0)
         rc = registry_rule_put(registry, a->txn, request->rule);
     if (rc == 0)
-        done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
+        admin_call_done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
     return rc;
 }
 
@@ -189,27 +178,27 @@ static int check_district(admin_t *a, const char *district, const char *field)
 {
     if (refuse_text(a->err, field, district, LIMIT_ID, false))
         return REFUSED;
-    if (*district && strcmp(district, a->router->district) != 0)
+    if (*district && strcmp(district, router_of(a)->district) != 0)
         return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, field,
                       "district %s is served by its own router; this router serves %s", district,
-                      a->router->district);
+                      router_of(a)->district);
     return 0;
 }
 
 static int rule_remove(admin_t *a)
 {
     const Dispatch__RuleRemove *request = a->request->rule_remove;
-    if (require_role(a, admin_only, 1, "change routing rules") ||
+    if (admin_require(a, admin_only, 1, "change routing rules") ||
         check_district(a, request->district, "rule_remove.district") ||
         refuse_text(a->err, "rule_remove.category", request->category, LIMIT_ID, true) ||
         refuse_text(a->err, "rule_remove.area", request->area, LIMIT_ID, false))
         return REFUSED;
-    int rc = registry_rule_delete(a->router->registry, a->txn, request->category, request->area);
+    int rc = registry_rule_delete(router_of(a)->registry, a->txn, request->category, request->area);
     if (rc == -ENOENT)
         return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "rule_remove.category",
                       "no rule for category '%s' in area '%s'", request->category, request->area);
     if (rc == 0)
-        done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
+        admin_call_done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
     return rc;
 }
 
@@ -257,7 +246,7 @@ static void fill_item(admin_entry_t *entry, Dispatch__QueueKind kind, Dispatch__
 static int page_add(const char *ticket_id, Dispatch__HandlingRole role, void *ctx)
 {
     page_t *page = ctx;
-    router_t *router = page->admin->router;
+    router_t *router = router_of(page->admin);
     Dispatch__Router__RouterTicket *record;
     int rc = tickets_get(router->tickets, page->admin->txn, ticket_id, &record);
     if (rc == -ENOENT || rc == -EPROTO)
@@ -281,14 +270,14 @@ static int list_queue(admin_t *a)
         DISPATCH__ROLE__ROLE_UNIT, DISPATCH__ROLE__ROLE_DISPATCHER, DISPATCH__ROLE__ROLE_SUPERVISOR,
         DISPATCH__ROLE__ROLE_ADMIN};
     const Dispatch__ListQueue *request = a->request->list_queue;
-    router_t *router = a->router;
+    router_t *router = router_of(a);
     if (admin_check_queue(a->err, request->kind, LIFECYCLE_ROUTER))
         return REFUSED;
     if (request->kind == DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE &&
-        require_role(a, triage_roles, 4, "list the triage queue"))
+        admin_require(a, triage_roles, 4, "list the triage queue"))
         return REFUSED;
     if (request->kind == DISPATCH__QUEUE_KIND__QUEUE_KIND_UNIT) {
-        if (require_role(a, unit_roles, 4, "list a unit's tickets") ||
+        if (admin_require(a, unit_roles, 4, "list a unit's tickets") ||
             refuse_text(a->err, "list_queue.unit_id", request->unit_id, LIMIT_ID, true))
             return REFUSED;
         if (a->request->role == DISPATCH__ROLE__ROLE_UNIT) {
@@ -319,12 +308,9 @@ static int list_queue(admin_t *a)
 
 /* ---------------------------------------------------------- entry */
 
-static int serve(void *ctx, const Dispatch__AdminRequest *request, refusal_t *err)
+static int serve(admin_t *a)
 {
-    admin_t *a = ctx;
-    a->request = request;
-    a->err = err;
-    switch (request->body_case) {
+    switch (a->request->body_case) {
     case DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_ASSIGN:
         return triage_assign(a);
     case DISPATCH__ADMIN_REQUEST__BODY_UNIT_UPSERT:
@@ -342,14 +328,13 @@ static int serve(void *ctx, const Dispatch__AdminRequest *request, refusal_t *er
     case DISPATCH__ADMIN_REQUEST__BODY__NOT_SET:
         break;
     }
-    return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_INTERNAL, "body", "not served here");
+    return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_INTERNAL, "body", "not served here");
 }
 
 int router_handle_admin(router_t *self, MDB_txn *txn, const void *body, size_t len, int64_t now_ms,
                         Dispatch__AdminReply *reply)
 {
     router_reply_reset(self);
-    admin_t a = {.router = self, .txn = txn, .now = now_ms, .reply = reply};
-    return admin_handle(&self->reply.admin, LIFECYCLE_ROUTER, body, len, ROUTER_MAX_REQUEST, serve,
-                        &a, reply);
+    return admin_handle(&self->reply.admin, LIFECYCLE_ROUTER, self, txn, now_ms, body, len,
+                        ROUTER_MAX_REQUEST, serve, reply);
 }
