@@ -39,8 +39,8 @@ enum key {
     KEY_HANDLE_LADDER,
     KEY_PAUSE,
     KEY_MAX_EXTENSIONS,
-    KEY_COUNT
 };
+#define KEY_COUNT (KEY_MAX_EXTENSIONS + 1)
 
 static const char *const key_names[KEY_COUNT] = {"sign_for",        "handle",        "remind_at",
                                                  "sign_for_ladder", "handle_ladder", "pause",
@@ -53,7 +53,6 @@ typedef struct span {
 
 /* What one section sets. */
 typedef struct section {
-    bool present;
     bool has[KEY_COUNT];
     span_t sign_for, handle;
     uint32_t remind[DEADLINES_MAX_REMINDERS];
@@ -214,8 +213,6 @@ static int parse_value(parse_t *parse, section_t *section, enum key key, const c
         section->max_extensions = (uint32_t)count;
         break;
     }
-    default:
-        break;
     }
     section->has[key] = true;
     return 1;
@@ -249,7 +246,6 @@ static int on_key(void *user, const char *section_name, const char *name, const 
                           "kind consult, help, complaint, report, suggestion or *, urgency normal "
                           "or urgent)",
                           section_name);
-    section->present = true;
     for (int key = 0; key < KEY_COUNT; key++)
         if (strcmp(name, key_names[key]) == 0)
             return parse_value(parse, section, (enum key)key, value, section_name);
