@@ -273,26 +273,33 @@ static void test_handler_errors_stop_the_reading(void **state)
     free(record.log);
 }
 
-static char *write_temporary_file(const void *content, size_t length)
+/* Reads a temporary file holding `length` bytes of `content`: expects
+ * `code`, and the message "<path><message>" when message is not NULL.
+ * Returns the log (the caller frees it). */
+static char *parse_file(const void *content, size_t length, int code, const char *message)
 {
     const char *directory = getenv("TMPDIR");
-    if (directory == NULL || directory[0] == '\0')
-        directory = "/tmp";
     char *path = NULL;
-    assert_true(asprintf(&path, "%s/test-ini-XXXXXX", directory) > 0);
+    assert_true(asprintf(&path, "%s/test-ini-XXXXXX",
+                         directory != NULL && directory[0] != '\0' ? directory : "/tmp") > 0);
     int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, content, length), (ssize_t)length);
-    assert_int_equal(close(fd), 0);
-    return path;
+    assert_true(fd >= 0 && write(fd, content, length) == (ssize_t)length && close(fd) == 0);
+
+    struct record record = {0};
+    assert_int_equal(ini_parse(path, NULL, &plain, &record, record.err, sizeof(record.err)), code);
+    if (message != NULL) {
+        char expected[512];
+        snprintf(expected, sizeof(expected), "%s%s", path, message);
+        assert_string_equal(record.err, expected);
+    }
+    unlink(path);
+    free(path);
+    return record.log != NULL ? record.log : strdup("");
 }
 
 static void test_files(void **state)
 {
     (void)state;
-    struct record record = {0};
-    char expected[512];
-
     /* a byte order mark, CRLF line ends, a line longer than any small buffer */
     size_t size = 2 * INI_LINE_MAX;
     char *text = calloc(1, size);
@@ -300,39 +307,21 @@ static void test_files(void **state)
     strcpy(text, "\xEF\xBB\xBF[s]\r\nk = v\r\nlong = ");
     memset(text + strlen(text), 'x', INI_LINE_MAX - strlen("long = "));
     strcat(text, "\r\nlast = 1");
-    char *path = write_temporary_file(text, strlen(text));
-    assert_int_equal(ini_parse(path, NULL, &plain, &record, record.err, sizeof(record.err)), 0);
-    assert_int_equal(record.length, strlen("1 [s]\n2 s.k=v\n3 s.long=\n4 s.last=1\n") +
-                                        INI_LINE_MAX - strlen("long = "));
-    assert_memory_equal(record.log, "1 [s]\n2 s.k=v\n3 s.long=x", 24);
-    free(record.log);
-    record = (struct record){0};
-    unlink(path);
-    free(path);
+    char *log = parse_file(text, strlen(text), 0, NULL);
+    assert_int_equal(strlen(log), strlen("1 [s]\n2 s.k=v\n3 s.long=\n4 s.last=1\n") + INI_LINE_MAX -
+                                      strlen("long = "));
+    assert_memory_equal(log, "1 [s]\n2 s.k=v\n3 s.long=x", 24);
+    free(log);
     free(text);
 
     /* messages name the file */
-    path = write_temporary_file("[s]\nk\n", 6);
-    assert_int_equal(ini_parse(path, NULL, &plain, &record, record.err, sizeof(record.err)),
-                     -EINVAL);
-    snprintf(expected, sizeof(expected), "%s:2: expected 'key = value'", path);
-    assert_string_equal(record.err, expected);
-    free(record.log);
-    record = (struct record){0};
-    unlink(path);
-    free(path);
-
+    free(parse_file("[s]\nk\n", 6, -EINVAL, ":2: expected 'key = value'"));
     /* a NUL byte is refused, not read as the end of its line */
-    path = write_temporary_file("[s]\nk = a\0b\n", 12);
-    assert_int_equal(ini_parse(path, NULL, &plain, &record, record.err, sizeof(record.err)),
-                     -EINVAL);
-    snprintf(expected, sizeof(expected), "%s:2: line contains a NUL byte", path);
-    assert_string_equal(record.err, expected);
-    free(record.log);
-    record = (struct record){0};
-    unlink(path);
-    free(path);
+    log = parse_file("[s]\nk = a\0b\n", 12, -EINVAL, ":2: line contains a NUL byte");
+    assert_string_equal(log, "1 [s]\n");
+    free(log);
 
+    struct record record = {0};
     assert_int_equal(ini_parse("/nonexistent/dispatch/x.ini", NULL, &plain, &record, record.err,
                                sizeof(record.err)),
                      -ENOENT);
