@@ -9,14 +9,13 @@
 #include "calendar.h"
 
 #include <errno.h>
-#include <ini.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "ids.h"
+#include "ini.h"
 
 #define DAY_SECONDS 86400LL
 #define MAX_RANGE_DAYS 366
@@ -114,25 +113,12 @@ static bool parse_date(const char *text, int64_t *day, const char **end)
 
 /* ------------------------------------------------------------ loading */
 
+/* What the ini handler fills, and where it writes its message. */
 typedef struct parse {
     calendar_t *calendar;
-    int error; /* first error (negative), 0 = none */
-    char message[256];
-    bool weekend_set;
+    char *err;
+    size_t err_len;
 } parse_t;
-
-__attribute__((format(printf, 3, 4))) static int parse_fail(parse_t *parse, int code,
-                                                            const char *format, ...)
-{
-    if (parse->error == 0) {
-        parse->error = code;
-        va_list args;
-        va_start(args, format);
-        vsnprintf(parse->message, sizeof(parse->message), format, args);
-        va_end(args);
-    }
-    return 0; /* inih: this line is in error */
-}
 
 static int day_list_add(int64_t **days, size_t *count, size_t *capacity, int64_t day)
 {
@@ -159,14 +145,14 @@ static bool day_list_has(const int64_t *days, size_t count, int64_t day)
     return count > 0 && bsearch(&day, days, count, sizeof(*days), compare_days) != NULL;
 }
 
-static int parse_weekend(parse_t *parse, const char *value)
+static int parse_weekend(parse_t *parse, const ini_item_t *item)
 {
     static const char *const names[7] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+    const char *value = item->value;
     calendar_t *calendar = parse->calendar;
     memset(calendar->weekend, 0, sizeof(calendar->weekend));
-    parse->weekend_set = true;
     if (strcmp(value, "none") == 0)
-        return 1;
+        return 0;
     const char *p = value;
     while (*p) {
         while (*p == ' ' || *p == '\t' || *p == ',')
@@ -182,77 +168,85 @@ static int parse_weekend(parse_t *parse, const char *value)
             if (len == 3 && strncmp(start, names[i], 3) == 0)
                 found = i;
         if (found < 0)
-            return parse_fail(parse, -EINVAL,
+            return ini_report(item, parse->err, parse->err_len, -EINVAL,
                               "weekend: '%.*s' is not a day (sun, mon, tue, wed, thu, fri, sat)",
                               (int)len, start);
         calendar->weekend[found] = true;
     }
     for (int i = 0; i < 7; i++)
         if (!calendar->weekend[i])
-            return 1;
-    return parse_fail(parse, -EINVAL, "weekend: every day of the week is a weekend day");
+            return 0;
+    return ini_report(item, parse->err, parse->err_len, -EINVAL,
+                      "weekend: every day of the week is a weekend day");
 }
 
-static int parse_dated(parse_t *parse, const char *section, const char *name)
+static int parse_dated(parse_t *parse, const ini_item_t *item)
 {
+    const char *section = item->section, *name = item->key;
     calendar_t *calendar = parse->calendar;
     bool holiday = strcmp(section, "holidays") == 0;
     int64_t first, last;
     const char *end;
     if (!parse_date(name, &first, &end))
-        return parse_fail(parse, -EINVAL,
+        return ini_report(item, parse->err, parse->err_len, -EINVAL,
                           "[%s] %s: expected a date YYYY-MM-DD or a range "
                           "YYYY-MM-DD..YYYY-MM-DD",
                           section, name);
     last = first;
     if (strncmp(end, "..", 2) == 0) {
         if (!parse_date(end + 2, &last, &end) || last < first)
-            return parse_fail(parse, -EINVAL, "[%s] %s: a range runs from a date to a later one",
-                              section, name);
+            return ini_report(item, parse->err, parse->err_len, -EINVAL,
+                              "[%s] %s: a range runs from a date to a later one", section, name);
         if (last - first >= MAX_RANGE_DAYS)
-            return parse_fail(parse, -EINVAL, "[%s] %s: a range is at most %d days", section, name,
-                              MAX_RANGE_DAYS);
+            return ini_report(item, parse->err, parse->err_len, -EINVAL,
+                              "[%s] %s: a range is at most %d days", section, name, MAX_RANGE_DAYS);
     }
     if (*end)
-        return parse_fail(parse, -EINVAL, "[%s] %s: unexpected '%s' after the date", section, name,
-                          end);
+        return ini_report(item, parse->err, parse->err_len, -EINVAL,
+                          "[%s] %s: unexpected '%s' after the date", section, name, end);
     if (!holiday && first != last)
-        return parse_fail(parse, -EINVAL, "[workdays] %s: one date per line", name);
+        return ini_report(item, parse->err, parse->err_len, -EINVAL,
+                          "[workdays] %s: one date per line", name);
     for (int64_t day = first; day <= last; day++) {
         int rc = holiday ? day_list_add(&calendar->holidays, &calendar->holiday_count,
                                         &calendar->holiday_capacity, day)
                          : day_list_add(&calendar->workdays, &calendar->workday_count,
                                         &calendar->workday_capacity, day);
         if (rc < 0)
-            return parse_fail(parse, rc, "out of memory");
+            return ini_report(item, parse->err, parse->err_len, rc, "out of memory");
     }
-    return 1;
+    return 0;
 }
 
-static int on_key(void *user, const char *section, const char *name, const char *value)
+static int on_key(void *user, const ini_item_t *item)
 {
     parse_t *parse = user;
+    const char *section = item->section, *name = item->key, *value = item->value;
     calendar_t *calendar = parse->calendar;
     if (strcmp(section, "calendar") == 0) {
         if (strcmp(name, "time_zone") == 0) {
             int rc = ids_check_timezone(value);
             if (rc == -ENOENT)
-                return parse_fail(parse, -EINVAL, "time_zone: zone '%s' is not installed", value);
+                return ini_report(item, parse->err, parse->err_len, -EINVAL,
+                                  "time_zone: zone '%s' is not installed", value);
             if (rc < 0 || strlen(value) >= sizeof(calendar->zone))
-                return parse_fail(parse, -EINVAL, "time_zone: '%s' is not a zone name", value);
+                return ini_report(item, parse->err, parse->err_len, -EINVAL,
+                                  "time_zone: '%s' is not a zone name", value);
             snprintf(calendar->zone, sizeof(calendar->zone), "%s", value);
-            return 1;
+            return 0;
         }
         if (strcmp(name, "weekend") == 0)
-            return parse_weekend(parse, value);
-        return parse_fail(parse, -EINVAL, "[calendar] %s: unknown key (known: time_zone, weekend)",
-                          name);
+            return parse_weekend(parse, item);
+        return ini_report(item, parse->err, parse->err_len, -EINVAL,
+                          "[calendar] %s: unknown key (known: time_zone, weekend)", name);
     }
     if (strcmp(section, "holidays") == 0 || strcmp(section, "workdays") == 0)
-        return parse_dated(parse, section, name);
-    return parse_fail(parse, -EINVAL, "[%s]: unknown section (known: calendar, holidays, workdays)",
-                      section);
+        return parse_dated(parse, item);
+    return ini_report(item, parse->err, parse->err_len, -EINVAL,
+                      "[%s]: unknown section (known: calendar, holidays, workdays)", section);
 }
+
+static const ini_handler_t calendar_handler = {.key = on_key};
 
 static bool zone_is_utc(const char *zone)
 {
@@ -365,26 +359,19 @@ static int finish(calendar_t *self, char *err, size_t err_len, const char *origi
     return rc;
 }
 
-static int parse_text(const char *text, const char *origin, calendar_t **ret, char *err,
-                      size_t err_len)
+/* Reads `text`, or the file at `origin` when text is NULL. */
+static int calendar_parse(const char *origin, const char *text, calendar_t **ret, char *err,
+                          size_t err_len)
 {
     calendar_t *self = calloc(1, sizeof(*self));
     if (!self)
         return -ENOMEM;
     snprintf(self->zone, sizeof(self->zone), "%s", CALENDAR_DEFAULT_TIME_ZONE);
     self->weekend[0] = self->weekend[6] = true;
-    parse_t parse = {.calendar = self};
-    int line = ini_parse_string(text, on_key, &parse);
-    int rc = 0;
-    if (line != 0 || parse.error != 0) {
-        rc = parse.error ? parse.error : -EINVAL;
-        if (err_len)
-            snprintf(err, err_len, "%s:%d: %s", origin, line > 0 ? line : 0,
-                     parse.error ? parse.message
-                                 : "syntax error (expected [section] or key = value)");
-    } else {
+    parse_t parse = {.calendar = self, .err = err, .err_len = err_len};
+    int rc = ini_parse(origin, text, &calendar_handler, &parse, err, err_len);
+    if (rc == 0)
         rc = finish(self, err, err_len, origin);
-    }
     if (rc < 0) {
         calendar_destroy(&self);
         return rc;
@@ -395,38 +382,12 @@ static int parse_text(const char *text, const char *origin, calendar_t **ret, ch
 
 int calendar_parse_string(const char *text, calendar_t **ret, char *err, size_t err_len)
 {
-    return parse_text(text, "(string)", ret, err, err_len);
+    return text ? calendar_parse("(string)", text, ret, err, err_len) : -EINVAL;
 }
 
 int calendar_load(const char *path, calendar_t **ret, char *err, size_t err_len)
 {
-    FILE *file = fopen(path, "r");
-    if (!file) {
-        int rc = -errno;
-        if (err_len)
-            snprintf(err, err_len, "%s: %s", path, strerror(-rc));
-        return rc;
-    }
-    char *text = NULL;
-    size_t size = 0;
-    FILE *buffer = open_memstream(&text, &size);
-    int rc = buffer ? 0 : -ENOMEM;
-    char chunk[4096];
-    size_t n;
-    while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), file)) > 0)
-        if (fwrite(chunk, 1, n, buffer) != n)
-            rc = -ENOMEM;
-    if (rc == 0 && ferror(file))
-        rc = -EIO;
-    fclose(file);
-    if (buffer && fclose(buffer) != 0 && rc == 0)
-        rc = -ENOMEM;
-    if (rc == 0)
-        rc = parse_text(text, path, ret, err, err_len);
-    else if (err_len)
-        snprintf(err, err_len, "%s: %s", path, strerror(-rc));
-    free(text);
-    return rc;
+    return path ? calendar_parse(path, NULL, ret, err, err_len) : -EINVAL;
 }
 
 void calendar_destroy(calendar_t **self)

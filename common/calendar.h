@@ -15,7 +15,10 @@
  *
  * A date may not be both a holiday and a make-up working day, and at least
  * one day of the week must be a working day. Values (the names) are free
- * text. ';' starts a comment at the start of a line or after whitespace.
+ * text and may be empty. The syntax is common/ini.h's: ';' starts a comment
+ * at the start of a line or after whitespace, '#' at the start of a line;
+ * every key starts at the beginning of its line (no value goes on over
+ * indented lines).
  *
  * The model (what a "working day" means here):
  *  - a working day counts as a whole local day, 00:00 to 24:00: the

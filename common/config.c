@@ -1,36 +1,9 @@
 /* config: the topology file. See config.h for the format and what a loaded
  * config guarantees.
  *
- * How the file is read. libinih splits `key = value` lines, strips
- * whitespace and inline comments; everything else is done here, in the line
- * reader that feeds it (parser_read_line), for three reasons:
- *
- *   - inih keeps the section name in a 50-byte buffer and truncates longer
- *     ones without a word, while [district.<id>] and [worker.<name>] may be
- *     up to 72 bytes. The reader therefore parses section headers itself and
- *     hands inih only key lines; the section inih passes to the handler is
- *     ignored.
- *   - inih reads a line into a fixed buffer and parses the rest of a longer
- *     line as a line of its own. The reader reads whole lines (any length),
- *     passes on only those that fit, and refuses the others with an error.
- *     Comment and blank lines never reach inih, so they have no limit.
- *   - the handler has no line number (INI_HANDLER_LINENO is 0 in the Debian
- *     build), and it needs one for its messages. inih calls the reader for
- *     line N+1 only after it has handled line N, so the reader's count is
- *     the line of every handler call.
- *
- * Invariants of struct parser between two reader calls:
- *   - lineno is the number of physical lines read so far;
- *   - section is the section of the last header read (NULL before the
- *     first one);
- *   - key_line_pending is set iff the last line handed to inih was a key
- *     line; handler_called tells whether inih called the handler for it
- *     (if not, inih found no '=' or ':': a syntax error);
- *   - links_open is set iff the last line was `links = ...` or its
- *     continuation, so that an indented line may add to that list;
- *   - error is the first error (negative errno); once set, the reader ends
- *     the input and the handler refuses every call, so exactly one message
- *     is written.
+ * The syntax (lines, sections, comments, indented lines) is common/ini's;
+ * this file gives the sections and keys their meaning. Sections are opened
+ * at their header, so a bad header is reported at its line.
  *
  * Values are parsed into struct value when read and checked as a whole
  * (references between sections) once the file is read: config_validate().
@@ -40,13 +13,13 @@
 #include "config.h"
 
 #include <errno.h>
-#include <ini.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
+
+#include "ini.h"
 
 enum value_type {
     VALUE_NAME,     /* [A-Za-z0-9._-]{1,63} */
@@ -558,9 +531,6 @@ static int report_unknown_key(struct report *report, int line, const struct sect
         size_t used = strlen(known);
         snprintf(known + used, sizeof(known) - used, "%s%s", i > 0 ? ", " : "", keys[i].name);
     }
-    if (key[0] == '\0')
-        return report_error(report, -EINVAL, line, "[%s%s]: missing key before '='",
-                            section_prefix(section), section_name(section));
     return report_error(report, -EINVAL, line, "[%s%s]: unknown key '%s' (known: %s)",
                         section_prefix(section), section_name(section), key, known);
 }
@@ -720,68 +690,23 @@ static int section_list_add(struct section ***list, size_t *count, size_t *capac
 
 /* ---- the parser ---------------------------------------------------------- */
 
+/* The handler's state: section is the section of the last header, never
+ * NULL when a key arrives (ini refuses keys before any header, and a header
+ * refused here ends the reading). */
 struct parser {
     config_t *config;
     struct report *report;
-    FILE *file;       /* the source is file, or else text */
-    const char *text; /* rest of the string source */
-    char *line;       /* the current physical line, NUL-terminated */
-    size_t line_capacity;
-    int lineno;
     struct section *section;
-    bool key_line_pending;
-    bool handler_called;
-    bool links_open;
-    int error;
 };
 
-static int parser_fail(struct parser *parser, int code)
+/* Opens the section named by the header. */
+static int parser_open_section(void *user, const ini_item_t *item)
 {
-    if (parser->error == 0)
-        parser->error = code;
-    return code;
-}
-
-/* Reads the next physical line into parser->line without its line end.
- * Returns its length, -1 at the end of input, or another negative errno. */
-static ssize_t parser_next_physical_line(struct parser *parser)
-{
-    ssize_t length;
-    if (parser->file != NULL) {
-        errno = 0;
-        length = getline(&parser->line, &parser->line_capacity, parser->file);
-        if (length < 0)
-            return ferror(parser->file) ? -(errno != 0 ? errno : EIO) : -1;
-    } else {
-        if (*parser->text == '\0')
-            return -1;
-        const char *newline = strchr(parser->text, '\n');
-        size_t span = newline != NULL ? (size_t)(newline - parser->text) + 1 : strlen(parser->text);
-        if (span + 1 > parser->line_capacity) {
-            char *grown = realloc(parser->line, span + 1);
-            if (grown == NULL)
-                return -ENOMEM;
-            parser->line = grown;
-            parser->line_capacity = span + 1;
-        }
-        memcpy(parser->line, parser->text, span);
-        parser->line[span] = '\0';
-        parser->text += span;
-        length = (ssize_t)span;
-    }
-    if (length > 0 && parser->line[length - 1] == '\n')
-        parser->line[--length] = '\0';
-    if (length > 0 && parser->line[length - 1] == '\r')
-        parser->line[--length] = '\0';
-    return length;
-}
-
-/* Opens the section named by the header text `header` (between the brackets). */
-static int parser_open_section(struct parser *parser, const char *header)
-{
+    struct parser *parser = user;
     config_t *config = parser->config;
     struct report *report = parser->report;
-    int line = parser->lineno;
+    const char *header = item->section;
+    int line = item->line;
 
     if (strcmp(header, "city") == 0) {
         if (config->city.line != 0)
@@ -840,184 +765,56 @@ static int parser_open_section(struct parser *parser, const char *header)
     return 0;
 }
 
-/* `start` points at '['. */
-static int parser_read_section_header(struct parser *parser, char *start)
-{
-    char *end = strchr(start + 1, ']');
-    if (end == NULL)
-        return report_error(parser->report, -EINVAL, parser->lineno, "section header without ']'");
-    for (const char *after = end + 1; *after != '\0' && *after != ';' && *after != '#'; after++)
-        if (!is_blank(*after))
-            return report_error(parser->report, -EINVAL, parser->lineno,
-                                "unexpected text after section header");
-    *end = '\0';
-    return parser_open_section(parser, start + 1);
-}
-
-/* An indented line adds names to the links list of the line above. */
-static int parser_read_continuation(struct parser *parser, char *start, bool links_open)
-{
-    if (!links_open)
-        return report_error(parser->report, -EINVAL, parser->lineno,
-                            "indented line: only a links list may go on over indented "
-                            "lines; start every key at the beginning of its line");
-    /* Inline comments as inih treats them: ';' after whitespace. */
-    for (char *c = start; *c != '\0'; c++)
-        if (*c == ';' && c > start && is_blank(c[-1])) {
-            *c = '\0';
-            break;
-        }
-    size_t length = strlen(start);
-    while (length > 0 && is_blank(start[length - 1]))
-        start[--length] = '\0';
-
-    struct section *section = parser->section;
-    int r = links_append(&section->values[WORKER_LINKS], start, section, parser->report,
-                         parser->lineno);
-    if (r < 0)
-        return r;
-    parser->links_open = true;
-    return 0;
-}
-
-static char *parser_read_line(char *buffer, int size, void *user)
-{
-    struct parser *parser = user;
-    /* inih parses its own buffer, whatever pointer is returned: a line it
-     * must skip is written there as an empty one. */
-    char *empty_line = strcpy(buffer, "\n");
-
-    if (parser->error != 0)
-        return NULL;
-    if (parser->key_line_pending && !parser->handler_called) {
-        parser_fail(parser, report_error(parser->report, -EINVAL, parser->lineno,
-                                         "expected 'key = value'"));
-        return NULL;
-    }
-    bool links_open = parser->links_open;
-    parser->links_open = false;
-    parser->key_line_pending = false;
-    parser->handler_called = false;
-
-    ssize_t length = parser_next_physical_line(parser);
-    if (length == -1)
-        return NULL;
-    if (length < 0) {
-        parser_fail(parser, report_error(parser->report, (int)length, parser->lineno + 1,
-                                         "cannot read: %s", strerror((int)-length)));
-        return NULL;
-    }
-    parser->lineno++;
-
-    char *line = parser->line;
-    if (strlen(line) != (size_t)length) {
-        parser_fail(parser, report_error(parser->report, -EINVAL, parser->lineno,
-                                         "line contains a NUL byte"));
-        return NULL;
-    }
-    if (parser->lineno == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0) {
-        line += 3;
-        length -= 3;
-    }
-
-    char *start = line;
-    while (is_blank(*start))
-        start++;
-    if (*start == '\0' || *start == ';' || *start == '#')
-        return empty_line;
-
-    int r = 0;
-    if (start > line)
-        r = parser_read_continuation(parser, start, links_open);
-    else if (*start == '[')
-        r = parser_read_section_header(parser, start);
-    else if ((size_t)length + 2 > (size_t)size)
-        r = report_error(parser->report, -EINVAL, parser->lineno,
-                         "line is %zd bytes long; the INI parser takes at most %d (a long "
-                         "links list can go on over indented lines)",
-                         length, size - 2);
-    else {
-        memcpy(buffer, line, (size_t)length);
-        buffer[length] = '\n';
-        buffer[length + 1] = '\0';
-        parser->key_line_pending = true;
-        return buffer;
-    }
-    if (r < 0) {
-        parser_fail(parser, r);
-        return NULL;
-    }
-    return empty_line;
-}
-
-static int parser_handle_key(void *user, const char *inih_section, const char *key,
-                             const char *text)
+/* A key line, or an indented line going on with a links list (the only key
+ * in continued_keys, so its section is a worker's). */
+static int parser_take_key(void *user, const ini_item_t *item)
 {
     struct parser *parser = user;
     struct report *report = parser->report;
-    int line = parser->lineno;
-    (void)inih_section; /* possibly truncated by inih; parser->section is the real one */
-
-    parser->handler_called = true;
-    if (parser->error != 0)
-        return 0;
-    if (text == NULL) {
-        parser_fail(parser, report_error(report, -EINVAL, line, "expected 'key = value'"));
-        return 0;
-    }
-
     struct section *section = parser->section;
-    if (section == NULL) {
-        parser_fail(parser,
-                    report_error(report, -EINVAL, line, "key '%s' before any section header", key));
-        return 0;
-    }
-    int index = find_key(section, key);
-    if (index < 0) {
-        parser_fail(parser, report_unknown_key(report, line, section, key));
-        return 0;
-    }
-    if (section->key_line[index] != 0) {
-        parser_fail(parser,
-                    report_error(report, -EINVAL, line, "[%s%s] %s given twice (first at line %d)",
-                                 section_prefix(section), section_name(section), key,
-                                 section->key_line[index]));
-        return 0;
-    }
+    int line = item->line;
+
+    if (item->continued)
+        return links_append(&section->values[WORKER_LINKS], item->value, section, report, line);
+
+    int index = find_key(section, item->key);
+    if (index < 0)
+        return report_unknown_key(report, line, section, item->key);
+    if (section->key_line[index] != 0)
+        return report_error(report, -EINVAL, line, "[%s%s] %s given twice (first at line %d)",
+                            section_prefix(section), section_name(section), item->key,
+                            section->key_line[index]);
 
     size_t count;
     const struct key_spec *spec = &section_keys(section->kind, &count)[index];
     struct value value;
-    int r = value_parse(spec, text, section, &value, report, line);
-    if (r < 0) {
-        parser_fail(parser, r);
-        return 0;
-    }
+    int r = value_parse(spec, item->value, section, &value, report, line);
+    if (r < 0)
+        return r;
     section->values[index] = value;
     section->key_line[index] = line;
-    parser->links_open = spec->type == VALUE_LINKS;
-    return 1;
+    return 0;
 }
 
-/* Runs the parser over the source set in `parser`, then checks the result. */
-static int parse_source(struct parser *parser, config_t **ret, struct report *report)
+static const char *const continued_keys[] = {"links", NULL};
+
+static const ini_handler_t topology_handler = {
+    .section = parser_open_section,
+    .key = parser_take_key,
+    .continued_keys = continued_keys,
+};
+
+/* Reads `text`, or the file at `origin` when text is NULL, then checks the
+ * whole topology. */
+static int parse_source(const char *origin, const char *text, config_t **ret, struct report *report)
 {
     config_t *config = NULL;
     int r = config_new_empty(&config);
     if (r < 0)
         return report_out_of_memory(report, 0);
-    parser->config = config;
-    parser->report = report;
 
-    int inih_result = ini_parse_stream(parser_read_line, parser, parser_handle_key, parser);
-    free(parser->line);
-    parser->line = NULL;
-
-    r = parser->error;
-    if (r == 0 && inih_result == -2)
-        r = report_out_of_memory(report, 0);
-    else if (r == 0 && inih_result != 0)
-        r = report_error(report, -EINVAL, inih_result, "syntax error");
+    struct parser parser = {.config = config, .report = report};
+    r = ini_parse(origin, text, &topology_handler, &parser, report->buf, report->len);
     if (r == 0)
         r = config_validate(config, report);
     if (r < 0) {
@@ -1045,16 +842,7 @@ int config_load(const char *path, config_t **ret, char *err, size_t err_len)
     struct report report = {.buf = err, .len = err_len, .origin = path};
     if (path == NULL || ret == NULL)
         return -EINVAL;
-
-    FILE *file = fopen(path, "re");
-    if (file == NULL) {
-        int code = -errno;
-        return report_error(&report, code, 0, "%s", strerror(-code));
-    }
-    struct parser parser = {.file = file};
-    int r = parse_source(&parser, ret, &report);
-    fclose(file);
-    return r;
+    return parse_source(path, NULL, ret, &report);
 }
 
 int config_parse_string(const char *text, config_t **ret, char *err, size_t err_len)
@@ -1063,8 +851,7 @@ int config_parse_string(const char *text, config_t **ret, char *err, size_t err_
     struct report report = {.buf = err, .len = err_len, .origin = "(string)"};
     if (text == NULL || ret == NULL)
         return -EINVAL;
-    struct parser parser = {.text = text};
-    return parse_source(&parser, ret, &report);
+    return parse_source("(string)", text, ret, &report);
 }
 
 /* ---- accessors ----------------------------------------------------------- */

@@ -1,6 +1,6 @@
 /* config: the topology file, read by every worker and by dispatchctl.
  *
- * The file is INI (parsed with libinih):
+ * The file is INI (read with common/ini.h):
  *
  *   [city]                   name, timezone                  (both required)
  *   [district.<id>]          name                            (display name; defaults to <id>)
@@ -26,8 +26,8 @@
  * follows whitespace; ';' or '#' at the start of a line is a comment. A long
  * `links` list may continue on the following lines when they are indented;
  * no other value may. Empty values are refused (leave the key out instead).
- * libinih reads each key line into a fixed buffer (200 bytes in the Debian
- * build): a longer line is refused with an error, never truncated.
+ * A line holds at most INI_LINE_MAX (4096) bytes: a longer one is refused
+ * with an error, never truncated.
  *
  * Ownership: config_t owns every string and array reachable from it; the
  * pointers returned by the accessors stay valid until config_destroy(), or

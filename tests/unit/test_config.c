@@ -330,8 +330,8 @@ static void test_links_continue_on_indented_lines(void **state)
 static void test_names(void **state)
 {
     (void)state;
-    /* 63 bytes: accepted, even though inih itself keeps only 50 of a section
-     * name; two names that differ only after byte 50 stay two workers. */
+    /* 63 bytes: accepted, and two names that differ only after byte 50 (where
+     * libinih used to cut section names) stay two workers. */
     const char *name_a = "a23456789012345678901234567890123456789012345678901234567890123";
     const char *name_b = "a2345678901234567890123456789012345678901234567890123456789012b";
     assert_int_equal(strlen(name_a), CONFIG_NAME_MAX);
@@ -386,7 +386,7 @@ static void test_endpoints(void **state)
 static void test_line_handling(void **state)
 {
     (void)state;
-    /* CRLF line ends, a BOM, and a comment longer than inih's line buffer */
+    /* CRLF line ends, a BOM, and a comment longer than libinih's line buffer */
     char text[2048] = "\xEF\xBB\xBF[city]\r\nname = changchun\r\ntimezone = UTC\r\n;";
     memset(text + strlen(text), 'x', 600);
     strcat(text, "\n" AUDIT);
@@ -395,9 +395,15 @@ static void test_line_handling(void **state)
     assert_string_equal(config_timezone(config), "UTC");
     config_destroy(&config);
 
-    /* a key line longer than inih's buffer is refused, not cut in two */
-    char long_line[2048];
+    /* a key line longer than libinih's buffer is read whole */
+    char long_line[8192];
     snprintf(long_line, sizeof(long_line), CITY_AND_DISTRICT AUDIT "publish = ipc:///%0300d\n", 0);
+    config = parse_or_fail(long_line);
+    assert_int_equal(strlen(config_worker_find(config, "audit")->publish), strlen("ipc:///") + 300);
+    config_destroy(&config);
+
+    /* a key line longer than INI_LINE_MAX is refused, not cut in two */
+    snprintf(long_line, sizeof(long_line), CITY_AND_DISTRICT AUDIT "publish = ipc:///%05000d\n", 0);
     expect_invalid(long_line, "(string):10:", "line is");
 }
 

@@ -1,8 +1,8 @@
 /* deadlines: see deadlines.h for the file format.
  *
- * Loading runs in two passes: inih hands over each `key = value`, which is
- * checked and stored at once in its section's slot (so a bad value is
- * reported with its line); then every kind x urgency is resolved through
+ * Loading runs in two passes: common/ini hands over each `key = value`,
+ * which is checked and stored at once in its section's slot (so a bad value
+ * is reported with its line); then every kind x urgency is resolved through
  * the lookup order and packed into an owned Rule. Invariant of a loaded
  * table: rules[kind][urgency] is set for every kind 0..5 and urgency 0..2,
  * with sign_for and handle set, remind_at ascending in 1..99, and exactly
@@ -11,13 +11,13 @@
 #include "deadlines.h"
 
 #include <errno.h>
-#include <ini.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "ini.h"
 
 #define KINDS 6     /* 0 = "*" / unspecified, then dispatch.Kind values */
 #define URGENCIES 3 /* 0 = unspecified, then dispatch.Urgency values */
@@ -39,8 +39,8 @@ enum key {
     KEY_HANDLE_LADDER,
     KEY_PAUSE,
     KEY_MAX_EXTENSIONS,
-    KEY_COUNT
 };
+#define KEY_COUNT (KEY_MAX_EXTENSIONS + 1)
 
 static const char *const key_names[KEY_COUNT] = {"sign_for",        "handle",        "remind_at",
                                                  "sign_for_ladder", "handle_ladder", "pause",
@@ -53,7 +53,6 @@ typedef struct span {
 
 /* What one section sets. */
 typedef struct section {
-    bool present;
     bool has[KEY_COUNT];
     span_t sign_for, handle;
     uint32_t remind[DEADLINES_MAX_REMINDERS];
@@ -67,25 +66,13 @@ struct deadlines {
     Dispatch__Escalation__Rule *rules[KINDS][URGENCIES];
 };
 
+/* What the ini handler fills, and where it writes its message. */
 typedef struct parse {
     section_t defaults;
     section_t sections[KINDS][URGENCIES]; /* [0][u] = [*.<urgency>] */
-    int error;
-    char message[256];
+    char *err;
+    size_t err_len;
 } parse_t;
-
-__attribute__((format(printf, 3, 4))) static int parse_fail(parse_t *parse, int code,
-                                                            const char *format, ...)
-{
-    if (parse->error == 0) {
-        parse->error = code;
-        va_list args;
-        va_start(args, format);
-        vsnprintf(parse->message, sizeof(parse->message), format, args);
-        va_end(args);
-    }
-    return 0;
-}
 
 /* ------------------------------------------------------------ values */
 
@@ -137,16 +124,16 @@ static bool parse_span(const char **p, bool allow_off, span_t *span)
     return *s == '\0' || *s == ',';
 }
 
-static int parse_value(parse_t *parse, section_t *section, enum key key, const char *value,
-                       const char *where)
+static int parse_value(parse_t *parse, const ini_item_t *item, section_t *section, enum key key)
 {
+    const char *value = item->value, *where = item->section;
     const char *p = value;
     switch (key) {
     case KEY_SIGN_FOR:
     case KEY_HANDLE: {
         span_t *span = key == KEY_SIGN_FOR ? &section->sign_for : &section->handle;
         if (!parse_span(&p, false, span) || *p)
-            return parse_fail(parse, -EINVAL,
+            return ini_report(item, parse->err, parse->err_len, -EINVAL,
                               "[%s] %s = %s: expected a length like 30m, 2h, 1d or 5wd "
                               "(at most %d days)",
                               where, key_names[key], value, MAX_SPAN_DAYS);
@@ -163,7 +150,7 @@ static int parse_value(parse_t *parse, section_t *section, enum key key, const c
             if (end == p || *end != '%' || percent < 1 || percent > 99 ||
                 section->remind_count == DEADLINES_MAX_REMINDERS ||
                 (section->remind_count && percent <= section->remind[section->remind_count - 1]))
-                return parse_fail(parse, -EINVAL,
+                return ini_report(item, parse->err, parse->err_len, -EINVAL,
                                   "[%s] remind_at = %s: expected up to %d ascending percentages "
                                   "of 1%%..99%% (\"50%%, 80%%\") or none",
                                   where, value, DEADLINES_MAX_REMINDERS);
@@ -172,8 +159,8 @@ static int parse_value(parse_t *parse, section_t *section, enum key key, const c
             if (*p == ',')
                 p++;
             else if (*p)
-                return parse_fail(parse, -EINVAL, "[%s] remind_at = %s: separate points by commas",
-                                  where, value);
+                return ini_report(item, parse->err, parse->err_len, -EINVAL,
+                                  "[%s] remind_at = %s: separate points by commas", where, value);
         }
         break;
     case KEY_SIGN_FOR_LADDER:
@@ -183,15 +170,16 @@ static int parse_value(parse_t *parse, section_t *section, enum key key, const c
         for (int level = 0; level < DEADLINES_LADDER_LEVELS; level++) {
             if (!parse_span(&p, true, &ladder[level]) ||
                 (level < DEADLINES_LADDER_LEVELS - 1 && *p++ != ','))
-                return parse_fail(parse, -EINVAL,
+                return ini_report(item, parse->err, parse->err_len, -EINVAL,
                                   "[%s] %s = %s: expected %d lengths after the deadline "
                                   "(district, city, leader sign-off), each like 30m, 2h or 1wd, "
                                   "or off",
                                   where, key_names[key], value, DEADLINES_LADDER_LEVELS);
         }
         if (*p)
-            return parse_fail(parse, -EINVAL, "[%s] %s = %s: more than %d lengths", where,
-                              key_names[key], value, DEADLINES_LADDER_LEVELS);
+            return ini_report(item, parse->err, parse->err_len, -EINVAL,
+                              "[%s] %s = %s: more than %d lengths", where, key_names[key], value,
+                              DEADLINES_LADDER_LEVELS);
         break;
     }
     case KEY_PAUSE:
@@ -202,23 +190,22 @@ static int parse_value(parse_t *parse, section_t *section, enum key key, const c
         else if (strcmp(value, "triage") == 0)
             section->pause = DISPATCH__ESCALATION__PAUSE__PAUSE_TRIAGE;
         else
-            return parse_fail(parse, -EINVAL, "[%s] pause = %s: expected none, citizen or triage",
-                              where, value);
+            return ini_report(item, parse->err, parse->err_len, -EINVAL,
+                              "[%s] pause = %s: expected none, citizen or triage", where, value);
         break;
     case KEY_MAX_EXTENSIONS: {
         char *end;
         unsigned long count = strtoul(value, &end, 10);
         if (end == value || *end || value[0] == '-' || count > MAX_EXTENSIONS)
-            return parse_fail(parse, -EINVAL, "[%s] max_extensions = %s: expected 0..%d", where,
-                              value, MAX_EXTENSIONS);
+            return ini_report(item, parse->err, parse->err_len, -EINVAL,
+                              "[%s] max_extensions = %s: expected 0..%d", where, value,
+                              MAX_EXTENSIONS);
         section->max_extensions = (uint32_t)count;
         break;
     }
-    default:
-        break;
     }
     section->has[key] = true;
-    return 1;
+    return 0;
 }
 
 static section_t *find_section(parse_t *parse, const char *name)
@@ -239,25 +226,27 @@ static section_t *find_section(parse_t *parse, const char *name)
     return NULL;
 }
 
-static int on_key(void *user, const char *section_name, const char *name, const char *value)
+static int on_key(void *user, const ini_item_t *item)
 {
     parse_t *parse = user;
+    const char *section_name = item->section, *name = item->key;
     section_t *section = find_section(parse, section_name);
     if (!section)
-        return parse_fail(parse, -EINVAL,
+        return ini_report(item, parse->err, parse->err_len, -EINVAL,
                           "[%s]: unknown section (expected [defaults] or [<kind>.<urgency>] with "
                           "kind consult, help, complaint, report, suggestion or *, urgency normal "
                           "or urgent)",
                           section_name);
-    section->present = true;
     for (int key = 0; key < KEY_COUNT; key++)
         if (strcmp(name, key_names[key]) == 0)
-            return parse_value(parse, section, (enum key)key, value, section_name);
-    return parse_fail(parse, -EINVAL,
+            return parse_value(parse, item, section, (enum key)key);
+    return ini_report(item, parse->err, parse->err_len, -EINVAL,
                       "[%s] %s: unknown key (known: sign_for, handle, remind_at, sign_for_ladder, "
                       "handle_ladder, pause, max_extensions)",
                       section_name, name);
 }
+
+static const ini_handler_t deadlines_handler = {.key = on_key};
 
 /* ------------------------------------------------------------ resolving */
 
@@ -333,21 +322,17 @@ static int build_rule(const parse_t *parse, int kind, int urgency, Dispatch__Esc
     return *ret ? 0 : -ENOMEM;
 }
 
-static int parse_text(const char *text, const char *origin, deadlines_t **ret, char *err,
-                      size_t err_len)
+/* Reads `text`, or the file at `origin` when text is NULL. */
+static int deadlines_parse(const char *origin, const char *text, deadlines_t **ret, char *err,
+                           size_t err_len)
 {
     parse_t *parse = calloc(1, sizeof(*parse));
     deadlines_t *self = calloc(1, sizeof(*self));
     int rc = parse && self ? 0 : -ENOMEM;
     if (rc == 0) {
-        int line = ini_parse_string(text, on_key, parse);
-        if (line != 0 || parse->error != 0) {
-            rc = parse->error ? parse->error : -EINVAL;
-            if (err_len)
-                snprintf(err, err_len, "%s:%d: %s", origin, line > 0 ? line : 0,
-                         parse->error ? parse->message
-                                      : "syntax error (expected [section] or key = value)");
-        }
+        parse->err = err;
+        parse->err_len = err_len;
+        rc = ini_parse(origin, text, &deadlines_handler, parse, err, err_len);
     }
     for (int kind = 0; rc == 0 && kind < KINDS; kind++)
         for (int urgency = 1; rc == 0 && urgency < URGENCIES; urgency++)
@@ -364,38 +349,12 @@ static int parse_text(const char *text, const char *origin, deadlines_t **ret, c
 
 int deadlines_parse_string(const char *text, deadlines_t **ret, char *err, size_t err_len)
 {
-    return parse_text(text, "(string)", ret, err, err_len);
+    return text ? deadlines_parse("(string)", text, ret, err, err_len) : -EINVAL;
 }
 
 int deadlines_load(const char *path, deadlines_t **ret, char *err, size_t err_len)
 {
-    FILE *file = fopen(path, "r");
-    if (!file) {
-        int rc = -errno;
-        if (err_len)
-            snprintf(err, err_len, "%s: %s", path, strerror(-rc));
-        return rc;
-    }
-    char *text = NULL;
-    size_t size = 0;
-    FILE *buffer = open_memstream(&text, &size);
-    int rc = buffer ? 0 : -ENOMEM;
-    char chunk[4096];
-    size_t n;
-    while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), file)) > 0)
-        if (fwrite(chunk, 1, n, buffer) != n)
-            rc = -ENOMEM;
-    if (rc == 0 && ferror(file))
-        rc = -EIO;
-    fclose(file);
-    if (buffer && fclose(buffer) != 0 && rc == 0)
-        rc = -ENOMEM;
-    if (rc == 0)
-        rc = parse_text(text, path, ret, err, err_len);
-    else if (err_len)
-        snprintf(err, err_len, "%s: %s", path, strerror(-rc));
-    free(text);
-    return rc;
+    return path ? deadlines_parse(path, NULL, ret, err, err_len) : -EINVAL;
 }
 
 void deadlines_destroy(deadlines_t **self)

@@ -2,7 +2,8 @@
  *
  * Data, not code: the escalation worker reads <data_dir>/deadlines.ini
  * (deploy/data/deadlines.ini holds the defaults and says where each comes
- * from). The file is INI:
+ * from). The file is INI (syntax: common/ini.h; every key starts at the
+ * beginning of its line, no value goes on over indented lines):
  *
  *   [defaults]                    every key, for any kind and urgency
  *   [*.urgent]                    any kind, urgency urgent (or normal)
