@@ -271,20 +271,36 @@ static int answer_bare_replay(audit_t *self, MDB_txn *txn, const void *body, siz
     return 0;
 }
 
+/* The reply body of the query's kind, set in reply (the oneof numbers of
+ * the query and the reply are the same). */
+static void *reply_body(audit_t *self, const Dispatch__AuditQuery *query,
+                        Dispatch__AuditReply *reply)
+{
+    const ProtobufCFieldDescriptor *field = protobuf_c_message_descriptor_get_field(
+        &dispatch__audit_reply__descriptor, (unsigned)query->body_case);
+    const ProtobufCMessageDescriptor *descriptor = field->descriptor;
+    void *body = arena_alloc(self->arena, descriptor->sizeof_message);
+    if (!body)
+        return NULL;
+    protobuf_c_message_init(descriptor, body);
+    memcpy((char *)reply + field->offset, &body, sizeof(body));
+    return body;
+}
+
 static int answer_query(audit_t *self, MDB_txn *txn, const Dispatch__AuditQuery *query,
                         int64_t now_ms, refusal_t *refusal, Dispatch__AuditReply *reply)
 {
-    void *body = NULL;
+    if (query->body_case == DISPATCH__AUDIT_QUERY__BODY__NOT_SET)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "",
+                      "no query in the body");
+    void *body = reply_body(self, query, reply);
+    if (!body)
+        return -ENOMEM;
     int rc = 0;
     switch (query->body_case) {
     case DISPATCH__AUDIT_QUERY__BODY_REPLAY:
-        body = arena_alloc(self->arena, sizeof(Dispatch__ReplayReply));
-        if (!body)
-            return -ENOMEM;
-        dispatch__replay_reply__init(body);
-        reply->replay = body;
         rc = answer_replay(self, txn, query->replay, refusal, body);
-        if (rc == 1) {
+        if (rc == REFUSED) {
             /* The field path from the query's top. */
             char field[sizeof(refusal->field)];
             snprintf(field, sizeof(field), "replay.%.48s", refusal->field);
@@ -292,40 +308,20 @@ static int answer_query(audit_t *self, MDB_txn *txn, const Dispatch__AuditQuery 
         }
         break;
     case DISPATCH__AUDIT_QUERY__BODY_KPI:
-        body = arena_alloc(self->arena, sizeof(Dispatch__KpiReply));
-        if (!body)
-            return -ENOMEM;
-        reply->kpi = body;
         rc = answer_kpi(self, txn, query->kpi, now_ms, refusal, body);
         break;
     case DISPATCH__AUDIT_QUERY__BODY_REPORT:
-        body = arena_alloc(self->arena, sizeof(Dispatch__SpecialReport));
-        if (!body)
-            return -ENOMEM;
-        reply->report = body;
         rc = answer_report(self, txn, query->report, now_ms, refusal, body);
         break;
     case DISPATCH__AUDIT_QUERY__BODY_HISTORY:
-        body = arena_alloc(self->arena, sizeof(Dispatch__TicketHistory));
-        if (!body)
-            return -ENOMEM;
-        dispatch__ticket_history__init(body);
-        reply->history = body;
         rc = answer_history(self, txn, query->history, refusal, body);
         break;
     case DISPATCH__AUDIT_QUERY__BODY_VERIFY:
-        body = arena_alloc(self->arena, sizeof(Dispatch__VerifyReply));
-        if (!body)
-            return -ENOMEM;
-        dispatch__verify_reply__init(body);
-        reply->verify = body;
         rc = answer_verify(self, txn, query->verify, refusal, body);
         break;
-    default:
-        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "",
-                      "no query in the body");
+    case DISPATCH__AUDIT_QUERY__BODY__NOT_SET:
+        break;
     }
-    /* The oneof case numbers of the query and the reply are the same. */
     if (rc == 0)
         reply->body_case = (Dispatch__AuditReply__BodyCase)query->body_case;
     return rc;
