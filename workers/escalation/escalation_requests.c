@@ -21,6 +21,18 @@ static escalation_t *self_of(const admin_t *a)
     return a->worker;
 }
 
+/* A decision on a case: its event goes out in the decider's name, the case
+ * is saved, the reply says done. */
+static int decided(admin_t *a, Dispatch__Escalation__Case *record, Dispatch__Event *event)
+{
+    int rc = escalation_emit(self_of(a), a->txn, record, a->request->actor_id, a->now, event);
+    if (rc == 0)
+        rc = escalation_save(self_of(a), a->txn, record, a->now);
+    if (rc == 0)
+        admin_call_done(a, record->ticket_id, record->state);
+    return rc;
+}
+
 static int load_case(admin_t *a, const char *ticket_id, const char *field,
                      Dispatch__Escalation__Case **record)
 {
@@ -118,13 +130,7 @@ static int decide(admin_t *a, Dispatch__Escalation__Case *record,
     int rc = record_string_set(&record->decided_request_id, decision->request_id);
     if (rc == 0)
         rc = cases_set_extension(record, NULL, 0);
-    if (rc == 0)
-        rc = escalation_emit(self_of(a), a->txn, record, a->request->actor_id, a->now, &event);
-    if (rc == 0)
-        rc = escalation_save(self_of(a), a->txn, record, a->now);
-    if (rc == 0)
-        admin_call_done(a, record->ticket_id, record->state);
-    return rc;
+    return rc < 0 ? rc : decided(a, record, &event);
 }
 
 static int extension_decision(admin_t *a)
@@ -229,11 +235,7 @@ static int sign_off_ticket(admin_t *a, const Dispatch__LeaderSignOff *sign_off, 
         event.body_case = DISPATCH__EVENT__BODY_SIGNED_OFF;
         event.signed_off = &signed_off;
         if (rc == 0)
-            rc = escalation_emit(self_of(a), a->txn, record, a->request->actor_id, a->now, &event);
-        if (rc == 0)
-            rc = escalation_save(self_of(a), a->txn, record, a->now);
-        if (rc == 0)
-            admin_call_done(a, record->ticket_id, record->state);
+            rc = decided(a, record, &event);
     }
     dispatch__escalation__case__free_unpacked(record, NULL);
     return rc;
