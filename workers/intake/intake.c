@@ -110,6 +110,7 @@ void intake_destroy(intake_t **self)
         return;
     endpoint_destroy(&intake->endpoint);
     peers_destroy(&intake->peers);
+    intake_reply_drop(intake);
     free(intake);
     *self = NULL;
 }
@@ -155,6 +156,13 @@ int intake_work_save(intake_t *self, MDB_txn *txn, ticket_work_t *work)
     record.duplicate_master = work->duplicate_master;
     return record_put(txn, self->tickets, work->ticket.id, strlen(work->ticket.id), &record.base,
                       0);
+}
+
+void intake_reply_drop(intake_t *self)
+{
+    if (self->reply)
+        protobuf_c_message_free_unpacked(&self->reply->base, NULL);
+    self->reply = NULL;
 }
 
 size_t intake_history_key(const char *id, uint32_t index, unsigned char key[HISTORY_KEY_SIZE])

@@ -27,7 +27,8 @@ struct intake {
     const char *timezone;
     int64_t duplicate_window_ms; /* 0 = no duplicate detection */
     MDB_dbi tickets, history, requests, duplicates, counters, meta;
-    peers_t *peers; /* the routers and audit its events go to */
+    peers_t *peers;         /* the routers and audit its events go to */
+    Dispatch__Reply *reply; /* the last reply, until the next request */
 
     /* The worker loop's part; NULL / unused when handlers are called
      * directly. */
@@ -56,6 +57,9 @@ int intake_history_append(intake_t *self, MDB_txn *txn, ticket_work_t *work,
 int intake_emit(intake_t *self, MDB_txn *txn, ticket_work_t *work, Dispatch__Event *event,
                 const char *actor, int64_t now_ms);
 int intake_ticket_id_next(intake_t *self, MDB_txn *txn, int64_t now_ms, char id[IDS_TICKET_SIZE]);
+
+/* Frees the last reply. */
+void intake_reply_drop(intake_t *self);
 
 /* intake_duplicates.c */
 enum { INTAKE_MATCH_PHONE, INTAKE_MATCH_ADDRESS, INTAKE_MATCH_KINDS };

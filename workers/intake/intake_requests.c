@@ -15,27 +15,25 @@
 
 /* ---- replies ----------------------------------------------------------- */
 
-void intake_reply_free(Dispatch__Reply *reply)
-{
-    if (reply)
-        protobuf_c_message_free_unpacked(&reply->base, NULL);
-}
-
-/* Turns a draft (pointing at borrowed strings) into a reply that owns all
- * of its memory, by packing and unpacking it. */
-static int reply_finish(const Dispatch__Reply *draft, Dispatch__Reply **ret)
+/* Turns a draft (pointing at borrowed strings) into the intake's reply,
+ * which owns all of its memory (packed and unpacked) until the next
+ * request. */
+static int reply_finish(intake_t *self, const Dispatch__Reply *draft, const Dispatch__Reply **ret)
 {
     void *packed;
     size_t len;
     int rc = codec_encode(&draft->base, &packed, &len);
     if (rc < 0)
         return rc;
-    *ret = dispatch__reply__unpack(NULL, len, packed);
+    intake_reply_drop(self);
+    self->reply = dispatch__reply__unpack(NULL, len, packed);
     free(packed);
-    return *ret ? 0 : -ENOMEM;
+    *ret = self->reply;
+    return self->reply ? 0 : -ENOMEM;
 }
 
-static int reply_refusal(uint64_t tag, const refusal_t *refusal, Dispatch__Reply **ret)
+static int reply_refusal(intake_t *self, uint64_t tag, const refusal_t *refusal,
+                         const Dispatch__Reply **ret)
 {
     Dispatch__Error error;
     refusal_error(refusal, &error);
@@ -43,7 +41,7 @@ static int reply_refusal(uint64_t tag, const refusal_t *refusal, Dispatch__Reply
     draft.tag = tag;
     draft.body_case = DISPATCH__REPLY__BODY_ERROR;
     draft.error = &error;
-    return reply_finish(&draft, ret);
+    return reply_finish(self, &draft, ret);
 }
 
 /* ---- validation -------------------------------------------------------- */
@@ -179,8 +177,8 @@ static int request_store(intake_t *self, MDB_txn *txn, const char *actor,
  * the other kind of request is a CONFLICT. */
 static int replay_earlier(intake_t *self, MDB_txn *txn, const Dispatch__Request *request,
                           const char *client_request_id,
-                          Dispatch__Intake__RequestRecord__ReplyCase kind, Dispatch__Reply **ret,
-                          bool *replayed)
+                          Dispatch__Intake__RequestRecord__ReplyCase kind,
+                          const Dispatch__Reply **ret, bool *replayed)
 {
     bool submit = kind == DISPATCH__INTAKE__REQUEST_RECORD__REPLY_SUBMIT;
     const char *field = submit ? "submit.client_request_id" : "callback.client_request_id";
@@ -191,7 +189,7 @@ static int replay_earlier(intake_t *self, MDB_txn *txn, const Dispatch__Request 
     if (rc == -EBADMSG) {
         refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_INTERNAL, field,
                "the stored outcome of this client_request_id is unreadable");
-        return reply_refusal(request->tag, &refusal, ret);
+        return reply_refusal(self, request->tag, &refusal, ret);
     }
     if (rc < 0 || !earlier)
         return rc;
@@ -208,12 +206,12 @@ static int replay_earlier(intake_t *self, MDB_txn *txn, const Dispatch__Request 
             draft.body_case = DISPATCH__REPLY__BODY_CALLBACK;
             draft.callback = earlier->callback;
         }
-        rc = reply_finish(&draft, ret);
+        rc = reply_finish(self, &draft, ret);
     } else {
         refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, field,
                "%s '%s' was already used by a %s", field, client_request_id,
                submit ? "callback" : "submit");
-        rc = reply_refusal(request->tag, &refusal, ret);
+        rc = reply_refusal(self, request->tag, &refusal, ret);
     }
     protobuf_c_message_free_unpacked(&earlier->base, NULL);
     return rc;
@@ -356,14 +354,14 @@ static int submit_register(intake_t *self, MDB_txn *txn, const Dispatch__SubmitT
 }
 
 static int handle_submit(intake_t *self, MDB_txn *txn, const Dispatch__Request *request,
-                         int64_t now_ms, Dispatch__Reply **ret)
+                         int64_t now_ms, const Dispatch__Reply **ret)
 {
     const Dispatch__SubmitTicket *submit = request->submit;
     const char *actor = request->actor[0] ? request->actor : DEFAULT_ACTOR;
     refusal_t refusal;
     if (refuse_text(&refusal, "submit.client_request_id", submit->client_request_id, LIMIT_ID,
                     true))
-        return reply_refusal(request->tag, &refusal, ret);
+        return reply_refusal(self, request->tag, &refusal, ret);
 
     bool replayed;
     int rc = replay_earlier(self, txn, request, submit->client_request_id,
@@ -372,7 +370,7 @@ static int handle_submit(intake_t *self, MDB_txn *txn, const Dispatch__Request *
         return rc;
 
     if (check_submit(self, submit, &refusal))
-        return reply_refusal(request->tag, &refusal, ret);
+        return reply_refusal(self, request->tag, &refusal, ret);
 
     Dispatch__SubmitReply outcome = DISPATCH__SUBMIT_REPLY__INIT;
     char id[IDS_TICKET_SIZE], master_id[LIMIT_ID + 1] = "";
@@ -389,29 +387,29 @@ static int handle_submit(intake_t *self, MDB_txn *txn, const Dispatch__Request *
     draft.tag = request->tag;
     draft.body_case = DISPATCH__REPLY__BODY_SUBMIT;
     draft.submit = &outcome;
-    return reply_finish(&draft, ret);
+    return reply_finish(self, &draft, ret);
 }
 
 /* ---- get_ticket -------------------------------------------------------- */
 
 static int handle_get_ticket(intake_t *self, MDB_txn *txn, const Dispatch__Request *request,
-                             Dispatch__Reply **ret)
+                             const Dispatch__Reply **ret)
 {
     const Dispatch__GetTicket *get = request->get_ticket;
     refusal_t refusal;
     if (refuse_text(&refusal, "get_ticket.ticket_id", get->ticket_id, LIMIT_ID, true))
-        return reply_refusal(request->tag, &refusal, ret);
+        return reply_refusal(self, request->tag, &refusal, ret);
     ticket_work_t work;
     int rc = intake_work_load(self, txn, get->ticket_id, &work);
     if (rc == -ENOENT) {
         refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "get_ticket.ticket_id",
                "no ticket '%s' at this intake", get->ticket_id);
-        return reply_refusal(request->tag, &refusal, ret);
+        return reply_refusal(self, request->tag, &refusal, ret);
     }
     if (rc == -EBADMSG) {
         refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_INTERNAL, "get_ticket.ticket_id",
                "the record of ticket '%s' is unreadable", get->ticket_id);
-        return reply_refusal(request->tag, &refusal, ret);
+        return reply_refusal(self, request->tag, &refusal, ret);
     }
     if (rc < 0)
         return rc;
@@ -443,7 +441,7 @@ static int handle_get_ticket(intake_t *self, MDB_txn *txn, const Dispatch__Reque
         draft.tag = request->tag;
         draft.body_case = DISPATCH__REPLY__BODY_TICKET;
         draft.ticket = &view;
-        rc = reply_finish(&draft, ret);
+        rc = reply_finish(self, &draft, ret);
     }
     for (size_t i = 0; i < count; i++)
         protobuf_c_message_free_unpacked(&history[i]->base, NULL);
@@ -507,14 +505,14 @@ static const char *state_name(Dispatch__TicketState state)
 }
 
 static int handle_callback(intake_t *self, MDB_txn *txn, const Dispatch__Request *request,
-                           int64_t now_ms, Dispatch__Reply **ret)
+                           int64_t now_ms, const Dispatch__Reply **ret)
 {
     const Dispatch__Callback *callback = request->callback;
     const char *actor = request->actor[0] ? request->actor : DEFAULT_ACTOR;
     refusal_t refusal;
     if (refuse_text(&refusal, "callback.client_request_id", callback->client_request_id, LIMIT_ID,
                     true))
-        return reply_refusal(request->tag, &refusal, ret);
+        return reply_refusal(self, request->tag, &refusal, ret);
 
     bool replayed;
     int rc = replay_earlier(self, txn, request, callback->client_request_id,
@@ -523,7 +521,7 @@ static int handle_callback(intake_t *self, MDB_txn *txn, const Dispatch__Request
         return rc;
 
     if (check_callback(callback, &refusal))
-        return reply_refusal(request->tag, &refusal, ret);
+        return reply_refusal(self, request->tag, &refusal, ret);
     ticket_work_t work;
     rc = intake_work_load(self, txn, callback->ticket_id, &work);
     if (rc == -ENOENT || rc == -EBADMSG) {
@@ -534,7 +532,7 @@ static int handle_callback(intake_t *self, MDB_txn *txn, const Dispatch__Request
                rc == -ENOENT ? "no ticket '%s' at this intake"
                              : "the record of ticket '%s' is unreadable",
                callback->ticket_id);
-        return reply_refusal(request->tag, &refusal, ret);
+        return reply_refusal(self, request->tag, &refusal, ret);
     }
     if (rc < 0)
         return rc;
@@ -543,7 +541,7 @@ static int handle_callback(intake_t *self, MDB_txn *txn, const Dispatch__Request
                "ticket '%s' is %s; a callback needs TICKET_STATE_RESOLVED", callback->ticket_id,
                state_name(work.ticket.state));
         intake_work_release(&work);
-        return reply_refusal(request->tag, &refusal, ret);
+        return reply_refusal(self, request->tag, &refusal, ret);
     }
 
     rc = callback_apply(self, txn, &work, callback, actor, now_ms);
@@ -562,7 +560,7 @@ static int handle_callback(intake_t *self, MDB_txn *txn, const Dispatch__Request
         draft.tag = request->tag;
         draft.body_case = DISPATCH__REPLY__BODY_CALLBACK;
         draft.callback = &outcome;
-        rc = reply_finish(&draft, ret);
+        rc = reply_finish(self, &draft, ret);
     }
     intake_work_release(&work);
     return rc;
@@ -571,18 +569,18 @@ static int handle_callback(intake_t *self, MDB_txn *txn, const Dispatch__Request
 /* ---- requests ---------------------------------------------------------- */
 
 int intake_handle_request(intake_t *self, MDB_txn *txn, const void *body, size_t len,
-                          int64_t now_ms, Dispatch__Reply **ret)
+                          int64_t now_ms, const Dispatch__Reply **ret)
 {
     *ret = NULL;
     refusal_t refusal;
     Dispatch__Request *request = NULL;
     uint64_t tag;
     if (decode_request(body, len, &request, &tag, &refusal))
-        return reply_refusal(tag, &refusal, ret);
+        return reply_refusal(self, tag, &refusal, ret);
 
     int rc;
     if (refuse_text(&refusal, "actor", request->actor, LIMIT_ID, false)) {
-        rc = reply_refusal(request->tag, &refusal, ret);
+        rc = reply_refusal(self, request->tag, &refusal, ret);
     } else {
         switch (request->body_case) {
         case DISPATCH__REQUEST__BODY_SUBMIT:
@@ -597,13 +595,13 @@ int intake_handle_request(intake_t *self, MDB_txn *txn, const void *body, size_t
         default:
             refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
                    "the request holds none of submit, get_ticket, callback");
-            rc = reply_refusal(request->tag, &refusal, ret);
+            rc = reply_refusal(self, request->tag, &refusal, ret);
             break;
         }
     }
     protobuf_c_message_free_unpacked(&request->base, NULL);
-    if (rc < 0 && *ret) {
-        intake_reply_free(*ret);
+    if (rc < 0) {
+        intake_reply_drop(self);
         *ret = NULL;
     }
     return rc;

@@ -21,6 +21,7 @@
 #include "event.h"
 #include "harness.h"
 #include "intake.h"
+#include "record.h"
 #include "store.h"
 
 /* 2026-11-25 09:00 in Asia/Shanghai. */
@@ -153,15 +154,33 @@ typedef struct call {
     int handler_rc;
 } call_t;
 
+/* The intake's reply is its own until its next request: tests keep
+ * copies. */
+static Dispatch__Reply *reply_copy(const Dispatch__Reply *reply)
+{
+    Dispatch__Reply *copy = (Dispatch__Reply *)record_clone(&reply->base);
+    assert_non_null(copy);
+    return copy;
+}
+
+static void reply_free(Dispatch__Reply *reply)
+{
+    if (reply)
+        protobuf_c_message_free_unpacked(&reply->base, NULL);
+}
+
 static int call_request_fn(MDB_txn *txn, void *ctx)
 {
     call_t *call = ctx;
     int rc = bus_batch_apply(call->f->bus, txn);
-    intake_reply_free(call->reply);
+    reply_free(call->reply);
     call->reply = NULL;
+    const Dispatch__Reply *reply = NULL;
     if (rc == 0)
-        rc = call->handler_rc = intake_handle_request(call->f->intake, txn, call->body, call->len,
-                                                      call->now, &call->reply);
+        rc = call->handler_rc =
+            intake_handle_request(call->f->intake, txn, call->body, call->len, call->now, &reply);
+    if (reply)
+        call->reply = reply_copy(reply);
     if (rc == 0 && call->abort_after)
         rc = -EIO;
     return rc;
@@ -336,7 +355,7 @@ static void submit_id(fixture_t *f, submit_request_t *r, int64_t now, Dispatch__
     assert_int_equal(reply->state, want);
     assert_true(reply->created);
     snprintf(id, 64, "%s", reply->ticket_id);
-    intake_reply_free(keep);
+    reply_free(keep);
 }
 
 static Dispatch__TicketView *get_ticket(fixture_t *f, const char *id, Dispatch__Reply **keep)
@@ -357,7 +376,7 @@ static Dispatch__TicketState state_of(fixture_t *f, const char *id)
 {
     Dispatch__Reply *keep;
     Dispatch__TicketState state = get_ticket(f, id, &keep)->ticket->state;
-    intake_reply_free(keep);
+    reply_free(keep);
     return state;
 }
 
@@ -395,7 +414,7 @@ static void expect_refused(fixture_t *f, const submit_request_t *r, Dispatch__Er
 {
     Dispatch__Reply *reply = send_at(f, &r->request, NOW);
     expect_error(reply, code, field);
-    intake_reply_free(reply);
+    reply_free(reply);
     assert_int_equal(sent_count(f, "router-north"), 0);
     assert_int_equal(sent_count(f, "audit"), 0);
 }
@@ -443,7 +462,7 @@ static void test_submit_and_get(void **state)
     assert_string_equal(reply->master_id, "");
     assert_int_equal(reply->registered_at, NOW);
     assert_int_equal(keep->tag, 42);
-    intake_reply_free(keep);
+    reply_free(keep);
 
     Dispatch__TicketView *view = get_ticket(f, "TA-20261125-000001", &keep);
     assert_int_equal(keep->tag, 7);
@@ -464,7 +483,7 @@ static void test_submit_and_get(void **state)
     assert_int_equal(view->history[0]->type, DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_REGISTERED);
     assert_int_equal(view->history[0]->at, NOW);
     assert_string_equal(view->history[0]->actor, "agent-7");
-    intake_reply_free(keep);
+    reply_free(keep);
 
     /* TicketRegistered with the full ticket to its district's router and
      * to audit; nothing to the other district. */
@@ -535,7 +554,7 @@ static void test_aborted_batch_leaves_nothing(void **state)
     bus_batch_done(f->bus, rc);
     assert_int_equal(rc, -EIO);
     assert_int_equal(call.handler_rc, 0);
-    intake_reply_free(call.reply);
+    reply_free(call.reply);
     assert_int_equal(sent_count(f, "router-north"), 0);
 
     Dispatch__Reply *reply = send_bytes_at(f, body, len, NOW);
@@ -543,7 +562,7 @@ static void test_aborted_batch_leaves_nothing(void **state)
     assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_SUBMIT);
     assert_string_equal(reply->submit->ticket_id, "TA-20261125-000001");
     assert_true(reply->submit->created);
-    intake_reply_free(reply);
+    reply_free(reply);
     sent_t sent;
     sent_read(f, "router-north", &sent);
     assert_int_equal(sent.count, 1);
@@ -570,13 +589,12 @@ static void test_get_in_read_transaction(void **state)
     assert_int_equal(codec_encode(&request.base, &body, &len), 0);
     MDB_txn *txn;
     assert_int_equal(store_read_begin(f->store, &txn), 0);
-    Dispatch__Reply *reply;
+    const Dispatch__Reply *reply;
     assert_int_equal(intake_handle_request(f->intake, txn, body, len, NOW, &reply), 0);
     store_read_end(&txn);
     free(body);
     assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_TICKET);
     assert_string_equal(reply->ticket->ticket->id, id);
-    intake_reply_free(reply);
 }
 
 /* ---- refusals: one per error code, every request path ------------------- */
@@ -588,7 +606,7 @@ static void test_refuse_malformed(void **state)
     Dispatch__Reply *reply = send_bytes_at(f, garbage, sizeof(garbage), NOW);
     expect_error(reply, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "");
     assert_int_equal(reply->tag, 0);
-    intake_reply_free(reply);
+    reply_free(reply);
 
     /* A valid request cut short. */
     submit_request_t r;
@@ -599,19 +617,19 @@ static void test_refuse_malformed(void **state)
     reply = send_bytes_at(f, body, len - 3, NOW);
     free(body);
     expect_error(reply, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "");
-    intake_reply_free(reply);
+    reply_free(reply);
 
     /* A request with no body in its oneof. */
     Dispatch__Request empty = DISPATCH__REQUEST__INIT;
     empty.tag = 5;
     reply = send_at(f, &empty, NOW);
     expect_error(reply, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body");
-    intake_reply_free(reply);
+    reply_free(reply);
 
     /* Zero bytes decode as an empty Request: no body either. */
     reply = send_bytes_at(f, "", 0, NOW);
     expect_error(reply, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body");
-    intake_reply_free(reply);
+    reply_free(reply);
     assert_int_equal(sent_count(f, "audit"), 0);
 }
 
@@ -624,7 +642,7 @@ static void test_refuse_oversized_body(void **state)
     Dispatch__Reply *reply = send_bytes_at(f, body, len, NOW);
     free(body);
     expect_error(reply, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "");
-    intake_reply_free(reply);
+    reply_free(reply);
 }
 
 static void test_refuse_too_large_fields(void **state)
@@ -704,20 +722,20 @@ static void test_refuse_missing_fields(void **state)
     request.get_ticket = &get;
     Dispatch__Reply *reply = send_at(f, &request, NOW);
     expect_error(reply, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "get_ticket.ticket_id");
-    intake_reply_free(reply);
+    reply_free(reply);
     reply = callback_at(f, "TA-20261125-000001", "", DISPATCH__SATISFACTION__SATISFACTION_SATISFIED,
                         true, false, NOW);
     expect_error(reply, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
                  "callback.client_request_id");
-    intake_reply_free(reply);
+    reply_free(reply);
     reply = callback_at(f, "", "cb-miss-1", DISPATCH__SATISFACTION__SATISFACTION_SATISFIED, true,
                         false, NOW);
     expect_error(reply, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "callback.ticket_id");
-    intake_reply_free(reply);
+    reply_free(reply);
     reply = callback_at(f, "TA-20261125-000001", "cb-miss-2",
                         DISPATCH__SATISFACTION__SATISFACTION_UNSPECIFIED, true, false, NOW);
     expect_error(reply, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD, "callback.satisfaction");
-    intake_reply_free(reply);
+    reply_free(reply);
 }
 
 static void test_refuse_invalid_utf8(void **state)
@@ -826,18 +844,18 @@ static void test_get_unknown_ticket(void **state)
     request.get_ticket = &get;
     Dispatch__Reply *reply = send_at(f, &request, NOW);
     expect_error(reply, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "get_ticket.ticket_id");
-    intake_reply_free(reply);
+    reply_free(reply);
     char id65[66];
     memset(id65, 'k', 65);
     id65[65] = '\0';
     get.ticket_id = id65;
     reply = send_at(f, &request, NOW);
     expect_error(reply, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "get_ticket.ticket_id");
-    intake_reply_free(reply);
+    reply_free(reply);
     reply = callback_at(f, "TA-20261125-000099", "cb-unknown",
                         DISPATCH__SATISFACTION__SATISFACTION_SATISFIED, true, false, NOW);
     expect_error(reply, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "callback.ticket_id");
-    intake_reply_free(reply);
+    reply_free(reply);
 }
 
 /* ---- idempotency --------------------------------------------------------- */
@@ -861,7 +879,7 @@ static void test_idempotent_replay(void **state)
     assert_string_equal(again->ticket_id, first->ticket_id);
     assert_int_equal(again->state, first->state);
     assert_int_equal(again->registered_at, NOW);
-    intake_reply_free(keep);
+    reply_free(keep);
     assert_int_equal(sent_count(f, "router-north"), 1);
     assert_int_equal(sent_count(f, "audit"), 1);
 
@@ -870,12 +888,12 @@ static void test_idempotent_replay(void **state)
     again = submit_ok(f, &r, NOW + DAY, &keep);
     assert_false(again->created);
     assert_string_equal(again->ticket_id, first->ticket_id);
-    intake_reply_free(keep);
+    reply_free(keep);
     assert_int_equal(sent_count(f, "router-north"), 1);
     Dispatch__TicketView *view = get_ticket(f, first->ticket_id, &keep);
     assert_string_equal(view->ticket->description, "construction noise after 22:00");
     assert_int_equal(view->n_history, 1);
-    intake_reply_free(keep);
+    reply_free(keep);
 
     /* The key is per actor: another desk's identical key is another ticket. */
     r.request.actor = "agent-8";
@@ -884,8 +902,8 @@ static void test_idempotent_replay(void **state)
     again = submit_ok(f, &r, NOW, &keep);
     assert_true(again->created);
     assert_string_not_equal(again->ticket_id, first->ticket_id);
-    intake_reply_free(keep);
-    intake_reply_free(first_keep);
+    reply_free(keep);
+    reply_free(first_keep);
 
     /* A key the same desk used for a submit cannot be a callback's. */
     Dispatch__Callback callback = DISPATCH__CALLBACK__INIT;
@@ -899,7 +917,7 @@ static void test_idempotent_replay(void **state)
     request.callback = &callback;
     Dispatch__Reply *reply = send_at(f, &request, NOW);
     expect_error(reply, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "callback.client_request_id");
-    intake_reply_free(reply);
+    reply_free(reply);
 }
 
 /* ---- duplicates ---------------------------------------------------------- */
@@ -923,7 +941,7 @@ static void test_duplicate_merged_by_phone(void **state)
     assert_true(reply->created);
     char duplicate[64];
     snprintf(duplicate, sizeof(duplicate), "%s", reply->ticket_id);
-    intake_reply_free(keep);
+    reply_free(keep);
 
     /* Router and audit: TicketRegistered (state MERGED) then TicketMerged. */
     const char *peers[] = {"router-north", "audit"};
@@ -948,14 +966,14 @@ static void test_duplicate_merged_by_phone(void **state)
     assert_string_equal(view->ticket->master_id, master);
     assert_int_equal(view->n_history, 2);
     assert_int_equal(view->history[1]->type, DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_MERGED);
-    intake_reply_free(keep);
+    reply_free(keep);
     view = get_ticket(f, master, &keep);
     assert_int_equal(view->ticket->state, DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
     assert_int_equal(view->n_history, 2);
     assert_int_equal(view->history[1]->type, DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_MERGED);
     assert_non_null(strstr(view->history[1]->text, duplicate));
     assert_string_equal(view->history[1]->actor, "agent-8");
-    intake_reply_free(keep);
+    reply_free(keep);
 
     /* Not duplicates: another category, another district, no phone. */
     submit_init(&r, "dup-3");
@@ -986,7 +1004,7 @@ static void test_duplicate_merged_by_phone(void **state)
     assert_false(reply->created);
     assert_int_equal(reply->state, DISPATCH__TICKET_STATE__TICKET_STATE_MERGED);
     assert_string_equal(reply->master_id, master);
-    intake_reply_free(keep);
+    reply_free(keep);
 }
 
 static void test_duplicate_merged_by_address(void **state)
@@ -1006,7 +1024,7 @@ static void test_duplicate_merged_by_address(void **state)
     Dispatch__SubmitReply *reply = submit_ok(f, &r, NOW + MINUTE, &keep);
     assert_int_equal(reply->state, DISPATCH__TICKET_STATE__TICKET_STATE_MERGED);
     assert_string_equal(reply->master_id, master);
-    intake_reply_free(keep);
+    reply_free(keep);
 
     /* Ideographic spaces count as white space. */
     submit_init(&r, "addr-2b");
@@ -1015,7 +1033,7 @@ static void test_duplicate_merged_by_address(void **state)
     reply = submit_ok(f, &r, NOW + MINUTE, &keep);
     assert_int_equal(reply->state, DISPATCH__TICKET_STATE__TICKET_STATE_MERGED);
     assert_string_equal(reply->master_id, master);
-    intake_reply_free(keep);
+    reply_free(keep);
 
     /* No address: no match; another address: no match. */
     submit_init(&r, "addr-3");
@@ -1045,7 +1063,7 @@ static void test_no_merge_after_master_closed(void **state)
                     false, NOW + 10 * MINUTE);
     assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_CALLBACK);
     assert_int_equal(reply->callback->state, DISPATCH__TICKET_STATE__TICKET_STATE_CLOSED);
-    intake_reply_free(reply);
+    reply_free(reply);
 
     /* Same caller, same address, same category: a new ticket now. */
     submit_init(&r, "closed-2");
@@ -1056,7 +1074,7 @@ static void test_no_merge_after_master_closed(void **state)
     Dispatch__SubmitReply *merged = submit_ok(f, &r, NOW + 21 * MINUTE, &keep);
     assert_int_equal(merged->state, DISPATCH__TICKET_STATE__TICKET_STATE_MERGED);
     assert_string_equal(merged->master_id, id);
-    intake_reply_free(keep);
+    reply_free(keep);
 }
 
 static void test_no_merge_outside_window(void **state)
@@ -1071,7 +1089,7 @@ static void test_no_merge_outside_window(void **state)
     Dispatch__Reply *keep;
     Dispatch__SubmitReply *reply = submit_ok(f, &r, NOW + DAY, &keep);
     assert_int_equal(reply->state, DISPATCH__TICKET_STATE__TICKET_STATE_MERGED);
-    intake_reply_free(keep);
+    reply_free(keep);
     /* One ms later the first ticket is out of the window. */
     submit_init(&r, "window-3");
     submit_id(f, &r, NOW + DAY + 1, DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED, second);
@@ -1080,7 +1098,7 @@ static void test_no_merge_outside_window(void **state)
     reply = submit_ok(f, &r, NOW + DAY + 2, &keep);
     assert_int_equal(reply->state, DISPATCH__TICKET_STATE__TICKET_STATE_MERGED);
     assert_string_equal(reply->master_id, second);
-    intake_reply_free(keep);
+    reply_free(keep);
 }
 
 static void test_no_duplicate_detection_when_window_zero(void **state)
@@ -1110,7 +1128,7 @@ static void test_consult_answered_at_intake(void **state)
     assert_int_equal(reply->state, DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED);
     char id[64];
     snprintf(id, sizeof(id), "%s", reply->ticket_id);
-    intake_reply_free(keep);
+    reply_free(keep);
 
     const char *peers[] = {"router-north", "audit"};
     for (size_t p = 0; p < 2; p++) {
@@ -1136,7 +1154,7 @@ static void test_consult_answered_at_intake(void **state)
     assert_int_equal(view->n_history, 2);
     assert_int_equal(view->history[1]->type, DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_RESOLVED);
     assert_string_equal(view->history[1]->text, r.submit.answer);
-    intake_reply_free(keep);
+    reply_free(keep);
 
     /* The callback closes it. */
     Dispatch__Reply *called =
@@ -1144,7 +1162,7 @@ static void test_consult_answered_at_intake(void **state)
                     false, NOW + DAY);
     assert_int_equal(called->body_case, DISPATCH__REPLY__BODY_CALLBACK);
     assert_int_equal(called->callback->state, DISPATCH__TICKET_STATE__TICKET_STATE_CLOSED);
-    intake_reply_free(called);
+    reply_free(called);
 }
 
 static void test_emergency_transfer(void **state)
@@ -1159,7 +1177,7 @@ static void test_emergency_transfer(void **state)
     assert_int_equal(reply->state, DISPATCH__TICKET_STATE__TICKET_STATE_TRANSFERRED);
     char id[64];
     snprintf(id, sizeof(id), "%s", reply->ticket_id);
-    intake_reply_free(keep);
+    reply_free(keep);
 
     /* Audit only: the router never sees it. */
     assert_int_equal(sent_count(f, "router-north"), 0);
@@ -1179,7 +1197,7 @@ static void test_emergency_transfer(void **state)
     assert_int_equal(view->ticket->transferred_to,
                      DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_FIRE_119);
     assert_int_equal(view->n_history, 2);
-    intake_reply_free(keep);
+    reply_free(keep);
 
     /* Final: never a master, never called back. */
     submit_init(&r, "fire-2");
@@ -1189,7 +1207,7 @@ static void test_emergency_transfer(void **state)
     Dispatch__Reply *called = callback_at(
         f, id, "cb-fire", DISPATCH__SATISFACTION__SATISFACTION_SATISFIED, true, false, NOW + 2);
     expect_error(called, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "callback.ticket_id");
-    intake_reply_free(called);
+    reply_free(called);
 }
 
 /* ---- callback ------------------------------------------------------------ */
@@ -1212,7 +1230,7 @@ static void test_callback_closes(void **state)
     assert_string_equal(reply->callback->ticket_id, id);
     assert_int_equal(reply->callback->state, DISPATCH__TICKET_STATE__TICKET_STATE_CLOSED);
     assert_int_equal(reply->callback->reopen_count, 0);
-    intake_reply_free(reply);
+    reply_free(reply);
 
     const char *peers[] = {"router-north", "audit"};
     for (size_t p = 0; p < 2; p++) {
@@ -1250,20 +1268,20 @@ static void test_callback_closes(void **state)
     assert_int_equal(view->n_history, sizeof(steps) / sizeof(steps[0]));
     for (size_t i = 0; i < view->n_history; i++)
         assert_int_equal(view->history[i]->type, steps[i]);
-    intake_reply_free(keep);
+    reply_free(keep);
 
     /* The retry returns the same outcome and sends nothing. */
     reply = callback_at(f, id, "cb-close-1", DISPATCH__SATISFACTION__SATISFACTION_UNSATISFIED,
                         false, false, NOW + DAY + 1);
     assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_CALLBACK);
     assert_int_equal(reply->callback->state, DISPATCH__TICKET_STATE__TICKET_STATE_CLOSED);
-    intake_reply_free(reply);
+    reply_free(reply);
     assert_int_equal(sent_count(f, "router-north"), before + 2);
     /* A new callback on a closed ticket: conflict. */
     reply = callback_at(f, id, "cb-close-2", DISPATCH__SATISFACTION__SATISFACTION_SATISFIED, true,
                         false, NOW + DAY + 2);
     expect_error(reply, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "callback.ticket_id");
-    intake_reply_free(reply);
+    reply_free(reply);
 }
 
 static void test_callback_reopens(void **state)
@@ -1282,7 +1300,7 @@ static void test_callback_reopens(void **state)
     assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_CALLBACK);
     assert_int_equal(reply->callback->state, DISPATCH__TICKET_STATE__TICKET_STATE_REOPENED);
     assert_int_equal(reply->callback->reopen_count, 1);
-    intake_reply_free(reply);
+    reply_free(reply);
     sent_t sent;
     sent_read(f, "router-north", &sent);
     assert_int_equal(sent.events[sent.count - 2]->body_case, DISPATCH__EVENT__BODY_CALLED_BACK);
@@ -1299,7 +1317,7 @@ static void test_callback_reopens(void **state)
     Dispatch__Reply *keep;
     Dispatch__SubmitReply *merged = submit_ok(f, &r, NOW + 121 * MINUTE, &keep);
     assert_int_equal(merged->state, DISPATCH__TICKET_STATE__TICKET_STATE_MERGED);
-    intake_reply_free(keep);
+    reply_free(keep);
 
     /* Back to the unit, resolved again; satisfied but not solved: reopened. */
     router_resolves(f, id, NOW + 130 * MINUTE);
@@ -1307,12 +1325,12 @@ static void test_callback_reopens(void **state)
                         false, NOW + 2 * DAY);
     assert_int_equal(reply->callback->state, DISPATCH__TICKET_STATE__TICKET_STATE_REOPENED);
     assert_int_equal(reply->callback->reopen_count, 2);
-    intake_reply_free(reply);
+    reply_free(reply);
     Dispatch__TicketView *view = get_ticket(f, id, &keep);
     assert_int_equal(view->ticket->reopen_count, 2);
     assert_int_equal(view->ticket->state, DISPATCH__TICKET_STATE__TICKET_STATE_REOPENED);
     assert_int_equal(view->ticket->closed_at, 0);
-    intake_reply_free(keep);
+    reply_free(keep);
 }
 
 static void test_callback_unreachable_closes_without_rating(void **state)
@@ -1327,11 +1345,11 @@ static void test_callback_unreachable_closes_without_rating(void **state)
         callback_at(f, id, "cb-unreach", DISPATCH__SATISFACTION__SATISFACTION_UNSATISFIED, false,
                     true, NOW + DAY);
     assert_int_equal(reply->callback->state, DISPATCH__TICKET_STATE__TICKET_STATE_CLOSED);
-    intake_reply_free(reply);
+    reply_free(reply);
     Dispatch__Reply *keep;
     Dispatch__TicketView *view = get_ticket(f, id, &keep);
     assert_int_equal(view->ticket->satisfaction, DISPATCH__SATISFACTION__SATISFACTION_UNSPECIFIED);
-    intake_reply_free(keep);
+    reply_free(keep);
     sent_t sent;
     sent_read(f, "audit", &sent);
     Dispatch__Event *called = sent.events[sent.count - 2];
@@ -1353,7 +1371,7 @@ static void test_callback_conflict_when_not_resolved(void **state)
         f, id, "cb-conflict", DISPATCH__SATISFACTION__SATISFACTION_SATISFIED, true, false, NOW + 1);
     expect_error(reply, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "callback.ticket_id");
     assert_non_null(strstr(reply->error->message, "REGISTERED"));
-    intake_reply_free(reply);
+    reply_free(reply);
     assert_int_equal(sent_count(f, "audit"), before);
     assert_int_equal(state_of(f, id), DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
 
@@ -1362,7 +1380,7 @@ static void test_callback_conflict_when_not_resolved(void **state)
     reply = callback_at(f, id, "cb-conflict", DISPATCH__SATISFACTION__SATISFACTION_SATISFIED, true,
                         false, NOW + DAY);
     assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_CALLBACK);
-    intake_reply_free(reply);
+    reply_free(reply);
 }
 
 /* ---- events from routers ------------------------------------------------- */
@@ -1547,7 +1565,7 @@ static void test_router_events_update_ticket(void **state)
         assert_string_equal(view->history[i]->text, want[i].text);
     }
     assert_int_equal(view->history[1]->at, NOW + 1000);
-    intake_reply_free(keep);
+    reply_free(keep);
 
     /* Intake forwards nothing it hears: only its own registration went out. */
     assert_int_equal(sent_count(f, "router-north"), 1);
@@ -1564,7 +1582,7 @@ static void test_final_ticket_keeps_its_state(void **state)
     router_resolves(f, id, NOW + MINUTE);
     Dispatch__Reply *reply = callback_at(
         f, id, "cb-final", DISPATCH__SATISFACTION__SATISFACTION_SATISFIED, true, false, NOW + DAY);
-    intake_reply_free(reply);
+    reply_free(reply);
 
     /* A late escalation: recorded, the ticket stays CLOSED. */
     Dispatch__TicketEscalated escalated = DISPATCH__TICKET_ESCALATED__INIT;
@@ -1588,7 +1606,7 @@ static void test_final_ticket_keeps_its_state(void **state)
                      DISPATCH__SUPERVISION_LEVEL__SUPERVISION_LEVEL_NONE);
     assert_int_equal(view->history[view->n_history - 1]->type,
                      DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_DISPATCHED);
-    intake_reply_free(keep);
+    reply_free(keep);
 }
 
 static void test_event_for_unknown_ticket_rejected(void **state)
@@ -1628,7 +1646,7 @@ static void test_event_for_unknown_ticket_rejected(void **state)
     Dispatch__TicketView *view = get_ticket(f, id, &keep);
     assert_int_equal(view->ticket->state, DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
     assert_int_equal(view->n_history, 1);
-    intake_reply_free(keep);
+    reply_free(keep);
 
     /* The bus apply function is the same handler. */
     accepted.unit_id = "x";
