@@ -6,7 +6,7 @@
  *   categories.csv  category,name,weight,area_level,kinds     (the call mix)
  *   la311-map.csv   table,id,value,ticket_kind,latitude,longitude,note
  *
- * They are parsed with the router's own CSV reader (workers/router/csv.c),
+ * They are parsed with the CSV reader the router uses too (common/csv.h),
  * so a file the router accepts reads the same here. Loaded data is
  * read-only and owned by its object until *_destroy(). Errors are 0 or a
  * negative errno; err (when not NULL) says "path: line N: what".

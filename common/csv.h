@@ -1,4 +1,6 @@
-/* csv: the router's data files (units.csv, rules.csv), one record at a time.
+/* csv: the city's data files (units.csv, rules.csv, categories.csv, ...),
+ * one record at a time; read by the router's registry and by the unit
+ * simulator and the call generator.
  *
  * Format: RFC 4180 fields separated by ',', optionally in double quotes
  * ("" inside quotes is one quote; a quoted field may not span lines). Lines
@@ -11,8 +13,8 @@
  * CSV_LINE_MAX and records with more than CSV_FIELDS_MAX fields are errors,
  * never truncated.
  */
-#ifndef DISPATCH_ROUTER_CSV_H
-#define DISPATCH_ROUTER_CSV_H
+#ifndef DISPATCH_CSV_H
+#define DISPATCH_CSV_H
 
 #include <stddef.h>
 #include <stdio.h>
