@@ -12,11 +12,13 @@
  * Invariant between calls: every record with seq < next_seq has been
  * returned once, none after it.
  *
- * Used by `dispatchctl tail`, the integration tests and the benchmark.
+ * A client of the audit's stream and replay endpoints (docs/protocol.md 7.1,
+ * 7.3); used by `dispatchctl tail`, the integration tests and the replay
+ * benchmark. Nothing here logs.
  * Errors: 0 or negative (client.h codes; -ETIMEDOUT when no record came).
  */
-#ifndef DISPATCH_AUDIT_FOLLOWER_H
-#define DISPATCH_AUDIT_FOLLOWER_H
+#ifndef DISPATCH_FOLLOWER_H
+#define DISPATCH_FOLLOWER_H
 
 #include <stdint.h>
 
