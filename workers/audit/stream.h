@@ -18,8 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "audit_state.pb-c.h"
 #include "dispatch.pb-c.h"
+#include "trail.pb-c.h"
 
 /* Room for "<district>.<event>" with a 64-byte district and its NUL. */
 #define STREAM_TOPIC_SIZE 160

@@ -1,7 +1,9 @@
-/* trail: the hash-chained, append-only event log of the audit.
+/* trail: the hash-chained, append-only event log of the audit. The audit
+ * worker appends to it; `dispatchctl audit verify` checks it on the store,
+ * read-only, beside the running worker or after it stopped.
  *
  * Record n (seq n, gapless from 1) is stored under its seq (big-endian u64)
- * in audit.log as a LogEntry (audit_state.proto):
+ * in audit.log as a LogEntry (common/trail.proto):
  *
  *   hash(n) = SHA-256( prev_hash(n) || seq (8 bytes BE) || recorded_at (8 bytes BE)
  *                      || event bytes )
@@ -25,15 +27,15 @@
  * Errors: 0 or negative (store.h conventions); -EBADMSG for a record that
  * does not decode where one is needed to go on.
  */
-#ifndef DISPATCH_AUDIT_TRAIL_H
-#define DISPATCH_AUDIT_TRAIL_H
+#ifndef DISPATCH_TRAIL_H
+#define DISPATCH_TRAIL_H
 
 #include <lmdb.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "audit_state.pb-c.h"
 #include "store.h"
+#include "trail.pb-c.h"
 
 #define TRAIL_HASH_SIZE 32
 
