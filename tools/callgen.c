@@ -83,6 +83,7 @@
 #include "codec.h"
 #include "config.h"
 #include "csv.h"
+#include "dealer.h"
 #include "ready.h"
 #include "sim_cli.h"
 #include "sim_data.h"
@@ -399,13 +400,6 @@ static bool make_repeat(gen_t *g, call_t *c)
 
 /* --- requests ---------------------------------------------------------------- */
 
-static int send_framed(void *socket, const void *body, size_t len)
-{
-    if (zmq_send(socket, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        return -errno;
-    return zmq_send(socket, body, len, ZMQ_DONTWAIT) < 0 ? -errno : 0;
-}
-
 static op_t *op_free_slot(gen_t *g)
 {
     for (long i = 0; i < g->options.window; i++)
@@ -430,7 +424,7 @@ static int op_start(gen_t *g, op_type_t type, uint32_t call, Dispatch__Request *
     op->call = call;
     op->sent_real = sim_monotonic_ms();
     g->in_flight++;
-    if (send_framed(g->dealer, op->packed, op->len) < 0)
+    if (dealer_send(g->dealer, op->packed, op->len) < 0)
         op->sent_real -= g->options.timeout_ms; /* resend at the next turn */
     return 0;
 }
@@ -825,31 +819,14 @@ static void note_verdict(gen_t *g, const op_t *op)
 static int drain_replies(gen_t *g)
 {
     for (;;) {
-        zmq_msg_t delimiter, body;
-        zmq_msg_init(&delimiter);
-        if (zmq_msg_recv(&delimiter, g->dealer, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&delimiter);
-            return errno == EAGAIN ? 0 : -errno;
-        }
-        int more = 0;
-        size_t size = sizeof(more);
-        zmq_getsockopt(g->dealer, ZMQ_RCVMORE, &more, &size);
-        bool shaped = zmq_msg_size(&delimiter) == 0 && more;
-        zmq_msg_close(&delimiter);
-        if (!shaped)
-            continue;
-        zmq_msg_init(&body);
-        if (zmq_msg_recv(&body, g->dealer, 0) < 0) {
-            zmq_msg_close(&body);
-            continue;
-        }
         ProtobufCMessage *msg;
-        char err[256];
-        int rc = codec_decode(&dispatch__reply__descriptor, zmq_msg_data(&body),
-                              zmq_msg_size(&body), CLIENT_MAX_REPLY, &msg, err, sizeof(err));
-        zmq_msg_close(&body);
-        if (rc < 0)
+        int rc = dealer_recv(g->dealer, &dispatch__reply__descriptor, &msg);
+        if (rc == -EAGAIN)
+            return 0;
+        if (rc == -EPROTO || rc == -EBADMSG)
             continue;
+        if (rc < 0)
+            return rc;
         Dispatch__Reply *reply = (Dispatch__Reply *)msg;
         op_t *op = NULL;
         for (long i = 0; i < g->options.window && reply->tag; i++)
@@ -905,7 +882,7 @@ static int drain_audit(gen_t *g)
         char err[256];
         if (received >= 0)
             codec_decode(&dispatch__audit_record__descriptor, zmq_msg_data(&body),
-                         zmq_msg_size(&body), CLIENT_MAX_REPLY, &msg, err, sizeof(err));
+                         zmq_msg_size(&body), DEALER_MAX_MESSAGE, &msg, err, sizeof(err));
         zmq_msg_close(&body);
         if (!msg)
             continue;
@@ -1033,7 +1010,7 @@ static void resend_overdue(gen_t *g)
             continue;
         op->sent_real = real;
         g->resent++;
-        send_framed(g->dealer, op->packed, op->len);
+        dealer_send(g->dealer, op->packed, op->len);
     }
 }
 
@@ -1601,17 +1578,15 @@ static int connect_sockets(gen_t *g)
         return -EINVAL;
     }
     g->zmq = zmq_ctx_new();
-    g->dealer = g->zmq ? zmq_socket(g->zmq, ZMQ_DEALER) : NULL;
-    if (!g->dealer)
+    if (!g->zmq)
         return -errno;
-    int zero = 0;
-    int64_t max_message = CLIENT_MAX_REPLY;
-    zmq_setsockopt(g->dealer, ZMQ_LINGER, &zero, sizeof(zero));
-    zmq_setsockopt(g->dealer, ZMQ_MAXMSGSIZE, &max_message, sizeof(max_message));
-    if (zmq_connect(g->dealer, intake) < 0) {
-        fprintf(stderr, "dispatch-callgen: %s: %s\n", intake, zmq_strerror(errno));
-        return -errno;
+    int rc = dealer_open(g->zmq, intake, NULL, &g->dealer);
+    if (rc < 0) {
+        fprintf(stderr, "dispatch-callgen: %s: %s\n", intake, zmq_strerror(-rc));
+        return rc;
     }
+    int zero = 0;
+    int64_t max_message = DEALER_MAX_MESSAGE;
     if (publish && g->options.audit && g->options.callbacks) {
         g->sub = zmq_socket(g->zmq, ZMQ_SUB);
         zmq_setsockopt(g->sub, ZMQ_LINGER, &zero, sizeof(zero));

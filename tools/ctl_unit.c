@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "client.h"
 #include "ctl_common.h"
+#include "unit_session.h"
 
 /* Idle time after which the watch acks again (protocol: at least every 10 s). */
 #define HEARTBEAT_MS 10000
@@ -123,7 +123,7 @@ static int parse_action_options(const char *verb_word, unsigned allowed, int arg
     return CTL_EXIT_OK;
 }
 
-static int unit_session_open(ctl_t *ctl, const char *unit, const char *session,
+static int open_unit_session(ctl_t *ctl, const char *unit, const char *session,
                              unit_session_t **ret)
 {
     const char *url;
@@ -216,7 +216,7 @@ static int unit_action(ctl_t *ctl, size_t verb_index, int argc, char **argv)
     char session_name[32];
     snprintf(session_name, sizeof(session_name), "cli-%ld", (long)getpid());
     unit_session_t *session;
-    rc = unit_session_open(ctl, in.unit, session_name, &session);
+    rc = open_unit_session(ctl, in.unit, session_name, &session);
     if (rc != CTL_EXIT_OK)
         return rc;
     Dispatch__ActionResult *result;
@@ -376,7 +376,7 @@ static int unit_watch(ctl_t *ctl, int argc, char **argv)
     if (optind < argc || !unit)
         return ctl_usage_error("usage: unit watch --unit U [--count N]");
     unit_session_t *session;
-    int rc = unit_session_open(ctl, unit, NULL, &session);
+    int rc = open_unit_session(ctl, unit, NULL, &session);
     if (rc != CTL_EXIT_OK)
         return rc;
 
@@ -386,11 +386,10 @@ static int unit_watch(ctl_t *ctl, int argc, char **argv)
     sigaction(SIGTERM, &stop, NULL);
 
     /* The watch keeps nothing across runs: it starts from "applied none"
-     * and takes the first delivery the router sends as its start. */
-    uint64_t last = 0;
+     * and continues from what the router holds as acknowledged. */
     long printed = 0;
     int64_t quiet_until = monotonic_ms() + ctl->timeout_ms;
-    rc = unit_session_ack(session, 0) < 0 ? CTL_EXIT_INTERNAL : CTL_EXIT_OK;
+    rc = unit_session_start(session, 0) < 0 ? CTL_EXIT_INTERNAL : CTL_EXIT_OK;
     while (rc == CTL_EXIT_OK && !watch_stop && (count == 0 || printed < count)) {
         int wait = HEARTBEAT_MS;
         if (ctl->timeout_given) {
@@ -403,9 +402,9 @@ static int unit_watch(ctl_t *ctl, int argc, char **argv)
                 wait = (int)left;
         }
         Dispatch__UnitDelivery *delivery;
-        int got = unit_session_recv(session, wait, &delivery);
+        int got = unit_session_next(session, wait, &delivery);
         if (got == -ETIMEDOUT) {
-            unit_session_ack(session, last); /* heartbeat */
+            unit_session_ack_due(session, 0); /* heartbeat */
             continue;
         }
         if (got == -EINTR)
@@ -415,21 +414,18 @@ static int unit_watch(ctl_t *ctl, int argc, char **argv)
             break;
         }
         /* seq 0: a result of an action sent on the main session by another
-         * program; not a delivery, not acked. Duplicates and gaps: ack
-         * what was applied, the router resends from there. */
-        bool next = delivery->seq != 0 && (last == 0 || delivery->seq == last + 1);
-        if (next) {
+         * program; not a delivery, not acked. */
+        if (delivery->seq != 0) {
             rc = ctl->json ? ctl_print_json(&delivery->base) : CTL_EXIT_OK;
             if (!ctl->json) {
                 print_delivery(ctl, delivery);
                 fflush(stdout);
             }
-            last = delivery->seq;
             printed++;
             quiet_until = monotonic_ms() + ctl->timeout_ms;
+            if (unit_session_ack_due(session, -1) < 0)
+                rc = ctl_fail(CTL_EXIT_INTERNAL, "cannot send the ack");
         }
-        if (delivery->seq != 0 && unit_session_ack(session, last) < 0)
-            rc = ctl_fail(CTL_EXIT_INTERNAL, "cannot send the ack");
         protobuf_c_message_free_unpacked(&delivery->base, NULL);
     }
     unit_session_destroy(&session);

@@ -71,6 +71,7 @@
 #include "sim_heap.h"
 #include "sim_map.h"
 #include "sim_random.h"
+#include "unit_session.h"
 
 #define MAX_ROUTERS 32
 #define HEARTBEAT_MS 5000
@@ -108,13 +109,10 @@ typedef struct router {
 } router_t;
 
 typedef struct session {
-    void *socket;
+    unit_session_t *session; /* the unit's main session on the router */
     uint32_t router;
     uint32_t unit; /* index in the registry of that router's data dir */
     char unit_id[65];
-    uint64_t last; /* highest delivery applied */
-    int64_t last_ack_real;
-    bool ack_owed;
 } session_t;
 
 typedef struct plan_step {
@@ -178,9 +176,8 @@ typedef struct sim {
     int64_t started_business, started_real;
     int64_t next_dispatch;
     /* Totals. */
-    uint64_t deliveries, duplicates, gaps, withdrawn, sign_offs, extension_decisions,
-        reminders_seen, actions_sent, retries, results_ok, refused, refused_codes[16], progress,
-        extensions, skipped;
+    uint64_t deliveries, withdrawn, sign_offs, extension_decisions, reminders_seen, actions_sent,
+        retries, results_ok, refused, refused_codes[16], progress, extensions;
 } sim_t;
 
 static volatile sig_atomic_t stop_requested;
@@ -298,49 +295,7 @@ static int setup_router(sim_t *sim, uint32_t r, char *err, size_t err_len)
     return rc;
 }
 
-static int open_session(sim_t *sim, session_t *s)
-{
-    void *socket = zmq_socket(sim->zmq, ZMQ_DEALER);
-    if (!socket)
-        return -errno;
-    int zero = 0;
-    int64_t max_message = CLIENT_MAX_REPLY;
-    zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof(zero));
-    zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max_message, sizeof(max_message));
-    zmq_setsockopt(socket, ZMQ_ROUTING_ID, s->unit_id, strlen(s->unit_id));
-    if (zmq_connect(socket, sim->routers[s->router].units_url) < 0) {
-        int rc = -errno;
-        zmq_close(socket);
-        return rc;
-    }
-    s->socket = socket;
-    return 0;
-}
-
 /* --- sending ----------------------------------------------------------- */
-
-static int send_body(void *socket, const void *body, size_t len)
-{
-    if (zmq_send(socket, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-        return -errno;
-    return zmq_send(socket, body, len, ZMQ_DONTWAIT) < 0 ? -errno : 0;
-}
-
-static void send_ack(sim_t *sim, session_t *s)
-{
-    Dispatch__UnitAck ack = DISPATCH__UNIT_ACK__INIT;
-    ack.seq = s->last;
-    Dispatch__UnitAction action = DISPATCH__UNIT_ACTION__INIT;
-    action.unit_id = s->unit_id;
-    action.body_case = DISPATCH__UNIT_ACTION__BODY_ACK;
-    action.ack = &ack;
-    uint8_t buf[256];
-    size_t len = dispatch__unit_action__pack(&action, buf);
-    if (send_body(s->socket, buf, len) == 0) {
-        s->ack_owed = false;
-        s->last_ack_real = sim_monotonic_ms();
-    }
-}
 
 static void ticket_clear_pending(ticket_t *t)
 {
@@ -439,7 +394,7 @@ static int start_action(sim_t *sim, ticket_t *t, verb_t verb, int64_t now)
     t->sent_real = sim_monotonic_ms();
     sim->actions_sent++;
     (void)now;
-    if (send_body(s->socket, t->packed, t->packed_len) < 0)
+    if (unit_session_send_encoded(s->session, t->packed, t->packed_len) < 0)
         t->sent_real -= ACTION_RETRY_MS - UNAVAILABLE_RETRY_MS; /* try again soon */
     return 0;
 }
@@ -796,87 +751,24 @@ static int on_result(sim_t *sim, uint32_t session, const Dispatch__ActionResult 
 
 /* --- receiving ----------------------------------------------------------- */
 
-static bool more(void *socket)
-{
-    int value = 0;
-    size_t size = sizeof(value);
-    return zmq_getsockopt(socket, ZMQ_RCVMORE, &value, &size) == 0 && value;
-}
-
-/* One [empty][body] message: 1, 0 when none is waiting, -EBADMSG for
- * another shape (read whole and dropped). */
-static int recv_body(void *socket, zmq_msg_t *body)
-{
-    zmq_msg_t delimiter;
-    zmq_msg_init(&delimiter);
-    if (zmq_msg_recv(&delimiter, socket, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&delimiter);
-        return errno == EAGAIN ? 0 : -errno;
-    }
-    bool ok = zmq_msg_size(&delimiter) == 0 && more(socket);
-    zmq_msg_close(&delimiter);
-    zmq_msg_init(body);
-    if (ok)
-        ok = zmq_msg_recv(body, socket, 0) >= 0 && !more(socket);
-    while (more(socket)) {
-        zmq_msg_t part;
-        zmq_msg_init(&part);
-        zmq_msg_recv(&part, socket, 0);
-        zmq_msg_close(&part);
-    }
-    if (!ok) {
-        zmq_msg_close(body);
-        return -EBADMSG;
-    }
-    return 1;
-}
-
 static int drain_session(sim_t *sim, uint32_t index, int64_t now)
 {
     session_t *s = &sim->sessions[index];
-    for (int n = 0; n < DRAIN_PER_SESSION; n++) {
-        zmq_msg_t frame;
-        int rc = recv_body(s->socket, &frame);
-        if (rc == -EBADMSG) {
-            sim->skipped++;
-            continue;
-        }
-        if (rc <= 0)
-            break;
-        ProtobufCMessage *msg;
-        char err[256];
-        rc = codec_decode(&dispatch__unit_delivery__descriptor, zmq_msg_data(&frame),
-                          zmq_msg_size(&frame), CLIENT_MAX_REPLY, &msg, err, sizeof(err));
-        zmq_msg_close(&frame);
-        if (rc < 0) {
-            sim->skipped++;
-            continue;
-        }
-        Dispatch__UnitDelivery *delivery = (Dispatch__UnitDelivery *)msg;
+    Dispatch__UnitDelivery *delivery;
+    for (int n = 0; n < DRAIN_PER_SESSION && unit_session_next(s->session, 0, &delivery) == 0;
+         n++) {
+        int rc = 0;
         if (delivery->seq == 0) {
             if (delivery->body_case == DISPATCH__UNIT_DELIVERY__BODY_ACTION_RESULT)
                 rc = on_result(sim, index, delivery->action_result, now);
         } else {
-            /* The router holds deliveries up to `acked` as applied: a unit
-             * that lost count continues from there. */
-            if (delivery->acked > s->last)
-                s->last = delivery->acked;
-            if (delivery->seq == s->last + 1) {
-                rc = apply_delivery(sim, index, delivery, now);
-                s->last = delivery->seq;
-            } else if (delivery->seq <= s->last) {
-                sim->duplicates++;
-            } else {
-                sim->gaps++;
-            }
-            s->ack_owed = true;
+            rc = apply_delivery(sim, index, delivery, now);
         }
-        protobuf_c_message_free_unpacked(msg, NULL);
+        protobuf_c_message_free_unpacked(&delivery->base, NULL);
         if (rc < 0)
             return rc;
     }
-    if (s->ack_owed)
-        send_ack(sim, s);
+    unit_session_ack_due(s->session, -1);
     return 0;
 }
 
@@ -953,18 +845,16 @@ static void resend_overdue(sim_t *sim)
         t->sent_real = real;
         t->attempts++;
         sim->retries++;
-        send_body(sim->sessions[t->session].socket, t->packed, t->packed_len);
+        unit_session_send_encoded(sim->sessions[t->session].session, t->packed, t->packed_len);
     }
 }
 
 static void heartbeats(sim_t *sim)
 {
-    int64_t real = sim_monotonic_ms();
     for (size_t n = 0; n < HEARTBEATS_PER_TURN && n < sim->session_count; n++) {
         session_t *s = &sim->sessions[sim->heartbeat_cursor];
         sim->heartbeat_cursor = (sim->heartbeat_cursor + 1) % sim->session_count;
-        if (real - s->last_ack_real >= HEARTBEAT_MS)
-            send_ack(sim, s);
+        unit_session_ack_due(s->session, HEARTBEAT_MS);
     }
 }
 
@@ -1080,6 +970,15 @@ static void print_stats(const sim_t *sim)
 {
     district_stats_t all;
     totals(sim, &all);
+    uint64_t duplicates = 0, gaps = 0, skipped = 0;
+    for (size_t i = 0; i < sim->session_count; i++) {
+        const unit_session_t *session = sim->sessions[i].session;
+        if (!session)
+            continue;
+        duplicates += unit_session_duplicates(session);
+        gaps += unit_session_gaps(session);
+        skipped += unit_session_skipped(session);
+    }
     int64_t business = clock_now_ms() - sim->started_business;
     double real = (double)(sim_monotonic_ms() - sim->started_real) / 1000.0;
     printf("unitsim: %zu unit sessions on %zu routers; %lldh%02lldm of business time in %.1f s\n",
@@ -1092,8 +991,7 @@ static void print_stats(const sim_t *sim)
            (unsigned long long)all.assisting, (unsigned long long)all.reopened,
            (unsigned long long)all.reminders, (unsigned long long)sim->withdrawn,
            (unsigned long long)sim->sign_offs, (unsigned long long)sim->extension_decisions,
-           (unsigned long long)sim->duplicates, (unsigned long long)sim->gaps,
-           (unsigned long long)sim->skipped);
+           (unsigned long long)duplicates, (unsigned long long)gaps, (unsigned long long)skipped);
     printf("unitsim: actions %llu: signed for %llu (as lead), returned %llu, progress %llu, "
            "extensions "
            "asked %llu, resolved %llu; refused %llu (conflict %llu, forbidden %llu, not found "
@@ -1354,14 +1252,17 @@ static int setup(sim_t *sim)
     if (!sim->items)
         return -ENOMEM;
     for (size_t i = 0; i < sim->session_count; i++) {
-        rc = open_session(sim, &sim->sessions[i]);
+        session_t *s = &sim->sessions[i];
+        rc = unit_session_new(sim->zmq, sim->routers[s->router].units_url, s->unit_id, NULL,
+                              &s->session);
         if (rc < 0) {
-            fprintf(stderr, "dispatch-unitsim: unit %s on %s: %s\n", sim->sessions[i].unit_id,
-                    sim->routers[sim->sessions[i].router].units_url, zmq_strerror(-rc));
+            fprintf(stderr, "dispatch-unitsim: unit %s on %s: %s\n", s->unit_id,
+                    sim->routers[s->router].units_url, zmq_strerror(-rc));
             return rc;
         }
-        sim->items[i] = (zmq_pollitem_t){.socket = sim->sessions[i].socket, .events = ZMQ_POLLIN};
-        send_ack(sim, &sim->sessions[i]);
+        sim->items[i] =
+            (zmq_pollitem_t){.socket = unit_session_socket(s->session), .events = ZMQ_POLLIN};
+        unit_session_start(s->session, 0);
     }
     return 0;
 }
@@ -1372,8 +1273,7 @@ static void teardown(sim_t *sim)
         free(sim->tickets[i].packed);
     free(sim->tickets);
     for (size_t i = 0; i < sim->session_count; i++)
-        if (sim->sessions[i].socket)
-            zmq_close(sim->sessions[i].socket);
+        unit_session_destroy(&sim->sessions[i].session);
     for (size_t r = 0; r < sim->router_count; r++) {
         client_destroy(&sim->routers[r].admin);
         sim_units_destroy(&sim->registries[r]);

@@ -102,27 +102,39 @@ Dispatch__AdminReply *test_admin(client_t *router, const char *actor, Dispatch__
 
 /* ---- unit pool ---- */
 
-typedef struct unit_session {
-    char unit[64];
-    void *socket;
-    uint64_t applied;
-    int64_t acked_at;
-} unit_session_slot_t;
+/* A silent session sends its ack again after this long, as unit clients do:
+ * a router that restarted learns of the session and resends what is
+ * pending. */
+#define POOL_HEARTBEAT_MS 1000
+
+typedef struct pool_slot {
+    char unit[65];
+    unit_session_t *session; /* NULL while the unit is offline */
+    uint64_t applied;        /* what the session had applied when it closed */
+} pool_slot_t;
 
 struct unit_pool {
     void *context;
-    unit_session_slot_t *units;
+    pool_slot_t *units;
     size_t count, capacity;
     zmq_pollitem_t *items;
+    pool_slot_t **order; /* the slot of each poll item */
 };
 
 int unit_pool_new(void *zmq_context, size_t capacity, unit_pool_t **ret)
 {
     unit_pool_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return -ENOMEM;
     self->context = zmq_context;
     self->capacity = capacity;
     self->units = calloc(capacity, sizeof(*self->units));
     self->items = calloc(capacity, sizeof(*self->items));
+    self->order = calloc(capacity, sizeof(*self->order));
+    if (!self->units || !self->items || !self->order) {
+        unit_pool_destroy(&self);
+        return -ENOMEM;
+    }
     *ret = self;
     return 0;
 }
@@ -133,130 +145,84 @@ void unit_pool_destroy(unit_pool_t **self)
     if (!pool)
         return;
     for (size_t i = 0; i < pool->count; i++)
-        if (pool->units[i].socket)
-            zmq_close(pool->units[i].socket);
+        unit_session_destroy(&pool->units[i].session);
     free(pool->units);
     free(pool->items);
+    free(pool->order);
     free(pool);
     *self = NULL;
 }
 
-static unit_session_slot_t *slot(unit_pool_t *self, const char *unit)
+static pool_slot_t *slot(unit_pool_t *self, const char *unit)
 {
     for (size_t i = 0; i < self->count; i++)
         if (strcmp(self->units[i].unit, unit) == 0)
             return &self->units[i];
     if (self->count == self->capacity)
         return NULL;
-    unit_session_slot_t *s = &self->units[self->count++];
+    pool_slot_t *s = &self->units[self->count++];
     snprintf(s->unit, sizeof(s->unit), "%s", unit);
     return s;
 }
 
-static void send_ack(unit_session_slot_t *s)
-{
-    Dispatch__UnitAck ack = DISPATCH__UNIT_ACK__INIT;
-    ack.seq = s->applied;
-    Dispatch__UnitAction action = DISPATCH__UNIT_ACTION__INIT;
-    action.unit_id = s->unit;
-    action.body_case = DISPATCH__UNIT_ACTION__BODY_ACK;
-    action.ack = &ack;
-    unsigned char buf[256];
-    size_t len = dispatch__unit_action__pack(&action, buf);
-    zmq_send(s->socket, "", 0, ZMQ_SNDMORE);
-    zmq_send(s->socket, buf, len, 0);
-    s->acked_at = now_ms();
-}
-
 int unit_pool_connect(unit_pool_t *self, const char *url, const char *unit, uint64_t acked)
 {
-    unit_session_slot_t *s = slot(self, unit);
+    pool_slot_t *s = slot(self, unit);
     if (!s)
         return -ENOSPC;
-    if (s->socket)
-        zmq_close(s->socket);
-    s->socket = zmq_socket(self->context, ZMQ_DEALER);
-    int zero = 0;
-    zmq_setsockopt(s->socket, ZMQ_LINGER, &zero, sizeof(zero));
-    zmq_setsockopt(s->socket, ZMQ_ROUTING_ID, unit, strlen(unit));
-    if (zmq_connect(s->socket, url) < 0)
-        return -errno;
-    s->applied = acked;
-    send_ack(s);
-    return 0;
+    unit_session_destroy(&s->session);
+    int rc = unit_session_new(self->context, url, unit, NULL, &s->session);
+    if (rc == 0)
+        rc = unit_session_start(s->session, acked);
+    return rc;
 }
 
 void unit_pool_disconnect(unit_pool_t *self, const char *unit)
 {
-    unit_session_slot_t *s = slot(self, unit);
-    if (s && s->socket) {
-        zmq_close(s->socket);
-        s->socket = NULL;
+    pool_slot_t *s = slot(self, unit);
+    if (s && s->session) {
+        s->applied = unit_session_applied(s->session);
+        unit_session_destroy(&s->session);
     }
 }
 
 uint64_t unit_pool_applied(const unit_pool_t *self, const char *unit)
 {
-    for (size_t i = 0; i < self->count; i++)
-        if (strcmp(self->units[i].unit, unit) == 0)
-            return self->units[i].applied;
+    for (size_t i = 0; i < self->count; i++) {
+        const pool_slot_t *s = &self->units[i];
+        if (strcmp(s->unit, unit) == 0)
+            return s->session ? unit_session_applied(s->session) : s->applied;
+    }
     return 0;
 }
 
 size_t unit_pool_poll(unit_pool_t *self, int wait_ms, unit_delivery_fn fn, void *ctx)
 {
     size_t n = 0;
-    unit_session_slot_t **order = calloc(self->count, sizeof(*order));
     for (size_t i = 0; i < self->count; i++) {
-        if (!self->units[i].socket)
+        if (!self->units[i].session)
             continue;
-        order[n] = &self->units[i];
-        self->items[n++] = (zmq_pollitem_t){.socket = self->units[i].socket, .events = ZMQ_POLLIN};
+        self->order[n] = &self->units[i];
+        self->items[n++] = (zmq_pollitem_t){.socket = unit_session_socket(self->units[i].session),
+                                            .events = ZMQ_POLLIN};
     }
     size_t fresh = 0;
     if (zmq_poll(self->items, (int)n, wait_ms) > 0) {
         for (size_t i = 0; i < n; i++) {
             if (!(self->items[i].revents & ZMQ_POLLIN))
                 continue;
-            unit_session_slot_t *s = order[i];
-            bool progressed = false;
-            for (;;) {
-                zmq_msg_t delimiter, body;
-                zmq_msg_init(&delimiter);
-                if (zmq_msg_recv(&delimiter, s->socket, ZMQ_DONTWAIT) < 0) {
-                    zmq_msg_close(&delimiter);
-                    break;
-                }
-                zmq_msg_close(&delimiter);
-                zmq_msg_init(&body);
-                zmq_msg_recv(&body, s->socket, 0);
-                Dispatch__UnitDelivery *d =
-                    dispatch__unit_delivery__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
-                zmq_msg_close(&body);
-                if (!d)
-                    continue;
-                /* A new desk of a unit starts where the router says the
-                 * unit's acknowledged deliveries end. */
-                if (d->seq && d->acked > s->applied)
-                    s->applied = d->acked;
-                if (d->seq == s->applied + 1) {
-                    s->applied = d->seq;
+            pool_slot_t *s = self->order[i];
+            Dispatch__UnitDelivery *d;
+            while (unit_session_next(s->session, 0, &d) == 0) {
+                if (d->seq) {
                     fn(ctx, s->unit, d);
                     fresh++;
-                    progressed = true;
                 }
-                dispatch__unit_delivery__free_unpacked(d, NULL);
+                protobuf_c_message_free_unpacked(&d->base, NULL);
             }
-            if (progressed)
-                send_ack(s);
         }
     }
-    /* Heartbeat: a router that restarted learns of the session again and
-     * resends what is pending. */
-    int64_t now = now_ms();
     for (size_t i = 0; i < n; i++)
-        if (now - order[i]->acked_at >= 1000)
-            send_ack(order[i]);
-    free(order);
+        unit_session_ack_due(self->order[i]->session, POOL_HEARTBEAT_MS);
     return fresh;
 }

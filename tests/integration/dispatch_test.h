@@ -1,6 +1,7 @@
 /* Shared pieces of the intake + router integration tests: a client of the
  * intake and of the routers' admin endpoints, and a pool of unit sessions
- * (one DEALER per unit, as each unit's own desk client connects). */
+ * (common/unit_session.h: one main session per unit, as each unit's own
+ * desk client connects). */
 #ifndef DISPATCH_TEST_H
 #define DISPATCH_TEST_H
 
@@ -11,6 +12,7 @@
 #include "city.h"
 #include "client.h"
 #include "dispatch.pb-c.h"
+#include "unit_session.h"
 
 #define TEST_TIMEOUT_MS 10000
 

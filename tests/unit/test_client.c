@@ -1,5 +1,5 @@
-/* Unit tests for common/client against a fake server in the test: a ROUTER
- * socket on tcp://127.0.0.1:*.
+/* Unit tests for common/client and common/unit_session against a fake
+ * server in the test: a ROUTER socket on tcp://127.0.0.1:*.
  *
  * client_t calls block, so the fake intake runs a script in a thread (one
  * step per request) and records what it saw; the test checks the replies
@@ -29,6 +29,7 @@
 #include "client.h"
 #include "codec.h"
 #include "dispatch.pb-c.h"
+#include "unit_session.h"
 
 /* How long the fake server waits for a request before it gives up. */
 #define SERVER_WAIT_MS 5000
