@@ -69,7 +69,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,7 +83,6 @@
 #include "config.h"
 #include "csv.h"
 #include "dealer.h"
-#include "ready.h"
 #include "sim_cli.h"
 #include "sim_data.h"
 #include "sim_heap.h"
@@ -160,20 +158,16 @@ typedef struct replay_row {
 } replay_row_t;
 
 typedef struct options {
-    const char *config_path, *clock, *intake_url, *data_dir, *replay, *map, *client_id;
+    sim_options_t common; /* without --seed, the seed is drawn from the time and pid */
+    const char *intake_url, *data_dir, *replay, *map, *client_id;
     double rate;
     bool flat, callbacks, audit;
-    int64_t duration;
     long limit;
     double urgent_share, repeat_share, answered_share, transfer_share;
-    int64_t callback_low, callback_high;
+    int64_t callback[2]; /* --callback-after: low, high */
     double poll_rate;
     long window, timeout_ms;
-    uint64_t seed;
-    bool seed_given; /* else the seed is drawn from the time and pid */
     long verify_seconds;
-    int ready_fd, progress_fd;
-    long progress_every;
 } options_t;
 
 typedef struct gen {
@@ -215,14 +209,6 @@ typedef struct gen {
         polls_sent, audit_seen, late_ms_max;
     uint64_t refused_codes[16];
 } gen_t;
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_stop(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 /* --- names, places, texts ------------------------------------------------ */
 
@@ -650,8 +636,8 @@ static int schedule_callback(gen_t *g, uint32_t index, int64_t now)
     c->poll_generation++; /* no more polls until the callback is done */
     if (!g->options.callbacks)
         return 0;
-    int64_t delay = (int64_t)sim_random_between(&g->random, (double)g->options.callback_low,
-                                                (double)g->options.callback_high);
+    int64_t delay = (int64_t)sim_random_between(&g->random, (double)g->options.callback[0],
+                                                (double)g->options.callback[1]);
     c->callback_generation++;
     return sim_heap_push(g->callbacks, now + delay, index, c->callback_generation);
 }
@@ -1016,7 +1002,7 @@ static void resend_overdue(gen_t *g)
 
 static void write_progress(gen_t *g, int64_t now)
 {
-    if (g->options.progress_fd < 0)
+    if (g->options.common.progress_fd < 0)
         return;
     char line[4096], when[32];
     int n = snprintf(line, sizeof(line),
@@ -1035,7 +1021,7 @@ static void write_progress(gen_t *g, int64_t now)
                       (unsigned long long)g->stats[d].registered, g->districts[d],
                       (unsigned long long)g->stats[d].closed, g->districts[d],
                       (unsigned long long)g->stats[d].reopened);
-    ready_write_line(g->options.progress_fd, line);
+    sim_write_progress(&g->options.common, line);
 }
 
 static int poll_sockets(gen_t *g, long wait_ms)
@@ -1077,11 +1063,11 @@ static int run(gen_t *g)
      * replay, or a stop signal. */
     while (rc == 0) {
         int64_t now = clock_now_ms();
-        if (stop_requested ||
-            (g->options.duration && now - g->started_business >= g->options.duration))
+        if (sim_stop_requested() ||
+            (g->options.common.duration && now - g->started_business >= g->options.common.duration))
             g->generating = false;
-        if (!g->generating && (g->options.duration == 0 || stop_requested ||
-                               now - g->started_business >= g->options.duration))
+        if (!g->generating && (g->options.common.duration == 0 || sim_stop_requested() ||
+                               now - g->started_business >= g->options.common.duration))
             break;
         rc = generate(g, now);
         if (rc == 0)
@@ -1095,7 +1081,7 @@ static int run(gen_t *g)
         }
         if (real >= next_progress) {
             write_progress(g, now);
-            next_progress = real + g->options.progress_every;
+            next_progress = real + g->options.common.progress_every;
         }
         if (rc == 0)
             rc = poll_sockets(g, wait_for(g, now));
@@ -1201,7 +1187,7 @@ static void print_stats(const gen_t *g)
            (unsigned long long)g->polls_sent, (unsigned long long)g->audit_seen);
     printf("callgen: most behind schedule: %.1f min of business time; client id %s, seed %llu\n",
            (double)g->late_ms_max / 60000.0, g->options.client_id,
-           (unsigned long long)g->options.seed);
+           (unsigned long long)g->options.common.seed);
     for (size_t d = 0; d < g->district_count; d++)
         printf("callgen:   %-12s registered %6llu  merged %5llu  closed %6llu  reopened %5llu\n",
                g->districts[d], (unsigned long long)g->stats[d].registered,
@@ -1212,206 +1198,52 @@ static void print_stats(const gen_t *g)
 
 /* --- setup ------------------------------------------------------------------------ */
 
-static int usage(void)
-{
-    fprintf(stderr,
-            "usage: dispatch-callgen --config FILE [--clock SPEC] [--intake URL] [--data DIR]\n"
-            "         [--rate CALLS_PER_HOUR] [--flat] [--duration DURATION]\n"
-            "         [--replay FILE [--map FILE] [--limit N]]\n"
-            "         [--urgent-share S] [--repeat-share S] [--answered-share S]\n"
-            "         [--transfer-share S] [--no-callbacks] [--callback-after RANGE]\n"
-            "         [--poll-rate N] [--no-audit] [--window N] [--timeout MS]\n"
-            "         [--client-id ID] [--seed N] [--verify SECONDS]\n"
-            "         [--ready-fd N] [--progress-fd N] [--progress-every MS]\n"
-            "  S: a share, 0.05 or 5%%; DURATION: business time, 90s 15m 12h 2d;\n"
-            "  RANGE: LOW-HIGH durations, e.g. 30m-4h\n");
-    return 2;
-}
+static const char usage_text[] =
+    "dispatch-callgen --config FILE [--clock SPEC] [--intake URL] [--data DIR]\n"
+    "         [--rate CALLS_PER_HOUR] [--flat] [--duration DURATION]\n"
+    "         [--replay FILE [--map FILE] [--limit N]]\n"
+    "         [--urgent-share S] [--repeat-share S] [--answered-share S]\n"
+    "         [--transfer-share S] [--no-callbacks] [--callback-after RANGE]\n"
+    "         [--poll-rate N] [--no-audit] [--window N] [--timeout MS]\n"
+    "         [--client-id ID] [--seed N] [--verify SECONDS]\n"
+    "         [--ready-fd N] [--progress-fd N] [--progress-every MS]\n"
+    "  S: a share, 0.05 or 5%; DURATION: business time, 90s 15m 12h 2d;\n"
+    "  RANGE: LOW-HIGH durations, e.g. 30m-4h\n";
 
-static int bad(const char *option, const char *value)
+/* A client id goes into every idempotency key: short, and no '/'. */
+static int check_client_id(const char *arg, void *value)
 {
-    fprintf(stderr, "dispatch-callgen: %s: '%s' is not a valid value\n", option, value);
-    return 2;
+    if (!*arg || strlen(arg) > 24 || strchr(arg, '/'))
+        return -EINVAL;
+    *(const char **)value = arg;
+    return 0;
 }
 
 static int parse_options(int argc, char **argv, options_t *o)
 {
-    enum {
-        OPT_CONFIG = 256,
-        OPT_CLOCK,
-        OPT_INTAKE,
-        OPT_DATA,
-        OPT_RATE,
-        OPT_FLAT,
-        OPT_DURATION,
-        OPT_REPLAY,
-        OPT_MAP,
-        OPT_LIMIT,
-        OPT_URGENT,
-        OPT_REPEAT,
-        OPT_ANSWERED,
-        OPT_TRANSFER,
-        OPT_NO_CALLBACKS,
-        OPT_CALLBACK_AFTER,
-        OPT_POLL_RATE,
-        OPT_NO_AUDIT,
-        OPT_WINDOW,
-        OPT_TIMEOUT,
-        OPT_CLIENT,
-        OPT_SEED,
-        OPT_VERIFY,
-        OPT_READY,
-        OPT_PROGRESS,
-        OPT_PROGRESS_EVERY,
-        OPT_HELP,
+    const sim_option_t options[] = {
+        {"intake", SIM_OPTION_TEXT, &o->intake_url, 0, 0, NULL},
+        {"data", SIM_OPTION_TEXT, &o->data_dir, 0, 0, NULL},
+        {"rate", SIM_OPTION_POSITIVE, &o->rate, 0, 1e7, NULL},
+        {"flat", SIM_OPTION_SET, &o->flat, 0, 0, NULL},
+        {"replay", SIM_OPTION_TEXT, &o->replay, 0, 0, NULL},
+        {"map", SIM_OPTION_TEXT, &o->map, 0, 0, NULL},
+        {"limit", SIM_OPTION_LONG, &o->limit, 1, 100000000, NULL},
+        {"urgent-share", SIM_OPTION_SHARE, &o->urgent_share, 0, 1, NULL},
+        {"repeat-share", SIM_OPTION_SHARE, &o->repeat_share, 0, 1, NULL},
+        {"answered-share", SIM_OPTION_SHARE, &o->answered_share, 0, 1, NULL},
+        {"transfer-share", SIM_OPTION_SHARE, &o->transfer_share, 0, 1, NULL},
+        {"no-callbacks", SIM_OPTION_CLEAR, &o->callbacks, 0, 0, NULL},
+        {"callback-after", SIM_OPTION_RANGE, o->callback, 0, 0, NULL},
+        {"poll-rate", SIM_OPTION_NUMBER, &o->poll_rate, 1, 1e6, NULL},
+        {"no-audit", SIM_OPTION_CLEAR, &o->audit, 0, 0, NULL},
+        {"window", SIM_OPTION_LONG, &o->window, 1, MAX_WINDOW, NULL},
+        {"timeout", SIM_OPTION_LONG, &o->timeout_ms, 50, 600000, NULL},
+        {"client-id", SIM_OPTION_CHECK, &o->client_id, 0, 0, check_client_id},
+        {"verify", SIM_OPTION_LONG, &o->verify_seconds, 1, 86400, NULL},
     };
-    static const struct option options[] = {
-        {"config", required_argument, NULL, OPT_CONFIG},
-        {"clock", required_argument, NULL, OPT_CLOCK},
-        {"intake", required_argument, NULL, OPT_INTAKE},
-        {"data", required_argument, NULL, OPT_DATA},
-        {"rate", required_argument, NULL, OPT_RATE},
-        {"flat", no_argument, NULL, OPT_FLAT},
-        {"duration", required_argument, NULL, OPT_DURATION},
-        {"replay", required_argument, NULL, OPT_REPLAY},
-        {"map", required_argument, NULL, OPT_MAP},
-        {"limit", required_argument, NULL, OPT_LIMIT},
-        {"urgent-share", required_argument, NULL, OPT_URGENT},
-        {"repeat-share", required_argument, NULL, OPT_REPEAT},
-        {"answered-share", required_argument, NULL, OPT_ANSWERED},
-        {"transfer-share", required_argument, NULL, OPT_TRANSFER},
-        {"no-callbacks", no_argument, NULL, OPT_NO_CALLBACKS},
-        {"callback-after", required_argument, NULL, OPT_CALLBACK_AFTER},
-        {"poll-rate", required_argument, NULL, OPT_POLL_RATE},
-        {"no-audit", no_argument, NULL, OPT_NO_AUDIT},
-        {"window", required_argument, NULL, OPT_WINDOW},
-        {"timeout", required_argument, NULL, OPT_TIMEOUT},
-        {"client-id", required_argument, NULL, OPT_CLIENT},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"verify", required_argument, NULL, OPT_VERIFY},
-        {"ready-fd", required_argument, NULL, OPT_READY},
-        {"progress-fd", required_argument, NULL, OPT_PROGRESS},
-        {"progress-every", required_argument, NULL, OPT_PROGRESS_EVERY},
-        {"help", no_argument, NULL, OPT_HELP},
-        {NULL, 0, NULL, 0},
-    };
-    int opt;
-    long number;
-    char *end;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        switch (opt) {
-        case OPT_CONFIG:
-            o->config_path = optarg;
-            break;
-        case OPT_CLOCK:
-            o->clock = optarg;
-            break;
-        case OPT_INTAKE:
-            o->intake_url = optarg;
-            break;
-        case OPT_DATA:
-            o->data_dir = optarg;
-            break;
-        case OPT_RATE:
-            o->rate = strtod(optarg, &end);
-            if (*end || !(o->rate > 0 && o->rate <= 1e7))
-                return bad("--rate", optarg);
-            break;
-        case OPT_FLAT:
-            o->flat = true;
-            break;
-        case OPT_DURATION:
-            if (sim_parse_duration(optarg, &o->duration) < 0)
-                return bad("--duration", optarg);
-            break;
-        case OPT_REPLAY:
-            o->replay = optarg;
-            break;
-        case OPT_MAP:
-            o->map = optarg;
-            break;
-        case OPT_LIMIT:
-            if (sim_parse_long(optarg, 1, 100000000, &o->limit) < 0)
-                return bad("--limit", optarg);
-            break;
-        case OPT_URGENT:
-            if (sim_parse_share(optarg, &o->urgent_share) < 0)
-                return bad("--urgent-share", optarg);
-            break;
-        case OPT_REPEAT:
-            if (sim_parse_share(optarg, &o->repeat_share) < 0)
-                return bad("--repeat-share", optarg);
-            break;
-        case OPT_ANSWERED:
-            if (sim_parse_share(optarg, &o->answered_share) < 0)
-                return bad("--answered-share", optarg);
-            break;
-        case OPT_TRANSFER:
-            if (sim_parse_share(optarg, &o->transfer_share) < 0)
-                return bad("--transfer-share", optarg);
-            break;
-        case OPT_NO_CALLBACKS:
-            o->callbacks = false;
-            break;
-        case OPT_CALLBACK_AFTER:
-            if (sim_parse_range(optarg, &o->callback_low, &o->callback_high) < 0)
-                return bad("--callback-after", optarg);
-            break;
-        case OPT_POLL_RATE:
-            o->poll_rate = strtod(optarg, &end);
-            if (*end || !(o->poll_rate >= 1 && o->poll_rate <= 1e6))
-                return bad("--poll-rate", optarg);
-            break;
-        case OPT_NO_AUDIT:
-            o->audit = false;
-            break;
-        case OPT_WINDOW:
-            if (sim_parse_long(optarg, 1, MAX_WINDOW, &o->window) < 0)
-                return bad("--window", optarg);
-            break;
-        case OPT_TIMEOUT:
-            if (sim_parse_long(optarg, 50, 600000, &o->timeout_ms) < 0)
-                return bad("--timeout", optarg);
-            break;
-        case OPT_CLIENT:
-            if (!*optarg || strlen(optarg) > 24 || strchr(optarg, '/'))
-                return bad("--client-id", optarg);
-            o->client_id = optarg;
-            break;
-        case OPT_SEED:
-            o->seed = strtoull(optarg, &end, 10);
-            if (*end || end == optarg)
-                return bad("--seed", optarg);
-            o->seed_given = true;
-            break;
-        case OPT_VERIFY:
-            if (sim_parse_long(optarg, 1, 86400, &o->verify_seconds) < 0)
-                return bad("--verify", optarg);
-            break;
-        case OPT_READY:
-            if (sim_parse_long(optarg, 0, 1 << 20, &number) < 0)
-                return bad("--ready-fd", optarg);
-            o->ready_fd = (int)number;
-            break;
-        case OPT_PROGRESS:
-            if (sim_parse_long(optarg, 0, 1 << 20, &number) < 0)
-                return bad("--progress-fd", optarg);
-            o->progress_fd = (int)number;
-            break;
-        case OPT_PROGRESS_EVERY:
-            if (sim_parse_long(optarg, 10, 3600000, &o->progress_every) < 0)
-                return bad("--progress-every", optarg);
-            break;
-        case OPT_HELP:
-            usage();
-            return 1;
-        default:
-            return usage();
-        }
-    }
-    if (optind < argc || !o->config_path)
-        return usage();
-    return 0;
+    return sim_parse_options("dispatch-callgen", usage_text, argc, argv, options,
+                             sizeof(options) / sizeof(options[0]), &o->common);
 }
 
 static int compare_rows(const void *a, const void *b)
@@ -1643,50 +1475,34 @@ int main(int argc, char **argv)
                 .repeat_share = 0.06,
                 .answered_share = 0.6,
                 .transfer_share = 0.003,
-                .callback_low = 30 * MINUTE_MS,
-                .callback_high = 4 * HOUR_MS,
+                .callback = {30 * MINUTE_MS, 4 * HOUR_MS},
                 .poll_rate = 200,
                 .window = 64,
                 .timeout_ms = 3000,
-                .ready_fd = -1,
-                .progress_fd = -1,
-                .progress_every = 1000,
-                .seed = 1,
+                .common = {.seed = 1, .ready_fd = -1, .progress_fd = -1, .progress_every = 1000},
             },
     };
     gen_t *g = &gen;
     int rc = parse_options(argc, argv, &g->options);
+    if (rc == 0)
+        rc = sim_start("dispatch-callgen", &g->options.common);
     if (rc != 0)
         return rc == 1 ? 0 : rc;
-    if ((rc = clock_init(g->options.clock)) < 0) {
-        fprintf(stderr, "dispatch-callgen: --clock %s: %s\n", g->options.clock, strerror(-rc));
-        return 2;
-    }
-    if (!g->options.seed_given)
-        g->options.seed =
+    if (!g->options.common.seed_given)
+        g->options.common.seed =
             (uint64_t)sim_monotonic_ms() ^ ((uint64_t)getpid() << 20) ^ (uint64_t)time(NULL);
     char client_id[32];
     if (!g->options.client_id) {
-        uint64_t x = (uint64_t)clock_now_ms() ^ ((uint64_t)getpid() << 32) ^ g->options.seed;
+        uint64_t x = (uint64_t)clock_now_ms() ^ ((uint64_t)getpid() << 32) ^ g->options.common.seed;
         snprintf(client_id, sizeof(client_id), "cg-%08llx", (unsigned long long)(x & 0xffffffffu));
         g->options.client_id = client_id;
     }
-    sim_random_seed(&g->random, g->options.seed, 2);
+    sim_random_seed(&g->random, g->options.common.seed, 2);
     g->next_tag = sim_random_u64(&g->random) >> 16;
-    sim_nonblocking(g->options.progress_fd);
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction stop = {.sa_handler = on_stop};
-    sigemptyset(&stop.sa_mask);
-    sigaction(SIGTERM, &stop, NULL);
-    sigaction(SIGINT, &stop, NULL);
-
-    char err[1024];
-    if ((rc = config_load(g->options.config_path, &g->config, err, sizeof(err))) < 0) {
-        fprintf(stderr, "dispatch-callgen: %s\n", err);
+    if (sim_load_topology("dispatch-callgen", &g->options.common, &g->config) < 0) {
         teardown(g);
         return 2;
     }
-    sim_use_timezone(config_timezone(g->config));
     char data_dir[1024];
     if (!g->options.data_dir) {
         /* The parent of the first router's data_dir (deploy/data/<district>). */
@@ -1713,8 +1529,7 @@ int main(int argc, char **argv)
         teardown(g);
         return 1;
     }
-    if (g->options.ready_fd >= 0)
-        ready_write_line(g->options.ready_fd, "ready");
+    sim_announce_ready(&g->options.common);
     rc = run(g);
     uint64_t lost = 0;
     if (rc == 0 && g->options.verify_seconds)

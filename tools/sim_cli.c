@@ -2,12 +2,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+
+#include "clock.h"
+#include "ready.h"
 
 int sim_parse_duration(const char *text, int64_t *ms)
 {
@@ -101,7 +106,8 @@ void sim_local_hour(int64_t unix_ms, int *hour, int *weekday)
     *weekday = local.tm_wday;
 }
 
-void sim_use_timezone(const char *zone)
+/* Sets TZ to zone unless TZ is set already. */
+static void use_timezone(const char *zone)
 {
     if (zone && !getenv("TZ"))
         setenv("TZ", zone, 1);
@@ -121,8 +127,186 @@ long sim_raise_file_limit(void)
     return limit.rlim_cur == RLIM_INFINITY ? 1L << 20 : (long)limit.rlim_cur;
 }
 
-void sim_nonblocking(int fd)
+/* Makes fd non-blocking (a progress pipe nobody reads must not stall the
+ * tool). fd < 0 is ignored. */
+static void make_nonblocking(int fd)
 {
     if (fd >= 0)
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* --- options --------------------------------------------------------------- */
+
+static int bad_value(const char *program, const char *name, const char *arg)
+{
+    fprintf(stderr, "%s: --%s: '%s' is not a valid value\n", program, name, arg);
+    return 2;
+}
+
+static int parse_number(const char *text, double *value)
+{
+    char *end;
+    *value = strtod(text, &end);
+    return *end ? -EINVAL : 0;
+}
+
+/* Stores arg into option->value as option->kind says; -EINVAL when it is
+ * not a valid value. */
+static int store_option(const sim_option_t *option, const char *arg)
+{
+    double number;
+    long whole;
+    char *end;
+    switch (option->kind) {
+    case SIM_OPTION_TEXT:
+        *(const char **)option->value = arg;
+        return 0;
+    case SIM_OPTION_SET:
+        *(bool *)option->value = true;
+        return 0;
+    case SIM_OPTION_CLEAR:
+        *(bool *)option->value = false;
+        return 0;
+    case SIM_OPTION_LONG:
+        return sim_parse_long(arg, (long)option->min, (long)option->max, (long *)option->value);
+    case SIM_OPTION_FD:
+        if (sim_parse_long(arg, 0, 1 << 20, &whole) < 0)
+            return -EINVAL;
+        *(int *)option->value = (int)whole;
+        return 0;
+    case SIM_OPTION_NUMBER:
+        if (parse_number(arg, &number) < 0 || !(number >= option->min && number <= option->max))
+            return -EINVAL;
+        *(double *)option->value = number;
+        return 0;
+    case SIM_OPTION_POSITIVE:
+        if (parse_number(arg, &number) < 0 || !(number > 0 && number <= option->max))
+            return -EINVAL;
+        *(double *)option->value = number;
+        return 0;
+    case SIM_OPTION_SHARE:
+        if (sim_parse_share(arg, &number) < 0 || number > option->max)
+            return -EINVAL;
+        *(double *)option->value = number;
+        return 0;
+    case SIM_OPTION_DURATION:
+        return sim_parse_duration(arg, (int64_t *)option->value);
+    case SIM_OPTION_RANGE: {
+        int64_t *range = option->value;
+        return sim_parse_range(arg, &range[0], &range[1]);
+    }
+    case SIM_OPTION_SEED:
+        *(uint64_t *)option->value = strtoull(arg, &end, 10);
+        return *end || end == arg ? -EINVAL : 0;
+    case SIM_OPTION_CHECK:
+        return option->check(arg, option->value);
+    }
+    return -EINVAL;
+}
+
+int sim_parse_options(const char *program, const char *usage, int argc, char **argv,
+                      const sim_option_t *own, size_t own_count, sim_options_t *options)
+{
+    const sim_option_t shared[] = {
+        {"config", SIM_OPTION_TEXT, &options->config_path, 0, 0, NULL},
+        {"clock", SIM_OPTION_TEXT, &options->clock, 0, 0, NULL},
+        {"duration", SIM_OPTION_DURATION, &options->duration, 0, 0, NULL},
+        {"seed", SIM_OPTION_SEED, &options->seed, 0, 0, NULL},
+        {"ready-fd", SIM_OPTION_FD, &options->ready_fd, 0, 0, NULL},
+        {"progress-fd", SIM_OPTION_FD, &options->progress_fd, 0, 0, NULL},
+        {"progress-every", SIM_OPTION_LONG, &options->progress_every, 10, 3600000, NULL},
+    };
+    size_t shared_count = sizeof(shared) / sizeof(shared[0]);
+    size_t count = shared_count + own_count;
+    /* getopt_long's table: every option, then --help, then the end. */
+    struct option *table = calloc(count + 2, sizeof(*table));
+    if (!table) {
+        fprintf(stderr, "%s: out of memory\n", program);
+        return 2;
+    }
+    for (size_t i = 0; i < count; i++) {
+        const sim_option_t *option = i < shared_count ? &shared[i] : &own[i - shared_count];
+        bool flag = option->kind == SIM_OPTION_SET || option->kind == SIM_OPTION_CLEAR;
+        table[i] = (struct option){option->name, flag ? no_argument : required_argument, NULL,
+                                   (int)i + 256};
+    }
+    table[count] = (struct option){"help", no_argument, NULL, (int)count + 256};
+    int opt, rc = 0;
+    while (rc == 0 && (opt = getopt_long(argc, argv, "", table, NULL)) != -1) {
+        size_t i = (size_t)opt - 256;
+        if (opt < 256 || i > count) {
+            rc = 2;
+            fprintf(stderr, "usage: %s", usage);
+        } else if (i == count) {
+            rc = 1;
+            fprintf(stderr, "usage: %s", usage);
+        } else {
+            const sim_option_t *option = i < shared_count ? &shared[i] : &own[i - shared_count];
+            if (store_option(option, optarg) < 0)
+                rc = bad_value(program, option->name, optarg);
+            if (option->kind == SIM_OPTION_SEED)
+                options->seed_given = true;
+        }
+    }
+    free(table);
+    if (rc == 0 && (optind < argc || !options->config_path)) {
+        rc = 2;
+        fprintf(stderr, "usage: %s", usage);
+    }
+    return rc;
+}
+
+/* --- start-up ------------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+bool sim_stop_requested(void)
+{
+    return stop_requested != 0;
+}
+
+int sim_start(const char *program, const sim_options_t *options)
+{
+    int rc = clock_init(options->clock);
+    if (rc < 0) {
+        fprintf(stderr, "%s: --clock %s: %s\n", program, options->clock, strerror(-rc));
+        return 2;
+    }
+    make_nonblocking(options->progress_fd);
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction stop = {.sa_handler = on_stop};
+    sigemptyset(&stop.sa_mask);
+    sigaction(SIGTERM, &stop, NULL);
+    sigaction(SIGINT, &stop, NULL);
+    return 0;
+}
+
+int sim_load_topology(const char *program, const sim_options_t *options, config_t **ret)
+{
+    char err[1024];
+    int rc = config_load(options->config_path, ret, err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "%s: %s\n", program, err);
+        return rc;
+    }
+    use_timezone(config_timezone(*ret));
+    return 0;
+}
+
+void sim_announce_ready(const sim_options_t *options)
+{
+    if (options->ready_fd >= 0)
+        ready_write_line(options->ready_fd, "ready");
+}
+
+void sim_write_progress(const sim_options_t *options, const char *line)
+{
+    if (options->progress_fd >= 0)
+        ready_write_line(options->progress_fd, line);
 }

@@ -53,7 +53,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +64,6 @@
 #include "clock.h"
 #include "codec.h"
 #include "config.h"
-#include "ready.h"
 #include "sim_cli.h"
 #include "sim_data.h"
 #include "sim_heap.h"
@@ -140,8 +138,7 @@ typedef struct ticket {
 } ticket_t;
 
 typedef struct options {
-    const char *config_path;
-    const char *clock;
+    sim_options_t common;
     const char *routers[MAX_ROUTERS];
     size_t router_count;
     bool all_units;
@@ -150,10 +147,6 @@ typedef struct options {
     double delay_scale;
     bool dispatcher;
     int64_t dispatch_every;
-    int64_t duration;
-    uint64_t seed;
-    int ready_fd, progress_fd;
-    long progress_every;
 } options_t;
 
 typedef struct sim {
@@ -179,14 +172,6 @@ typedef struct sim {
     uint64_t deliveries, withdrawn, sign_offs, extension_decisions, reminders_seen, actions_sent,
         retries, results_ok, refused, refused_codes[16], progress, extensions;
 } sim_t;
-
-static volatile sig_atomic_t stop_requested;
-
-static void on_stop(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 static int64_t scaled(const sim_t *sim, double ms)
 {
@@ -794,7 +779,7 @@ static void dispatch_triage(sim_t *sim, router_t *router)
         return;
     Dispatch__AdminReply *reply = (Dispatch__AdminReply *)msg;
     if (reply->body_case == DISPATCH__ADMIN_REPLY__BODY_QUEUE) {
-        for (size_t i = 0; i < reply->queue->n_items && !stop_requested; i++) {
+        for (size_t i = 0; i < reply->queue->n_items && !sim_stop_requested(); i++) {
             Dispatch__TriageAssign assign = DISPATCH__TRIAGE_ASSIGN__INIT;
             assign.ticket_id = reply->queue->items[i]->ticket_id;
             assign.lead_unit = (char *)router->office;
@@ -877,7 +862,7 @@ static void totals(const sim_t *sim, district_stats_t *all)
 
 static void write_progress(sim_t *sim, int64_t now)
 {
-    if (sim->options.progress_fd < 0)
+    if (sim->options.common.progress_fd < 0)
         return;
     district_stats_t all;
     totals(sim, &all);
@@ -904,7 +889,7 @@ static void write_progress(sim_t *sim, int64_t now)
                       d, (unsigned long long)st->dispatched, d, (unsigned long long)st->signed_for,
                       d, (unsigned long long)st->resolved, d, (unsigned long long)st->overdue);
     }
-    ready_write_line(sim->options.progress_fd, line);
+    sim_write_progress(&sim->options.common, line);
 }
 
 static int loop(sim_t *sim)
@@ -913,9 +898,10 @@ static int loop(sim_t *sim)
     sim->started_business = clock_now_ms();
     sim->started_real = sim_monotonic_ms();
     sim->next_dispatch = sim->started_business + sim->options.dispatch_every;
-    while (!stop_requested) {
+    while (!sim_stop_requested()) {
         int64_t now = clock_now_ms();
-        if (sim->options.duration && now - sim->started_business >= sim->options.duration)
+        if (sim->options.common.duration &&
+            now - sim->started_business >= sim->options.common.duration)
             break;
         int rc = run_timers(sim, now);
         if (rc < 0)
@@ -933,7 +919,7 @@ static int loop(sim_t *sim)
         }
         if (real >= next_progress) {
             write_progress(sim, now);
-            next_progress = real + sim->options.progress_every;
+            next_progress = real + sim->options.common.progress_every;
         }
 
         long wait = 100;
@@ -1020,166 +1006,51 @@ static void print_stats(const sim_t *sim)
 
 /* --- options ------------------------------------------------------------- */
 
-static int usage(void)
+static const char usage_text[] =
+    "dispatch-unitsim --config FILE [--clock SPEC] [--router NAME]...\n"
+    "         [--units ruled|all] [--max-units N]\n"
+    "         [--sign-late S] [--resolve-late S] [--return-share S]\n"
+    "         [--extension-share S] [--progress-share S] [--not-solved-share S]\n"
+    "         [--delay-scale X] [--dispatcher] [--dispatch-every DURATION]\n"
+    "         [--duration DURATION] [--seed N]\n"
+    "         [--ready-fd N] [--progress-fd N] [--progress-every MS]\n"
+    "  S: a share, 0.05 or 5%; DURATION: business time, 90s 15m 12h 2d\n";
+
+static int add_router(const char *arg, void *value)
 {
-    fprintf(stderr, "usage: dispatch-unitsim --config FILE [--clock SPEC] [--router NAME]...\n"
-                    "         [--units ruled|all] [--max-units N]\n"
-                    "         [--sign-late S] [--resolve-late S] [--return-share S]\n"
-                    "         [--extension-share S] [--progress-share S] [--not-solved-share S]\n"
-                    "         [--delay-scale X] [--dispatcher] [--dispatch-every DURATION]\n"
-                    "         [--duration DURATION] [--seed N]\n"
-                    "         [--ready-fd N] [--progress-fd N] [--progress-every MS]\n"
-                    "  S: a share, 0.05 or 5%%; DURATION: business time, 90s 15m 12h 2d\n");
-    return 2;
+    options_t *o = value;
+    if (o->router_count == MAX_ROUTERS)
+        return -EINVAL;
+    o->routers[o->router_count++] = arg;
+    return 0;
 }
 
-static int bad(const char *option, const char *value)
+static int choose_units(const char *arg, void *value)
 {
-    fprintf(stderr, "dispatch-unitsim: %s: '%s' is not a valid value\n", option, value);
-    return 2;
+    if (strcmp(arg, "all") != 0 && strcmp(arg, "ruled") != 0)
+        return -EINVAL;
+    *(bool *)value = strcmp(arg, "all") == 0;
+    return 0;
 }
 
 static int parse_options(int argc, char **argv, options_t *o)
 {
-    enum {
-        OPT_CONFIG = 256,
-        OPT_CLOCK,
-        OPT_ROUTER,
-        OPT_UNITS,
-        OPT_MAX_UNITS,
-        OPT_SIGN_LATE,
-        OPT_RESOLVE_LATE,
-        OPT_RETURN,
-        OPT_EXTENSION,
-        OPT_PROGRESS_SHARE,
-        OPT_NOT_SOLVED,
-        OPT_SCALE,
-        OPT_DISPATCHER,
-        OPT_DISPATCH_EVERY,
-        OPT_DURATION,
-        OPT_SEED,
-        OPT_READY,
-        OPT_PROGRESS,
-        OPT_PROGRESS_EVERY,
-        OPT_HELP,
+    const sim_option_t options[] = {
+        {"router", SIM_OPTION_CHECK, o, 0, 0, add_router},
+        {"units", SIM_OPTION_CHECK, &o->all_units, 0, 0, choose_units},
+        {"max-units", SIM_OPTION_LONG, &o->max_units, 1, 1000000, NULL},
+        {"sign-late", SIM_OPTION_SHARE, &o->sign_late, 0, 1, NULL},
+        {"resolve-late", SIM_OPTION_SHARE, &o->resolve_late, 0, 1, NULL},
+        {"return-share", SIM_OPTION_SHARE, &o->return_share, 0, 1, NULL},
+        {"extension-share", SIM_OPTION_SHARE, &o->extension_share, 0, 1, NULL},
+        {"progress-share", SIM_OPTION_SHARE, &o->progress_share, 0, 1, NULL},
+        {"not-solved-share", SIM_OPTION_SHARE, &o->not_solved, 0, 0.8, NULL},
+        {"delay-scale", SIM_OPTION_POSITIVE, &o->delay_scale, 0, 1000, NULL},
+        {"dispatcher", SIM_OPTION_SET, &o->dispatcher, 0, 0, NULL},
+        {"dispatch-every", SIM_OPTION_DURATION, &o->dispatch_every, 0, 0, NULL},
     };
-    static const struct option options[] = {
-        {"config", required_argument, NULL, OPT_CONFIG},
-        {"clock", required_argument, NULL, OPT_CLOCK},
-        {"router", required_argument, NULL, OPT_ROUTER},
-        {"units", required_argument, NULL, OPT_UNITS},
-        {"max-units", required_argument, NULL, OPT_MAX_UNITS},
-        {"sign-late", required_argument, NULL, OPT_SIGN_LATE},
-        {"resolve-late", required_argument, NULL, OPT_RESOLVE_LATE},
-        {"return-share", required_argument, NULL, OPT_RETURN},
-        {"extension-share", required_argument, NULL, OPT_EXTENSION},
-        {"progress-share", required_argument, NULL, OPT_PROGRESS_SHARE},
-        {"not-solved-share", required_argument, NULL, OPT_NOT_SOLVED},
-        {"delay-scale", required_argument, NULL, OPT_SCALE},
-        {"dispatcher", no_argument, NULL, OPT_DISPATCHER},
-        {"dispatch-every", required_argument, NULL, OPT_DISPATCH_EVERY},
-        {"duration", required_argument, NULL, OPT_DURATION},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"ready-fd", required_argument, NULL, OPT_READY},
-        {"progress-fd", required_argument, NULL, OPT_PROGRESS},
-        {"progress-every", required_argument, NULL, OPT_PROGRESS_EVERY},
-        {"help", no_argument, NULL, OPT_HELP},
-        {NULL, 0, NULL, 0},
-    };
-    int opt;
-    long number;
-    char *end;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        switch (opt) {
-        case OPT_CONFIG:
-            o->config_path = optarg;
-            break;
-        case OPT_CLOCK:
-            o->clock = optarg;
-            break;
-        case OPT_ROUTER:
-            if (o->router_count == MAX_ROUTERS)
-                return bad("--router", optarg);
-            o->routers[o->router_count++] = optarg;
-            break;
-        case OPT_UNITS:
-            if (strcmp(optarg, "all") != 0 && strcmp(optarg, "ruled") != 0)
-                return bad("--units", optarg);
-            o->all_units = strcmp(optarg, "all") == 0;
-            break;
-        case OPT_MAX_UNITS:
-            if (sim_parse_long(optarg, 1, 1000000, &o->max_units) < 0)
-                return bad("--max-units", optarg);
-            break;
-        case OPT_SIGN_LATE:
-            if (sim_parse_share(optarg, &o->sign_late) < 0)
-                return bad("--sign-late", optarg);
-            break;
-        case OPT_RESOLVE_LATE:
-            if (sim_parse_share(optarg, &o->resolve_late) < 0)
-                return bad("--resolve-late", optarg);
-            break;
-        case OPT_RETURN:
-            if (sim_parse_share(optarg, &o->return_share) < 0)
-                return bad("--return-share", optarg);
-            break;
-        case OPT_EXTENSION:
-            if (sim_parse_share(optarg, &o->extension_share) < 0)
-                return bad("--extension-share", optarg);
-            break;
-        case OPT_PROGRESS_SHARE:
-            if (sim_parse_share(optarg, &o->progress_share) < 0)
-                return bad("--progress-share", optarg);
-            break;
-        case OPT_NOT_SOLVED:
-            if (sim_parse_share(optarg, &o->not_solved) < 0 || o->not_solved > 0.8)
-                return bad("--not-solved-share", optarg);
-            break;
-        case OPT_SCALE:
-            o->delay_scale = strtod(optarg, &end);
-            if (*end || !(o->delay_scale > 0 && o->delay_scale <= 1000))
-                return bad("--delay-scale", optarg);
-            break;
-        case OPT_DISPATCHER:
-            o->dispatcher = true;
-            break;
-        case OPT_DISPATCH_EVERY:
-            if (sim_parse_duration(optarg, &o->dispatch_every) < 0)
-                return bad("--dispatch-every", optarg);
-            break;
-        case OPT_DURATION:
-            if (sim_parse_duration(optarg, &o->duration) < 0)
-                return bad("--duration", optarg);
-            break;
-        case OPT_SEED:
-            o->seed = strtoull(optarg, &end, 10);
-            if (*end || end == optarg)
-                return bad("--seed", optarg);
-            break;
-        case OPT_READY:
-            if (sim_parse_long(optarg, 0, 1 << 20, &number) < 0)
-                return bad("--ready-fd", optarg);
-            o->ready_fd = (int)number;
-            break;
-        case OPT_PROGRESS:
-            if (sim_parse_long(optarg, 0, 1 << 20, &number) < 0)
-                return bad("--progress-fd", optarg);
-            o->progress_fd = (int)number;
-            break;
-        case OPT_PROGRESS_EVERY:
-            if (sim_parse_long(optarg, 10, 3600000, &o->progress_every) < 0)
-                return bad("--progress-every", optarg);
-            break;
-        case OPT_HELP:
-            usage();
-            return 1;
-        default:
-            return usage();
-        }
-    }
-    if (optind < argc || !o->config_path)
-        return usage();
-    return 0;
+    return sim_parse_options("dispatch-unitsim", usage_text, argc, argv, options,
+                             sizeof(options) / sizeof(options[0]), &o->common);
 }
 
 static bool router_selected(const options_t *o, const char *name)
@@ -1195,12 +1066,9 @@ static bool router_selected(const options_t *o, const char *name)
 static int setup(sim_t *sim)
 {
     char err[1024];
-    int rc = config_load(sim->options.config_path, &sim->config, err, sizeof(err));
-    if (rc < 0) {
-        fprintf(stderr, "dispatch-unitsim: %s\n", err);
+    int rc = sim_load_topology("dispatch-unitsim", &sim->options.common, &sim->config);
+    if (rc < 0)
         return rc;
-    }
-    sim_use_timezone(config_timezone(sim->config));
     for (size_t i = 0; i < config_worker_count(sim->config); i++) {
         const config_worker_t *w = config_worker_at(sim->config, i);
         if (strcmp(w->kind, "router") != 0 || !router_selected(&sim->options, w->name))
@@ -1222,7 +1090,7 @@ static int setup(sim_t *sim)
     }
     if (sim->router_count == 0) {
         fprintf(stderr, "dispatch-unitsim: no router with a units endpoint in %s\n",
-                sim->options.config_path);
+                sim->options.common.config_path);
         return -EINVAL;
     }
     if ((rc = sim_map_new(&sim->session_index)) < 0 || (rc = sim_map_new(&sim->ticket_index)) < 0 ||
@@ -1301,31 +1169,19 @@ int main(int argc, char **argv)
                 .not_solved = 0.04,
                 .delay_scale = 1.0,
                 .dispatch_every = 20 * MINUTE_MS,
-                .seed = 1,
-                .ready_fd = -1,
-                .progress_fd = -1,
-                .progress_every = 1000,
+                .common = {.seed = 1, .ready_fd = -1, .progress_fd = -1, .progress_every = 1000},
             },
     };
     int rc = parse_options(argc, argv, &sim.options);
+    if (rc == 0)
+        rc = sim_start("dispatch-unitsim", &sim.options.common);
     if (rc != 0)
         return rc == 1 ? 0 : rc;
-    if ((rc = clock_init(sim.options.clock)) < 0) {
-        fprintf(stderr, "dispatch-unitsim: --clock %s: %s\n", sim.options.clock, strerror(-rc));
-        return 2;
-    }
-    sim_random_seed(&sim.random, sim.options.seed, 1);
-    sim_nonblocking(sim.options.progress_fd);
-    signal(SIGPIPE, SIG_IGN);
-    struct sigaction stop = {.sa_handler = on_stop};
-    sigemptyset(&stop.sa_mask);
-    sigaction(SIGTERM, &stop, NULL);
-    sigaction(SIGINT, &stop, NULL);
+    sim_random_seed(&sim.random, sim.options.common.seed, 1);
 
     rc = setup(&sim);
     if (rc == 0) {
-        if (sim.options.ready_fd >= 0)
-            ready_write_line(sim.options.ready_fd, "ready");
+        sim_announce_ready(&sim.options.common);
         fprintf(stderr, "dispatch-unitsim: %zu unit sessions on %zu routers\n", sim.session_count,
                 sim.router_count);
         rc = loop(&sim);
