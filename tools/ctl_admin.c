@@ -1,7 +1,6 @@
 /* dispatchctl commands on a router's admin endpoint: triage, registry,
  * rule (docs/protocol.md section 6). */
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,24 +8,6 @@
 
 /* The number of entries AdminRequest lists may hold (assisting units). */
 #define ASSIST_MAX 16
-
-enum {
-    OPT_UNIT = 256,
-    OPT_ASSIST,
-    OPT_NOTE,
-    OPT_LIMIT,
-    OPT_AFTER,
-    OPT_ID,
-    OPT_NAME,
-    OPT_LEVEL,
-    OPT_PARENT,
-    OPT_DISTRICT,
-    OPT_INACTIVE,
-    OPT_CATEGORY,
-    OPT_AREA,
-    OPT_LEAD,
-    OPT_PRIORITY,
-};
 
 /* "done" line for AdminDone: the ticket and its state when given. */
 static void print_done(const Dispatch__AdminReply *reply)
@@ -41,83 +22,75 @@ static void print_done(const Dispatch__AdminReply *reply)
         printf("done\n");
 }
 
-/* Sends request to the router (of `district` when --district is not given)
- * and prints AdminDone. */
-static int admin_done(ctl_t *ctl, const char *district, Dispatch__AdminRequest *request,
-                      Dispatch__Role default_role)
+/* Sends a request to the router (of `district` when --district is not
+ * given; NULL: the only one) and prints its reply: AdminDone, or the queue
+ * page of list_queue ("triage list", "unit list"). */
+static int admin_request(ctl_t *ctl, const char *district,
+                         Dispatch__AdminRequest__BodyCase body_case, void *body,
+                         const char *default_actor, Dispatch__Role default_role)
 {
     const char *url;
     int rc = ctl_router_url(ctl, district, &url);
     if (rc != CTL_EXIT_OK)
         return rc;
     Dispatch__AdminReply *reply;
-    rc = ctl_admin_call(ctl, url, request, ctl_actor(ctl, "dispatchctl"), default_role, &reply);
+    rc = ctl_admin_call(ctl, url, body_case, body, default_actor, default_role, &reply);
     if (rc != CTL_EXIT_OK)
         return rc;
-    if (reply->body_case != DISPATCH__ADMIN_REPLY__BODY_DONE)
+    const Dispatch__ListQueue *list =
+        body_case == DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE ? body : NULL;
+    bool expected = list ? reply->body_case == DISPATCH__ADMIN_REPLY__BODY_QUEUE && reply->queue
+                         : reply->body_case == DISPATCH__ADMIN_REPLY__BODY_DONE;
+    if (!expected)
         rc = ctl_fail(CTL_EXIT_INTERNAL, "unexpected reply from %s", url);
+    else if (!ctl->json && list)
+        ctl_print_queue(reply->queue, list->kind != DISPATCH__QUEUE_KIND__QUEUE_KIND_UNIT);
     else if (!ctl->json)
         print_done(reply);
     protobuf_c_message_free_unpacked(&reply->base, NULL);
     return rc;
 }
 
-/* Lists a queue page of the router; shared by "triage list" and "unit list". */
-static int list_queue(ctl_t *ctl, Dispatch__ListQueue *list, const char *default_actor,
-                      Dispatch__Role default_role)
+/* A command that changes something: AdminDone is its answer. */
+static int admin_done(ctl_t *ctl, const char *district, Dispatch__AdminRequest__BodyCase body_case,
+                      void *body, Dispatch__Role default_role)
 {
-    const char *url;
-    int rc = ctl_router_url(ctl, NULL, &url);
-    if (rc != CTL_EXIT_OK)
-        return rc;
-    Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
-    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE;
-    request.list_queue = list;
-    Dispatch__AdminReply *reply;
-    rc = ctl_admin_call(ctl, url, &request, default_actor, default_role, &reply);
-    if (rc != CTL_EXIT_OK)
-        return rc;
-    if (reply->body_case != DISPATCH__ADMIN_REPLY__BODY_QUEUE || !reply->queue)
-        rc = ctl_fail(CTL_EXIT_INTERNAL, "unexpected reply from %s", url);
-    else if (!ctl->json)
-        ctl_print_queue(reply->queue, list->kind != DISPATCH__QUEUE_KIND__QUEUE_KIND_UNIT);
-    protobuf_c_message_free_unpacked(&reply->base, NULL);
-    return rc;
+    return admin_request(ctl, district, body_case, body, ctl_actor(ctl, "dispatchctl"),
+                         default_role);
+}
+
+/* --assist U1,U2 (may be NULL) into a list the caller frees with
+ * ctl_free_list. */
+static int split_assist(const char *assist, char ***units, size_t *count)
+{
+    *units = NULL;
+    *count = 0;
+    if (!assist)
+        return CTL_EXIT_OK;
+    int rc = ctl_split_list("--assist", assist, ASSIST_MAX, units, count);
+    if (rc == -ENOMEM)
+        return ctl_fail(CTL_EXIT_INTERNAL, "out of memory");
+    return rc < 0 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
 }
 
 /* Parses --limit and --after of a list command into list. */
 static int parse_list_options(int argc, char **argv, Dispatch__ListQueue *list, const char **unit)
 {
-    static const struct option options[] = {
-        {"limit", required_argument, NULL, OPT_LIMIT},
-        {"after", required_argument, NULL, OPT_AFTER},
-        {"unit", required_argument, NULL, OPT_UNIT},
-        {NULL, 0, NULL, 0},
+    long limit = 0;
+    const ctl_option_t options[] = {
+        {"limit", CTL_OPTION_LONG, &limit, .min = 1, .max = 500},
+        {"after", CTL_OPTION_TEXT, .value = &list->after_ticket_id},
+        unit ? (ctl_option_t){"unit", CTL_OPTION_TEXT, .value = unit}
+             : (ctl_option_t){"unit", CTL_OPTION_CHECK, "--unit is not an option of this command",
+                              .check = ctl_option_refused},
     };
-    long limit;
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        switch (opt) {
-        case OPT_LIMIT:
-            if (ctl_parse_long("--limit", optarg, 1, 500, &limit) < 0)
-                return CTL_EXIT_USAGE;
-            list->limit = (uint32_t)limit;
-            break;
-        case OPT_AFTER:
-            list->after_ticket_id = optarg;
-            break;
-        case OPT_UNIT:
-            if (!unit)
-                return ctl_usage_error("--unit is not an option of this command");
-            *unit = optarg;
-            break;
-        default:
-            return CTL_EXIT_USAGE;
-        }
-    }
-    if (optind < argc)
-        return ctl_usage_error("unexpected argument '%s'", argv[optind]);
+    int first;
+    int rc = ctl_parse_options(argc, argv, options, sizeof(options) / sizeof(options[0]), &first);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (first < argc)
+        return ctl_usage_error("unexpected argument '%s'", argv[first]);
+    list->limit = (uint32_t)limit;
     return CTL_EXIT_OK;
 }
 
@@ -134,53 +107,32 @@ int ctl_list_unit_queue(ctl_t *ctl, int argc, char **argv)
     list.unit_id = (char *)unit;
     if (ctl->district)
         list.district = (char *)ctl->district;
-    return list_queue(ctl, &list, unit, DISPATCH__ROLE__ROLE_UNIT);
+    return admin_request(ctl, NULL, DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE, &list, unit,
+                         DISPATCH__ROLE__ROLE_UNIT);
 }
 
 static int triage_assign(ctl_t *ctl, int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"unit", required_argument, NULL, OPT_UNIT},
-        {"assist", required_argument, NULL, OPT_ASSIST},
-        {"note", required_argument, NULL, OPT_NOTE},
-        {NULL, 0, NULL, 0},
-    };
     Dispatch__TriageAssign assign = DISPATCH__TRIAGE_ASSIGN__INIT;
     const char *assist = NULL;
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        switch (opt) {
-        case OPT_UNIT:
-            assign.lead_unit = optarg;
-            break;
-        case OPT_ASSIST:
-            assist = optarg;
-            break;
-        case OPT_NOTE:
-            assign.note = optarg;
-            break;
-        default:
-            return CTL_EXIT_USAGE;
-        }
-    }
-    if (argc - optind != 1 || !*assign.lead_unit)
+    const ctl_option_t options[] = {
+        {"unit", CTL_OPTION_TEXT, .value = &assign.lead_unit},
+        {"assist", CTL_OPTION_TEXT, .value = &assist},
+        {"note", CTL_OPTION_TEXT, .value = &assign.note},
+    };
+    int first;
+    int rc = ctl_parse_options(argc, argv, options, sizeof(options) / sizeof(options[0]), &first);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (argc - first != 1 || !*assign.lead_unit)
         return ctl_usage_error("usage: triage assign TICKET --unit U [--assist U1,U2] [--note T]");
-    assign.ticket_id = argv[optind];
-    char **units = NULL;
-    size_t count = 0;
-    if (assist) {
-        int rc = ctl_split_list("--assist", assist, ASSIST_MAX, &units, &count);
-        if (rc < 0)
-            return rc == -ENOMEM ? ctl_fail(CTL_EXIT_INTERNAL, "out of memory") : CTL_EXIT_USAGE;
-    }
-    assign.assisting_units = units;
-    assign.n_assisting_units = count;
-    Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
-    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_ASSIGN;
-    request.triage_assign = &assign;
-    int rc = admin_done(ctl, NULL, &request, DISPATCH__ROLE__ROLE_DISPATCHER);
-    ctl_free_list(units, count);
+    assign.ticket_id = argv[first];
+    rc = split_assist(assist, &assign.assisting_units, &assign.n_assisting_units);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    rc = admin_done(ctl, NULL, DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_ASSIGN, &assign,
+                    DISPATCH__ROLE__ROLE_DISPATCHER);
+    ctl_free_list(assign.assisting_units, assign.n_assisting_units);
     return rc;
 }
 
@@ -196,8 +148,8 @@ int ctl_cmd_triage(ctl_t *ctl, int argc, char **argv)
             return rc;
         if (ctl->district)
             list.district = (char *)ctl->district;
-        return list_queue(ctl, &list, ctl_actor(ctl, "dispatchctl"),
-                          DISPATCH__ROLE__ROLE_DISPATCHER);
+        return admin_request(ctl, NULL, DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE, &list,
+                             ctl_actor(ctl, "dispatchctl"), DISPATCH__ROLE__ROLE_DISPATCHER);
     }
     if (strcmp(argv[1], "assign") == 0)
         return triage_assign(ctl, argc - 1, argv + 1);
@@ -208,78 +160,45 @@ int ctl_cmd_triage(ctl_t *ctl, int argc, char **argv)
 
 static int registry_upsert(ctl_t *ctl, int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"id", required_argument, NULL, OPT_ID},
-        {"name", required_argument, NULL, OPT_NAME},
-        {"level", required_argument, NULL, OPT_LEVEL},
-        {"parent", required_argument, NULL, OPT_PARENT},
-        {"district", required_argument, NULL, OPT_DISTRICT},
-        {"inactive", no_argument, NULL, OPT_INACTIVE},
-        {NULL, 0, NULL, 0},
-    };
     Dispatch__Unit unit = DISPATCH__UNIT__INIT;
     unit.active = true;
-    int value = 0, opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        switch (opt) {
-        case OPT_ID:
-            unit.id = optarg;
-            break;
-        case OPT_NAME:
-            unit.name = optarg;
-            break;
-        case OPT_LEVEL:
-            if (ctl_parse_word(ctl_level_words, "--level", optarg, &value) < 0)
-                return CTL_EXIT_USAGE;
-            unit.level = value;
-            break;
-        case OPT_PARENT:
-            unit.parent_id = optarg;
-            break;
-        case OPT_DISTRICT:
-            unit.district = optarg;
-            break;
-        case OPT_INACTIVE:
-            unit.active = false;
-            break;
-        default:
-            return CTL_EXIT_USAGE;
-        }
-    }
-    if (optind < argc)
-        return ctl_usage_error("registry upsert: unexpected argument '%s'", argv[optind]);
+    const ctl_option_t options[] = {
+        {"id", CTL_OPTION_TEXT, .value = &unit.id},
+        {"name", CTL_OPTION_TEXT, .value = &unit.name},
+        {"level", CTL_OPTION_WORD, &unit.level, .words = ctl_level_words},
+        {"parent", CTL_OPTION_TEXT, .value = &unit.parent_id},
+        {"district", CTL_OPTION_TEXT, .value = &unit.district},
+        {"inactive", CTL_OPTION_FALSE, .value = &unit.active},
+    };
+    int first;
+    int rc = ctl_parse_options(argc, argv, options, sizeof(options) / sizeof(options[0]), &first);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (first < argc)
+        return ctl_usage_error("registry upsert: unexpected argument '%s'", argv[first]);
     if (!*unit.id || !*unit.name || !unit.level)
         return ctl_usage_error("registry upsert needs --id, --name and --level");
     Dispatch__UnitUpsert upsert = DISPATCH__UNIT_UPSERT__INIT;
     upsert.unit = &unit;
-    Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
-    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_UNIT_UPSERT;
-    request.unit_upsert = &upsert;
-    return admin_done(ctl, *unit.district ? unit.district : NULL, &request,
+    return admin_done(ctl, *unit.district ? unit.district : NULL,
+                      DISPATCH__ADMIN_REQUEST__BODY_UNIT_UPSERT, &upsert,
                       DISPATCH__ROLE__ROLE_ADMIN);
 }
 
 static int registry_remove(ctl_t *ctl, int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"id", required_argument, NULL, OPT_ID},
-        {NULL, 0, NULL, 0},
-    };
     Dispatch__UnitRemove remove = DISPATCH__UNIT_REMOVE__INIT;
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        if (opt != OPT_ID)
-            return CTL_EXIT_USAGE;
-        remove.unit_id = optarg;
-    }
-    if (optind < argc || !*remove.unit_id)
+    const ctl_option_t options[] = {
+        {"id", CTL_OPTION_TEXT, .value = &remove.unit_id},
+    };
+    int first;
+    int rc = ctl_parse_options(argc, argv, options, sizeof(options) / sizeof(options[0]), &first);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (first < argc || !*remove.unit_id)
         return ctl_usage_error("usage: registry remove --id U");
-    Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
-    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_UNIT_REMOVE;
-    request.unit_remove = &remove;
-    return admin_done(ctl, NULL, &request, DISPATCH__ROLE__ROLE_ADMIN);
+    return admin_done(ctl, NULL, DISPATCH__ADMIN_REQUEST__BODY_UNIT_REMOVE, &remove,
+                      DISPATCH__ROLE__ROLE_ADMIN);
 }
 
 int ctl_cmd_registry(ctl_t *ctl, int argc, char **argv)
@@ -295,82 +214,51 @@ int ctl_cmd_registry(ctl_t *ctl, int argc, char **argv)
 
 static int rule_command(ctl_t *ctl, int argc, char **argv, bool upsert)
 {
-    static const struct option options[] = {
-        {"category", required_argument, NULL, OPT_CATEGORY},
-        {"area", required_argument, NULL, OPT_AREA},
-        {"lead", required_argument, NULL, OPT_LEAD},
-        {"assist", required_argument, NULL, OPT_ASSIST},
-        {"priority", required_argument, NULL, OPT_PRIORITY},
-        {"district", required_argument, NULL, OPT_DISTRICT},
-        {NULL, 0, NULL, 0},
-    };
     Dispatch__RoutingRule rule = DISPATCH__ROUTING_RULE__INIT;
     const char *assist = NULL;
-    long priority;
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        switch (opt) {
-        case OPT_CATEGORY:
-            rule.category = optarg;
-            break;
-        case OPT_AREA:
-            rule.area = optarg;
-            break;
-        case OPT_DISTRICT:
-            rule.district = optarg;
-            break;
-        case OPT_LEAD:
-        case OPT_ASSIST:
-        case OPT_PRIORITY:
-            if (!upsert)
-                return ctl_usage_error("rule remove takes --category, --area, --district");
-            if (opt == OPT_LEAD)
-                rule.lead_unit = optarg;
-            else if (opt == OPT_ASSIST)
-                assist = optarg;
-            else if (ctl_parse_long("--priority", optarg, INT32_MIN, INT32_MAX, &priority) < 0)
-                return CTL_EXIT_USAGE;
-            else
-                rule.priority = (int32_t)priority;
-            break;
-        default:
-            return CTL_EXIT_USAGE;
-        }
+    long priority = 0;
+    ctl_option_t options[] = {
+        {"category", CTL_OPTION_TEXT, .value = &rule.category},
+        {"area", CTL_OPTION_TEXT, .value = &rule.area},
+        {"district", CTL_OPTION_TEXT, .value = &rule.district},
+        {"lead", CTL_OPTION_TEXT, .value = &rule.lead_unit},
+        {"assist", CTL_OPTION_TEXT, .value = &assist},
+        {"priority", CTL_OPTION_LONG, &priority, .min = INT32_MIN, .max = INT32_MAX},
+    };
+    /* rule remove refuses what only an upsert takes (from --lead on). */
+    for (size_t i = 3; !upsert && i < sizeof(options) / sizeof(options[0]); i++) {
+        options[i].kind = CTL_OPTION_CHECK;
+        options[i].value = "rule remove takes --category, --area, --district";
+        options[i].check = ctl_option_refused;
     }
-    if (optind < argc)
-        return ctl_usage_error("rule: unexpected argument '%s'", argv[optind]);
+    int first;
+    int rc = ctl_parse_options(argc, argv, options, sizeof(options) / sizeof(options[0]), &first);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (first < argc)
+        return ctl_usage_error("rule: unexpected argument '%s'", argv[first]);
+    rule.priority = (int32_t)priority;
     if (!*rule.district && ctl->district)
         rule.district = (char *)ctl->district;
     if (!*rule.category || !*rule.district || (upsert && !*rule.lead_unit))
         return ctl_usage_error(upsert ? "rule upsert needs --category, --lead and --district"
                                       : "rule remove needs --category and --district");
-    Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
-    Dispatch__RuleUpsert rule_upsert = DISPATCH__RULE_UPSERT__INIT;
-    Dispatch__RuleRemove rule_remove = DISPATCH__RULE_REMOVE__INIT;
-    char **units = NULL;
-    size_t count = 0;
-    if (upsert) {
-        if (assist) {
-            int rc = ctl_split_list("--assist", assist, ASSIST_MAX, &units, &count);
-            if (rc < 0)
-                return rc == -ENOMEM ? ctl_fail(CTL_EXIT_INTERNAL, "out of memory")
-                                     : CTL_EXIT_USAGE;
-        }
-        rule.assisting_units = units;
-        rule.n_assisting_units = count;
-        rule_upsert.rule = &rule;
-        request.body_case = DISPATCH__ADMIN_REQUEST__BODY_RULE_UPSERT;
-        request.rule_upsert = &rule_upsert;
-    } else {
+    if (!upsert) {
+        Dispatch__RuleRemove rule_remove = DISPATCH__RULE_REMOVE__INIT;
         rule_remove.district = rule.district;
         rule_remove.category = rule.category;
         rule_remove.area = rule.area;
-        request.body_case = DISPATCH__ADMIN_REQUEST__BODY_RULE_REMOVE;
-        request.rule_remove = &rule_remove;
+        return admin_done(ctl, rule.district, DISPATCH__ADMIN_REQUEST__BODY_RULE_REMOVE,
+                          &rule_remove, DISPATCH__ROLE__ROLE_ADMIN);
     }
-    int rc = admin_done(ctl, rule.district, &request, DISPATCH__ROLE__ROLE_ADMIN);
-    ctl_free_list(units, count);
+    rc = split_assist(assist, &rule.assisting_units, &rule.n_assisting_units);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    Dispatch__RuleUpsert rule_upsert = DISPATCH__RULE_UPSERT__INIT;
+    rule_upsert.rule = &rule;
+    rc = admin_done(ctl, rule.district, DISPATCH__ADMIN_REQUEST__BODY_RULE_UPSERT, &rule_upsert,
+                    DISPATCH__ROLE__ROLE_ADMIN);
+    ctl_free_list(rule.assisting_units, rule.n_assisting_units);
     return rc;
 }
 

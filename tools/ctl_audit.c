@@ -20,10 +20,8 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "follower.h"
 #include "pbjson.h"
@@ -194,12 +192,16 @@ static int request_url(ctl_t *ctl, const audit_args_t *args, const char **url)
     return CTL_EXIT_OK;
 }
 
-/* One query; on CTL_EXIT_OK *reply holds the expected body. */
-static int audit_call(ctl_t *ctl, const char *url, Dispatch__AuditQuery *query,
-                      Dispatch__AuditReply__BodyCase expected, Dispatch__AuditReply **reply)
+/* One query with body (of body_case); on CTL_EXIT_OK *reply holds the
+ * expected body. */
+static int audit_call(ctl_t *ctl, const char *url, Dispatch__AuditQuery__BodyCase body_case,
+                      void *body, Dispatch__AuditReply__BodyCase expected,
+                      Dispatch__AuditReply **reply)
 {
+    Dispatch__AuditQuery query = DISPATCH__AUDIT_QUERY__INIT;
+    ctl_set_body(&query.base, body_case, body);
     ProtobufCMessage *msg;
-    int rc = ctl_call(ctl, url, &query->base, &dispatch__audit_reply__descriptor, &msg);
+    int rc = ctl_call(ctl, url, &query.base, &dispatch__audit_reply__descriptor, &msg);
     if (rc != CTL_EXIT_OK)
         return rc;
     *reply = (Dispatch__AuditReply *)msg;
@@ -289,11 +291,9 @@ static int verify_remote(ctl_t *ctl, const audit_args_t *args)
         Dispatch__VerifyQuery check = DISPATCH__VERIFY_QUERY__INIT;
         check.from_seq = from;
         check.limit = VERIFY_CHUNK;
-        Dispatch__AuditQuery query = DISPATCH__AUDIT_QUERY__INIT;
-        query.body_case = DISPATCH__AUDIT_QUERY__BODY_VERIFY;
-        query.verify = &check;
         Dispatch__AuditReply *reply;
-        rc = audit_call(ctl, url, &query, DISPATCH__AUDIT_REPLY__BODY_VERIFY, &reply);
+        rc = audit_call(ctl, url, DISPATCH__AUDIT_QUERY__BODY_VERIFY, &check,
+                        DISPATCH__AUDIT_REPLY__BODY_VERIFY, &reply);
         if (rc != CTL_EXIT_OK)
             return rc;
         Dispatch__VerifyReply *verdict = reply->verify;
@@ -325,11 +325,9 @@ static int print_history(ctl_t *ctl, const audit_args_t *args, const char *ticke
         history.ticket_id = (char *)ticket;
         history.after_seq = after;
         history.limit = 1000;
-        Dispatch__AuditQuery query = DISPATCH__AUDIT_QUERY__INIT;
-        query.body_case = DISPATCH__AUDIT_QUERY__BODY_HISTORY;
-        query.history = &history;
         Dispatch__AuditReply *reply;
-        rc = audit_call(ctl, url, &query, DISPATCH__AUDIT_REPLY__BODY_HISTORY, &reply);
+        rc = audit_call(ctl, url, DISPATCH__AUDIT_QUERY__BODY_HISTORY, &history,
+                        DISPATCH__AUDIT_REPLY__BODY_HISTORY, &reply);
         if (rc != CTL_EXIT_OK)
             return rc;
         more = reply->history->more && reply->history->n_records > 0;
@@ -383,21 +381,6 @@ int ctl_cmd_audit(ctl_t *ctl, int argc, char **argv)
 
 /* ---- tail ------------------------------------------------------------------ */
 
-static volatile sig_atomic_t tail_stop;
-
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    tail_stop = 1;
-}
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
 static void print_record(const Dispatch__AuditRecord *record)
 {
     const Dispatch__Event *event = record->event;
@@ -444,23 +427,20 @@ int ctl_cmd_tail(ctl_t *ctl, int argc, char **argv)
     if (rc < 0)
         return ctl_usage_error("cannot follow %s and %s: %s", publish, request, strerror(-rc));
 
-    struct sigaction stop = {.sa_handler = on_stop_signal};
-    sigemptyset(&stop.sa_mask);
-    sigaction(SIGINT, &stop, NULL);
-    sigaction(SIGTERM, &stop, NULL);
+    ctl_follow_t follow;
+    ctl_follow_start(&follow, ctl, "record");
 
     /* The whole stream is followed (gaps show only there); --district
      * filters what is printed. */
     long printed = 0;
-    int64_t quiet_until = monotonic_ms() + ctl->timeout_ms;
     rc = CTL_EXIT_OK;
-    while (!tail_stop && (args.count == 0 || printed < args.count)) {
-        if (ctl->timeout_given && monotonic_ms() >= quiet_until) {
-            rc = ctl_fail(CTL_EXIT_UNAVAILABLE, "no record within %d ms", ctl->timeout_ms);
+    while (!ctl_follow_stopped() && (args.count == 0 || printed < args.count)) {
+        int wait;
+        rc = ctl_follow_wait(&follow, TAIL_WAIT_MS, &wait);
+        if (rc != CTL_EXIT_OK)
             break;
-        }
         const Dispatch__AuditRecord *record;
-        int got = follower_next(follower, TAIL_WAIT_MS, &record);
+        int got = follower_next(follower, wait, &record);
         if (got == -ETIMEDOUT || got == -EINTR)
             continue;
         if (got < 0) {
@@ -477,7 +457,7 @@ int ctl_cmd_tail(ctl_t *ctl, int argc, char **argv)
             print_record(record);
         fflush(stdout);
         printed++;
-        quiet_until = monotonic_ms() + ctl->timeout_ms;
+        ctl_follow_seen(&follow);
         if (rc != CTL_EXIT_OK)
             break;
     }
@@ -604,11 +584,9 @@ int ctl_cmd_kpi(ctl_t *ctl, int argc, char **argv)
         kpi.key = (char *)(args.key ? args.key : "");
         kpi.after_key = after;
         kpi.limit = KPI_PAGE;
-        Dispatch__AuditQuery query = DISPATCH__AUDIT_QUERY__INIT;
-        query.body_case = DISPATCH__AUDIT_QUERY__BODY_KPI;
-        query.kpi = &kpi;
         Dispatch__AuditReply *reply;
-        rc = audit_call(ctl, url, &query, DISPATCH__AUDIT_REPLY__BODY_KPI, &reply);
+        rc = audit_call(ctl, url, DISPATCH__AUDIT_QUERY__BODY_KPI, &kpi,
+                        DISPATCH__AUDIT_REPLY__BODY_KPI, &reply);
         if (rc != CTL_EXIT_OK)
             break;
         Dispatch__KpiReply *page = reply->kpi;
@@ -672,11 +650,9 @@ int ctl_cmd_report(ctl_t *ctl, int argc, char **argv)
     report_query.period = args.period;
     report_query.at = (char *)(args.at ? args.at : "");
     report_query.top = (uint32_t)args.top;
-    Dispatch__AuditQuery query = DISPATCH__AUDIT_QUERY__INIT;
-    query.body_case = DISPATCH__AUDIT_QUERY__BODY_REPORT;
-    query.report = &report_query;
     Dispatch__AuditReply *reply;
-    rc = audit_call(ctl, url, &query, DISPATCH__AUDIT_REPLY__BODY_REPORT, &reply);
+    rc = audit_call(ctl, url, DISPATCH__AUDIT_QUERY__BODY_REPORT, &report_query,
+                    DISPATCH__AUDIT_REPLY__BODY_REPORT, &reply);
     if (rc != CTL_EXIT_OK)
         return rc;
     const Dispatch__SpecialReport *report = reply->report;

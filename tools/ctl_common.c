@@ -1,8 +1,11 @@
 #include "ctl_common.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,38 +136,35 @@ static int find_router(ctl_t *ctl, const char *district, const char *option,
     return CTL_EXIT_OK;
 }
 
-int ctl_router_url(ctl_t *ctl, const char *district, const char **url)
+/* A router's admin endpoint (`request`) or its unit endpoint (`units`). */
+static int router_endpoint(ctl_t *ctl, const char *district, bool units, const char **url)
 {
-    if (ctl->router_url) {
-        *url = ctl->router_url;
+    const char *given = units ? ctl->units_url : ctl->router_url;
+    const char *option = units ? "--units" : "--router";
+    if (given) {
+        *url = given;
         return CTL_EXIT_OK;
     }
-    const config_worker_t *router;
-    int rc = find_router(ctl, district, "--router", &router);
+    const config_worker_t *router = NULL;
+    int rc = find_router(ctl, district, option, &router);
     if (rc != CTL_EXIT_OK)
         return rc;
-    if (!router->request)
-        return ctl_usage_error("worker %s in %s has no request (admin) endpoint: give --router URL",
-                               router->name, ctl->config_path);
-    *url = router->request;
+    const char *endpoint = units ? router->units : router->request;
+    if (!endpoint)
+        return ctl_usage_error("worker %s in %s has no %s endpoint: give %s URL", router->name,
+                               ctl->config_path, units ? "units" : "request (admin)", option);
+    *url = endpoint;
     return CTL_EXIT_OK;
+}
+
+int ctl_router_url(ctl_t *ctl, const char *district, const char **url)
+{
+    return router_endpoint(ctl, district, false, url);
 }
 
 int ctl_units_url(ctl_t *ctl, const char *district, const char **url)
 {
-    if (ctl->units_url) {
-        *url = ctl->units_url;
-        return CTL_EXIT_OK;
-    }
-    const config_worker_t *router;
-    int rc = find_router(ctl, district, "--units", &router);
-    if (rc != CTL_EXIT_OK)
-        return rc;
-    if (!router->units)
-        return ctl_usage_error("worker %s in %s has no units endpoint: give --units URL",
-                               router->name, ctl->config_path);
-    *url = router->units;
-    return CTL_EXIT_OK;
+    return router_endpoint(ctl, district, true, url);
 }
 
 /* --- calls --- */
@@ -205,8 +205,10 @@ int ctl_print_json(const ProtobufCMessage *msg)
     return CTL_EXIT_OK;
 }
 
-void ctl_request_id(char *buf, size_t len)
+const char *ctl_request_id(const char *given, char *buf, size_t len)
 {
+    if (given)
+        return given;
     uint8_t random[16];
     ssize_t got = getrandom(random, sizeof(random), 0);
     if (got != (ssize_t)sizeof(random)) {
@@ -231,6 +233,26 @@ void ctl_request_id(char *buf, size_t len)
     }
     text[sizeof(text) - 1] = '\0';
     snprintf(buf, len, "%s", text);
+    return buf;
+}
+
+void ctl_retry_hint(const char *request_id)
+{
+    fprintf(stderr,
+            "dispatchctl: it may have been applied; retrying with --request-id %s "
+            "never applies it twice\n",
+            request_id);
+}
+
+void ctl_set_body(ProtobufCMessage *msg, int body_case, void *body)
+{
+    const ProtobufCFieldDescriptor *field =
+        protobuf_c_message_descriptor_get_field(msg->descriptor, (unsigned)body_case);
+    assert(field && (field->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+           field->type == PROTOBUF_C_TYPE_MESSAGE);
+    uint32_t which = (uint32_t)body_case;
+    memcpy((char *)msg + field->quantifier_offset, &which, sizeof(which));
+    memcpy((char *)msg + field->offset, &body, sizeof(body));
 }
 
 const char *ctl_actor(const ctl_t *ctl, const char *fallback)
@@ -244,6 +266,57 @@ const char *ctl_actor(const ctl_t *ctl, const char *fallback)
     if (env && *env)
         return env;
     return fallback;
+}
+
+/* --- following a stream --- */
+
+static volatile sig_atomic_t follow_stop;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    follow_stop = 1;
+}
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+void ctl_follow_start(ctl_follow_t *self, const ctl_t *ctl, const char *what)
+{
+    *self = (ctl_follow_t){ctl, what, 0};
+    ctl_follow_seen(self);
+    struct sigaction stop = {.sa_handler = on_stop_signal};
+    sigemptyset(&stop.sa_mask);
+    sigaction(SIGINT, &stop, NULL);
+    sigaction(SIGTERM, &stop, NULL);
+}
+
+bool ctl_follow_stopped(void)
+{
+    return follow_stop != 0;
+}
+
+int ctl_follow_wait(ctl_follow_t *self, int max_ms, int *wait_ms)
+{
+    *wait_ms = max_ms;
+    if (!self->ctl->timeout_given)
+        return CTL_EXIT_OK;
+    int64_t left = self->quiet_until - monotonic_ms();
+    if (left <= 0)
+        return ctl_fail(CTL_EXIT_UNAVAILABLE, "no %s within %d ms", self->what,
+                        self->ctl->timeout_ms);
+    if (left < max_ms)
+        *wait_ms = (int)left;
+    return CTL_EXIT_OK;
+}
+
+void ctl_follow_seen(ctl_follow_t *self)
+{
+    self->quiet_until = monotonic_ms() + self->ctl->timeout_ms;
 }
 
 /* --- words --- */
@@ -337,6 +410,63 @@ int ctl_parse_word(const ctl_word_t *words, const char *option, const char *text
         fprintf(stderr, " %s", word->word);
     fputs("\nTry 'dispatchctl --help'.\n", stderr);
     return -EINVAL;
+}
+
+/* Stores arg (of "--name") where option says; -EINVAL after printing why. */
+static int store_option(const ctl_option_t *option, const char *name, const char *arg)
+{
+    switch (option->kind) {
+    case CTL_OPTION_TEXT:
+        *(const char **)option->value = arg;
+        return 0;
+    case CTL_OPTION_TRUE:
+        *(protobuf_c_boolean *)option->value = 1;
+        return 0;
+    case CTL_OPTION_FALSE:
+        *(protobuf_c_boolean *)option->value = 0;
+        return 0;
+    case CTL_OPTION_WORD:
+        return ctl_parse_word(option->words, name, arg, (int *)option->value);
+    case CTL_OPTION_LONG:
+        return ctl_parse_long(name, arg, option->min, option->max, (long *)option->value);
+    case CTL_OPTION_CHECK:
+        return option->check(name, arg, option->value);
+    }
+    return -EINVAL;
+}
+
+int ctl_option_refused(const char *option, const char *arg, void *value)
+{
+    ctl_usage_error("%s", (const char *)value);
+    return -EINVAL;
+}
+
+int ctl_parse_options(int argc, char **argv, const ctl_option_t *options, size_t count, int *first)
+{
+    struct option *table = calloc(count + 1, sizeof(*table));
+    if (!table)
+        return ctl_fail(CTL_EXIT_INTERNAL, "out of memory");
+    for (size_t i = 0; i < count; i++) {
+        bool flag = options[i].kind == CTL_OPTION_TRUE || options[i].kind == CTL_OPTION_FALSE;
+        table[i] = (struct option){options[i].name, flag ? no_argument : required_argument, NULL,
+                                   (int)i + 256};
+    }
+    int opt, rc = CTL_EXIT_OK;
+    optind = 0;
+    while (rc == CTL_EXIT_OK && (opt = getopt_long(argc, argv, "", table, NULL)) != -1) {
+        if (opt < 256 || (size_t)opt - 256 >= count) {
+            rc = CTL_EXIT_USAGE;
+            break;
+        }
+        const ctl_option_t *option = &options[opt - 256];
+        char name[64];
+        snprintf(name, sizeof(name), "--%s", option->name);
+        if (store_option(option, name, optarg) < 0)
+            rc = CTL_EXIT_USAGE;
+    }
+    free(table);
+    *first = optind;
+    return rc;
 }
 
 int ctl_parse_long(const char *option, const char *text, long min, long max, long *value)
@@ -663,15 +793,17 @@ void ctl_table_print(const ctl_table_t *self, FILE *out)
 
 /* --- admin calls and queues (shared by ctl_admin.c and ctl_unit.c) --- */
 
-int ctl_admin_call(ctl_t *ctl, const char *url, Dispatch__AdminRequest *request,
-                   const char *default_actor, Dispatch__Role default_role,
+int ctl_admin_call(ctl_t *ctl, const char *url, Dispatch__AdminRequest__BodyCase body_case,
+                   void *body, const char *default_actor, Dispatch__Role default_role,
                    Dispatch__AdminReply **reply)
 {
     *reply = NULL;
-    request->actor_id = (char *)(ctl->actor ? ctl->actor : default_actor);
-    request->role = ctl->role ? ctl->role : default_role;
+    Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
+    ctl_set_body(&request.base, body_case, body);
+    request.actor_id = (char *)(ctl->actor ? ctl->actor : default_actor);
+    request.role = ctl->role ? ctl->role : default_role;
     ProtobufCMessage *msg;
-    int rc = ctl_call(ctl, url, &request->base, &dispatch__admin_reply__descriptor, &msg);
+    int rc = ctl_call(ctl, url, &request.base, &dispatch__admin_reply__descriptor, &msg);
     if (rc != CTL_EXIT_OK)
         return rc;
     Dispatch__AdminReply *answer = (Dispatch__AdminReply *)msg;

@@ -86,10 +86,39 @@ int ctl_call(ctl_t *ctl, const char *url, const ProtobufCMessage *request,
 /* Writes msg as one line of JSON on stdout; CTL_EXIT_OK or CTL_EXIT_INTERNAL. */
 int ctl_print_json(const ProtobufCMessage *msg);
 
-/* A fresh idempotency key, "ctl-" and 32 hex digits, into buf (>= 40 bytes). */
-void ctl_request_id(char *buf, size_t len);
+/* The idempotency key: `given` (--request-id) when not NULL, else a fresh
+ * one, "ctl-" and 32 hex digits, written into buf (>= 40 bytes). */
+const char *ctl_request_id(const char *given, char *buf, size_t len);
+/* After no answer came to a request with an idempotency key: says on
+ * stderr that it may have been applied and that the same --request-id
+ * never applies it twice. */
+void ctl_retry_hint(const char *request_id);
+/* Sets the oneof member numbered body_case (its field number, as protobuf-c
+ * numbers a oneof's cases) of msg to body: request.body_case and the member
+ * in one step. body_case must name a message field of a oneof. */
+void ctl_set_body(ProtobufCMessage *msg, int body_case, void *body);
 /* --actor, else $DISPATCH_ACTOR, else $USER, else `fallback`. */
 const char *ctl_actor(const ctl_t *ctl, const char *fallback);
+
+/* --- following a stream (tail, unit watch) --- */
+
+/* SIGINT and SIGTERM end the follow; with --timeout it fails when nothing
+ * came for that long. */
+typedef struct ctl_follow {
+    const ctl_t *ctl;
+    const char *what;    /* what comes: "record", "delivery" */
+    int64_t quiet_until; /* CLOCK_MONOTONIC ms */
+} ctl_follow_t;
+
+void ctl_follow_start(ctl_follow_t *self, const ctl_t *ctl, const char *what);
+/* True once SIGINT or SIGTERM came. */
+bool ctl_follow_stopped(void);
+/* How long to wait for the next item, at most max_ms: CTL_EXIT_OK and
+ * *wait_ms, or CTL_EXIT_UNAVAILABLE after printing that none came within
+ * --timeout. */
+int ctl_follow_wait(ctl_follow_t *self, int max_ms, int *wait_ms);
+/* An item came: the quiet time starts again. */
+void ctl_follow_seen(ctl_follow_t *self);
 
 /* --- words for enum values --- */
 
@@ -107,6 +136,35 @@ extern const ctl_word_t ctl_reason_words[];
 extern const ctl_word_t ctl_line_words[];
 extern const ctl_word_t ctl_level_words[];
 extern const ctl_word_t ctl_role_words[];
+
+/* --- a command's options, as a table --- */
+
+typedef enum ctl_option_kind {
+    CTL_OPTION_TEXT,  /* const char *: the argument as given */
+    CTL_OPTION_TRUE,  /* protobuf_c_boolean: 1; no argument */
+    CTL_OPTION_FALSE, /* protobuf_c_boolean: 0; no argument */
+    CTL_OPTION_WORD,  /* int (an enum field): one of `words` (ctl_parse_word) */
+    CTL_OPTION_LONG,  /* long: a whole number in [min, max] (ctl_parse_long) */
+    CTL_OPTION_CHECK, /* check("--name", arg, value): 0, or -EINVAL after printing why */
+} ctl_option_kind_t;
+
+typedef struct ctl_option {
+    const char *name; /* without the leading "--" */
+    ctl_option_kind_t kind;
+    void *value; /* where the option goes */
+    const ctl_word_t *words;
+    long min, max;
+    int (*check)(const char *option, const char *arg, void *value);
+} ctl_option_t;
+
+/* A CHECK for an option the command refuses: prints value (the message) as
+ * a usage error. */
+int ctl_option_refused(const char *option, const char *arg, void *value);
+
+/* Parses a command's options (argv[0] is the command's word) in argv
+ * order; *first is where the positional arguments start. CTL_EXIT_OK, or
+ * CTL_EXIT_USAGE after printing why (getopt names an unknown option). */
+int ctl_parse_options(int argc, char **argv, const ctl_option_t *options, size_t count, int *first);
 
 /* Finds text in a table ending with {NULL, 0}: 0 and *value, or -EINVAL
  * after printing the accepted words (a usage error). */
@@ -161,12 +219,13 @@ int ctl_cmd_unit(ctl_t *ctl, int argc, char **argv);
 /* "unit list": argv[0] is "list" (ctl_admin.c). */
 int ctl_list_unit_queue(ctl_t *ctl, int argc, char **argv);
 
-/* The admin endpoint call every admin command makes: fills actor_id and
- * role (the command's defaults when --actor / --role are not given), sends
- * to url, prints the JSON reply when --json, and turns an Error reply into
- * its exit code. On CTL_EXIT_OK *reply is the AdminReply. */
-int ctl_admin_call(ctl_t *ctl, const char *url, Dispatch__AdminRequest *request,
-                   const char *default_actor, Dispatch__Role default_role,
+/* The admin endpoint call every admin command makes: an AdminRequest with
+ * body (of body_case) and actor_id and role (the command's defaults when
+ * --actor / --role are not given), sent to url; prints the JSON reply when
+ * --json, and turns an Error reply into its exit code. On CTL_EXIT_OK
+ * *reply is the AdminReply. */
+int ctl_admin_call(ctl_t *ctl, const char *url, Dispatch__AdminRequest__BodyCase body_case,
+                   void *body, const char *default_actor, Dispatch__Role default_role,
                    Dispatch__AdminReply **reply);
 
 /* The queue page as a table (triage list, unit list). */

@@ -1,32 +1,34 @@
 /* dispatchctl commands on the intake request endpoint: submit, get,
  * callback (docs/protocol.md section 4). */
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctl_common.h"
 
-/* Sends a Request to the intake; on CTL_EXIT_OK *reply holds the body
- * `expected`. `request_id` (may be NULL) is named in the hint printed when
- * no answer came, so the retry reuses the key. */
-static int intake_call(ctl_t *ctl, Dispatch__Request *request, Dispatch__Reply__BodyCase expected,
-                       const char *request_id, Dispatch__Reply **reply)
+/* Prints a reply for a person (not with --json); returns the exit code. */
+typedef int (*reply_printer_t)(const ctl_t *ctl, const Dispatch__Reply *reply);
+
+/* Sends a Request with body (of body_case) to the intake and prints the
+ * reply: as JSON with --json, else with print when its body is `expected`.
+ * `request_id` (may be NULL) is named in the hint printed when no answer
+ * came, so the retry reuses the key. */
+static int intake_request(ctl_t *ctl, Dispatch__Request__BodyCase body_case, void *body,
+                          Dispatch__Reply__BodyCase expected, const char *request_id,
+                          reply_printer_t print)
 {
-    *reply = NULL;
     const char *url;
     int rc = ctl_intake_url(ctl, &url);
     if (rc != CTL_EXIT_OK)
         return rc;
-    request->actor = (char *)ctl_actor(ctl, "dispatchctl");
+    Dispatch__Request request = DISPATCH__REQUEST__INIT;
+    ctl_set_body(&request.base, body_case, body);
+    request.actor = (char *)ctl_actor(ctl, "dispatchctl");
     ProtobufCMessage *msg;
-    rc = ctl_call(ctl, url, &request->base, &dispatch__reply__descriptor, &msg);
+    rc = ctl_call(ctl, url, &request.base, &dispatch__reply__descriptor, &msg);
     if (rc == CTL_EXIT_UNAVAILABLE && request_id)
-        fprintf(stderr,
-                "dispatchctl: it may have been applied; retrying with --request-id %s "
-                "never applies it twice\n",
-                request_id);
+        ctl_retry_hint(request_id);
     if (rc != CTL_EXIT_OK)
         return rc;
     Dispatch__Reply *answer = (Dispatch__Reply *)msg;
@@ -36,12 +38,10 @@ static int intake_call(ctl_t *ctl, Dispatch__Request *request, Dispatch__Reply__
         rc = ctl_refused(answer->error);
     else if (answer->body_case != expected)
         rc = ctl_fail(CTL_EXIT_INTERNAL, "unexpected reply from %s", url);
-    if (rc != CTL_EXIT_OK) {
-        protobuf_c_message_free_unpacked(msg, NULL);
-        return rc;
-    }
-    *reply = answer;
-    return CTL_EXIT_OK;
+    else if (!ctl->json)
+        rc = print(ctl, answer);
+    protobuf_c_message_free_unpacked(msg, NULL);
+    return rc;
 }
 
 /* Degrees to microdegrees, within +-limit. */
@@ -61,172 +61,86 @@ static int parse_degrees(const char *option, const char *text, double limit, int
     return 0;
 }
 
-enum {
-    OPT_CHANNEL = 256,
-    OPT_KIND,
-    OPT_URGENCY,
-    OPT_DISTRICT,
-    OPT_CATEGORY,
-    OPT_AREA,
-    OPT_ADDRESS,
-    OPT_LAT,
-    OPT_LON,
-    OPT_CALLER_NAME,
-    OPT_PHONE,
-    OPT_CONFIDENTIAL,
-    OPT_DESCRIPTION,
-    OPT_ANSWERED,
-    OPT_ANSWER,
-    OPT_TRANSFER_TO,
-    OPT_REQUEST_ID,
-    OPT_SATISFACTION,
-    OPT_SOLVED,
-    OPT_NOT_SOLVED,
-    OPT_UNREACHABLE,
-    OPT_COMMENT,
-};
+static int print_submitted(const ctl_t *ctl, const Dispatch__Reply *reply)
+{
+    const Dispatch__SubmitReply *result = reply->submit;
+    char id[128], master[128];
+    printf("%s  %s", ctl_clean(result->ticket_id, id, sizeof(id)),
+           ctl_enum_name(&dispatch__ticket_state__descriptor, result->state, true));
+    if (*result->master_id)
+        printf("  duplicate of %s", ctl_clean(result->master_id, master, sizeof(master)));
+    if (!result->created)
+        printf("  (submitted before with this request id: no new ticket)");
+    printf("\n");
+    return CTL_EXIT_OK;
+}
+
+/* --lat / --lon: degrees into microdegrees. */
+typedef struct degrees {
+    double limit;
+    int32_t *e6;
+    bool given;
+} degrees_t;
+
+static int check_degrees(const char *option, const char *arg, void *value)
+{
+    degrees_t *degrees = value;
+    degrees->given = true;
+    return parse_degrees(option, arg, degrees->limit, degrees->e6);
+}
 
 int ctl_cmd_submit(ctl_t *ctl, int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"channel", required_argument, NULL, OPT_CHANNEL},
-        {"kind", required_argument, NULL, OPT_KIND},
-        {"urgency", required_argument, NULL, OPT_URGENCY},
-        {"district", required_argument, NULL, OPT_DISTRICT},
-        {"category", required_argument, NULL, OPT_CATEGORY},
-        {"area", required_argument, NULL, OPT_AREA},
-        {"address", required_argument, NULL, OPT_ADDRESS},
-        {"lat", required_argument, NULL, OPT_LAT},
-        {"lon", required_argument, NULL, OPT_LON},
-        {"caller-name", required_argument, NULL, OPT_CALLER_NAME},
-        {"phone", required_argument, NULL, OPT_PHONE},
-        {"confidential", no_argument, NULL, OPT_CONFIDENTIAL},
-        {"description", required_argument, NULL, OPT_DESCRIPTION},
-        {"answered", no_argument, NULL, OPT_ANSWERED},
-        {"answer", required_argument, NULL, OPT_ANSWER},
-        {"transfer-to", required_argument, NULL, OPT_TRANSFER_TO},
-        {"request-id", required_argument, NULL, OPT_REQUEST_ID},
-        {NULL, 0, NULL, 0},
-    };
     Dispatch__SubmitTicket submit = DISPATCH__SUBMIT_TICKET__INIT;
     Dispatch__Location location = DISPATCH__LOCATION__INIT;
     Dispatch__GeoPoint point = DISPATCH__GEO_POINT__INIT;
-    bool has_lat = false, has_lon = false, has_location = false;
-    const char *request_id = NULL;
-    int value = 0, opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        int rc = 0;
-        switch (opt) {
-        case OPT_CHANNEL:
-            rc = ctl_parse_word(ctl_channel_words, "--channel", optarg, &value);
-            submit.channel = value;
-            break;
-        case OPT_KIND:
-            rc = ctl_parse_word(ctl_kind_words, "--kind", optarg, &value);
-            submit.kind = value;
-            break;
-        case OPT_URGENCY:
-            rc = ctl_parse_word(ctl_urgency_words, "--urgency", optarg, &value);
-            submit.urgency = value;
-            break;
-        case OPT_DISTRICT:
-            submit.district = optarg;
-            break;
-        case OPT_CATEGORY:
-            submit.category = optarg;
-            break;
-        case OPT_AREA:
-            submit.area = optarg;
-            break;
-        case OPT_ADDRESS:
-            location.address = optarg;
-            has_location = true;
-            break;
-        case OPT_LAT:
-            rc = parse_degrees("--lat", optarg, 90, &point.lat_e6);
-            has_lat = true;
-            break;
-        case OPT_LON:
-            rc = parse_degrees("--lon", optarg, 180, &point.lon_e6);
-            has_lon = true;
-            break;
-        case OPT_CALLER_NAME:
-            submit.caller_name = optarg;
-            break;
-        case OPT_PHONE:
-            submit.caller_phone = optarg;
-            break;
-        case OPT_CONFIDENTIAL:
-            submit.caller_confidential = true;
-            break;
-        case OPT_DESCRIPTION:
-            submit.description = optarg;
-            break;
-        case OPT_ANSWERED:
-            submit.answered = true;
-            break;
-        case OPT_ANSWER:
-            submit.answer = optarg;
-            break;
-        case OPT_TRANSFER_TO:
-            rc = ctl_parse_word(ctl_line_words, "--transfer-to", optarg, &value);
-            submit.transfer_to = value;
-            break;
-        case OPT_REQUEST_ID:
-            request_id = optarg;
-            break;
-        default:
-            return CTL_EXIT_USAGE;
-        }
-        if (rc < 0)
-            return CTL_EXIT_USAGE;
-    }
-    if (optind < argc)
-        return ctl_usage_error("submit: unexpected argument '%s'", argv[optind]);
+    degrees_t lat = {90, &point.lat_e6, false}, lon = {180, &point.lon_e6, false};
+    const char *address = NULL, *request_id = NULL;
+    const ctl_option_t options[] = {
+        {"channel", CTL_OPTION_WORD, &submit.channel, .words = ctl_channel_words},
+        {"kind", CTL_OPTION_WORD, &submit.kind, .words = ctl_kind_words},
+        {"urgency", CTL_OPTION_WORD, &submit.urgency, .words = ctl_urgency_words},
+        {"district", CTL_OPTION_TEXT, .value = &submit.district},
+        {"category", CTL_OPTION_TEXT, .value = &submit.category},
+        {"area", CTL_OPTION_TEXT, .value = &submit.area},
+        {"address", CTL_OPTION_TEXT, .value = &address},
+        {"lat", CTL_OPTION_CHECK, &lat, .check = check_degrees},
+        {"lon", CTL_OPTION_CHECK, &lon, .check = check_degrees},
+        {"caller-name", CTL_OPTION_TEXT, .value = &submit.caller_name},
+        {"phone", CTL_OPTION_TEXT, .value = &submit.caller_phone},
+        {"confidential", CTL_OPTION_TRUE, .value = &submit.caller_confidential},
+        {"description", CTL_OPTION_TEXT, .value = &submit.description},
+        {"answered", CTL_OPTION_TRUE, .value = &submit.answered},
+        {"answer", CTL_OPTION_TEXT, .value = &submit.answer},
+        {"transfer-to", CTL_OPTION_WORD, &submit.transfer_to, .words = ctl_line_words},
+        {"request-id", CTL_OPTION_TEXT, .value = &request_id},
+    };
+    int first;
+    int rc = ctl_parse_options(argc, argv, options, sizeof(options) / sizeof(options[0]), &first);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (first < argc)
+        return ctl_usage_error("submit: unexpected argument '%s'", argv[first]);
     if (!submit.channel || !submit.kind || !submit.urgency)
         return ctl_usage_error("submit needs --channel, --kind and --urgency");
     if (!*submit.district && ctl->district)
         submit.district = (char *)ctl->district;
     if (!*submit.district && !*submit.area)
         return ctl_usage_error("submit needs --district (or an --area the intake maps)");
-    if (has_lat != has_lon)
+    if (lat.given != lon.given)
         return ctl_usage_error("submit: --lat and --lon go together");
-    if (has_lat) {
+    if (address)
+        location.address = (char *)address;
+    if (lat.given)
         location.point = &point;
-        has_location = true;
-    }
-    if (has_location)
+    if (address || lat.given)
         submit.location = &location;
     if (submit.answer[0] && !submit.answered)
         return ctl_usage_error("submit: --answer needs --answered");
     char generated[48];
-    if (!request_id) {
-        ctl_request_id(generated, sizeof(generated));
-        request_id = generated;
-    }
-    submit.client_request_id = (char *)request_id;
-
-    Dispatch__Request request = DISPATCH__REQUEST__INIT;
-    request.body_case = DISPATCH__REQUEST__BODY_SUBMIT;
-    request.submit = &submit;
-    Dispatch__Reply *reply;
-    int rc = intake_call(ctl, &request, DISPATCH__REPLY__BODY_SUBMIT, request_id, &reply);
-    if (rc != CTL_EXIT_OK)
-        return rc;
-    if (!ctl->json) {
-        const Dispatch__SubmitReply *result = reply->submit;
-        char id[128], master[128];
-        printf("%s  %s", ctl_clean(result->ticket_id, id, sizeof(id)),
-               ctl_enum_name(&dispatch__ticket_state__descriptor, result->state, true));
-        if (*result->master_id)
-            printf("  duplicate of %s", ctl_clean(result->master_id, master, sizeof(master)));
-        if (!result->created)
-            printf("  (submitted before with this request id: no new ticket)");
-        printf("\n");
-    }
-    protobuf_c_message_free_unpacked(&reply->base, NULL);
-    return CTL_EXIT_OK;
+    submit.client_request_id = (char *)ctl_request_id(request_id, generated, sizeof(generated));
+    return intake_request(ctl, DISPATCH__REQUEST__BODY_SUBMIT, &submit,
+                          DISPATCH__REPLY__BODY_SUBMIT, submit.client_request_id, print_submitted);
 }
 
 /* --- get --- */
@@ -329,104 +243,67 @@ static void print_history(const Dispatch__TicketView *view)
     ctl_table_destroy(&table);
 }
 
+static int print_view(const ctl_t *ctl, const Dispatch__Reply *reply)
+{
+    if (!reply->ticket->ticket)
+        return ctl_fail(CTL_EXIT_INTERNAL, "the reply holds no ticket");
+    print_ticket(ctl, reply->ticket->ticket);
+    print_history(reply->ticket);
+    return CTL_EXIT_OK;
+}
+
 int ctl_cmd_get(ctl_t *ctl, int argc, char **argv)
 {
-    static const struct option options[] = {{NULL, 0, NULL, 0}};
-    optind = 0;
-    if (getopt_long(argc, argv, "", options, NULL) != -1)
-        return CTL_EXIT_USAGE;
-    if (argc - optind != 1)
-        return ctl_usage_error("usage: get TICKET");
-    Dispatch__GetTicket get = DISPATCH__GET_TICKET__INIT;
-    get.ticket_id = argv[optind];
-    Dispatch__Request request = DISPATCH__REQUEST__INIT;
-    request.body_case = DISPATCH__REQUEST__BODY_GET_TICKET;
-    request.get_ticket = &get;
-    Dispatch__Reply *reply;
-    int rc = intake_call(ctl, &request, DISPATCH__REPLY__BODY_TICKET, NULL, &reply);
+    int first;
+    int rc = ctl_parse_options(argc, argv, NULL, 0, &first);
     if (rc != CTL_EXIT_OK)
         return rc;
-    if (!ctl->json && reply->ticket->ticket) {
-        print_ticket(ctl, reply->ticket->ticket);
-        print_history(reply->ticket);
-    } else if (!ctl->json) {
-        rc = ctl_fail(CTL_EXIT_INTERNAL, "the reply holds no ticket");
-    }
-    protobuf_c_message_free_unpacked(&reply->base, NULL);
-    return rc;
+    if (argc - first != 1)
+        return ctl_usage_error("usage: get TICKET");
+    Dispatch__GetTicket get = DISPATCH__GET_TICKET__INIT;
+    get.ticket_id = argv[first];
+    return intake_request(ctl, DISPATCH__REQUEST__BODY_GET_TICKET, &get,
+                          DISPATCH__REPLY__BODY_TICKET, NULL, print_view);
 }
 
 /* --- callback --- */
 
+static int print_called_back(const ctl_t *ctl, const Dispatch__Reply *reply)
+{
+    char id[128];
+    printf("%s  %s", ctl_clean(reply->callback->ticket_id, id, sizeof(id)),
+           ctl_enum_name(&dispatch__ticket_state__descriptor, reply->callback->state, true));
+    if (reply->callback->reopen_count)
+        printf("  (reopen count %u)", reply->callback->reopen_count);
+    printf("\n");
+    return CTL_EXIT_OK;
+}
+
 int ctl_cmd_callback(ctl_t *ctl, int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"satisfaction", required_argument, NULL, OPT_SATISFACTION},
-        {"solved", no_argument, NULL, OPT_SOLVED},
-        {"not-solved", no_argument, NULL, OPT_NOT_SOLVED},
-        {"unreachable", no_argument, NULL, OPT_UNREACHABLE},
-        {"comment", required_argument, NULL, OPT_COMMENT},
-        {"request-id", required_argument, NULL, OPT_REQUEST_ID},
-        {NULL, 0, NULL, 0},
-    };
     Dispatch__Callback callback = DISPATCH__CALLBACK__INIT;
     callback.solved = true; /* unless --not-solved */
     const char *request_id = NULL;
-    int value = 0, opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        switch (opt) {
-        case OPT_SATISFACTION:
-            if (ctl_parse_word(ctl_satisfaction_words, "--satisfaction", optarg, &value) < 0)
-                return CTL_EXIT_USAGE;
-            callback.satisfaction = value;
-            break;
-        case OPT_SOLVED:
-            callback.solved = true;
-            break;
-        case OPT_NOT_SOLVED:
-            callback.solved = false;
-            break;
-        case OPT_UNREACHABLE:
-            callback.unreachable = true;
-            break;
-        case OPT_COMMENT:
-            callback.comment = optarg;
-            break;
-        case OPT_REQUEST_ID:
-            request_id = optarg;
-            break;
-        default:
-            return CTL_EXIT_USAGE;
-        }
-    }
-    if (argc - optind != 1)
+    const ctl_option_t options[] = {
+        {"satisfaction", CTL_OPTION_WORD, &callback.satisfaction, .words = ctl_satisfaction_words},
+        {"solved", CTL_OPTION_TRUE, .value = &callback.solved},
+        {"not-solved", CTL_OPTION_FALSE, .value = &callback.solved},
+        {"unreachable", CTL_OPTION_TRUE, .value = &callback.unreachable},
+        {"comment", CTL_OPTION_TEXT, .value = &callback.comment},
+        {"request-id", CTL_OPTION_TEXT, .value = &request_id},
+    };
+    int first;
+    int rc = ctl_parse_options(argc, argv, options, sizeof(options) / sizeof(options[0]), &first);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (argc - first != 1)
         return ctl_usage_error("usage: callback TICKET --satisfaction S | --unreachable");
     if (!callback.satisfaction && !callback.unreachable)
         return ctl_usage_error("callback needs --satisfaction (or --unreachable)");
-    callback.ticket_id = argv[optind];
+    callback.ticket_id = argv[first];
     char generated[48];
-    if (!request_id) {
-        ctl_request_id(generated, sizeof(generated));
-        request_id = generated;
-    }
-    callback.client_request_id = (char *)request_id;
-
-    Dispatch__Request request = DISPATCH__REQUEST__INIT;
-    request.body_case = DISPATCH__REQUEST__BODY_CALLBACK;
-    request.callback = &callback;
-    Dispatch__Reply *reply;
-    int rc = intake_call(ctl, &request, DISPATCH__REPLY__BODY_CALLBACK, request_id, &reply);
-    if (rc != CTL_EXIT_OK)
-        return rc;
-    if (!ctl->json) {
-        char id[128];
-        printf("%s  %s", ctl_clean(reply->callback->ticket_id, id, sizeof(id)),
-               ctl_enum_name(&dispatch__ticket_state__descriptor, reply->callback->state, true));
-        if (reply->callback->reopen_count)
-            printf("  (reopen count %u)", reply->callback->reopen_count);
-        printf("\n");
-    }
-    protobuf_c_message_free_unpacked(&reply->base, NULL);
-    return CTL_EXIT_OK;
+    callback.client_request_id = (char *)ctl_request_id(request_id, generated, sizeof(generated));
+    return intake_request(ctl, DISPATCH__REQUEST__BODY_CALLBACK, &callback,
+                          DISPATCH__REPLY__BODY_CALLBACK, callback.client_request_id,
+                          print_called_back);
 }

@@ -9,11 +9,8 @@
  * again as a heartbeat when idle.
  */
 #include <errno.h>
-#include <getopt.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "ctl_common.h"
@@ -31,33 +28,27 @@ typedef enum unit_verb {
     VERB_EXTEND,
 } unit_verb_t;
 
+/* Options an action takes besides --unit and --request-id. */
 enum {
-    OPT_UNIT = 256,
-    OPT_TEXT,
-    OPT_RESULT,
-    OPT_REASON_CODE,
-    OPT_REASON,
-    OPT_SUGGEST,
-    OPT_DAYS,
-    OPT_REQUEST_ID,
-    OPT_COUNT,
+    TAKES_TEXT = 1 << 0,
+    TAKES_RESULT = 1 << 1,
+    TAKES_REASON_CODE = 1 << 2,
+    TAKES_REASON = 1 << 3,
+    TAKES_SUGGEST = 1 << 4,
+    TAKES_DAYS = 1 << 5,
 };
-
-/* Options each verb takes besides --unit and --request-id, as bits of
- * (1 << (OPT_x - OPT_UNIT)). */
-#define ALLOW(opt) (1u << ((opt)-OPT_UNIT))
 
 static const struct {
     const char *word;
     unit_verb_t verb;
-    unsigned allowed;
+    unsigned takes;
 } verbs[] = {
-    {"sign-for", VERB_SIGN_FOR, ALLOW(OPT_TEXT)},
-    {"progress", VERB_PROGRESS, ALLOW(OPT_TEXT)},
-    {"resolve", VERB_RESOLVE, ALLOW(OPT_TEXT) | ALLOW(OPT_RESULT)},
-    {"return", VERB_RETURN, ALLOW(OPT_REASON_CODE) | ALLOW(OPT_REASON) | ALLOW(OPT_SUGGEST)},
-    {"object", VERB_OBJECT, ALLOW(OPT_REASON_CODE) | ALLOW(OPT_REASON) | ALLOW(OPT_SUGGEST)},
-    {"extend", VERB_EXTEND, ALLOW(OPT_DAYS) | ALLOW(OPT_REASON)},
+    {"sign-for", VERB_SIGN_FOR, TAKES_TEXT},
+    {"progress", VERB_PROGRESS, TAKES_TEXT},
+    {"resolve", VERB_RESOLVE, TAKES_TEXT | TAKES_RESULT},
+    {"return", VERB_RETURN, TAKES_REASON_CODE | TAKES_REASON | TAKES_SUGGEST},
+    {"object", VERB_OBJECT, TAKES_REASON_CODE | TAKES_REASON | TAKES_SUGGEST},
+    {"extend", VERB_EXTEND, TAKES_DAYS | TAKES_REASON},
 };
 
 typedef struct action_options {
@@ -66,59 +57,43 @@ typedef struct action_options {
     long days;
 } action_options_t;
 
-static int parse_action_options(const char *verb_word, unsigned allowed, int argc, char **argv,
+/* A CHECK for an option the verb (value) does not take. */
+static int not_taken(const char *option, const char *arg, void *value)
+{
+    ctl_usage_error("%s is not an option of unit %s", option, (const char *)value);
+    return -EINVAL;
+}
+
+static int parse_action_options(const char *verb_word, unsigned takes, int argc, char **argv,
                                 action_options_t *out)
 {
-    static const struct option options[] = {
-        {"unit", required_argument, NULL, OPT_UNIT},
-        {"text", required_argument, NULL, OPT_TEXT},
-        {"result", required_argument, NULL, OPT_RESULT},
-        {"reason-code", required_argument, NULL, OPT_REASON_CODE},
-        {"reason", required_argument, NULL, OPT_REASON},
-        {"suggest", required_argument, NULL, OPT_SUGGEST},
-        {"days", required_argument, NULL, OPT_DAYS},
-        {"request-id", required_argument, NULL, OPT_REQUEST_ID},
-        {NULL, 0, NULL, 0},
+    struct {
+        unsigned bit; /* 0: every verb takes it */
+        ctl_option_t option;
+    } table[] = {
+        {0, {"unit", CTL_OPTION_TEXT, .value = &out->unit}},
+        {TAKES_TEXT, {"text", CTL_OPTION_TEXT, .value = &out->text}},
+        {TAKES_RESULT, {"result", CTL_OPTION_WORD, &out->result, .words = ctl_result_words}},
+        {TAKES_REASON_CODE,
+         {"reason-code", CTL_OPTION_WORD, &out->reason_code, .words = ctl_reason_words}},
+        {TAKES_REASON, {"reason", CTL_OPTION_TEXT, .value = &out->reason}},
+        {TAKES_SUGGEST, {"suggest", CTL_OPTION_TEXT, .value = &out->suggest}},
+        {TAKES_DAYS, {"days", CTL_OPTION_LONG, &out->days, .min = 1, .max = 365}},
+        {0, {"request-id", CTL_OPTION_TEXT, .value = &out->request_id}},
     };
-    int opt, index = 0;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", options, &index)) != -1) {
-        if (opt < OPT_UNIT)
-            return CTL_EXIT_USAGE;
-        if (opt != OPT_UNIT && opt != OPT_REQUEST_ID && !(allowed & ALLOW(opt)))
-            return ctl_usage_error("--%s is not an option of unit %s", options[index].name,
-                                   verb_word);
-        switch (opt) {
-        case OPT_UNIT:
-            out->unit = optarg;
-            break;
-        case OPT_TEXT:
-            out->text = optarg;
-            break;
-        case OPT_RESULT:
-            if (ctl_parse_word(ctl_result_words, "--result", optarg, &out->result) < 0)
-                return CTL_EXIT_USAGE;
-            break;
-        case OPT_REASON_CODE:
-            if (ctl_parse_word(ctl_reason_words, "--reason-code", optarg, &out->reason_code) < 0)
-                return CTL_EXIT_USAGE;
-            break;
-        case OPT_REASON:
-            out->reason = optarg;
-            break;
-        case OPT_SUGGEST:
-            out->suggest = optarg;
-            break;
-        case OPT_DAYS:
-            if (ctl_parse_long("--days", optarg, 1, 365, &out->days) < 0)
-                return CTL_EXIT_USAGE;
-            break;
-        case OPT_REQUEST_ID:
-            out->request_id = optarg;
-            break;
-        }
+    enum { COUNT = sizeof(table) / sizeof(table[0]) };
+    ctl_option_t options[COUNT];
+    for (size_t i = 0; i < COUNT; i++) {
+        options[i] = table[i].option;
+        if (table[i].bit && !(takes & table[i].bit))
+            options[i] = (ctl_option_t){table[i].option.name, CTL_OPTION_CHECK, (void *)verb_word,
+                                        .check = not_taken};
     }
-    if (argc - optind != 1 || !out->unit)
+    int first;
+    int rc = ctl_parse_options(argc, argv, options, COUNT, &first);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (argc - first != 1 || !out->unit)
         return ctl_usage_error("usage: unit %s TICKET --unit U ...", verb_word);
     return CTL_EXIT_OK;
 }
@@ -142,7 +117,7 @@ static int unit_action(ctl_t *ctl, size_t verb_index, int argc, char **argv)
 {
     const char *word = verbs[verb_index].word;
     action_options_t in = {0};
-    int rc = parse_action_options(word, verbs[verb_index].allowed, argc, argv, &in);
+    int rc = parse_action_options(word, verbs[verb_index].takes, argc, argv, &in);
     if (rc != CTL_EXIT_OK)
         return rc;
 
@@ -205,12 +180,9 @@ static int unit_action(ctl_t *ctl, size_t verb_index, int argc, char **argv)
         break;
     }
     char generated[48];
-    if (!in.request_id) {
-        ctl_request_id(generated, sizeof(generated));
-        in.request_id = generated;
-    }
+    in.request_id = ctl_request_id(in.request_id, generated, sizeof(generated));
     action.unit_id = (char *)in.unit;
-    action.ticket_id = argv[optind];
+    action.ticket_id = argv[argc - 1];
     action.action_id = (char *)in.request_id;
 
     char session_name[32];
@@ -224,10 +196,7 @@ static int unit_action(ctl_t *ctl, size_t verb_index, int argc, char **argv)
     unit_session_destroy(&session);
     if (rc == -ETIMEDOUT || rc == -EINTR) {
         ctl_fail(CTL_EXIT_UNAVAILABLE, "no result within %d ms", ctl->timeout_ms);
-        fprintf(stderr,
-                "dispatchctl: it may have been applied; retrying with --request-id %s "
-                "never applies it twice\n",
-                in.request_id);
+        ctl_retry_hint(in.request_id);
         return CTL_EXIT_UNAVAILABLE;
     }
     if (rc < 0)
@@ -245,21 +214,6 @@ static int unit_action(ctl_t *ctl, size_t verb_index, int argc, char **argv)
 }
 
 /* --- watch --- */
-
-static volatile sig_atomic_t watch_stop;
-
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    watch_stop = 1;
-}
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
 
 static void print_line(const char *label, const char *text)
 {
@@ -351,56 +305,35 @@ static void print_delivery(const ctl_t *ctl, const Dispatch__UnitDelivery *deliv
 
 static int unit_watch(ctl_t *ctl, int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"unit", required_argument, NULL, OPT_UNIT},
-        {"count", required_argument, NULL, OPT_COUNT},
-        {NULL, 0, NULL, 0},
-    };
     const char *unit = NULL;
     long count = 0;
-    int opt;
-    optind = 0;
-    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-        switch (opt) {
-        case OPT_UNIT:
-            unit = optarg;
-            break;
-        case OPT_COUNT:
-            if (ctl_parse_long("--count", optarg, 1, 1000000000, &count) < 0)
-                return CTL_EXIT_USAGE;
-            break;
-        default:
-            return CTL_EXIT_USAGE;
-        }
-    }
-    if (optind < argc || !unit)
+    const ctl_option_t options[] = {
+        {"unit", CTL_OPTION_TEXT, .value = &unit},
+        {"count", CTL_OPTION_LONG, &count, .min = 1, .max = 1000000000},
+    };
+    int first;
+    int rc = ctl_parse_options(argc, argv, options, sizeof(options) / sizeof(options[0]), &first);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (first < argc || !unit)
         return ctl_usage_error("usage: unit watch --unit U [--count N]");
     unit_session_t *session;
-    int rc = open_unit_session(ctl, unit, NULL, &session);
+    rc = open_unit_session(ctl, unit, NULL, &session);
     if (rc != CTL_EXIT_OK)
         return rc;
 
-    struct sigaction stop = {.sa_handler = on_stop_signal};
-    sigemptyset(&stop.sa_mask);
-    sigaction(SIGINT, &stop, NULL);
-    sigaction(SIGTERM, &stop, NULL);
+    ctl_follow_t follow;
+    ctl_follow_start(&follow, ctl, "delivery");
 
     /* The watch keeps nothing across runs: it starts from "applied none"
      * and continues from what the router holds as acknowledged. */
     long printed = 0;
-    int64_t quiet_until = monotonic_ms() + ctl->timeout_ms;
     rc = unit_session_start(session, 0) < 0 ? CTL_EXIT_INTERNAL : CTL_EXIT_OK;
-    while (rc == CTL_EXIT_OK && !watch_stop && (count == 0 || printed < count)) {
-        int wait = HEARTBEAT_MS;
-        if (ctl->timeout_given) {
-            int64_t left = quiet_until - monotonic_ms();
-            if (left <= 0) {
-                rc = ctl_fail(CTL_EXIT_UNAVAILABLE, "no delivery within %d ms", ctl->timeout_ms);
-                break;
-            }
-            if (left < wait)
-                wait = (int)left;
-        }
+    while (rc == CTL_EXIT_OK && !ctl_follow_stopped() && (count == 0 || printed < count)) {
+        int wait;
+        rc = ctl_follow_wait(&follow, HEARTBEAT_MS, &wait);
+        if (rc != CTL_EXIT_OK)
+            break;
         Dispatch__UnitDelivery *delivery;
         int got = unit_session_next(session, wait, &delivery);
         if (got == -ETIMEDOUT) {
@@ -422,7 +355,7 @@ static int unit_watch(ctl_t *ctl, int argc, char **argv)
                 fflush(stdout);
             }
             printed++;
-            quiet_until = monotonic_ms() + ctl->timeout_ms;
+            ctl_follow_seen(&follow);
             if (unit_session_ack_due(session, -1) < 0)
                 rc = ctl_fail(CTL_EXIT_INTERNAL, "cannot send the ack");
         }

@@ -208,13 +208,13 @@ int sim_parse_options(const char *program, const char *usage, int argc, char **a
                       const sim_option_t *own, size_t own_count, sim_options_t *options)
 {
     const sim_option_t shared[] = {
-        {"config", SIM_OPTION_TEXT, &options->config_path, 0, 0, NULL},
-        {"clock", SIM_OPTION_TEXT, &options->clock, 0, 0, NULL},
-        {"duration", SIM_OPTION_DURATION, &options->duration, 0, 0, NULL},
-        {"seed", SIM_OPTION_SEED, &options->seed, 0, 0, NULL},
-        {"ready-fd", SIM_OPTION_FD, &options->ready_fd, 0, 0, NULL},
-        {"progress-fd", SIM_OPTION_FD, &options->progress_fd, 0, 0, NULL},
-        {"progress-every", SIM_OPTION_LONG, &options->progress_every, 10, 3600000, NULL},
+        {"config", SIM_OPTION_TEXT, .value = &options->config_path},
+        {"clock", SIM_OPTION_TEXT, .value = &options->clock},
+        {"duration", SIM_OPTION_DURATION, .value = &options->duration},
+        {"seed", SIM_OPTION_SEED, .value = &options->seed},
+        {"ready-fd", SIM_OPTION_FD, .value = &options->ready_fd},
+        {"progress-fd", SIM_OPTION_FD, .value = &options->progress_fd},
+        {"progress-every", SIM_OPTION_LONG, &options->progress_every, .min = 10, .max = 3600000},
     };
     size_t shared_count = sizeof(shared) / sizeof(shared[0]);
     size_t count = shared_count + own_count;

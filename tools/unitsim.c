@@ -1036,18 +1036,18 @@ static int choose_units(const char *arg, void *value)
 static int parse_options(int argc, char **argv, options_t *o)
 {
     const sim_option_t options[] = {
-        {"router", SIM_OPTION_CHECK, o, 0, 0, add_router},
-        {"units", SIM_OPTION_CHECK, &o->all_units, 0, 0, choose_units},
-        {"max-units", SIM_OPTION_LONG, &o->max_units, 1, 1000000, NULL},
-        {"sign-late", SIM_OPTION_SHARE, &o->sign_late, 0, 1, NULL},
-        {"resolve-late", SIM_OPTION_SHARE, &o->resolve_late, 0, 1, NULL},
-        {"return-share", SIM_OPTION_SHARE, &o->return_share, 0, 1, NULL},
-        {"extension-share", SIM_OPTION_SHARE, &o->extension_share, 0, 1, NULL},
-        {"progress-share", SIM_OPTION_SHARE, &o->progress_share, 0, 1, NULL},
-        {"not-solved-share", SIM_OPTION_SHARE, &o->not_solved, 0, 0.8, NULL},
-        {"delay-scale", SIM_OPTION_POSITIVE, &o->delay_scale, 0, 1000, NULL},
-        {"dispatcher", SIM_OPTION_SET, &o->dispatcher, 0, 0, NULL},
-        {"dispatch-every", SIM_OPTION_DURATION, &o->dispatch_every, 0, 0, NULL},
+        {"router", SIM_OPTION_CHECK, o, .check = add_router},
+        {"units", SIM_OPTION_CHECK, &o->all_units, .check = choose_units},
+        {"max-units", SIM_OPTION_LONG, &o->max_units, .min = 1, .max = 1000000},
+        {"sign-late", SIM_OPTION_SHARE, &o->sign_late, .max = 1},
+        {"resolve-late", SIM_OPTION_SHARE, &o->resolve_late, .max = 1},
+        {"return-share", SIM_OPTION_SHARE, &o->return_share, .max = 1},
+        {"extension-share", SIM_OPTION_SHARE, &o->extension_share, .max = 1},
+        {"progress-share", SIM_OPTION_SHARE, &o->progress_share, .max = 1},
+        {"not-solved-share", SIM_OPTION_SHARE, &o->not_solved, .max = 0.8},
+        {"delay-scale", SIM_OPTION_POSITIVE, &o->delay_scale, .max = 1000},
+        {"dispatcher", SIM_OPTION_SET, .value = &o->dispatcher},
+        {"dispatch-every", SIM_OPTION_DURATION, .value = &o->dispatch_every},
     };
     return sim_parse_options("dispatch-unitsim", usage_text, argc, argv, options,
                              sizeof(options) / sizeof(options[0]), &o->common);
