@@ -83,6 +83,7 @@
 #include "config.h"
 #include "csv.h"
 #include "dealer.h"
+#include "sim_array.h"
 #include "sim_cli.h"
 #include "sim_data.h"
 #include "sim_heap.h"
@@ -277,14 +278,10 @@ static const char *kind_phrase(Dispatch__Kind kind)
 
 static int call_new(gen_t *g, uint32_t *index)
 {
-    if (g->call_count == g->call_capacity) {
-        size_t capacity = g->call_capacity ? g->call_capacity * 2 : 4096;
-        call_t *grown = realloc(g->calls, capacity * sizeof(*grown));
-        if (!grown)
-            return -ENOMEM;
-        g->calls = grown;
-        g->call_capacity = capacity;
-    }
+    int rc =
+        sim_array_reserve(&g->calls, g->call_count, &g->call_capacity, sizeof(*g->calls), 4096);
+    if (rc < 0)
+        return rc;
     call_t *c = &g->calls[g->call_count];
     memset(c, 0, sizeof(*c));
     *index = (uint32_t)g->call_count++;
@@ -1297,15 +1294,9 @@ static int load_replay(gen_t *g)
     while ((rc = csv_next(csv, fields, &n, err, sizeof(err))) == 1) {
         if (n < COUNT(header))
             continue;
-        if (g->row_count == capacity) {
-            capacity = capacity ? capacity * 2 : 4096;
-            replay_row_t *grown = realloc(g->rows, capacity * sizeof(*grown));
-            if (!grown) {
-                rc = -ENOMEM;
-                break;
-            }
-            g->rows = grown;
-        }
+        rc = sim_array_reserve(&g->rows, g->row_count, &capacity, sizeof(*g->rows), 4096);
+        if (rc < 0)
+            break;
         replay_row_t *row = &g->rows[g->row_count];
         memset(row, 0, sizeof(*row));
         if (parse_created(fields[2], &row->created_s) < 0)

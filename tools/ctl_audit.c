@@ -492,6 +492,17 @@ static void csv_field(const char *text)
     putchar('"');
 }
 
+/* One line of CSV: the cells, quoted where needed. */
+static void csv_row(const char *const *cells, size_t count)
+{
+    for (size_t c = 0; c < count; c++) {
+        if (c)
+            putchar(',');
+        csv_field(cells[c]);
+    }
+    putchar('\n');
+}
+
 static const char *const kpi_headers[] = {
     "key",          "registered",  "dispatched", "signed", "in time",    "response",    "returned",
     "resolved",     "on time",     "on-time %",  "solved", "resolution", "called back", "satisfied",
@@ -565,14 +576,8 @@ int ctl_cmd_kpi(ctl_t *ctl, int argc, char **argv)
     ctl_table_t *table = NULL;
     if (!ctl->json && !args.csv && ctl_table_new(KPI_COLUMNS, kpi_headers, &table) < 0)
         return ctl_fail(CTL_EXIT_INTERNAL, "out of memory");
-    if (args.csv) {
-        for (size_t i = 0; i < KPI_COLUMNS; i++) {
-            if (i)
-                putchar(',');
-            csv_field(kpi_headers[i]);
-        }
-        putchar('\n');
-    }
+    if (args.csv)
+        csv_row(kpi_headers, KPI_COLUMNS);
     char after[80] = "", period_key[32] = "";
     bool more = true;
     size_t rows = 0;
@@ -597,19 +602,13 @@ int ctl_cmd_kpi(ctl_t *ctl, int argc, char **argv)
         for (size_t i = 0; i < page->n_rows && !ctl->json; i++) {
             char cells[KPI_COLUMNS][48];
             kpi_cells(page->rows[i], args.csv, cells);
-            if (args.csv) {
-                for (size_t c = 0; c < KPI_COLUMNS; c++) {
-                    if (c)
-                        putchar(',');
-                    csv_field(cells[c]);
-                }
-                putchar('\n');
-            } else {
-                const char *pointers[KPI_COLUMNS];
-                for (size_t c = 0; c < KPI_COLUMNS; c++)
-                    pointers[c] = cells[c];
+            const char *pointers[KPI_COLUMNS];
+            for (size_t c = 0; c < KPI_COLUMNS; c++)
+                pointers[c] = cells[c];
+            if (args.csv)
+                csv_row(pointers, KPI_COLUMNS);
+            else
                 ctl_table_add(table, pointers);
-            }
         }
         rows += page->n_rows;
         if (page->n_rows)
@@ -674,6 +673,9 @@ int ctl_cmd_report(ctl_t *ctl, int argc, char **argv)
         for (size_t i = 0; i < report->n_categories; i++) {
             const Dispatch__CategoryShare *s = report->categories[i];
             char cells[9][64];
+            const char *pointers[9];
+            for (int c = 0; c < 9; c++)
+                pointers[c] = cells[c];
             snprintf(cells[0], 64, "%u", s->rank);
             snprintf(cells[1], 64, "%s", s->category);
             snprintf(cells[2], 64, "%llu", (unsigned long long)s->count);
@@ -684,12 +686,7 @@ int ctl_cmd_report(ctl_t *ctl, int argc, char **argv)
                 snprintf(cells[3], 64, "%.6f", s->share);
                 snprintf(cells[5], 64, "%.6f", s->previous_share);
                 snprintf(cells[8], 64, "%.6f", s->change_ratio);
-                for (int c = 0; c < 9; c++) {
-                    if (c)
-                        putchar(',');
-                    csv_field(cells[c]);
-                }
-                putchar('\n');
+                csv_row(pointers, 9);
                 continue;
             }
             snprintf(cells[3], 64, "%.1f%%", s->share * 100);
@@ -700,9 +697,6 @@ int ctl_cmd_report(ctl_t *ctl, int argc, char **argv)
                 snprintf(cells[8], 64, "%+.1f%%", s->change_ratio * 100);
             else
                 snprintf(cells[8], 64, "new");
-            const char *pointers[9];
-            for (int c = 0; c < 9; c++)
-                pointers[c] = cells[c];
             ctl_table_add(table, pointers);
         }
         if (table) {

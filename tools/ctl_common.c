@@ -20,13 +20,20 @@
 
 /* --- errors and exit codes --- */
 
+/* "dispatchctl: <message>" and `end` on stderr. */
+__attribute__((format(printf, 2, 0))) static void print_error(const char *end, const char *format,
+                                                              va_list args)
+{
+    fputs("dispatchctl: ", stderr);
+    vfprintf(stderr, format, args);
+    fputs(end, stderr);
+}
+
 int ctl_usage_error(const char *format, ...)
 {
     va_list args;
     va_start(args, format);
-    fputs("dispatchctl: ", stderr);
-    vfprintf(stderr, format, args);
-    fputs("\nTry 'dispatchctl --help'.\n", stderr);
+    print_error("\nTry 'dispatchctl --help'.\n", format, args);
     va_end(args);
     return CTL_EXIT_USAGE;
 }
@@ -35,9 +42,7 @@ int ctl_fail(int code, const char *format, ...)
 {
     va_list args;
     va_start(args, format);
-    fputs("dispatchctl: ", stderr);
-    vfprintf(stderr, format, args);
-    fputc('\n', stderr);
+    print_error("\n", format, args);
     va_end(args);
     return code;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "csv.h"
+#include "sim_array.h"
 #include "sim_map.h"
 
 __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t len, const char *format,
@@ -58,6 +59,29 @@ static int next_record(csv_t *csv, const char *path, size_t count, const char **
     if (rc == 1 && n != count)
         return fail(err, err_len, "%s: line %lu: %zu fields, expected %zu", path, csv_line(csv), n,
                     count);
+    return rc;
+}
+
+/* One record of a file (exactly the header's count of fields), at line:
+ * 0 to go on, or a negative code with err saying why. */
+typedef int (*record_fn)(void *ctx, const char *path, unsigned long line, const char **fields,
+                         char *err, size_t err_len);
+
+/* Reads path: the header names[count], then fn on each record. */
+static int each_record(const char *path, const char *const *names, size_t count, record_fn fn,
+                       void *ctx, char *err, size_t err_len)
+{
+    csv_t *csv = NULL;
+    int rc = open_with_header(path, names, count, &csv, err, err_len);
+    while (rc == 0) {
+        const char *fields[CSV_FIELDS_MAX];
+        rc = next_record(csv, path, count, fields, err, err_len);
+        if (rc <= 0)
+            break;
+        rc = fn(ctx, path, csv_line(csv), fields, err, err_len);
+    }
+    if (csv)
+        csv_destroy(&csv);
     return rc;
 }
 
@@ -144,14 +168,10 @@ void sim_units_destroy(sim_units_t **self)
 
 static int units_add(sim_units_t *self, const char *const *fields)
 {
-    if (self->count == self->capacity) {
-        size_t capacity = self->capacity ? self->capacity * 2 : 1024;
-        sim_unit_t *grown = realloc(self->units, capacity * sizeof(*grown));
-        if (!grown)
-            return -ENOMEM;
-        self->units = grown;
-        self->capacity = capacity;
-    }
+    int rc =
+        sim_array_reserve(&self->units, self->count, &self->capacity, sizeof(*self->units), 1024);
+    if (rc < 0)
+        return rc;
     sim_unit_t *unit = &self->units[self->count];
     *unit = (sim_unit_t){
         .id = strdup(fields[0]),
@@ -167,6 +187,17 @@ static int units_add(sim_units_t *self, const char *const *fields)
     return sim_map_put(self->index, unit->id, (uint32_t)(self->count - 1));
 }
 
+static int unit_record(void *ctx, const char *path, unsigned long line, const char **fields,
+                       char *err, size_t err_len)
+{
+    int rc = units_add(ctx, fields);
+    if (rc == -EEXIST)
+        return fail(err, err_len, "%s: line %lu: unit %s is listed twice", path, line, fields[0]);
+    if (rc < 0)
+        fail(err, err_len, "%s: out of memory", path);
+    return rc;
+}
+
 int sim_units_load(const char *path, sim_units_t **ret, char *err, size_t err_len)
 {
     static const char *const header[] = {"id", "name", "parent_id", "level", "district", "active"};
@@ -175,22 +206,7 @@ int sim_units_load(const char *path, sim_units_t **ret, char *err, size_t err_le
         free(self);
         return -ENOMEM;
     }
-    csv_t *csv = NULL;
-    int rc = open_with_header(path, header, 6, &csv, err, err_len);
-    while (rc == 0) {
-        const char *fields[CSV_FIELDS_MAX];
-        rc = next_record(csv, path, 6, fields, err, err_len);
-        if (rc <= 0)
-            break;
-        rc = units_add(self, fields);
-        if (rc == -EEXIST)
-            rc = fail(err, err_len, "%s: line %lu: unit %s is listed twice", path, csv_line(csv),
-                      fields[0]);
-        else if (rc < 0)
-            fail(err, err_len, "%s: out of memory", path);
-    }
-    if (csv)
-        csv_destroy(&csv);
+    int rc = each_record(path, header, 6, unit_record, self, err, err_len);
     if (rc < 0) {
         sim_units_destroy(&self);
         return rc;
@@ -217,28 +233,31 @@ long sim_units_find(const sim_units_t *self, const char *id)
 
 /* --- rules --- */
 
+typedef struct rule_units {
+    sim_rule_unit_fn fn;
+    void *ctx;
+} rule_units_t;
+
+static int rule_record(void *ctx, const char *path, unsigned long line, const char **fields,
+                       char *err, size_t err_len)
+{
+    rule_units_t *each = ctx;
+    int rc = each->fn(fields[2], each->ctx);
+    char assisting[CSV_LINE_MAX + 1];
+    snprintf(assisting, sizeof(assisting), "%s", fields[3]);
+    char *save = NULL;
+    for (char *unit = strtok_r(assisting, ";", &save); unit && rc == 0;
+         unit = strtok_r(NULL, ";", &save))
+        rc = each->fn(unit, each->ctx);
+    return rc;
+}
+
 int sim_rules_each_unit(const char *path, sim_rule_unit_fn fn, void *ctx, char *err, size_t err_len)
 {
     static const char *const header[] = {"category", "area", "lead_unit", "assisting_units",
                                          "priority"};
-    csv_t *csv = NULL;
-    int rc = open_with_header(path, header, 5, &csv, err, err_len);
-    while (rc == 0) {
-        const char *fields[CSV_FIELDS_MAX];
-        rc = next_record(csv, path, 5, fields, err, err_len);
-        if (rc <= 0)
-            break;
-        rc = fn(fields[2], ctx);
-        char assisting[CSV_LINE_MAX + 1];
-        snprintf(assisting, sizeof(assisting), "%s", fields[3]);
-        char *save = NULL;
-        for (char *unit = strtok_r(assisting, ";", &save); unit && rc == 0;
-             unit = strtok_r(NULL, ";", &save))
-            rc = fn(unit, ctx);
-    }
-    if (csv)
-        csv_destroy(&csv);
-    return rc;
+    rule_units_t each = {fn, ctx};
+    return each_record(path, header, 5, rule_record, &each, err, err_len);
 }
 
 /* --- categories --- */
@@ -274,68 +293,59 @@ static int parse_kinds(const char *text, double *kinds)
     return sum > 0 ? 0 : -EINVAL;
 }
 
+typedef struct categories {
+    sim_category_t *list;
+    size_t count, capacity;
+} categories_t;
+
+static int category_record(void *ctx, const char *path, unsigned long line, const char **fields,
+                           char *err, size_t err_len)
+{
+    categories_t *categories = ctx;
+    int rc = sim_array_reserve(&categories->list, categories->count, &categories->capacity,
+                               sizeof(*categories->list), 64);
+    if (rc < 0)
+        return rc;
+    sim_category_t *c = &categories->list[categories->count++];
+    memset(c, 0, sizeof(*c));
+    c->code = strdup(fields[0]);
+    c->name = strdup(fields[1]);
+    char *end;
+    c->weight = strtod(fields[2], &end);
+    if (!c->code || !c->name)
+        return -ENOMEM;
+    if (*end || !(c->weight >= 0))
+        return fail(err, err_len, "%s: line %lu: weight '%s' is not a number >= 0", path, line,
+                    fields[2]);
+    if (strcmp(fields[3], "street") == 0)
+        c->area_level = SIM_AREA_STREET;
+    else if (strcmp(fields[3], "community") == 0)
+        c->area_level = SIM_AREA_COMMUNITY;
+    else if (strcmp(fields[3], "any") != 0)
+        return fail(err, err_len,
+                    "%s: line %lu: area_level '%s' is none of street, "
+                    "community, any",
+                    path, line, fields[3]);
+    if (parse_kinds(fields[4], c->kinds) < 0)
+        return fail(err, err_len, "%s: line %lu: kinds '%s' is not kind:weight;...", path, line,
+                    fields[4]);
+    return 0;
+}
+
 int sim_categories_load(const char *path, sim_category_t **ret, size_t *count, char *err,
                         size_t err_len)
 {
     static const char *const header[] = {"category", "name", "weight", "area_level", "kinds"};
-    sim_category_t *categories = NULL;
-    size_t n = 0;
-    csv_t *csv = NULL;
-    int rc = open_with_header(path, header, 5, &csv, err, err_len);
-    while (rc == 0) {
-        const char *fields[CSV_FIELDS_MAX];
-        rc = next_record(csv, path, 5, fields, err, err_len);
-        if (rc <= 0)
-            break;
-        rc = 0;
-        sim_category_t *grown = realloc(categories, (n + 1) * sizeof(*grown));
-        if (!grown) {
-            rc = -ENOMEM;
-            break;
-        }
-        categories = grown;
-        sim_category_t *c = &categories[n++];
-        memset(c, 0, sizeof(*c));
-        c->code = strdup(fields[0]);
-        c->name = strdup(fields[1]);
-        char *end;
-        c->weight = strtod(fields[2], &end);
-        if (!c->code || !c->name) {
-            rc = -ENOMEM;
-            break;
-        }
-        if (*end || !(c->weight >= 0)) {
-            rc = fail(err, err_len, "%s: line %lu: weight '%s' is not a number >= 0", path,
-                      csv_line(csv), fields[2]);
-            break;
-        }
-        if (strcmp(fields[3], "street") == 0)
-            c->area_level = SIM_AREA_STREET;
-        else if (strcmp(fields[3], "community") == 0)
-            c->area_level = SIM_AREA_COMMUNITY;
-        else if (strcmp(fields[3], "any") != 0) {
-            rc = fail(err, err_len,
-                      "%s: line %lu: area_level '%s' is none of street, "
-                      "community, any",
-                      path, csv_line(csv), fields[3]);
-            break;
-        }
-        if (parse_kinds(fields[4], c->kinds) < 0) {
-            rc = fail(err, err_len, "%s: line %lu: kinds '%s' is not kind:weight;...", path,
-                      csv_line(csv), fields[4]);
-            break;
-        }
-    }
-    if (csv)
-        csv_destroy(&csv);
-    if (rc == 0 && n == 0)
+    categories_t categories = {NULL, 0, 0};
+    int rc = each_record(path, header, 5, category_record, &categories, err, err_len);
+    if (rc == 0 && categories.count == 0)
         rc = fail(err, err_len, "%s: no categories", path);
     if (rc < 0) {
-        sim_categories_free(categories, n);
+        sim_categories_free(categories.list, categories.count);
         return rc;
     }
-    *ret = categories;
-    *count = n;
+    *ret = categories.list;
+    *count = categories.count;
     return 0;
 }
 
@@ -349,7 +359,7 @@ typedef struct la_entry {
 
 struct sim_la_map {
     la_entry_t *entries;
-    size_t count;
+    size_t count, capacity;
 };
 
 void sim_la_map_destroy(sim_la_map_t **self)
@@ -368,6 +378,26 @@ void sim_la_map_destroy(sim_la_map_t **self)
     *self = NULL;
 }
 
+static int la_record(void *ctx, const char *path, unsigned long line, const char **fields,
+                     char *err, size_t err_len)
+{
+    sim_la_map_t *self = ctx;
+    int rc = sim_array_reserve(&self->entries, self->count, &self->capacity, sizeof(*self->entries),
+                               256);
+    if (rc < 0)
+        return rc;
+    la_entry_t *e = &self->entries[self->count++];
+    memset(e, 0, sizeof(*e));
+    snprintf(e->table, sizeof(e->table), "%s", fields[0]);
+    e->id = strdup(fields[1]);
+    e->value = strdup(fields[2]);
+    e->extra = strdup(fields[3]);
+    e->note = strdup(fields[6]);
+    e->latitude = atof(fields[4]);
+    e->longitude = atof(fields[5]);
+    return !e->id || !e->value || !e->extra || !e->note ? -ENOMEM : 0;
+}
+
 int sim_la_map_load(const char *path, sim_la_map_t **ret, char *err, size_t err_len)
 {
     static const char *const header[] = {"table",    "id",        "value", "ticket_kind",
@@ -375,34 +405,7 @@ int sim_la_map_load(const char *path, sim_la_map_t **ret, char *err, size_t err_
     sim_la_map_t *self = calloc(1, sizeof(*self));
     if (!self)
         return -ENOMEM;
-    csv_t *csv = NULL;
-    int rc = open_with_header(path, header, 7, &csv, err, err_len);
-    while (rc == 0) {
-        const char *fields[CSV_FIELDS_MAX];
-        rc = next_record(csv, path, 7, fields, err, err_len);
-        if (rc <= 0)
-            break;
-        rc = 0;
-        la_entry_t *grown = realloc(self->entries, (self->count + 1) * sizeof(*grown));
-        if (!grown) {
-            rc = -ENOMEM;
-            break;
-        }
-        self->entries = grown;
-        la_entry_t *e = &self->entries[self->count++];
-        memset(e, 0, sizeof(*e));
-        snprintf(e->table, sizeof(e->table), "%s", fields[0]);
-        e->id = strdup(fields[1]);
-        e->value = strdup(fields[2]);
-        e->extra = strdup(fields[3]);
-        e->note = strdup(fields[6]);
-        e->latitude = atof(fields[4]);
-        e->longitude = atof(fields[5]);
-        if (!e->id || !e->value || !e->extra || !e->note)
-            rc = -ENOMEM;
-    }
-    if (csv)
-        csv_destroy(&csv);
+    int rc = each_record(path, header, 7, la_record, self, err, err_len);
     if (rc < 0) {
         sim_la_map_destroy(&self);
         return rc;

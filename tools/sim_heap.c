@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "sim_array.h"
+
 struct sim_heap {
     sim_timer_t *timers;
     size_t count, capacity;
@@ -33,14 +35,10 @@ static int earlier(const sim_timer_t *a, const sim_timer_t *b)
 
 int sim_heap_push(sim_heap_t *self, int64_t due, uint32_t item, uint32_t generation)
 {
-    if (self->count == self->capacity) {
-        size_t capacity = self->capacity ? self->capacity * 2 : 256;
-        sim_timer_t *grown = realloc(self->timers, capacity * sizeof(*grown));
-        if (!grown)
-            return -ENOMEM;
-        self->timers = grown;
-        self->capacity = capacity;
-    }
+    int rc =
+        sim_array_reserve(&self->timers, self->count, &self->capacity, sizeof(*self->timers), 256);
+    if (rc < 0)
+        return rc;
     size_t i = self->count++;
     sim_timer_t timer = {due, item, generation};
     while (i > 0) {

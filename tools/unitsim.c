@@ -64,6 +64,7 @@
 #include "clock.h"
 #include "codec.h"
 #include "config.h"
+#include "sim_array.h"
 #include "sim_cli.h"
 #include "sim_data.h"
 #include "sim_heap.h"
@@ -157,7 +158,7 @@ typedef struct sim {
     size_t router_count;
     sim_units_t *registries[MAX_ROUTERS]; /* one per router (data dirs may differ) */
     session_t *sessions;
-    size_t session_count;
+    size_t session_count, session_capacity;
     zmq_pollitem_t *items;
     sim_map_t *session_index; /* "<router>:<unit>" -> session */
     ticket_t *tickets;
@@ -211,10 +212,10 @@ static int want_unit(const char *unit_id, void *ctx)
 
 static int add_session(sim_t *sim, uint32_t router, uint32_t unit, const char *unit_id)
 {
-    session_t *grown = realloc(sim->sessions, (sim->session_count + 1) * sizeof(*grown));
-    if (!grown)
-        return -ENOMEM;
-    sim->sessions = grown;
+    int rc = sim_array_reserve(&sim->sessions, sim->session_count, &sim->session_capacity,
+                               sizeof(*sim->sessions), 64);
+    if (rc < 0)
+        return rc;
     session_t *s = &sim->sessions[sim->session_count];
     memset(s, 0, sizeof(*s));
     s->router = router;
@@ -222,7 +223,7 @@ static int add_session(sim_t *sim, uint32_t router, uint32_t unit, const char *u
     snprintf(s->unit_id, sizeof(s->unit_id), "%s", unit_id);
     char key[160];
     snprintf(key, sizeof(key), "%u:%s", router, unit_id);
-    int rc = sim_map_put(sim->session_index, key, (uint32_t)sim->session_count);
+    rc = sim_map_put(sim->session_index, key, (uint32_t)sim->session_count);
     if (rc < 0)
         return rc;
     sim->session_count++;
@@ -511,21 +512,17 @@ static int ticket_find(sim_t *sim, uint32_t session, const char *ticket_id, uint
 
 static int ticket_add(sim_t *sim, uint32_t session, const char *ticket_id, uint32_t *index)
 {
-    if (sim->ticket_count == sim->ticket_capacity) {
-        size_t capacity = sim->ticket_capacity ? sim->ticket_capacity * 2 : 4096;
-        ticket_t *grown = realloc(sim->tickets, capacity * sizeof(*grown));
-        if (!grown)
-            return -ENOMEM;
-        sim->tickets = grown;
-        sim->ticket_capacity = capacity;
-    }
+    int rc = sim_array_reserve(&sim->tickets, sim->ticket_count, &sim->ticket_capacity,
+                               sizeof(*sim->tickets), 4096);
+    if (rc < 0)
+        return rc;
     ticket_t *t = &sim->tickets[sim->ticket_count];
     memset(t, 0, sizeof(*t));
     t->session = session;
     snprintf(t->id, sizeof(t->id), "%s", ticket_id);
     char key[128];
     snprintf(key, sizeof(key), "%u:%s", session, ticket_id);
-    int rc = sim_map_put(sim->ticket_index, key, (uint32_t)sim->ticket_count);
+    rc = sim_map_put(sim->ticket_index, key, (uint32_t)sim->ticket_count);
     if (rc < 0)
         return rc;
     *index = (uint32_t)sim->ticket_count++;
