@@ -84,12 +84,9 @@ static int parse_list_options(int argc, char **argv, Dispatch__ListQueue *list, 
              : (ctl_option_t){"unit", CTL_OPTION_CHECK, "--unit is not an option of this command",
                               .check = ctl_option_refused},
     };
-    int first;
-    int rc = ctl_parse_options(argc, argv, options, sizeof(options) / sizeof(options[0]), &first);
+    int rc = ctl_parse_options(argc, argv, options, CTL_COUNT(options), "", NULL);
     if (rc != CTL_EXIT_OK)
         return rc;
-    if (first < argc)
-        return ctl_usage_error("unexpected argument '%s'", argv[first]);
     list->limit = (uint32_t)limit;
     return CTL_EXIT_OK;
 }
@@ -121,7 +118,7 @@ static int triage_assign(ctl_t *ctl, int argc, char **argv)
         {"note", CTL_OPTION_TEXT, .value = &assign.note},
     };
     int first;
-    int rc = ctl_parse_options(argc, argv, options, sizeof(options) / sizeof(options[0]), &first);
+    int rc = ctl_parse_options(argc, argv, options, CTL_COUNT(options), NULL, &first);
     if (rc != CTL_EXIT_OK)
         return rc;
     if (argc - first != 1 || !*assign.lead_unit)
@@ -170,12 +167,9 @@ static int registry_upsert(ctl_t *ctl, int argc, char **argv)
         {"district", CTL_OPTION_TEXT, .value = &unit.district},
         {"inactive", CTL_OPTION_FALSE, .value = &unit.active},
     };
-    int first;
-    int rc = ctl_parse_options(argc, argv, options, sizeof(options) / sizeof(options[0]), &first);
+    int rc = ctl_parse_options(argc, argv, options, CTL_COUNT(options), "registry upsert", NULL);
     if (rc != CTL_EXIT_OK)
         return rc;
-    if (first < argc)
-        return ctl_usage_error("registry upsert: unexpected argument '%s'", argv[first]);
     if (!*unit.id || !*unit.name || !unit.level)
         return ctl_usage_error("registry upsert needs --id, --name and --level");
     Dispatch__UnitUpsert upsert = DISPATCH__UNIT_UPSERT__INIT;
@@ -192,7 +186,7 @@ static int registry_remove(ctl_t *ctl, int argc, char **argv)
         {"id", CTL_OPTION_TEXT, .value = &remove.unit_id},
     };
     int first;
-    int rc = ctl_parse_options(argc, argv, options, sizeof(options) / sizeof(options[0]), &first);
+    int rc = ctl_parse_options(argc, argv, options, CTL_COUNT(options), NULL, &first);
     if (rc != CTL_EXIT_OK)
         return rc;
     if (first < argc || !*remove.unit_id)
@@ -226,17 +220,14 @@ static int rule_command(ctl_t *ctl, int argc, char **argv, bool upsert)
         {"priority", CTL_OPTION_LONG, &priority, .min = INT32_MIN, .max = INT32_MAX},
     };
     /* rule remove refuses what only an upsert takes (from --lead on). */
-    for (size_t i = 3; !upsert && i < sizeof(options) / sizeof(options[0]); i++) {
+    for (size_t i = 3; !upsert && i < CTL_COUNT(options); i++) {
         options[i].kind = CTL_OPTION_CHECK;
         options[i].value = "rule remove takes --category, --area, --district";
         options[i].check = ctl_option_refused;
     }
-    int first;
-    int rc = ctl_parse_options(argc, argv, options, sizeof(options) / sizeof(options[0]), &first);
+    int rc = ctl_parse_options(argc, argv, options, CTL_COUNT(options), "rule", NULL);
     if (rc != CTL_EXIT_OK)
         return rc;
-    if (first < argc)
-        return ctl_usage_error("rule: unexpected argument '%s'", argv[first]);
     rule.priority = (int32_t)priority;
     if (!*rule.district && ctl->district)
         rule.district = (char *)ctl->district;

@@ -446,7 +446,8 @@ int ctl_option_refused(const char *option, const char *arg, void *value)
     return -EINVAL;
 }
 
-int ctl_parse_options(int argc, char **argv, const ctl_option_t *options, size_t count, int *first)
+int ctl_parse_options(int argc, char **argv, const ctl_option_t *options, size_t count,
+                      const char *command, int *first)
 {
     struct option *table = calloc(count + 1, sizeof(*table));
     if (!table)
@@ -470,7 +471,11 @@ int ctl_parse_options(int argc, char **argv, const ctl_option_t *options, size_t
             rc = CTL_EXIT_USAGE;
     }
     free(table);
-    *first = optind;
+    if (rc == CTL_EXIT_OK && command && optind < argc)
+        return ctl_usage_error("%s%sunexpected argument '%s'", command, *command ? ": " : "",
+                               argv[optind]);
+    if (first)
+        *first = optind;
     return rc;
 }
 

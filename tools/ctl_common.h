@@ -162,9 +162,15 @@ typedef struct ctl_option {
 int ctl_option_refused(const char *option, const char *arg, void *value);
 
 /* Parses a command's options (argv[0] is the command's word) in argv
- * order; *first is where the positional arguments start. CTL_EXIT_OK, or
- * CTL_EXIT_USAGE after printing why (getopt names an unknown option). */
-int ctl_parse_options(int argc, char **argv, const ctl_option_t *options, size_t count, int *first);
+ * order. A command that takes no positional argument gives its name
+ * (`command`, "" for none) to refuse one ("submit: unexpected argument
+ * 'x'"); else command is NULL and *first is where they start. CTL_EXIT_OK,
+ * or CTL_EXIT_USAGE after printing why (getopt names an unknown option). */
+int ctl_parse_options(int argc, char **argv, const ctl_option_t *options, size_t count,
+                      const char *command, int *first);
+
+/* The number of entries of an array. */
+#define CTL_COUNT(array) (sizeof(array) / sizeof((array)[0]))
 
 /* Finds text in a table ending with {NULL, 0}: 0 and *value, or -EINVAL
  * after printing the accepted words (a usage error). */

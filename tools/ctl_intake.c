@@ -115,12 +115,9 @@ int ctl_cmd_submit(ctl_t *ctl, int argc, char **argv)
         {"transfer-to", CTL_OPTION_WORD, &submit.transfer_to, .words = ctl_line_words},
         {"request-id", CTL_OPTION_TEXT, .value = &request_id},
     };
-    int first;
-    int rc = ctl_parse_options(argc, argv, options, sizeof(options) / sizeof(options[0]), &first);
+    int rc = ctl_parse_options(argc, argv, options, CTL_COUNT(options), "submit", NULL);
     if (rc != CTL_EXIT_OK)
         return rc;
-    if (first < argc)
-        return ctl_usage_error("submit: unexpected argument '%s'", argv[first]);
     if (!submit.channel || !submit.kind || !submit.urgency)
         return ctl_usage_error("submit needs --channel, --kind and --urgency");
     if (!*submit.district && ctl->district)
@@ -255,7 +252,7 @@ static int print_view(const ctl_t *ctl, const Dispatch__Reply *reply)
 int ctl_cmd_get(ctl_t *ctl, int argc, char **argv)
 {
     int first;
-    int rc = ctl_parse_options(argc, argv, NULL, 0, &first);
+    int rc = ctl_parse_options(argc, argv, NULL, 0, NULL, &first);
     if (rc != CTL_EXIT_OK)
         return rc;
     if (argc - first != 1)
@@ -293,7 +290,7 @@ int ctl_cmd_callback(ctl_t *ctl, int argc, char **argv)
         {"request-id", CTL_OPTION_TEXT, .value = &request_id},
     };
     int first;
-    int rc = ctl_parse_options(argc, argv, options, sizeof(options) / sizeof(options[0]), &first);
+    int rc = ctl_parse_options(argc, argv, options, CTL_COUNT(options), NULL, &first);
     if (rc != CTL_EXIT_OK)
         return rc;
     if (argc - first != 1)

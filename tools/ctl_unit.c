@@ -90,7 +90,7 @@ static int parse_action_options(const char *verb_word, unsigned takes, int argc,
                                         .check = not_taken};
     }
     int first;
-    int rc = ctl_parse_options(argc, argv, options, COUNT, &first);
+    int rc = ctl_parse_options(argc, argv, options, COUNT, NULL, &first);
     if (rc != CTL_EXIT_OK)
         return rc;
     if (argc - first != 1 || !out->unit)
@@ -312,7 +312,7 @@ static int unit_watch(ctl_t *ctl, int argc, char **argv)
         {"count", CTL_OPTION_LONG, &count, .min = 1, .max = 1000000000},
     };
     int first;
-    int rc = ctl_parse_options(argc, argv, options, sizeof(options) / sizeof(options[0]), &first);
+    int rc = ctl_parse_options(argc, argv, options, CTL_COUNT(options), NULL, &first);
     if (rc != CTL_EXIT_OK)
         return rc;
     if (first < argc || !unit)
