@@ -186,12 +186,12 @@ int city_new(const char *tag, const city_options_t *options, city_t **ret)
 static const char *program(const char *kind)
 {
     if (strcmp(kind, "intake") == 0)
-        return harness_program("INTAKE_BIN", "workers/intake/dispatch-intake");
+        return harness_program("INTAKE_BIN", "workers/dispatch-intake");
     if (strcmp(kind, "router") == 0)
-        return harness_program("ROUTER_BIN", "workers/router/dispatch-router");
+        return harness_program("ROUTER_BIN", "workers/dispatch-router");
     if (strcmp(kind, "escalation") == 0)
-        return harness_program("ESCALATION_BIN", "workers/escalation/dispatch-escalation");
-    return harness_program("AUDIT_BIN", "workers/audit/dispatch-audit");
+        return harness_program("ESCALATION_BIN", "workers/dispatch-escalation");
+    return harness_program("AUDIT_BIN", "workers/dispatch-audit");
 }
 
 static const char *const *extra_args(const city_t *city, const char *kind)
