@@ -98,18 +98,24 @@ void store_destroy(store_t **self)
     *self = NULL;
 }
 
-int store_dbi(store_t *self, const char *name, unsigned flags, MDB_dbi *ret)
+int store_dbis(store_t *self, const store_db_t *dbs, size_t count)
 {
     MDB_txn *txn;
     int rc = store_rc(mdb_txn_begin(self->env, NULL, 0, &txn));
     if (rc < 0)
         return rc;
-    rc = store_rc(mdb_dbi_open(txn, name, flags | MDB_CREATE, ret));
+    for (size_t i = 0; rc == 0 && i < count; i++)
+        rc = store_rc(mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | MDB_CREATE, dbs[i].dbi));
     if (rc < 0) {
         mdb_txn_abort(txn);
         return rc;
     }
     return store_rc(mdb_txn_commit(txn));
+}
+
+int store_dbi(store_t *self, const char *name, unsigned flags, MDB_dbi *ret)
+{
+    return store_dbis(self, &(store_db_t){name, ret, flags}, 1);
 }
 
 static int grow(store_t *self)

@@ -43,6 +43,16 @@ void store_destroy(store_t **self);
 /* Opens or creates the named database; call at start, before any batch. */
 int store_dbi(store_t *self, const char *name, unsigned flags, MDB_dbi *ret);
 
+/* One named database of a module: its name, flags, where its handle goes. */
+typedef struct store_db {
+    const char *name;
+    MDB_dbi *dbi;
+    unsigned flags;
+} store_db_t;
+
+/* Opens or creates count databases in one transaction (one commit). */
+int store_dbis(store_t *self, const store_db_t *dbs, size_t count);
+
 /* A write batch. fn gets the open write transaction and returns 0 to commit
  * or a negative code to abort; MDB_MAP_FULL from fn or from the commit grows
  * the map and runs fn again. Returns fn's error, the commit's, or 0. */

@@ -37,9 +37,11 @@ int trail_new(store_t *store, trail_t **ret)
     int rc = trail_alloc(&self);
     if (rc < 0)
         return rc;
-    rc = store_dbi(store, "audit.log", 0, &self->log);
-    if (rc == 0)
-        rc = store_dbi(store, "audit.meta", 0, &self->meta);
+    const store_db_t dbs[] = {
+        {"audit.log", &self->log, 0},
+        {"audit.meta", &self->meta, 0},
+    };
+    rc = store_dbis(store, dbs, sizeof(dbs) / sizeof(dbs[0]));
     if (rc < 0) {
         trail_destroy(&self);
         return rc;

@@ -103,11 +103,12 @@ int kpi_new(store_t *store, const kpi_options_t *options, kpi_t **ret)
         self->options.handle_ms = defaults.handle_ms;
     if (self->options.handle_urgent_ms <= 0)
         self->options.handle_urgent_ms = defaults.handle_urgent_ms;
-    int rc = store_dbi(store, "audit.history", 0, &self->history);
-    if (rc == 0)
-        rc = store_dbi(store, "audit.tickets", 0, &self->tickets);
-    if (rc == 0)
-        rc = store_dbi(store, "audit.kpi", 0, &self->counts);
+    const store_db_t dbs[] = {
+        {"audit.history", &self->history, 0},
+        {"audit.tickets", &self->tickets, 0},
+        {"audit.kpi", &self->counts, 0},
+    };
+    int rc = store_dbis(store, dbs, sizeof(dbs) / sizeof(dbs[0]));
     if (rc < 0) {
         kpi_destroy(&self);
         return rc;

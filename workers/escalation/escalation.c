@@ -36,10 +36,12 @@ int escalation_new(store_t *store, bus_t *bus, const config_t *config, const cha
     rc = timers_new(store, &self->timers);
     if (rc == 0)
         rc = cases_new(store, &self->cases);
+    const store_db_t dbs[] = {
+        {"escalation.meta", &self->meta, 0},
+        {"escalation.reports", &self->reports, 0},
+    };
     if (rc == 0)
-        rc = store_dbi(store, "escalation.meta", 0, &self->meta);
-    if (rc == 0)
-        rc = store_dbi(store, "escalation.reports", 0, &self->reports);
+        rc = store_dbis(store, dbs, sizeof(dbs) / sizeof(dbs[0]));
     if (rc == 0)
         rc = peers_new(config, name, bus, &self->peers);
     if (rc < 0) {

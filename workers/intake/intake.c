@@ -83,18 +83,13 @@ int intake_new(store_t *store, bus_t *bus, const config_t *config, const char *n
     self->timezone = config_timezone(config);
     self->duplicate_window_ms = options->duplicate_window_minutes * MINUTE_MS;
     rc = peers_new(config, name, bus, &self->peers);
+    const store_db_t dbs[] = {
+        {"intake.tickets", &self->tickets, 0},   {"intake.history", &self->history, 0},
+        {"intake.requests", &self->requests, 0}, {"intake.duplicates", &self->duplicates, 0},
+        {"intake.counters", &self->counters, 0}, {"intake.meta", &self->meta, 0},
+    };
     if (rc == 0)
-        rc = store_dbi(store, "intake.tickets", 0, &self->tickets);
-    if (rc == 0)
-        rc = store_dbi(store, "intake.history", 0, &self->history);
-    if (rc == 0)
-        rc = store_dbi(store, "intake.requests", 0, &self->requests);
-    if (rc == 0)
-        rc = store_dbi(store, "intake.duplicates", 0, &self->duplicates);
-    if (rc == 0)
-        rc = store_dbi(store, "intake.counters", 0, &self->counters);
-    if (rc == 0)
-        rc = store_dbi(store, "intake.meta", 0, &self->meta);
+        rc = store_dbis(store, dbs, sizeof(dbs) / sizeof(dbs[0]));
     if (rc < 0) {
         intake_destroy(&self);
         return rc;

@@ -50,9 +50,11 @@ int registry_new(store_t *store, const char *district, registry_t **ret)
     if (!self)
         return -ENOMEM;
     snprintf(self->district, sizeof(self->district), "%s", district);
-    int rc = store_dbi(store, "router.units", 0, &self->units);
-    if (rc == 0)
-        rc = store_dbi(store, "router.rules", 0, &self->rules);
+    const store_db_t dbs[] = {
+        {"router.units", &self->units, 0},
+        {"router.rules", &self->rules, 0},
+    };
+    int rc = store_dbis(store, dbs, sizeof(dbs) / sizeof(dbs[0]));
     if (rc < 0) {
         free(self);
         return rc;

@@ -41,10 +41,12 @@ int router_new(store_t *store, bus_t *bus, const config_t *config, const char *n
         rc = tickets_new(store, &self->tickets);
     if (rc == 0)
         rc = deliveries_new(store, self->options.delivery_window, &self->deliveries);
+    const store_db_t dbs[] = {
+        {"router.meta", &self->meta, 0},
+        {"router.actions", &self->actions, 0},
+    };
     if (rc == 0)
-        rc = store_dbi(store, "router.meta", 0, &self->meta);
-    if (rc == 0)
-        rc = store_dbi(store, "router.actions", 0, &self->actions);
+        rc = store_dbis(store, dbs, sizeof(dbs) / sizeof(dbs[0]));
     if (rc == 0)
         rc = peers_new(config, name, bus, &self->peers);
     if (rc < 0) {
