@@ -25,7 +25,7 @@ __attribute__((format(printf, 2, 0))) static void print_error(const char *end, c
                                                               va_list args)
 {
     fputs("dispatchctl: ", stderr);
-    vfprintf(stderr, format, args);
+    vfprintf(stderr, format ? format : "", args); /* never NULL; said for instrumented builds */
     fputs(end, stderr);
 }
 

@@ -9,6 +9,7 @@
 
 #include "codec.h"
 #include "event.h"
+#include "lifecycle.h"
 #include "mask.h"
 #include "record.h"
 #include "router_internal.h"
@@ -120,7 +121,7 @@ void router_reply_error(router_t *self, const refusal_t *err, Dispatch__Error **
 
 /* ------------------------------------------------------------- effects */
 
-int router_emit(router_t *self, MDB_txn *txn, const Dispatch__Ticket *ticket, const char *actor,
+int router_emit(router_t *self, MDB_txn *txn, Dispatch__Ticket *ticket, const char *actor,
                 int64_t now, Dispatch__Event *event)
 {
     char id[EVENT_ID_SIZE];
@@ -133,7 +134,9 @@ int router_emit(router_t *self, MDB_txn *txn, const Dispatch__Ticket *ticket, co
     event->at = now;
     event->actor = (char *)(actor && *actor ? actor : ROUTER_ACTOR);
     event->origin = self->name;
-    return peers_send(self->peers, txn, event);
+    rc = peers_send(self->peers, txn, event);
+    /* Last: the fold may free strings the event points to (its own). */
+    return rc < 0 ? rc : lifecycle_apply(ticket, event, now, LIFECYCLE_COPY);
 }
 
 int router_deliver(router_t *self, MDB_txn *txn, const char *unit, const char *ticket_id,

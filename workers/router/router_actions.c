@@ -133,8 +133,6 @@ static int do_sign_for(action_t *a)
     }
     if (ticket->state != DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED)
         return refuse_state(a, "DISPATCHED");
-    ticket->state = DISPATCH__TICKET_STATE__TICKET_STATE_ACCEPTED;
-    ticket->accepted_at = a->now;
     int rc = record_strings_append(&record->signed_by, &record->n_signed_by, a->unit);
     Dispatch__TicketAccepted accepted = DISPATCH__TICKET_ACCEPTED__INIT;
     accepted.unit_id = (char *)a->unit;
@@ -226,8 +224,6 @@ static int do_return(action_t *a)
     Dispatch__Event event = DISPATCH__EVENT__INIT;
     event.body_case = DISPATCH__EVENT__BODY_TICKET_RETURNED;
     event.ticket_returned = &returned;
-    ticket->state = DISPATCH__TICKET_STATE__TICKET_STATE_RETURNED;
-    ticket->return_count++;
     int rc = emit(a, &event);
     if (rc == 0)
         rc = record_strings_append(&record->returned_by, &record->n_returned_by, a->unit);
@@ -335,9 +331,6 @@ static int do_resolve(action_t *a)
         return lead_only(a);
     if (ticket->state != DISPATCH__TICKET_STATE__TICKET_STATE_ACCEPTED)
         return refuse_state(a, "ACCEPTED: sign for it first");
-    ticket->state = DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED;
-    ticket->resolved_at = a->now;
-    ticket->result = request->result;
     Dispatch__TicketResolved resolved = DISPATCH__TICKET_RESOLVED__INIT;
     resolved.unit_id = (char *)a->unit;
     resolved.result = request->result;

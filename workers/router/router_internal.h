@@ -50,9 +50,10 @@ struct router {
 void router_reply_reset(router_t *self);
 
 /* Emits event about ticket (id, district from it) to the receivers the
- * lifecycle table names: fills event_id, ticket_id, district, at, actor,
+ * lifecycle table names and folds it into the ticket (lifecycle_apply):
+ * fills event_id, ticket_id, district, at, actor,
  * origin. */
-int router_emit(router_t *self, MDB_txn *txn, const Dispatch__Ticket *ticket, const char *actor,
+int router_emit(router_t *self, MDB_txn *txn, Dispatch__Ticket *ticket, const char *actor,
                 int64_t now, Dispatch__Event *event);
 
 /* Appends a delivery about ticket_id to unit's queue (fills unit_id,
