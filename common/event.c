@@ -32,6 +32,21 @@ int event_send(bus_t *bus, MDB_txn *txn, bus_link_t *const *links, size_t link_c
     return rc;
 }
 
+Dispatch__Event__BodyCase event_set_body(Dispatch__Event *event, ProtobufCMessage *message)
+{
+    const ProtobufCMessageDescriptor *events = &dispatch__event__descriptor;
+    for (unsigned i = 0; i < events->n_fields; i++) {
+        const ProtobufCFieldDescriptor *field = &events->fields[i];
+        if ((field->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+            field->descriptor == message->descriptor) {
+            memcpy((char *)event + field->offset, &message, sizeof(message));
+            event->body_case = (Dispatch__Event__BodyCase)field->id;
+            return event->body_case;
+        }
+    }
+    return DISPATCH__EVENT__BODY__NOT_SET;
+}
+
 int event_decode(const void *body, size_t len, Dispatch__Event **ret, char *err, size_t err_len)
 {
     return codec_decode(&dispatch__event__descriptor, body, len, EVENT_MAX_SIZE,

@@ -25,6 +25,11 @@ int event_next_id(MDB_txn *txn, MDB_dbi meta, const char *origin, char id[EVENT_
 int event_send(bus_t *bus, MDB_txn *txn, bus_link_t *const *links, size_t link_count,
                const Dispatch__Event *event);
 
+/* Sets the event's body to message, which it borrows (a message on the
+ * stack is fine): the member of Event.body of message's type. Returns that
+ * member's case; BODY__NOT_SET (event unchanged) when no member has it. */
+Dispatch__Event__BodyCase event_set_body(Dispatch__Event *event, ProtobufCMessage *message);
+
 /* Decodes an event from the bus (limits and checks of codec_decode). */
 int event_decode(const void *body, size_t len, Dispatch__Event **ret, char *err, size_t err_len);
 void event_free(Dispatch__Event *event);

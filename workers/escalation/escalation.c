@@ -223,19 +223,23 @@ static int fill_event(escalation_t *self, MDB_txn *txn, const char *ticket_id, c
 }
 
 int escalation_emit(escalation_t *self, MDB_txn *txn, const Dispatch__Escalation__Case *record,
-                    const char *actor, int64_t now, Dispatch__Event *event)
+                    const char *actor, int64_t now, ProtobufCMessage *body)
 {
     char id[EVENT_ID_SIZE];
-    int rc = fill_event(self, txn, record->ticket_id, record->district, actor, now, id, event);
-    return rc < 0 ? rc : peers_send(self->peers, txn, event);
+    Dispatch__Event event = DISPATCH__EVENT__INIT;
+    event_set_body(&event, body);
+    int rc = fill_event(self, txn, record->ticket_id, record->district, actor, now, id, &event);
+    return rc < 0 ? rc : peers_send(self->peers, txn, &event);
 }
 
 int escalation_emit_report(escalation_t *self, MDB_txn *txn, const char *actor, int64_t now,
-                           Dispatch__Event *event)
+                           ProtobufCMessage *body)
 {
     char id[EVENT_ID_SIZE];
-    int rc = fill_event(self, txn, "", self->district, actor, now, id, event);
-    return rc < 0 ? rc : peers_send(self->peers, txn, event);
+    Dispatch__Event event = DISPATCH__EVENT__INIT;
+    event_set_body(&event, body);
+    int rc = fill_event(self, txn, "", self->district, actor, now, id, &event);
+    return rc < 0 ? rc : peers_send(self->peers, txn, &event);
 }
 
 int escalation_climb(escalation_t *self, MDB_txn *txn, Dispatch__Escalation__Case *record,
@@ -248,11 +252,8 @@ int escalation_climb(escalation_t *self, MDB_txn *txn, Dispatch__Escalation__Cas
     escalated.level = level;
     escalated.previous = record->supervision;
     escalated.reason = (char *)reason;
-    Dispatch__Event event = DISPATCH__EVENT__INIT;
-    event.body_case = DISPATCH__EVENT__BODY_TICKET_ESCALATED;
-    event.ticket_escalated = &escalated;
     record->supervision = level;
-    return escalation_emit(self, txn, record, actor, now, &event);
+    return escalation_emit(self, txn, record, actor, now, &escalated.base);
 }
 
 int escalation_request_sign_off(escalation_t *self, MDB_txn *txn,
@@ -266,10 +267,7 @@ int escalation_request_sign_off(escalation_t *self, MDB_txn *txn,
         return rc;
     Dispatch__SignOffRequested requested = DISPATCH__SIGN_OFF_REQUESTED__INIT;
     requested.reason = (char *)reason;
-    Dispatch__Event event = DISPATCH__EVENT__INIT;
-    event.body_case = DISPATCH__EVENT__BODY_SIGN_OFF_REQUESTED;
-    event.sign_off_requested = &requested;
-    return escalation_emit(self, txn, record, NULL, now, &event);
+    return escalation_emit(self, txn, record, NULL, now, &requested.base);
 }
 
 void escalation_move_handle_deadline(escalation_t *self, Dispatch__Escalation__Case *record,

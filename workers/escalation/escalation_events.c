@@ -91,10 +91,7 @@ static int on_dispatched(escalation_t *self, MDB_txn *txn, const Dispatch__Event
         clock.paused_ms = paused_ms;
         clock.deadline_sign_for = record->sign_for->deadline;
         clock.deadline_handle = record->handle->deadline;
-        Dispatch__Event resumed_event = DISPATCH__EVENT__INIT;
-        resumed_event.body_case = DISPATCH__EVENT__BODY_CLOCK_RESUMED;
-        resumed_event.clock_resumed = &clock;
-        rc = escalation_emit(self, txn, record, NULL, at, &resumed_event);
+        rc = escalation_emit(self, txn, record, NULL, at, &clock.base);
         if (rc < 0)
             return rc;
     }
@@ -121,10 +118,7 @@ static int on_triaged(escalation_t *self, MDB_txn *txn, const Dispatch__Event *e
                             ? "in triage after a return for insufficient information: "
                               "waiting on the citizen"
                             : "in triage: no unit owns the ticket";
-        Dispatch__Event paused_event = DISPATCH__EVENT__INIT;
-        paused_event.body_case = DISPATCH__EVENT__BODY_CLOCK_PAUSED;
-        paused_event.clock_paused = &paused;
-        rc = escalation_emit(self, txn, record, NULL, at, &paused_event);
+        rc = escalation_emit(self, txn, record, NULL, at, &paused.base);
         if (rc < 0)
             return rc;
     }

@@ -28,10 +28,7 @@ static int send_reminder(firing_t *f, Dispatch__DeadlineKind kind, bool overdue,
     sent.deadline = track->deadline;
     sent.overdue = overdue;
     sent.text = (char *)text;
-    Dispatch__Event event = DISPATCH__EVENT__INIT;
-    event.body_case = DISPATCH__EVENT__BODY_REMINDER_SENT;
-    event.reminder_sent = &sent;
-    return escalation_emit(f->self, f->txn, f->record, NULL, f->now, &event);
+    return escalation_emit(f->self, f->txn, f->record, NULL, f->now, &sent.base);
 }
 
 static int fire_reminder(firing_t *f, Dispatch__DeadlineKind kind, const schedule_step_t *step)
@@ -66,10 +63,7 @@ static int fire_overdue(firing_t *f, Dispatch__DeadlineKind kind)
     overdue.unit_id = record->unit_id;
     overdue.deadline_kind = kind;
     overdue.deadline = track->deadline;
-    Dispatch__Event event = DISPATCH__EVENT__INIT;
-    event.body_case = DISPATCH__EVENT__BODY_TICKET_OVERDUE;
-    event.ticket_overdue = &overdue;
-    int rc = escalation_emit(f->self, f->txn, record, NULL, f->now, &event);
+    int rc = escalation_emit(f->self, f->txn, record, NULL, f->now, &overdue.base);
     if (rc == 0)
         rc = escalation_climb(f->self, f->txn, record,
                               DISPATCH__SUPERVISION_LEVEL__SUPERVISION_LEVEL_UNIT_REMINDER, text,

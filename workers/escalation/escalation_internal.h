@@ -52,10 +52,10 @@ int escalation_save(escalation_t *self, MDB_txn *txn, Dispatch__Escalation__Case
 /* Emits event about the case's ticket to the router, the owning intake and
  * audit: fills event_id, ticket_id, district, at, actor, origin. */
 int escalation_emit(escalation_t *self, MDB_txn *txn, const Dispatch__Escalation__Case *record,
-                    const char *actor, int64_t now, Dispatch__Event *event);
+                    const char *actor, int64_t now, ProtobufCMessage *body);
 /* An event on no ticket (a special report): to audit only. */
 int escalation_emit_report(escalation_t *self, MDB_txn *txn, const char *actor, int64_t now,
-                           Dispatch__Event *event);
+                           ProtobufCMessage *body);
 
 /* Raises the case's supervision to level (TicketEscalated) when it is
  * below it; nothing otherwise. */

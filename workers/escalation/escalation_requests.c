@@ -23,9 +23,9 @@ static escalation_t *self_of(const admin_t *a)
 
 /* A decision on a case: its event goes out in the decider's name, the case
  * is saved, the reply says done. */
-static int decided(admin_t *a, Dispatch__Escalation__Case *record, Dispatch__Event *event)
+static int decided(admin_t *a, Dispatch__Escalation__Case *record, ProtobufCMessage *body)
 {
-    int rc = escalation_emit(self_of(a), a->txn, record, a->request->actor_id, a->now, event);
+    int rc = escalation_emit(self_of(a), a->txn, record, a->request->actor_id, a->now, body);
     if (rc == 0)
         rc = escalation_save(self_of(a), a->txn, record, a->now);
     if (rc == 0)
@@ -106,7 +106,7 @@ static int decide(admin_t *a, Dispatch__Escalation__Case *record,
         return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
                       "extension_decision.ticket_id", "ticket %s is %s", record->ticket_id,
                       state_name(record->state));
-    Dispatch__Event event = DISPATCH__EVENT__INIT;
+    ProtobufCMessage *body;
     Dispatch__ExtensionGranted granted = DISPATCH__EXTENSION_GRANTED__INIT;
     Dispatch__ExtensionRefused refused = DISPATCH__EXTENSION_REFUSED__INIT;
     if (decision->granted) {
@@ -119,18 +119,16 @@ static int decide(admin_t *a, Dispatch__Escalation__Case *record,
         granted.request_id = decision->request_id;
         granted.new_deadline_handle = deadline;
         granted.note = decision->note;
-        event.body_case = DISPATCH__EVENT__BODY_EXTENSION_GRANTED;
-        event.extension_granted = &granted;
+        body = &granted.base;
     } else {
         refused.request_id = decision->request_id;
         refused.note = decision->note;
-        event.body_case = DISPATCH__EVENT__BODY_EXTENSION_REFUSED;
-        event.extension_refused = &refused;
+        body = &refused.base;
     }
     int rc = record_string_set(&record->decided_request_id, decision->request_id);
     if (rc == 0)
         rc = cases_set_extension(record, NULL, 0);
-    return rc < 0 ? rc : decided(a, record, &event);
+    return rc < 0 ? rc : decided(a, record, body);
 }
 
 static int extension_decision(admin_t *a)
@@ -194,10 +192,7 @@ static int sign_off_report(admin_t *a, const Dispatch__LeaderSignOff *sign_off, 
     signed_off.leader = (char *)leader;
     signed_off.report_id = sign_off->report_id;
     signed_off.instruction = sign_off->instruction;
-    Dispatch__Event event = DISPATCH__EVENT__INIT;
-    event.body_case = DISPATCH__EVENT__BODY_SIGNED_OFF;
-    event.signed_off = &signed_off;
-    rc = escalation_emit_report(self, a->txn, a->request->actor_id, a->now, &event);
+    rc = escalation_emit_report(self, a->txn, a->request->actor_id, a->now, &signed_off.base);
     if (rc == 0)
         admin_call_done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
     return rc;
@@ -231,11 +226,8 @@ static int sign_off_ticket(admin_t *a, const Dispatch__LeaderSignOff *sign_off, 
         Dispatch__SignedOff signed_off = DISPATCH__SIGNED_OFF__INIT;
         signed_off.leader = (char *)leader;
         signed_off.instruction = sign_off->instruction;
-        Dispatch__Event event = DISPATCH__EVENT__INIT;
-        event.body_case = DISPATCH__EVENT__BODY_SIGNED_OFF;
-        event.signed_off = &signed_off;
         if (rc == 0)
-            rc = decided(a, record, &event);
+            rc = decided(a, record, &signed_off.base);
     }
     dispatch__escalation__case__free_unpacked(record, NULL);
     return rc;

@@ -181,30 +181,32 @@ int intake_history_append(intake_t *self, MDB_txn *txn, ticket_work_t *work,
     return rc;
 }
 
-/* Emits one event about the ticket in work (body already set in event):
- * stamps it, appends it to the outbox of each of its receivers (the
- * lifecycle table), folds it into the ticket and records it in the
- * ticket's history. */
-int intake_emit(intake_t *self, MDB_txn *txn, ticket_work_t *work, Dispatch__Event *event,
+/* Emits the event whose body is `body` (a TicketMerged, ...) about the
+ * ticket in work: stamps it, appends it to the outbox of each of its
+ * receivers (the lifecycle table), folds it into the ticket and records it
+ * in the ticket's history. */
+int intake_emit(intake_t *self, MDB_txn *txn, ticket_work_t *work, ProtobufCMessage *body,
                 const char *actor, int64_t now_ms)
 {
     char event_id[EVENT_ID_SIZE];
     int rc = event_next_id(txn, self->meta, self->name, event_id);
     if (rc < 0)
         return rc;
-    event->event_id = event_id;
-    event->ticket_id = work->ticket.id;
-    event->district = work->ticket.district;
-    event->at = now_ms;
-    event->actor = (char *)actor;
-    event->origin = self->name;
-    rc = peers_send(self->peers, txn, event);
+    Dispatch__Event event = DISPATCH__EVENT__INIT;
+    event_set_body(&event, body);
+    event.event_id = event_id;
+    event.ticket_id = work->ticket.id;
+    event.district = work->ticket.district;
+    event.at = now_ms;
+    event.actor = (char *)actor;
+    event.origin = self->name;
+    rc = peers_send(self->peers, txn, &event);
     if (rc == 0)
-        rc = lifecycle_apply(&work->ticket, event, now_ms, LIFECYCLE_BORROW);
+        rc = lifecycle_apply(&work->ticket, &event, now_ms, LIFECYCLE_BORROW);
     if (rc < 0)
         return rc;
     Dispatch__HistoryEntry entry;
-    lifecycle_history_entry(event, now_ms, &entry);
+    lifecycle_history_entry(&event, now_ms, &entry);
     return intake_history_append(self, txn, work, &entry);
 }
 

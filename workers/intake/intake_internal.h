@@ -54,7 +54,7 @@ void intake_work_release(ticket_work_t *work);
 size_t intake_history_key(const char *id, uint32_t index, unsigned char key[HISTORY_KEY_SIZE]);
 int intake_history_append(intake_t *self, MDB_txn *txn, ticket_work_t *work,
                           const Dispatch__HistoryEntry *entry);
-int intake_emit(intake_t *self, MDB_txn *txn, ticket_work_t *work, Dispatch__Event *event,
+int intake_emit(intake_t *self, MDB_txn *txn, ticket_work_t *work, ProtobufCMessage *body,
                 const char *actor, int64_t now_ms);
 int intake_ticket_id_next(intake_t *self, MDB_txn *txn, int64_t now_ms, char id[IDS_TICKET_SIZE]);
 

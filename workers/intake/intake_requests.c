@@ -290,15 +290,13 @@ static int submit_register(intake_t *self, MDB_txn *txn, const Dispatch__SubmitT
     if (!transfer && (rc = intake_duplicate_find(self, txn, ticket, now_ms, &master, &match)) < 0)
         return rc;
 
-    Dispatch__Event registered = DISPATCH__EVENT__INIT, second = DISPATCH__EVENT__INIT;
-    Dispatch__TicketRegistered registered_body = DISPATCH__TICKET_REGISTERED__INIT;
+    Dispatch__TicketRegistered registered = DISPATCH__TICKET_REGISTERED__INIT;
+    ProtobufCMessage *second = NULL;
     Dispatch__TicketTransferred transferred = DISPATCH__TICKET_TRANSFERRED__INIT;
     Dispatch__TicketMerged merged = DISPATCH__TICKET_MERGED__INIT;
     Dispatch__TicketResolved resolved = DISPATCH__TICKET_RESOLVED__INIT;
     char note[128];
-    registered.body_case = DISPATCH__EVENT__BODY_TICKET_REGISTERED;
-    registered.ticket_registered = &registered_body;
-    registered_body.ticket = ticket;
+    registered.ticket = ticket;
 
     if (transfer) {
         ticket->state = DISPATCH__TICKET_STATE__TICKET_STATE_TRANSFERRED;
@@ -306,16 +304,14 @@ static int submit_register(intake_t *self, MDB_txn *txn, const Dispatch__SubmitT
         snprintf(note, sizeof(note), "handed over to %s", emergency_line_name(submit->transfer_to));
         transferred.line = submit->transfer_to;
         transferred.note = note;
-        second.body_case = DISPATCH__EVENT__BODY_TICKET_TRANSFERRED;
-        second.ticket_transferred = &transferred;
+        second = &transferred.base;
     } else if (master.loaded) {
         snprintf(master_id, LIMIT_ID + 1, "%s", master.ticket.id);
         ticket->state = DISPATCH__TICKET_STATE__TICKET_STATE_MERGED;
         ticket->master_id = master_id;
         merged.master_id = master_id;
         merged.reason = (char *)intake_match_reason(match);
-        second.body_case = DISPATCH__EVENT__BODY_TICKET_MERGED;
-        second.ticket_merged = &merged;
+        second = &merged.base;
     } else if (submit->answered) {
         ticket->state = DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED;
         ticket->answered_at_intake = true;
@@ -325,15 +321,14 @@ static int submit_register(intake_t *self, MDB_txn *txn, const Dispatch__SubmitT
         resolved.result = ticket->result;
         resolved.text = submit->answer;
         resolved.at_intake = true;
-        second.body_case = DISPATCH__EVENT__BODY_TICKET_RESOLVED;
-        second.ticket_resolved = &resolved;
+        second = &resolved.base;
     }
 
     /* The ticket is new: its id was never used (counters), so its history
      * starts empty. */
-    rc = intake_emit(self, txn, &work, &registered, actor, now_ms);
-    if (rc == 0 && second.body_case != DISPATCH__EVENT__BODY__NOT_SET)
-        rc = intake_emit(self, txn, &work, &second, actor, now_ms);
+    rc = intake_emit(self, txn, &work, &registered.base, actor, now_ms);
+    if (rc == 0 && second)
+        rc = intake_emit(self, txn, &work, second, actor, now_ms);
     if (rc == 0 && master.loaded)
         rc = master_note_duplicate(self, txn, &master, id, intake_match_reason(match), actor,
                                    now_ms);
@@ -470,9 +465,7 @@ static int callback_apply(intake_t *self, MDB_txn *txn, ticket_work_t *work,
     called.solved = callback->solved;
     called.unreachable = callback->unreachable;
     called.comment = callback->comment;
-    Dispatch__Event first = DISPATCH__EVENT__INIT, second = DISPATCH__EVENT__INIT;
-    first.body_case = DISPATCH__EVENT__BODY_CALLED_BACK;
-    first.called_back = &called;
+    ProtobufCMessage *second;
 
     Dispatch__TicketReopened reopened = DISPATCH__TICKET_REOPENED__INIT;
     Dispatch__TicketClosed closed = DISPATCH__TICKET_CLOSED__INIT;
@@ -480,18 +473,16 @@ static int callback_apply(intake_t *self, MDB_txn *txn, ticket_work_t *work,
         reopened.reason = callback->comment;
         reopened.reopen_count = ticket->reopen_count + 1;
         reopened.satisfaction = satisfaction;
-        second.body_case = DISPATCH__EVENT__BODY_TICKET_REOPENED;
-        second.ticket_reopened = &reopened;
+        second = &reopened.base;
     } else {
         closed.satisfaction = satisfaction;
         closed.note =
             callback->unreachable ? "caller unreachable: closed without rating" : callback->comment;
-        second.body_case = DISPATCH__EVENT__BODY_TICKET_CLOSED;
-        second.ticket_closed = &closed;
+        second = &closed.base;
     }
-    int rc = intake_emit(self, txn, work, &first, actor, now_ms);
+    int rc = intake_emit(self, txn, work, &called.base, actor, now_ms);
     if (rc == 0)
-        rc = intake_emit(self, txn, work, &second, actor, now_ms);
+        rc = intake_emit(self, txn, work, second, actor, now_ms);
     if (rc == 0 && !reopen)
         rc = intake_duplicate_unindex(self, txn, work);
     return rc == 0 ? intake_work_save(self, txn, work) : rc;

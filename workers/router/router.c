@@ -122,21 +122,23 @@ void router_reply_error(router_t *self, const refusal_t *err, Dispatch__Error **
 /* ------------------------------------------------------------- effects */
 
 int router_emit(router_t *self, MDB_txn *txn, Dispatch__Ticket *ticket, const char *actor,
-                int64_t now, Dispatch__Event *event)
+                int64_t now, ProtobufCMessage *body)
 {
     char id[EVENT_ID_SIZE];
     int rc = event_next_id(txn, self->meta, self->name, id);
     if (rc < 0)
         return rc;
-    event->event_id = id;
-    event->ticket_id = ticket->id;
-    event->district = ticket->district;
-    event->at = now;
-    event->actor = (char *)(actor && *actor ? actor : ROUTER_ACTOR);
-    event->origin = self->name;
-    rc = peers_send(self->peers, txn, event);
+    Dispatch__Event event = DISPATCH__EVENT__INIT;
+    event_set_body(&event, body);
+    event.event_id = id;
+    event.ticket_id = ticket->id;
+    event.district = ticket->district;
+    event.at = now;
+    event.actor = (char *)(actor && *actor ? actor : ROUTER_ACTOR);
+    event.origin = self->name;
+    rc = peers_send(self->peers, txn, &event);
     /* Last: the fold may free strings the event points to (its own). */
-    return rc < 0 ? rc : lifecycle_apply(ticket, event, now, LIFECYCLE_COPY);
+    return rc < 0 ? rc : lifecycle_apply(ticket, &event, now, LIFECYCLE_COPY);
 }
 
 int router_deliver(router_t *self, MDB_txn *txn, const char *unit, const char *ticket_id,
@@ -313,10 +315,7 @@ int router_assign(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *
     dispatched.category = ticket->category;
     dispatched.area = ticket->area;
     dispatched.registered_at = ticket->registered_at;
-    Dispatch__Event event = DISPATCH__EVENT__INIT;
-    event.body_case = DISPATCH__EVENT__BODY_TICKET_DISPATCHED;
-    event.ticket_dispatched = &dispatched;
-    rc = router_emit(self, txn, ticket, assignment->actor, now, &event);
+    rc = router_emit(self, txn, ticket, assignment->actor, now, &dispatched.base);
     return rc < 0 ? rc : router_save(self, txn, record, now);
 }
 
@@ -351,10 +350,7 @@ int router_triage(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *
     triaged.cause = cause;
     triaged.from_unit = (char *)(from_unit ? from_unit : "");
     triaged.note = (char *)(note ? note : "");
-    Dispatch__Event event = DISPATCH__EVENT__INIT;
-    event.body_case = DISPATCH__EVENT__BODY_TICKET_TRIAGED;
-    event.ticket_triaged = &triaged;
-    rc = router_emit(self, txn, ticket, actor, now, &event);
+    rc = router_emit(self, txn, ticket, actor, now, &triaged.base);
     return rc < 0 ? rc : router_save(self, txn, record, now);
 }
 

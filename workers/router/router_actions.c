@@ -113,9 +113,9 @@ static bool state_is(const action_t *a, Dispatch__TicketState one, Dispatch__Tic
     return state == one || state == two;
 }
 
-static int emit(action_t *a, Dispatch__Event *event)
+static int emit(action_t *a, ProtobufCMessage *body)
 {
-    return router_emit(a->router, a->txn, a->record->ticket, a->unit, a->now, event);
+    return router_emit(a->router, a->txn, a->record->ticket, a->unit, a->now, body);
 }
 
 static int do_sign_for(action_t *a)
@@ -136,11 +136,8 @@ static int do_sign_for(action_t *a)
     int rc = record_strings_append(&record->signed_by, &record->n_signed_by, a->unit);
     Dispatch__TicketAccepted accepted = DISPATCH__TICKET_ACCEPTED__INIT;
     accepted.unit_id = (char *)a->unit;
-    Dispatch__Event event = DISPATCH__EVENT__INIT;
-    event.body_case = DISPATCH__EVENT__BODY_TICKET_ACCEPTED;
-    event.ticket_accepted = &accepted;
     if (rc == 0)
-        rc = emit(a, &event);
+        rc = emit(a, &accepted.base);
     return rc < 0 ? rc : router_save(a->router, a->txn, record, a->now);
 }
 
@@ -221,10 +218,7 @@ static int do_return(action_t *a)
     returned.unit_id = (char *)a->unit;
     returned.reason_code = request->reason_code;
     returned.reason = request->reason;
-    Dispatch__Event event = DISPATCH__EVENT__INIT;
-    event.body_case = DISPATCH__EVENT__BODY_TICKET_RETURNED;
-    event.ticket_returned = &returned;
-    int rc = emit(a, &event);
+    int rc = emit(a, &returned.base);
     if (rc == 0)
         rc = record_strings_append(&record->returned_by, &record->n_returned_by, a->unit);
     char reason[LIMIT_TEXT + 1];
@@ -256,10 +250,7 @@ static int do_return(action_t *a)
     rerouted.from_unit = (char *)a->unit;
     rerouted.to_unit = next;
     rerouted.reason = request->reason;
-    Dispatch__Event reroute_event = DISPATCH__EVENT__INIT;
-    reroute_event.body_case = DISPATCH__EVENT__BODY_TICKET_REROUTED;
-    reroute_event.ticket_rerouted = &rerouted;
-    rc = router_emit(router, a->txn, ticket, ROUTER_ACTOR, a->now, &reroute_event);
+    rc = router_emit(router, a->txn, ticket, ROUTER_ACTOR, a->now, &rerouted.base);
     if (rc < 0)
         return rc;
     /* The assisting units stay, but the new lead is not its own assistant. */
@@ -316,10 +307,7 @@ static int do_progress(action_t *a)
     Dispatch__ProgressReported progress = DISPATCH__PROGRESS_REPORTED__INIT;
     progress.unit_id = (char *)a->unit;
     progress.text = a->request->progress->text;
-    Dispatch__Event event = DISPATCH__EVENT__INIT;
-    event.body_case = DISPATCH__EVENT__BODY_PROGRESS_REPORTED;
-    event.progress_reported = &progress;
-    int rc = emit(a, &event);
+    int rc = emit(a, &progress.base);
     return rc < 0 ? rc : router_save(a->router, a->txn, a->record, a->now);
 }
 
@@ -335,10 +323,7 @@ static int do_resolve(action_t *a)
     resolved.unit_id = (char *)a->unit;
     resolved.result = request->result;
     resolved.text = request->text;
-    Dispatch__Event event = DISPATCH__EVENT__INIT;
-    event.body_case = DISPATCH__EVENT__BODY_TICKET_RESOLVED;
-    event.ticket_resolved = &resolved;
-    int rc = emit(a, &event);
+    int rc = emit(a, &resolved.base);
     return rc < 0 ? rc : router_save(a->router, a->txn, a->record, a->now);
 }
 
@@ -364,10 +349,7 @@ static int do_extension(action_t *a)
     requested.requested_deadline = request->requested_deadline;
     requested.extra_working_days = request->extra_working_days;
     requested.reason = request->reason;
-    Dispatch__Event event = DISPATCH__EVENT__INIT;
-    event.body_case = DISPATCH__EVENT__BODY_EXTENSION_REQUESTED;
-    event.extension_requested = &requested;
-    int rc = emit(a, &event);
+    int rc = emit(a, &requested.base);
     return rc < 0 ? rc : router_save(a->router, a->txn, a->record, a->now);
 }
 

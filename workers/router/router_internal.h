@@ -49,12 +49,12 @@ struct router {
 /* Frees what the previous reply held. */
 void router_reply_reset(router_t *self);
 
-/* Emits event about ticket (id, district from it) to the receivers the
- * lifecycle table names and folds it into the ticket (lifecycle_apply):
- * fills event_id, ticket_id, district, at, actor,
+/* Emits the event whose body is `body` (a TicketAccepted, ...) about
+ * ticket (id, district from it) to the receivers the lifecycle table names
+ * and folds it into the ticket (lifecycle_apply); fills event_id, ticket_id, district, at, actor,
  * origin. */
 int router_emit(router_t *self, MDB_txn *txn, Dispatch__Ticket *ticket, const char *actor,
-                int64_t now, Dispatch__Event *event);
+                int64_t now, ProtobufCMessage *body);
 
 /* Appends a delivery about ticket_id to unit's queue (fills unit_id,
  * ticket_id, at). */

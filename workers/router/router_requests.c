@@ -76,10 +76,7 @@ static int triage_assign(admin_t *a)
     assigned.assisting_units = request->assisting_units;
     assigned.n_assisting_units = request->n_assisting_units;
     assigned.note = request->note;
-    Dispatch__Event event = DISPATCH__EVENT__INIT;
-    event.body_case = DISPATCH__EVENT__BODY_TRIAGE_ASSIGNED;
-    event.triage_assigned = &assigned;
-    rc = router_emit(router, a->txn, record->ticket, a->request->actor_id, a->now, &event);
+    rc = router_emit(router, a->txn, record->ticket, a->request->actor_id, a->now, &assigned.base);
     if (rc < 0)
         goto out;
     router_assignment_t assignment = {
