@@ -8,36 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void write_message(FILE *out, const ProtobufCMessage *msg);
+#include "utf8.h"
 
-/* Length of the valid UTF-8 sequence at p (at most `left` bytes), or 0 when
- * the bytes there are not one: stray continuation bytes, truncated or
- * overlong forms, UTF-16 surrogates, values past U+10FFFF. */
-static size_t utf8_sequence_length(const unsigned char *p, size_t left)
-{
-    unsigned char c = p[0];
-    size_t need;
-    uint32_t min, cp;
-    if ((c & 0xe0) == 0xc0) {
-        need = 1, min = 0x80, cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        need = 2, min = 0x800, cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-        need = 3, min = 0x10000, cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (left <= need)
-        return 0;
-    for (size_t i = 1; i <= need; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-        return 0;
-    return need + 1;
-}
+static void write_message(FILE *out, const ProtobufCMessage *msg);
 
 void pbjson_write_string(FILE *out, const char *text, size_t len)
 {
@@ -47,7 +20,7 @@ void pbjson_write_string(FILE *out, const char *text, size_t len)
     while (p < end) {
         unsigned char c = *p;
         if (c >= 0x80) {
-            size_t n = utf8_sequence_length(p, (size_t)(end - p));
+            size_t n = utf8_char(p, (size_t)(end - p), NULL);
             if (n == 0) {
                 fputs("\\ufffd", out);
                 p++;

@@ -17,6 +17,7 @@
 #include "client.h"
 #include "mask.h"
 #include "pbjson.h"
+#include "utf8.h"
 
 /* --- errors and exit codes --- */
 
@@ -575,38 +576,6 @@ const char *ctl_time(int64_t unix_ms, char *buf, size_t len)
     if (!localtime_r(&seconds, &local) || strftime(buf, len, "%Y-%m-%d %H:%M:%S", &local) == 0)
         snprintf(buf, len, "%lld", (long long)unix_ms);
     return buf;
-}
-
-/* Length of the valid UTF-8 character at p, 0 when the bytes there are not
- * one; *code_point receives it. */
-static size_t utf8_char(const unsigned char *p, size_t left, uint32_t *code_point)
-{
-    unsigned char c = p[0];
-    if (c < 0x80) {
-        *code_point = c;
-        return 1;
-    }
-    size_t need;
-    uint32_t min, cp;
-    if ((c & 0xe0) == 0xc0)
-        need = 1, min = 0x80, cp = c & 0x1f;
-    else if ((c & 0xf0) == 0xe0)
-        need = 2, min = 0x800, cp = c & 0x0f;
-    else if ((c & 0xf8) == 0xf0)
-        need = 3, min = 0x10000, cp = c & 0x07;
-    else
-        return 0;
-    if (left <= need)
-        return 0;
-    for (size_t i = 1; i <= need; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3f);
-    }
-    if (cp < min || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-        return 0;
-    *code_point = cp;
-    return need + 1;
 }
 
 static bool is_wide(uint32_t cp)
