@@ -1,18 +1,24 @@
 /* mask: see mask.h for what is revealed.
  *
- * Both functions write through struct output, which refuses any piece that
- * does not fit whole and then refuses everything after it, so the output
- * is always a prefix of the full result made of whole characters.
+ * The mask functions write through struct output, which refuses any piece
+ * that does not fit whole and then refuses everything after it, so the
+ * output is always a prefix of the full result made of whole characters.
+ * Each input character yields at most as many bytes as it has, which is what
+ * lets mask_message() write a result over its input.
  */
 #include "mask.h"
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define PHONE_LONG_DIGITS 11 /* mobile numbers in China; landlines with area code */
 #define PHONE_LONG_HEAD 3
 #define PHONE_LONG_TAIL 4
 #define PHONE_SHORT_TAIL 2
+#define ADDRESS_KEPT 6 /* characters: city and district in a Chinese address */
+#define SCRATCH_SIZE 256
 
 struct output {
     char *buffer;
@@ -144,28 +150,172 @@ static bool is_ascii_space(unsigned char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
 }
 
+/* The text without leading and trailing ASCII whitespace: [*text, *end).
+ * A character is never cut by `end`: trailing spaces are single bytes. */
+static void trim(const char *utf8_in, const unsigned char **text, const unsigned char **end)
+{
+    const unsigned char *start = (const unsigned char *)(utf8_in != NULL ? utf8_in : "");
+    while (is_ascii_space(*start))
+        start++;
+    const unsigned char *stop = start + strlen((const char *)start);
+    while (stop > start && is_ascii_space(stop[-1]))
+        stop--;
+    *text = start;
+    *end = stop;
+}
+
+/* Copies the character at c when it is printable UTF-8, else one '*'.
+ * Returns its length. */
+static size_t keep_printable(struct output *output, const unsigned char *c)
+{
+    size_t length = utf8_sequence_length(c);
+    bool printable = length > 1 || (length == 1 && c[0] >= 0x20 && c[0] != 0x7f);
+    if (printable)
+        output_append(output, (const char *)c, length);
+    else
+        output_star(output);
+    return character_length(c);
+}
+
+/* Keeps the first `kept` characters of [text, end) (printable ones), one
+ * '*' for each further character. */
+static void keep_head(struct output *output, const unsigned char *text, const unsigned char *end,
+                      size_t kept)
+{
+    size_t index = 0;
+    for (const unsigned char *c = text; c < end; index++) {
+        if (index < kept) {
+            c += keep_printable(output, c);
+        } else {
+            output_star(output);
+            c += character_length(c);
+        }
+    }
+}
+
 void mask_name(const char *utf8_in, char *out, size_t len)
 {
     struct output output = output_start(out, len);
-    const unsigned char *text = (const unsigned char *)(utf8_in != NULL ? utf8_in : "");
+    const unsigned char *text, *end;
+    trim(utf8_in, &text, &end);
+    keep_head(&output, text, end, 1);
+}
 
-    while (is_ascii_space(*text))
-        text++;
-    const unsigned char *end = text + strlen((const char *)text);
-    while (end > text && is_ascii_space(end[-1]))
-        end--;
-    if (text == end)
+void mask_address(const char *utf8_in, char *out, size_t len)
+{
+    struct output output = output_start(out, len);
+    const unsigned char *text, *end;
+    trim(utf8_in, &text, &end);
+    size_t characters = 0;
+    for (const unsigned char *c = text; c < end; c += character_length(c))
+        characters++;
+    keep_head(&output, text, end, characters / 2 < ADDRESS_KEPT ? characters / 2 : ADDRESS_KEPT);
+}
+
+void mask_text(const char *utf8_in, char *out, size_t len)
+{
+    struct output output = output_start(out, len);
+    const unsigned char *text, *end;
+    trim(utf8_in, &text, &end);
+    keep_head(&output, text, end, 0);
+}
+
+/* ---- messages ----------------------------------------------------------- */
+
+/* Rewrites text with its masked form. The result is never longer than the
+ * text, so it fits where the text was. */
+static void mask_string(char *text, personal_kind_t kind)
+{
+    size_t len = strlen(text);
+    if (len == 0)
+        return; /* possibly the library's shared empty string: never written */
+    char scratch[SCRATCH_SIZE];
+    char *out = len < sizeof(scratch) ? scratch : malloc(len + 1);
+    if (!out) {
+        memset(text, '*', len); /* nothing is revealed rather than too much */
         return;
+    }
+    out[0] = '\0';
+    switch (kind) {
+    case PERSONAL_PHONE:
+        mask_phone(text, out, len + 1);
+        break;
+    case PERSONAL_NAME:
+        mask_name(text, out, len + 1);
+        break;
+    case PERSONAL_ADDRESS:
+        mask_address(text, out, len + 1);
+        break;
+    case PERSONAL_TEXT:
+        mask_text(text, out, len + 1);
+        break;
+    }
+    memcpy(text, out, strlen(out) + 1);
+    if (out != scratch)
+        free(out);
+}
 
-    size_t first_length = utf8_sequence_length(text);
-    bool first_printable =
-        first_length > 1 || (first_length == 1 && text[0] >= 0x20 && text[0] != 0x7f);
-    if (first_printable)
-        output_append(&output, (const char *)text, first_length);
-    else
-        output_star(&output);
+static void drop_unknown_fields(ProtobufCMessage *msg)
+{
+    for (unsigned i = 0; i < msg->n_unknown_fields; i++)
+        free(msg->unknown_fields[i].data);
+    free(msg->unknown_fields);
+    msg->unknown_fields = NULL;
+    msg->n_unknown_fields = 0;
+}
 
-    /* A sequence is never cut by `end`: trailing spaces are single bytes. */
-    for (const unsigned char *c = text + character_length(text); c < end; c += character_length(c))
-        output_star(&output);
+/* Whether field holds a value in msg: a oneof member only when it is the
+ * case set. */
+static bool field_present(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *field)
+{
+    if (!(field->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+        return true;
+    const char *base = (const char *)msg;
+    return *(const uint32_t *)(base + field->quantifier_offset) == field->id;
+}
+
+static void mask_field(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *field,
+                       personal_kind_t kind)
+{
+    char *base = (char *)msg;
+    if (field->type != PROTOBUF_C_TYPE_STRING || !field_present(msg, field))
+        return;
+    if (field->label == PROTOBUF_C_LABEL_REPEATED) {
+        size_t count = *(const size_t *)(base + field->quantifier_offset);
+        char **items = *(char ***)(base + field->offset);
+        for (size_t k = 0; k < count; k++)
+            mask_string(items[k], kind);
+    } else if (*(char **)(base + field->offset)) {
+        mask_string(*(char **)(base + field->offset), kind);
+    }
+}
+
+void mask_message(ProtobufCMessage *msg, unsigned kinds)
+{
+    drop_unknown_fields(msg);
+    const ProtobufCMessageDescriptor *descriptor = msg->descriptor;
+    for (size_t i = 0; i < personal_field_count; i++) {
+        const personal_field_t *personal = &personal_fields[i];
+        if (!(personal->kind & kinds) || strcmp(personal->message, descriptor->name) != 0)
+            continue;
+        const ProtobufCFieldDescriptor *field =
+            protobuf_c_message_descriptor_get_field(descriptor, personal->number);
+        if (field)
+            mask_field(msg, field, personal->kind);
+    }
+
+    char *base = (char *)msg;
+    for (unsigned i = 0; i < descriptor->n_fields; i++) {
+        const ProtobufCFieldDescriptor *field = &descriptor->fields[i];
+        if (field->type != PROTOBUF_C_TYPE_MESSAGE || !field_present(msg, field))
+            continue;
+        if (field->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t count = *(const size_t *)(base + field->quantifier_offset);
+            ProtobufCMessage **items = *(ProtobufCMessage ***)(base + field->offset);
+            for (size_t k = 0; k < count; k++)
+                mask_message(items[k], kinds);
+        } else if (*(ProtobufCMessage **)(base + field->offset)) {
+            mask_message(*(ProtobufCMessage **)(base + field->offset), kinds);
+        }
+    }
 }

@@ -90,67 +90,9 @@ void stream_topic(const Dispatch__Event *event, char *buf, size_t len)
 
 /* ---- masking --------------------------------------------------------- */
 
-static void drop_unknown_fields(ProtobufCMessage *msg)
-{
-    for (unsigned i = 0; i < msg->n_unknown_fields; i++)
-        free(msg->unknown_fields[i].data);
-    free(msg->unknown_fields);
-    msg->unknown_fields = NULL;
-    msg->n_unknown_fields = 0;
-}
-
-static void mask_string(char *text, bool phone)
-{
-    size_t len = strlen(text);
-    if (len == 0)
-        return; /* possibly the library's shared empty string: never written */
-    char masked[256];
-    char *out = len < sizeof(masked) ? masked : malloc(len + 1);
-    if (!out) {
-        memset(text, '*', len); /* nothing is revealed rather than too much */
-        return;
-    }
-    if (phone)
-        mask_phone(text, out, len + 1);
-    else
-        mask_name(text, out, len + 1);
-    memcpy(text, out, strlen(out) + 1);
-    if (out != masked)
-        free(out);
-}
-
 void stream_mask(ProtobufCMessage *msg)
 {
-    drop_unknown_fields(msg);
-    const ProtobufCMessageDescriptor *descriptor = msg->descriptor;
-    char *base = (char *)msg;
-    for (unsigned i = 0; i < descriptor->n_fields; i++) {
-        const ProtobufCFieldDescriptor *field = &descriptor->fields[i];
-        if ((field->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-            *(const uint32_t *)(base + field->quantifier_offset) != field->id)
-            continue;
-        bool phone = strcmp(field->name, "caller_phone") == 0;
-        bool name = strcmp(field->name, "caller_name") == 0;
-        if (field->type == PROTOBUF_C_TYPE_STRING && (phone || name)) {
-            if (field->label == PROTOBUF_C_LABEL_REPEATED) {
-                size_t count = *(const size_t *)(base + field->quantifier_offset);
-                char **items = *(char ***)(base + field->offset);
-                for (size_t k = 0; k < count; k++)
-                    mask_string(items[k], phone);
-            } else if (*(char **)(base + field->offset)) {
-                mask_string(*(char **)(base + field->offset), phone);
-            }
-        } else if (field->type == PROTOBUF_C_TYPE_MESSAGE) {
-            if (field->label == PROTOBUF_C_LABEL_REPEATED) {
-                size_t count = *(const size_t *)(base + field->quantifier_offset);
-                ProtobufCMessage **items = *(ProtobufCMessage ***)(base + field->offset);
-                for (size_t k = 0; k < count; k++)
-                    stream_mask(items[k]);
-            } else if (*(ProtobufCMessage **)(base + field->offset)) {
-                stream_mask(*(ProtobufCMessage **)(base + field->offset));
-            }
-        }
-    }
+    mask_message(msg, PERSONAL_PHONE | PERSONAL_NAME);
 }
 
 /* ---- records ----------------------------------------------------------- */

@@ -39,8 +39,9 @@ uint64_t stream_sent(const stream_t *self);
 /* The topic of event into buf (cut to fit len). */
 void stream_topic(const Dispatch__Event *event, char *buf, size_t len);
 
-/* Masks every caller name and phone in msg and its sub-messages and drops
- * unknown fields, in place (masked text is never longer than the text). */
+/* Masks every caller name and phone in msg and its sub-messages (the fields
+ * marked "personal: name" or "personal: phone" in dispatch.proto) and drops
+ * unknown fields, in place: mask_message() with those two kinds. */
 void stream_mask(ProtobufCMessage *msg);
 
 /* The record subscribers get for a stored entry: seq, hashes, recorded_at
