@@ -162,7 +162,7 @@ static int registry_upsert(ctl_t *ctl, int argc, char **argv)
     const ctl_option_t options[] = {
         {"id", CTL_OPTION_TEXT, .value = &unit.id},
         {"name", CTL_OPTION_TEXT, .value = &unit.name},
-        {"level", CTL_OPTION_WORD, &unit.level, .words = ctl_level_words},
+        {"level", CTL_OPTION_WORD, &unit.level, .words = &dispatch__unit_level__descriptor},
         {"parent", CTL_OPTION_TEXT, .value = &unit.parent_id},
         {"district", CTL_OPTION_TEXT, .value = &unit.district},
         {"inactive", CTL_OPTION_FALSE, .value = &unit.active},

@@ -55,21 +55,6 @@ typedef struct audit_args {
     int by, period;
 } audit_args_t;
 
-static const ctl_word_t by_words[] = {
-    {"unit", DISPATCH__KPI_DIMENSION__KPI_DIMENSION_UNIT},
-    {"district", DISPATCH__KPI_DIMENSION__KPI_DIMENSION_DISTRICT},
-    {"category", DISPATCH__KPI_DIMENSION__KPI_DIMENSION_CATEGORY},
-    {"city", DISPATCH__KPI_DIMENSION__KPI_DIMENSION_CITY},
-    {NULL, 0},
-};
-
-static const ctl_word_t period_words[] = {
-    {"day", DISPATCH__KPI_PERIOD__KPI_PERIOD_DAY},
-    {"month", DISPATCH__KPI_PERIOD__KPI_PERIOD_MONTH},
-    {"quarter", DISPATCH__KPI_PERIOD__KPI_PERIOD_QUARTER},
-    {NULL, 0},
-};
-
 /* Parses the command's options (those in `allowed`) from argv[1] on;
  * positional arguments are left at argv[optind..]. */
 static int parse_args(ctl_t *ctl, int argc, char **argv, const char *allowed, audit_args_t *args,
@@ -142,12 +127,12 @@ static int parse_args(ctl_t *ctl, int argc, char **argv, const char *allowed, au
                 return CTL_EXIT_USAGE;
             break;
         case OPT_BY:
-            if (ctl_parse_word(by_words, "--by", optarg, &word) < 0)
+            if (ctl_parse_word(&dispatch__kpi_dimension__descriptor, "--by", optarg, &word) < 0)
                 return CTL_EXIT_USAGE;
             args->by = word;
             break;
         case OPT_PERIOD:
-            if (ctl_parse_word(period_words, "--period", optarg, &word) < 0)
+            if (ctl_parse_word(&dispatch__kpi_period__descriptor, "--period", optarg, &word) < 0)
                 return CTL_EXIT_USAGE;
             args->period = word;
             break;

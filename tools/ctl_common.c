@@ -9,7 +9,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +17,7 @@
 #include "mask.h"
 #include "pbjson.h"
 #include "utf8.h"
+#include "words.h"
 
 /* --- errors and exit codes --- */
 
@@ -327,93 +327,20 @@ void ctl_follow_seen(ctl_follow_t *self)
 
 /* --- words --- */
 
-const ctl_word_t ctl_channel_words[] = {
-    {"phone", DISPATCH__CHANNEL__CHANNEL_PHONE},
-    {"wechat", DISPATCH__CHANNEL__CHANNEL_WECHAT},
-    {"web", DISPATCH__CHANNEL__CHANNEL_WEB},
-    {"open311", DISPATCH__CHANNEL__CHANNEL_OPEN311},
-    {"message-board", DISPATCH__CHANNEL__CHANNEL_MESSAGE_BOARD},
-    {"proactive", DISPATCH__CHANNEL__CHANNEL_PROACTIVE},
-    {"reception-day", DISPATCH__CHANNEL__CHANNEL_RECEPTION_DAY},
-    {NULL, 0},
-};
-
-const ctl_word_t ctl_kind_words[] = {
-    {"consult", DISPATCH__KIND__KIND_CONSULT},       {"help", DISPATCH__KIND__KIND_HELP},
-    {"complaint", DISPATCH__KIND__KIND_COMPLAINT},   {"report", DISPATCH__KIND__KIND_REPORT},
-    {"suggestion", DISPATCH__KIND__KIND_SUGGESTION}, {NULL, 0},
-};
-
-const ctl_word_t ctl_urgency_words[] = {
-    {"normal", DISPATCH__URGENCY__URGENCY_NORMAL},
-    {"urgent", DISPATCH__URGENCY__URGENCY_URGENT},
-    {NULL, 0},
-};
-
-const ctl_word_t ctl_satisfaction_words[] = {
-    {"satisfied", DISPATCH__SATISFACTION__SATISFACTION_SATISFIED},
-    {"basically", DISPATCH__SATISFACTION__SATISFACTION_BASICALLY_SATISFIED},
-    {"unsatisfied", DISPATCH__SATISFACTION__SATISFACTION_UNSATISFIED},
-    {NULL, 0},
-};
-
-const ctl_word_t ctl_result_words[] = {
-    {"solved", DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_SOLVED},
-    {"partly", DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_PARTLY_SOLVED},
-    {"not-solved", DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_NOT_SOLVED},
-    {"explained", DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_EXPLAINED},
-    {NULL, 0},
-};
-
-const ctl_word_t ctl_reason_words[] = {
-    {"not-our-duty", DISPATCH__RETURN_REASON__RETURN_REASON_NOT_OUR_DUTY},
-    {"wrong-area", DISPATCH__RETURN_REASON__RETURN_REASON_WRONG_AREA},
-    {"wrong-level", DISPATCH__RETURN_REASON__RETURN_REASON_WRONG_LEVEL},
-    {"insufficient-info", DISPATCH__RETURN_REASON__RETURN_REASON_INSUFFICIENT_INFO},
-    {"duplicate", DISPATCH__RETURN_REASON__RETURN_REASON_DUPLICATE},
-    {"other", DISPATCH__RETURN_REASON__RETURN_REASON_OTHER},
-    {NULL, 0},
-};
-
-const ctl_word_t ctl_line_words[] = {
-    {"110", DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_POLICE_110},
-    {"119", DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_FIRE_119},
-    {"120", DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_AMBULANCE_120},
-    {"122", DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_TRAFFIC_122},
-    {NULL, 0},
-};
-
-const ctl_word_t ctl_level_words[] = {
-    {"city", DISPATCH__UNIT_LEVEL__UNIT_LEVEL_CITY},
-    {"district", DISPATCH__UNIT_LEVEL__UNIT_LEVEL_DISTRICT},
-    {"street", DISPATCH__UNIT_LEVEL__UNIT_LEVEL_STREET},
-    {"community", DISPATCH__UNIT_LEVEL__UNIT_LEVEL_COMMUNITY},
-    {"bureau", DISPATCH__UNIT_LEVEL__UNIT_LEVEL_BUREAU},
-    {"enterprise", DISPATCH__UNIT_LEVEL__UNIT_LEVEL_ENTERPRISE},
-    {NULL, 0},
-};
-
-const ctl_word_t ctl_role_words[] = {
-    {"operator", DISPATCH__ROLE__ROLE_OPERATOR},
-    {"dispatcher", DISPATCH__ROLE__ROLE_DISPATCHER},
-    {"supervisor", DISPATCH__ROLE__ROLE_SUPERVISOR},
-    {"leader", DISPATCH__ROLE__ROLE_LEADER},
-    {"unit", DISPATCH__ROLE__ROLE_UNIT},
-    {"admin", DISPATCH__ROLE__ROLE_ADMIN},
-    {NULL, 0},
-};
-
-int ctl_parse_word(const ctl_word_t *words, const char *option, const char *text, int *value)
+int ctl_parse_word(const ProtobufCEnumDescriptor *descriptor, const char *option, const char *text,
+                   int *value)
 {
-    for (const ctl_word_t *word = words; word->word; word++) {
-        if (strcasecmp(word->word, text) == 0) {
-            *value = word->value;
-            return 0;
-        }
-    }
+    if (words_parse(descriptor, text, value) == 0)
+        return 0;
     fprintf(stderr, "dispatchctl: %s: '%s' is not one of:", option, text);
-    for (const ctl_word_t *word = words; word->word; word++)
-        fprintf(stderr, " %s", word->word);
+    for (unsigned i = 0; i < descriptor->n_values; i++) {
+        char word[WORDS_SIZE];
+        if (words_name(descriptor, descriptor->values[i].value, word, sizeof(word)) == 0)
+            fprintf(stderr, " %s", word);
+        const char *alias = words_alias(descriptor, descriptor->values[i].value);
+        if (alias)
+            fprintf(stderr, " %s", alias);
+    }
     fputs("\nTry 'dispatchctl --help'.\n", stderr);
     return -EINVAL;
 }
@@ -539,18 +466,8 @@ const char *ctl_enum_name(const ProtobufCEnumDescriptor *descriptor, int value, 
 {
     if (value == 0 && zero_dash)
         return "-";
-    const ProtobufCEnumValue *named = protobuf_c_enum_descriptor_get_value(descriptor, value);
-    if (!named)
-        return "?";
-    /* Every value shares the prefix of value 0 up to its last '_':
-     * "TICKET_STATE_" of TICKET_STATE_UNSPECIFIED, "ERROR_CODE_" of
-     * ERROR_CODE_OK. */
-    const ProtobufCEnumValue *zero = protobuf_c_enum_descriptor_get_value(descriptor, 0);
-    const char *underscore = zero ? strrchr(zero->name, '_') : NULL;
-    size_t prefix = underscore ? (size_t)(underscore - zero->name) + 1 : 0;
-    if (prefix && strncmp(named->name, zero->name, prefix) == 0 && named->name[prefix])
-        return named->name + prefix;
-    return named->name;
+    const char *suffix = words_suffix(descriptor, value);
+    return suffix ? suffix : "?";
 }
 
 const char *ctl_enum_lower(const ProtobufCEnumDescriptor *descriptor, int value, char *buf,

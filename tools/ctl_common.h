@@ -120,30 +120,13 @@ int ctl_follow_wait(ctl_follow_t *self, int max_ms, int *wait_ms);
 /* An item came: the quiet time starts again. */
 void ctl_follow_seen(ctl_follow_t *self);
 
-/* --- words for enum values --- */
-
-typedef struct ctl_word {
-    const char *word;
-    int value;
-} ctl_word_t;
-
-extern const ctl_word_t ctl_channel_words[];
-extern const ctl_word_t ctl_kind_words[];
-extern const ctl_word_t ctl_urgency_words[];
-extern const ctl_word_t ctl_satisfaction_words[];
-extern const ctl_word_t ctl_result_words[];
-extern const ctl_word_t ctl_reason_words[];
-extern const ctl_word_t ctl_line_words[];
-extern const ctl_word_t ctl_level_words[];
-extern const ctl_word_t ctl_role_words[];
-
 /* --- a command's options, as a table --- */
 
 typedef enum ctl_option_kind {
     CTL_OPTION_TEXT,  /* const char *: the argument as given */
     CTL_OPTION_TRUE,  /* protobuf_c_boolean: 1; no argument */
     CTL_OPTION_FALSE, /* protobuf_c_boolean: 0; no argument */
-    CTL_OPTION_WORD,  /* int (an enum field): one of `words` (ctl_parse_word) */
+    CTL_OPTION_WORD,  /* int (an enum field): a word of the enum `words` (ctl_parse_word) */
     CTL_OPTION_LONG,  /* long: a whole number in [min, max] (ctl_parse_long) */
     CTL_OPTION_CHECK, /* check("--name", arg, value): 0, or -EINVAL after printing why */
 } ctl_option_kind_t;
@@ -152,7 +135,7 @@ typedef struct ctl_option {
     const char *name; /* without the leading "--" */
     ctl_option_kind_t kind;
     void *value; /* where the option goes */
-    const ctl_word_t *words;
+    const ProtobufCEnumDescriptor *words;
     long min, max;
     int (*check)(const char *option, const char *arg, void *value);
 } ctl_option_t;
@@ -172,9 +155,10 @@ int ctl_parse_options(int argc, char **argv, const ctl_option_t *options, size_t
 /* The number of entries of an array. */
 #define CTL_COUNT(array) (sizeof(array) / sizeof((array)[0]))
 
-/* Finds text in a table ending with {NULL, 0}: 0 and *value, or -EINVAL
- * after printing the accepted words (a usage error). */
-int ctl_parse_word(const ctl_word_t *words, const char *option, const char *text, int *value);
+/* Parses text as a word of the enum (common/words.h): 0 and *value, or
+ * -EINVAL after printing the accepted words (a usage error). */
+int ctl_parse_word(const ProtobufCEnumDescriptor *descriptor, const char *option, const char *text,
+                   int *value);
 /* Parses a decimal in [min, max]; -EINVAL after printing a usage error. */
 int ctl_parse_long(const char *option, const char *text, long min, long max, long *value);
 /* Splits "a,b,c" into a malloc'ed array of malloc'ed strings (empty items

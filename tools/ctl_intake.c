@@ -97,9 +97,9 @@ int ctl_cmd_submit(ctl_t *ctl, int argc, char **argv)
     degrees_t lat = {90, &point.lat_e6, false}, lon = {180, &point.lon_e6, false};
     const char *address = NULL, *request_id = NULL;
     const ctl_option_t options[] = {
-        {"channel", CTL_OPTION_WORD, &submit.channel, .words = ctl_channel_words},
-        {"kind", CTL_OPTION_WORD, &submit.kind, .words = ctl_kind_words},
-        {"urgency", CTL_OPTION_WORD, &submit.urgency, .words = ctl_urgency_words},
+        {"channel", CTL_OPTION_WORD, &submit.channel, .words = &dispatch__channel__descriptor},
+        {"kind", CTL_OPTION_WORD, &submit.kind, .words = &dispatch__kind__descriptor},
+        {"urgency", CTL_OPTION_WORD, &submit.urgency, .words = &dispatch__urgency__descriptor},
         {"district", CTL_OPTION_TEXT, .value = &submit.district},
         {"category", CTL_OPTION_TEXT, .value = &submit.category},
         {"area", CTL_OPTION_TEXT, .value = &submit.area},
@@ -112,7 +112,8 @@ int ctl_cmd_submit(ctl_t *ctl, int argc, char **argv)
         {"description", CTL_OPTION_TEXT, .value = &submit.description},
         {"answered", CTL_OPTION_TRUE, .value = &submit.answered},
         {"answer", CTL_OPTION_TEXT, .value = &submit.answer},
-        {"transfer-to", CTL_OPTION_WORD, &submit.transfer_to, .words = ctl_line_words},
+        {"transfer-to", CTL_OPTION_WORD, &submit.transfer_to,
+         .words = &dispatch__emergency_line__descriptor},
         {"request-id", CTL_OPTION_TEXT, .value = &request_id},
     };
     int rc = ctl_parse_options(argc, argv, options, CTL_COUNT(options), "submit", NULL);
@@ -282,7 +283,8 @@ int ctl_cmd_callback(ctl_t *ctl, int argc, char **argv)
     callback.solved = true; /* unless --not-solved */
     const char *request_id = NULL;
     const ctl_option_t options[] = {
-        {"satisfaction", CTL_OPTION_WORD, &callback.satisfaction, .words = ctl_satisfaction_words},
+        {"satisfaction", CTL_OPTION_WORD, &callback.satisfaction,
+         .words = &dispatch__satisfaction__descriptor},
         {"solved", CTL_OPTION_TRUE, .value = &callback.solved},
         {"not-solved", CTL_OPTION_FALSE, .value = &callback.solved},
         {"unreachable", CTL_OPTION_TRUE, .value = &callback.unreachable},

@@ -177,7 +177,7 @@ static int parse_global_options(int argc, char **argv, ctl_t *ctl, int *command_
             ctl->actor = optarg;
             break;
         case OPT_ROLE:
-            if (ctl_parse_word(ctl_role_words, "--role", optarg, &role) < 0)
+            if (ctl_parse_word(&dispatch__role__descriptor, "--role", optarg, &role) < 0)
                 return CTL_EXIT_USAGE;
             ctl->role = role;
             break;

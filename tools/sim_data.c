@@ -10,6 +10,7 @@
 #include "csv.h"
 #include "sim_array.h"
 #include "sim_map.h"
+#include "words.h"
 
 __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t len, const char *format,
                                                       ...)
@@ -87,58 +88,11 @@ static int each_record(const char *path, const char *const *names, size_t count,
 
 /* --- words --- */
 
-static const char *const channel_words[] = {
-    [DISPATCH__CHANNEL__CHANNEL_PHONE] = "phone",
-    [DISPATCH__CHANNEL__CHANNEL_WECHAT] = "wechat",
-    [DISPATCH__CHANNEL__CHANNEL_WEB] = "web",
-    [DISPATCH__CHANNEL__CHANNEL_OPEN311] = "open311",
-    [DISPATCH__CHANNEL__CHANNEL_MESSAGE_BOARD] = "message-board",
-    [DISPATCH__CHANNEL__CHANNEL_PROACTIVE] = "proactive",
-    [DISPATCH__CHANNEL__CHANNEL_RECEPTION_DAY] = "reception-day",
-};
-
-static const char *const kind_words[] = {
-    [DISPATCH__KIND__KIND_CONSULT] = "consult",       [DISPATCH__KIND__KIND_HELP] = "help",
-    [DISPATCH__KIND__KIND_COMPLAINT] = "complaint",   [DISPATCH__KIND__KIND_REPORT] = "report",
-    [DISPATCH__KIND__KIND_SUGGESTION] = "suggestion",
-};
-
-Dispatch__Channel sim_channel_parse(const char *word)
+/* The value of an enum word (common/words.h); 0, UNSPECIFIED, when unknown. */
+static int word_value(const ProtobufCEnumDescriptor *descriptor, const char *word)
 {
-    for (size_t i = 1; i < sizeof(channel_words) / sizeof(channel_words[0]); i++)
-        if (strcmp(word, channel_words[i]) == 0)
-            return (Dispatch__Channel)i;
-    return DISPATCH__CHANNEL__CHANNEL_UNSPECIFIED;
-}
-
-Dispatch__Kind sim_kind_parse(const char *word)
-{
-    for (size_t i = 1; i < sizeof(kind_words) / sizeof(kind_words[0]); i++)
-        if (strcmp(word, kind_words[i]) == 0)
-            return (Dispatch__Kind)i;
-    return DISPATCH__KIND__KIND_UNSPECIFIED;
-}
-
-const char *sim_kind_word(Dispatch__Kind kind)
-{
-    return kind > 0 && (size_t)kind < sizeof(kind_words) / sizeof(kind_words[0]) ? kind_words[kind]
-                                                                                 : "?";
-}
-
-static Dispatch__UnitLevel level_parse(const char *word)
-{
-    static const char *const words[] = {
-        [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_CITY] = "city",
-        [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_DISTRICT] = "district",
-        [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_STREET] = "street",
-        [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_COMMUNITY] = "community",
-        [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_BUREAU] = "bureau",
-        [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_ENTERPRISE] = "enterprise",
-    };
-    for (size_t i = 1; i < sizeof(words) / sizeof(words[0]); i++)
-        if (strcmp(word, words[i]) == 0)
-            return (Dispatch__UnitLevel)i;
-    return DISPATCH__UNIT_LEVEL__UNIT_LEVEL_UNSPECIFIED;
+    int value;
+    return words_parse(descriptor, word, &value) == 0 ? value : 0;
 }
 
 /* --- units --- */
@@ -178,7 +132,7 @@ static int units_add(sim_units_t *self, const char *const *fields)
         .name = strdup(fields[1]),
         .parent = strdup(fields[2]),
         .district = strdup(fields[4]),
-        .level = level_parse(fields[3]),
+        .level = (Dispatch__UnitLevel)word_value(&dispatch__unit_level__descriptor, fields[3]),
         .active = strcmp(fields[5], "1") == 0,
     };
     self->count++;
@@ -282,7 +236,7 @@ static int parse_kinds(const char *text, double *kinds)
         if (!colon)
             return -EINVAL;
         *colon = '\0';
-        Dispatch__Kind kind = sim_kind_parse(item);
+        Dispatch__Kind kind = (Dispatch__Kind)word_value(&dispatch__kind__descriptor, item);
         char *end;
         double weight = strtod(colon + 1, &end);
         if (!kind || *end || !(weight >= 0))
@@ -429,7 +383,7 @@ int sim_la_map_type(const sim_la_map_t *self, const char *type_id, const char **
     if (!e)
         return -ENOENT;
     *category = e->value;
-    *kind = sim_kind_parse(e->extra);
+    *kind = (Dispatch__Kind)word_value(&dispatch__kind__descriptor, e->extra);
     *name = e->note;
     return 0;
 }
@@ -439,7 +393,7 @@ int sim_la_map_source(const sim_la_map_t *self, const char *source_id, Dispatch_
     const la_entry_t *e = la_find(self, "source", source_id);
     if (!e)
         return -ENOENT;
-    *channel = sim_channel_parse(e->value);
+    *channel = (Dispatch__Channel)word_value(&dispatch__channel__descriptor, e->value);
     return *channel ? 0 : -ENOENT;
 }
 

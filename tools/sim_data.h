@@ -90,11 +90,4 @@ int sim_la_map_region(const sim_la_map_t *self, const char *region_id, const cha
  * when the map has no regions. */
 const char *sim_la_map_nearest(const sim_la_map_t *self, double latitude, double longitude);
 
-/* --- words --- */
-
-/* "phone", "wechat", ... (dispatchctl's words) to the enum; 0 when unknown. */
-Dispatch__Channel sim_channel_parse(const char *word);
-Dispatch__Kind sim_kind_parse(const char *word);
-const char *sim_kind_word(Dispatch__Kind kind);
-
 #endif

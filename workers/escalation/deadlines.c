@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "ini.h"
+#include "words.h"
 
 #define KINDS 6     /* 0 = "*" / unspecified, then dispatch.Kind values */
 #define URGENCIES 3 /* 0 = unspecified, then dispatch.Urgency values */
@@ -26,10 +27,6 @@
 #define HOUR_MS (60 * MINUTE_MS)
 #define DAY_MS (24 * HOUR_MS)
 #define MAX_EXTENSIONS 100
-
-static const char *const kind_names[KINDS] = {"*",         "consult", "help",
-                                              "complaint", "report",  "suggestion"};
-static const char *const urgency_names[URGENCIES] = {"", "normal", "urgent"};
 
 enum key {
     KEY_SIGN_FOR,
@@ -212,18 +209,19 @@ static section_t *find_section(parse_t *parse, const char *name)
 {
     if (strcmp(name, "defaults") == 0)
         return &parse->defaults;
+    /* [<kind>.<urgency>]: words of dispatch.Kind (or "*") and dispatch.Urgency */
     const char *dot = strchr(name, '.');
-    if (!dot)
+    char kind_word[WORDS_SIZE];
+    if (!dot || (size_t)(dot - name) >= sizeof(kind_word))
         return NULL;
-    for (int kind = 0; kind < KINDS; kind++) {
-        size_t len = strlen(kind_names[kind]);
-        if ((size_t)(dot - name) != len || strncmp(name, kind_names[kind], len) != 0)
-            continue;
-        for (int urgency = 1; urgency < URGENCIES; urgency++)
-            if (strcmp(dot + 1, urgency_names[urgency]) == 0)
-                return &parse->sections[kind][urgency];
-    }
-    return NULL;
+    snprintf(kind_word, sizeof(kind_word), "%.*s", (int)(dot - name), name);
+    int kind = 0, urgency;
+    if ((strcmp(kind_word, "*") != 0 &&
+         words_parse(&dispatch__kind__descriptor, kind_word, &kind) < 0) ||
+        words_parse(&dispatch__urgency__descriptor, dot + 1, &urgency) < 0 || kind >= KINDS ||
+        urgency >= URGENCIES)
+        return NULL;
+    return &parse->sections[kind][urgency];
 }
 
 static int on_key(void *user, const ini_item_t *item)
@@ -274,11 +272,15 @@ static int build_rule(const parse_t *parse, int kind, int urgency, Dispatch__Esc
     for (int key = 0; key < KEY_COUNT; key++) {
         from[key] = resolve(parse, kind, urgency, (enum key)key);
         if (!from[key]) {
+            char kind_word[WORDS_SIZE] = "*", urgency_word[WORDS_SIZE];
+            if (kind != 0)
+                words_name(&dispatch__kind__descriptor, kind, kind_word, sizeof(kind_word));
+            words_name(&dispatch__urgency__descriptor, urgency, urgency_word, sizeof(urgency_word));
             if (err_len)
                 snprintf(err, err_len,
                          "%s: no value for %s of %s.%s (set it in [%s.%s], [*.%s] or [defaults])",
-                         origin, key_names[key], kind_names[kind], urgency_names[urgency],
-                         kind_names[kind], urgency_names[urgency], urgency_names[urgency]);
+                         origin, key_names[key], kind_word, urgency_word, kind_word, urgency_word,
+                         urgency_word);
             return -EINVAL;
         }
     }

@@ -10,6 +10,7 @@
 #include "intake_internal.h"
 #include "lifecycle.h"
 #include "record.h"
+#include "words.h"
 
 #define REQUEST_KEY_SIZE (LIMIT_ID + 1 + LIMIT_ID)
 
@@ -219,9 +220,13 @@ static int replay_earlier(intake_t *self, MDB_txn *txn, const Dispatch__Request 
 
 /* ---- submit ------------------------------------------------------------ */
 
+/* How the transfer note names the line: display text for people reading
+ * the ticket's history, not an enum word (those are common/words.h). */
 static const char *emergency_line_name(Dispatch__EmergencyLine line)
 {
     switch (line) {
+    case DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_UNSPECIFIED:
+        break;
     case DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_POLICE_110:
         return "110 (police)";
     case DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_FIRE_119:
@@ -230,9 +235,8 @@ static const char *emergency_line_name(Dispatch__EmergencyLine line)
         return "120 (ambulance)";
     case DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_TRAFFIC_122:
         return "122 (traffic police)";
-    default:
-        return "an emergency line";
     }
+    return "an emergency line";
 }
 
 static void ticket_from_submit(const Dispatch__SubmitTicket *submit, const char *id, int64_t now_ms,
@@ -488,13 +492,6 @@ static int callback_apply(intake_t *self, MDB_txn *txn, ticket_work_t *work,
     return rc == 0 ? intake_work_save(self, txn, work) : rc;
 }
 
-static const char *state_name(Dispatch__TicketState state)
-{
-    const ProtobufCEnumValue *value =
-        protobuf_c_enum_descriptor_get_value(&dispatch__ticket_state__descriptor, (int)state);
-    return value ? value->name : "?";
-}
-
 static int handle_callback(intake_t *self, MDB_txn *txn, const Dispatch__Request *request,
                            int64_t now_ms, const Dispatch__Reply **ret)
 {
@@ -528,9 +525,10 @@ static int handle_callback(intake_t *self, MDB_txn *txn, const Dispatch__Request
     if (rc < 0)
         return rc;
     if (work.ticket.state != DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED) {
+        const char *state = words_suffix(&dispatch__ticket_state__descriptor, work.ticket.state);
         refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "callback.ticket_id",
-               "ticket '%s' is %s; a callback needs TICKET_STATE_RESOLVED", callback->ticket_id,
-               state_name(work.ticket.state));
+               "ticket '%s' is %s; a callback needs RESOLVED", callback->ticket_id,
+               state ? state : "?");
         intake_work_release(&work);
         return reply_refusal(self, request->tag, &refusal, ret);
     }

@@ -13,6 +13,7 @@
 #include "mask.h"
 #include "record.h"
 #include "router_internal.h"
+#include "words.h"
 
 #define DEFAULT_RETURN_WINDOW_MS (24LL * 3600 * 1000)
 #define DEFAULT_MAX_RETURNS 2
@@ -87,9 +88,12 @@ void router_reply_reset(router_t *self)
 
 /* ------------------------------------------------------------- names */
 
+/* Display text for queue items and notes, not enum words (common/words.h). */
 const char *router_triage_cause_name(Dispatch__TriageCause cause)
 {
     switch (cause) {
+    case DISPATCH__TRIAGE_CAUSE__TRIAGE_CAUSE_UNSPECIFIED:
+        break;
     case DISPATCH__TRIAGE_CAUSE__TRIAGE_CAUSE_NO_RULE:
         return "no routing rule";
     case DISPATCH__TRIAGE_CAUSE__TRIAGE_CAUSE_UNIT_INACTIVE:
@@ -98,17 +102,14 @@ const char *router_triage_cause_name(Dispatch__TriageCause cause)
         return "returned, no next unit";
     case DISPATCH__TRIAGE_CAUSE__TRIAGE_CAUSE_OBJECTION:
         return "objection";
-    default:
-        return "unspecified";
     }
+    return "unspecified";
 }
 
 const char *router_state_name(Dispatch__TicketState state)
 {
-    const ProtobufCEnumValue *value =
-        protobuf_c_enum_descriptor_get_value(&dispatch__ticket_state__descriptor, (int)state);
-    /* "TICKET_STATE_DISPATCHED" -> "DISPATCHED" */
-    return value ? value->name + strlen("TICKET_STATE_") : "UNKNOWN";
+    const char *suffix = words_suffix(&dispatch__ticket_state__descriptor, state);
+    return suffix ? suffix : "UNKNOWN";
 }
 
 void router_reply_error(router_t *self, const refusal_t *err, Dispatch__Error **ret)
