@@ -220,6 +220,26 @@ void mask_text(const char *utf8_in, char *out, size_t len)
     keep_head(&output, text, end, 0);
 }
 
+void mask_as(personal_kind_t kind, const char *utf8_in, char *out, size_t len)
+{
+    if (out != NULL && len > 0)
+        out[0] = '\0';
+    switch (kind) {
+    case PERSONAL_PHONE:
+        mask_phone(utf8_in, out, len);
+        break;
+    case PERSONAL_NAME:
+        mask_name(utf8_in, out, len);
+        break;
+    case PERSONAL_ADDRESS:
+        mask_address(utf8_in, out, len);
+        break;
+    case PERSONAL_TEXT:
+        mask_text(utf8_in, out, len);
+        break;
+    }
+}
+
 /* ---- messages ----------------------------------------------------------- */
 
 /* Rewrites text with its masked form. The result is never longer than the
@@ -235,21 +255,7 @@ static void mask_string(char *text, personal_kind_t kind)
         memset(text, '*', len); /* nothing is revealed rather than too much */
         return;
     }
-    out[0] = '\0';
-    switch (kind) {
-    case PERSONAL_PHONE:
-        mask_phone(text, out, len + 1);
-        break;
-    case PERSONAL_NAME:
-        mask_name(text, out, len + 1);
-        break;
-    case PERSONAL_ADDRESS:
-        mask_address(text, out, len + 1);
-        break;
-    case PERSONAL_TEXT:
-        mask_text(text, out, len + 1);
-        break;
-    }
+    mask_as(kind, text, out, len + 1);
     memcpy(text, out, strlen(out) + 1);
     if (out != scratch)
         free(out);
@@ -264,30 +270,23 @@ static void drop_unknown_fields(ProtobufCMessage *msg)
     msg->n_unknown_fields = 0;
 }
 
-/* Whether field holds a value in msg: a oneof member only when it is the
- * case set. */
-static bool field_present(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *field)
-{
-    if (!(field->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
-        return true;
-    const char *base = (const char *)msg;
-    return *(const uint32_t *)(base + field->quantifier_offset) == field->id;
-}
-
-static void mask_field(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *field,
-                       personal_kind_t kind)
+/* The values of a string or message field of msg, as an array of pointers
+ * into msg: the repeated field's array, or the one pointer of a singular
+ * field (none when it is NULL, or a oneof member that is not the case set).
+ * Returns their count. */
+static size_t field_values(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *field,
+                           void ***values)
 {
     char *base = (char *)msg;
-    if (field->type != PROTOBUF_C_TYPE_STRING || !field_present(msg, field))
-        return;
+    if ((field->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+        *(const uint32_t *)(base + field->quantifier_offset) != field->id)
+        return 0;
     if (field->label == PROTOBUF_C_LABEL_REPEATED) {
-        size_t count = *(const size_t *)(base + field->quantifier_offset);
-        char **items = *(char ***)(base + field->offset);
-        for (size_t k = 0; k < count; k++)
-            mask_string(items[k], kind);
-    } else if (*(char **)(base + field->offset)) {
-        mask_string(*(char **)(base + field->offset), kind);
+        *values = *(void ***)(base + field->offset);
+        return *(const size_t *)(base + field->quantifier_offset);
     }
+    *values = (void **)(base + field->offset);
+    return **values != NULL;
 }
 
 void mask_message(ProtobufCMessage *msg, unsigned kinds)
@@ -300,22 +299,21 @@ void mask_message(ProtobufCMessage *msg, unsigned kinds)
             continue;
         const ProtobufCFieldDescriptor *field =
             protobuf_c_message_descriptor_get_field(descriptor, personal->number);
-        if (field)
-            mask_field(msg, field, personal->kind);
+        if (!field || field->type != PROTOBUF_C_TYPE_STRING)
+            continue;
+        void **values;
+        size_t count = field_values(msg, field, &values);
+        for (size_t k = 0; k < count; k++)
+            mask_string(values[k], personal->kind);
     }
 
-    char *base = (char *)msg;
     for (unsigned i = 0; i < descriptor->n_fields; i++) {
         const ProtobufCFieldDescriptor *field = &descriptor->fields[i];
-        if (field->type != PROTOBUF_C_TYPE_MESSAGE || !field_present(msg, field))
+        if (field->type != PROTOBUF_C_TYPE_MESSAGE)
             continue;
-        if (field->label == PROTOBUF_C_LABEL_REPEATED) {
-            size_t count = *(const size_t *)(base + field->quantifier_offset);
-            ProtobufCMessage **items = *(ProtobufCMessage ***)(base + field->offset);
-            for (size_t k = 0; k < count; k++)
-                mask_message(items[k], kinds);
-        } else if (*(ProtobufCMessage **)(base + field->offset)) {
-            mask_message(*(ProtobufCMessage **)(base + field->offset), kinds);
-        }
+        void **values;
+        size_t count = field_values(msg, field, &values);
+        for (size_t k = 0; k < count; k++)
+            mask_message(values[k], kinds);
     }
 }

@@ -45,6 +45,8 @@ void mask_phone(const char *in, char *out, size_t len);
 void mask_name(const char *utf8_in, char *out, size_t len);
 void mask_address(const char *utf8_in, char *out, size_t len);
 void mask_text(const char *utf8_in, char *out, size_t len);
+/* The mask of one kind (one bit of personal_kind_t); "" for any other. */
+void mask_as(personal_kind_t kind, const char *utf8_in, char *out, size_t len);
 
 /* Masks in place, in msg and every sub-message at any depth, each string
  * field marked personal with a kind in `kinds` (a set of personal_kind_t

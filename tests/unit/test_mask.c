@@ -22,20 +22,22 @@
 #include "mask.h"
 #include "mask_probe.pb-c.h"
 
-static void expect_phone(const char *in, const char *expected)
+static void expect_masked(personal_kind_t kind, const char *in, const char *expected)
 {
     char out[128];
     memset(out, 'x', sizeof(out));
-    mask_phone(in, out, sizeof(out));
+    mask_as(kind, in, out, sizeof(out));
     assert_string_equal(out, expected);
+}
+
+static void expect_phone(const char *in, const char *expected)
+{
+    expect_masked(PERSONAL_PHONE, in, expected);
 }
 
 static void expect_name(const char *in, const char *expected)
 {
-    char out[128];
-    memset(out, 'x', sizeof(out));
-    mask_name(in, out, sizeof(out));
-    assert_string_equal(out, expected);
+    expect_masked(PERSONAL_NAME, in, expected);
 }
 
 static void test_mobile_numbers(void **state)
@@ -174,48 +176,34 @@ static void test_name_truncation(void **state)
     assert_int_equal(out[0], 'x');
 }
 
-static void expect_address(const char *in, const char *expected)
-{
-    char out[128];
-    memset(out, 'x', sizeof(out));
-    mask_address(in, out, sizeof(out));
-    assert_string_equal(out, expected);
-}
-
-static void expect_text(const char *in, const char *expected)
-{
-    char out[128];
-    memset(out, 'x', sizeof(out));
-    mask_text(in, out, sizeof(out));
-    assert_string_equal(out, expected);
-}
-
 static void test_addresses(void **state)
 {
     (void)state;
-    expect_address("北京市朝阳区建国路88号", "北京市朝阳区******");
-    expect_address("12 Main Street", "12 Mai********");
-    expect_address("Room 5", "Roo***"); /* never more than half */
-    expect_address(" 长安街 ", "长**");
-    expect_address("a", "*");
-    expect_address("", "");
-    expect_address(NULL, "");
-    expect_address("\x01"
-                   "bcdefgh",
-                   "*bcd****"); /* a control character is not kept */
-    expect_address("ab\xFF"
-                   "defgh",
-                   "ab*d****"); /* nor a byte that is not UTF-8 */
+    expect_masked(PERSONAL_ADDRESS, "北京市朝阳区建国路88号", "北京市朝阳区******");
+    expect_masked(PERSONAL_ADDRESS, "12 Main Street", "12 Mai********");
+    expect_masked(PERSONAL_ADDRESS, "Room 5", "Roo***"); /* never more than half */
+    expect_masked(PERSONAL_ADDRESS, " 长安街 ", "长**");
+    expect_masked(PERSONAL_ADDRESS, "a", "*");
+    expect_masked(PERSONAL_ADDRESS, "", "");
+    expect_masked(PERSONAL_ADDRESS, NULL, "");
+    expect_masked(PERSONAL_ADDRESS,
+                  "\x01"
+                  "bcdefgh",
+                  "*bcd****"); /* a control character is not kept */
+    expect_masked(PERSONAL_ADDRESS,
+                  "ab\xFF"
+                  "defgh",
+                  "ab*d****"); /* nor a byte that is not UTF-8 */
 }
 
 static void test_free_text(void **state)
 {
     (void)state;
-    expect_text("Call me at 13812341234", "**********************");
-    expect_text("井盖丢了", "****");
-    expect_text("\n  two\nlines \n", "*********");
-    expect_text("", "");
-    expect_text(NULL, "");
+    expect_masked(PERSONAL_TEXT, "Call me at 13812341234", "**********************");
+    expect_masked(PERSONAL_TEXT, "井盖丢了", "****");
+    expect_masked(PERSONAL_TEXT, "\n  two\nlines \n", "*********");
+    expect_masked(PERSONAL_TEXT, "", "");
+    expect_masked(PERSONAL_TEXT, NULL, "");
 }
 
 /* Every mask fits over its input: mask_message() relies on it. */
@@ -226,12 +214,12 @@ static void test_results_never_longer(void **state)
         "13812341234",  "+86 (10) 8888-1234", "张三丰", "Maria Lopez", "北京市朝阳区建国路88号",
         "\xFF\xFE\xFD", "\xE5\xBC",           "a",      " x ",         "ext. 12 \xEF\xBC\x91",
     };
-    void (*const masks[])(const char *, char *, size_t) = {mask_phone, mask_name, mask_address,
-                                                           mask_text};
+    static const personal_kind_t kinds[] = {PERSONAL_PHONE, PERSONAL_NAME, PERSONAL_ADDRESS,
+                                            PERSONAL_TEXT};
     char out[128];
     for (size_t i = 0; i < sizeof(inputs) / sizeof(inputs[0]); i++)
-        for (size_t m = 0; m < sizeof(masks) / sizeof(masks[0]); m++) {
-            masks[m](inputs[i], out, sizeof(out));
+        for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+            mask_as(kinds[k], inputs[i], out, sizeof(out));
             assert_true(strlen(out) <= strlen(inputs[i]));
         }
 }
@@ -258,24 +246,6 @@ static const personal_field_t *find_mark(const ProtobufCMessageDescriptor *descr
             personal_fields[i].number == number)
             return &personal_fields[i];
     return NULL;
-}
-
-static void mask_as(personal_kind_t kind, const char *in, char *out, size_t len)
-{
-    switch (kind) {
-    case PERSONAL_PHONE:
-        mask_phone(in, out, len);
-        break;
-    case PERSONAL_NAME:
-        mask_name(in, out, len);
-        break;
-    case PERSONAL_ADDRESS:
-        mask_address(in, out, len);
-        break;
-    case PERSONAL_TEXT:
-        mask_text(in, out, len);
-        break;
-    }
 }
 
 /* A message of `descriptor` with SAMPLE in each of its singular string
