@@ -239,7 +239,7 @@ static int parse_kinds(const char *text, double *kinds)
         Dispatch__Kind kind = (Dispatch__Kind)word_value(&dispatch__kind__descriptor, item);
         char *end;
         double weight = strtod(colon + 1, &end);
-        if (!kind || *end || !(weight >= 0))
+        if (!kind || kind >= SIM_KIND_COUNT || *end || !(weight >= 0))
             return -EINVAL;
         kinds[kind] = weight;
         sum += weight;
