@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+
 #define PHONE_LONG_DIGITS 11 /* mobile numbers in China; landlines with area code */
 #define PHONE_LONG_HEAD 3
 #define PHONE_LONG_TAIL 4
@@ -55,46 +57,11 @@ static void output_star(struct output *output)
     output_append(output, "*", 1);
 }
 
-/* Length of the valid UTF-8 sequence at `text` (1..4), or 0 when the bytes
- * there are not one (overlong forms, surrogates and values past U+10FFFF
- * included). Never reads past a NUL: the NUL fails the continuation test. */
-static size_t utf8_sequence_length(const unsigned char *text)
+/* Steps over one character of [text, end): a valid UTF-8 sequence, or a
+ * single stray byte. */
+static size_t character_length(const unsigned char *text, const unsigned char *end)
 {
-    unsigned char lead = text[0];
-    size_t length;
-    unsigned char second_min = 0x80, second_max = 0xBF;
-
-    if (lead < 0x80)
-        return 1;
-    if (lead >= 0xC2 && lead <= 0xDF) {
-        length = 2;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-        length = 3;
-        if (lead == 0xE0)
-            second_min = 0xA0;
-        if (lead == 0xED)
-            second_max = 0x9F;
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-        length = 4;
-        if (lead == 0xF0)
-            second_min = 0x90;
-        if (lead == 0xF4)
-            second_max = 0x8F;
-    } else {
-        return 0;
-    }
-    if (text[1] < second_min || text[1] > second_max)
-        return 0;
-    for (size_t i = 2; i < length; i++)
-        if (text[i] < 0x80 || text[i] > 0xBF)
-            return 0;
-    return length;
-}
-
-/* Steps over one character: a valid sequence, or a single stray byte. */
-static size_t character_length(const unsigned char *text)
-{
-    size_t length = utf8_sequence_length(text);
+    size_t length = utf8_char(text, (size_t)(end - text), NULL);
     return length > 0 ? length : 1;
 }
 
@@ -112,9 +79,10 @@ void mask_phone(const char *in, char *out, size_t len)
 {
     struct output output = output_start(out, len);
     const unsigned char *text = (const unsigned char *)(in != NULL ? in : "");
+    const unsigned char *end = text + strlen((const char *)text);
 
     size_t digits = 0;
-    for (const unsigned char *c = text; *c != '\0'; c++)
+    for (const unsigned char *c = text; c < end; c++)
         digits += is_digit(*c);
 
     size_t head = 0, tail;
@@ -126,7 +94,7 @@ void mask_phone(const char *in, char *out, size_t len)
     }
 
     size_t digit_index = 0;
-    for (const unsigned char *c = text; *c != '\0';) {
+    for (const unsigned char *c = text; c < end;) {
         if (is_digit(*c)) {
             bool revealed = digit_index < head || digit_index >= digits - tail;
             if (revealed)
@@ -140,7 +108,7 @@ void mask_phone(const char *in, char *out, size_t len)
             c++;
         } else {
             output_star(&output);
-            c += character_length(c);
+            c += character_length(c, end);
         }
     }
 }
@@ -166,15 +134,16 @@ static void trim(const char *utf8_in, const unsigned char **text, const unsigned
 
 /* Copies the character at c when it is printable UTF-8, else one '*'.
  * Returns its length. */
-static size_t keep_printable(struct output *output, const unsigned char *c)
+static size_t keep_printable(struct output *output, const unsigned char *c,
+                             const unsigned char *end)
 {
-    size_t length = utf8_sequence_length(c);
+    size_t length = utf8_char(c, (size_t)(end - c), NULL);
     bool printable = length > 1 || (length == 1 && c[0] >= 0x20 && c[0] != 0x7f);
     if (printable)
         output_append(output, (const char *)c, length);
     else
         output_star(output);
-    return character_length(c);
+    return character_length(c, end);
 }
 
 /* Keeps the first `kept` characters of [text, end) (printable ones), one
@@ -185,10 +154,10 @@ static void keep_head(struct output *output, const unsigned char *text, const un
     size_t index = 0;
     for (const unsigned char *c = text; c < end; index++) {
         if (index < kept) {
-            c += keep_printable(output, c);
+            c += keep_printable(output, c, end);
         } else {
             output_star(output);
-            c += character_length(c);
+            c += character_length(c, end);
         }
     }
 }
@@ -207,7 +176,7 @@ void mask_address(const char *utf8_in, char *out, size_t len)
     const unsigned char *text, *end;
     trim(utf8_in, &text, &end);
     size_t characters = 0;
-    for (const unsigned char *c = text; c < end; c += character_length(c))
+    for (const unsigned char *c = text; c < end; c += character_length(c, end))
         characters++;
     keep_head(&output, text, end, characters / 2 < ADDRESS_KEPT ? characters / 2 : ADDRESS_KEPT);
 }
