@@ -9,6 +9,7 @@
 #include "admin.h"
 #include "codec.h"
 #include "escalation_internal.h"
+#include "words.h"
 
 /* An extension reaches at most this far ahead. */
 #define MAX_EXTENSION_MS (366LL * CALENDAR_DAY_MS)
@@ -42,13 +43,6 @@ static int load_case(admin_t *a, const char *ticket_id, const char *field,
                       "ticket %s is not followed by this escalation (district %s)", ticket_id,
                       self_of(a)->district);
     return rc;
-}
-
-static const char *state_name(Dispatch__TicketState state)
-{
-    const ProtobufCEnumValue *value =
-        protobuf_c_enum_descriptor_get_value(&dispatch__ticket_state__descriptor, (int)state);
-    return value ? value->name + strlen("TICKET_STATE_") : "UNKNOWN";
 }
 
 /* ---------------------------------------------------------- extensions */
@@ -105,7 +99,7 @@ static int decide(admin_t *a, Dispatch__Escalation__Case *record,
     if (!escalation_case_open(record))
         return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT,
                       "extension_decision.ticket_id", "ticket %s is %s", record->ticket_id,
-                      state_name(record->state));
+                      words_suffix(&dispatch__ticket_state__descriptor, record->state));
     ProtobufCMessage *body;
     Dispatch__ExtensionGranted granted = DISPATCH__EXTENSION_GRANTED__INIT;
     Dispatch__ExtensionRefused refused = DISPATCH__EXTENSION_REFUSED__INIT;
@@ -207,7 +201,7 @@ static int sign_off_ticket(admin_t *a, const Dispatch__LeaderSignOff *sign_off, 
     if (!escalation_case_open(record)) {
         rc = refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_CONFLICT, "leader_sign_off.ticket_id",
                     "ticket %s is %s: nothing to instruct", record->ticket_id,
-                    state_name(record->state));
+                    words_suffix(&dispatch__ticket_state__descriptor, record->state));
     } else if (strcmp(record->leader, leader) == 0 &&
                strcmp(record->instruction, sign_off->instruction) == 0) {
         admin_call_done(a, record->ticket_id, record->state); /* a retry: recorded already */

@@ -8,6 +8,7 @@
 #include "codec.h"
 #include "csv.h"
 #include "record.h"
+#include "words.h"
 
 /* Longer parent chains than this are taken for a cycle. */
 #define REGISTRY_MAX_DEPTH 256
@@ -17,30 +18,6 @@ struct registry {
     MDB_dbi units, rules;
     char district[LIMIT_ID + 1];
 };
-
-static const char *const level_names[] = {
-    [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_CITY] = "city",
-    [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_DISTRICT] = "district",
-    [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_STREET] = "street",
-    [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_COMMUNITY] = "community",
-    [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_BUREAU] = "bureau",
-    [DISPATCH__UNIT_LEVEL__UNIT_LEVEL_ENTERPRISE] = "enterprise",
-};
-
-Dispatch__UnitLevel registry_level_parse(const char *name)
-{
-    for (size_t i = 1; i < sizeof(level_names) / sizeof(level_names[0]); i++)
-        if (level_names[i] && strcasecmp(name, level_names[i]) == 0)
-            return (Dispatch__UnitLevel)i;
-    return DISPATCH__UNIT_LEVEL__UNIT_LEVEL_UNSPECIFIED;
-}
-
-const char *registry_level_name(Dispatch__UnitLevel level)
-{
-    if (level > 0 && (size_t)level < sizeof(level_names) / sizeof(level_names[0]))
-        return level_names[level];
-    return "unspecified";
-}
 
 int registry_new(store_t *store, const char *district, registry_t **ret)
 {
@@ -472,7 +449,9 @@ static int load_unit(registry_t *self, MDB_txn *txn, const char *const *fields, 
     unit.id = (char *)fields[0];
     unit.name = (char *)fields[1];
     unit.parent_id = (char *)fields[2];
-    unit.level = registry_level_parse(fields[3]);
+    int level = 0;
+    words_parse(&dispatch__unit_level__descriptor, fields[3], &level);
+    unit.level = (Dispatch__UnitLevel)level;
     unit.district = (char *)fields[4];
     unit.active = strcmp(fields[5], "1") == 0;
     if (unit.level == DISPATCH__UNIT_LEVEL__UNIT_LEVEL_UNSPECIFIED) {

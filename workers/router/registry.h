@@ -86,7 +86,5 @@ int registry_load_rules_csv(registry_t *self, MDB_txn *txn, const char *path, ch
                             size_t err_len);
 
 /* Unit levels by name ("street") and back; UNSPECIFIED when unknown. */
-Dispatch__UnitLevel registry_level_parse(const char *name);
-const char *registry_level_name(Dispatch__UnitLevel level);
 
 #endif
