@@ -69,35 +69,30 @@ log_level_t log_get_level(void)
     return log_threshold;
 }
 
+/* Each level's word first, then the other spellings it accepts. */
+static const struct {
+    const char *name;
+    log_level_t level;
+} level_names[] = {
+    {"error", LOG_LEVEL_ERROR}, {"warn", LOG_LEVEL_WARN}, {"info", LOG_LEVEL_INFO},
+    {"debug", LOG_LEVEL_DEBUG}, {"err", LOG_LEVEL_ERROR}, {"warning", LOG_LEVEL_WARN},
+};
+
 int log_parse_level(const char *name)
 {
-    static const struct {
-        const char *name;
-        log_level_t level;
-    } names[] = {
-        {"error", LOG_LEVEL_ERROR},  {"err", LOG_LEVEL_ERROR}, {"warn", LOG_LEVEL_WARN},
-        {"warning", LOG_LEVEL_WARN}, {"info", LOG_LEVEL_INFO}, {"debug", LOG_LEVEL_DEBUG},
-    };
     if (name == NULL)
         return -EINVAL;
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strcasecmp(name, names[i].name) == 0)
-            return (int)names[i].level;
+    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+        if (strcasecmp(name, level_names[i].name) == 0)
+            return (int)level_names[i].level;
     return -EINVAL;
 }
 
 static const char *level_word(log_level_t level)
 {
-    switch (level) {
-    case LOG_LEVEL_ERROR:
-        return "error";
-    case LOG_LEVEL_WARN:
-        return "warn";
-    case LOG_LEVEL_INFO:
-        return "info";
-    case LOG_LEVEL_DEBUG:
-        return "debug";
-    }
+    for (size_t i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++)
+        if (level_names[i].level == level)
+            return level_names[i].name;
     return "?";
 }
 
