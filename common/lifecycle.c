@@ -11,38 +11,47 @@
 #define ESCALATION LIFECYCLE_ESCALATION
 #define AUDIT LIFECYCLE_AUDIT
 #define STATE(s) DISPATCH__TICKET_STATE__TICKET_STATE_##s
-#define ROW(member, from, to, after)                                                               \
-    [DISPATCH__EVENT__BODY_##member] = {DISPATCH__EVENT__BODY_##member, from, to, after}
+#define ROW(member, from, to, after, unit, text)                                                   \
+    [DISPATCH__EVENT__BODY_##member] = {DISPATCH__EVENT__BODY_##member, from, to, after, unit, text}
 
-/* docs/protocol.md section 8.1. Every worker hears of every event of a
+/* docs/protocol.md section 8.1: event, emitters, receivers, state after,
+ * the fields of its body that its history line shows (unit, text). Every
+ * worker hears of every event of a
  * ticket that it keeps a copy of: intake (the public status and history)
  * hears of all, the router of what intake and escalation decide, escalation
  * of what the router decides; audit records everything. */
 static const lifecycle_event_t rows[] = {
-    ROW(TICKET_REGISTERED, INTAKE, ROUTER | AUDIT, STATE(REGISTERED)),
-    ROW(TICKET_MERGED, INTAKE, ROUTER | AUDIT, STATE(MERGED)),
-    ROW(TICKET_TRANSFERRED, INTAKE, AUDIT, STATE(TRANSFERRED)),
-    ROW(TICKET_DISPATCHED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(DISPATCHED)),
-    ROW(TICKET_ACCEPTED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(ACCEPTED)),
-    ROW(TICKET_RETURNED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(RETURNED)),
-    ROW(TICKET_REROUTED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(UNSPECIFIED)),
-    ROW(TICKET_TRIAGED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(TRIAGE)),
-    ROW(TRIAGE_ASSIGNED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(UNSPECIFIED)),
-    ROW(REMINDER_SENT, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED)),
-    ROW(TICKET_OVERDUE, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED)),
-    ROW(TICKET_ESCALATED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED)),
-    ROW(SIGN_OFF_REQUESTED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED)),
-    ROW(SIGNED_OFF, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED)),
-    ROW(EXTENSION_REQUESTED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(UNSPECIFIED)),
-    ROW(EXTENSION_GRANTED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED)),
-    ROW(EXTENSION_REFUSED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED)),
-    ROW(CLOCK_PAUSED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED)),
-    ROW(CLOCK_RESUMED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED)),
-    ROW(PROGRESS_REPORTED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(UNSPECIFIED)),
-    ROW(TICKET_RESOLVED, ROUTER | INTAKE, INTAKE | ROUTER | ESCALATION | AUDIT, STATE(RESOLVED)),
-    ROW(CALLED_BACK, INTAKE, ROUTER | AUDIT, STATE(UNSPECIFIED)),
-    ROW(TICKET_REOPENED, INTAKE, ROUTER | AUDIT, STATE(REOPENED)),
-    ROW(TICKET_CLOSED, INTAKE, ROUTER | AUDIT, STATE(CLOSED)),
+    ROW(TICKET_REGISTERED, INTAKE, ROUTER | AUDIT, STATE(REGISTERED), NULL, NULL),
+    ROW(TICKET_MERGED, INTAKE, ROUTER | AUDIT, STATE(MERGED), NULL, "reason"),
+    ROW(TICKET_TRANSFERRED, INTAKE, AUDIT, STATE(TRANSFERRED), NULL, "note"),
+    ROW(TICKET_DISPATCHED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(DISPATCHED), "unit_id",
+        "note"),
+    ROW(TICKET_ACCEPTED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(ACCEPTED), "unit_id", NULL),
+    ROW(TICKET_RETURNED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(RETURNED), "unit_id", "reason"),
+    ROW(TICKET_REROUTED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(UNSPECIFIED), "to_unit",
+        "reason"),
+    ROW(TICKET_TRIAGED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(TRIAGE), "from_unit", "note"),
+    ROW(TRIAGE_ASSIGNED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(UNSPECIFIED), "lead_unit",
+        "note"),
+    ROW(REMINDER_SENT, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED), "unit_id", "text"),
+    ROW(TICKET_OVERDUE, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED), "unit_id", NULL),
+    ROW(TICKET_ESCALATED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED), NULL, "reason"),
+    ROW(SIGN_OFF_REQUESTED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED), NULL,
+        "reason"),
+    ROW(SIGNED_OFF, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED), NULL, "instruction"),
+    ROW(EXTENSION_REQUESTED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(UNSPECIFIED), "unit_id",
+        "reason"),
+    ROW(EXTENSION_GRANTED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED), NULL, "note"),
+    ROW(EXTENSION_REFUSED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED), NULL, "note"),
+    ROW(CLOCK_PAUSED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED), NULL, "reason"),
+    ROW(CLOCK_RESUMED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED), NULL, NULL),
+    ROW(PROGRESS_REPORTED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(UNSPECIFIED), "unit_id",
+        "text"),
+    ROW(TICKET_RESOLVED, ROUTER | INTAKE, INTAKE | ROUTER | ESCALATION | AUDIT, STATE(RESOLVED),
+        "unit_id", "text"),
+    ROW(CALLED_BACK, INTAKE, ROUTER | AUDIT, STATE(UNSPECIFIED), NULL, "comment"),
+    ROW(TICKET_REOPENED, INTAKE, ROUTER | AUDIT, STATE(REOPENED), NULL, "reason"),
+    ROW(TICKET_CLOSED, INTAKE, ROUTER | AUDIT, STATE(CLOSED), NULL, "note"),
 };
 
 #define ROW_COUNT (sizeof(rows) / sizeof(rows[0]))
@@ -229,6 +238,21 @@ int lifecycle_apply(Dispatch__Ticket *ticket, const Dispatch__Event *event, int6
     return rc < 0 ? -ENOMEM : 0;
 }
 
+/* The string field `name` of msg; NULL for no name. */
+static char *string_field(const ProtobufCMessage *msg, const char *name)
+{
+    const ProtobufCFieldDescriptor *field =
+        name ? protobuf_c_message_descriptor_get_field_by_name(msg->descriptor, name) : NULL;
+    return field ? *(char *const *)((const char *)msg + field->offset) : NULL;
+}
+
+const ProtobufCMessage *lifecycle_body(const Dispatch__Event *event)
+{
+    const ProtobufCFieldDescriptor *field = protobuf_c_message_descriptor_get_field(
+        &dispatch__event__descriptor, (unsigned)event->body_case);
+    return field ? *(const ProtobufCMessage *const *)((const char *)event + field->offset) : NULL;
+}
+
 void lifecycle_history_entry(const Dispatch__Event *event, int64_t at,
                              Dispatch__HistoryEntry *entry)
 {
@@ -236,85 +260,14 @@ void lifecycle_history_entry(const Dispatch__Event *event, int64_t at,
     entry->at = at;
     entry->type = (Dispatch__EventType)event->body_case;
     entry->actor = event->actor;
-    switch (event->body_case) {
-    case DISPATCH__EVENT__BODY_TICKET_MERGED:
-        entry->text = event->ticket_merged->reason;
-        break;
-    case DISPATCH__EVENT__BODY_TICKET_TRANSFERRED:
-        entry->text = event->ticket_transferred->note;
-        break;
-    case DISPATCH__EVENT__BODY_TICKET_DISPATCHED:
-        entry->unit_id = event->ticket_dispatched->unit_id;
-        entry->text = event->ticket_dispatched->note;
-        break;
-    case DISPATCH__EVENT__BODY_TICKET_ACCEPTED:
-        entry->unit_id = event->ticket_accepted->unit_id;
-        break;
-    case DISPATCH__EVENT__BODY_TICKET_RETURNED:
-        entry->unit_id = event->ticket_returned->unit_id;
-        entry->text = event->ticket_returned->reason;
-        break;
-    case DISPATCH__EVENT__BODY_TICKET_REROUTED:
-        entry->unit_id = event->ticket_rerouted->to_unit;
-        entry->text = event->ticket_rerouted->reason;
-        break;
-    case DISPATCH__EVENT__BODY_TICKET_TRIAGED:
-        entry->unit_id = event->ticket_triaged->from_unit;
-        entry->text = event->ticket_triaged->note;
-        break;
-    case DISPATCH__EVENT__BODY_TRIAGE_ASSIGNED:
-        entry->unit_id = event->triage_assigned->lead_unit;
-        entry->text = event->triage_assigned->note;
-        break;
-    case DISPATCH__EVENT__BODY_REMINDER_SENT:
-        entry->unit_id = event->reminder_sent->unit_id;
-        entry->text = event->reminder_sent->text;
-        break;
-    case DISPATCH__EVENT__BODY_TICKET_OVERDUE:
-        entry->unit_id = event->ticket_overdue->unit_id;
-        break;
-    case DISPATCH__EVENT__BODY_TICKET_ESCALATED:
-        entry->text = event->ticket_escalated->reason;
-        break;
-    case DISPATCH__EVENT__BODY_SIGN_OFF_REQUESTED:
-        entry->text = event->sign_off_requested->reason;
-        break;
-    case DISPATCH__EVENT__BODY_SIGNED_OFF:
-        entry->text = event->signed_off->instruction;
-        break;
-    case DISPATCH__EVENT__BODY_EXTENSION_REQUESTED:
-        entry->unit_id = event->extension_requested->unit_id;
-        entry->text = event->extension_requested->reason;
-        break;
-    case DISPATCH__EVENT__BODY_EXTENSION_GRANTED:
-        entry->text = event->extension_granted->note;
-        break;
-    case DISPATCH__EVENT__BODY_EXTENSION_REFUSED:
-        entry->text = event->extension_refused->note;
-        break;
-    case DISPATCH__EVENT__BODY_CLOCK_PAUSED:
-        entry->text = event->clock_paused->reason;
-        break;
-    case DISPATCH__EVENT__BODY_PROGRESS_REPORTED:
-        entry->unit_id = event->progress_reported->unit_id;
-        entry->text = event->progress_reported->text;
-        break;
-    case DISPATCH__EVENT__BODY_TICKET_RESOLVED:
-        entry->unit_id = event->ticket_resolved->unit_id;
-        entry->text = event->ticket_resolved->text;
-        break;
-    case DISPATCH__EVENT__BODY_CALLED_BACK:
-        entry->text = event->called_back->comment;
-        break;
-    case DISPATCH__EVENT__BODY_TICKET_REOPENED:
-        entry->text = event->ticket_reopened->reason;
-        break;
-    case DISPATCH__EVENT__BODY_TICKET_CLOSED:
-        entry->text = event->ticket_closed->note;
-        break;
-    case DISPATCH__EVENT__BODY_TICKET_REGISTERED: /* the ticket's own fields say it */
-    case DISPATCH__EVENT__BODY_CLOCK_RESUMED:     /* the new deadlines are on the ticket */
-    case DISPATCH__EVENT__BODY__NOT_SET:
-        break;
-    }
+    const lifecycle_event_t *row = lifecycle_event(event->body_case);
+    const ProtobufCMessage *body = lifecycle_body(event);
+    if (!row || !body)
+        return;
+    char *unit = string_field(body, row->history_unit),
+         *text = string_field(body, row->history_text);
+    if (unit)
+        entry->unit_id = unit;
+    if (text)
+        entry->text = text;
 }

@@ -38,6 +38,8 @@ typedef struct lifecycle_event {
     unsigned emitters;  /* lifecycle_worker_t bits: who may emit it */
     unsigned receivers; /* who receives it (from any emitter; see lifecycle_receivers) */
     Dispatch__TicketState state_after; /* UNSPECIFIED: the state does not change */
+    const char *history_unit;          /* string field of the body: the unit concerned */
+    const char *history_text;          /* string field of the body: the words */
 } lifecycle_event_t;
 
 /* The row of body; NULL for BODY__NOT_SET or a value no row has. */
@@ -78,6 +80,9 @@ int lifecycle_apply(Dispatch__Ticket *ticket, const Dispatch__Event *event, int6
 /* The state `state` becomes after events of this kind (final states stay). */
 Dispatch__TicketState lifecycle_state_after(Dispatch__TicketState state,
                                             Dispatch__Event__BodyCase body);
+
+/* The event's body (the member of Event.body that is set); NULL when none. */
+const ProtobufCMessage *lifecycle_body(const Dispatch__Event *event);
 
 /* The history line of an event: type, actor, unit concerned, text. Points
  * into the event. */

@@ -78,6 +78,18 @@ static void test_every_event_has_a_row(void **state)
         assert_int_equal(row->body, field->id);
         assert_true(row->emitters != 0);
         assert_true(row->receivers & LIFECYCLE_AUDIT); /* audit records everything */
+        /* The history line's fields are string fields of the body. */
+        const char *names[2] = {row->history_unit, row->history_text};
+        for (int k = 0; k < 2; k++) {
+            if (!names[k])
+                continue;
+            const ProtobufCFieldDescriptor *named =
+                protobuf_c_message_descriptor_get_field_by_name(field->descriptor, names[k]);
+            if (!named || named->type != PROTOBUF_C_TYPE_STRING ||
+                named->label == PROTOBUF_C_LABEL_REPEATED)
+                fail_msg("Event.%s has no string field %s for its history line", field->name,
+                         names[k]);
+        }
     }
     assert_int_equal(rows, members);
     assert_null(lifecycle_event(DISPATCH__EVENT__BODY__NOT_SET));
