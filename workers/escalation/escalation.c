@@ -121,9 +121,15 @@ bool escalation_case_open(const Dispatch__Escalation__Case *record)
     case DISPATCH__TICKET_STATE__TICKET_STATE_MERGED:
     case DISPATCH__TICKET_STATE__TICKET_STATE_TRANSFERRED:
         return false;
-    default:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_ACCEPTED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_RETURNED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_TRIAGE:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_REOPENED:
         return true;
     }
+    return false;
 }
 
 static bool track_overdue(const Dispatch__Escalation__Track *track)
@@ -157,9 +163,12 @@ static bool queue_wanted(const Dispatch__Escalation__Case *record, Dispatch__Que
     case DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT:
         *since = record->dispatched_at;
         return record->urgency == DISPATCH__URGENCY__URGENCY_URGENT;
-    default:
-        return false;
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_UNSPECIFIED:
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE: /* the router's queues */
+    case DISPATCH__QUEUE_KIND__QUEUE_KIND_UNIT:
+        break;
     }
+    return false;
 }
 
 int escalation_save(escalation_t *self, MDB_txn *txn, Dispatch__Escalation__Case *record,
@@ -298,9 +307,10 @@ const char *escalation_level_name(Dispatch__SupervisionLevel level)
         return "city supervision";
     case DISPATCH__SUPERVISION_LEVEL__SUPERVISION_LEVEL_LEADER_SIGN_OFF:
         return "the leader sign-off queue";
-    default:
-        return "no supervision";
+    case DISPATCH__SUPERVISION_LEVEL__SUPERVISION_LEVEL_NONE:
+        break;
     }
+    return "no supervision";
 }
 
 const char *escalation_deadline_name(Dispatch__DeadlineKind kind)

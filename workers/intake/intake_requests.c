@@ -581,7 +581,7 @@ int intake_handle_request(intake_t *self, MDB_txn *txn, const void *body, size_t
         case DISPATCH__REQUEST__BODY_CALLBACK:
             rc = handle_callback(self, txn, request, now_ms, ret);
             break;
-        default:
+        case DISPATCH__REQUEST__BODY__NOT_SET:
             refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
                    "the request holds none of submit, get_ticket, callback");
             rc = reply_refusal(self, request->tag, &refusal, ret);

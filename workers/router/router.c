@@ -242,9 +242,12 @@ static const char *withdraw_reason(Dispatch__DispatchCause cause)
         return "reassigned by a dispatcher";
     case DISPATCH__DISPATCH_CAUSE__DISPATCH_CAUSE_REROUTE:
         return "rerouted after a return";
-    default:
-        return "reassigned";
+    case DISPATCH__DISPATCH_CAUSE__DISPATCH_CAUSE_UNSPECIFIED:
+    case DISPATCH__DISPATCH_CAUSE__DISPATCH_CAUSE_RULE:
+    case DISPATCH__DISPATCH_CAUSE__DISPATCH_CAUSE_REOPEN:
+        break;
     }
+    return "reassigned";
 }
 
 int router_assign(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *record,

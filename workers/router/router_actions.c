@@ -86,9 +86,11 @@ static int check_body(const Dispatch__UnitAction *request, int64_t now, refusal_
                           "%u working days is more than a year", ext->extra_working_days);
         return refuse_text(err, "extension_request.reason", ext->reason, LIMIT_TEXT, true);
     }
-    default:
-        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body", "no action set");
+    case DISPATCH__UNIT_ACTION__BODY_ACK: /* handled before any ticket is read */
+    case DISPATCH__UNIT_ACTION__BODY__NOT_SET:
+        break;
     }
+    return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body", "no action set");
 }
 
 /* ------------------------------------------------------------ actions */
@@ -368,10 +370,11 @@ static int apply_action(action_t *a)
         return do_resolve(a);
     case DISPATCH__UNIT_ACTION__BODY_EXTENSION_REQUEST:
         return do_extension(a);
-    default:
-        return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
-                      "no action set");
+    case DISPATCH__UNIT_ACTION__BODY_ACK: /* check_body() refused these */
+    case DISPATCH__UNIT_ACTION__BODY__NOT_SET:
+        break;
     }
+    return refuse(&a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body", "no action set");
 }
 
 /* ------------------------------------------------------------ entry */
