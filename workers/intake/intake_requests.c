@@ -567,7 +567,7 @@ int intake_handle_request(intake_t *self, MDB_txn *txn, const void *body, size_t
     if (decode_request(body, len, &request, &tag, &refusal))
         return reply_refusal(self, tag, &refusal, ret);
 
-    int rc;
+    int rc = 0;
     if (refuse_text(&refusal, "actor", request->actor, LIMIT_ID, false)) {
         rc = reply_refusal(self, request->tag, &refusal, ret);
     } else {
