@@ -609,6 +609,40 @@ static void test_loop_aborts_on_a_failed_check(void **state)
 #endif
 }
 
+/* The keys a batch touched, once each in a row; too many and the set
+ * only says so. */
+static void test_touched_keys(void **state)
+{
+    loop_touched_t *touched;
+    assert_int_equal(loop_touched_new(&touched), 0);
+    loop_touched_add(touched, "a", 1);
+    loop_touched_add(touched, "a", 1);
+    loop_touched_add(touched, "bc", 2);
+    loop_touched_add(touched, "a", 1);
+    size_t cursor = 0, len, count = 0;
+    const void *key;
+    char seen[16] = "";
+    while (loop_touched_next(touched, &cursor, &key, &len))
+        count += (size_t)snprintf(seen + count, sizeof(seen) - count, "%.*s,", (int)len,
+                                  (const char *)key);
+#ifdef DISPATCH_CHECKS
+    assert_string_equal(seen, "a,bc,a,");
+    assert_false(loop_touched_overflowed(touched));
+    static char big[LOOP_TOUCHED_KEY_MAX + 1];
+    loop_touched_add(touched, big, sizeof(big));
+    assert_true(loop_touched_overflowed(touched));
+    loop_touched_clear(touched);
+    assert_false(loop_touched_overflowed(touched));
+    cursor = 0;
+    assert_false(loop_touched_next(touched, &cursor, &key, &len));
+#else
+    assert_string_equal(seen, ""); /* nothing kept: a check looks at everything */
+    assert_true(loop_touched_overflowed(touched));
+#endif
+    loop_touched_destroy(&touched);
+    assert_null(touched);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -631,6 +665,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_loop_runs_the_checks_after_each_batch, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_loop_aborts_on_a_failed_check, setup, teardown),
+        cmocka_unit_test(test_touched_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,263 @@
+/* cases_check() and cases_check_all() on a real LMDB store: cases whose
+ * queued bits match escalation.queues pass, and each invariant of cases.h,
+ * broken on purpose, is reported by name. */
+/* cmocka needs these first, in this order. */
+/* clang-format off */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+/* clang-format on */
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cases.h"
+#include "harness.h"
+#include "store.h"
+
+#define KIND(name) DISPATCH__QUEUE_KIND__QUEUE_KIND_##name
+#define BIT(name) (1u << KIND(name))
+
+typedef struct fixture {
+    char dir[512];
+    store_t *store;
+    cases_t *cases;
+    MDB_dbi queues;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    assert_int_equal(harness_tmpdir("cases", f->dir, sizeof(f->dir)), 0);
+    assert_int_equal(store_open(f->dir, NULL, &f->store), 0);
+    assert_int_equal(cases_new(f->store, &f->cases), 0);
+    assert_int_equal(store_dbi(f->store, "escalation.queues", 0, &f->queues), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    cases_destroy(&f->cases);
+    store_destroy(&f->store);
+    harness_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+/* ------------------------------------------------------------ writing */
+
+typedef enum change_kind {
+    PUT_CASE,     /* a case with these queued bits (and no queue entry) */
+    QUEUE_PUT,    /* through cases.c */
+    QUEUE_DELETE, /* through cases.c */
+    RAW_QUEUE,    /* a queue entry past cases.c: nothing is tracked */
+} change_kind_t;
+
+typedef struct change {
+    change_kind_t kind;
+    const char *ticket_id;
+    uint32_t queued;
+    Dispatch__QueueKind queue;
+} change_t;
+
+typedef struct batch {
+    fixture_t *f;
+    const change_t *changes;
+    size_t count;
+} batch_t;
+
+static int put_case(cases_t *cases, MDB_txn *txn, const char *ticket_id, uint32_t queued)
+{
+    Dispatch__Escalation__Rule rule = DISPATCH__ESCALATION__RULE__INIT;
+    Dispatch__Escalation__Case *record;
+    int rc = cases_new_case(ticket_id, &rule, &record);
+    if (rc < 0)
+        return rc;
+    record->queued = queued;
+    rc = cases_put(cases, txn, record);
+    dispatch__escalation__case__free_unpacked(record, NULL);
+    return rc;
+}
+
+static int apply_change(fixture_t *f, MDB_txn *txn, const change_t *c)
+{
+    switch (c->kind) {
+    case PUT_CASE:
+        return put_case(f->cases, txn, c->ticket_id, c->queued);
+    case QUEUE_PUT:
+        return cases_queue_put(f->cases, txn, c->queue, c->ticket_id, 1);
+    case QUEUE_DELETE:
+        return cases_queue_delete(f->cases, txn, c->queue, c->ticket_id);
+    case RAW_QUEUE: {
+        unsigned char key[128];
+        size_t len = strlen(c->ticket_id);
+        key[0] = (unsigned char)c->queue;
+        memcpy(key + 1, c->ticket_id, len);
+        return store_put_u64(txn, f->queues, key, len + 1, 1);
+    }
+    }
+    return -EINVAL;
+}
+
+static int batch_fn(MDB_txn *txn, void *ctx)
+{
+    const batch_t *batch = ctx;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < batch->count; i++)
+        rc = apply_change(batch->f, txn, &batch->changes[i]);
+    return rc;
+}
+
+static void write_batch(fixture_t *f, const change_t *changes, size_t count)
+{
+    batch_t batch = {f, changes, count};
+    assert_int_equal(store_write(f->store, batch_fn, &batch), 0);
+}
+
+/* ------------------------------------------------------------ checking */
+
+typedef int (*check_fn)(cases_t *self, MDB_txn *txn, char *why, size_t why_len);
+
+static int run_check(fixture_t *f, check_fn check, char *why, size_t why_len)
+{
+    MDB_txn *txn;
+    assert_int_equal(store_read_begin(f->store, &txn), 0);
+    why[0] = '\0';
+    int rc = check(f->cases, txn, why, why_len);
+    store_read_end(&txn);
+    return rc;
+}
+
+static void assert_holds(fixture_t *f, check_fn check)
+{
+    char why[512];
+    if (run_check(f, check, why, sizeof(why)) != 0)
+        fail_msg("check: %s", why);
+}
+
+static void assert_fails(fixture_t *f, check_fn check, const char *named)
+{
+    char why[512];
+    assert_int_equal(run_check(f, check, why, sizeof(why)), -EPROTO);
+    if (!strstr(why, named))
+        fail_msg("the check said \"%s\", not \"%s\"", why, named);
+}
+
+static void assert_both_fail(fixture_t *f, const char *named)
+{
+    assert_fails(f, cases_check, named);
+    assert_fails(f, cases_check_all, named);
+}
+
+/* C1 in the extension and urgent queues, C2 in none. */
+static void write_cases(fixture_t *f)
+{
+    const change_t changes[] = {
+        {.kind = PUT_CASE, .ticket_id = "C1", .queued = BIT(EXTENSION) | BIT(URGENT)},
+        {.kind = QUEUE_PUT, .ticket_id = "C1", .queue = KIND(EXTENSION)},
+        {.kind = QUEUE_PUT, .ticket_id = "C1", .queue = KIND(URGENT)},
+        {.kind = PUT_CASE, .ticket_id = "C2", .queued = 0},
+    };
+    write_batch(f, changes, sizeof(changes) / sizeof(changes[0]));
+    assert_holds(f, cases_check);
+    assert_holds(f, cases_check_all);
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_cases_matching_their_queues_pass(void **state)
+{
+    fixture_t *f = *state;
+    write_cases(f);
+    assert_holds(f, cases_check); /* nothing written since */
+    /* Out of the extension queue, into the overdue one, as escalation.c
+     * moves a case. */
+    const change_t changes[] = {
+        {.kind = QUEUE_DELETE, .ticket_id = "C1", .queue = KIND(EXTENSION)},
+        {.kind = QUEUE_PUT, .ticket_id = "C1", .queue = KIND(OVERDUE)},
+        {.kind = PUT_CASE, .ticket_id = "C1", .queued = BIT(OVERDUE) | BIT(URGENT)},
+    };
+    write_batch(f, changes, 3);
+    assert_holds(f, cases_check);
+    assert_holds(f, cases_check_all);
+}
+
+static void test_queued_bit_without_its_queue_entry(void **state)
+{
+    fixture_t *f = *state;
+    write_cases(f);
+    const change_t changes[] = {{.kind = PUT_CASE, .ticket_id = "C2", .queued = BIT(SIGN_OFF)}};
+    write_batch(f, changes, 1);
+    assert_both_fail(f, "case C2 has the queued bit of QUEUE_KIND_SIGN_OFF but no entry in "
+                        "escalation.queues");
+}
+
+static void test_queue_entry_without_its_queued_bit(void **state)
+{
+    fixture_t *f = *state;
+    write_cases(f);
+    const change_t changes[] = {{.kind = QUEUE_PUT, .ticket_id = "C2", .queue = KIND(OVERDUE)}};
+    write_batch(f, changes, 1);
+    assert_both_fail(f, "escalation.queues holds (QUEUE_KIND_OVERDUE, C2) but the case's queued "
+                        "bit is clear");
+}
+
+static void test_queue_entry_dropped_but_bit_kept(void **state)
+{
+    fixture_t *f = *state;
+    write_cases(f);
+    const change_t changes[] = {{.kind = QUEUE_DELETE, .ticket_id = "C1", .queue = KIND(URGENT)}};
+    write_batch(f, changes, 1);
+    assert_both_fail(f, "case C1 has the queued bit of QUEUE_KIND_URGENT but no entry");
+}
+
+static void test_queue_entry_of_a_ticket_without_case(void **state)
+{
+    fixture_t *f = *state;
+    write_cases(f);
+    const change_t changes[] = {{.kind = QUEUE_PUT, .ticket_id = "C404", .queue = KIND(URGENT)}};
+    write_batch(f, changes, 1);
+    assert_both_fail(f, "escalation.queues holds (QUEUE_KIND_URGENT, C404) but there is no such "
+                        "case");
+}
+
+static void test_queued_bit_that_names_no_kind(void **state)
+{
+    fixture_t *f = *state;
+    write_cases(f);
+    const change_t changes[] = {{.kind = PUT_CASE, .ticket_id = "C2", .queued = 1u << 20}};
+    write_batch(f, changes, 1);
+    assert_both_fail(f, "case C2: queued 0x100000 has bits that name no QueueKind");
+}
+
+/* Damage written past cases.c is not tracked: the full scan finds it. */
+static void test_full_scan_finds_untracked_damage(void **state)
+{
+    fixture_t *f = *state;
+    write_cases(f);
+    const change_t changes[] = {{.kind = RAW_QUEUE, .ticket_id = "C2", .queue = KIND(EXTENSION)}};
+    write_batch(f, changes, 1);
+    assert_fails(f, cases_check_all, "escalation.queues holds (QUEUE_KIND_EXTENSION, C2)");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_cases_matching_their_queues_pass, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queued_bit_without_its_queue_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_entry_without_its_queued_bit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_entry_dropped_but_bit_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_entry_of_a_ticket_without_case, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queued_bit_that_names_no_kind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_scan_finds_untracked_damage, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
