@@ -19,6 +19,7 @@
 #include "bus.h"
 #include "bus.pb-c.h"
 #include "harness.h"
+#include "invariants.h"
 #include "loop.h"
 #include "store.h"
 
@@ -393,31 +394,21 @@ static void test_hostile_frames_are_dropped(void **state)
 
 /* ------------------------------------------------------------ checks */
 
-static int check(side_t *side, char *why, size_t why_len)
+/* bus_check() in the shape of a loop_check_fn. */
+static int check_bus(void *bus, MDB_txn *txn, char *why, size_t why_len)
 {
-    MDB_txn *txn;
-    assert_int_equal(store_read_begin(side->store, &txn), 0);
-    why[0] = '\0';
-    int rc = bus_check(side->bus, txn, why, why_len);
-    store_read_end(&txn);
-    return rc;
+    return bus_check(bus, txn, why, why_len);
 }
 
 static void assert_check_holds(side_t *side)
 {
-    char why[512];
-    int rc = check(side, why, sizeof(why));
-    if (rc != 0)
-        fail_msg("bus_check: %s", why);
+    assert_true(harness_checks_say(side->store, NULL, check_bus, side->bus, 0, NULL));
 }
 
 /* The check fails with -EPROTO and a sentence that names what broke. */
 static void assert_check_fails(side_t *side, const char *named)
 {
-    char why[512];
-    assert_int_equal(check(side, why, sizeof(why)), -EPROTO);
-    if (!strstr(why, named))
-        fail_msg("bus_check said \"%s\", not \"%s\"", why, named);
+    assert_true(harness_checks_say(side->store, NULL, check_bus, side->bus, -EPROTO, named));
 }
 
 typedef struct corruption {
@@ -428,7 +419,7 @@ typedef struct corruption {
     uint64_t value;
 } corruption_t;
 
-static int corrupt_fn(MDB_txn *txn, void *ctx)
+static int corrupt_fn(MDB_txn *txn, size_t index, void *ctx)
 {
     const corruption_t *c = ctx;
     MDB_val k = {c->key_len, (void *)c->key};
@@ -443,7 +434,7 @@ static void corrupt(side_t *side, const char *db, const void *key, size_t key_le
 {
     corruption_t c = {.key = key, .key_len = key_len, .put = put, .value = value};
     assert_int_equal(store_dbi(side->store, db, 0, &c.dbi), 0);
-    assert_int_equal(store_write(side->store, corrupt_fn, &c), 0);
+    assert_int_equal(harness_write_changes(side->store, corrupt_fn, 1, &c), 0);
 }
 
 static void corrupt_outbox(side_t *side, uint64_t seq, bool put)

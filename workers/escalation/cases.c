@@ -332,41 +332,65 @@ int cases_loop_check(void *cases, MDB_txn *txn, char *why, size_t why_len)
     return cases_check(cases, txn, why, why_len);
 }
 
-/* check_ticket() for the ticket of every key of dbi; skip bytes of a key
- * come before its ticket id. */
-static int check_every_key(cases_t *self, MDB_txn *txn, MDB_dbi dbi, size_t skip, const char *db,
-                           char *why, size_t why_len)
+typedef struct scan {
+    cases_t *self;
+    MDB_txn *txn;
+    char *why;
+    size_t why_len;
+} scan_t;
+
+/* A cases_visit_fn: the queue entry's ticket, all its entries. */
+static int scan_queued(const char *ticket_id, int64_t since, void *ctx)
+{
+    scan_t *scan = ctx;
+    return check_ticket(scan->self, scan->txn, ticket_id, scan->why, scan->why_len);
+}
+
+/* Every case against its queue entries. */
+static int scan_cases(scan_t *scan)
 {
     MDB_cursor *cursor;
-    int rc = store_rc(mdb_cursor_open(txn, dbi, &cursor));
+    int rc = store_rc(mdb_cursor_open(scan->txn, scan->self->records, &cursor));
     if (rc < 0) {
-        snprintf(why, why_len, "%s: %s", db, store_strerror(rc));
+        snprintf(scan->why, scan->why_len, "escalation.cases: %s", store_strerror(rc));
         return rc;
     }
     MDB_val k, v;
     int got = mdb_cursor_get(cursor, &k, &v, MDB_FIRST);
     while (rc == 0 && got == 0) {
-        if (k.mv_size <= skip || k.mv_size - skip > ID_MAX) {
-            snprintf(why, why_len, "%s: a key of %zu bytes names no ticket", db, k.mv_size);
+        char id[ID_MAX + 1];
+        if (k.mv_size == 0 || k.mv_size > ID_MAX) {
+            snprintf(scan->why, scan->why_len,
+                     "escalation.cases: a key of %zu bytes names no ticket", k.mv_size);
             rc = -EPROTO;
             break;
         }
-        char id[ID_MAX + 1];
-        snprintf(id, sizeof(id), "%.*s", (int)(k.mv_size - skip), (const char *)k.mv_data + skip);
-        rc = check_ticket(self, txn, id, why, why_len);
+        snprintf(id, sizeof(id), "%.*s", (int)k.mv_size, (const char *)k.mv_data);
+        rc = check_ticket(scan->self, scan->txn, id, scan->why, scan->why_len);
         got = mdb_cursor_get(cursor, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cursor);
     if (rc == 0 && got != MDB_NOTFOUND) {
         rc = store_rc(got);
-        snprintf(why, why_len, "%s: %s", db, store_strerror(rc));
+        snprintf(scan->why, scan->why_len, "escalation.cases: %s", store_strerror(rc));
     }
     return rc;
 }
 
 int cases_check_all(cases_t *self, MDB_txn *txn, char *why, size_t why_len)
 {
-    int rc = check_every_key(self, txn, self->records, 0, "escalation.cases", why, why_len);
-    return rc < 0 ? rc
-                  : check_every_key(self, txn, self->queues, 1, "escalation.queues", why, why_len);
+    /* Every case against its queue entries, then every queue entry against
+     * its case (the entries no case names). */
+    scan_t scan = {self, txn, why, why_len};
+    if (why_len)
+        why[0] = '\0';
+    int rc = scan_cases(&scan);
+    const ProtobufCEnumDescriptor *kinds = &dispatch__queue_kind__descriptor;
+    for (unsigned i = 0; rc == 0 && i < kinds->n_values; i++)
+        if (kinds->values[i].value > 0)
+            rc = cases_queue_each(self, txn, (Dispatch__QueueKind)kinds->values[i].value, "",
+                                  scan_queued, &scan);
+    if (rc < 0 && why_len && !why[0]) /* the visit's own read failed */
+        snprintf(why, why_len, "escalation.queues: %s", store_strerror(rc));
+    return rc;
 }

@@ -18,6 +18,7 @@
 
 #include "cases.h"
 #include "harness.h"
+#include "invariants.h"
 #include "store.h"
 
 #define KIND(name) DISPATCH__QUEUE_KIND__QUEUE_KIND_##name
@@ -71,7 +72,6 @@ typedef struct change {
 typedef struct batch {
     fixture_t *f;
     const change_t *changes;
-    size_t count;
 } batch_t;
 
 static int put_case(cases_t *cases, MDB_txn *txn, const char *ticket_id, uint32_t queued)
@@ -87,8 +87,11 @@ static int put_case(cases_t *cases, MDB_txn *txn, const char *ticket_id, uint32_
     return rc;
 }
 
-static int apply_change(fixture_t *f, MDB_txn *txn, const change_t *c)
+static int apply_change(MDB_txn *txn, size_t index, void *ctx)
 {
+    const batch_t *batch = ctx;
+    fixture_t *f = batch->f;
+    const change_t *c = &batch->changes[index];
     switch (c->kind) {
     case PUT_CASE:
         return put_case(f->cases, txn, c->ticket_id, c->queued);
@@ -107,54 +110,26 @@ static int apply_change(fixture_t *f, MDB_txn *txn, const change_t *c)
     return -EINVAL;
 }
 
-static int batch_fn(MDB_txn *txn, void *ctx)
-{
-    const batch_t *batch = ctx;
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < batch->count; i++)
-        rc = apply_change(batch->f, txn, &batch->changes[i]);
-    return rc;
-}
-
 static void write_batch(fixture_t *f, const change_t *changes, size_t count)
 {
-    batch_t batch = {f, changes, count};
-    assert_int_equal(store_write(f->store, batch_fn, &batch), 0);
+    batch_t batch = {f, changes};
+    assert_int_equal(harness_write_changes(f->store, apply_change, count, &batch), 0);
 }
 
 /* ------------------------------------------------------------ checking */
 
-typedef int (*check_fn)(cases_t *self, MDB_txn *txn, char *why, size_t why_len);
-
-static int run_check(fixture_t *f, check_fn check, char *why, size_t why_len)
+/* cases_check_all() in the shape of a loop_check_fn. */
+static int check_all(void *cases, MDB_txn *txn, char *why, size_t why_len)
 {
-    MDB_txn *txn;
-    assert_int_equal(store_read_begin(f->store, &txn), 0);
-    why[0] = '\0';
-    int rc = check(f->cases, txn, why, why_len);
-    store_read_end(&txn);
-    return rc;
+    return cases_check_all(cases, txn, why, why_len);
 }
 
-static void assert_holds(fixture_t *f, check_fn check)
+/* What the batch check (on what was written since it last ran) and the
+ * full scan say; batch false: the full scan only. */
+static void assert_checks_say(fixture_t *f, bool batch, int expected, const char *named)
 {
-    char why[512];
-    if (run_check(f, check, why, sizeof(why)) != 0)
-        fail_msg("check: %s", why);
-}
-
-static void assert_fails(fixture_t *f, check_fn check, const char *named)
-{
-    char why[512];
-    assert_int_equal(run_check(f, check, why, sizeof(why)), -EPROTO);
-    if (!strstr(why, named))
-        fail_msg("the check said \"%s\", not \"%s\"", why, named);
-}
-
-static void assert_both_fail(fixture_t *f, const char *named)
-{
-    assert_fails(f, cases_check, named);
-    assert_fails(f, cases_check_all, named);
+    assert_true(harness_checks_say(f->store, batch ? cases_loop_check : NULL, check_all, f->cases,
+                                   expected, named));
 }
 
 /* C1 in the extension and urgent queues, C2 in none. */
@@ -167,8 +142,7 @@ static void write_cases(fixture_t *f)
         {.kind = PUT_CASE, .ticket_id = "C2", .queued = 0},
     };
     write_batch(f, changes, sizeof(changes) / sizeof(changes[0]));
-    assert_holds(f, cases_check);
-    assert_holds(f, cases_check_all);
+    assert_checks_say(f, true, 0, NULL);
 }
 
 /* ------------------------------------------------------------ tests */
@@ -177,7 +151,7 @@ static void test_cases_matching_their_queues_pass(void **state)
 {
     fixture_t *f = *state;
     write_cases(f);
-    assert_holds(f, cases_check); /* nothing written since */
+    assert_checks_say(f, true, 0, NULL); /* nothing written since */
     /* Out of the extension queue, into the overdue one, as escalation.c
      * moves a case. */
     const change_t changes[] = {
@@ -186,8 +160,7 @@ static void test_cases_matching_their_queues_pass(void **state)
         {.kind = PUT_CASE, .ticket_id = "C1", .queued = BIT(OVERDUE) | BIT(URGENT)},
     };
     write_batch(f, changes, 3);
-    assert_holds(f, cases_check);
-    assert_holds(f, cases_check_all);
+    assert_checks_say(f, true, 0, NULL);
 }
 
 static void test_queued_bit_without_its_queue_entry(void **state)
@@ -196,8 +169,9 @@ static void test_queued_bit_without_its_queue_entry(void **state)
     write_cases(f);
     const change_t changes[] = {{.kind = PUT_CASE, .ticket_id = "C2", .queued = BIT(SIGN_OFF)}};
     write_batch(f, changes, 1);
-    assert_both_fail(f, "case C2 has the queued bit of QUEUE_KIND_SIGN_OFF but no entry in "
-                        "escalation.queues");
+    assert_checks_say(f, true, -EPROTO,
+                      "case C2 has the queued bit of QUEUE_KIND_SIGN_OFF but no entry in "
+                      "escalation.queues");
 }
 
 static void test_queue_entry_without_its_queued_bit(void **state)
@@ -206,8 +180,9 @@ static void test_queue_entry_without_its_queued_bit(void **state)
     write_cases(f);
     const change_t changes[] = {{.kind = QUEUE_PUT, .ticket_id = "C2", .queue = KIND(OVERDUE)}};
     write_batch(f, changes, 1);
-    assert_both_fail(f, "escalation.queues holds (QUEUE_KIND_OVERDUE, C2) but the case's queued "
-                        "bit is clear");
+    assert_checks_say(f, true, -EPROTO,
+                      "escalation.queues holds (QUEUE_KIND_OVERDUE, C2) but the case's queued "
+                      "bit is clear");
 }
 
 static void test_queue_entry_dropped_but_bit_kept(void **state)
@@ -216,7 +191,8 @@ static void test_queue_entry_dropped_but_bit_kept(void **state)
     write_cases(f);
     const change_t changes[] = {{.kind = QUEUE_DELETE, .ticket_id = "C1", .queue = KIND(URGENT)}};
     write_batch(f, changes, 1);
-    assert_both_fail(f, "case C1 has the queued bit of QUEUE_KIND_URGENT but no entry");
+    assert_checks_say(f, true, -EPROTO,
+                      "case C1 has the queued bit of QUEUE_KIND_URGENT but no entry");
 }
 
 static void test_queue_entry_of_a_ticket_without_case(void **state)
@@ -225,8 +201,9 @@ static void test_queue_entry_of_a_ticket_without_case(void **state)
     write_cases(f);
     const change_t changes[] = {{.kind = QUEUE_PUT, .ticket_id = "C404", .queue = KIND(URGENT)}};
     write_batch(f, changes, 1);
-    assert_both_fail(f, "escalation.queues holds (QUEUE_KIND_URGENT, C404) but there is no such "
-                        "case");
+    assert_checks_say(f, true, -EPROTO,
+                      "escalation.queues holds (QUEUE_KIND_URGENT, C404) but there is no such "
+                      "case");
 }
 
 static void test_queued_bit_that_names_no_kind(void **state)
@@ -235,7 +212,7 @@ static void test_queued_bit_that_names_no_kind(void **state)
     write_cases(f);
     const change_t changes[] = {{.kind = PUT_CASE, .ticket_id = "C2", .queued = 1u << 20}};
     write_batch(f, changes, 1);
-    assert_both_fail(f, "case C2: queued 0x100000 has bits that name no QueueKind");
+    assert_checks_say(f, true, -EPROTO, "case C2: queued 0x100000 has bits that name no QueueKind");
 }
 
 /* Damage written past cases.c is not tracked: the full scan finds it. */
@@ -245,7 +222,7 @@ static void test_full_scan_finds_untracked_damage(void **state)
     write_cases(f);
     const change_t changes[] = {{.kind = RAW_QUEUE, .ticket_id = "C2", .queue = KIND(EXTENSION)}};
     write_batch(f, changes, 1);
-    assert_fails(f, cases_check_all, "escalation.queues holds (QUEUE_KIND_EXTENSION, C2)");
+    assert_checks_say(f, false, -EPROTO, "escalation.queues holds (QUEUE_KIND_EXTENSION, C2)");
 }
 
 int main(void)

@@ -18,6 +18,7 @@
 
 #include "deliveries.h"
 #include "harness.h"
+#include "invariants.h"
 #include "record.h"
 #include "router_state.pb-c.h"
 #include "store.h"
@@ -71,7 +72,6 @@ typedef struct change {
 typedef struct batch {
     fixture_t *f;
     const change_t *changes;
-    size_t count;
 } batch_t;
 
 static size_t queue_key(unsigned char *key, const char *unit, uint64_t seq)
@@ -82,8 +82,13 @@ static size_t queue_key(unsigned char *key, const char *unit, uint64_t seq)
     return len + 9;
 }
 
-static int apply_change(fixture_t *f, MDB_txn *txn, const change_t *c)
+static int apply_change(MDB_txn *txn, size_t index, void *ctx)
 {
+    const batch_t *batch = ctx;
+    fixture_t *f = batch->f;
+    const change_t *c = &batch->changes[index];
+    if (index == 0)
+        deliveries_batch_begin(f->deliveries); /* as at the start of every (re)run */
     unsigned char key[128];
     MDB_val k = {queue_key(key, c->unit, c->seq), key}, v = {1, "x"};
     switch (c->kind) {
@@ -113,51 +118,28 @@ static int apply_change(fixture_t *f, MDB_txn *txn, const change_t *c)
     return -EINVAL;
 }
 
-static int batch_fn(MDB_txn *txn, void *ctx)
-{
-    const batch_t *batch = ctx;
-    deliveries_batch_begin(batch->f->deliveries);
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < batch->count; i++)
-        rc = apply_change(batch->f, txn, &batch->changes[i]);
-    return rc;
-}
-
 static void write_batch(fixture_t *f, const change_t *changes, size_t count)
 {
-    batch_t batch = {f, changes, count};
-    int rc = store_write(f->store, batch_fn, &batch);
+    batch_t batch = {f, changes};
+    int rc = harness_write_changes(f->store, apply_change, count, &batch);
     deliveries_batch_done(f->deliveries, rc, NULL, NULL);
     assert_int_equal(rc, 0);
 }
 
 /* ------------------------------------------------------------ checking */
 
-typedef int (*check_fn)(deliveries_t *self, MDB_txn *txn, char *why, size_t why_len);
-
-static int run_check(fixture_t *f, check_fn check, char *why, size_t why_len)
+/* deliveries_check_all() in the shape of a loop_check_fn. */
+static int check_all(void *deliveries, MDB_txn *txn, char *why, size_t why_len)
 {
-    MDB_txn *txn;
-    assert_int_equal(store_read_begin(f->store, &txn), 0);
-    why[0] = '\0';
-    int rc = check(f->deliveries, txn, why, why_len);
-    store_read_end(&txn);
-    return rc;
+    return deliveries_check_all(deliveries, txn, why, why_len);
 }
 
-static void assert_holds(fixture_t *f, check_fn check)
+/* What the batch check (on what was written since it last ran) and the
+ * full scan say; batch false: the full scan only. */
+static void assert_checks_say(fixture_t *f, bool batch, int expected, const char *named)
 {
-    char why[512];
-    if (run_check(f, check, why, sizeof(why)) != 0)
-        fail_msg("check: %s", why);
-}
-
-static void assert_fails(fixture_t *f, check_fn check, const char *named)
-{
-    char why[512];
-    assert_int_equal(run_check(f, check, why, sizeof(why)), -EPROTO);
-    if (!strstr(why, named))
-        fail_msg("the check said \"%s\", not \"%s\"", why, named);
+    assert_true(harness_checks_say(f->store, batch ? deliveries_loop_check : NULL, check_all,
+                                   f->deliveries, expected, named));
 }
 
 /* u1 holds 3..6 (acked 2), u2 holds 1..3, u3 everything acked. */
@@ -173,8 +155,7 @@ static void write_queues(fixture_t *f)
     changes[n++] = (change_t){.kind = ACK, .unit = "u1", .seq = 2};
     changes[n++] = (change_t){.kind = ACK, .unit = "u3", .seq = 1};
     write_batch(f, changes, n);
-    assert_holds(f, deliveries_check);
-    assert_holds(f, deliveries_check_all);
+    assert_checks_say(f, true, 0, NULL);
 }
 
 /* ------------------------------------------------------------ tests */
@@ -187,8 +168,7 @@ static void test_queues_written_through_deliveries_pass(void **state)
                              {.kind = ACK, .unit = "u2", .seq = 9},
                              {.kind = APPEND, .unit = "u2"}};
     write_batch(f, more, 3);
-    assert_holds(f, deliveries_check);
-    assert_holds(f, deliveries_check_all);
+    assert_checks_say(f, true, 0, NULL);
     uint64_t last_seq, acked;
     MDB_txn *txn;
     assert_int_equal(store_read_begin(f->store, &txn), 0);
@@ -205,9 +185,8 @@ static void test_queue_that_does_not_start_after_acked(void **state)
     const change_t changes[] = {{.kind = RAW_DELETE, .unit = "u1", .seq = 3},
                                 {.kind = ACK, .unit = "u1"}};
     write_batch(f, changes, 2);
-    assert_fails(f, deliveries_check, "unit u1's delivery queue holds seq 4 where another is due");
-    assert_fails(f, deliveries_check_all,
-                 "unit u1's delivery queue holds seq 4 where another is due");
+    assert_checks_say(f, true, -EPROTO,
+                      "unit u1's delivery queue holds seq 4 where another is due");
 }
 
 static void test_queue_that_ends_before_last_seq(void **state)
@@ -217,8 +196,7 @@ static void test_queue_that_ends_before_last_seq(void **state)
     const change_t changes[] = {{.kind = RAW_DELETE, .unit = "u2", .seq = 3},
                                 {.kind = ACK, .unit = "u2"}};
     write_batch(f, changes, 2);
-    assert_fails(f, deliveries_check, "unit u2's delivery queue lacks seq 3");
-    assert_fails(f, deliveries_check_all, "unit u2's delivery queue lacks seq 3");
+    assert_checks_say(f, true, -EPROTO, "unit u2's delivery queue lacks seq 3");
 }
 
 static void test_entry_beyond_last_seq(void **state)
@@ -228,9 +206,7 @@ static void test_entry_beyond_last_seq(void **state)
     const change_t changes[] = {{.kind = RAW_PUT, .unit = "u3", .seq = 9},
                                 {.kind = ACK, .unit = "u3"}};
     write_batch(f, changes, 2);
-    assert_fails(f, deliveries_check, "unit u3's delivery queue holds seq 9 where it should end");
-    assert_fails(f, deliveries_check_all,
-                 "unit u3's delivery queue holds seq 9 where it should end");
+    assert_checks_say(f, true, -EPROTO, "unit u3's delivery queue holds seq 9 where it should end");
 }
 
 static void test_acked_beyond_last_seq(void **state)
@@ -240,8 +216,7 @@ static void test_acked_beyond_last_seq(void **state)
     const change_t changes[] = {{.kind = RAW_COUNTERS, .unit = "u3", .last_seq = 1, .acked = 4},
                                 {.kind = ACK, .unit = "u3"}};
     write_batch(f, changes, 2);
-    assert_fails(f, deliveries_check, "unit u3: acked 4 is beyond last_seq 1");
-    assert_fails(f, deliveries_check_all, "unit u3: acked 4 is beyond last_seq 1");
+    assert_checks_say(f, true, -EPROTO, "unit u3: acked 4 is beyond last_seq 1");
 }
 
 /* A hole strictly inside a queue: the ends are right, only the full walk
@@ -252,8 +227,8 @@ static void test_hole_inside_a_queue(void **state)
     write_queues(f);
     const change_t changes[] = {{.kind = RAW_DELETE, .unit = "u1", .seq = 5}};
     write_batch(f, changes, 1);
-    assert_fails(f, deliveries_check_all,
-                 "unit u1's delivery queue holds seq 6 where another is due");
+    assert_checks_say(f, false, -EPROTO,
+                      "unit u1's delivery queue holds seq 6 where another is due");
 }
 
 static void test_entries_of_a_unit_without_counters(void **state)
@@ -262,7 +237,7 @@ static void test_entries_of_a_unit_without_counters(void **state)
     write_queues(f);
     const change_t changes[] = {{.kind = RAW_PUT, .unit = "ghost", .seq = 1}};
     write_batch(f, changes, 1);
-    assert_fails(f, deliveries_check_all, "entries of a unit without counters");
+    assert_checks_say(f, false, -EPROTO, "entries of a unit without counters");
 }
 
 int main(void)

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "invariants.h"
 #include "record.h"
 #include "store.h"
 #include "tickets.h"
@@ -124,11 +125,13 @@ typedef struct change {
 typedef struct batch {
     fixture_t *f;
     const change_t *changes;
-    size_t count;
 } batch_t;
 
-static int apply_change(fixture_t *f, MDB_txn *txn, const change_t *c)
+static int apply_change(MDB_txn *txn, size_t index, void *ctx)
 {
+    const batch_t *batch = ctx;
+    fixture_t *f = batch->f;
+    const change_t *c = &batch->changes[index];
     tickets_t *t = f->tickets;
     switch (c->kind) {
     case PUT_CONSISTENT:
@@ -151,55 +154,26 @@ static int apply_change(fixture_t *f, MDB_txn *txn, const change_t *c)
     return -EINVAL;
 }
 
-static int batch_fn(MDB_txn *txn, void *ctx)
-{
-    const batch_t *batch = ctx;
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < batch->count; i++)
-        rc = apply_change(batch->f, txn, &batch->changes[i]);
-    return rc;
-}
-
 static void write_batch(fixture_t *f, const change_t *changes, size_t count)
 {
-    batch_t batch = {f, changes, count};
-    assert_int_equal(store_write(f->store, batch_fn, &batch), 0);
+    batch_t batch = {f, changes};
+    assert_int_equal(harness_write_changes(f->store, apply_change, count, &batch), 0);
 }
 
 /* ------------------------------------------------------------ checking */
 
-typedef int (*check_fn)(tickets_t *self, MDB_txn *txn, char *why, size_t why_len);
-
-static int run_check(fixture_t *f, check_fn check, char *why, size_t why_len)
+/* tickets_check_all() in the shape of a loop_check_fn. */
+static int check_all(void *tickets, MDB_txn *txn, char *why, size_t why_len)
 {
-    MDB_txn *txn;
-    assert_int_equal(store_read_begin(f->store, &txn), 0);
-    why[0] = '\0';
-    int rc = check(f->tickets, txn, why, why_len);
-    store_read_end(&txn);
-    return rc;
+    return tickets_check_all(tickets, txn, why, why_len);
 }
 
-static void assert_holds(fixture_t *f, check_fn check)
+/* What the batch check (on what was written since it last ran) and the
+ * full scan say; batch false: the full scan only. */
+static void assert_checks_say(fixture_t *f, bool batch, int expected, const char *named)
 {
-    char why[512];
-    if (run_check(f, check, why, sizeof(why)) != 0)
-        fail_msg("check: %s", why);
-}
-
-static void assert_fails(fixture_t *f, check_fn check, const char *named)
-{
-    char why[512];
-    assert_int_equal(run_check(f, check, why, sizeof(why)), -EPROTO);
-    if (!strstr(why, named))
-        fail_msg("the check said \"%s\", not \"%s\"", why, named);
-}
-
-/* The batch check (on what the batch wrote) and the full scan both name it. */
-static void assert_both_fail(fixture_t *f, const char *named)
-{
-    assert_fails(f, tickets_check, named);
-    assert_fails(f, tickets_check_all, named);
+    assert_true(harness_checks_say(f->store, batch ? tickets_loop_check : NULL, check_all,
+                                   f->tickets, expected, named));
 }
 
 static const spec_t DISPATCHED = {"T1", STATE(DISPATCHED), "u1", {"u2", "u3", NULL}};
@@ -217,8 +191,7 @@ static void write_city(fixture_t *f)
         {.kind = PUT_CONSISTENT, .spec = &OTHER_DISTRICT},
     };
     write_batch(f, changes, sizeof(changes) / sizeof(changes[0]));
-    assert_holds(f, tickets_check);
-    assert_holds(f, tickets_check_all);
+    assert_checks_say(f, true, 0, NULL);
 }
 
 /* ------------------------------------------------------------ tests */
@@ -227,7 +200,7 @@ static void test_consistent_tickets_pass(void **state)
 {
     fixture_t *f = *state;
     write_city(f);
-    assert_holds(f, tickets_check); /* nothing written since */
+    assert_checks_say(f, true, 0, NULL); /* nothing written since */
 
     /* A dispatch to other units, as router_assign() does it. */
     const spec_t redispatched = {"T1", STATE(DISPATCHED), "u4", {"u2", NULL}};
@@ -237,8 +210,7 @@ static void test_consistent_tickets_pass(void **state)
         {.kind = PUT_CONSISTENT, .spec = &redispatched},
     };
     write_batch(f, changes, 3);
-    assert_holds(f, tickets_check);
-    assert_holds(f, tickets_check_all);
+    assert_checks_say(f, true, 0, NULL);
 }
 
 static void test_ticket_in_a_unit_list_it_is_not_assigned_to(void **state)
@@ -247,7 +219,8 @@ static void test_ticket_in_a_unit_list_it_is_not_assigned_to(void **state)
     write_city(f);
     const change_t changes[] = {{.kind = UNIT_PUT, .unit = "u9", .ticket = "T1", .role = ASSIST}};
     write_batch(f, changes, 1);
-    assert_both_fail(f, "unit u9's open list holds ticket T1, which is not assigned to it");
+    assert_checks_say(f, true, -EPROTO,
+                      "unit u9's open list holds ticket T1, which is not assigned to it");
 }
 
 static void test_assigned_ticket_missing_from_the_unit_list(void **state)
@@ -256,7 +229,8 @@ static void test_assigned_ticket_missing_from_the_unit_list(void **state)
     write_city(f);
     const change_t changes[] = {{.kind = UNIT_DELETE, .unit = "u2", .ticket = "T1"}};
     write_batch(f, changes, 1);
-    assert_both_fail(f, "ticket T1 is open and assigned to unit u2, but not in its open list");
+    assert_checks_say(f, true, -EPROTO,
+                      "ticket T1 is open and assigned to unit u2, but not in its open list");
 }
 
 static void test_wrong_role_in_the_unit_list(void **state)
@@ -265,8 +239,9 @@ static void test_wrong_role_in_the_unit_list(void **state)
     write_city(f);
     const change_t changes[] = {{.kind = UNIT_PUT, .unit = "u2", .ticket = "T1", .role = LEAD}};
     write_batch(f, changes, 1);
-    assert_both_fail(f, "unit u2's open list holds ticket T1 with another role than "
-                        "HANDLING_ROLE_ASSIST");
+    assert_checks_say(f, true, -EPROTO,
+                      "unit u2's open list holds ticket T1 with another role than "
+                      "HANDLING_ROLE_ASSIST");
 }
 
 static void test_closed_ticket_left_in_the_unit_list(void **state)
@@ -276,7 +251,8 @@ static void test_closed_ticket_left_in_the_unit_list(void **state)
     const spec_t closed = {"T1", STATE(CLOSED), "u1", {"u2", "u3", NULL}};
     const change_t changes[] = {{.kind = PUT_RECORD_ONLY, .spec = &closed}};
     write_batch(f, changes, 1);
-    assert_both_fail(f, "unit u1's open list holds ticket T1, which is no longer open");
+    assert_checks_say(f, true, -EPROTO,
+                      "unit u1's open list holds ticket T1, which is no longer open");
 }
 
 /* The record drops a unit but its entry stays: found because the check
@@ -288,7 +264,8 @@ static void test_unit_dropped_from_the_record_but_not_from_its_list(void **state
     const spec_t fewer = {"T1", STATE(DISPATCHED), "u1", {"u2", NULL}};
     const change_t changes[] = {{.kind = PUT_RECORD_ONLY, .spec = &fewer}};
     write_batch(f, changes, 1);
-    assert_both_fail(f, "unit u3's open list holds ticket T1, which is not assigned to it");
+    assert_checks_say(f, true, -EPROTO,
+                      "unit u3's open list holds ticket T1, which is not assigned to it");
 }
 
 static void test_triage_entry_of_a_ticket_not_in_triage(void **state)
@@ -297,7 +274,7 @@ static void test_triage_entry_of_a_ticket_not_in_triage(void **state)
     write_city(f);
     const change_t changes[] = {{.kind = TRIAGE_PUT, .ticket = "T1"}};
     write_batch(f, changes, 1);
-    assert_both_fail(f, "router.triage holds ticket T1, which is not in TRIAGE");
+    assert_checks_say(f, true, -EPROTO, "router.triage holds ticket T1, which is not in TRIAGE");
 }
 
 static void test_ticket_in_triage_without_its_entry(void **state)
@@ -306,7 +283,7 @@ static void test_ticket_in_triage_without_its_entry(void **state)
     write_city(f);
     const change_t changes[] = {{.kind = TRIAGE_DELETE, .ticket = "T2"}};
     write_batch(f, changes, 1);
-    assert_both_fail(f, "ticket T2 is in TRIAGE but not in router.triage");
+    assert_checks_say(f, true, -EPROTO, "ticket T2 is in TRIAGE but not in router.triage");
 }
 
 static void test_entries_of_a_ticket_without_record(void **state)
@@ -315,11 +292,12 @@ static void test_entries_of_a_ticket_without_record(void **state)
     write_city(f);
     const change_t changes[] = {{.kind = UNIT_PUT, .unit = "u1", .ticket = "T404", .role = LEAD}};
     write_batch(f, changes, 1);
-    assert_both_fail(f, "unit u1's open list holds ticket T404, which has no record");
+    assert_checks_say(f, true, -EPROTO,
+                      "unit u1's open list holds ticket T404, which has no record");
     const change_t triage[] = {{.kind = UNIT_DELETE, .unit = "u1", .ticket = "T404"},
                                {.kind = TRIAGE_PUT, .ticket = "T405"}};
     write_batch(f, triage, 2);
-    assert_both_fail(f, "router.triage holds ticket T405, which has no record");
+    assert_checks_say(f, true, -EPROTO, "router.triage holds ticket T405, which has no record");
 }
 
 /* Damage written past tickets.c is not tracked: the full scan finds it. */
@@ -335,9 +313,9 @@ static void test_full_scan_finds_untracked_damage(void **state)
                                .value = &lead,
                                .value_len = 1}};
     write_batch(f, stray, 1);
-    assert_fails(f, tickets_check_all,
-                 "unit u7's open list holds ticket T4, which is not "
-                 "assigned to it");
+    assert_checks_say(f, false, -EPROTO,
+                      "unit u7's open list holds ticket T4, which is not "
+                      "assigned to it");
 }
 
 static void test_record_under_another_id(void **state)
@@ -368,9 +346,9 @@ static void test_record_under_another_id(void **state)
          .value_len = 1},
     };
     write_batch(f, changes, 1);
-    assert_fails(f, tickets_check_all, "the record under T9 is not ticket T9");
+    assert_checks_say(f, false, -EPROTO, "the record under T9 is not ticket T9");
     write_batch(f, changes + 1, 1);
-    assert_fails(f, tickets_check_all, "the record of T8 does not decode");
+    assert_checks_say(f, false, -EPROTO, "the record of T8 does not decode");
     free(copy);
 }
 

@@ -385,37 +385,50 @@ int tickets_loop_check(void *tickets, MDB_txn *txn, char *why, size_t why_len)
     return tickets_check(tickets, txn, why, why_len);
 }
 
-/* Calls check_key() for every key of dbi, with the record of its ticket.
- * with_unit: keys are "unit NUL ticket", else "ticket". */
-static int check_every_key(tickets_t *self, MDB_txn *txn, MDB_dbi dbi, bool with_unit,
-                           const char *db, char *why, size_t why_len)
+typedef struct scan {
+    tickets_t *self;
+    MDB_txn *txn;
+    char *why;
+    size_t why_len;
+} scan_t;
+
+/* A tickets_visit_fn: the ticket's record against its index entries. */
+static int scan_ticket(const char *ticket_id, Dispatch__HandlingRole role, void *ctx)
+{
+    scan_t *scan = ctx;
+    Dispatch__Router__RouterTicket *record = NULL;
+    int rc = load(scan->self, scan->txn, ticket_id, &record, scan->why, scan->why_len);
+    if (rc == 0)
+        rc = check_ticket(scan->self, scan->txn, record, ticket_id, scan->why, scan->why_len);
+    if (record)
+        dispatch__router__router_ticket__free_unpacked(record, NULL);
+    return rc;
+}
+
+/* Every entry of router.unit_tickets against the record of its ticket. */
+static int scan_unit_entries(scan_t *scan)
 {
     MDB_cursor *cursor;
-    int rc = store_rc(mdb_cursor_open(txn, dbi, &cursor));
+    int rc = store_rc(mdb_cursor_open(scan->txn, scan->self->unit_tickets, &cursor));
     if (rc < 0) {
-        snprintf(why, why_len, "%s: %s", db, store_strerror(rc));
+        snprintf(scan->why, scan->why_len, "router.unit_tickets: %s", store_strerror(rc));
         return rc;
     }
     MDB_val k, v;
     int got = mdb_cursor_get(cursor, &k, &v, MDB_FIRST);
     while (rc == 0 && got == 0) {
-        char unit[LIMIT_ID + 1] = "", id[LIMIT_ID + 1];
-        bool ok = with_unit ? split_key(k.mv_data, k.mv_size, unit, id)
-                            : k.mv_size > 0 && k.mv_size <= LIMIT_ID;
-        if (!with_unit && ok) {
-            memcpy(id, k.mv_data, k.mv_size);
-            id[k.mv_size] = '\0';
-        }
-        if (!ok || (with_unit && !*unit)) {
-            snprintf(why, why_len, "%s: a key of %zu bytes that names no %s", db, k.mv_size,
-                     with_unit ? "unit and ticket" : "ticket");
+        char unit[LIMIT_ID + 1], id[LIMIT_ID + 1];
+        if (!split_key(k.mv_data, k.mv_size, unit, id) || !*unit) {
+            snprintf(scan->why, scan->why_len,
+                     "router.unit_tickets: a key of %zu bytes names no unit and ticket", k.mv_size);
             rc = -EPROTO;
             break;
         }
         Dispatch__Router__RouterTicket *record = NULL;
-        rc = load(self, txn, id, &record, why, why_len);
+        rc = load(scan->self, scan->txn, id, &record, scan->why, scan->why_len);
         if (rc == 0)
-            rc = check_key(self, txn, unit, id, record, why, why_len);
+            rc =
+                check_unit_entry(scan->self, scan->txn, record, unit, id, scan->why, scan->why_len);
         if (record)
             dispatch__router__router_ticket__free_unpacked(record, NULL);
         got = mdb_cursor_get(cursor, &k, &v, MDB_NEXT);
@@ -423,7 +436,7 @@ static int check_every_key(tickets_t *self, MDB_txn *txn, MDB_dbi dbi, bool with
     mdb_cursor_close(cursor);
     if (rc == 0 && got != MDB_NOTFOUND) {
         rc = store_rc(got);
-        snprintf(why, why_len, "%s: %s", db, store_strerror(rc));
+        snprintf(scan->why, scan->why_len, "router.unit_tickets: %s", store_strerror(rc));
     }
     return rc;
 }
@@ -432,11 +445,15 @@ int tickets_check_all(tickets_t *self, MDB_txn *txn, char *why, size_t why_len)
 {
     /* Every record against its index entries, then every index entry
      * against its record (the entries no record names). */
-    int rc = check_every_key(self, txn, self->records, false, "router.tickets", why, why_len);
+    scan_t scan = {self, txn, why, why_len};
+    if (why_len)
+        why[0] = '\0';
+    int rc = visit(txn, self->records, "", 0, "", scan_ticket, &scan);
     if (rc == 0)
-        rc = check_every_key(self, txn, self->triage, false, "router.triage", why, why_len);
+        rc = tickets_triage_each(self, txn, "", scan_ticket, &scan);
     if (rc == 0)
-        rc = check_every_key(self, txn, self->unit_tickets, true, "router.unit_tickets", why,
-                             why_len);
+        rc = scan_unit_entries(&scan);
+    if (rc < 0 && why_len && !why[0]) /* the visit's own read failed */
+        snprintf(why, why_len, "reading the ticket indexes: %s", store_strerror(rc));
     return rc;
 }
