@@ -240,8 +240,8 @@ static void test_wrong_role_in_the_unit_list(void **state)
     const change_t changes[] = {{.kind = UNIT_PUT, .unit = "u2", .ticket = "T1", .role = LEAD}};
     write_batch(f, changes, 1);
     assert_checks_say(f, true, -EPROTO,
-                      "unit u2's open list holds ticket T1 with another role than "
-                      "HANDLING_ROLE_ASSIST");
+                      "unit u2's open list holds ticket T1 with the wrong role: the unit is its "
+                      "assisting unit");
 }
 
 static void test_closed_ticket_left_in_the_unit_list(void **state)

@@ -1,10 +1,9 @@
 #include "tickets.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <stdio.h>
 
 #include "lifecycle.h"
 #include "loop.h"
@@ -210,12 +209,6 @@ int tickets_unit_has_open(tickets_t *self, MDB_txn *txn, const char *unit_id, bo
 
 /* ------------------------------------------------------------ checks */
 
-static const char *word(const ProtobufCEnumDescriptor *descriptor, int value)
-{
-    const ProtobufCEnumValue *found = protobuf_c_enum_descriptor_get_value(descriptor, value);
-    return found ? found->name : "an unknown value";
-}
-
 /* The record of id (NULL when there is none). */
 static int load(tickets_t *self, MDB_txn *txn, const char *id,
                 Dispatch__Router__RouterTicket **record, char *why, size_t why_len)
@@ -289,8 +282,11 @@ static int check_unit_entry(tickets_t *self, MDB_txn *txn,
         return -EPROTO;
     }
     if (found && (v.mv_size != 1 || *(const unsigned char *)v.mv_data != (unsigned char)expected)) {
-        snprintf(why, why_len, "unit %s's open list holds ticket %s with another role than %s",
-                 unit, id, word(&dispatch__handling_role__descriptor, (int)expected));
+        snprintf(why, why_len,
+                 "unit %s's open list holds ticket %s with the wrong role: the unit is its %s",
+                 unit, id,
+                 expected == DISPATCH__HANDLING_ROLE__HANDLING_ROLE_LEAD ? "lead unit"
+                                                                         : "assisting unit");
         return -EPROTO;
     }
     return 0;

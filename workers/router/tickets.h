@@ -16,9 +16,11 @@
  * order, which pages with after_ticket_id.
  *
  * Checks. tickets_check() looks only at what was written since its last
- * call: every ticket put (its record before and after the write: the units
- * it had lose their rows too) and every index entry put or deleted. It is
- * cheap enough for every batch (loop.h). tickets_check_all() reads
+ * call: every index entry put or deleted, and every ticket put together
+ * with the units of the record it replaced (so that a unit dropped from a
+ * record while its entry stays is found; to know them, tickets_put() reads
+ * the old record in DISPATCH_CHECKS builds). That is a few reads per
+ * ticket, cheap enough for every batch (loop.h). tickets_check_all() reads
  * everything, for tests. Both return 0, -EPROTO with a sentence in why for
  * a broken invariant, or the store's error when they could not read.
  *
