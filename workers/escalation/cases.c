@@ -8,6 +8,7 @@
 
 #include "loop.h"
 #include "record.h"
+#include "words.h"
 
 #define ID_MAX 64
 
@@ -272,14 +273,15 @@ static int check_case(cases_t *self, MDB_txn *txn, const char *id,
         }
         bool row = got == 0, bit = (queued & (1u << kind)) != 0;
         if (row && !bit) {
-            snprintf(why, why_len, "escalation.queues holds (%s, %s) but %s", kinds->values[i].name,
-                     id, record ? "the case's queued bit is clear" : "there is no such case");
+            snprintf(why, why_len, "escalation.queues holds (%s, %s) but %s",
+                     words_suffix(kinds, kind), id,
+                     record ? "the case's queued bit is clear" : "there is no such case");
             return -EPROTO;
         }
         if (bit && !row) {
             snprintf(why, why_len,
                      "case %s has the queued bit of %s but no entry in escalation.queues", id,
-                     kinds->values[i].name);
+                     words_suffix(kinds, kind));
             return -EPROTO;
         }
     }
