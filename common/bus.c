@@ -818,3 +818,125 @@ bool bus_idle(const bus_t *self)
             return false;
     return true;
 }
+
+/* ------------------------------------------------------------ checks */
+
+/* The outbox holds exactly (acked_durable, next): counted in O(1), then
+ * its ends. */
+static int check_outbox(const bus_link_t *link, MDB_txn *txn, char *why, size_t why_len)
+{
+    MDB_stat st;
+    int rc = store_rc(mdb_stat(txn, link->outbox, &st));
+    if (rc < 0) {
+        snprintf(why, why_len, "link to %s: reading its outbox: %s", link->peer_id,
+                 store_strerror(rc));
+        return rc;
+    }
+    uint64_t expected = link->next - 1 - link->acked_durable;
+    if (st.ms_entries != expected) {
+        snprintf(why, why_len,
+                 "link to %s: the outbox holds %zu entries where seqs %llu..%llu make %llu: "
+                 "a hole or a stray entry",
+                 link->peer_id, (size_t)st.ms_entries, (unsigned long long)link->acked_durable + 1,
+                 (unsigned long long)link->next - 1, (unsigned long long)expected);
+        return -EPROTO;
+    }
+    if (expected == 0)
+        return 0;
+    MDB_cursor *cursor;
+    rc = store_rc(mdb_cursor_open(txn, link->outbox, &cursor));
+    if (rc < 0) {
+        snprintf(why, why_len, "link to %s: reading its outbox: %s", link->peer_id,
+                 store_strerror(rc));
+        return rc;
+    }
+    MDB_val first, last, v;
+    int found = mdb_cursor_get(cursor, &first, &v, MDB_FIRST);
+    if (found == 0)
+        found = mdb_cursor_get(cursor, &last, &v, MDB_LAST);
+    mdb_cursor_close(cursor);
+    if (found != 0) {
+        snprintf(why, why_len, "link to %s: reading its outbox: %s", link->peer_id,
+                 store_strerror(store_rc(found)));
+        return store_rc(found);
+    }
+    if (first.mv_size != 8 || last.mv_size != 8 ||
+        store_u64_decode(first.mv_data) != link->acked_durable + 1 ||
+        store_u64_decode(last.mv_data) != link->next - 1) {
+        snprintf(why, why_len, "link to %s: the outbox does not run from seq %llu to %llu",
+                 link->peer_id, (unsigned long long)link->acked_durable + 1,
+                 (unsigned long long)link->next - 1);
+        return -EPROTO;
+    }
+    return 0;
+}
+
+static int check_link(const bus_t *self, const bus_link_t *link, MDB_txn *txn, char *why,
+                      size_t why_len)
+{
+    if (link->next_pending != link->next || link->acked_durable_pending != link->acked_durable) {
+        snprintf(why, why_len, "link to %s: a batch's positions are still pending", link->peer_id);
+        return -EPROTO;
+    }
+    if (!(link->acked_durable <= link->acked && link->acked <= link->sent &&
+          link->sent < link->next)) {
+        snprintf(why, why_len,
+                 "link to %s: positions out of order: acked_durable %llu, acked %llu, sent %llu, "
+                 "next %llu",
+                 link->peer_id, (unsigned long long)link->acked_durable,
+                 (unsigned long long)link->acked, (unsigned long long)link->sent,
+                 (unsigned long long)link->next);
+        return -EPROTO;
+    }
+    char key[BUS_ID_MAX + 16];
+    size_t key_len = link_meta_key(link->peer_id, key, sizeof(key));
+    uint64_t stored;
+    int rc = store_get_u64(txn, self->links_db, key, key_len, 0, &stored);
+    if (rc < 0) {
+        snprintf(why, why_len, "link to %s: reading bus.links: %s", link->peer_id,
+                 store_strerror(rc));
+        return rc;
+    }
+    if (stored != link->acked_durable) {
+        snprintf(
+            why, why_len, "link to %s: the acked position is %llu in bus.links but %llu in memory",
+            link->peer_id, (unsigned long long)stored, (unsigned long long)link->acked_durable);
+        return -EPROTO;
+    }
+    return check_outbox(link, txn, why, why_len);
+}
+
+static int check_peer(const bus_t *self, const bus_peer_t *peer, MDB_txn *txn, char *why,
+                      size_t why_len)
+{
+    if (peer->last_pending != peer->last) {
+        snprintf(why, why_len, "sender %s: a batch's last_seq is still pending", peer->id);
+        return -EPROTO;
+    }
+    uint64_t stored;
+    int rc = store_get_u64(txn, self->last_seq_db, peer->id, strlen(peer->id), 0, &stored);
+    if (rc < 0) {
+        snprintf(why, why_len, "sender %s: reading bus.last_seq: %s", peer->id, store_strerror(rc));
+        return rc;
+    }
+    if (stored != peer->last) {
+        snprintf(why, why_len, "sender %s: last_seq is %llu in the store but %llu in memory",
+                 peer->id, (unsigned long long)stored, (unsigned long long)peer->last);
+        return -EPROTO;
+    }
+    return 0;
+}
+
+int bus_check(const bus_t *self, MDB_txn *txn, char *why, size_t why_len)
+{
+    if (self->queue_length) {
+        snprintf(why, why_len, "the batch queue still holds %zu messages", self->queue_length);
+        return -EPROTO;
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < self->link_count; i++)
+        rc = check_link(self, self->links[i], txn, why, why_len);
+    for (size_t i = 0; rc == 0 && i < self->peer_count; i++)
+        rc = check_peer(self, &self->peers[i], txn, why, why_len);
+    return rc;
+}

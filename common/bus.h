@@ -18,12 +18,17 @@
  *  5. Group commit: everything drained from the sockets in one loop
  *     iteration is applied in one transaction, one fsync.
  *
- * Invariants between calls:
- *  - per link: acked_durable <= acked <= sent <= next - 1; the outbox holds
- *    exactly the seqs (acked_durable, next).
- *  - per sender: last_seq in memory equals last_seq in the store.
- *  - no transaction is open; the batch queue holds only messages drained
- *    since the last bus_batch_done().
+ * Invariants between calls, each checked by bus_check():
+ *  - per link: acked_durable <= acked <= sent <= next - 1;
+ *  - per link: the durable acked position in bus.links equals
+ *    acked_durable, and the outbox holds exactly the seqs
+ *    (acked_durable, next): that many entries, the first acked_durable + 1,
+ *    the last next - 1 (so no hole and no stray entry);
+ *  - per sender: last_seq in memory equals last_seq in the store;
+ *  - after bus_batch_done() no batch is left over: the batch queue is
+ *    empty (it holds only messages drained since the last
+ *    bus_batch_done()) and no position of the batch is still pending.
+ * No transaction is open between calls (the bus keeps none).
  *
  * The batch protocol (driven by loop.c, or by a test):
  *    bus_drain()         read sockets: acks are handled at once, data queued
@@ -112,6 +117,13 @@ int bus_tick(bus_t *self, int64_t now_ms);
 
 /* True when every committed outbox entry of every link is acknowledged. */
 bool bus_idle(const bus_t *self);
+
+/* Checks the invariants above in txn, a read transaction begun after
+ * bus_batch_done() (not the batch's write transaction: its positions are not
+ * promoted yet). O(links + senders): a few reads per link and per sender,
+ * no scan of an outbox. Returns 0, -EPROTO with a sentence in why when one
+ * is broken, or the store's error when it could not read. */
+int bus_check(const bus_t *self, MDB_txn *txn, char *why, size_t why_len);
 
 int64_t bus_now_ms(void);
 

@@ -24,6 +24,8 @@ struct worker {
     ready_endpoint_t endpoints[WORKER_MAX_ENDPOINTS];
     char *urls[WORKER_MAX_ENDPOINTS];
     size_t endpoint_count;
+    loop_check_t checks[WORKER_MAX_CHECKS];
+    size_t check_count;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -82,6 +84,14 @@ int worker_announce(worker_t *worker, const char *name, const char *url)
     return 0;
 }
 
+int worker_check_add(worker_t *worker, loop_check_fn fn, void *ctx)
+{
+    if (worker->check_count == WORKER_MAX_CHECKS)
+        return -ENOSPC;
+    worker->checks[worker->check_count++] = (loop_check_t){fn, ctx};
+    return 0;
+}
+
 static int usage(const char *kind)
 {
     fprintf(stderr,
@@ -110,6 +120,8 @@ static int run(worker_t *worker, const worker_kind_t *kind, void *app)
 {
     loop_app_t loop = kind->loop;
     loop.app = app;
+    loop.checks = worker->checks;
+    loop.check_count = worker->check_count;
     int64_t last_watchdog = 0;
     while (!stop_requested) {
         int rc = loop_once(worker->store, worker->bus, &loop, WATCHDOG_MS);

@@ -13,6 +13,11 @@
  *
  * The kind's handlers take the store's transaction and plain values, never
  * sockets, so tests and fuzzers call them without a process.
+ *
+ * Invariant checks: the loop checks the bus after every batch; start() adds
+ * the checks of the kind's own modules with worker_check_add(). They run,
+ * and a broken invariant aborts the worker, only in DISPATCH_CHECKS builds
+ * (see loop.h).
  */
 #ifndef DISPATCH_WORKER_H
 #define DISPATCH_WORKER_H
@@ -48,5 +53,11 @@ bus_link_t *worker_link_to(worker_t *worker, const char *kind, const char *distr
 
 /* Adds an endpoint to the ready announcement. */
 int worker_announce(worker_t *worker, const char *name, const char *url);
+
+/* Adds a check the loop runs after every batch (loop.h); ctx stays the
+ * caller's and must live until the kind's stop(). -ENOSPC past
+ * WORKER_MAX_CHECKS. */
+#define WORKER_MAX_CHECKS 8
+int worker_check_add(worker_t *worker, loop_check_fn fn, void *ctx);
 
 #endif

@@ -9,13 +9,17 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "bus.h"
 #include "bus.pb-c.h"
 #include "harness.h"
+#include "invariants.h"
 #include "loop.h"
 #include "store.h"
 
@@ -388,6 +392,256 @@ static void test_hostile_frames_are_dropped(void **state)
     zmq_close(big_sender);
 }
 
+/* ------------------------------------------------------------ checks */
+
+/* bus_check() in the shape of a loop_check_fn. */
+static int check_bus(void *bus, MDB_txn *txn, char *why, size_t why_len)
+{
+    return bus_check(bus, txn, why, why_len);
+}
+
+static void assert_check_holds(side_t *side)
+{
+    assert_true(harness_checks_say(side->store, NULL, check_bus, side->bus, 0, NULL));
+}
+
+/* The check fails with -EPROTO and a sentence that names what broke. */
+static void assert_check_fails(side_t *side, const char *named)
+{
+    assert_true(harness_checks_say(side->store, NULL, check_bus, side->bus, -EPROTO, named));
+}
+
+typedef struct corruption {
+    MDB_dbi dbi;
+    const void *key;
+    size_t key_len;
+    bool put; /* else delete */
+    uint64_t value;
+} corruption_t;
+
+static int corrupt_fn(MDB_txn *txn, size_t index, void *ctx)
+{
+    const corruption_t *c = ctx;
+    MDB_val k = {c->key_len, (void *)c->key};
+    if (c->put)
+        return store_put_u64(txn, c->dbi, c->key, c->key_len, c->value);
+    return store_rc(mdb_del(txn, c->dbi, &k, NULL));
+}
+
+/* Writes past the bus, as a bug or a damaged file would. */
+static void corrupt(side_t *side, const char *db, const void *key, size_t key_len, bool put,
+                    uint64_t value)
+{
+    corruption_t c = {.key = key, .key_len = key_len, .put = put, .value = value};
+    assert_int_equal(store_dbi(side->store, db, 0, &c.dbi), 0);
+    assert_int_equal(harness_write_changes(side->store, corrupt_fn, 1, &c), 0);
+}
+
+static void corrupt_outbox(side_t *side, uint64_t seq, bool put)
+{
+    unsigned char key[8];
+    store_u64_encode(seq, key);
+    corrupt(side, "outbox.receiver", key, sizeof(key), put, seq);
+}
+
+static void test_check_holds_through_streams_and_restarts(void **state)
+{
+    fixture_t *f = *state;
+    receiver_start(f);
+    sender_start(f);
+    send_values(f, 1, 500, 16);
+    assert_check_holds(&f->sender);
+    run_until_delivered(f, 500);
+    assert_check_holds(&f->sender);
+    assert_check_holds(&f->receiver);
+    side_stop(&f->sender);
+    sender_start(f); /* restored from the store */
+    assert_check_holds(&f->sender);
+    send_values(f, 501, 10, 16);
+    run_until_delivered(f, 510);
+    assert_check_holds(&f->sender);
+    assert_check_holds(&f->receiver);
+}
+
+/* A settled link (value 1 delivered and acknowledged) with 2..11 in the
+ * outbox, not streamed yet. */
+static void outbox_with_unsent(fixture_t *f)
+{
+    receiver_start(f);
+    sender_start(f);
+    send_values(f, 1, 1, 16);
+    run_until_delivered(f, 1);
+    send_values(f, 2, 10, 16); /* deletes entry 1, acknowledged */
+    assert_int_equal(outbox_entries(&f->sender), 10);
+    assert_check_holds(&f->sender);
+}
+
+static void test_check_finds_a_hole_in_the_outbox(void **state)
+{
+    fixture_t *f = *state;
+    outbox_with_unsent(f);
+    corrupt_outbox(&f->sender, 5, false);
+    assert_check_fails(&f->sender, "a hole or a stray entry");
+}
+
+static void test_check_finds_a_stray_outbox_entry(void **state)
+{
+    fixture_t *f = *state;
+    outbox_with_unsent(f);
+    corrupt_outbox(&f->sender, 12, true); /* a seq bus_send() never gave */
+    assert_check_fails(&f->sender, "a hole or a stray entry");
+    /* As many entries again, but the range shifted by one. */
+    corrupt_outbox(&f->sender, 2, false);
+    assert_check_fails(&f->sender, "does not run from seq 2 to 11");
+}
+
+static void test_check_finds_last_seq_above_what_was_received(void **state)
+{
+    fixture_t *f = *state;
+    receiver_start(f);
+    sender_start(f);
+    send_values(f, 1, 5, 16);
+    run_until_delivered(f, 5);
+    assert_check_holds(&f->receiver);
+    corrupt(&f->receiver, "bus.last_seq", "sender", 6, true, 9);
+    assert_check_fails(&f->receiver, "last_seq is 9 in the store but 5 in memory");
+}
+
+static void test_check_finds_a_wrong_acked_position(void **state)
+{
+    fixture_t *f = *state;
+    receiver_start(f);
+    sender_start(f);
+    send_values(f, 1, 5, 16);
+    run_until_delivered(f, 5);
+    for (int i = 0; i < STEP_LIMIT && outbox_entries(&f->sender) > 0; i++)
+        step(&f->sender);
+    assert_int_equal(outbox_entries(&f->sender), 0);
+    assert_check_holds(&f->sender);
+    corrupt(&f->sender, "bus.links", "receiver.acked", 14, true, 3);
+    assert_check_fails(&f->sender, "acked position is 3 in bus.links but 5 in memory");
+}
+
+/* ------------------------------------------------------------ the loop's hook */
+
+typedef struct hook {
+    int calls;
+    int rc;
+    bool work;
+} hook_t;
+
+static bool hook_drain(void *app, int64_t now_ms)
+{
+    hook_t *hook = app;
+    bool work = hook->work;
+    hook->work = false;
+    return work;
+}
+
+static int hook_check(void *ctx, MDB_txn *txn, char *why, size_t why_len)
+{
+    hook_t *hook = ctx;
+    hook->calls++;
+    if (hook->rc < 0)
+        snprintf(why, why_len, "a planted failure");
+    return hook->rc;
+}
+
+static void hook_open(fixture_t *f, side_t *side, hook_t *hook, loop_check_t *check)
+{
+    side_open(f, side, "hooked", NULL);
+    *check = (loop_check_t){hook_check, hook};
+    side->app = (loop_app_t){.app = hook, .drain = hook_drain, .checks = check, .check_count = 1};
+}
+
+static void test_loop_runs_the_checks_after_each_batch(void **state)
+{
+    fixture_t *f = *state;
+    hook_t hook = {0};
+    loop_check_t check;
+    hook_open(f, &f->sender, &hook, &check);
+    step(&f->sender); /* no batch */
+    assert_int_equal(hook.calls, 0);
+    hook.work = true;
+    step(&f->sender);
+#ifdef DISPATCH_CHECKS
+    assert_int_equal(hook.calls, 1);
+#else
+    assert_int_equal(hook.calls, 0);
+#endif
+}
+
+/* A failed check ends the process with its sentence (in a child, so that
+ * this one goes on). */
+static void test_loop_aborts_on_a_failed_check(void **state)
+{
+    fixture_t *f = *state;
+    int err[2];
+    assert_int_equal(pipe(err), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(err[1], STDERR_FILENO);
+        close(err[0]);
+        hook_t hook = {.rc = -EPROTO, .work = true};
+        loop_check_t check;
+        f->context = zmq_ctx_new(); /* the parent's is not for a child */
+        hook_open(f, &f->sender, &hook, &check);
+        loop_once(f->sender.store, f->sender.bus, &f->sender.app, 0);
+        _exit(hook.calls == 0 ? 0 : 3);
+    }
+    close(err[1]);
+    char text[1024] = "";
+    size_t len = 0;
+    ssize_t n;
+    while (len + 1 < sizeof(text) && (n = read(err[0], text + len, sizeof(text) - 1 - len)) > 0)
+        len += (size_t)n;
+    text[len] = '\0';
+    close(err[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+#ifdef DISPATCH_CHECKS
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    assert_non_null(strstr(text, "invariant broken after a batch: a planted failure"));
+#else
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+#endif
+}
+
+/* The keys a batch touched, once each in a row; too many and the set
+ * only says so. */
+static void test_touched_keys(void **state)
+{
+    loop_touched_t *touched;
+    assert_int_equal(loop_touched_new(&touched), 0);
+    loop_touched_add(touched, "a", 1);
+    loop_touched_add(touched, "a", 1);
+    loop_touched_add(touched, "bc", 2);
+    loop_touched_add(touched, "a", 1);
+    size_t cursor = 0, len, count = 0;
+    const void *key;
+    char seen[16] = "";
+    while (loop_touched_next(touched, &cursor, &key, &len))
+        count += (size_t)snprintf(seen + count, sizeof(seen) - count, "%.*s,", (int)len,
+                                  (const char *)key);
+#ifdef DISPATCH_CHECKS
+    assert_string_equal(seen, "a,bc,a,");
+    assert_false(loop_touched_overflowed(touched));
+    static char big[LOOP_TOUCHED_KEY_MAX + 1];
+    loop_touched_add(touched, big, sizeof(big));
+    assert_true(loop_touched_overflowed(touched));
+    loop_touched_clear(touched);
+    assert_false(loop_touched_overflowed(touched));
+    cursor = 0;
+    assert_false(loop_touched_next(touched, &cursor, &key, &len));
+#else
+    assert_string_equal(seen, ""); /* nothing kept: a check looks at everything */
+    assert_true(loop_touched_overflowed(touched));
+#endif
+    loop_touched_destroy(&touched);
+    assert_null(touched);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -400,6 +654,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_batch_is_resent_not_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receiver_map_grows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_frames_are_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_holds_through_streams_and_restarts, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_check_finds_a_hole_in_the_outbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_finds_a_stray_outbox_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_finds_last_seq_above_what_was_received, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_check_finds_a_wrong_acked_position, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_runs_the_checks_after_each_batch, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_loop_aborts_on_a_failed_check, setup, teardown),
+        cmocka_unit_test(test_touched_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

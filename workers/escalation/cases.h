@@ -5,9 +5,19 @@
  *
  * The queue index holds the work lists of ListQueue (EXTENSION, SIGN_OFF,
  * OVERDUE, URGENT), each in ticket id order, which pages with
- * after_ticket_id. Invariant (kept by escalation.c, the only writer): the
- * pair (kind, ticket) is in escalation.queues iff bit (1 << kind) is set in
- * that case's Case.queued.
+ * after_ticket_id.
+ *
+ * Invariants (kept by escalation.c, the only writer), each checked by
+ * cases_check() and cases_check_all():
+ *  - a case decodes and is stored under its own ticket_id;
+ *  - the pair (kind, ticket) is in escalation.queues iff the ticket has a
+ *    case and bit (1 << kind) is set in its Case.queued;
+ *  - Case.queued has no bit that names no QueueKind.
+ * cases_check() looks only at the tickets written since its last call (a
+ * case put, a queue entry put or deleted): one read per QueueKind each,
+ * cheap enough for every batch (loop.h). cases_check_all() reads everything,
+ * for tests. Both return 0, -EPROTO with a sentence in why for a broken
+ * invariant, or the store's error when they could not read.
  *
  * Records from cases_get() and cases_new_case() belong to the caller: free
  * them with dispatch__escalation__case__free_unpacked(). They use the
@@ -57,5 +67,13 @@ int cases_queue_delete(cases_t *self, MDB_txn *txn, Dispatch__QueueKind kind,
 typedef int (*cases_visit_fn)(const char *ticket_id, int64_t since, void *ctx);
 int cases_queue_each(cases_t *self, MDB_txn *txn, Dispatch__QueueKind kind, const char *after,
                      cases_visit_fn fn, void *ctx);
+
+/* The tickets written since the last call (then forgotten, whatever the
+ * result); all of them when that was more than it could keep. */
+int cases_check(cases_t *self, MDB_txn *txn, char *why, size_t why_len);
+int cases_check_all(cases_t *self, MDB_txn *txn, char *why, size_t why_len);
+/* cases_check() as a loop_check_fn (worker_check_add()): ctx is the
+ * cases_t. */
+int cases_loop_check(void *cases, MDB_txn *txn, char *why, size_t why_len);
 
 #endif

@@ -74,6 +74,8 @@ static int escalation_start(worker_t *worker, int argc, char **argv, void **app)
         log_warn("no `request` endpoint in the topology: supervisors and leaders cannot reach "
                  "this escalation");
     }
+    if (rc == 0)
+        rc = worker_check_add(worker, cases_loop_check, self->cases);
     if (rc < 0) {
         escalation_destroy(&self);
         return rc;

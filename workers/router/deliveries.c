@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loop.h"
 #include "record.h"
 #include "refusal.h"
 #include "router_state.pb-c.h"
@@ -42,6 +43,7 @@ struct deliveries {
     size_t due_count, due_capacity;
     unsigned char *buffer; /* one pushed body */
     size_t buffer_size;
+    loop_touched_t *touched; /* unit ids written, for deliveries_check() */
 };
 
 static uint64_t hash(const char *s)
@@ -112,6 +114,8 @@ int deliveries_new(store_t *store, uint32_t window, deliveries_t **ret)
     int rc = store_dbi(store, "router.deliveries", 0, &self->queue);
     if (rc == 0)
         rc = store_dbi(store, "router.unit_queues", 0, &self->counters);
+    if (rc == 0)
+        rc = loop_touched_new(&self->touched);
     if (rc < 0) {
         free(self);
         return rc;
@@ -129,6 +133,7 @@ void deliveries_destroy(deliveries_t **self)
     free(d->acks);
     free(d->due);
     free(d->buffer);
+    loop_touched_destroy(&d->touched);
     free(d);
     *self = NULL;
 }
@@ -202,6 +207,7 @@ int deliveries_append(deliveries_t *self, MDB_txn *txn, Dispatch__UnitDelivery *
     int rc = deliveries_counters(self, txn, unit, &last_seq, &acked);
     if (rc < 0)
         return rc;
+    loop_touched_add(self->touched, unit, strlen(unit));
     delivery->seq = last_seq + 1;
     unsigned char key[QUEUE_KEY_SIZE];
     size_t len = queue_key(key, unit, delivery->seq);
@@ -223,6 +229,7 @@ int deliveries_ack(deliveries_t *self, MDB_txn *txn, const char *unit_id, uint64
     int rc = deliveries_counters(self, txn, unit_id, &last_seq, &acked);
     if (rc < 0)
         return rc;
+    loop_touched_add(self->touched, unit_id, strlen(unit_id));
     if (seq > last_seq)
         seq = last_seq;
     if (seq > acked) {
@@ -331,6 +338,8 @@ int deliveries_drop_unit(deliveries_t *self, MDB_txn *txn, const char *unit_id)
 {
     uint64_t last_seq, acked;
     int rc = deliveries_counters(self, txn, unit_id, &last_seq, &acked);
+    if (rc == 0)
+        loop_touched_add(self->touched, unit_id, strlen(unit_id));
     for (uint64_t seq = acked + 1; rc == 0 && seq <= last_seq; seq++) {
         unsigned char key[QUEUE_KEY_SIZE];
         rc = record_delete(txn, self->queue, key, queue_key(key, unit_id, seq));
@@ -477,4 +486,142 @@ int deliveries_online(const deliveries_t *self, const char *unit_id)
 {
     const session_t *session = session_find(self, unit_id);
     return session && session->online;
+}
+
+/* ------------------------------------------------------------ checks */
+
+/* Compares the unit's queue with (acked, last_seq]: its two ends, or with
+ * walk every entry. */
+static int check_queue(deliveries_t *self, MDB_txn *txn, const char *unit, uint64_t acked,
+                       uint64_t last_seq, bool walk, char *why, size_t why_len)
+{
+    MDB_cursor *cursor;
+    int rc = store_rc(mdb_cursor_open(txn, self->queue, &cursor));
+    if (rc < 0) {
+        snprintf(why, why_len, "router.deliveries: %s", store_strerror(rc));
+        return rc;
+    }
+    unsigned char key[QUEUE_KEY_SIZE];
+    size_t prefix = strlen(unit) + 1;
+    MDB_val k = {queue_key(key, unit, 0), key}, v;
+    uint64_t due = acked + 1;
+    int got = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
+    while (got == 0 && k.mv_size == prefix + 8 && memcmp(k.mv_data, key, prefix) == 0) {
+        uint64_t seq = store_u64_decode((const unsigned char *)k.mv_data + prefix);
+        if (seq != due || seq > last_seq) {
+            snprintf(why, why_len,
+                     "unit %s's delivery queue holds seq %llu where %s (acked %llu, last_seq %llu)",
+                     unit, (unsigned long long)seq,
+                     due > last_seq ? "it should end" : "another is due", (unsigned long long)acked,
+                     (unsigned long long)last_seq);
+            rc = -EPROTO;
+            break;
+        }
+        if (!walk && due < last_seq) {
+            due = last_seq; /* from the first entry straight to the last */
+            k = (MDB_val){queue_key(key, unit, last_seq), key};
+            got = mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
+            continue;
+        }
+        due++;
+        got = mdb_cursor_get(cursor, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cursor);
+    if (rc == 0 && got != 0 && got != MDB_NOTFOUND) {
+        rc = store_rc(got);
+        snprintf(why, why_len, "router.deliveries: %s", store_strerror(rc));
+    }
+    if (rc == 0 && due <= last_seq) {
+        snprintf(why, why_len,
+                 "unit %s's delivery queue lacks seq %llu (acked %llu, last_seq %llu)", unit,
+                 (unsigned long long)due, (unsigned long long)acked, (unsigned long long)last_seq);
+        rc = -EPROTO;
+    }
+    return rc;
+}
+
+static int check_unit(deliveries_t *self, MDB_txn *txn, const char *unit, bool walk,
+                      uint64_t *pending, char *why, size_t why_len)
+{
+    uint64_t last_seq, acked;
+    int rc = deliveries_counters(self, txn, unit, &last_seq, &acked);
+    if (rc < 0) {
+        snprintf(why, why_len, "router.unit_queues: the counters of unit %s: %s", unit,
+                 store_strerror(rc));
+        return rc;
+    }
+    if (acked > last_seq) {
+        snprintf(why, why_len, "unit %s: acked %llu is beyond last_seq %llu", unit,
+                 (unsigned long long)acked, (unsigned long long)last_seq);
+        return -EPROTO;
+    }
+    *pending = last_seq - acked;
+    return check_queue(self, txn, unit, acked, last_seq, walk, why, why_len);
+}
+
+int deliveries_check(deliveries_t *self, MDB_txn *txn, char *why, size_t why_len)
+{
+    if (loop_touched_overflowed(self->touched)) {
+        loop_touched_clear(self->touched);
+        return deliveries_check_all(self, txn, why, why_len);
+    }
+    size_t cursor = 0, len;
+    const void *key;
+    int rc = 0;
+    while (rc == 0 && loop_touched_next(self->touched, &cursor, &key, &len)) {
+        char unit[LIMIT_ID + 1];
+        uint64_t pending;
+        snprintf(unit, sizeof(unit), "%.*s", (int)len, (const char *)key);
+        rc = check_unit(self, txn, unit, false, &pending, why, why_len);
+    }
+    loop_touched_clear(self->touched);
+    return rc;
+}
+
+int deliveries_loop_check(void *deliveries, MDB_txn *txn, char *why, size_t why_len)
+{
+    return deliveries_check(deliveries, txn, why, why_len);
+}
+
+int deliveries_check_all(deliveries_t *self, MDB_txn *txn, char *why, size_t why_len)
+{
+    MDB_cursor *cursor;
+    int rc = store_rc(mdb_cursor_open(txn, self->counters, &cursor));
+    if (rc < 0) {
+        snprintf(why, why_len, "router.unit_queues: %s", store_strerror(rc));
+        return rc;
+    }
+    uint64_t pending_all = 0;
+    MDB_val k, v;
+    int got = mdb_cursor_get(cursor, &k, &v, MDB_FIRST);
+    while (rc == 0 && got == 0) {
+        char unit[LIMIT_ID + 1];
+        uint64_t pending = 0;
+        if (k.mv_size == 0 || k.mv_size > LIMIT_ID) {
+            snprintf(why, why_len, "router.unit_queues: a key of %zu bytes names no unit",
+                     k.mv_size);
+            rc = -EPROTO;
+            break;
+        }
+        snprintf(unit, sizeof(unit), "%.*s", (int)k.mv_size, (const char *)k.mv_data);
+        rc = check_unit(self, txn, unit, true, &pending, why, why_len);
+        pending_all += pending;
+        got = mdb_cursor_get(cursor, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cursor);
+    if (rc == 0 && got != MDB_NOTFOUND) {
+        rc = store_rc(got);
+        snprintf(why, why_len, "router.unit_queues: %s", store_strerror(rc));
+    }
+    MDB_stat st;
+    if (rc == 0 && (rc = store_rc(mdb_stat(txn, self->queue, &st))) < 0)
+        snprintf(why, why_len, "router.deliveries: %s", store_strerror(rc));
+    if (rc == 0 && st.ms_entries != pending_all) {
+        snprintf(why, why_len,
+                 "router.deliveries holds %zu entries but the unit queues account for %llu: "
+                 "entries of a unit without counters",
+                 (size_t)st.ms_entries, (unsigned long long)pending_all);
+        rc = -EPROTO;
+    }
+    return rc;
 }

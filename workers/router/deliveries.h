@@ -7,8 +7,15 @@
  *  - per unit, seqs are gapless from 1: deliveries_append() gives
  *    last_seq + 1 in the caller's transaction, so a delivery commits with
  *    the decision that caused it, or not at all;
- *  - the queue of a unit holds exactly the seqs (acked, last_seq];
- *  - acked <= last_seq (an ack beyond last_seq counts as last_seq).
+ *  - the queue of a unit holds exactly the seqs (acked, last_seq]; a unit
+ *    without counters has no queue (checked);
+ *  - acked <= last_seq (an ack beyond last_seq counts as last_seq; checked).
+ * deliveries_check() looks at the units written since its last call, in
+ * O(log n) each: their counters, and that their queue starts at acked + 1
+ * and ends at last_seq; a hole strictly inside a queue is found by
+ * deliveries_check_all() only, which walks every queue and counts every
+ * entry. Both return 0, -EPROTO with a sentence in why for a broken
+ * invariant, or the store's error when they could not read.
  *
  * Sessions live in memory only. A unit's session is the routing id that
  * sent its latest ack; it is online until a push to it fails with
@@ -80,5 +87,13 @@ int deliveries_batch_done(deliveries_t *self, int rc, deliveries_send_fn send, v
 
 /* 1 when the unit has an online session, else 0. */
 int deliveries_online(const deliveries_t *self, const char *unit_id);
+
+/* The units written since the last call (then forgotten, whatever the
+ * result); all of them when that was more than it could keep. */
+int deliveries_check(deliveries_t *self, MDB_txn *txn, char *why, size_t why_len);
+int deliveries_check_all(deliveries_t *self, MDB_txn *txn, char *why, size_t why_len);
+/* deliveries_check() as a loop_check_fn (worker_check_add()): ctx is the
+ * deliveries_t. */
+int deliveries_loop_check(void *deliveries, MDB_txn *txn, char *why, size_t why_len);
 
 #endif

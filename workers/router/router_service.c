@@ -98,6 +98,10 @@ static int router_start(worker_t *worker, int argc, char **argv, void **app)
         rc = bind_endpoint(worker, me->request, "request", &router->admin_endpoint);
     if (rc == 0 && !me->units)
         log_warn("no `units` endpoint in the topology: units cannot connect");
+    if (rc == 0)
+        rc = worker_check_add(worker, tickets_loop_check, router->tickets);
+    if (rc == 0)
+        rc = worker_check_add(worker, deliveries_loop_check, router->deliveries);
     if (rc < 0) {
         router_destroy(&router);
         return rc;

@@ -4,12 +4,25 @@
  *   router.triage        ticket id               -> since (u64 big-endian, unix ms)
  *   router.unit_tickets  unit id NUL ticket id   -> HandlingRole (1 byte)
  *
- * Invariants (kept by the router, which is the only writer):
- *  - a ticket is in router.triage iff its state is TRIAGE;
- *  - (unit, ticket) is in router.unit_tickets iff the ticket is open (not
- *    CLOSED, MERGED or TRANSFERRED) and unit is its lead unit
- *    (ticket.assigned_unit) or one of its assisting units;
- *  - indexes iterate in ticket id order, which pages with after_ticket_id.
+ * Invariants (kept by the router, which is the only writer), each checked
+ * by tickets_check() and tickets_check_all():
+ *  - a record decodes, has its ticket, and is stored under its ticket's id;
+ *  - a ticket is in router.triage iff it has a record whose state is TRIAGE;
+ *  - (unit, ticket) is in router.unit_tickets iff the ticket has a record,
+ *    is open (not CLOSED, MERGED or TRANSFERRED) and unit is its lead unit
+ *    (ticket.assigned_unit; the entry's role is LEAD) or one of its
+ *    assisting units (role ASSIST).
+ * By construction of the keys (not checked): indexes iterate in ticket id
+ * order, which pages with after_ticket_id.
+ *
+ * Checks. tickets_check() looks only at what was written since its last
+ * call: every index entry put or deleted, and every ticket put together
+ * with the units of the record it replaced (so that a unit dropped from a
+ * record while its entry stays is found; to know them, tickets_put() reads
+ * the old record in DISPATCH_CHECKS builds). That is a few reads per
+ * ticket, cheap enough for every batch (loop.h). tickets_check_all() reads
+ * everything, for tests. Both return 0, -EPROTO with a sentence in why for
+ * a broken invariant, or the store's error when they could not read.
  *
  * Records returned by tickets_get() belong to the caller
  * (dispatch__router__router_ticket__free_unpacked). Functions return 0,
@@ -52,5 +65,13 @@ int tickets_triage_each(tickets_t *self, MDB_txn *txn, const char *after, ticket
                         void *ctx);
 int tickets_unit_each(tickets_t *self, MDB_txn *txn, const char *unit_id, const char *after,
                       tickets_visit_fn fn, void *ctx);
+
+/* What was written since the last call (then forgotten, whatever the
+ * result); everything when that was more than it could keep. */
+int tickets_check(tickets_t *self, MDB_txn *txn, char *why, size_t why_len);
+int tickets_check_all(tickets_t *self, MDB_txn *txn, char *why, size_t why_len);
+/* tickets_check() as a loop_check_fn (worker_check_add()): ctx is the
+ * tickets_t. */
+int tickets_loop_check(void *tickets, MDB_txn *txn, char *why, size_t why_len);
 
 #endif
