@@ -22,17 +22,17 @@ int cases_new(store_t *store, cases_t **ret)
     cases_t *self = calloc(1, sizeof(*self));
     if (!self)
         return -ENOMEM;
-    int rc = store_dbi(store, "escalation.cases", 0, &self->records);
-    if (rc == 0)
-        rc = store_dbi(store, "escalation.queues", 0, &self->queues);
+    const store_db_t dbs[] = {
+        {"escalation.cases", &self->records, 0},
+        {"escalation.queues", &self->queues, 0},
+    };
+    int rc = store_dbis(store, dbs, sizeof(dbs) / sizeof(dbs[0]));
     if (rc == 0)
         rc = loop_touched_new(&self->touched);
-    if (rc < 0) {
-        free(self);
-        return rc;
-    }
+    if (rc < 0)
+        cases_destroy(&self);
     *ret = self;
-    return 0;
+    return rc;
 }
 
 void cases_destroy(cases_t **self)

@@ -111,17 +111,17 @@ int deliveries_new(store_t *store, uint32_t window, deliveries_t **ret)
         return -ENOMEM;
     self->store = store;
     self->window = window ? window : DELIVERIES_DEFAULT_WINDOW;
-    int rc = store_dbi(store, "router.deliveries", 0, &self->queue);
-    if (rc == 0)
-        rc = store_dbi(store, "router.unit_queues", 0, &self->counters);
+    const store_db_t dbs[] = {
+        {"router.deliveries", &self->queue, 0},
+        {"router.unit_queues", &self->counters, 0},
+    };
+    int rc = store_dbis(store, dbs, sizeof(dbs) / sizeof(dbs[0]));
     if (rc == 0)
         rc = loop_touched_new(&self->touched);
-    if (rc < 0) {
-        free(self);
-        return rc;
-    }
+    if (rc < 0)
+        deliveries_destroy(&self);
     *ret = self;
-    return 0;
+    return rc;
 }
 
 void deliveries_destroy(deliveries_t **self)

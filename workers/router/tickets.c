@@ -24,19 +24,18 @@ int tickets_new(store_t *store, tickets_t **ret)
     tickets_t *self = calloc(1, sizeof(*self));
     if (!self)
         return -ENOMEM;
-    int rc = store_dbi(store, "router.tickets", 0, &self->records);
-    if (rc == 0)
-        rc = store_dbi(store, "router.triage", 0, &self->triage);
-    if (rc == 0)
-        rc = store_dbi(store, "router.unit_tickets", 0, &self->unit_tickets);
+    const store_db_t dbs[] = {
+        {"router.tickets", &self->records, 0},
+        {"router.triage", &self->triage, 0},
+        {"router.unit_tickets", &self->unit_tickets, 0},
+    };
+    int rc = store_dbis(store, dbs, sizeof(dbs) / sizeof(dbs[0]));
     if (rc == 0)
         rc = loop_touched_new(&self->touched);
-    if (rc < 0) {
-        free(self);
-        return rc;
-    }
+    if (rc < 0)
+        tickets_destroy(&self);
     *ret = self;
-    return 0;
+    return rc;
 }
 
 void tickets_destroy(tickets_t **self)
