@@ -66,6 +66,16 @@ static void slot_release(slot_t *slot)
     slot->reply = NULL;
 }
 
+size_t endpoint_pollitems(endpoint_t *const *endpoints, size_t count, zmq_pollitem_t *items,
+                          size_t capacity)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < count && n < capacity; i++)
+        if (endpoints[i])
+            items[n++] = (zmq_pollitem_t){.socket = endpoints[i]->socket, .events = ZMQ_POLLIN};
+    return n;
+}
+
 void endpoint_destroy(endpoint_t **self)
 {
     endpoint_t *endpoint = *self;

@@ -39,6 +39,10 @@ typedef struct endpoint_request {
 int endpoint_new(void *zmq_context, const char *url, int64_t max_message, size_t max_queue,
                  endpoint_t **ret);
 void endpoint_destroy(endpoint_t **self);
+/* Poll items (ZMQ_POLLIN) for the endpoints of the list that are not NULL,
+ * at most capacity; their count. */
+size_t endpoint_pollitems(endpoint_t *const *endpoints, size_t count, zmq_pollitem_t *items,
+                          size_t capacity);
 const char *endpoint_url(const endpoint_t *self); /* port resolved */
 void *endpoint_socket(endpoint_t *self);
 

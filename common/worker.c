@@ -84,6 +84,17 @@ int worker_announce(worker_t *worker, const char *name, const char *url)
     return 0;
 }
 
+int worker_endpoint(worker_t *worker, const char *name, const char *url, int64_t max_message,
+                    size_t max_queue, endpoint_t **ret)
+{
+    int rc = endpoint_new(worker->zmq, url, max_message, max_queue, ret);
+    if (rc < 0) {
+        log_error("%s endpoint %s: %s", name, url, strerror(-rc));
+        return rc;
+    }
+    return worker_announce(worker, name, endpoint_url(*ret));
+}
+
 int worker_check_add(worker_t *worker, loop_check_fn fn, void *ctx)
 {
     if (worker->check_count == WORKER_MAX_CHECKS)

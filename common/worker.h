@@ -24,6 +24,7 @@
 
 #include "bus.h"
 #include "config.h"
+#include "endpoint.h"
 #include "loop.h"
 #include "store.h"
 
@@ -53,6 +54,12 @@ bus_link_t *worker_link_to(worker_t *worker, const char *kind, const char *distr
 
 /* Adds an endpoint to the ready announcement. */
 int worker_announce(worker_t *worker, const char *name, const char *url);
+
+/* Binds a request endpoint of this worker (endpoint.h: messages up to
+ * max_message bytes, at most max_queue requests a batch, 0 = the default)
+ * at url and announces it as `name`. Logs why it cannot. */
+int worker_endpoint(worker_t *worker, const char *name, const char *url, int64_t max_message,
+                    size_t max_queue, endpoint_t **ret);
 
 /* Adds a check the loop runs after every batch (loop.h); ctx stays the
  * caller's and must live until the kind's stop(). -ENOSPC past

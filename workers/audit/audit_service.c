@@ -49,10 +49,7 @@ static void reply_unavailable(audit_t *self, size_t i)
 static size_t loop_pollitems(void *app, zmq_pollitem_t *items, size_t capacity)
 {
     audit_t *self = app;
-    if (capacity == 0)
-        return 0;
-    items[0] = (zmq_pollitem_t){.socket = endpoint_socket(self->endpoint), .events = ZMQ_POLLIN};
-    return 1;
+    return endpoint_pollitems(&self->endpoint, 1, items, capacity);
 }
 
 static bool loop_drain(void *app, int64_t now_ms)
@@ -162,10 +159,8 @@ static int audit_start(worker_t *worker, int argc, char **argv, void **app)
         rc = audit_new(worker_store(worker), &options, &self);
     if (rc < 0)
         return rc;
-    rc = endpoint_new(worker_zmq(worker), self_config->request, AUDIT_MAX_REQUEST, 0,
-                      &self->endpoint);
-    if (rc == 0)
-        rc = worker_announce(worker, "request", endpoint_url(self->endpoint));
+    rc = worker_endpoint(worker, "request", self_config->request, AUDIT_MAX_REQUEST, 0,
+                         &self->endpoint);
     if (rc == 0 && self_config->publish) {
         rc =
             stream_new(worker_zmq(worker), self_config->publish, options.stream_hwm, &self->stream);

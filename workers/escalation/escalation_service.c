@@ -64,12 +64,8 @@ static int escalation_start(worker_t *worker, int argc, char **argv, void **app)
     if (rc < 0)
         return rc;
     if (me->request) {
-        rc = endpoint_new(worker_zmq(worker), me->request, ESCALATION_MAX_REQUEST,
-                          ENDPOINT_MAX_QUEUE, &self->admin_endpoint);
-        if (rc < 0)
-            log_error("request endpoint %s: %s", me->request, strerror(-rc));
-        else
-            rc = worker_announce(worker, "request", endpoint_url(self->admin_endpoint));
+        rc = worker_endpoint(worker, "request", me->request, ESCALATION_MAX_REQUEST,
+                             ENDPOINT_MAX_QUEUE, &self->admin_endpoint);
     } else {
         log_warn("no `request` endpoint in the topology: supervisors and leaders cannot reach "
                  "this escalation");
@@ -102,11 +98,7 @@ static int apply_bus(void *app, MDB_txn *txn, const char *sender, uint64_t seq, 
 static size_t pollitems(void *app, zmq_pollitem_t *items, size_t capacity)
 {
     escalation_t *self = app;
-    if (!self->admin_endpoint || capacity == 0)
-        return 0;
-    items[0] =
-        (zmq_pollitem_t){.socket = endpoint_socket(self->admin_endpoint), .events = ZMQ_POLLIN};
-    return 1;
+    return endpoint_pollitems(&self->admin_endpoint, 1, items, capacity);
 }
 
 static bool drain(void *app, int64_t now_ms)

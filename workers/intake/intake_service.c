@@ -61,10 +61,7 @@ static int answer(intake_t *self, MDB_txn *txn, size_t i, int64_t now_ms)
 static size_t loop_pollitems(void *app, zmq_pollitem_t *items, size_t capacity)
 {
     intake_t *self = app;
-    if (capacity == 0)
-        return 0;
-    items[0] = (zmq_pollitem_t){.socket = endpoint_socket(self->endpoint), .events = ZMQ_POLLIN};
-    return 1;
+    return endpoint_pollitems(&self->endpoint, 1, items, capacity);
 }
 
 static bool loop_drain(void *app, int64_t now_ms)
@@ -156,10 +153,8 @@ static int intake_start(worker_t *worker, int argc, char **argv, void **app)
                         self_config->name, &options, &self);
     if (rc < 0)
         return rc;
-    rc = endpoint_new(worker_zmq(worker), self_config->request, INTAKE_MAX_REQUEST, 0,
-                      &self->endpoint);
-    if (rc == 0)
-        rc = worker_announce(worker, "request", endpoint_url(self->endpoint));
+    rc = worker_endpoint(worker, "request", self_config->request, INTAKE_MAX_REQUEST, 0,
+                         &self->endpoint);
     if (rc < 0) {
         intake_destroy(&self);
         return rc;

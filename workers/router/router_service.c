@@ -58,16 +58,6 @@ static int parse_options(int argc, char **argv, router_options_t *options)
     return 0;
 }
 
-static int bind_endpoint(worker_t *worker, const char *url, const char *name, endpoint_t **ret)
-{
-    int rc = endpoint_new(worker_zmq(worker), url, ROUTER_MAX_REQUEST, ENDPOINT_MAX_QUEUE, ret);
-    if (rc < 0) {
-        log_error("%s endpoint %s: %s", name, url, strerror(-rc));
-        return rc;
-    }
-    return worker_announce(worker, name, endpoint_url(*ret));
-}
-
 static int router_start(worker_t *worker, int argc, char **argv, void **app)
 {
     router_options_t options = {0};
@@ -93,9 +83,11 @@ static int router_start(worker_t *worker, int argc, char **argv, void **app)
             log_info("seeded %zu units and %zu routing rules from %s", units, rules, me->data_dir);
     }
     if (me->units)
-        rc = bind_endpoint(worker, me->units, "units", &router->unit_endpoint);
+        rc = worker_endpoint(worker, "units", me->units, ROUTER_MAX_REQUEST, ENDPOINT_MAX_QUEUE,
+                             &router->unit_endpoint);
     if (rc == 0 && me->request)
-        rc = bind_endpoint(worker, me->request, "request", &router->admin_endpoint);
+        rc = worker_endpoint(worker, "request", me->request, ROUTER_MAX_REQUEST, ENDPOINT_MAX_QUEUE,
+                             &router->admin_endpoint);
     if (rc == 0 && !me->units)
         log_warn("no `units` endpoint in the topology: units cannot connect");
     if (rc == 0)
@@ -127,13 +119,8 @@ static int apply_bus(void *app, MDB_txn *txn, const char *sender, uint64_t seq, 
 static size_t pollitems(void *app, zmq_pollitem_t *items, size_t capacity)
 {
     router_t *router = app;
-    size_t n = 0;
     endpoint_t *endpoints[2] = {router->unit_endpoint, router->admin_endpoint};
-    for (int i = 0; i < 2; i++)
-        if (endpoints[i] && n < capacity)
-            items[n++] =
-                (zmq_pollitem_t){.socket = endpoint_socket(endpoints[i]), .events = ZMQ_POLLIN};
-    return n;
+    return endpoint_pollitems(endpoints, 2, items, capacity);
 }
 
 static bool drain(void *app, int64_t now_ms)
