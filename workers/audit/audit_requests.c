@@ -244,6 +244,26 @@ static int answer_verify(audit_t *self, MDB_txn *txn, const Dispatch__VerifyQuer
     return 0;
 }
 
+/* Decodes a request: 0, or REFUSED with the refusal filled. */
+static int decode(const ProtobufCMessageDescriptor *descriptor, const void *body, size_t len,
+                  ProtobufCMessage **msg, refusal_t *refusal)
+{
+    char err[256];
+    int rc = codec_decode(descriptor, body, len, AUDIT_MAX_REQUEST, msg, err, sizeof(err));
+    return rc < 0 ? refuse_decode(refusal, rc, err, len, AUDIT_MAX_REQUEST, descriptor->name) : 0;
+}
+
+/* After an answer (rc): frees the request; a refusal becomes *error. */
+static int conclude(audit_t *self, ProtobufCMessage *msg, int rc, const refusal_t *refusal,
+                    Dispatch__Error **error)
+{
+    if (msg)
+        protobuf_c_message_free_unpacked(msg, NULL);
+    if (rc == REFUSED && !(*error = error_of(self->arena, refusal)))
+        return -ENOMEM;
+    return rc < 0 ? rc : 0;
+}
+
 /* A bare ReplayRequest: answered with a bare ReplayReply. */
 static int answer_bare_replay(audit_t *self, MDB_txn *txn, const void *body, size_t len,
                               const ProtobufCMessage **ret)
@@ -253,22 +273,14 @@ static int answer_bare_replay(audit_t *self, MDB_txn *txn, const void *body, siz
         return -ENOMEM;
     dispatch__replay_reply__init(reply);
     ProtobufCMessage *msg = NULL;
-    char err[256];
     refusal_t refusal;
-    int rc = codec_decode(&dispatch__replay_request__descriptor, body, len, AUDIT_MAX_REQUEST, &msg,
-                          err, sizeof(err));
-    if (rc < 0)
-        rc = refuse_decode(&refusal, rc, err, len, AUDIT_MAX_REQUEST, "dispatch.ReplayRequest");
-    else
+    int rc = decode(&dispatch__replay_request__descriptor, body, len, &msg, &refusal);
+    if (rc == 0)
         rc = answer_replay(self, txn, (Dispatch__ReplayRequest *)msg, &refusal, reply);
-    if (msg)
-        protobuf_c_message_free_unpacked(msg, NULL);
-    if (rc < 0)
-        return rc;
-    if (rc == REFUSED && !(reply->error = error_of(self->arena, &refusal)))
-        return -ENOMEM;
-    *ret = &reply->base;
-    return 0;
+    rc = conclude(self, msg, rc, &refusal, &reply->error);
+    if (rc == 0)
+        *ret = &reply->base;
+    return rc;
 }
 
 /* The reply body of the query's kind, set in reply (the oneof numbers of
@@ -337,52 +349,21 @@ int audit_handle_request(audit_t *self, MDB_txn *txn, const void *body, size_t l
         return -ENOMEM;
     dispatch__audit_reply__init(reply);
     ProtobufCMessage *msg = NULL;
-    char err[256];
     refusal_t refusal;
-    int rc = codec_decode(&dispatch__audit_query__descriptor, body, len, AUDIT_MAX_REQUEST, &msg,
-                          err, sizeof(err));
+    int rc = decode(&dispatch__audit_query__descriptor, body, len, &msg, &refusal);
     Dispatch__AuditQuery *query = (Dispatch__AuditQuery *)msg;
-    if (rc < 0) {
-        rc = refuse_decode(&refusal, rc, err, len, AUDIT_MAX_REQUEST, "dispatch.AuditQuery");
-    } else if (query->body_case == DISPATCH__AUDIT_QUERY__BODY__NOT_SET && query->tag == 0) {
+    if (rc == 0 && query->body_case == DISPATCH__AUDIT_QUERY__BODY__NOT_SET && query->tag == 0) {
         protobuf_c_message_free_unpacked(msg, NULL);
         return answer_bare_replay(self, txn, body, len, ret);
-    } else {
+    }
+    if (rc == 0) {
         reply->tag = query->tag;
         rc = answer_query(self, txn, query, now_ms, &refusal, reply);
     }
-    if (msg)
-        protobuf_c_message_free_unpacked(msg, NULL);
-    if (rc < 0)
-        return rc;
-    if (rc == 1) {
+    if (rc == REFUSED)
         reply->body_case = DISPATCH__AUDIT_REPLY__BODY__NOT_SET;
-        if (!(reply->error = error_of(self->arena, &refusal)))
-            return -ENOMEM;
-    }
-    *ret = &reply->base;
-    return 0;
-}
-
-/* ---- the stream --------------------------------------------------------- */
-
-int audit_stream_message(audit_t *self, MDB_txn *txn, uint64_t seq, char *topic, size_t topic_len,
-                         void **buf, size_t *len)
-{
-    Dispatch__Audit__LogEntry *entry;
-    int rc = trail_get(self->trail, txn, seq, &entry);
-    if (rc < 0)
-        return rc;
-    Dispatch__AuditRecord *record;
-    rc = stream_record(entry, &record);
-    trail_entry_free(entry);
-    if (rc < 0)
-        return rc;
-    if (record->event)
-        stream_topic(record->event, topic, topic_len);
-    else
-        snprintf(topic, topic_len, "_.unknown");
-    rc = codec_encode(&record->base, buf, len);
-    stream_record_free(record);
+    rc = conclude(self, msg, rc, &refusal, &reply->error);
+    if (rc == 0)
+        *ret = &reply->base;
     return rc;
 }

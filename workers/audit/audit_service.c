@@ -1,4 +1,4 @@
-/* audit_service: the worker loop: publish what committed, answer the
+/* audit_service: the worker loop: the stream (publish what committed), answer the
  * queries of the iteration, options. */
 #include <errno.h>
 #include <stdio.h>
@@ -8,6 +8,29 @@
 #include "audit_internal.h"
 #include "clock.h"
 #include "codec.h"
+
+/* ---- the stream --------------------------------------------------------- */
+
+int audit_stream_message(audit_t *self, MDB_txn *txn, uint64_t seq, char *topic, size_t topic_len,
+                         void **buf, size_t *len)
+{
+    Dispatch__Audit__LogEntry *entry;
+    int rc = trail_get(self->trail, txn, seq, &entry);
+    if (rc < 0)
+        return rc;
+    Dispatch__AuditRecord *record;
+    rc = stream_record(entry, &record);
+    trail_entry_free(entry);
+    if (rc < 0)
+        return rc;
+    if (record->event)
+        stream_topic(record->event, topic, topic_len);
+    else
+        snprintf(topic, topic_len, "_.unknown");
+    rc = codec_encode(&record->base, buf, len);
+    stream_record_free(record);
+    return rc;
+}
 
 /* ---- the worker loop ----------------------------------------------------- */
 
