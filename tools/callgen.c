@@ -269,9 +269,12 @@ static const char *kind_phrase(Dispatch__Kind kind)
         return "Complains about";
     case DISPATCH__KIND__KIND_REPORT:
         return "Reports";
-    default:
+    case DISPATCH__KIND__KIND_SUGGESTION:
         return "Suggests an improvement to";
+    case DISPATCH__KIND__KIND_UNSPECIFIED:
+        break;
     }
+    return "Calls about";
 }
 
 /* --- calls ----------------------------------------------------------------- */

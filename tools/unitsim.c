@@ -423,15 +423,29 @@ static int64_t sign_delay(sim_t *sim, const ticket_t *t, int64_t now)
     return scaled(sim, minutes * MINUTE_MS);
 }
 
+/* Typical business hours a unit takes to handle a ticket of this kind. */
+static double median_hours(Dispatch__Kind kind)
+{
+    switch (kind) {
+    case DISPATCH__KIND__KIND_CONSULT:
+        return 1;
+    case DISPATCH__KIND__KIND_HELP:
+        return 3;
+    case DISPATCH__KIND__KIND_COMPLAINT:
+        return 5;
+    case DISPATCH__KIND__KIND_REPORT:
+        return 4;
+    case DISPATCH__KIND__KIND_SUGGESTION:
+        return 6;
+    case DISPATCH__KIND__KIND_UNSPECIFIED:
+        break;
+    }
+    return 8;
+}
+
 static int64_t handle_delay(sim_t *sim, const ticket_t *t, int64_t now)
 {
-    static const double median_hours[] = {
-        [DISPATCH__KIND__KIND_CONSULT] = 1,    [DISPATCH__KIND__KIND_HELP] = 3,
-        [DISPATCH__KIND__KIND_COMPLAINT] = 5,  [DISPATCH__KIND__KIND_REPORT] = 4,
-        [DISPATCH__KIND__KIND_SUGGESTION] = 6,
-    };
-    double median =
-        t->kind > 0 && t->kind <= DISPATCH__KIND__KIND_SUGGESTION ? median_hours[t->kind] : 8;
+    double median = median_hours(t->kind);
     if (t->urgent)
         median = 2;
     double hours = sim_random_lognormal(&sim->random, median, 0.7);
