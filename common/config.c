@@ -631,6 +631,40 @@ static int validate_endpoints_unique(const config_t *config, struct report *repo
     return 0;
 }
 
+/* Ticket ids carry their intake's prefix, and routers and escalation find
+ * a ticket's intake by it: with more than one intake, each needs its own. */
+static int validate_intake_prefixes(const config_t *config, struct report *report)
+{
+    const struct section *first = NULL;
+    for (size_t i = 0; i < config->worker_count; i++) {
+        const struct section *worker = config->workers[i];
+        if (strcmp(section_text(worker, WORKER_KIND), "intake") != 0)
+            continue;
+        if (!first) {
+            first = worker;
+            continue;
+        }
+        const struct section *pair[2] = {first, worker};
+        for (int k = 0; k < 2; k++)
+            if (!section_text(pair[k], WORKER_ID_PREFIX))
+                return report_error(report, -EINVAL, pair[k]->line,
+                                    "[worker.%s] needs an id_prefix: with more than one intake "
+                                    "(%s and %s) each issues ticket ids under its own prefix",
+                                    pair[k]->name, first->name, worker->name);
+        for (size_t j = 0; j < i; j++) {
+            const struct section *other = config->workers[j];
+            const char *prefix = section_text(other, WORKER_ID_PREFIX);
+            if (strcmp(section_text(other, WORKER_KIND), "intake") == 0 && prefix &&
+                strcmp(prefix, section_text(worker, WORKER_ID_PREFIX)) == 0)
+                return report_error(report, -EINVAL, worker->key_line[WORKER_ID_PREFIX],
+                                    "[worker.%s] id_prefix: '%s' is already the prefix of "
+                                    "[worker.%s]; every intake needs its own",
+                                    worker->name, prefix, other->name);
+        }
+    }
+    return 0;
+}
+
 static int config_validate(const config_t *config, struct report *report)
 {
     int r = validate_city(config, report);
@@ -641,7 +675,8 @@ static int config_validate(const config_t *config, struct report *report)
         if (r < 0)
             return r;
     }
-    return validate_endpoints_unique(config, report);
+    r = validate_endpoints_unique(config, report);
+    return r < 0 ? r : validate_intake_prefixes(config, report);
 }
 
 /* ---- construction and destruction ---------------------------------------- */

@@ -20,7 +20,9 @@
  *   - every link names another worker that has a bus endpoint, at most once;
  *   - endpoints look like transport://address (tcp, ipc, inproc) and no two
  *     are equal, except wildcard ports (":*", ":0") which the OS resolves;
- *   - map_size is a positive byte count (suffix B, KiB, MiB or GiB).
+ *   - map_size is a positive byte count (suffix B, KiB, MiB or GiB);
+ *   - with more than one intake, each has an id_prefix and no two share one
+ *     (ticket ids carry it; routers find a ticket's intake by it).
  *
  * Syntax: one `key = value` per line; ';' starts an inline comment when it
  * follows whitespace; ';' or '#' at the start of a line is a comment. A long

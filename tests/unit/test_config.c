@@ -311,8 +311,9 @@ static void test_links_continue_on_indented_lines(void **state)
     (void)state;
     config_t *config =
         parse_or_fail(CITY_AND_DISTRICT AUDIT "[worker.b]\nkind = intake\nstate_dir = b\n"
-                                              "bus = tcp://127.0.0.1:7300\n"
+                                              "bus = tcp://127.0.0.1:7300\nid_prefix = B\n"
                                               "[worker.i]\nkind = intake\nstate_dir = s\n"
+                                              "id_prefix = I\n"
                                               "links = audit,\n"
                                               "        b   ; the other one\n");
     const config_worker_t *intake = config_worker_find(config, "i");
@@ -567,6 +568,36 @@ static void test_set_refusals_leave_config_unchanged(void **state)
     config_destroy(&config);
 }
 
+#define INTAKE(name, line)                                                                         \
+    "[worker." name "]\n" /* line */                                                               \
+    "kind = intake\n"                                                                              \
+    "state_dir = state/" name "\n"                                                                 \
+    "request = tcp://127.0.0.1:*\n"
+
+/* Ticket ids carry the intake's prefix: two intakes without prefixes, or
+ * with one prefix between them, would issue the same ids. One intake may go
+ * without. */
+static void test_intakes_need_distinct_prefixes(void **state)
+{
+    (void)state;
+    config_t *config = parse_or_fail(CITY_AND_DISTRICT AUDIT INTAKE("intake-1", 10));
+    config_destroy(&config);
+    expect_invalid(CITY_AND_DISTRICT AUDIT INTAKE("intake-1", 10) INTAKE("intake-2", 14),
+                   "(string):10: [worker.intake-1] needs an id_prefix",
+                   "more than one intake (intake-1 and intake-2)");
+    expect_invalid(CITY_AND_DISTRICT AUDIT INTAKE("intake-1", 10) "id_prefix = CY\n" /* 14 */
+                   INTAKE("intake-2", 15),
+                   "(string):15: [worker.intake-2] needs an id_prefix", NULL);
+    expect_invalid(CITY_AND_DISTRICT AUDIT INTAKE("intake-1", 10) "id_prefix = CY\n" /* 14 */
+                   INTAKE("intake-2", 15) "id_prefix = CY\n" /* 19 */,
+                   "(string):19: [worker.intake-2] id_prefix: 'CY' is already the prefix of "
+                   "[worker.intake-1]",
+                   NULL);
+    config = parse_or_fail(CITY_AND_DISTRICT AUDIT INTAKE("intake-1", 10) "id_prefix = CY\n" INTAKE(
+        "intake-2", 15) "id_prefix = NG\n");
+    config_destroy(&config);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -588,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_example_topology),
         cmocka_unit_test(test_set_overrides),
         cmocka_unit_test(test_set_refusals_leave_config_unchanged),
+        cmocka_unit_test(test_intakes_need_distinct_prefixes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
