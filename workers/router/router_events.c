@@ -5,8 +5,27 @@
 
 #include "event.h"
 #include "lifecycle.h"
+#include "log.h"
 #include "record.h"
 #include "router_internal.h"
+
+/* The first field in which two registrations under one id differ, or NULL
+ * when they are the same ticket (a registration delivered again). */
+static const char *registration_differs(const Dispatch__Ticket *known,
+                                        const Dispatch__Ticket *incoming)
+{
+    if (strcmp(known->client_request_id, incoming->client_request_id) != 0)
+        return "client_request_id";
+    if (known->registered_at != incoming->registered_at)
+        return "registered_at";
+    if (known->channel != incoming->channel || known->kind != incoming->kind)
+        return "channel or kind";
+    if (strcmp(known->district, incoming->district) != 0)
+        return "district";
+    if (strcmp(known->description, incoming->description) != 0)
+        return "description";
+    return NULL;
+}
 
 static int on_registered(router_t *self, MDB_txn *txn, const Dispatch__Event *event, int64_t now)
 {
@@ -20,9 +39,15 @@ static int on_registered(router_t *self, MDB_txn *txn, const Dispatch__Event *ev
     Dispatch__Router__RouterTicket *record;
     int rc = tickets_get(self->tickets, txn, ticket->id, &record);
     if (rc == 0) {
-        /* Already known: it was decided when it first came. */
+        /* Already known: it was decided when it first came, unless this is
+         * another ticket under the same id (two intakes issuing one id). */
+        const char *differs = registration_differs(record->ticket, ticket);
+        if (differs)
+            log_warn("ticket_registered %s from %s: a ticket with this id is known with another "
+                     "%s; refused (dead letter), the first one stands",
+                     ticket->id, event->origin, differs);
         dispatch__router__router_ticket__free_unpacked(record, NULL);
-        return 0;
+        return differs ? BUS_REJECTED : 0;
     }
     if (rc != -ENOENT)
         return rc;

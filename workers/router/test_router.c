@@ -2020,11 +2020,29 @@ static void test_load_3015_units_in_one_transaction(void **state)
     free(rules);
 }
 
+/* A registration delivered again is the same ticket: nothing changes. A
+ * registration of another ticket under a known id (two intakes issuing
+ * one id) is refused as a dead letter; the first ticket stands. */
+static void test_known_id_with_other_content_is_refused(void **state)
+{
+    fixture_t *f = *state;
+    char id[40];
+    register_ticket(f, id, "noise", "cy-s01");
+    size_t dispatched = events_of(f, id, DISPATCH__EVENT__BODY_TICKET_DISPATCHED);
+    assert_int_equal(dispatched, 1);
+    assert_int_equal(register_ticket_full(f, id, "noise", "cy-s01", "cy", false), 0);
+    f->now += 60000;
+    assert_int_equal(register_ticket_full(f, id, "noise", "cy-s01", "cy", false), BUS_REJECTED);
+    assert_int_equal(events_of(f, id, DISPATCH__EVENT__BODY_TICKET_DISPATCHED), dispatched);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_specific_rule_beats_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_co_handling, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_known_id_with_other_content_is_refused, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_no_rule_and_inactive_unit_go_to_triage, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_registration_dispatches_once, setup,
