@@ -1,9 +1,13 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define STORE_DEFAULT_MAP_SIZE (64ULL << 20)
 #define STORE_DEFAULT_MAX_MAP_SIZE (1ULL << 40)
@@ -37,6 +41,38 @@ static int make_dirs(const char *path)
         rc = -errno;
     free(copy);
     return rc;
+}
+
+int store_lock(const char *dir, int *fd, long *holder)
+{
+    *holder = 0;
+    char path[4096];
+    if (snprintf(path, sizeof(path), "%s/worker.lock", dir) >= (int)sizeof(path))
+        return -ENAMETOOLONG;
+    int rc = make_dirs(dir);
+    if (rc < 0)
+        return rc;
+    int lock = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (lock < 0)
+        return -errno;
+    if (flock(lock, LOCK_EX | LOCK_NB) < 0) {
+        rc = errno == EWOULDBLOCK ? -EWOULDBLOCK : -errno;
+        char text[32] = "";
+        ssize_t n = pread(lock, text, sizeof(text) - 1, 0);
+        if (n > 0)
+            *holder = strtol(text, NULL, 10);
+        close(lock);
+        return rc;
+    }
+    char text[32];
+    int len = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+    if (ftruncate(lock, 0) < 0 || pwrite(lock, text, (size_t)len, 0) != len) {
+        rc = -errno;
+        close(lock);
+        return rc;
+    }
+    *fd = lock;
+    return 0;
 }
 
 int store_open(const char *dir, const store_options_t *options, store_t **ret)

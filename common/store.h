@@ -38,6 +38,13 @@ typedef struct store_options {
 
 /* Opens (creating if needed) the environment in directory dir. */
 int store_open(const char *dir, const store_options_t *options, store_t **ret);
+
+/* One process per state: takes the lock of directory dir (creating both),
+ * a flock(2) on dir/worker.lock that holds until *fd is closed or the
+ * process ends, whatever way it ends. The file holds the holder's pid.
+ * -EWOULDBLOCK when another process holds it (*holder: its pid, 0 when
+ * unknown), or another negative errno. */
+int store_lock(const char *dir, int *fd, long *holder);
 void store_destroy(store_t **self);
 
 /* Opens or creates the named database; call at start, before any batch. */

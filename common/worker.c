@@ -262,6 +262,22 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
     sigaction(SIGTERM, &action, NULL);
     sigaction(SIGINT, &action, NULL);
 
+    /* One process per identity: before any socket or the store is opened.
+     * The lock holds until the process ends. */
+    int lock_fd = -1;
+    long holder;
+    if ((rc = store_lock(worker.self->state_dir, &lock_fd, &holder)) < 0) {
+        if (rc == -EWOULDBLOCK) {
+            log_error("%s is already running (pid %ld holds %s/worker.lock): not starting a "
+                      "second process under this name",
+                      name, holder, worker.self->state_dir);
+            exit_code = WORKER_EXIT_RUNNING;
+        } else {
+            log_error("state %s: cannot lock: %s", worker.self->state_dir, strerror(-rc));
+        }
+        goto done;
+    }
+
     worker.zmq = zmq_ctx_new();
     if (worker.self->map_size)
         store_options.map_size = worker.self->map_size;

@@ -41,6 +41,11 @@ typedef struct worker_kind {
     loop_app_t loop;    /* .app is set by worker_main */
 } worker_kind_t;
 
+/* Exit status of a process started under the name of a worker that is
+ * running (its state dir is locked): EX_TEMPFAIL of sysexits.h. It exits
+ * before it opens its store or any socket. */
+#define WORKER_EXIT_RUNNING 75
+
 int worker_main(int argc, char **argv, const worker_kind_t *kind);
 
 const config_t *worker_config(const worker_t *worker);

@@ -24,6 +24,7 @@
 #include "dispatch_test.h"
 #include "harness.h"
 #include "submitter.h"
+#include "worker.h"
 
 typedef struct world {
     void *zmq;
@@ -609,6 +610,44 @@ static void test_resubmit_returns_the_original_across_restart(void **state)
     free(ticket);
 }
 
+/* One process per identity: a second process started under a live
+ * worker's name exits at once, before it opens a socket, and the live one
+ * keeps serving (its links are not taken over). Five times each, for the
+ * intake and a router, with tickets submitted in between. */
+static void test_second_process_under_a_live_name_exits(void **state)
+{
+    struct {
+        const char *env, *program, *name;
+    } workers[] = {
+        {"INTAKE_BIN", "workers/dispatch-intake", "intake-1"},
+        {"ROUTER_BIN", "workers/dispatch-router", "router-nanguan"},
+    };
+    for (int round = 0; round < 5; round++) {
+        for (size_t w = 0; w < sizeof(workers) / sizeof(workers[0]); w++) {
+            const char *argv[] = {harness_program(workers[w].env, workers[w].program),
+                                  "--config",
+                                  city_topology(world.city),
+                                  "--name",
+                                  workers[w].name,
+                                  NULL};
+            harness_proc_t *second;
+            assert_int_equal(harness_spawn(argv, false, &second), 0);
+            assert_int_equal(harness_wait_ready(second, TEST_TIMEOUT_MS), -ECHILD);
+            int status = 0;
+            assert_int_equal(harness_wait_exit(second, TEST_TIMEOUT_MS, &status), 0);
+            /* Refused for its name, not for an address in use. */
+            assert_true(WIFEXITED(status));
+            assert_int_equal(WEXITSTATUS(status), WORKER_EXIT_RUNNING);
+            harness_destroy(&second);
+        }
+        char request_id[32];
+        snprintf(request_id, sizeof(request_id), "twin-%d", round);
+        char *ticket = submit_ticket(request_id, "nanguan", "greening", "nanguan-s02", "",
+                                     DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
+        free(ticket);
+    }
+}
+
 static void test_offline_unit_catches_up(void **state)
 {
     const char *unit = "chaoyang-s09";
@@ -1000,6 +1039,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_report_is_merged),
         cmocka_unit_test(test_resubmit_returns_the_original_across_restart),
         cmocka_unit_test(test_offline_unit_catches_up),
+        cmocka_unit_test(test_second_process_under_a_live_name_exits),
         cmocka_unit_test(test_unsatisfied_callback_reopens),
         cmocka_unit_test(test_bad_input_gets_errors_and_intake_keeps_serving),
         cmocka_unit_test(test_bad_input_gets_errors_and_router_keeps_serving),

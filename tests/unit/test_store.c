@@ -210,10 +210,31 @@ static void test_u64_helpers(void **state)
     assert_null(txn);
 }
 
+/* One process per state: a second lock on a held dir is refused and names
+ * the holder; once the holder lets go, the next one gets it. The lock
+ * creates the dir it guards. */
+static void test_lock_is_one_holder(void **state)
+{
+    fixture_t *f = *state;
+    char dir[600];
+    snprintf(dir, sizeof(dir), "%s/not/yet/there", f->dir);
+    int first = -1, second = -1;
+    long holder = -1;
+    assert_int_equal(store_lock(dir, &first, &holder), 0);
+    assert_true(first >= 0);
+    assert_int_equal(store_lock(dir, &second, &holder), -EWOULDBLOCK);
+    assert_int_equal(second, -1);
+    assert_int_equal(holder, (long)getpid());
+    close(first);
+    assert_int_equal(store_lock(dir, &second, &holder), 0);
+    close(second);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_write_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_is_one_holder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_batch_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_full_grows_and_retries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_map_limit_is_a_clean_error, setup, teardown),
