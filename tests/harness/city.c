@@ -67,19 +67,29 @@ static void write_links(FILE *f, const city_t *city, const char *first, ...)
     fprintf(f, "\n\n");
 }
 
+/* A client endpoint for the topology: a fixed port below the ephemeral
+ * range (harness_tcp_endpoint), so a restart on it cannot be taken over. */
+static const char *client_endpoint(char *buf, size_t len)
+{
+    if (harness_tcp_endpoint(buf, len) < 0)
+        snprintf(buf, len, "tcp://127.0.0.1:*");
+    return buf;
+}
+
 static int write_topology(city_t *city)
 {
     FILE *f = fopen(city->topology, "w");
     if (!f)
         return -errno;
+    char a[64], b[64];
     fprintf(f, "[city]\nname = testcity\ntimezone = Asia/Shanghai\n\n");
     for (size_t i = 0; i < city->options.district_count; i++)
         fprintf(f, "[district.%s]\n\n", city->options.districts[i]);
 
     fprintf(f,
             "[worker.intake-1]\nkind = intake\nid_prefix = T1\nstate_dir = %s/intake-1\n"
-            "bus = ipc://%s/intake-1.bus\nrequest = tcp://127.0.0.1:*\nlinks = ",
-            city->dir, city->dir);
+            "bus = ipc://%s/intake-1.bus\nrequest = %s\nlinks = ",
+            city->dir, city->dir, client_endpoint(a, sizeof(a)));
     for (size_t i = 0; i < city->options.district_count; i++)
         fprintf(f, "%srouter-%s", i ? ", " : "", city->options.districts[i]);
     fprintf(f, "%s\n\n", city->options.audit ? ", audit" : "");
@@ -90,8 +100,9 @@ static int write_topology(city_t *city)
         fprintf(f,
                 "[worker.router-%s]\nkind = router\ndistrict = %s\nstate_dir = %s/router-%s\n"
                 "data_dir = %s/data-%s\nbus = ipc://%s/router-%s.bus\n"
-                "request = tcp://127.0.0.1:*\nunits = tcp://127.0.0.1:*\n",
-                d, d, city->dir, d, city->dir, d, city->dir, d);
+                "request = %s\nunits = %s\n",
+                d, d, city->dir, d, city->dir, d, city->dir, d, client_endpoint(a, sizeof(a)),
+                client_endpoint(b, sizeof(b)));
         write_links(f, city, "intake-1", escalation, "audit", (char *)NULL);
         if (!city->options.escalation)
             continue;
@@ -100,15 +111,15 @@ static int write_topology(city_t *city)
         fprintf(f,
                 "[worker.escalation-%s]\nkind = escalation\ndistrict = %s\n"
                 "state_dir = %s/escalation-%s\ndata_dir = %s/escalation-data-%s\n"
-                "bus = ipc://%s/escalation-%s.bus\nrequest = tcp://127.0.0.1:*\n",
-                d, d, city->dir, d, city->dir, d, city->dir, d);
+                "bus = ipc://%s/escalation-%s.bus\nrequest = %s\n",
+                d, d, city->dir, d, city->dir, d, city->dir, d, client_endpoint(a, sizeof(a)));
         write_links(f, city, router, "intake-1", "audit", (char *)NULL);
     }
     if (city->options.audit)
         fprintf(f,
                 "[worker.audit]\nkind = audit\nstate_dir = %s/audit\nbus = ipc://%s/audit.bus\n"
-                "request = tcp://127.0.0.1:*\npublish = tcp://127.0.0.1:*\n\n",
-                city->dir, city->dir);
+                "request = %s\npublish = %s\n\n",
+                city->dir, city->dir, client_endpoint(a, sizeof(a)), client_endpoint(b, sizeof(b)));
     return fclose(f) == 0 ? 0 : -errno;
 }
 

@@ -3,11 +3,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -238,6 +240,33 @@ void harness_destroy(harness_proc_t **self)
     }
     free(proc);
     *self = NULL;
+}
+
+int harness_tcp_endpoint(char *buf, size_t len)
+{
+    enum { FIRST = 20000, COUNT = 12000 };
+    static int next = -1;
+    if (next < 0)
+        next = (int)((unsigned)getpid() * 7919u % COUNT); /* apart from parallel tests */
+    for (int tries = 0; tries < COUNT; tries++) {
+        int port = FIRST + next;
+        next = (next + 1) % COUNT;
+        int probe = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe < 0)
+            return -errno;
+        struct sockaddr_in address = {
+            .sin_family = AF_INET,
+            .sin_port = htons((uint16_t)port),
+            .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+        };
+        bool free_now = bind(probe, (struct sockaddr *)&address, sizeof(address)) == 0;
+        close(probe);
+        if (free_now) {
+            snprintf(buf, len, "tcp://127.0.0.1:%d", port);
+            return 0;
+        }
+    }
+    return -EADDRINUSE;
 }
 
 int harness_tmpdir(const char *tag, char *buf, size_t len)

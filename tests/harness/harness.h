@@ -37,6 +37,13 @@ int harness_wait_exit(harness_proc_t *proc, int timeout_ms, int *status);
 /* Kills (SIGKILL) if still running, reaps, frees. */
 void harness_destroy(harness_proc_t **proc);
 
+/* "tcp://127.0.0.1:PORT" with a port free when asked, below the kernel's
+ * ephemeral range (20000..31999). A worker restarted on the port it had
+ * must find it free: in the ephemeral range, a client reconnecting to the
+ * dead port can get that very port as its own local port and connect to
+ * itself (TCP simultaneous open), taking it from the restart. */
+int harness_tcp_endpoint(char *buf, size_t len);
+
 /* A fresh directory under $TMPDIR (or /tmp), for state dirs. */
 int harness_tmpdir(const char *tag, char *buf, size_t len);
 /* rm -rf of a directory made by harness_tmpdir. */

@@ -127,7 +127,9 @@ static int one_run(const char *program, uint64_t count, int kills, unsigned seed
 {
     srand(seed);
     run_t run = {.program = program, .count = count};
-    snprintf(run.endpoint, sizeof(run.endpoint), "tcp://127.0.0.1:*");
+    /* The receiver restarts on this port: one no client can take over. */
+    if (harness_tcp_endpoint(run.endpoint, sizeof(run.endpoint)) < 0)
+        return fail("no free port");
     if (harness_tmpdir("bus-crash", run.dir, sizeof(run.dir)) < 0)
         return fail("tmpdir");
     snprintf(run.sender_state, sizeof(run.sender_state), "%s/sender", run.dir);

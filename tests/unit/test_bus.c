@@ -112,7 +112,8 @@ static int setup(void **state)
     assert_int_equal(harness_tmpdir("bus", f->dir, sizeof(f->dir)), 0);
     f->context = zmq_ctx_new();
     f->options = (bus_options_t){.ack_timeout_ms = 50, .heartbeat_ms = 200};
-    snprintf(f->endpoint, sizeof(f->endpoint), "tcp://127.0.0.1:*");
+    /* The receiver restarts on this port: one no client can take over. */
+    assert_int_equal(harness_tcp_endpoint(f->endpoint, sizeof(f->endpoint)), 0);
     *state = f;
     return 0;
 }
