@@ -67,8 +67,7 @@ static int collect(audit_t *self, MDB_txn *txn, collector_t *collector, uint64_t
     if (rc < 0)
         return rc;
     Dispatch__AuditRecord *record;
-    rc = stream_record(entry, &record);
-    trail_entry_free(entry);
+    rc = stream_record_of(entry, &record);
     if (rc < 0)
         return rc;
     size_t size = protobuf_c_message_get_packed_size(&record->base) + 8;

@@ -19,8 +19,7 @@ int audit_stream_message(audit_t *self, MDB_txn *txn, uint64_t seq, char *topic,
     if (rc < 0)
         return rc;
     Dispatch__AuditRecord *record;
-    rc = stream_record(entry, &record);
-    trail_entry_free(entry);
+    rc = stream_record_of(entry, &record);
     if (rc < 0)
         return rc;
     if (record->event)

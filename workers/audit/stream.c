@@ -13,6 +13,7 @@
 
 #include "event.h"
 #include "mask.h"
+#include "trail.h"
 
 #define DEFAULT_HWM 10000
 
@@ -134,6 +135,13 @@ int stream_record(const Dispatch__Audit__LogEntry *entry, Dispatch__AuditRecord 
     }
     *ret = record;
     return 0;
+}
+
+int stream_record_of(Dispatch__Audit__LogEntry *entry, Dispatch__AuditRecord **ret)
+{
+    int rc = stream_record(entry, ret);
+    trail_entry_free(entry);
+    return rc;
 }
 
 void stream_record_free(Dispatch__AuditRecord *record)

@@ -48,6 +48,8 @@ void stream_mask(ProtobufCMessage *msg);
  * and the event decoded and masked (absent when the stored bytes no longer
  * decode). On 0 *ret is the caller's: free it with stream_record_free(). */
 int stream_record(const Dispatch__Audit__LogEntry *entry, Dispatch__AuditRecord **ret);
+/* The same, for an entry of trail_get() that it frees. */
+int stream_record_of(Dispatch__Audit__LogEntry *entry, Dispatch__AuditRecord **ret);
 void stream_record_free(Dispatch__AuditRecord *record);
 /* Adapter for arena_adopt(). */
 void stream_record_free_any(void *record);
