@@ -32,6 +32,7 @@
 #include "intake_internal.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,8 @@ int intake_new(store_t *store, bus_t *bus, const config_t *config, const char *n
     if (rc < 0)
         return rc == -ENOMEM ? rc : -EINVAL;
 
+    if (sodium_init() < 0) /* lookup codes come from its random source */
+        return -EIO;
     intake_t *self = calloc(1, sizeof(*self));
     if (!self)
         return -ENOMEM;
@@ -140,6 +143,7 @@ int intake_work_load(intake_t *self, MDB_txn *txn, const char *id, ticket_work_t
     work->ticket = *work->loaded->ticket;
     work->history_count = work->loaded->history_count;
     work->duplicate_master = work->loaded->duplicate_master;
+    work->lookup_code = work->loaded->lookup_code;
     return 0;
 }
 
@@ -149,6 +153,7 @@ int intake_work_save(intake_t *self, MDB_txn *txn, ticket_work_t *work)
     record.ticket = &work->ticket;
     record.history_count = work->history_count;
     record.duplicate_master = work->duplicate_master;
+    record.lookup_code = (char *)(work->lookup_code ? work->lookup_code : "");
     return record_put(txn, self->tickets, work->ticket.id, strlen(work->ticket.id), &record.base,
                       0);
 }

@@ -13,6 +13,8 @@
 #include "refusal.h"
 
 #define HISTORY_KEY_SIZE (LIMIT_ID + 1 + 4)
+/* A lookup code: 10 symbols of 32 (50 bits), no 0/O or 1/I to misread. */
+#define LOOKUP_CODE_LENGTH 10
 #define DEFAULT_ACTOR "intake"
 #define MINUTE_MS 60000
 
@@ -44,6 +46,7 @@ typedef struct ticket_work {
     Dispatch__Ticket ticket;
     uint32_t history_count;
     bool duplicate_master;
+    const char *lookup_code; /* opens the public status; "" for none */
 } ticket_work_t;
 
 /* intake.c: records. work_load() gives -ENOENT when the ticket is not

@@ -1,6 +1,7 @@
 /* intake_requests: the client requests (submit, get_ticket, callback),
  * validated and answered in the caller's transaction. */
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "ids.h"
 #include "intake_internal.h"
 #include "lifecycle.h"
+#include "mask.h"
 #include "record.h"
 #include "words.h"
 
@@ -278,16 +280,28 @@ static int master_note_duplicate(intake_t *self, MDB_txn *txn, ticket_work_t *ma
     return rc == 0 ? intake_work_save(self, txn, master) : rc;
 }
 
+/* A fresh lookup code, from the kernel's random source. */
+static void lookup_code_new(char code[LOOKUP_CODE_LENGTH + 1])
+{
+    static const char symbols[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    for (int i = 0; i < LOOKUP_CODE_LENGTH; i++)
+        code[i] = symbols[randombytes_uniform(sizeof(symbols) - 1)];
+    code[LOOKUP_CODE_LENGTH] = '\0';
+}
+
 /* Registers a new ticket (validated) and fills *outcome. */
 static int submit_register(intake_t *self, MDB_txn *txn, const Dispatch__SubmitTicket *submit,
                            const char *actor, int64_t now_ms, Dispatch__SubmitReply *outcome,
-                           char id[IDS_TICKET_SIZE], char master_id[LIMIT_ID + 1])
+                           char id[IDS_TICKET_SIZE], char master_id[LIMIT_ID + 1],
+                           char code[LOOKUP_CODE_LENGTH + 1])
 {
     int rc = intake_ticket_id_next(self, txn, now_ms, id);
     if (rc < 0)
         return rc;
     ticket_work_t work = {0}, master = {0};
     ticket_from_submit(submit, id, now_ms, &work.ticket);
+    lookup_code_new(code);
+    work.lookup_code = code;
     Dispatch__Ticket *ticket = &work.ticket;
     int match = INTAKE_MATCH_PHONE;
     bool transfer = submit->transfer_to != DISPATCH__EMERGENCY_LINE__EMERGENCY_LINE_UNSPECIFIED;
@@ -349,6 +363,7 @@ static int submit_register(intake_t *self, MDB_txn *txn, const Dispatch__SubmitT
     outcome->master_id = ticket->master_id;
     outcome->created = true;
     outcome->registered_at = now_ms;
+    outcome->lookup_code = code;
     return 0;
 }
 
@@ -372,8 +387,8 @@ static int handle_submit(intake_t *self, MDB_txn *txn, const Dispatch__Request *
         return reply_refusal(self, request->tag, &refusal, ret);
 
     Dispatch__SubmitReply outcome = DISPATCH__SUBMIT_REPLY__INIT;
-    char id[IDS_TICKET_SIZE], master_id[LIMIT_ID + 1] = "";
-    rc = submit_register(self, txn, submit, actor, now_ms, &outcome, id, master_id);
+    char id[IDS_TICKET_SIZE], master_id[LIMIT_ID + 1] = "", code[LOOKUP_CODE_LENGTH + 1];
+    rc = submit_register(self, txn, submit, actor, now_ms, &outcome, id, master_id, code);
     Dispatch__Intake__RequestRecord record = DISPATCH__INTAKE__REQUEST_RECORD__INIT;
     record.ticket_id = id;
     record.reply_case = DISPATCH__INTAKE__REQUEST_RECORD__REPLY_SUBMIT;
@@ -391,15 +406,50 @@ static int handle_submit(intake_t *self, MDB_txn *txn, const Dispatch__Request *
 
 /* ---- get_ticket -------------------------------------------------------- */
 
+static bool lookup_code_matches(const ticket_work_t *work, const char *code)
+{
+    size_t len = strlen(code);
+    return work->lookup_code && strlen(work->lookup_code) == len && len > 0 &&
+           sodium_memcmp(work->lookup_code, code, len) == 0;
+}
+
+/* What a caller sees with the lookup code: the ticket's progress, its
+ * personal data masked (dispatch.proto's marks: phone, name, address, free
+ * text), no idempotency key, and each step without its people or words. */
+static void public_view(Dispatch__TicketView *view)
+{
+    mask_message(&view->base, PERSONAL_ALL);
+    /* Cut in place: an empty field may be the library's shared "". */
+    if (*view->ticket->client_request_id)
+        *view->ticket->client_request_id = '\0';
+    for (size_t i = 0; i < view->n_history; i++) {
+        if (*view->history[i]->actor)
+            *view->history[i]->actor = '\0';
+        if (*view->history[i]->text)
+            *view->history[i]->text = '\0';
+    }
+}
+
 static int handle_get_ticket(intake_t *self, MDB_txn *txn, const Dispatch__Request *request,
                              const Dispatch__Reply **ret)
 {
     const Dispatch__GetTicket *get = request->get_ticket;
     refusal_t refusal;
-    if (refuse_text(&refusal, "get_ticket.ticket_id", get->ticket_id, LIMIT_ID, true))
+    if (refuse_text(&refusal, "get_ticket.ticket_id", get->ticket_id, LIMIT_ID, true) ||
+        refuse_text(&refusal, "get_ticket.lookup_code", get->lookup_code, LIMIT_ID, false))
         return reply_refusal(self, request->tag, &refusal, ret);
     ticket_work_t work;
     int rc = intake_work_load(self, txn, get->ticket_id, &work);
+    bool public = *get->lookup_code;
+    if (public && (rc == -ENOENT || (rc == 0 && !lookup_code_matches(&work, get->lookup_code)))) {
+        /* One answer for an unknown id and a wrong code: ids cannot be
+         * probed with it. */
+        if (rc == 0)
+            intake_work_release(&work);
+        refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "get_ticket.lookup_code",
+               "no ticket '%s' with this lookup code", get->ticket_id);
+        return reply_refusal(self, request->tag, &refusal, ret);
+    }
     if (rc == -ENOENT) {
         refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "get_ticket.ticket_id",
                "no ticket '%s' at this intake", get->ticket_id);
@@ -442,6 +492,8 @@ static int handle_get_ticket(intake_t *self, MDB_txn *txn, const Dispatch__Reque
         draft.ticket = &view;
         rc = reply_finish(self, &draft, ret);
     }
+    if (rc == 0 && public)
+        public_view(self->reply->ticket);
     for (size_t i = 0; i < count; i++)
         protobuf_c_message_free_unpacked(&history[i]->base, NULL);
     free(history);

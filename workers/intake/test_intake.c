@@ -1694,10 +1694,86 @@ static void test_new_refuses_bad_setup(void **state)
     config_destroy(&config);
 }
 
+/* A GetTicket with the lookup code given at submit. */
+static Dispatch__Reply *get_public(fixture_t *f, const char *id, const char *code)
+{
+    Dispatch__GetTicket get = DISPATCH__GET_TICKET__INIT;
+    get.ticket_id = (char *)id;
+    get.lookup_code = (char *)code;
+    Dispatch__Request request = DISPATCH__REQUEST__INIT;
+    request.tag = 8;
+    request.body_case = DISPATCH__REQUEST__BODY_GET_TICKET;
+    request.get_ticket = &get;
+    return send_at(f, &request, NOW);
+}
+
+/* The caller's lookup code opens the public status: the ticket's progress
+ * with its personal data masked. A wrong code and an unknown id get the
+ * same NOT_FOUND, so ids cannot be probed; a retried submit gets the same
+ * code. */
+static void test_lookup_code_opens_the_public_status(void **state)
+{
+    fixture_t *f = *state;
+    submit_request_t r;
+    submit_init(&r, "lookup-1");
+    Dispatch__Reply *keep;
+    Dispatch__SubmitReply *submitted = submit_ok(f, &r, NOW, &keep);
+    char id[64], code[64];
+    snprintf(id, sizeof(id), "%s", submitted->ticket_id);
+    snprintf(code, sizeof(code), "%s", submitted->lookup_code);
+    reply_free(keep);
+    assert_int_equal(strlen(code), 10);
+    assert_int_equal(strspn(code, "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"), 10);
+
+    Dispatch__SubmitReply *again = submit_ok(f, &r, NOW + 1000, &keep);
+    assert_false(again->created);
+    assert_string_equal(again->lookup_code, code);
+    reply_free(keep);
+
+    Dispatch__Reply *reply = get_public(f, id, code);
+    assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_TICKET);
+    const Dispatch__Ticket *ticket = reply->ticket->ticket;
+    assert_string_equal(ticket->id, id);
+    assert_int_equal(ticket->state, DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
+    assert_string_equal(ticket->caller_phone, "138****1234");
+    assert_string_equal(ticket->caller_name, "W********");
+    assert_string_not_equal(ticket->location->address, "12 Renmin Street");
+    assert_null(strstr(ticket->description, "noise"));
+    assert_string_equal(ticket->client_request_id, "");
+    assert_true(reply->ticket->n_history > 0);
+    assert_string_equal(reply->ticket->history[0]->actor, "");
+    reply_free(reply);
+
+    /* The operator's view is whole. */
+    Dispatch__TicketView *view = get_ticket(f, id, &keep);
+    assert_string_equal(view->ticket->caller_phone, "13812341234");
+    reply_free(keep);
+
+    code[0] = code[0] == 'A' ? 'B' : 'A';
+    reply = get_public(f, id, code);
+    assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_ERROR);
+    assert_int_equal(reply->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND);
+    char wrong_code[256];
+    snprintf(wrong_code, sizeof(wrong_code), "%s", reply->error->message);
+    reply_free(reply);
+    char unknown[64];
+    snprintf(unknown, sizeof(unknown), "%.*s999999", (int)(strlen(id) - 6), id);
+    reply = get_public(f, unknown, code);
+    assert_int_equal(reply->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND);
+    char unknown_message[256];
+    snprintf(unknown_message, sizeof(unknown_message), "no ticket '%s' with this lookup code",
+             unknown);
+    assert_string_equal(reply->error->message, unknown_message);
+    reply_free(reply);
+    snprintf(unknown_message, sizeof(unknown_message), "no ticket '%s' with this lookup code", id);
+    assert_string_equal(wrong_code, unknown_message);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_submit_and_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_code_opens_the_public_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ticket_ids_count_per_local_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aborted_batch_leaves_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_in_read_transaction, setup, teardown),
