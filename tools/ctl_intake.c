@@ -252,13 +252,16 @@ static int print_view(const ctl_t *ctl, const Dispatch__Reply *reply)
 
 int ctl_cmd_get(ctl_t *ctl, int argc, char **argv)
 {
+    Dispatch__GetTicket get = DISPATCH__GET_TICKET__INIT;
+    const ctl_option_t options[] = {
+        {"code", CTL_OPTION_TEXT, .value = &get.lookup_code},
+    };
     int first;
-    int rc = ctl_parse_options(argc, argv, NULL, 0, NULL, &first);
+    int rc = ctl_parse_options(argc, argv, options, CTL_COUNT(options), NULL, &first);
     if (rc != CTL_EXIT_OK)
         return rc;
     if (argc - first != 1)
-        return ctl_usage_error("usage: get TICKET");
-    Dispatch__GetTicket get = DISPATCH__GET_TICKET__INIT;
+        return ctl_usage_error("usage: get TICKET [--code LOOKUP_CODE]");
     get.ticket_id = argv[first];
     return intake_request(ctl, DISPATCH__REQUEST__BODY_GET_TICKET, &get,
                           DISPATCH__REPLY__BODY_TICKET, NULL, print_view);

@@ -60,7 +60,7 @@ static const char usage_text[] =
     "         [--transfer-to 110|119|120|122] [--request-id ID]\n"
     "      C: phone wechat web open311 message-board proactive reception-day\n"
     "      K: consult help complaint report suggestion;  U: normal urgent\n"
-    "  get TICKET\n"
+    "  get TICKET [--code LOOKUP_CODE]   (with the caller's code: the public view, masked)\n"
     "  callback TICKET --satisfaction satisfied|basically|unsatisfied\n"
     "         [--solved|--not-solved] [--unreachable] [--comment TEXT] [--request-id ID]\n"
     "      (solved unless --not-solved)\n"
