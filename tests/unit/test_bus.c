@@ -36,6 +36,11 @@ typedef struct side {
     uint64_t reject_value; /* refuse the message carrying this value */
     uint64_t fail_value;   /* fail the batch holding this value ... */
     int fail_times;        /* ... this many times */
+    bool reject_all;       /* refuse every message */
+    uint64_t base;         /* the value before the first one expected */
+    /* bus events heard */
+    int diverged, refused, accepted, reconnected;
+    bus_diverged_reason_t reason;
 } side_t;
 
 typedef struct fixture {
@@ -54,7 +59,7 @@ static int receiver_apply(void *app, MDB_txn *txn, const char *sender, uint64_t 
     if (len < 8)
         return BUS_REJECTED;
     uint64_t value = store_u64_decode(body);
-    if (value == side->reject_value)
+    if (value == side->reject_value || side->reject_all)
         return BUS_REJECTED;
     if (value == side->fail_value && side->fail_times > 0) {
         side->fail_times--;
@@ -69,21 +74,54 @@ static int receiver_apply(void *app, MDB_txn *txn, const char *sender, uint64_t 
     }
     uint64_t last;
     if (rc == 0)
-        rc = store_get_u64(txn, side->meta, "last", 4, 0, &last);
+        rc = store_get_u64(txn, side->meta, "last", 4, side->base, &last);
     if (rc == 0 && value != last + 1)
         rc = -EPROTO; /* out of order: the test fails on it */
     return rc == 0 ? store_put_u64(txn, side->meta, "last", 4, value) : store_rc(rc);
 }
 
-static void side_open(fixture_t *f, side_t *side, const char *name,
-                      const store_options_t *store_options)
+static void on_event(void *ctx, const bus_event_t *event)
 {
-    snprintf(side->dir, sizeof(side->dir), "%s/%s", f->dir, name);
+    side_t *side = ctx;
+    switch (event->kind) {
+    case BUS_EVENT_DIVERGED:
+        side->diverged++;
+        side->reason = event->reason;
+        break;
+    case BUS_EVENT_REFUSED:
+        side->refused++;
+        break;
+    case BUS_EVENT_ACCEPTED:
+        side->accepted++;
+        break;
+    case BUS_EVENT_RECONNECTED:
+        side->reconnected++;
+        break;
+    case BUS_EVENT_RESUMED:
+    case BUS_EVENT_DEAD_DROPPED:
+        break;
+    }
+}
+
+/* Opens the state dir `dir` under the bus id `id`. */
+static void side_open_as(fixture_t *f, side_t *side, const char *dir, const char *id,
+                         const store_options_t *store_options)
+{
+    snprintf(side->dir, sizeof(side->dir), "%s/%s", f->dir, dir);
     assert_int_equal(store_open(side->dir, store_options, &side->store), 0);
     assert_int_equal(store_dbi(side->store, "applied", 0, &side->applied), 0);
     assert_int_equal(store_dbi(side->store, "meta", 0, &side->meta), 0);
-    assert_int_equal(bus_new(f->context, side->store, name, &f->options, &side->bus), 0);
+    bus_options_t options = f->options;
+    options.on_event = on_event;
+    options.event_ctx = side;
+    assert_int_equal(bus_new(f->context, side->store, id, &options, &side->bus), 0);
     side->app = (loop_app_t){.app = side};
+}
+
+static void side_open(fixture_t *f, side_t *side, const char *name,
+                      const store_options_t *store_options)
+{
+    side_open_as(f, side, name, name, store_options);
 }
 
 static void receiver_start(fixture_t *f)
@@ -340,6 +378,14 @@ static void *hostile(fixture_t *f, const char *id)
     return socket;
 }
 
+static int view_count_fn(void *ctx, const bus_link_view_t *view)
+{
+    int *count = ctx;
+    if (view->direction == BUS_INCOMING)
+        (*count)++;
+    return 0;
+}
+
 static void test_hostile_frames_are_dropped(void **state)
 {
     fixture_t *f = *state;
@@ -504,7 +550,9 @@ static void test_check_finds_last_seq_above_what_was_received(void **state)
     send_values(f, 1, 5, 16);
     run_until_delivered(f, 5);
     assert_check_holds(&f->receiver);
-    corrupt(&f->receiver, "bus.last_seq", "sender", 6, true, 9);
+    unsigned char key[7 + BUS_INCARNATION_SIZE] = "sender";
+    memcpy(key + 7, bus_incarnation(f->sender.bus), BUS_INCARNATION_SIZE);
+    corrupt(&f->receiver, "bus.last_seq", key, sizeof(key), true, 9);
     assert_check_fails(&f->receiver, "last_seq is 9 in the store but 5 in memory");
 }
 
@@ -521,6 +569,350 @@ static void test_check_finds_a_wrong_acked_position(void **state)
     assert_check_holds(&f->sender);
     corrupt(&f->sender, "bus.links", "receiver.acked", 14, true, 3);
     assert_check_fails(&f->sender, "acked position is 3 in bus.links but 5 in memory");
+}
+
+/* ------------------------------------------------------------ identity */
+
+typedef struct view_find {
+    const char *peer_id;
+    bus_direction_t direction;
+    bus_link_view_t found;
+    bool seen;
+} view_find_t;
+
+static int view_find_fn(void *ctx, const bus_link_view_t *view)
+{
+    view_find_t *find = ctx;
+    if (view->direction != find->direction || strcmp(view->peer_id, find->peer_id) != 0)
+        return 0;
+    find->found = *view;
+    find->found.peer_id = NULL; /* valid during the call only */
+    find->seen = true;
+    return 1;
+}
+
+/* What bus_links_each() says of one end of a link. */
+static bus_link_stats_t link_view(side_t *side, const char *peer_id, bus_direction_t direction)
+{
+    view_find_t find = {.peer_id = peer_id, .direction = direction};
+    bus_links_each(side->bus, view_find_fn, &find);
+    assert_true(find.seen);
+    return find.found.stats;
+}
+
+/* Steps both sides until `side` heard of a divergence or a refusal. */
+static void run_until_heard(fixture_t *f, side_t *side, const int *counter)
+{
+    for (int i = 0; i < STEP_LIMIT && *counter == 0; i++) {
+        step(&f->receiver);
+        step(&f->sender);
+    }
+    assert_true(*counter > 0);
+}
+
+/* A few more round trips, for anything that would wrongly go on. */
+static void run_a_while(fixture_t *f)
+{
+    for (int i = 0; i < 50; i++) {
+        step(&f->receiver);
+        step(&f->sender);
+    }
+}
+
+static void wipe(side_t *side)
+{
+    side_stop(side);
+    assert_int_equal(harness_rmtree(side->dir), 0);
+}
+
+/* The sender's state dir is reset: its new seqs 1.. would be taken for the
+ * old ones. The receiver refuses the new incarnation, nothing is applied
+ * nor deleted, until it is accepted; then all 80 arrive once. */
+static void test_reset_sender_is_refused_until_accepted(void **state)
+{
+    fixture_t *f = *state;
+    receiver_start(f);
+    sender_start(f);
+    send_values(f, 1, 100, 16);
+    run_until_delivered(f, 100);
+    wipe(&f->sender);
+
+    sender_start(f);
+    send_values(f, 101, 80, 16); /* seqs 1..80 of a new incarnation */
+    run_until_heard(f, &f->receiver, &f->receiver.diverged);
+    run_until_heard(f, &f->sender, &f->sender.refused);
+    run_a_while(f);
+    assert_int_equal(f->receiver.reason, BUS_DIVERGED_SENDER_INCARNATION);
+    assert_int_equal(meta(&f->receiver, "last"), 100);
+    assert_int_equal(outbox_entries(&f->sender), 80);
+    bus_link_stats_t in = link_view(&f->receiver, "sender", BUS_INCOMING);
+    assert_true(in.diverged);
+    assert_int_equal(in.reason, BUS_DIVERGED_SENDER_INCARNATION);
+    assert_memory_equal(in.offered, bus_incarnation(f->sender.bus), BUS_INCARNATION_SIZE);
+    bus_link_stats_t out = link_view(&f->sender, "receiver", BUS_OUTGOING);
+    assert_true(out.refused);
+    assert_int_equal(out.acked, 0);
+    assert_int_equal(out.lag, 80);
+    assert_check_holds(&f->sender);
+    assert_check_holds(&f->receiver);
+
+    assert_int_equal(bus_accept(f->receiver.bus, "sender"), 0);
+    run_until_delivered(f, 180);
+    assert_int_equal(f->receiver.accepted, 1);
+    assert_int_equal(meta(&f->receiver, "dups"), 0);
+    bus_stats_t stats;
+    bus_stats(f->receiver.bus, &stats);
+    assert_int_equal(stats.applied, 180);
+    assert_false(link_view(&f->receiver, "sender", BUS_INCOMING).diverged);
+    assert_false(link_view(&f->sender, "receiver", BUS_OUTGOING).refused);
+    assert_check_holds(&f->sender);
+    assert_check_holds(&f->receiver);
+}
+
+/* The receiver's state dir is reset: the sender sees another incarnation
+ * in its acks, keeps its outbox and sends nothing until accepted; then the
+ * unacknowledged rest is renumbered and arrives once. */
+static void test_reset_receiver_diverges_until_accepted(void **state)
+{
+    fixture_t *f = *state;
+    receiver_start(f);
+    sender_start(f);
+    send_values(f, 1, 100, 16);
+    run_until_delivered(f, 100);
+    wipe(&f->receiver);
+
+    f->receiver.base = 100; /* the application starts again after 100 */
+    receiver_start(f);
+    send_values(f, 101, 50, 16);
+    run_until_heard(f, &f->sender, &f->sender.diverged);
+    run_a_while(f);
+    assert_int_equal(f->sender.reason, BUS_DIVERGED_RECEIVER_INCARNATION);
+    assert_int_equal(meta(&f->receiver, "last"), 0); /* nothing applied */
+    bus_stats_t stats;
+    bus_stats(f->receiver.bus, &stats);
+    assert_int_equal(stats.applied, 0);
+    assert_int_equal(outbox_entries(&f->sender), 50);
+    bus_link_stats_t out = link_view(&f->sender, "receiver", BUS_OUTGOING);
+    assert_true(out.diverged);
+    assert_int_equal(out.outbox, 50);
+    assert_memory_equal(out.offered, bus_incarnation(f->receiver.bus), BUS_INCARNATION_SIZE);
+    assert_memory_not_equal(out.peer_incarnation, out.offered, BUS_INCARNATION_SIZE);
+    assert_check_holds(&f->sender);
+
+    assert_int_equal(bus_accept(f->sender.bus, "receiver"), 0);
+    run_until_delivered(f, 150);
+    assert_int_equal(f->sender.accepted, 1);
+    assert_int_equal(meta(&f->receiver, "dups"), 0);
+    bus_stats(f->receiver.bus, &stats);
+    assert_int_equal(stats.applied, 50);
+    out = link_view(&f->sender, "receiver", BUS_OUTGOING);
+    assert_false(out.diverged);
+    assert_int_equal(out.next, 51);
+    assert_check_holds(&f->sender);
+    assert_check_holds(&f->receiver);
+}
+
+/* A sender's state dir runs under another name: its incarnation belongs
+ * to the old name. Refused until accepted; then the old name's position
+ * goes on under the new one. */
+static void test_renamed_sender_is_refused_until_accepted(void **state)
+{
+    fixture_t *f = *state;
+    receiver_start(f);
+    sender_start(f);
+    send_values(f, 1, 100, 16);
+    run_until_delivered(f, 100);
+    side_stop(&f->sender);
+
+    side_open_as(f, &f->sender, "sender", "sender2", NULL);
+    assert_int_equal(bus_link_open(f->sender.bus, "receiver", f->endpoint, &f->sender.link), 0);
+    send_values(f, 101, 20, 16);
+    run_until_heard(f, &f->receiver, &f->receiver.diverged);
+    run_a_while(f);
+    assert_int_equal(f->receiver.reason, BUS_DIVERGED_SENDER_RENAMED);
+    assert_int_equal(meta(&f->receiver, "last"), 100);
+    assert_int_equal(outbox_entries(&f->sender), 20);
+    assert_true(link_view(&f->receiver, "sender2", BUS_INCOMING).diverged);
+
+    assert_int_equal(bus_accept(f->receiver.bus, "sender2"), 0);
+    run_until_delivered(f, 120);
+    assert_int_equal(f->receiver.accepted, 1);
+    assert_int_equal(meta(&f->receiver, "dups"), 0);
+    assert_int_equal(link_view(&f->receiver, "sender2", BUS_INCOMING).acked, 120);
+    assert_check_holds(&f->receiver);
+}
+
+/* An acceptance given before the divergence (a start option's way) waits
+ * for it, and is used once. */
+static void test_accept_given_early_waits_for_the_divergence(void **state)
+{
+    fixture_t *f = *state;
+    receiver_start(f);
+    sender_start(f);
+    send_values(f, 1, 10, 16);
+    run_until_delivered(f, 10);
+    assert_int_equal(bus_accept(f->receiver.bus, "sender"), 0);
+    run_a_while(f);
+    assert_int_equal(f->receiver.accepted, 0); /* nothing to accept yet */
+    wipe(&f->sender);
+    sender_start(f);
+    send_values(f, 11, 10, 16);
+    run_until_delivered(f, 20);
+    assert_int_equal(f->receiver.diverged, 1);
+    assert_int_equal(f->receiver.accepted, 1);
+    assert_int_equal(meta(&f->receiver, "dups"), 0);
+
+    /* Used up: a second reset is refused again. */
+    wipe(&f->sender);
+    sender_start(f);
+    send_values(f, 21, 10, 16);
+    run_until_heard(f, &f->receiver, &f->receiver.diverged);
+    for (int i = 0; i < STEP_LIMIT && f->receiver.diverged < 2; i++) {
+        step(&f->receiver);
+        step(&f->sender);
+    }
+    run_a_while(f);
+    assert_int_equal(f->receiver.diverged, 2);
+    assert_int_equal(meta(&f->receiver, "last"), 20);
+    assert_int_equal(outbox_entries(&f->sender), 10);
+}
+
+/* ------------------------------------------------------------ bounds */
+
+/* One probe under each of many names: the table stays bounded, idle
+ * strangers are evicted, and a real sender is served after them. */
+static void test_peer_table_is_bounded(void **state)
+{
+    fixture_t *f = *state;
+    receiver_start(f);
+    Dispatch__Bus__BusHeader header = DISPATCH__BUS__BUS_HEADER__INIT;
+    header.kind = DISPATCH__BUS__FRAME_KIND__FRAME_KIND_PROBE;
+    unsigned char incarnation[BUS_INCARNATION_SIZE] = {1};
+    header.incarnation = (ProtobufCBinaryData){sizeof(incarnation), incarnation};
+    unsigned char buf[128];
+    int names = (BUS_MAX_PEERS / 100 + 3) * 100;
+    for (int i = 0; i < names; i += 100) {
+        void *sockets[100];
+        for (int j = 0; j < 100; j++) {
+            char id[32];
+            snprintf(id, sizeof(id), "stranger-%d", i + j);
+            incarnation[1] = (unsigned char)j;
+            incarnation[2] = (unsigned char)(i / 100);
+            sockets[j] = hostile(f, id);
+            header.sender_id = id;
+            size_t len = dispatch__bus__bus_header__pack(&header, buf);
+            zmq_send(sockets[j], buf, len, 0);
+        }
+        /* Each stranger gets its probe answered. */
+        for (int j = 0; j < 100; j++) {
+            zmq_pollitem_t item = {.socket = sockets[j], .events = ZMQ_POLLIN};
+            for (int k = 0; k < STEP_LIMIT && zmq_poll(&item, 1, 0) == 0; k++)
+                step(&f->receiver);
+            zmq_close(sockets[j]);
+        }
+    }
+    int count = 0;
+    bus_links_each(f->receiver.bus, view_count_fn, &count);
+    assert_int_equal(count, BUS_MAX_PEERS);
+    bus_stats_t stats;
+    bus_stats(f->receiver.bus, &stats);
+    assert_int_equal(stats.evicted, names - BUS_MAX_PEERS);
+
+    sender_start(f);
+    send_values(f, 1, 10, 16);
+    run_until_delivered(f, 10);
+    assert_check_holds(&f->receiver);
+}
+
+/* A receive batch holds at most max_batch_bytes of bodies (and one more). */
+static void test_batch_is_bounded_in_bytes(void **state)
+{
+    fixture_t *f = *state;
+    f->options.max_batch_bytes = 4096;
+    receiver_start(f);
+    sender_start(f);
+    send_values(f, 1, 200, 1024);
+    run_until_delivered(f, 200);
+    /* 1 KiB bodies, at most 5 a batch: 40 commits or more. */
+    assert_true(store_commits(f->receiver.store) >= 40);
+}
+
+/* bus.dead keeps the newest letters within its count and bytes. */
+static void test_dead_letters_are_bounded(void **state)
+{
+    fixture_t *f = *state;
+    f->options.dead_max_count = 3;
+    f->receiver.reject_all = true;
+    receiver_start(f);
+    sender_start(f);
+    send_values(f, 1, 10, 16);
+    for (int i = 0; i < STEP_LIMIT && !bus_idle(f->sender.bus); i++) {
+        step(&f->receiver);
+        step(&f->sender);
+    }
+    assert_true(bus_idle(f->sender.bus));
+    bus_stats_t stats;
+    bus_stats(f->receiver.bus, &stats);
+    assert_int_equal(stats.rejected, 10);
+    assert_int_equal(stats.dead_dropped, 7);
+
+    MDB_dbi dead;
+    MDB_txn *txn;
+    MDB_cursor *cursor;
+    assert_int_equal(store_dbi(f->receiver.store, "bus.dead", 0, &dead), 0);
+    assert_int_equal(store_read_begin(f->receiver.store, &txn), 0);
+    assert_int_equal(mdb_cursor_open(txn, dead, &cursor), 0);
+    MDB_val k, v;
+    uint64_t seqs[3], n = 0;
+    for (int op = MDB_FIRST; mdb_cursor_get(cursor, &k, &v, op) == 0 && n < 3; op = MDB_NEXT) {
+        const unsigned char *at = v.mv_data;
+        assert_int_equal(at[0], 6);
+        assert_memory_equal(at + 1, "sender", 6);
+        seqs[n++] = store_u64_decode(at + 7);
+    }
+    mdb_cursor_close(cursor);
+    store_read_end(&txn);
+    assert_int_equal(n, 3);
+    assert_int_equal(seqs[0], 8); /* the oldest went */
+    assert_int_equal(seqs[2], 10);
+    assert_check_holds(&f->receiver);
+
+    /* In bytes: one letter is 1 + 6 + 8 + 16 = 31 bytes. */
+    side_stop(&f->receiver);
+    f->options.dead_max_count = 0;
+    f->options.dead_max_bytes = 70;
+    receiver_start(f); /* over its bounds now: the next letter trims it */
+    send_values(f, 11, 1, 16);
+    for (int i = 0; i < STEP_LIMIT && !bus_idle(f->sender.bus); i++) {
+        step(&f->receiver);
+        step(&f->sender);
+    }
+    bus_stats(f->receiver.bus, &stats);
+    assert_int_equal(stats.dead_dropped, 7 + 2);
+    assert_check_holds(&f->receiver);
+}
+
+/* A link silent for dead_after_ms gets a new socket, and goes on. */
+static void test_silent_link_gets_a_new_socket(void **state)
+{
+    fixture_t *f = *state;
+    f->options.dead_after_ms = 300;
+    receiver_start(f);
+    sender_start(f);
+    send_values(f, 1, 10, 16);
+    run_until_delivered(f, 10);
+    side_stop(&f->receiver);
+    for (int i = 0; i < STEP_LIMIT && f->sender.reconnected == 0; i++)
+        step(&f->sender);
+    assert_true(f->sender.reconnected > 0);
+    bus_link_stats_t link;
+    bus_link_stats(f->sender.link, &link);
+    assert_false(link.up);
+    assert_true(link.reconnects > 0);
+    receiver_start(f);
+    send_values(f, 11, 10, 16);
+    run_until_delivered(f, 20);
+    assert_int_equal(meta(&f->receiver, "dups"), 0);
 }
 
 /* ------------------------------------------------------------ the loop's hook */
@@ -655,6 +1047,18 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_batch_is_resent_not_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receiver_map_grows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_frames_are_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_sender_is_refused_until_accepted, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_reset_receiver_diverges_until_accepted, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_renamed_sender_is_refused_until_accepted, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_accept_given_early_waits_for_the_divergence, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_peer_table_is_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_is_bounded_in_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_letters_are_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_silent_link_gets_a_new_socket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_holds_through_streams_and_restarts, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_check_finds_a_hole_in_the_outbox, setup, teardown),
