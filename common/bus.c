@@ -94,8 +94,12 @@ struct bus {
     size_t queue_length;
     uint64_t queue_bytes;
 
-    /* Acceptances waiting for a peer that is not (yet) diverged. */
-    char accepts[BUS_ACCEPTS_MAX][BUS_ID_MAX + 1];
+    /* Acceptances waiting for a peer to diverge: on the link to it, as a
+     * sender, or both. */
+    struct bus_accept_wait {
+        char id[BUS_ID_MAX + 1];
+        bool link, sender;
+    } accepts[BUS_ACCEPTS_MAX];
     size_t accept_count;
 
     /* bus.dead: letters in it, their bytes, the next key; committed and
@@ -257,6 +261,11 @@ int bus_new(void *zmq_context, store_t *store, const char *self_id, const bus_op
 fail:
     bus_destroy(&self);
     return rc;
+}
+
+const char *bus_self_id(const bus_t *self)
+{
+    return self->self_id;
 }
 
 const unsigned char *bus_incarnation(const bus_t *self)
@@ -430,7 +439,7 @@ static int link_socket_open(bus_link_t *link, void **ret)
     return 0;
 }
 
-static bool accept_take(bus_t *self, const char *peer_id);
+static bool accept_take(bus_t *self, const char *peer_id, bool link);
 
 int bus_link_open(bus_t *self, const char *peer_id, const char *endpoint, bus_link_t **ret)
 {
@@ -532,7 +541,7 @@ void bus_links_each(const bus_t *self, int (*fn)(void *ctx, const bus_link_view_
         stats->up = now - peer->last_heard_ms < self->options.dead_after_ms;
         stats->diverged = peer->diverged != BUS_DIVERGED_NONE;
         stats->reason = peer->diverged;
-        stats->peer_known = true;
+        stats->peer_known = peer->adopted;
         memcpy(stats->self_incarnation, self->incarnation, INC);
         memcpy(stats->peer_incarnation, peer->incarnation, INC);
         memcpy(stats->offered, peer->offered, INC);
@@ -547,41 +556,57 @@ static bool link_can_accept(const bus_link_t *link)
            link->diverged == BUS_DIVERGED_ACKED_BACKWARDS;
 }
 
-/* Takes a waiting acceptance for peer_id, if there is one. */
-static bool accept_take(bus_t *self, const char *peer_id)
+/* Takes a waiting acceptance for peer_id on its link or as a sender. */
+static bool accept_take(bus_t *self, const char *peer_id, bool link)
 {
     for (size_t i = 0; i < self->accept_count; i++) {
-        if (strcmp(self->accepts[i], peer_id) == 0) {
-            memmove(self->accepts[i], self->accepts[i + 1],
-                    (self->accept_count - i - 1) * sizeof(self->accepts[0]));
+        struct bus_accept_wait *wait = &self->accepts[i];
+        if (strcmp(wait->id, peer_id) != 0 || !(link ? wait->link : wait->sender))
+            continue;
+        if (link)
+            wait->link = false;
+        else
+            wait->sender = false;
+        if (!wait->link && !wait->sender) {
+            memmove(wait, wait + 1, (self->accept_count - i - 1) * sizeof(*wait));
             self->accept_count--;
-            return true;
         }
+        return true;
     }
     return false;
 }
 
-int bus_accept(bus_t *self, const char *peer_id)
+int bus_accept(bus_t *self, const char *peer_id, bool wait)
 {
     if (!id_valid(peer_id))
         return -EINVAL;
-    bool now = false;
+    bool link_now = false, sender_now = false;
     bus_link_t *link = bus_link_find(self, peer_id);
     if (link && link_can_accept(link))
-        now = link->accept_due = true;
+        link_now = link->accept_due = true;
     for (size_t i = 0; i < self->peer_count; i++) {
         bus_peer_t *peer = &self->peers[i];
         if (peer->diverged != BUS_DIVERGED_NONE && strcmp(peer->id, peer_id) == 0)
-            now = peer->accept_due = true;
+            sender_now = peer->accept_due = true;
     }
-    if (now)
+    if (!wait)
+        return link_now || sender_now ? 0 : -ENOENT;
+    bool link_later = link && !link_now, sender_later = !sender_now;
+    if (!link_later && !sender_later)
         return 0;
-    for (size_t i = 0; i < self->accept_count; i++)
-        if (strcmp(self->accepts[i], peer_id) == 0)
+    for (size_t i = 0; i < self->accept_count; i++) {
+        if (strcmp(self->accepts[i].id, peer_id) == 0) {
+            self->accepts[i].link |= link_later;
+            self->accepts[i].sender |= sender_later;
             return 0;
+        }
+    }
     if (self->accept_count == BUS_ACCEPTS_MAX)
         return -ENOSPC;
-    snprintf(self->accepts[self->accept_count++], BUS_ID_MAX + 1, "%s", peer_id);
+    struct bus_accept_wait *entry = &self->accepts[self->accept_count++];
+    snprintf(entry->id, sizeof(entry->id), "%s", peer_id);
+    entry->link = link_later;
+    entry->sender = sender_later;
     return 0;
 }
 
@@ -791,7 +816,7 @@ static int peer_admit(bus_t *self, bus_peer_t *peer, const unsigned char incarna
     peer->refuse_due = true;
     self->stats.refused++;
     if (news) {
-        peer->accept_due = accept_take(self, peer->id);
+        peer->accept_due = accept_take(self, peer->id, false);
         bus_event_t event = {.kind = BUS_EVENT_DIVERGED,
                              .reason = reason,
                              .peer_id = peer->id,
@@ -914,7 +939,7 @@ static void link_diverge(bus_link_t *link, bus_diverged_reason_t reason,
     if (!news)
         return;
     if (link_can_accept(link))
-        link->accept_due = accept_take(link->bus, link->peer_id);
+        link->accept_due = accept_take(link->bus, link->peer_id, true);
     bus_event_t event = {.kind = BUS_EVENT_DIVERGED,
                          .reason = reason,
                          .peer_id = link->peer_id,

@@ -210,15 +210,19 @@ void bus_stats(const bus_t *self, bus_stats_t *stats);
  * to stop. The view is valid during the call only. */
 void bus_links_each(const bus_t *self, int (*fn)(void *ctx, const bus_link_view_t *view),
                     void *ctx);
+/* The id this instance is known by on the bus. */
+const char *bus_self_id(const bus_t *self);
 /* This store's incarnation (created with it). */
 const unsigned char *bus_incarnation(const bus_t *self);
 
 /* An operator's decision: accept the incarnation peer_id presents, on the
- * link to it and for it as a sender, now if diverged, else the next time it
- * diverges (once). Takes effect in the next batch (one transaction); the
- * bus reports BUS_EVENT_ACCEPTED. -EINVAL for a bad id, -ENOSPC when too
- * many acceptances wait. */
-int bus_accept(bus_t *self, const char *peer_id);
+ * link to it and from it as a sender, where they are diverged now. With
+ * wait, where they are not, the acceptance waits for their next divergence
+ * and is used once (a start option: links must be open first). Takes effect
+ * in the next batch (one transaction); the bus reports BUS_EVENT_ACCEPTED.
+ * -ENOENT without wait when nothing is diverged, -EINVAL for a bad id,
+ * -ENOSPC when too many acceptances wait. */
+int bus_accept(bus_t *self, const char *peer_id, bool wait);
 
 /* Appends body to the link's outbox in txn (the caller's write batch). */
 int bus_send(bus_t *self, MDB_txn *txn, bus_link_t *link, const void *body, size_t len);

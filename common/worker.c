@@ -351,16 +351,16 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
     char incarnation[2 * BUS_INCARNATION_SIZE + 1];
     incarnation_text(bus_incarnation(worker.bus), incarnation);
     log_info("bus: incarnation %s", incarnation);
+    if ((rc = open_links(&worker)) < 0) {
+        log_error("bus: %s", store_strerror(rc));
+        goto done;
+    }
     for (size_t i = 0; i < accept_count; i++) {
-        if ((rc = bus_accept(worker.bus, accepts[i])) < 0) {
+        if ((rc = bus_accept(worker.bus, accepts[i], true)) < 0) {
             log_error("--accept-incarnation %s: %s", accepts[i], strerror(-rc));
             goto done;
         }
         log_warn("bus: the next incarnation %s presents is accepted", accepts[i]);
-    }
-    if ((rc = open_links(&worker)) < 0) {
-        log_error("bus: %s", store_strerror(rc));
-        goto done;
     }
     if ((rc = kind->start(&worker, rest_count, rest, &app)) < 0) {
         log_error("start: %s", store_strerror(rc));

@@ -302,8 +302,6 @@ int main(int argc, char **argv)
         rc = store_dbi(peer.store, "peer.applied", 0, &peer.applied);
     if (rc == 0)
         rc = bus_new(context, peer.store, id, &bus_options, &peer.bus);
-    for (size_t i = 0; rc == 0 && i < accept_count; i++)
-        rc = bus_accept(peer.bus, accepts[i]);
     if (rc < 0) {
         fprintf(stderr, "bus-peer: %s: %s\n", state, store_strerror(rc));
         return 1;
@@ -336,6 +334,8 @@ int main(int argc, char **argv)
         app.timeout_ms = receiver_timeout;
         endpoint.url = bus_listen_endpoint(peer.bus);
     }
+    for (size_t i = 0; rc == 0 && i < accept_count; i++)
+        rc = bus_accept(peer.bus, accepts[i], true);
     if (rc < 0) {
         fprintf(stderr, "bus-peer: start: %s\n", store_strerror(rc));
         return 1;

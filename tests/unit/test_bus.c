@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "bus.h"
 #include "bus.pb-c.h"
 #include "harness.h"
@@ -625,6 +626,37 @@ static void wipe(side_t *side)
     assert_int_equal(harness_rmtree(side->dir), 0);
 }
 
+static int no_serve(admin_call_t *call)
+{
+    return -EPROTO; /* links requests are served by admin_handle() itself */
+}
+
+/* One admin request to the side's admin handling, as a router's endpoint
+ * serves it: the reply is in memory until the next. */
+static Dispatch__AdminReply admin_links(side_t *side, admin_reply_t *memory, const char *accept)
+{
+    Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
+    Dispatch__LinksQuery query = DISPATCH__LINKS_QUERY__INIT;
+    Dispatch__LinkAccept link_accept = DISPATCH__LINK_ACCEPT__INIT;
+    request.actor_id = "ops";
+    request.role = DISPATCH__ROLE__ROLE_ADMIN;
+    if (accept) {
+        link_accept.peer = (char *)accept;
+        request.body_case = DISPATCH__ADMIN_REQUEST__BODY_LINK_ACCEPT;
+        request.link_accept = &link_accept;
+    } else {
+        request.body_case = DISPATCH__ADMIN_REQUEST__BODY_LINKS_QUERY;
+        request.links_query = &query;
+    }
+    unsigned char buf[256];
+    size_t len = dispatch__admin_request__pack(&request, buf);
+    Dispatch__AdminReply reply;
+    assert_int_equal(admin_handle(memory, LIFECYCLE_ROUTER, NULL, side->bus, NULL, 0, buf, len,
+                                  sizeof(buf), no_serve, &reply),
+                     0);
+    return reply;
+}
+
 /* The sender's state dir is reset: its new seqs 1.. would be taken for the
  * old ones. The receiver refuses the new incarnation, nothing is applied
  * nor deleted, until it is accepted; then all 80 arrive once. */
@@ -656,7 +688,7 @@ static void test_reset_sender_is_refused_until_accepted(void **state)
     assert_check_holds(&f->sender);
     assert_check_holds(&f->receiver);
 
-    assert_int_equal(bus_accept(f->receiver.bus, "sender"), 0);
+    assert_int_equal(bus_accept(f->receiver.bus, "sender", false), 0);
     run_until_delivered(f, 180);
     assert_int_equal(f->receiver.accepted, 1);
     assert_int_equal(meta(&f->receiver, "dups"), 0);
@@ -699,7 +731,27 @@ static void test_reset_receiver_diverges_until_accepted(void **state)
     assert_memory_not_equal(out.peer_incarnation, out.offered, BUS_INCARNATION_SIZE);
     assert_check_holds(&f->sender);
 
-    assert_int_equal(bus_accept(f->sender.bus, "receiver"), 0);
+    /* As an admin endpoint shows it, and accepts it. */
+    admin_reply_t memory = {0};
+    Dispatch__AdminReply reply = admin_links(&f->sender, &memory, NULL);
+    assert_int_equal(reply.body_case, DISPATCH__ADMIN_REPLY__BODY_LINKS);
+    assert_string_equal(reply.links->worker, "sender");
+    assert_int_equal(reply.links->n_links, 1);
+    const Dispatch__LinkState *shown = reply.links->links[0];
+    assert_string_equal(shown->peer, "receiver");
+    assert_int_equal(shown->direction, DISPATCH__LINK_DIRECTION__LINK_DIRECTION_OUTGOING);
+    assert_int_equal(shown->divergence,
+                     DISPATCH__LINK_DIVERGENCE__LINK_DIVERGENCE_RECEIVER_INCARNATION);
+    assert_int_equal(shown->outbox, 50);
+    assert_int_equal(shown->offered.len, BUS_INCARNATION_SIZE);
+    assert_memory_equal(shown->offered.data, bus_incarnation(f->receiver.bus),
+                        BUS_INCARNATION_SIZE);
+    reply = admin_links(&f->sender, &memory, "nobody");
+    assert_int_equal(reply.body_case, DISPATCH__ADMIN_REPLY__BODY_ERROR);
+    assert_int_equal(reply.error->code, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND);
+    reply = admin_links(&f->sender, &memory, "receiver");
+    assert_int_equal(reply.body_case, DISPATCH__ADMIN_REPLY__BODY_LINKS);
+    admin_reply_free(&memory);
     run_until_delivered(f, 150);
     assert_int_equal(f->sender.accepted, 1);
     assert_int_equal(meta(&f->receiver, "dups"), 0);
@@ -734,7 +786,7 @@ static void test_renamed_sender_is_refused_until_accepted(void **state)
     assert_int_equal(outbox_entries(&f->sender), 20);
     assert_true(link_view(&f->receiver, "sender2", BUS_INCOMING).diverged);
 
-    assert_int_equal(bus_accept(f->receiver.bus, "sender2"), 0);
+    assert_int_equal(bus_accept(f->receiver.bus, "sender2", false), 0);
     run_until_delivered(f, 120);
     assert_int_equal(f->receiver.accepted, 1);
     assert_int_equal(meta(&f->receiver, "dups"), 0);
@@ -751,7 +803,8 @@ static void test_accept_given_early_waits_for_the_divergence(void **state)
     sender_start(f);
     send_values(f, 1, 10, 16);
     run_until_delivered(f, 10);
-    assert_int_equal(bus_accept(f->receiver.bus, "sender"), 0);
+    assert_int_equal(bus_accept(f->receiver.bus, "sender", false), -ENOENT);
+    assert_int_equal(bus_accept(f->receiver.bus, "sender", true), 0);
     run_a_while(f);
     assert_int_equal(f->receiver.accepted, 0); /* nothing to accept yet */
     wipe(&f->sender);
