@@ -134,11 +134,11 @@ static void on_bus_event(void *ctx, const bus_event_t *event)
     switch (event->kind) {
     case BUS_EVENT_DIVERGED:
         log_error("bus: link with %s diverged (%s): known incarnation %s, now %s%s%s; nothing is "
-                  "applied or deleted until `dispatchctl links accept` or a restart with "
-                  "--accept-incarnation %s",
+                  "applied or deleted until an operator accepts it: `dispatchctl links accept %s "
+                  "%s` (router, escalation) or a restart with --accept-incarnation %s",
                   peer, bus_reason_word(event->reason), known, offered,
                   event->renamed_from ? ", which belongs to " : "",
-                  event->renamed_from ? event->renamed_from : "", peer);
+                  event->renamed_from ? event->renamed_from : "", (const char *)ctx, peer, peer);
         break;
     case BUS_EVENT_REFUSED:
         log_error("bus: %s refuses this instance's incarnation: accept it on %s", peer, peer);
@@ -343,7 +343,8 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
     if (store_stale_readers(worker.store) > 0)
         log_warn("cleared %d stale LMDB readers", store_stale_readers(worker.store));
     bus_options_t bus_options = {.dead_after_ms = worker.self->dead_after_ms,
-                                 .on_event = on_bus_event};
+                                 .on_event = on_bus_event,
+                                 .event_ctx = (void *)name};
     if ((rc = bus_new(worker.zmq, worker.store, name, &bus_options, &worker.bus)) < 0) {
         log_error("bus: %s", store_strerror(rc));
         goto done;

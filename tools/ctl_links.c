@@ -2,7 +2,7 @@
  * (docs/protocol.md sections 3.1 and 6.2).
  *
  *   links [--worker NAME]          the links of NAME (default: the router of
- *                                  --district), both ways
+ *                                  --district), both ways; --router URL wins
  *   links accept WORKER PEER       WORKER accepts the incarnation PEER presents
  *                                  on a diverged link
  *
@@ -20,7 +20,7 @@
 /* The admin endpoint of the worker named `name`, from the topology. */
 static int worker_url(ctl_t *ctl, const char *name, const char **url)
 {
-    if (!name)
+    if (!name || ctl->router_url) /* --router names the admin endpoint itself */
         return ctl_router_url(ctl, NULL, url);
     if (!ctl->config)
         return ctl_usage_error("--worker needs the topology file (--config)");

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1030,6 +1031,60 @@ static void test_dispatchctl_drives_the_workers(void **state)
     assert_int_equal(ctl(out, sizeof(out), "--intake", intake, "frobnicate", NULL), 2);
 }
 
+/* Asks the router's admin endpoint for its links until the output shows
+ * `what`, for up to TEST_TIMEOUT_MS (a link's state changes with its next
+ * heartbeat). */
+static bool links_show(const char *admin, const char *what, char *out, size_t out_len)
+{
+    for (int i = 0; i < TEST_TIMEOUT_MS / 100; i++) {
+        if (ctl(out, out_len, "--router", admin, "links", NULL) == 0 && strstr(out, what))
+            return true;
+        poll(NULL, 0, 100);
+    }
+    return false;
+}
+
+/* A router whose state dir was reset: the intake's link to it sees another
+ * incarnation in the acks and diverges, and the intake refuses the router's
+ * new incarnation. Nothing is applied or deleted: the router's links say
+ * REFUSED, a new ticket waits in the intake's outbox. The intake restarted
+ * with --accept-incarnation delivers it, once. */
+static void test_reset_router_is_refused_until_accepted(void **state)
+{
+    const char *router = "router-nanguan";
+    char admin[256];
+    snprintf(admin, sizeof(admin), "%s", city_endpoint(world.city, router, "request"));
+    static char out[65536];
+    assert_true(links_show(admin, "intake-1", out, sizeof(out)));
+    assert_null(strstr(out, "DIVERGED"));
+    assert_null(strstr(out, "REFUSED"));
+
+    assert_true(WIFSIGNALED(city_stop(world.city, router, SIGKILL)));
+    char dir[700];
+    snprintf(dir, sizeof(dir), "%s/%s", city_dir(world.city), router);
+    assert_int_equal(harness_rmtree(dir), 0);
+    assert_int_equal(city_start(world.city, router), 0);
+    char *ticket = submit_ticket("reset-router-1", "nanguan", "greening", "nanguan-s02", "",
+                                 DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
+
+    /* The router's link to the intake: refused. */
+    assert_true(links_show(admin, "REFUSED", out, sizeof(out)));
+    printf("%s", out);
+    assert_false(
+        test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
+
+    /* The operator's decision, on the intake (it has no admin endpoint). */
+    assert_true(WIFEXITED(city_stop(world.city, "intake-1", SIGTERM)));
+    const char *const accept[] = {"--accept-incarnation", router, NULL};
+    assert_int_equal(city_start_with(world.city, "intake-1", accept), 0);
+    assert_true(
+        test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
+    assert_true(links_show(admin, " up ", out, sizeof(out)));
+    assert_null(strstr(out, "REFUSED"));
+    assert_null(strstr(out, "DIVERGED"));
+    free(ticket);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1044,6 +1099,7 @@ int main(void)
         cmocka_unit_test(test_bad_input_gets_errors_and_intake_keeps_serving),
         cmocka_unit_test(test_bad_input_gets_errors_and_router_keeps_serving),
         cmocka_unit_test(test_dispatchctl_drives_the_workers),
+        cmocka_unit_test(test_reset_router_is_refused_until_accepted),
     };
     return cmocka_run_group_tests(tests, start_world, stop_world);
 }
