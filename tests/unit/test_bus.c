@@ -125,10 +125,26 @@ static void side_open(fixture_t *f, side_t *side, const char *name,
     side_open_as(f, side, name, name, store_options);
 }
 
+static void step(side_t *side);
+static void side_stop(side_t *side);
+
 static void receiver_start(fixture_t *f)
 {
-    side_open(f, &f->receiver, "receiver", &f->receiver_store);
-    assert_int_equal(bus_listen(f->receiver.bus, f->endpoint, receiver_apply, &f->receiver), 0);
+    /* A receiver stopped just before may still hold the port: ZeroMQ
+     * closes its listener in the background. */
+    int rc = -EADDRINUSE;
+    for (int i = 0; i < 1000 && rc == -EADDRINUSE; i++) {
+        side_open(f, &f->receiver, "receiver", &f->receiver_store);
+        rc = bus_listen(f->receiver.bus, f->endpoint, receiver_apply, &f->receiver);
+        if (rc == -EADDRINUSE) {
+            side_stop(&f->receiver);
+            if (f->sender.bus)
+                step(&f->sender);
+            else
+                zmq_poll(NULL, 0, 5);
+        }
+    }
+    assert_int_equal(rc, 0);
     snprintf(f->endpoint, sizeof(f->endpoint), "%s", bus_listen_endpoint(f->receiver.bus));
 }
 
@@ -483,6 +499,25 @@ static void corrupt(side_t *side, const char *db, const void *key, size_t key_le
     corruption_t c = {.key = key, .key_len = key_len, .put = put, .value = value};
     assert_int_equal(store_dbi(side->store, db, 0, &c.dbi), 0);
     assert_int_equal(harness_write_changes(side->store, corrupt_fn, 1, &c), 0);
+}
+
+typedef struct raw {
+    MDB_dbi dbi;
+    MDB_val key, value;
+} raw_t;
+
+static int raw_fn(MDB_txn *txn, size_t index, void *ctx)
+{
+    raw_t *raw = ctx;
+    return store_rc(mdb_put(txn, raw->dbi, &raw->key, &raw->value, 0));
+}
+
+/* Puts any bytes under key, past the bus. */
+static void raw_put(side_t *side, MDB_dbi dbi, const void *key, size_t key_len, const void *value,
+                    size_t len)
+{
+    raw_t raw = {dbi, {key_len, (void *)key}, {len, (void *)value}};
+    assert_int_equal(harness_write_changes(side->store, raw_fn, 1, &raw), 0);
 }
 
 static void corrupt_outbox(side_t *side, uint64_t seq, bool put)
@@ -968,6 +1003,41 @@ static void test_silent_link_gets_a_new_socket(void **state)
     assert_int_equal(meta(&f->receiver, "dups"), 0);
 }
 
+static void test_check_finds_another_incarnation_in_the_store(void **state)
+{
+    fixture_t *f = *state;
+    receiver_start(f);
+    sender_start(f);
+    send_values(f, 1, 5, 16);
+    run_until_delivered(f, 5);
+    assert_check_holds(&f->receiver);
+    assert_check_holds(&f->sender);
+    unsigned char other[BUS_INCARNATION_SIZE] = {42};
+    MDB_dbi senders, links;
+    assert_int_equal(store_dbi(f->receiver.store, "bus.senders", 0, &senders), 0);
+    assert_int_equal(store_dbi(f->sender.store, "bus.links", 0, &links), 0);
+    raw_put(&f->receiver, senders, "sender", 6, other, sizeof(other));
+    assert_check_fails(&f->receiver, "bus.senders names another incarnation than memory");
+    raw_put(&f->sender, links, "receiver.incarnation", 20, other, sizeof(other));
+    assert_check_fails(&f->sender, "the receiver's incarnation in bus.links is not the one");
+}
+
+static void test_check_finds_dead_letters_miscounted(void **state)
+{
+    fixture_t *f = *state;
+    f->receiver.reject_value = 3;
+    receiver_start(f);
+    sender_start(f);
+    send_values(f, 1, 3, 16);
+    for (int i = 0; i < STEP_LIMIT && !bus_idle(f->sender.bus); i++) {
+        step(&f->receiver);
+        step(&f->sender);
+    }
+    assert_check_holds(&f->receiver);
+    corrupt(&f->receiver, "bus.self", "dead.count", 10, true, 7);
+    assert_check_fails(&f->receiver, "bus.dead: 7 letters");
+}
+
 /* ------------------------------------------------------------ the loop's hook */
 
 typedef struct hook {
@@ -1119,6 +1189,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_check_finds_last_seq_above_what_was_received, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_check_finds_a_wrong_acked_position, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_finds_another_incarnation_in_the_store, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_check_finds_dead_letters_miscounted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_runs_the_checks_after_each_batch, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_loop_aborts_on_a_failed_check, setup, teardown),
