@@ -63,10 +63,21 @@
  *  - after bus_batch_done() no batch is left over: the batch queue is
  *    empty (it holds only messages drained since the last
  *    bus_batch_done()) and no position of the batch is still pending.
+ * No transaction is open between calls (the bus keeps none).
+ *
+ * A link's states (the same for a sender seen by the receiver):
+ *    up <-> down          heard within dead_after_ms or not (a new socket
+ *                         every dead_after_ms while down)
+ *    any -> diverged      an unknown incarnation, or acks that go backwards
+ *    diverged -> up       bus_accept(), applied in the next batch
+ *    up <-> refused       the receiver refuses this link's incarnation, until
+ *                         an operator there accepts it
+ *
  * The batch protocol (driven by loop.c, or by a test):
  *    bus_drain()         read sockets: acks are handled at once, data queued
- *    bus_batch_apply()   inside store_write(): apply queued data, dedupe,
- *                        delete acked outbox entries; restartable
+ *    bus_batch_apply()   inside store_write(): acceptances, then queued
+ *                        data, dedupe, delete acked outbox entries;
+ *                        restartable
  *    bus_batch_done(rc)  after the commit (rc == 0): acks and probe replies
  *                        go out; on failure the queue is dropped unacked
  *                        and the senders resend
