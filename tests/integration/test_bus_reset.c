@@ -115,9 +115,10 @@ static int sender_finishes(run_t *run)
     return 0;
 }
 
-/* Entries of a database of a store (its process stopped or not: LMDB
- * readers share it). */
-static int64_t entries(const char *state, const char *db)
+/* A figure of a store (its process stopped or not: LMDB readers share
+ * it): the entries of database db, or with key the u64 under it. -1 when
+ * it cannot be read. */
+static int64_t store_figure(const char *state, const char *db, const char *key)
 {
     store_t *store;
     if (store_open(state, NULL, &store) < 0)
@@ -125,33 +126,19 @@ static int64_t entries(const char *state, const char *db)
     MDB_dbi dbi;
     MDB_txn *txn = NULL;
     MDB_stat st = {0};
+    uint64_t value = 0;
     int rc = store_dbi(store, db, 0, &dbi);
     if (rc == 0)
         rc = store_read_begin(store, &txn);
-    if (rc == 0)
+    if (rc == 0 && key)
+        rc = store_get_u64(txn, dbi, key, strlen(key), 0, &value);
+    else if (rc == 0)
         rc = store_rc(mdb_stat(txn, dbi, &st));
     store_read_end(&txn);
     store_destroy(&store);
-    return rc < 0 ? -1 : (int64_t)st.ms_entries;
-}
-
-/* A counter of bus-peer's peer.meta. */
-static int64_t meta(const char *state, const char *key)
-{
-    store_t *store;
-    if (store_open(state, NULL, &store) < 0)
+    if (rc < 0)
         return -1;
-    MDB_dbi dbi;
-    MDB_txn *txn = NULL;
-    uint64_t value = 0;
-    int rc = store_dbi(store, "peer.meta", 0, &dbi);
-    if (rc == 0)
-        rc = store_read_begin(store, &txn);
-    if (rc == 0)
-        rc = store_get_u64(txn, dbi, key, strlen(key), 0, &value);
-    store_read_end(&txn);
-    store_destroy(&store);
-    return rc < 0 ? -1 : (int64_t)value;
+    return key ? (int64_t)value : (int64_t)st.ms_entries;
 }
 
 /* The receiver applied exactly first..last, each once, in order. */
@@ -222,16 +209,23 @@ static int finish(run_t *run, int rc, const char *name)
     return rc;
 }
 
+/* A link with messages 1..100 delivered, the sender gone. */
+static int first_hundred(run_t *run, const char *program, const char *tag)
+{
+    int rc = setup(run, program, tag);
+    if (rc == 0)
+        rc = start_receiver(run, NULL);
+    if (rc == 0)
+        rc = start_sender(run, 1, 100, NULL);
+    if (rc == 0)
+        rc = sender_finishes(run);
+    return rc;
+}
+
 static int sender_reset(const char *program)
 {
     run_t run;
-    int rc = setup(&run, program, "bus-reset-sender");
-    if (rc == 0)
-        rc = start_receiver(&run, NULL);
-    if (rc == 0)
-        rc = start_sender(&run, 1, 100, NULL);
-    if (rc == 0)
-        rc = sender_finishes(&run);
+    int rc = first_hundred(&run, program, "bus-reset-sender");
     /* The sender's state dir is reset: 80 new messages, seqs 1..80 again. */
     if (rc == 0)
         rc = harness_rmtree(run.sender_state) < 0 ? fail("cannot wipe the sender") : 0;
@@ -245,10 +239,10 @@ static int sender_reset(const char *program)
         harness_kill(run.sender, SIGKILL);
         harness_destroy(&run.sender);
         /* Every message generated is still there (stopped at any moment). */
-        int64_t generated = meta(run.sender_state, "generated");
-        if (generated < 1 || entries(run.sender_state, "outbox.receiver") != generated)
+        int64_t generated = store_figure(run.sender_state, "peer.meta", "generated");
+        if (generated < 1 || store_figure(run.sender_state, "outbox.receiver", NULL) != generated)
             rc = fail("the sender's outbox lost messages the receiver refused");
-        else if (entries(run.receiver_state, "peer.applied") != 100)
+        else if (store_figure(run.receiver_state, "peer.applied", NULL) != 100)
             rc = fail("the receiver applied messages of a refused incarnation");
     }
     /* The operator accepts the new incarnation on the receiver. */
@@ -273,13 +267,7 @@ static int sender_reset(const char *program)
 static int receiver_reset(const char *program)
 {
     run_t run;
-    int rc = setup(&run, program, "bus-reset-receiver");
-    if (rc == 0)
-        rc = start_receiver(&run, NULL);
-    if (rc == 0)
-        rc = start_sender(&run, 1, 100, NULL);
-    if (rc == 0)
-        rc = sender_finishes(&run);
+    int rc = first_hundred(&run, program, "bus-reset-receiver");
     /* The receiver's state dir is reset; the sender has 50 more. */
     if (rc == 0) {
         harness_kill(run.receiver, SIGKILL);
@@ -295,10 +283,11 @@ static int receiver_reset(const char *program)
     if (rc == 0) {
         harness_kill(run.sender, SIGKILL);
         harness_destroy(&run.sender);
-        int64_t generated = meta(run.sender_state, "generated");
-        if (generated <= 100 || entries(run.sender_state, "outbox.receiver") != generated - 100)
+        int64_t generated = store_figure(run.sender_state, "peer.meta", "generated");
+        if (generated <= 100 ||
+            store_figure(run.sender_state, "outbox.receiver", NULL) != generated - 100)
             rc = fail("the sender's outbox lost messages no receiver applied");
-        else if (entries(run.receiver_state, "peer.applied") != 0)
+        else if (store_figure(run.receiver_state, "peer.applied", NULL) != 0)
             rc = fail("the new receiver applied messages past a gap");
     }
     /* The operator accepts the new receiver on the sender. */

@@ -254,6 +254,15 @@ static void run_until_delivered(fixture_t *f, uint64_t last)
              (unsigned long long)meta(&f->receiver, "last"), (unsigned long long)last);
 }
 
+/* A link on which values 1..count were delivered and acknowledged. */
+static void link_with_delivered(fixture_t *f, uint64_t count)
+{
+    receiver_start(f);
+    sender_start(f);
+    send_values(f, 1, count, 16);
+    run_until_delivered(f, count);
+}
+
 static void test_streams_acks_and_cleans_up(void **state)
 {
     fixture_t *f = *state;
@@ -407,10 +416,7 @@ static void test_hostile_frames_are_dropped(void **state)
 {
     fixture_t *f = *state;
     f->options.max_message = 4096;
-    receiver_start(f);
-    sender_start(f);
-    send_values(f, 1, 10, 16);
-    run_until_delivered(f, 10);
+    link_with_delivered(f, 10);
 
     void *mallory = hostile(f, "mallory");
     /* garbage header */
@@ -581,10 +587,7 @@ static void test_check_finds_a_stray_outbox_entry(void **state)
 static void test_check_finds_last_seq_above_what_was_received(void **state)
 {
     fixture_t *f = *state;
-    receiver_start(f);
-    sender_start(f);
-    send_values(f, 1, 5, 16);
-    run_until_delivered(f, 5);
+    link_with_delivered(f, 5);
     assert_check_holds(&f->receiver);
     unsigned char key[7 + BUS_INCARNATION_SIZE] = "sender";
     memcpy(key + 7, bus_incarnation(f->sender.bus), BUS_INCARNATION_SIZE);
@@ -595,10 +598,7 @@ static void test_check_finds_last_seq_above_what_was_received(void **state)
 static void test_check_finds_a_wrong_acked_position(void **state)
 {
     fixture_t *f = *state;
-    receiver_start(f);
-    sender_start(f);
-    send_values(f, 1, 5, 16);
-    run_until_delivered(f, 5);
+    link_with_delivered(f, 5);
     for (int i = 0; i < STEP_LIMIT && outbox_entries(&f->sender) > 0; i++)
         step(&f->sender);
     assert_int_equal(outbox_entries(&f->sender), 0);
@@ -698,10 +698,7 @@ static Dispatch__AdminReply admin_links(side_t *side, admin_reply_t *memory, con
 static void test_reset_sender_is_refused_until_accepted(void **state)
 {
     fixture_t *f = *state;
-    receiver_start(f);
-    sender_start(f);
-    send_values(f, 1, 100, 16);
-    run_until_delivered(f, 100);
+    link_with_delivered(f, 100);
     wipe(&f->sender);
 
     sender_start(f);
@@ -742,10 +739,7 @@ static void test_reset_sender_is_refused_until_accepted(void **state)
 static void test_reset_receiver_diverges_until_accepted(void **state)
 {
     fixture_t *f = *state;
-    receiver_start(f);
-    sender_start(f);
-    send_values(f, 1, 100, 16);
-    run_until_delivered(f, 100);
+    link_with_delivered(f, 100);
     wipe(&f->receiver);
 
     f->receiver.base = 100; /* the application starts again after 100 */
@@ -805,10 +799,7 @@ static void test_reset_receiver_diverges_until_accepted(void **state)
 static void test_renamed_sender_is_refused_until_accepted(void **state)
 {
     fixture_t *f = *state;
-    receiver_start(f);
-    sender_start(f);
-    send_values(f, 1, 100, 16);
-    run_until_delivered(f, 100);
+    link_with_delivered(f, 100);
     side_stop(&f->sender);
 
     side_open_as(f, &f->sender, "sender", "sender2", NULL);
@@ -834,10 +825,7 @@ static void test_renamed_sender_is_refused_until_accepted(void **state)
 static void test_accept_given_early_waits_for_the_divergence(void **state)
 {
     fixture_t *f = *state;
-    receiver_start(f);
-    sender_start(f);
-    send_values(f, 1, 10, 16);
-    run_until_delivered(f, 10);
+    link_with_delivered(f, 10);
     assert_int_equal(bus_accept(f->receiver.bus, "sender", false), -ENOENT);
     assert_int_equal(bus_accept(f->receiver.bus, "sender", true), 0);
     run_a_while(f);
@@ -985,10 +973,7 @@ static void test_silent_link_gets_a_new_socket(void **state)
 {
     fixture_t *f = *state;
     f->options.dead_after_ms = 300;
-    receiver_start(f);
-    sender_start(f);
-    send_values(f, 1, 10, 16);
-    run_until_delivered(f, 10);
+    link_with_delivered(f, 10);
     side_stop(&f->receiver);
     for (int i = 0; i < STEP_LIMIT && f->sender.reconnected == 0; i++)
         step(&f->sender);
@@ -1006,10 +991,7 @@ static void test_silent_link_gets_a_new_socket(void **state)
 static void test_check_finds_another_incarnation_in_the_store(void **state)
 {
     fixture_t *f = *state;
-    receiver_start(f);
-    sender_start(f);
-    send_values(f, 1, 5, 16);
-    run_until_delivered(f, 5);
+    link_with_delivered(f, 5);
     assert_check_holds(&f->receiver);
     assert_check_holds(&f->sender);
     unsigned char other[BUS_INCARNATION_SIZE] = {42};
