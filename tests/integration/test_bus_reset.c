@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "buspeer.h"
 #include "harness.h"
 #include "store.h"
 
@@ -144,43 +145,18 @@ static int64_t store_figure(const char *state, const char *db, const char *key)
 /* The receiver applied exactly first..last, each once, in order. */
 static int verify(run_t *run, uint64_t first, uint64_t last)
 {
-    store_t *store;
-    if (store_open(run->receiver_state, NULL, &store) < 0)
-        return fail("cannot open the receiver's store");
-    MDB_dbi applied, meta;
-    MDB_txn *txn = NULL;
-    int rc = store_dbi(store, "peer.applied", 0, &applied);
-    if (rc == 0)
-        rc = store_dbi(store, "peer.meta", 0, &meta);
-    if (rc == 0)
-        rc = store_read_begin(store, &txn);
-    uint64_t dups = 1, disorder = 1, count = 0, expected = first, holes = 0;
-    if (rc == 0) {
-        store_get_u64(txn, meta, "dups", 4, 0, &dups);
-        store_get_u64(txn, meta, "disorder", 8, 0, &disorder);
-        MDB_cursor *cursor;
-        mdb_cursor_open(txn, applied, &cursor);
-        MDB_val k, v;
-        for (int op = MDB_FIRST; mdb_cursor_get(cursor, &k, &v, op) == 0; op = MDB_NEXT) {
-            if (store_u64_decode(k.mv_data) != expected)
-                holes++;
-            expected = store_u64_decode(k.mv_data) + 1;
-            count++;
-        }
-        mdb_cursor_close(cursor);
-    }
-    store_read_end(&txn);
-    store_destroy(&store);
+    buspeer_applied_t a;
+    int rc = buspeer_applied(run->receiver_state, &a);
     printf("  applied %llu (%llu..%llu expected), duplicates %llu, out of order %llu, holes %llu\n",
-           (unsigned long long)count, (unsigned long long)first, (unsigned long long)last,
-           (unsigned long long)dups, (unsigned long long)disorder, (unsigned long long)holes);
+           (unsigned long long)a.count, (unsigned long long)first, (unsigned long long)last,
+           (unsigned long long)a.dups, (unsigned long long)a.disorder, (unsigned long long)a.holes);
     if (rc < 0)
         return fail("cannot read the receiver's store");
-    if (count != last - first + 1 || expected != last + 1 || holes != 0)
+    if (a.count != last - first + 1 || a.first != first || a.last != last || a.holes != 0)
         return fail("messages lost");
-    if (dups != 0)
+    if (a.dups != 0)
         return fail("messages applied twice");
-    if (disorder != 0)
+    if (a.disorder != 0)
         return fail("messages applied out of order");
     return 0;
 }
