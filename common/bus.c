@@ -1348,7 +1348,14 @@ int bus_batch_apply(bus_t *self, MDB_txn *txn)
         bus_peer_t *peer = &self->peers[i];
         if (peer->last_pending == peer->last)
             continue;
-        int rc = peer_record(self, txn, peer->id, peer->incarnation, peer->last_pending);
+        int rc;
+        if (peer->recorded) {
+            unsigned char key[BUS_ID_MAX + 1 + INC];
+            size_t len = last_seq_key(peer->id, peer->incarnation, key);
+            rc = store_put_u64(txn, self->last_seq_db, key, len, peer->last_pending);
+        } else {
+            rc = peer_record(self, txn, peer->id, peer->incarnation, peer->last_pending);
+        }
         if (rc < 0)
             return rc;
         peer->recorded_pending = true;
