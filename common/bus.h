@@ -40,8 +40,10 @@
  *
  * Bounds: the table of senders holds at most BUS_MAX_PEERS entries and
  * evicts idle ones (they are reloaded from the store when heard again); a
- * receive batch holds at most max_batch messages and max_batch_bytes bytes
- * of bodies; each incoming pipe buffers at most window + 1024 messages;
+ * receive batch holds at most max_batch messages, and draining stops once
+ * its bodies reach max_batch_bytes (so it ends at most one message, at most
+ * max_message, past it); each incoming pipe buffers at most window + 1024
+ * messages;
  * bus.dead keeps at most dead_max_count letters and dead_max_bytes bytes,
  * dropping the oldest (counted). A link silent for dead_after_ms gets a new
  * socket.
@@ -142,7 +144,7 @@ typedef struct bus_options {
     int dead_after_ms;        /* peer down, socket rebuilt after this long silent; 0 = 3000 */
     int64_t max_message;      /* MAXMSGSIZE of the listening socket; 0 = 1 MiB */
     uint32_t max_batch;       /* messages applied per transaction; 0 = 8192 */
-    uint64_t max_batch_bytes; /* body bytes drained per transaction; 0 = 64 MiB */
+    uint64_t max_batch_bytes; /* draining stops past this many body bytes; 0 = 64 MiB */
     uint64_t dead_max_count;  /* letters kept in bus.dead; 0 = 10000 */
     uint64_t dead_max_bytes;  /* body bytes kept in bus.dead; 0 = 16 MiB */
     bus_event_fn on_event;    /* called from the bus calls; NULL = none */
