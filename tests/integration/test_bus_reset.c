@@ -6,6 +6,9 @@
  *    applied, nothing leaves the sender's outbox. Restarted with
  *    --accept-incarnation sender, the receiver applies every new message
  *    once.
+ *  - sender renamed: the sender's state dir runs under another id. The
+ *    receiver refuses it (its incarnation belongs to the old id); restarted
+ *    with --accept-incarnation sender2 it goes on from the old id's position.
  *  - receiver reset: the receiver's state dir is wiped. The sender sees
  *    another incarnation in the acks and diverges: its outbox keeps every
  *    unacknowledged message. Restarted with --accept-incarnation receiver,
@@ -32,6 +35,7 @@
 
 typedef struct run {
     const char *program;
+    const char *sender_id;
     char dir[512], sender_state[600], receiver_state[600];
     char endpoint[256];
     harness_proc_t *sender, *receiver;
@@ -72,7 +76,7 @@ static int start_sender(run_t *run, uint64_t first, uint64_t count, const char *
                           "--state",
                           run->sender_state,
                           "--id",
-                          "sender",
+                          run->sender_id,
                           "--peer",
                           "receiver",
                           "--connect",
@@ -163,7 +167,7 @@ static int verify(run_t *run, uint64_t first, uint64_t last)
 
 static int setup(run_t *run, const char *program, const char *tag)
 {
-    *run = (run_t){.program = program};
+    *run = (run_t){.program = program, .sender_id = "sender"};
     if (harness_tcp_endpoint(run->endpoint, sizeof(run->endpoint)) < 0)
         return fail("no free port");
     if (harness_tmpdir(tag, run->dir, sizeof(run->dir)) < 0)
@@ -280,6 +284,48 @@ static int receiver_reset(const char *program)
     return finish(&run, rc, "receiver reset");
 }
 
+static int sender_renamed(const char *program)
+{
+    run_t run;
+    int rc = first_hundred(&run, program, "bus-reset-renamed");
+    /* The same state dir runs as "sender2", with 30 more messages. */
+    run.sender_id = "sender2";
+    if (rc == 0)
+        rc = start_sender(&run, 1, 130, NULL);
+    if (rc == 0)
+        rc = wait_line(run.receiver, "bus diverged sender2 sender-renamed");
+    if (rc == 0)
+        rc = wait_line(run.sender, "bus refused receiver");
+    if (rc == 0) {
+        harness_kill(run.sender, SIGKILL);
+        harness_destroy(&run.sender);
+        int64_t generated = store_figure(run.sender_state, "peer.meta", "generated");
+        if (generated <= 100 ||
+            store_figure(run.sender_state, "outbox.receiver", NULL) != generated - 100)
+            rc = fail("the sender's outbox lost messages the receiver refused");
+        else if (store_figure(run.receiver_state, "peer.applied", NULL) != 100)
+            rc = fail("the receiver applied messages of a refused name");
+    }
+    /* The operator accepts the new name on the receiver: the position of
+     * "sender" goes on under "sender2". */
+    if (rc == 0) {
+        harness_kill(run.receiver, SIGKILL);
+        harness_destroy(&run.receiver);
+        rc = start_receiver(&run, "sender2");
+    }
+    if (rc == 0)
+        rc = start_sender(&run, 1, 130, NULL);
+    if (rc == 0)
+        rc = wait_line(run.receiver, "bus accepted sender2 sender-renamed");
+    if (rc == 0)
+        rc = sender_finishes(&run);
+    if (rc == 0) {
+        harness_kill(run.receiver, SIGKILL);
+        rc = verify(&run, 1, 130);
+    }
+    return finish(&run, rc, "sender renamed");
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -287,5 +333,6 @@ int main(void)
     int failed = 0;
     failed += sender_reset(program) < 0;
     failed += receiver_reset(program) < 0;
+    failed += sender_renamed(program) < 0;
     return failed ? 1 : 0;
 }
