@@ -14,7 +14,7 @@
  *    unacknowledged message. Restarted with --accept-incarnation receiver,
  *    it delivers them all once.
  *
- * Both end with 0 lost, 0 applied twice, 0 out of order. The test waits on
+ * Each ends with 0 lost, 0 applied twice, 0 out of order. The test waits on
  * the processes' progress lines ("bus diverged ...", "done ..."), never on
  * a timer.
  *
