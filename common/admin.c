@@ -14,6 +14,7 @@ void admin_reply_reset(admin_reply_t *reply)
         if (reply->entries[i].record)
             protobuf_c_message_free_unpacked(reply->entries[i].record, NULL);
     reply->entry_count = 0;
+    reply->link_count = 0;
     reply->bytes = 0;
     reply->more = false;
 }
@@ -23,9 +24,13 @@ void admin_reply_free(admin_reply_t *reply)
     admin_reply_reset(reply);
     free(reply->entries);
     free(reply->items);
+    free(reply->link_entries);
+    free(reply->link_items);
     reply->entries = NULL;
     reply->items = NULL;
-    reply->entry_capacity = 0;
+    reply->link_entries = NULL;
+    reply->link_items = NULL;
+    reply->entry_capacity = reply->link_capacity = 0;
 }
 
 lifecycle_worker_t admin_served_by(Dispatch__AdminRequest__BodyCase body)
@@ -40,7 +45,9 @@ lifecycle_worker_t admin_served_by(Dispatch__AdminRequest__BodyCase body)
     case DISPATCH__ADMIN_REQUEST__BODY_EXTENSION_DECISION:
     case DISPATCH__ADMIN_REQUEST__BODY_LEADER_SIGN_OFF:
         return LIFECYCLE_ESCALATION;
-    case DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE: /* by queue kind: both */
+    case DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE:  /* by queue kind: both */
+    case DISPATCH__ADMIN_REQUEST__BODY_LINKS_QUERY: /* every admin endpoint */
+    case DISPATCH__ADMIN_REQUEST__BODY_LINK_ACCEPT:
         return LIFECYCLE_ROUTER | LIFECYCLE_ESCALATION;
     case DISPATCH__ADMIN_REQUEST__BODY__NOT_SET:
         break;
@@ -211,13 +218,153 @@ void admin_call_done(admin_call_t *call, const char *ticket_id, Dispatch__Ticket
     admin_done(call->memory, call->reply, ticket_id, state);
 }
 
-int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, MDB_txn *txn,
-                 int64_t now, const void *body, size_t len, size_t max, admin_serve_fn serve,
-                 Dispatch__AdminReply *reply)
+/* ---------------------------------------------------------- links */
+
+static Dispatch__LinkDivergence link_divergence(bus_diverged_reason_t reason)
+{
+    switch (reason) {
+    case BUS_DIVERGED_NONE:
+        return DISPATCH__LINK_DIVERGENCE__LINK_DIVERGENCE_UNSPECIFIED;
+    case BUS_DIVERGED_SENDER_INCARNATION:
+        return DISPATCH__LINK_DIVERGENCE__LINK_DIVERGENCE_SENDER_INCARNATION;
+    case BUS_DIVERGED_SENDER_RENAMED:
+        return DISPATCH__LINK_DIVERGENCE__LINK_DIVERGENCE_SENDER_RENAMED;
+    case BUS_DIVERGED_RECEIVER_INCARNATION:
+        return DISPATCH__LINK_DIVERGENCE__LINK_DIVERGENCE_RECEIVER_INCARNATION;
+    case BUS_DIVERGED_ACKED_BACKWARDS:
+        return DISPATCH__LINK_DIVERGENCE__LINK_DIVERGENCE_ACKED_BACKWARDS;
+    case BUS_DIVERGED_ACKED_BEYOND:
+        return DISPATCH__LINK_DIVERGENCE__LINK_DIVERGENCE_ACKED_BEYOND;
+    }
+    return DISPATCH__LINK_DIVERGENCE__LINK_DIVERGENCE_UNSPECIFIED;
+}
+
+static Dispatch__LinkDirection link_direction(bus_direction_t direction)
+{
+    switch (direction) {
+    case BUS_OUTGOING:
+        return DISPATCH__LINK_DIRECTION__LINK_DIRECTION_OUTGOING;
+    case BUS_INCOMING:
+        return DISPATCH__LINK_DIRECTION__LINK_DIRECTION_INCOMING;
+    }
+    return DISPATCH__LINK_DIRECTION__LINK_DIRECTION_UNSPECIFIED;
+}
+
+/* Adds one link to the view, under ADMIN_QUEUE_MAX_BYTES; 1 = full. */
+static int links_add(void *ctx, const bus_link_view_t *view)
+{
+    admin_reply_t *memory = ctx;
+    if (memory->link_count == memory->link_capacity) {
+        size_t capacity = memory->link_capacity ? memory->link_capacity * 2 : 16;
+        admin_link_t *grown = realloc(memory->link_entries, capacity * sizeof(*grown));
+        if (!grown) {
+            memory->more = true;
+            return 1;
+        }
+        memory->link_entries = grown;
+        memory->link_capacity = capacity;
+    }
+    admin_link_t *link = &memory->link_entries[memory->link_count];
+    const bus_link_stats_t *stats = &view->stats;
+    dispatch__link_state__init(&link->state);
+    snprintf(link->peer, sizeof(link->peer), "%s", view->peer_id);
+    memcpy(link->incarnation, stats->self_incarnation, BUS_INCARNATION_SIZE);
+    memcpy(link->peer_incarnation, stats->peer_incarnation, BUS_INCARNATION_SIZE);
+    memcpy(link->offered, stats->offered, BUS_INCARNATION_SIZE);
+    link->peer_known = stats->peer_known;
+    Dispatch__LinkState *state = &link->state;
+    state->direction = link_direction(view->direction);
+    state->up = stats->up;
+    state->last_heard_age = stats->last_ack_age_ms;
+    state->outbox = stats->outbox;
+    state->lag = stats->lag;
+    state->acked = stats->acked;
+    state->next = stats->next;
+    state->divergence = link_divergence(stats->reason);
+    state->refused = stats->refused;
+    state->reconnects = stats->reconnects;
+    state->resends = stats->resends;
+    size_t size = protobuf_c_message_get_packed_size(&state->base) + strlen(link->peer) +
+                  3 * (BUS_INCARNATION_SIZE + 2) + 8;
+    if (memory->bytes + size > ADMIN_QUEUE_MAX_BYTES) {
+        memory->more = true;
+        return 1;
+    }
+    memory->bytes += size;
+    memory->link_count++;
+    return 0;
+}
+
+static int serve_links(admin_call_t *call)
+{
+    static const Dispatch__Role query_roles[] = {DISPATCH__ROLE__ROLE_ADMIN,
+                                                 DISPATCH__ROLE__ROLE_SUPERVISOR};
+    static const Dispatch__Role accept_roles[] = {DISPATCH__ROLE__ROLE_ADMIN};
+    admin_reply_t *memory = call->memory;
+    if (!call->bus)
+        return refuse(call->err, DISPATCH__ERROR_CODE__ERROR_CODE_UNAVAILABLE, "body",
+                      "this worker runs without a bus");
+    if (call->request->body_case == DISPATCH__ADMIN_REQUEST__BODY_LINK_ACCEPT) {
+        const char *peer = call->request->link_accept->peer;
+        if (admin_require(call, accept_roles, 1, "accept a link's incarnation") ||
+            refuse_text(call->err, "link_accept.peer", peer, 63, true))
+            return REFUSED;
+        int rc = bus_accept(call->bus, peer, false);
+        if (rc == -ENOENT)
+            return refuse(call->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "link_accept.peer",
+                          "no link with %s is diverged", peer);
+        if (rc < 0)
+            return refuse(call->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST,
+                          "link_accept.peer", "'%s' is not a worker name", peer);
+    } else if (admin_require(call, query_roles, 2, "see the links")) {
+        return REFUSED;
+    }
+    memory->link_count = 0;
+    memory->bytes = 0;
+    memory->more = false;
+    bus_links_each(call->bus, links_add, memory);
+    Dispatch__LinkState **items =
+        realloc(memory->link_items, (memory->link_count + 1) * sizeof(*items));
+    if (!items)
+        return -ENOMEM;
+    memory->link_items = items;
+    for (size_t i = 0; i < memory->link_count; i++) {
+        /* The entries moved as the array grew: point at their new place. */
+        admin_link_t *link = &memory->link_entries[i];
+        link->state.peer = link->peer;
+        link->state.incarnation = (ProtobufCBinaryData){BUS_INCARNATION_SIZE, link->incarnation};
+        link->state.peer_incarnation = (ProtobufCBinaryData){
+            link->peer_known ? BUS_INCARNATION_SIZE : 0, link->peer_incarnation};
+        bool diverged = link->state.divergence != 0;
+        link->state.offered =
+            (ProtobufCBinaryData){diverged ? BUS_INCARNATION_SIZE : 0, link->offered};
+        items[i] = &link->state;
+    }
+    dispatch__links_view__init(&memory->links);
+    snprintf(memory->worker, sizeof(memory->worker), "%s", bus_self_id(call->bus));
+    memory->links.worker = memory->worker;
+    memory->links.links = items;
+    memory->links.n_links = memory->link_count;
+    memory->links.more = memory->more;
+    call->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_LINKS;
+    call->reply->links = &memory->links;
+    return 0;
+}
+
+static bool served_here(Dispatch__AdminRequest__BodyCase body)
+{
+    return body == DISPATCH__ADMIN_REQUEST__BODY_LINKS_QUERY ||
+           body == DISPATCH__ADMIN_REQUEST__BODY_LINK_ACCEPT;
+}
+
+int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, bus_t *bus,
+                 MDB_txn *txn, int64_t now, const void *body, size_t len, size_t max,
+                 admin_serve_fn serve, Dispatch__AdminReply *reply)
 {
     admin_reply_reset(memory);
     dispatch__admin_reply__init(reply);
     admin_call_t call = {.worker = worker,
+                         .bus = bus,
                          .txn = txn,
                          .now = now,
                          .reply = reply,
@@ -234,7 +381,7 @@ int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, M
         call.request = request;
         rc = check(self, request, &memory->refusal);
         if (rc == 0)
-            rc = serve(&call);
+            rc = served_here(request->body_case) ? serve_links(&call) : serve(&call);
     }
     if (rc == REFUSED) {
         /* A refused request changes nothing: a partial page is dropped. */

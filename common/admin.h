@@ -6,6 +6,10 @@
  * admin_reply_t the worker owns: one rule for every admin endpoint, the
  * reply points into it until the next request (admin_reply_reset()).
  *
+ * LinksQuery and LinkAccept are served here for every admin endpoint, from
+ * the worker's bus (bus_links_each(), bus_accept()): the state of its links,
+ * and an operator's acceptance of a diverged peer (admin role only).
+ *
  * A queue page (ListQueue) collects items, each with the record it points
  * into (an unpacked message the page frees) and a text buffer, up to the
  * request's limit and under QUEUE_MAX_BYTES so that the reply fits the
@@ -19,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bus.h"
 #include "dispatch.pb-c.h"
 #include "lifecycle.h"
 #include "refusal.h"
@@ -34,6 +39,15 @@ typedef struct admin_entry {
     char text[LIMIT_TEXT + 1];
 } admin_entry_t;
 
+/* One LinkState of a LinksView, with the bytes it points into. */
+typedef struct admin_link {
+    Dispatch__LinkState state;
+    char peer[64];
+    unsigned char incarnation[BUS_INCARNATION_SIZE], peer_incarnation[BUS_INCARNATION_SIZE],
+        offered[BUS_INCARNATION_SIZE];
+    bool peer_known;
+} admin_link_t;
+
 /* The memory an AdminReply points into. */
 typedef struct admin_reply {
     refusal_t refusal;
@@ -46,6 +60,11 @@ typedef struct admin_reply {
     size_t entry_count, entry_capacity;
     size_t limit, bytes;
     bool more;
+    Dispatch__LinksView links;
+    char worker[64];
+    admin_link_t *link_entries;
+    Dispatch__LinkState **link_items;
+    size_t link_count, link_capacity;
 } admin_reply_t;
 
 /* Frees the records of the last reply (not the arrays, kept for reuse). */
@@ -88,6 +107,7 @@ int admin_page_finish(admin_reply_t *memory, Dispatch__AdminReply *reply);
  * The reply (and memory) hold the answer; err the refusal. */
 typedef struct admin_call {
     void *worker; /* the router_t or escalation_t serving it */
+    bus_t *bus;   /* its bus: LinksQuery, LinkAccept */
     MDB_txn *txn;
     int64_t now;
     const Dispatch__AdminRequest *request;
@@ -106,11 +126,12 @@ int admin_require(admin_call_t *call, const Dispatch__Role *allowed, size_t coun
 void admin_call_done(admin_call_t *call, const char *ticket_id, Dispatch__TicketState state);
 
 /* Decodes and checks an AdminRequest of len bytes (at most max), serves it
- * in txn at now and fills reply (tag, body). A refusal becomes the reply's
- * Error (a partial page is dropped). A negative return is a failure of the
- * worker itself (storage): the batch is aborted. */
-int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, MDB_txn *txn,
-                 int64_t now, const void *body, size_t len, size_t max, admin_serve_fn serve,
-                 Dispatch__AdminReply *reply);
+ * in txn at now and fills reply (tag, body): LinksQuery and LinkAccept
+ * from bus, the rest through serve. A refusal becomes the reply's Error (a
+ * partial page is dropped). A negative return is a failure of the worker
+ * itself (storage): the batch is aborted. */
+int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, bus_t *bus,
+                 MDB_txn *txn, int64_t now, const void *body, size_t len, size_t max,
+                 admin_serve_fn serve, Dispatch__AdminReply *reply);
 
 #endif

@@ -29,6 +29,7 @@ enum value_type {
     VALUE_ENDPOINT, /* transport://address */
     VALUE_LINKS,    /* comma-separated names */
     VALUE_BYTES,    /* number with optional B, KiB, MiB, GiB suffix */
+    VALUE_MS,       /* milliseconds: 1 to CONFIG_MS_MAX */
 };
 
 struct key_spec {
@@ -50,6 +51,7 @@ enum worker_key {
     WORKER_UNITS,
     WORKER_ID_PREFIX,
     WORKER_DATA_DIR,
+    WORKER_DEAD_AFTER_MS,
     WORKER_KEY_COUNT,
 };
 #define SECTION_KEY_MAX WORKER_KEY_COUNT
@@ -62,12 +64,18 @@ static const struct key_spec district_keys[DISTRICT_KEY_COUNT] = {
     [DISTRICT_NAME] = {"name", VALUE_TEXT},
 };
 static const struct key_spec worker_keys[WORKER_KEY_COUNT] = {
-    [WORKER_KIND] = {"kind", VALUE_KIND},           [WORKER_DISTRICT] = {"district", VALUE_NAME},
-    [WORKER_STATE_DIR] = {"state_dir", VALUE_TEXT}, [WORKER_BUS] = {"bus", VALUE_ENDPOINT},
-    [WORKER_REQUEST] = {"request", VALUE_ENDPOINT}, [WORKER_PUBLISH] = {"publish", VALUE_ENDPOINT},
-    [WORKER_LINKS] = {"links", VALUE_LINKS},        [WORKER_MAP_SIZE] = {"map_size", VALUE_BYTES},
-    [WORKER_UNITS] = {"units", VALUE_ENDPOINT},     [WORKER_ID_PREFIX] = {"id_prefix", VALUE_TEXT},
+    [WORKER_KIND] = {"kind", VALUE_KIND},
+    [WORKER_DISTRICT] = {"district", VALUE_NAME},
+    [WORKER_STATE_DIR] = {"state_dir", VALUE_TEXT},
+    [WORKER_BUS] = {"bus", VALUE_ENDPOINT},
+    [WORKER_REQUEST] = {"request", VALUE_ENDPOINT},
+    [WORKER_PUBLISH] = {"publish", VALUE_ENDPOINT},
+    [WORKER_LINKS] = {"links", VALUE_LINKS},
+    [WORKER_MAP_SIZE] = {"map_size", VALUE_BYTES},
+    [WORKER_UNITS] = {"units", VALUE_ENDPOINT},
+    [WORKER_ID_PREFIX] = {"id_prefix", VALUE_TEXT},
     [WORKER_DATA_DIR] = {"data_dir", VALUE_TEXT},
+    [WORKER_DEAD_AFTER_MS] = {"dead_after_ms", VALUE_MS},
 };
 
 static const char *const worker_kinds[] = {"intake", "router", "escalation", "audit"};
@@ -77,7 +85,7 @@ struct value {
     char *text; /* every type but links and bytes; NULL = not set */
     char **links;
     size_t link_count;
-    uint64_t bytes;
+    uint64_t bytes; /* bytes and milliseconds */
 };
 
 enum section_kind { SECTION_CITY, SECTION_DISTRICT, SECTION_WORKER };
@@ -225,6 +233,7 @@ static void section_refresh_view(struct section *section)
         view->units = section_text(section, WORKER_UNITS);
         view->id_prefix = section_text(section, WORKER_ID_PREFIX);
         view->data_dir = section_text(section, WORKER_DATA_DIR);
+        view->dead_after_ms = (int)section->values[WORKER_DEAD_AFTER_MS].bytes;
     }
 }
 
@@ -491,6 +500,18 @@ static int value_parse(const struct key_spec *spec, const char *text, const stru
                                 "[%s%s] %s: '%s' is not a size (a number with an optional "
                                 "suffix B, KiB, MiB or GiB)",
                                 prefix, name, spec->name, text);
+        return 0;
+    }
+    case VALUE_MS: {
+        char *end;
+        errno = 0;
+        unsigned long long ms = strtoull(text, &end, 10);
+        if (errno != 0 || text[0] < '0' || text[0] > '9' || *end != '\0' || ms == 0 ||
+            ms > CONFIG_MS_MAX)
+            return report_error(report, -EINVAL, line,
+                                "[%s%s] %s: '%s' is not a number of milliseconds from 1 to %d",
+                                prefix, name, spec->name, text, CONFIG_MS_MAX);
+        ret->bytes = ms;
         return 0;
     }
     }

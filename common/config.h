@@ -6,7 +6,9 @@
  *   [district.<id>]          name                            (display name; defaults to <id>)
  *   [worker.<name>]          kind, district, state_dir, bus, request, publish, links, map_size,
  *                            units (router: unit endpoint), id_prefix (intake: ticket id
- *                            prefix), data_dir (directory of the worker's data files)
+ *                            prefix), data_dir (directory of the worker's data files),
+ *                            dead_after_ms (a bus link silent this long is down and gets a
+ *                            new socket; default 3000)
  *
  * A loaded config_t is complete and consistent: every check below has passed,
  * so a worker can use any value it finds without checking it again.
@@ -21,6 +23,7 @@
  *   - endpoints look like transport://address (tcp, ipc, inproc) and no two
  *     are equal, except wildcard ports (":*", ":0") which the OS resolves;
  *   - map_size is a positive byte count (suffix B, KiB, MiB or GiB);
+ *   - dead_after_ms is a whole number of milliseconds, 1 to CONFIG_MS_MAX;
  *   - with more than one intake, each has an id_prefix and no two share one
  *     (ticket ids carry it; routers find a ticket's intake by it).
  *
@@ -47,6 +50,8 @@
 
 /* Longest name (worker, district id, city) in bytes, without the NUL. */
 #define CONFIG_NAME_MAX 63
+/* Largest duration in milliseconds a key takes (one hour). */
+#define CONFIG_MS_MAX 3600000
 
 typedef struct config config_t;
 
@@ -66,6 +71,7 @@ typedef struct config_worker {
     const char *units;     /* router: endpoint units connect to */
     const char *id_prefix; /* intake: prefix of the ticket ids it issues */
     const char *data_dir;  /* directory of data files (units, rules, deadlines, calendar) */
+    int dead_after_ms;     /* bus: a link silent this long gets a new socket; 0 = not set */
 } config_worker_t;
 
 typedef struct config_district {

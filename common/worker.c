@@ -108,9 +108,56 @@ static int usage(const char *kind)
     fprintf(stderr,
             "usage: dispatch-%s --config FILE --name NAME [--set KEY=VALUE]... [--ready-fd N]\n"
             "       [--log-level error|warn|info|debug] [--clock real|sim:FILE|fast:SPEED@MS]\n"
-            "       [--no-sync]\n",
+            "       [--no-sync] [--accept-incarnation PEER]...\n",
             kind);
     return 2;
+}
+
+static void incarnation_text(const unsigned char *incarnation,
+                             char text[2 * BUS_INCARNATION_SIZE + 1])
+{
+    if (!incarnation) {
+        snprintf(text, 2 * BUS_INCARNATION_SIZE + 1, "none");
+        return;
+    }
+    for (size_t i = 0; i < BUS_INCARNATION_SIZE; i++)
+        snprintf(text + 2 * i, 3, "%02x", incarnation[i]);
+}
+
+/* The bus does not log: what it reports is said here. */
+static void on_bus_event(void *ctx, const bus_event_t *event)
+{
+    char known[2 * BUS_INCARNATION_SIZE + 1], offered[2 * BUS_INCARNATION_SIZE + 1];
+    incarnation_text(event->known, known);
+    incarnation_text(event->offered, offered);
+    const char *peer = event->peer_id ? event->peer_id : "-";
+    switch (event->kind) {
+    case BUS_EVENT_DIVERGED:
+        log_error("bus: link with %s diverged (%s): known incarnation %s, now %s%s%s; nothing is "
+                  "applied or deleted until an operator accepts it: `dispatchctl links accept %s "
+                  "%s` (router, escalation) or a restart with --accept-incarnation %s",
+                  peer, bus_reason_word(event->reason), known, offered,
+                  event->renamed_from ? ", which belongs to " : "",
+                  event->renamed_from ? event->renamed_from : "", (const char *)ctx, peer, peer);
+        break;
+    case BUS_EVENT_REFUSED:
+        log_error("bus: %s refuses this instance's incarnation: accept it on %s", peer, peer);
+        break;
+    case BUS_EVENT_RESUMED:
+        log_info("bus: %s accepts this instance again", peer);
+        break;
+    case BUS_EVENT_ACCEPTED:
+        log_warn("bus: link with %s: incarnation %s accepted (%s), was %s", peer, offered,
+                 bus_reason_word(event->reason), known);
+        break;
+    case BUS_EVENT_RECONNECTED:
+        log_warn("bus: link to %s silent: new socket", peer);
+        break;
+    case BUS_EVENT_DEAD_DROPPED:
+        log_warn("bus: %llu dead letters dropped, the oldest, to keep bus.dead in bounds",
+                 (unsigned long long)event->count);
+        break;
+    }
 }
 
 static int open_links(worker_t *worker)
@@ -157,6 +204,8 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
     store_options_t store_options = {0};
     char **sets = calloc((size_t)argc + 1, sizeof(*sets));
     size_t set_count = 0;
+    char **accepts = calloc((size_t)argc + 1, sizeof(*accepts));
+    size_t accept_count = 0;
     static const struct option options[] = {
         {"config", required_argument, NULL, 'c'},
         {"name", required_argument, NULL, 'n'},
@@ -165,6 +214,7 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
         {"log-level", required_argument, NULL, 'l'},
         {"clock", required_argument, NULL, 'k'},
         {"no-sync", no_argument, NULL, 'N'},
+        {"accept-incarnation", required_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -197,8 +247,12 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
         case 'N':
             store_options.no_sync = 1;
             break;
+        case 'a':
+            accepts[accept_count++] = optarg;
+            break;
         case 'h':
             free(sets);
+            free(accepts);
             free(rest);
             return usage(kind->kind);
         case 1:
@@ -211,6 +265,7 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
     }
     if (!config_path || !name) {
         free(sets);
+        free(accepts);
         free(rest);
         return usage(kind->kind);
     }
@@ -287,10 +342,26 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
     }
     if (store_stale_readers(worker.store) > 0)
         log_warn("cleared %d stale LMDB readers", store_stale_readers(worker.store));
-    if ((rc = bus_new(worker.zmq, worker.store, name, NULL, &worker.bus)) < 0 ||
-        (rc = open_links(&worker)) < 0) {
+    bus_options_t bus_options = {.dead_after_ms = worker.self->dead_after_ms,
+                                 .on_event = on_bus_event,
+                                 .event_ctx = (void *)name};
+    if ((rc = bus_new(worker.zmq, worker.store, name, &bus_options, &worker.bus)) < 0) {
         log_error("bus: %s", store_strerror(rc));
         goto done;
+    }
+    char incarnation[2 * BUS_INCARNATION_SIZE + 1];
+    incarnation_text(bus_incarnation(worker.bus), incarnation);
+    log_info("bus: incarnation %s", incarnation);
+    if ((rc = open_links(&worker)) < 0) {
+        log_error("bus: %s", store_strerror(rc));
+        goto done;
+    }
+    for (size_t i = 0; i < accept_count; i++) {
+        if ((rc = bus_accept(worker.bus, accepts[i], true)) < 0) {
+            log_error("--accept-incarnation %s: %s", accepts[i], strerror(-rc));
+            goto done;
+        }
+        log_warn("bus: the next incarnation %s presents is accepted", accepts[i]);
     }
     if ((rc = kind->start(&worker, rest_count, rest, &app)) < 0) {
         log_error("start: %s", store_strerror(rc));
@@ -323,6 +394,7 @@ done:
         free(worker.urls[i]);
     config_destroy(&worker.config);
     free(sets);
+    free(accepts);
     free(rest);
     return exit_code;
 }

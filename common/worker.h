@@ -10,6 +10,9 @@
  *   dispatch-<kind> --config FILE --name NAME [--set KEY=VALUE]...
  *                   [--ready-fd N] [--log-level LEVEL] [--clock SPEC]
  *                   [--no-sync]   (benchmarks only: commits are not fsynced)
+ *                   [--accept-incarnation PEER]...  (an operator's decision: the
+ *                   incarnation PEER presents next, on the link to it or as a
+ *                   sender, is accepted; see bus_accept() and protocol.md 3.1)
  *
  * The kind's handlers take the store's transaction and plain values, never
  * sockets, so tests and fuzzers call them without a process.

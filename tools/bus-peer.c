@@ -2,19 +2,27 @@
  *
  *   bus-peer receive --state DIR --id ID [--bind EP] [--max-batch N]
  *   bus-peer send    --state DIR --id ID --peer ID --connect EP --count N
- *                    [--batch N] [--size BYTES] [--window N]
+ *                    [--first N] [--batch N] [--size BYTES] [--window N]
  *   common: [--ready-fd N] [--progress-fd N] [--no-sync]
+ *           [--accept-incarnation PEER]... [--dead-after MS]
  *
- * The sender generates messages 1..count (an 8-byte big-endian counter,
- * padded to --size) into its outbox, --batch per transaction, with the
- * generated count in the same transaction; it exits 0 once every message
- * is acknowledged, after the progress line "done <count> <ms> <commits>".
+ * The sender generates messages first..first+count-1 (an 8-byte big-endian
+ * counter, padded to --size; first defaults to 1) into its outbox, --batch
+ * per transaction, with the generated count in the same transaction; it
+ * exits 0 once every message is acknowledged, after the progress line
+ * "done <count> <ms> <commits>".
  *
  * The receiver applies each message in its transaction: it records the
  * counter in "peer.applied" (a second application is counted in "dups"),
- * counts any counter that is not last + 1 in "disorder", and after each
- * commit writes "applied <last> commits <n>" to the progress fd. A test reads those
- * figures back from the LMDB files.
+ * counts any counter that is not last + 1 after the first in "disorder",
+ * and after each commit writes "applied <last> commits <n>" to the
+ * progress fd. A test reads those figures back from the LMDB files.
+ *
+ * --accept-incarnation PEER is the operator's decision of bus_accept(): the
+ * incarnation PEER presents is accepted when the link or the sender
+ * diverges. Bus events go to stderr and to the progress fd as
+ * "bus <event> <peer> <reason>", e.g. "bus diverged sender
+ * sender-incarnation".
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +45,7 @@ typedef struct peer {
     MDB_dbi meta, applied;
     int progress_fd;
     /* sender */
-    uint64_t count, batch, size, generated, generated_pending;
+    uint64_t count, first, batch, size, generated, generated_pending;
     int64_t started_ms;
     /* receiver */
     uint64_t last, last_pending;
@@ -75,7 +83,7 @@ static int receiver_apply(void *app, MDB_txn *txn, const char *sender, uint64_t 
         return BUS_REJECTED;
     uint64_t value = store_u64_decode(body), last;
     int rc = store_get_u64(txn, peer->meta, "last", 4, 0, &last);
-    if (rc == 0 && value != last + 1)
+    if (rc == 0 && last != 0 && value != last + 1)
         rc = count_up(txn, peer->meta, "disorder");
     if (rc < 0)
         return rc;
@@ -144,7 +152,7 @@ static int sender_apply(void *app, MDB_txn *txn)
         return -ENOMEM;
     int rc = 0;
     for (uint64_t i = 0; i < peer->batch && peer->generated_pending < peer->count && rc == 0; i++) {
-        store_u64_encode(peer->generated_pending + 1, body);
+        store_u64_encode(peer->first + peer->generated_pending, body);
         rc = bus_send(peer->bus, txn, peer->link, body, peer->size);
         if (rc == 0)
             peer->generated_pending++;
@@ -168,6 +176,15 @@ static int sender_timeout(void *app, int64_t now_ms)
     return sender_may_generate(app) ? 0 : -1;
 }
 
+static void on_bus_event(void *app, const bus_event_t *event)
+{
+    char line[160];
+    snprintf(line, sizeof(line), "bus %s %s %s", bus_event_word(event->kind),
+             event->peer_id ? event->peer_id : "-", bus_reason_word(event->reason));
+    fprintf(stderr, "bus-peer: %s\n", line);
+    progress(app, line);
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: bus-peer receive|send --state DIR --id ID [options]\n");
@@ -185,17 +202,29 @@ int main(int argc, char **argv)
     const char *state = NULL, *id = NULL, *peer_id = NULL, *connect = NULL;
     const char *bind = "tcp://127.0.0.1:*";
     int ready_fd = -1;
-    peer_t peer = {.progress_fd = -1, .batch = 1000, .size = 64};
+    peer_t peer = {.progress_fd = -1, .first = 1, .batch = 1000, .size = 64};
+    const char *accepts[8];
+    size_t accept_count = 0;
     bus_options_t bus_options = {0};
     store_options_t store_options = {0};
     static const struct option options[] = {
-        {"state", required_argument, NULL, 's'},    {"id", required_argument, NULL, 'i'},
-        {"peer", required_argument, NULL, 'p'},     {"connect", required_argument, NULL, 'c'},
-        {"bind", required_argument, NULL, 'b'},     {"count", required_argument, NULL, 'n'},
-        {"batch", required_argument, NULL, 'B'},    {"size", required_argument, NULL, 'S'},
-        {"window", required_argument, NULL, 'w'},   {"max-batch", required_argument, NULL, 'm'},
-        {"ready-fd", required_argument, NULL, 'r'}, {"progress-fd", required_argument, NULL, 'P'},
-        {"no-sync", no_argument, NULL, 'N'},        {NULL, 0, NULL, 0},
+        {"state", required_argument, NULL, 's'},
+        {"id", required_argument, NULL, 'i'},
+        {"peer", required_argument, NULL, 'p'},
+        {"connect", required_argument, NULL, 'c'},
+        {"bind", required_argument, NULL, 'b'},
+        {"count", required_argument, NULL, 'n'},
+        {"batch", required_argument, NULL, 'B'},
+        {"size", required_argument, NULL, 'S'},
+        {"window", required_argument, NULL, 'w'},
+        {"max-batch", required_argument, NULL, 'm'},
+        {"ready-fd", required_argument, NULL, 'r'},
+        {"progress-fd", required_argument, NULL, 'P'},
+        {"no-sync", no_argument, NULL, 'N'},
+        {"first", required_argument, NULL, 'f'},
+        {"accept-incarnation", required_argument, NULL, 'a'},
+        {"dead-after", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
     };
     int opt;
     optind = 2;
@@ -240,6 +269,17 @@ int main(int argc, char **argv)
         case 'N':
             store_options.no_sync = 1;
             break;
+        case 'f':
+            peer.first = strtoull(optarg, NULL, 10);
+            break;
+        case 'a':
+            if (accept_count == sizeof(accepts) / sizeof(accepts[0]))
+                return usage();
+            accepts[accept_count++] = optarg;
+            break;
+        case 'd':
+            bus_options.dead_after_ms = atoi(optarg);
+            break;
         default:
             return usage();
         }
@@ -248,6 +288,8 @@ int main(int argc, char **argv)
         peer.batch == 0 || peer.size < 8)
         return usage();
 
+    bus_options.on_event = on_bus_event;
+    bus_options.event_ctx = &peer;
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     signal(SIGPIPE, SIG_IGN);
@@ -292,6 +334,8 @@ int main(int argc, char **argv)
         app.timeout_ms = receiver_timeout;
         endpoint.url = bus_listen_endpoint(peer.bus);
     }
+    for (size_t i = 0; rc == 0 && i < accept_count; i++)
+        rc = bus_accept(peer.bus, accepts[i], true);
     if (rc < 0) {
         fprintf(stderr, "bus-peer: start: %s\n", store_strerror(rc));
         return 1;

@@ -206,6 +206,8 @@ int ctl_cmd_triage(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_registry(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_rule(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_unit(ctl_t *ctl, int argc, char **argv);
+/* links, links accept (ctl_links.c). */
+int ctl_cmd_links(ctl_t *ctl, int argc, char **argv);
 /* "unit list": argv[0] is "list" (ctl_admin.c). */
 int ctl_list_unit_queue(ctl_t *ctl, int argc, char **argv);
 

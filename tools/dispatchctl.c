@@ -6,8 +6,9 @@
  *               [--timeout MS] COMMAND ...
  *
  * The commands (USAGE below has them all) are in ctl_intake.c (submit, get,
- * callback), ctl_admin.c (triage, registry, rule, unit list) and ctl_unit.c
- * (unit actions, unit watch); ctl_common.c has what they share.
+ * callback), ctl_admin.c (triage, registry, rule, unit list), ctl_links.c
+ * (links) and ctl_unit.c (unit actions, unit watch); ctl_common.c has what
+ * they share.
  *
  * Endpoints come from the topology file (--config, default
  * deploy/topology.example.ini when it exists): the first intake's `request`;
@@ -94,6 +95,12 @@ static const char usage_text[] =
     "  report [--period day|month|quarter] [--at YYYY-MM-DD] [--top N] [--json|--csv]\n"
     "      the special report: top categories, share of all tickets, trend\n"
     "      (audit commands: --audit URL, tail also --publish URL; else the topology)\n"
+    "  links [--worker NAME]\n"
+    "      the bus links of a router or escalation (default: the router of --district):\n"
+    "      up/down, last heard, outbox, lag, diverged, incarnations\n"
+    "  links accept WORKER PEER\n"
+    "      WORKER accepts the incarnation PEER now presents on a diverged link (a state\n"
+    "      dir reset or renamed): what is left is delivered once (protocol.md 3.1)\n"
     "\n"
     "endpoints: --intake, --router (admin), --units (unit endpoint), else the topology\n"
     "file (--config; default " CTL_DEFAULT_CONFIG " when it exists):\n"
@@ -133,7 +140,7 @@ static const struct {
     {"submit", ctl_cmd_submit}, {"get", ctl_cmd_get},           {"callback", ctl_cmd_callback},
     {"triage", ctl_cmd_triage}, {"registry", ctl_cmd_registry}, {"rule", ctl_cmd_rule},
     {"unit", ctl_cmd_unit},     {"audit", ctl_cmd_audit},       {"tail", ctl_cmd_tail},
-    {"kpi", ctl_cmd_kpi},       {"report", ctl_cmd_report},
+    {"kpi", ctl_cmd_kpi},       {"report", ctl_cmd_report},     {"links", ctl_cmd_links},
 };
 
 /* Parses the options before the command into ctl; *command_index is where

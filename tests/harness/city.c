@@ -230,6 +230,11 @@ static size_t pin(const char **argv, size_t argc, char *buf, size_t len, const c
 
 int city_start(city_t *city, const char *name)
 {
+    return city_start_with(city, name, NULL);
+}
+
+int city_start_with(city_t *city, const char *name, const char *const *more)
+{
     city_worker_t *worker = find(city, name);
     if (!worker)
         return -ENOENT;
@@ -255,6 +260,8 @@ int city_start(city_t *city, const char *name)
     const char *const *extra = extra_args(city, worker->kind);
     for (size_t i = 0; extra && extra[i] && argc < 46; i++)
         argv[argc++] = extra[i];
+    for (size_t i = 0; more && more[i] && argc < 46; i++)
+        argv[argc++] = more[i];
     argv[argc] = NULL;
 
     int rc = harness_spawn(argv, false, &worker->proc);

@@ -40,6 +40,8 @@ int city_new(const char *tag, const city_options_t *options, city_t **ret);
 /* Starts one worker ("intake-1", "router-<district>") and waits until it is
  * ready; or every worker. */
 int city_start(city_t *city, const char *worker);
+/* The same with more arguments for this start only (NULL-terminated). */
+int city_start_with(city_t *city, const char *worker, const char *const *more);
 int city_start_all(city_t *city);
 /* Sends sig, reaps; the worker is down until city_start. */
 int city_stop(city_t *city, const char *worker, int sig);

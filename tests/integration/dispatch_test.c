@@ -1,11 +1,16 @@
 #include "dispatch_test.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
+
+#include "harness.h"
 
 static int64_t now_ms(void)
 {
@@ -225,4 +230,38 @@ size_t unit_pool_poll(unit_pool_t *self, int wait_ms, unit_delivery_fn fn, void 
     for (size_t i = 0; i < n; i++)
         unit_session_ack_due(self->order[i]->session, POOL_HEARTBEAT_MS);
     return fresh;
+}
+
+int test_ctl(char *out, size_t out_len, ...)
+{
+    const char *argv[40];
+    size_t argc = 0;
+    argv[argc++] = harness_program("DISPATCHCTL", "tools/dispatchctl");
+    va_list args;
+    va_start(args, out_len);
+    for (const char *arg; (arg = va_arg(args, const char *)) && argc < 39;)
+        argv[argc++] = arg;
+    va_end(args);
+    argv[argc] = NULL;
+    int pipefd[2];
+    if (pipe(pipefd) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pipefd[1], STDOUT_FILENO);
+        close(pipefd[0]);
+        close(pipefd[1]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(pipefd[1]);
+    size_t used = 0;
+    ssize_t n;
+    while ((n = read(pipefd[0], out + used, out_len - 1 - used)) > 0)
+        used += (size_t)n;
+    out[used] = '\0';
+    close(pipefd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

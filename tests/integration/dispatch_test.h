@@ -46,4 +46,8 @@ void unit_pool_disconnect(unit_pool_t *self, const char *unit);
 size_t unit_pool_poll(unit_pool_t *self, int wait_ms, unit_delivery_fn fn, void *ctx);
 uint64_t unit_pool_applied(const unit_pool_t *self, const char *unit);
 
+/* Runs dispatchctl ($DISPATCHCTL) with the arguments that follow
+ * (NULL-terminated); its stdout goes to out. Returns its exit code. */
+int test_ctl(char *out, size_t out_len, ...);
+
 #endif

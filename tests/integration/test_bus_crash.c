@@ -15,8 +15,8 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "buspeer.h"
 #include "harness.h"
-#include "store.h"
 
 #define STALL_MS 60000
 
@@ -81,44 +81,19 @@ static int follow(run_t *run, int wait_ms)
 
 static int verify(run_t *run)
 {
-    store_t *store;
-    if (store_open(run->receiver_state, NULL, &store) < 0)
-        return fail("cannot open the receiver's store");
-    MDB_dbi applied, meta;
-    MDB_txn *txn = NULL;
-    int rc = store_dbi(store, "peer.applied", 0, &applied);
-    if (rc == 0)
-        rc = store_dbi(store, "peer.meta", 0, &meta);
-    if (rc == 0)
-        rc = store_read_begin(store, &txn);
-    uint64_t dups = 1, disorder = 1, last = 0, entries = 0, expected = 1, holes = 0;
-    if (rc == 0) {
-        store_get_u64(txn, meta, "dups", 4, 0, &dups);
-        store_get_u64(txn, meta, "disorder", 8, 0, &disorder);
-        store_get_u64(txn, meta, "last", 4, 0, &last);
-        MDB_cursor *cursor;
-        mdb_cursor_open(txn, applied, &cursor);
-        MDB_val k, v;
-        for (int op = MDB_FIRST; mdb_cursor_get(cursor, &k, &v, op) == 0; op = MDB_NEXT) {
-            if (store_u64_decode(k.mv_data) != expected)
-                holes++;
-            expected = store_u64_decode(k.mv_data) + 1;
-            entries++;
-        }
-        mdb_cursor_close(cursor);
-    }
-    store_read_end(&txn);
-    store_destroy(&store);
+    buspeer_applied_t a;
+    int rc = buspeer_applied(run->receiver_state, &a);
     printf("  applied %llu of %llu, last %llu, duplicates %llu, out of order %llu, holes %llu\n",
-           (unsigned long long)entries, (unsigned long long)run->count, (unsigned long long)last,
-           (unsigned long long)dups, (unsigned long long)disorder, (unsigned long long)holes);
+           (unsigned long long)a.count, (unsigned long long)run->count,
+           (unsigned long long)a.last_meta, (unsigned long long)a.dups,
+           (unsigned long long)a.disorder, (unsigned long long)a.holes);
     if (rc < 0)
         return fail("cannot read the receiver's store");
-    if (entries != run->count || last != run->count || holes != 0)
+    if (a.count != run->count || a.first != 1 || a.last_meta != run->count || a.holes != 0)
         return fail("messages lost");
-    if (dups != 0)
+    if (a.dups != 0)
         return fail("messages applied twice");
-    if (disorder != 0)
+    if (a.disorder != 0)
         return fail("messages applied out of order");
     return 0;
 }

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -912,41 +913,6 @@ static void test_bad_input_gets_errors_and_router_keeps_serving(void **state)
 
 /* ---- dispatchctl against the real workers ---- */
 
-/* Runs dispatchctl with args (NULL-terminated); its stdout goes to out.
- * Returns the exit code. */
-static int ctl(char *out, size_t out_len, ...)
-{
-    const char *argv[40];
-    size_t argc = 0;
-    argv[argc++] = harness_program("DISPATCHCTL", "tools/dispatchctl");
-    va_list args;
-    va_start(args, out_len);
-    for (const char *arg; (arg = va_arg(args, const char *)) && argc < 39;)
-        argv[argc++] = arg;
-    va_end(args);
-    argv[argc] = NULL;
-    int pipefd[2];
-    assert_int_equal(pipe(pipefd), 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pipefd[1], STDOUT_FILENO);
-        close(pipefd[0]);
-        close(pipefd[1]);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(pipefd[1]);
-    size_t used = 0;
-    ssize_t n;
-    while ((n = read(pipefd[0], out + used, out_len - 1 - used)) > 0)
-        used += (size_t)n;
-    out[used] = '\0';
-    close(pipefd[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void test_dispatchctl_drives_the_workers(void **state)
 {
     const char *intake = city_endpoint(world.city, "intake-1", "request");
@@ -955,10 +921,10 @@ static void test_dispatchctl_drives_the_workers(void **state)
     const char *units = units_url(2);
     static char out[65536];
 
-    assert_int_equal(ctl(out, sizeof(out), "--intake", intake, "--json", "submit", "--channel",
-                         "web", "--kind", "report", "--urgency", "normal", "--district",
-                         "kuancheng", "--category", "manhole-cover", "--phone", "13800001111",
-                         "--caller-name", "Zhao Lei", "--description", "cover missing", NULL),
+    assert_int_equal(test_ctl(out, sizeof(out), "--intake", intake, "--json", "submit", "--channel",
+                              "web", "--kind", "report", "--urgency", "normal", "--district",
+                              "kuancheng", "--category", "manhole-cover", "--phone", "13800001111",
+                              "--caller-name", "Zhao Lei", "--description", "cover missing", NULL),
                      0);
     char *at = strstr(out, "\"ticket_id\":\"");
     assert_non_null(at);
@@ -967,7 +933,7 @@ static void test_dispatchctl_drives_the_workers(void **state)
     assert_true(test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_TRIAGE));
 
     /* People see the caller masked unless they are the operator. */
-    assert_int_equal(ctl(out, sizeof(out), "--intake", intake, "get", ticket, NULL), 0);
+    assert_int_equal(test_ctl(out, sizeof(out), "--intake", intake, "get", ticket, NULL), 0);
     assert_non_null(strstr(out, "TRIAGE"));
     assert_null(strstr(out, "13800001111"));
     assert_non_null(strstr(out, "138****1111"));
@@ -975,59 +941,115 @@ static void test_dispatchctl_drives_the_workers(void **state)
 
     /* The routing test left some hundred tickets in this triage queue. */
     assert_int_equal(
-        ctl(out, sizeof(out), "--router", admin, "triage", "list", "--limit", "500", NULL), 0);
+        test_ctl(out, sizeof(out), "--router", admin, "triage", "list", "--limit", "500", NULL), 0);
     assert_non_null(strstr(out, ticket));
-    assert_int_equal(ctl(out, sizeof(out), "--router", admin, "registry", "upsert", "--id",
-                         "kc-well-team", "--name", "Power well team", "--level", "enterprise",
-                         "--parent", "power-company", NULL),
+    assert_int_equal(test_ctl(out, sizeof(out), "--router", admin, "registry", "upsert", "--id",
+                              "kc-well-team", "--name", "Power well team", "--level", "enterprise",
+                              "--parent", "power-company", NULL),
                      0);
-    assert_int_equal(ctl(out, sizeof(out), "--router", admin, "triage", "assign", ticket, "--unit",
-                         "kc-well-team", "--note", "a power cable well", NULL),
+    assert_int_equal(test_ctl(out, sizeof(out), "--router", admin, "triage", "assign", ticket,
+                              "--unit", "kc-well-team", "--note", "a power cable well", NULL),
                      0);
-    assert_int_equal(
-        ctl(out, sizeof(out), "--router", admin, "unit", "list", "--unit", "kc-well-team", NULL),
-        0);
+    assert_int_equal(test_ctl(out, sizeof(out), "--router", admin, "unit", "list", "--unit",
+                              "kc-well-team", NULL),
+                     0);
     assert_non_null(strstr(out, ticket));
-    assert_int_equal(ctl(out, sizeof(out), "--units", units, "unit", "sign-for", ticket, "--unit",
-                         "kc-well-team", NULL),
+    assert_int_equal(test_ctl(out, sizeof(out), "--units", units, "unit", "sign-for", ticket,
+                              "--unit", "kc-well-team", NULL),
                      0);
-    assert_int_equal(ctl(out, sizeof(out), "--units", units, "unit", "resolve", ticket, "--unit",
-                         "kc-well-team", "--result", "solved", "--text", "cover replaced", NULL),
+    assert_int_equal(test_ctl(out, sizeof(out), "--units", units, "unit", "resolve", ticket,
+                              "--unit", "kc-well-team", "--result", "solved", "--text",
+                              "cover replaced", NULL),
                      0);
     assert_true(
         test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED));
 
     /* A rule added at run time routes the next ticket. */
-    assert_int_equal(ctl(out, sizeof(out), "--router", admin, "rule", "upsert", "--category",
-                         "pothole", "--lead", "bureau-roads", "--district", "kuancheng", NULL),
+    assert_int_equal(test_ctl(out, sizeof(out), "--router", admin, "rule", "upsert", "--category",
+                              "pothole", "--lead", "bureau-roads", "--district", "kuancheng", NULL),
                      0);
-    assert_int_equal(ctl(out, sizeof(out), "--intake", intake, "--json", "submit", "--channel",
-                         "phone", "--kind", "complaint", "--urgency", "normal", "--district",
-                         "kuancheng", "--category", "pothole", "--description", "deep pothole",
-                         NULL),
+    assert_int_equal(test_ctl(out, sizeof(out), "--intake", intake, "--json", "submit", "--channel",
+                              "phone", "--kind", "complaint", "--urgency", "normal", "--district",
+                              "kuancheng", "--category", "pothole", "--description", "deep pothole",
+                              NULL),
                      0);
     at = strstr(out, "\"ticket_id\":\"");
     assert_non_null(at);
     snprintf(ticket, sizeof(ticket), "%.*s", (int)strcspn(at + 13, "\""), at + 13);
     assert_true(
         test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
-    assert_int_equal(ctl(out, sizeof(out), "--intake", intake, "--json", "get", ticket, NULL), 0);
+    assert_int_equal(test_ctl(out, sizeof(out), "--intake", intake, "--json", "get", ticket, NULL),
+                     0);
     assert_non_null(strstr(out, "\"assigned_unit\":\"bureau-roads\""));
 
     /* Exit codes tell errors apart. */
-    assert_int_equal(ctl(out, sizeof(out), "--intake", intake, "get", "T1-20000101-999999", NULL),
-                     3);
-    assert_int_equal(ctl(out, sizeof(out), "--intake", intake, "submit", "--channel", "web",
-                         "--kind", "report", "--urgency", "normal", "--district", "kuancheng",
-                         "--phone", "not a phone", "--description", "x", NULL),
+    assert_int_equal(
+        test_ctl(out, sizeof(out), "--intake", intake, "get", "T1-20000101-999999", NULL), 3);
+    assert_int_equal(test_ctl(out, sizeof(out), "--intake", intake, "submit", "--channel", "web",
+                              "--kind", "report", "--urgency", "normal", "--district", "kuancheng",
+                              "--phone", "not a phone", "--description", "x", NULL),
                      4);
-    assert_int_equal(ctl(out, sizeof(out), "--units", units, "unit", "sign-for", ticket, "--unit",
-                         "water-company", NULL),
+    assert_int_equal(test_ctl(out, sizeof(out), "--units", units, "unit", "sign-for", ticket,
+                              "--unit", "water-company", NULL),
                      4);
-    assert_int_equal(ctl(out, sizeof(out), "--intake", "tcp://127.0.0.1:1", "--timeout", "300",
-                         "get", ticket, NULL),
+    assert_int_equal(test_ctl(out, sizeof(out), "--intake", "tcp://127.0.0.1:1", "--timeout", "300",
+                              "get", ticket, NULL),
                      5);
-    assert_int_equal(ctl(out, sizeof(out), "--intake", intake, "frobnicate", NULL), 2);
+    assert_int_equal(test_ctl(out, sizeof(out), "--intake", intake, "frobnicate", NULL), 2);
+}
+
+/* Asks the router's admin endpoint for its links until the output shows
+ * `what`, for up to TEST_TIMEOUT_MS (a link's state changes with its next
+ * heartbeat). */
+static bool links_show(const char *admin, const char *what, char *out, size_t out_len)
+{
+    for (int i = 0; i < TEST_TIMEOUT_MS / 100; i++) {
+        if (test_ctl(out, out_len, "--router", admin, "links", NULL) == 0 && strstr(out, what))
+            return true;
+        poll(NULL, 0, 100);
+    }
+    return false;
+}
+
+/* A router whose state dir was reset: the intake's link to it sees another
+ * incarnation in the acks and diverges, and the intake refuses the router's
+ * new incarnation. Nothing is applied or deleted: the router's links say
+ * REFUSED, a new ticket waits in the intake's outbox. The intake restarted
+ * with --accept-incarnation delivers it, once. */
+static void test_reset_router_is_refused_until_accepted(void **state)
+{
+    const char *router = "router-nanguan";
+    char admin[256];
+    snprintf(admin, sizeof(admin), "%s", city_endpoint(world.city, router, "request"));
+    static char out[65536];
+    assert_true(links_show(admin, "intake-1", out, sizeof(out)));
+    assert_null(strstr(out, "DIVERGED"));
+    assert_null(strstr(out, "REFUSED"));
+
+    assert_true(WIFSIGNALED(city_stop(world.city, router, SIGKILL)));
+    char dir[700];
+    snprintf(dir, sizeof(dir), "%s/%s", city_dir(world.city), router);
+    assert_int_equal(harness_rmtree(dir), 0);
+    assert_int_equal(city_start(world.city, router), 0);
+    char *ticket = submit_ticket("reset-router-1", "nanguan", "greening", "nanguan-s02", "",
+                                 DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
+
+    /* The router's link to the intake: refused. */
+    assert_true(links_show(admin, "REFUSED", out, sizeof(out)));
+    printf("%s", out);
+    assert_false(
+        test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
+
+    /* The operator's decision, on the intake (it has no admin endpoint). */
+    assert_true(WIFEXITED(city_stop(world.city, "intake-1", SIGTERM)));
+    const char *const accept[] = {"--accept-incarnation", router, NULL};
+    assert_int_equal(city_start_with(world.city, "intake-1", accept), 0);
+    assert_true(
+        test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
+    assert_true(links_show(admin, " up ", out, sizeof(out)));
+    assert_null(strstr(out, "REFUSED"));
+    assert_null(strstr(out, "DIVERGED"));
+    free(ticket);
 }
 
 int main(void)
@@ -1044,6 +1066,7 @@ int main(void)
         cmocka_unit_test(test_bad_input_gets_errors_and_intake_keeps_serving),
         cmocka_unit_test(test_bad_input_gets_errors_and_router_keeps_serving),
         cmocka_unit_test(test_dispatchctl_drives_the_workers),
+        cmocka_unit_test(test_reset_router_is_refused_until_accepted),
     };
     return cmocka_run_group_tests(tests, start_world, stop_world);
 }

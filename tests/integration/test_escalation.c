@@ -20,10 +20,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -846,6 +848,85 @@ static void test_sigkill_loses_no_timer_fires_none_twice(void **state)
                      CRASH_TICKETS);
 }
 
+/* ---- A reset state dir on a link ---- */
+
+/* The row of `peer` in `direction` ("out", "in") of dispatchctl links on
+ * the router, into row ("" when none). */
+static void links_row(world_t *w, const char *peer, const char *direction, char *row, size_t len)
+{
+    static char out[65536];
+    row[0] = '\0';
+    const char *admin = city_endpoint(w->city, "router-chaoyang", "request");
+    if (test_ctl(out, sizeof(out), "--router", admin, "links", NULL) != 0)
+        return;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        char name[64], dir[8];
+        if (sscanf(line, "%63s %7s", name, dir) == 2 && strcmp(name, peer) == 0 &&
+            strcmp(dir, direction) == 0) {
+            snprintf(row, len, "%s", line);
+            return;
+        }
+    }
+}
+
+/* Asks until the row holds `what` (a link changes with its next heartbeat). */
+static bool links_row_shows(world_t *w, const char *peer, const char *direction, const char *what)
+{
+    char row[512];
+    int64_t deadline = monotonic_ms() + WAIT_MS;
+    do {
+        links_row(w, peer, direction, row, sizeof(row));
+        if (strstr(row, what))
+            return true;
+        poll(NULL, 0, 100);
+    } while (monotonic_ms() < deadline);
+    fprintf(stderr, "links: %s %s: \"%s\", not \"%s\"\n", peer, direction, row, what);
+    return false;
+}
+
+/* Escalation's state dir is reset: the router's link to it sees another
+ * incarnation in the acks and diverges; dispatchctl links says so, the
+ * tickets dispatched meanwhile wait in the router's outbox. The operator's
+ * `dispatchctl links accept` on the router sends them to the new state,
+ * once. */
+static void test_reset_escalation_diverges_until_accepted(void **state)
+{
+    world_t *w = *state;
+    char before[64], during[64];
+    submit(w, DISPATCH__KIND__KIND_COMPLAINT, DISPATCH__URGENCY__URGENCY_URGENT, before,
+           sizeof(before));
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, before, true);
+    assert_true(links_row_shows(w, ESCALATION, "out", " up "));
+
+    assert_true(WIFSIGNALED(city_stop(w->city, ESCALATION, SIGKILL)));
+    char dir[700];
+    snprintf(dir, sizeof(dir), "%s/%s", city_dir(w->city), ESCALATION);
+    assert_int_equal(harness_rmtree(dir), 0);
+    assert_int_equal(city_start(w->city, ESCALATION), 0);
+
+    submit(w, DISPATCH__KIND__KIND_COMPLAINT, DISPATCH__URGENCY__URGENCY_URGENT, during,
+           sizeof(during));
+    wait_deliveries(w, during, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, 1);
+    assert_true(links_row_shows(w, ESCALATION, "out", "DIVERGED:receiver-incarnation"));
+    assert_false(queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, during, NULL));
+
+    static char out[65536];
+    const char *admin = city_endpoint(w->city, "router-chaoyang", "request");
+    assert_int_equal(test_ctl(out, sizeof(out), "--router", admin, "links", "accept",
+                              "router-chaoyang", ESCALATION, NULL),
+                     0);
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, during, true);
+    assert_true(links_row_shows(w, ESCALATION, "out", " up "));
+    char ids[500][64];
+    size_t n = list_queue(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, ids, NULL, 500);
+    size_t seen = 0;
+    for (size_t i = 0; i < n && i < 500; i++)
+        seen += strcmp(ids[i], during) == 0;
+    assert_int_equal(seen, 1);
+    /* Nothing the router gave escalation's old state is sent again. */
+    assert_false(queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, before, NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -853,6 +934,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_five_working_days_before_national_day,
                                         setup_national_day, stop_world),
         cmocka_unit_test_setup_teardown(test_extension_granted_and_refused, setup_extension,
+                                        stop_world),
+        cmocka_unit_test_setup_teardown(test_reset_escalation_diverges_until_accepted, setup_march,
                                         stop_world),
         cmocka_unit_test_setup_teardown(test_sigkill_loses_no_timer_fires_none_twice, setup_april,
                                         stop_world),

@@ -209,6 +209,29 @@ static void test_bad_map_size(void **state)
     }
 }
 
+static void test_dead_after_ms(void **state)
+{
+    (void)state;
+    char text[512];
+    snprintf(text, sizeof(text),
+             CITY_AND_DISTRICT "[worker.w]\nkind = intake\nstate_dir = s\ndead_after_ms = 5000\n");
+    config_t *config = parse_or_fail(text);
+    assert_int_equal(config_worker_find(config, "w")->dead_after_ms, 5000);
+    config_destroy(&config);
+    snprintf(text, sizeof(text), CITY_AND_DISTRICT "[worker.w]\nkind = intake\nstate_dir = s\n");
+    config = parse_or_fail(text);
+    assert_int_equal(config_worker_find(config, "w")->dead_after_ms, 0); /* the bus's default */
+    config_destroy(&config);
+    static const char *const bad[] = {
+        "0", "-1", "+5", "3s", "1.5", "3600001", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text),
+                 CITY_AND_DISTRICT "[worker.w]\nkind = intake\nstate_dir = s\ndead_after_ms = %s\n",
+                 bad[i]);
+        expect_invalid(text, "(string):9: [worker.w] dead_after_ms", NULL);
+    }
+}
+
 static void test_unknown_section_and_key(void **state)
 {
     (void)state;
@@ -604,6 +627,7 @@ int main(void)
         cmocka_unit_test(test_good_topology),
         cmocka_unit_test(test_map_size_suffixes),
         cmocka_unit_test(test_bad_map_size),
+        cmocka_unit_test(test_dead_after_ms),
         cmocka_unit_test(test_unknown_section_and_key),
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_duplicate_worker),

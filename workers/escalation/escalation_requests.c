@@ -414,6 +414,8 @@ static int serve(admin_t *a)
     case DISPATCH__ADMIN_REQUEST__BODY_UNIT_REMOVE:
     case DISPATCH__ADMIN_REQUEST__BODY_RULE_UPSERT:
     case DISPATCH__ADMIN_REQUEST__BODY_RULE_REMOVE:
+    case DISPATCH__ADMIN_REQUEST__BODY_LINKS_QUERY: /* admin_handle() */
+    case DISPATCH__ADMIN_REQUEST__BODY_LINK_ACCEPT:
     case DISPATCH__ADMIN_REQUEST__BODY__NOT_SET:
         break;
     }
@@ -424,6 +426,6 @@ int escalation_handle_admin(escalation_t *self, MDB_txn *txn, const void *body, 
                             int64_t now_ms, Dispatch__AdminReply *reply)
 {
     escalation_reply_reset(self);
-    return admin_handle(&self->reply, LIFECYCLE_ESCALATION, self, txn, now_ms, body, len,
+    return admin_handle(&self->reply, LIFECYCLE_ESCALATION, self, self->bus, txn, now_ms, body, len,
                         ESCALATION_MAX_REQUEST, serve, reply);
 }

@@ -322,6 +322,8 @@ static int serve(admin_t *a)
         return list_queue(a);
     case DISPATCH__ADMIN_REQUEST__BODY_EXTENSION_DECISION: /* admin_served_by() */
     case DISPATCH__ADMIN_REQUEST__BODY_LEADER_SIGN_OFF:
+    case DISPATCH__ADMIN_REQUEST__BODY_LINKS_QUERY: /* admin_handle() */
+    case DISPATCH__ADMIN_REQUEST__BODY_LINK_ACCEPT:
     case DISPATCH__ADMIN_REQUEST__BODY__NOT_SET:
         break;
     }
@@ -332,6 +334,6 @@ int router_handle_admin(router_t *self, MDB_txn *txn, const void *body, size_t l
                         Dispatch__AdminReply *reply)
 {
     router_reply_reset(self);
-    return admin_handle(&self->reply.admin, LIFECYCLE_ROUTER, self, txn, now_ms, body, len,
-                        ROUTER_MAX_REQUEST, serve, reply);
+    return admin_handle(&self->reply.admin, LIFECYCLE_ROUTER, self, self->bus, txn, now_ms, body,
+                        len, ROUTER_MAX_REQUEST, serve, reply);
 }
