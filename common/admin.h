@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "dispatch.pb-c.h"
 #include "lifecycle.h"
 #include "refusal.h"
@@ -106,11 +107,13 @@ int admin_require(admin_call_t *call, const Dispatch__Role *allowed, size_t coun
 void admin_call_done(admin_call_t *call, const char *ticket_id, Dispatch__TicketState state);
 
 /* Decodes and checks an AdminRequest of len bytes (at most max), serves it
- * in txn at now and fills reply (tag, body). A refusal becomes the reply's
+ * in txn at now and fills reply (tag, body). actor is who the request's
+ * key belongs to (NULL on a plain endpoint): an actor_id other than its
+ * name, or a role it does not hold, is FORBIDDEN. A refusal becomes the reply's
  * Error (a partial page is dropped). A negative return is a failure of the
  * worker itself (storage): the batch is aborted. */
 int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, MDB_txn *txn,
-                 int64_t now, const void *body, size_t len, size_t max, admin_serve_fn serve,
-                 Dispatch__AdminReply *reply);
+                 const auth_actor_t *actor, int64_t now, const void *body, size_t len, size_t max,
+                 admin_serve_fn serve, Dispatch__AdminReply *reply);
 
 #endif

@@ -248,6 +248,18 @@ int auth_keypair_load_file(const char *path, auth_keypair_t *ret)
     return 0;
 }
 
+int auth_actor_load_file(const char *path, auth_actor_t *ret)
+{
+    if (access(path, R_OK) < 0)
+        return -errno;
+    zcert_t *cert = zcert_load(path);
+    if (!cert)
+        return -EINVAL;
+    int rc = actor_of_cert(cert, ret);
+    zcert_destroy(&cert);
+    return rc;
+}
+
 int auth_keypair_load(const char *dir, const char *name, auth_keypair_t *ret)
 {
     char path[PATH_MAX];
@@ -402,6 +414,8 @@ int auth_client_apply(void *socket, const auth_client_t *client)
 struct auth {
     void *zap; /* REP on ZAP_ENDPOINT; used by the thread only once started */
     char *dir;
+    auth_keypair_t server;
+    bool has_server;
     pthread_t thread;
     bool thread_started;
     atomic_bool stop;
@@ -581,15 +595,22 @@ static void *auth_thread(void *arg)
     return NULL;
 }
 
-int auth_new(void *zmq_context, const char *dir, auth_t **ret)
+int auth_new(void *zmq_context, const char *dir, const char *server, auth_t **ret)
 {
     auth_t *self = calloc(1, sizeof(*self));
     if (!self)
         return -ENOMEM;
     pthread_mutex_init(&self->lock, NULL);
     self->dir = strdup(dir);
-    self->zap = zmq_socket(zmq_context, ZMQ_REP);
-    int rc = self->dir && self->zap ? 0 : -ENOMEM;
+    int rc = self->dir ? 0 : -ENOMEM;
+    if (rc == 0 && server) {
+        rc = auth_keypair_load(dir, server, &self->server);
+        self->has_server = rc == 0;
+    }
+    if (rc == 0) {
+        self->zap = zmq_socket(zmq_context, ZMQ_REP);
+        rc = self->zap ? 0 : -errno;
+    }
     int linger = 0;
     if (rc == 0)
         rc = set_option(self->zap, ZMQ_LINGER, &linger, sizeof(linger));
@@ -606,6 +627,11 @@ int auth_new(void *zmq_context, const char *dir, auth_t **ret)
     }
     *ret = self;
     return 0;
+}
+
+int auth_server_apply(auth_t *self, void *socket)
+{
+    return self->has_server ? auth_curve_server(socket, &self->server) : -ENOKEY;
 }
 
 void auth_destroy(auth_t **self_p)

@@ -104,6 +104,8 @@ int auth_keypair_load(const char *dir, const char *name, auth_keypair_t *ret);
 int auth_public_load(const char *dir, const char *name, uint8_t ret[AUTH_KEY_BYTES]);
 /* Loads the key file at path (public or secret). */
 int auth_keypair_load_file(const char *path, auth_keypair_t *ret);
+/* Who the key file at path (public or secret) says it is. */
+int auth_actor_load_file(const char *path, auth_actor_t *ret);
 
 /* Every actor of the directory, sorted by name; *ret is the caller's to
  * free(). Files that are not valid certificates are skipped and counted in
@@ -132,8 +134,13 @@ typedef struct auth auth_t;
 
 /* Loads dir, binds the ZAP handler in zmq_context and starts its thread.
  * -EADDRINUSE when the context has a ZAP handler already. The directory
- * may be empty or missing (then nobody gets in). */
-int auth_new(void *zmq_context, const char *dir, auth_t **ret);
+ * may be empty or missing (then nobody gets in). server, when not NULL,
+ * names the key pair (<dir>/<server>.key_secret) the sockets of this
+ * context serve with (auth_server_apply). */
+int auth_new(void *zmq_context, const char *dir, const char *server, auth_t **ret);
+/* auth_curve_server() with the server's key pair; -ENOKEY when auth_new()
+ * was given none. */
+int auth_server_apply(auth_t *self, void *socket);
 /* Stops the thread and closes its socket; call before zmq_ctx_term(). */
 void auth_destroy(auth_t **self);
 /* The actor of a public key (Z85), as the directory says now; -ENOENT

@@ -16,6 +16,7 @@
 #include "client.h"
 #include "mask.h"
 #include "pbjson.h"
+#include "tool_keys.h"
 #include "utf8.h"
 #include "words.h"
 
@@ -180,7 +181,11 @@ int ctl_call(ctl_t *ctl, const char *url, const ProtobufCMessage *request,
 {
     *reply = NULL;
     client_t *client;
-    int rc = client_new(ctl->zmq, url, ctl->timeout_ms, &client);
+    const auth_client_t *curve;
+    int rc = ctl_curve(ctl, url, &curve);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    rc = client_new(ctl->zmq, url, ctl->timeout_ms, curve, &client);
     if (rc == -ENOMEM)
         return ctl_fail(CTL_EXIT_INTERNAL, "out of memory");
     if (rc < 0)
@@ -259,6 +264,16 @@ void ctl_set_body(ProtobufCMessage *msg, int body_case, void *body)
     uint32_t which = (uint32_t)body_case;
     memcpy((char *)msg + field->quantifier_offset, &which, sizeof(which));
     memcpy((char *)msg + field->offset, &body, sizeof(body));
+}
+
+int ctl_curve(ctl_t *ctl, const char *url, const auth_client_t **ret)
+{
+    const char *actor = ctl->key_actor ? ctl->key_actor : ctl_actor(ctl, "dispatchctl");
+    char err[512];
+    if (tool_keys(ctl->config, ctl->key_path, actor, tool_server_of(ctl->config, url), &ctl->curve,
+                  ret, err, sizeof(err)) < 0)
+        return ctl_usage_error("%s: %s", url, err);
+    return CTL_EXIT_OK;
 }
 
 const char *ctl_actor(const ctl_t *ctl, const char *fallback)

@@ -82,7 +82,7 @@ static int write_topology(city_t *city)
     if (!f)
         return -errno;
     char a[64], b[64];
-    fprintf(f, "[city]\nname = testcity\ntimezone = Asia/Shanghai\n\n");
+    fprintf(f, "[city]\nname = testcity\ntimezone = Asia/Shanghai\nsecurity = plain\n\n");
     for (size_t i = 0; i < city->options.district_count; i++)
         fprintf(f, "[district.%s]\n\n", city->options.districts[i]);
 

@@ -171,7 +171,7 @@ int unit_pool_connect(unit_pool_t *self, const char *url, const char *unit, uint
     if (!s)
         return -ENOSPC;
     unit_session_destroy(&s->session);
-    int rc = unit_session_new(self->context, url, unit, NULL, &s->session);
+    int rc = unit_session_new(self->context, url, unit, NULL, NULL, &s->session);
     if (rc == 0)
         rc = unit_session_start(s->session, acked);
     return rc;

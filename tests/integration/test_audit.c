@@ -124,7 +124,7 @@ static const char *audit_request(void)
 static uint64_t audit_last_seq(void)
 {
     client_t *client;
-    assert_int_equal(client_new(world.zmq, audit_request(), TEST_TIMEOUT_MS, &client), 0);
+    assert_int_equal(client_new(world.zmq, audit_request(), TEST_TIMEOUT_MS, NULL, &client), 0);
     Dispatch__ReplayRequest request = DISPATCH__REPLAY_REQUEST__INIT;
     request.from_seq = UINT64_MAX;
     ProtobufCMessage *reply = NULL;

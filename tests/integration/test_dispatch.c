@@ -74,12 +74,12 @@ static int start_world(void **state)
         rc = city_start_all(world.city);
     if (rc == 0)
         rc = client_new(world.zmq, city_endpoint(world.city, "intake-1", "request"),
-                        TEST_TIMEOUT_MS, &world.intake);
+                        TEST_TIMEOUT_MS, NULL, &world.intake);
     for (int d = 0; rc == 0 && d < CITYDATA_DISTRICTS; d++) {
         char name[64];
         rc = client_new(world.zmq,
                         city_endpoint(world.city, router_name(d, name, sizeof(name)), "request"),
-                        TEST_TIMEOUT_MS, &world.router[d]);
+                        TEST_TIMEOUT_MS, NULL, &world.router[d]);
     }
     return rc;
 }
@@ -231,7 +231,8 @@ static void test_manhole_cover_end_to_end(void **state)
     assert_int_equal(inbox.kind[0], DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED);
 
     unit_session_t *desk;
-    assert_int_equal(unit_session_new(world.zmq, units_url(0), "power-company", "desk", &desk), 0);
+    assert_int_equal(
+        unit_session_new(world.zmq, units_url(0), "power-company", "desk", NULL, &desk), 0);
     sign_for(desk, "power-company", ticket, "pc-1");
     resolve(desk, "power-company", ticket, "pc-2");
     unit_session_destroy(&desk);
@@ -534,7 +535,7 @@ static void test_return_reroute_then_triage(void **state)
     assert_string_equal(inbox.unit[0], street);
 
     unit_session_t *desk;
-    unit_session_new(world.zmq, units_url(2), street, "desk", &desk);
+    unit_session_new(world.zmq, units_url(2), street, "desk", NULL, &desk);
     return_ticket(desk, street, ticket, "ret-1");
     unit_session_destroy(&desk);
     /* The street office is told it lost the ticket; the district office,
@@ -551,7 +552,7 @@ static void test_return_reroute_then_triage(void **state)
     assert_true(rerouted);
 
     /* The office returns it too: no candidate is left, a dispatcher decides. */
-    unit_session_new(world.zmq, units_url(2), office, "desk", &desk);
+    unit_session_new(world.zmq, units_url(2), office, "desk", NULL, &desk);
     return_ticket(desk, office, ticket, "ret-2");
     unit_session_destroy(&desk);
     assert_true(test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_TRIAGE));
@@ -688,7 +689,7 @@ static void test_unsatisfied_callback_reopens(void **state)
                                  DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
     wait_deliveries(pool, &inbox, 1);
     unit_session_t *desk;
-    unit_session_new(world.zmq, units_url(1), unit, "desk", &desk);
+    unit_session_new(world.zmq, units_url(1), unit, "desk", NULL, &desk);
     sign_for(desk, unit, ticket, "tr-1");
     resolve(desk, unit, ticket, "tr-2");
     assert_true(
@@ -886,7 +887,7 @@ static void test_bad_input_gets_errors_and_router_keeps_serving(void **state)
     assert_true(
         test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
     unit_session_t *intruder;
-    unit_session_new(world.zmq, units, "water-company", "desk", &intruder);
+    unit_session_new(world.zmq, units, "water-company", "desk", NULL, &intruder);
     Dispatch__SignFor sign = DISPATCH__SIGN_FOR__INIT;
     Dispatch__UnitAction action = DISPATCH__UNIT_ACTION__INIT;
     action.body_case = DISPATCH__UNIT_ACTION__BODY_SIGN_FOR;
@@ -904,7 +905,7 @@ static void test_bad_input_gets_errors_and_router_keeps_serving(void **state)
 
     /* The owner still can. */
     unit_session_t *owner;
-    unit_session_new(world.zmq, units, "gas-company", "desk", &owner);
+    unit_session_new(world.zmq, units, "gas-company", "desk", NULL, &owner);
     sign_for(owner, "gas-company", ticket, "gas-1");
     unit_session_destroy(&owner);
     free(ticket);

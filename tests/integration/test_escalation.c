@@ -206,14 +206,14 @@ static int start_world(void **state, int64_t t0)
     assert_int_equal(city_new("escalation", &options, &w->city), 0);
     assert_int_equal(city_start_all(w->city), 0);
     assert_int_equal(client_new(w->zmq, city_endpoint(w->city, "intake-1", "request"),
-                                TEST_TIMEOUT_MS, &w->intake),
+                                TEST_TIMEOUT_MS, NULL, &w->intake),
                      0);
     assert_int_equal(client_new(w->zmq, city_endpoint(w->city, ESCALATION, "request"),
-                                TEST_TIMEOUT_MS, &w->escalation),
+                                TEST_TIMEOUT_MS, NULL, &w->escalation),
                      0);
     assert_int_equal(unit_pool_new(w->zmq, 4, &w->pool), 0);
     assert_int_equal(unit_pool_connect(w->pool, units_url(w), "cy-s01", 0), 0);
-    assert_int_equal(unit_session_new(w->zmq, units_url(w), "cy-s01", "desk", &w->desk), 0);
+    assert_int_equal(unit_session_new(w->zmq, units_url(w), "cy-s01", "desk", NULL, &w->desk), 0);
     *state = w;
     return 0;
 }

@@ -186,7 +186,7 @@ static bool receive(void *server, int timeout_ms, char *user_id, char *key)
 static void test_known_key_gets_in_as_its_actor(void **state)
 {
     fixture_t *f = *state;
-    assert_int_equal(auth_new(f->zmq, f->dir, &f->auth), 0);
+    assert_int_equal(auth_new(f->zmq, f->dir, "intake-1", &f->auth), 0);
     char url[256], user_id[64], key[AUTH_KEY_TEXT];
     void *server = server_socket(f, url, sizeof(url));
     auth_keypair_t alice;
@@ -209,7 +209,7 @@ static void test_known_key_gets_in_as_its_actor(void **state)
 static void test_unknown_key_gets_no_handshake(void **state)
 {
     fixture_t *f = *state;
-    assert_int_equal(auth_new(f->zmq, f->dir, &f->auth), 0);
+    assert_int_equal(auth_new(f->zmq, f->dir, "intake-1", &f->auth), 0);
     char url[256], user_id[64], key[AUTH_KEY_TEXT];
     void *server = server_socket(f, url, sizeof(url));
     auth_keypair_t stranger;
@@ -253,7 +253,7 @@ static long elapsed_ms(const struct timespec *since)
 static void test_revoked_key_is_gone_within_a_second(void **state)
 {
     fixture_t *f = *state;
-    assert_int_equal(auth_new(f->zmq, f->dir, &f->auth), 0);
+    assert_int_equal(auth_new(f->zmq, f->dir, "intake-1", &f->auth), 0);
     char url[256], user_id[64], key[AUTH_KEY_TEXT];
     void *server = server_socket(f, url, sizeof(url));
     auth_keypair_t unit;
