@@ -45,12 +45,13 @@ typedef struct ctl {
     const char *intake_url;  /* --intake, --router, --units: win over the topology */
     const char *router_url;
     const char *units_url;
-    const char *district;  /* --district */
-    const char *actor;     /* --actor; NULL = the command's default */
-    const char *key_path;  /* --key; NULL = <keys_dir>/<actor>.key_secret */
-    const char *key_actor; /* whose key the next call uses; NULL = ctl_actor() */
-    auth_client_t curve;   /* filled by ctl_curve() */
-    Dispatch__Role role;   /* --role; 0 = the command's default */
+    const char *district;             /* --district */
+    const char *actor;                /* --actor; NULL = the command's default */
+    const char *key_path;             /* --key; NULL = <keys_dir>/<actor>.key_secret */
+    const char *key_actor;            /* whose key the next call uses; NULL = ctl_actor() */
+    auth_client_t curve;              /* filled by ctl_curve() */
+    char key_name[AUTH_NAME_MAX + 1]; /* the actor of that key */
+    Dispatch__Role role;              /* --role; 0 = the command's default */
     bool json;
     int timeout_ms;
     bool timeout_given;
@@ -102,9 +103,10 @@ void ctl_retry_hint(const char *request_id);
  * in one step. body_case must name a message field of a oneof. */
 void ctl_set_body(ProtobufCMessage *msg, int body_case, void *body);
 /* The keys for a call to url: NULL (*ret) when the topology says security
- * = plain or there is none; else the key of --key, or of key_actor (else
- * ctl_actor()) in the topology's keys dir, and the public key of the worker
- * of the topology that serves url. A usage error when either is missing. */
+ * = plain or there is none; else the key of --key, or of key_actor when the
+ * keys dir has it, else of ctl_actor(); and the public key of the worker of
+ * the topology that serves url. key_name gets the key's actor. A usage
+ * error when either key is missing. */
 int ctl_curve(ctl_t *ctl, const char *url, const auth_client_t **ret);
 
 /* --actor, else $DISPATCH_ACTOR, else $USER, else `fallback`. */

@@ -109,7 +109,7 @@ static int open_unit_session(ctl_t *ctl, const char *unit, const char *session,
     if (rc != CTL_EXIT_OK)
         return rc;
     const auth_client_t *curve;
-    ctl->key_actor = ctl->actor ? ctl->actor : unit;
+    ctl->key_actor = ctl->actor ? ctl->actor : unit; /* else ctl_actor()'s key */
     rc = ctl_curve(ctl, url, &curve);
     if (rc != CTL_EXIT_OK)
         return rc;
