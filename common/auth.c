@@ -430,12 +430,18 @@ struct auth {
     uint64_t refusals_dropped;
 };
 
-/* Reloads the table when the directory's mtime moved (or on first call). */
+/* Reloads the table when the directory's mtime moved (or on first call).
+ * A file system with coarse timestamps may give a change made just after a
+ * scan the mtime the scan saw: while the mtime is within the last two
+ * seconds the directory is read again every round. */
 static void auth_reload(auth_t *self)
 {
     struct stat st;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
     bool exists = stat(self->dir, &st) == 0;
-    if (exists && self->dir_seen && st.st_mtim.tv_sec == self->dir_mtime.tv_sec &&
+    bool recent = exists && st.st_mtim.tv_sec >= now.tv_sec - 2;
+    if (exists && self->dir_seen && !recent && st.st_mtim.tv_sec == self->dir_mtime.tv_sec &&
         st.st_mtim.tv_nsec == self->dir_mtime.tv_nsec)
         return;
     if (!exists && self->dir_seen && self->actor_count == 0)
@@ -632,6 +638,14 @@ int auth_new(void *zmq_context, const char *dir, const char *server, auth_t **re
 int auth_server_apply(auth_t *self, void *socket)
 {
     return self->has_server ? auth_curve_server(socket, &self->server) : -ENOKEY;
+}
+
+int auth_peer_keys(auth_t *self, const char *server, auth_client_t *ret)
+{
+    if (!self->has_server)
+        return -ENOKEY;
+    ret->self = self->server;
+    return auth_public_load(self->dir, server, ret->server_key);
 }
 
 void auth_destroy(auth_t **self_p)

@@ -25,8 +25,9 @@
  *
  * Invariants: the table the handler answers from is the directory as it was
  * at most AUTH_RESCAN_MS ago (the thread checks the directory's mtime that
- * often and reloads on change; writers rename new files into place, so a
- * change always moves the mtime). auth_lookup() answers from the same
+ * often and reloads on change, and always while the mtime is under two
+ * seconds old, for file systems with coarse timestamps; writers rename new
+ * files into place, so a change always moves the mtime). auth_lookup() answers from the same
  * table, so a server that looks up the key of every request stops serving
  * a revoked key within AUTH_RESCAN_MS, even on a connection made before.
  *
@@ -141,6 +142,9 @@ int auth_new(void *zmq_context, const char *dir, const char *server, auth_t **re
 /* auth_curve_server() with the server's key pair; -ENOKEY when auth_new()
  * was given none. */
 int auth_server_apply(auth_t *self, void *socket);
+/* The keys to reach the worker `server` as this context's key pair (a
+ * worker's link to another): that pair and <dir>/<server>.key. */
+int auth_peer_keys(auth_t *self, const char *server, auth_client_t *ret);
 /* Stops the thread and closes its socket; call before zmq_ctx_term(). */
 void auth_destroy(auth_t **self);
 /* The actor of a public key (Z85), as the directory says now; -ENOENT
