@@ -167,6 +167,8 @@ int bus_listen(bus_t *self, const char *endpoint, bus_apply_fn apply, void *app)
         rc = set_int(router, ZMQ_RCVHWM, 0);
     if (rc == 0 && zmq_setsockopt(router, ZMQ_MAXMSGSIZE, &max_message, sizeof(max_message)) < 0)
         rc = -errno;
+    if (rc == 0 && self->options.auth)
+        rc = auth_server_apply(self->options.auth, router);
     if (rc == 0 && zmq_bind(router, endpoint) < 0)
         rc = -errno;
     size_t len = sizeof(self->endpoint);
@@ -258,7 +260,9 @@ int bus_link_open(bus_t *self, const char *peer_id, const char *endpoint, bus_li
         rc = -errno;
         goto fail;
     }
-    int64_t max_ack = BUS_ACK_MAX;
+    /* CURVE's handshake commands (WELCOME, READY with metadata) must pass
+     * this limit too; acks are still held to BUS_ACK_MAX when decoded. */
+    int64_t max_ack = self->options.auth ? 1024 : BUS_ACK_MAX;
     rc = set_int(link->socket, ZMQ_LINGER, 0);
     if (rc == 0 &&
         zmq_setsockopt(link->socket, ZMQ_ROUTING_ID, self->self_id, strlen(self->self_id)) < 0)
@@ -271,6 +275,10 @@ int bus_link_open(bus_t *self, const char *peer_id, const char *endpoint, bus_li
         rc = set_int(link->socket, ZMQ_RECONNECT_IVL_MAX, 1000);
     if (rc == 0 && zmq_setsockopt(link->socket, ZMQ_MAXMSGSIZE, &max_ack, sizeof(max_ack)) < 0)
         rc = -errno;
+    auth_client_t keys;
+    if (rc == 0 && self->options.auth &&
+        (rc = auth_peer_keys(self->options.auth, peer_id, &keys)) == 0)
+        rc = auth_client_apply(link->socket, &keys);
     if (rc == 0 && zmq_connect(link->socket, endpoint) < 0)
         rc = -errno;
     if (rc < 0)

@@ -47,6 +47,7 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "auth.h"
 #include "store.h"
 
 typedef struct bus bus_t;
@@ -59,6 +60,7 @@ typedef struct bus_options {
     int dead_after_ms;   /* peer is down after this long silent; 0 = 3000 */
     int64_t max_message; /* MAXMSGSIZE of the listening socket; 0 = 1 MiB */
     uint32_t max_batch;  /* messages applied per transaction; 0 = 8192 */
+    auth_t *auth;        /* CURVE with the worker's key (auth.h); NULL = plain */
 } bus_options_t;
 
 /* Returned by an apply function for a message that can never be applied

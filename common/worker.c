@@ -318,7 +318,8 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
     }
     if (store_stale_readers(worker.store) > 0)
         log_warn("cleared %d stale LMDB readers", store_stale_readers(worker.store));
-    if ((rc = bus_new(worker.zmq, worker.store, name, NULL, &worker.bus)) < 0 ||
+    bus_options_t bus_options = {.auth = worker.auth};
+    if ((rc = bus_new(worker.zmq, worker.store, name, &bus_options, &worker.bus)) < 0 ||
         (rc = open_links(&worker)) < 0) {
         log_error("bus: %s", store_strerror(rc));
         goto done;

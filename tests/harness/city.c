@@ -138,6 +138,7 @@ static const struct {
     {"leader-li", AUTH_KIND_PERSON, "leader"},
     {"auditor", AUTH_KIND_PERSON, "auditor"},
     {"units", AUTH_KIND_UNIT_GATEWAY, "unit"},
+    {"injector", AUTH_KIND_WORKER, ""}, /* a test's own bus, posing as a worker */
     {"tester", AUTH_KIND_UNIT_GATEWAY, "operator,dispatcher,supervisor,leader,unit,admin,auditor"},
 };
 

@@ -39,7 +39,8 @@ typedef struct city_options {
     /* security = plain; else (the default) CURVE, with keys made by
      * city_new() in <dir>/keys: one per worker, and agent-7 (operator),
      * dispatcher-li, sup-chen, leader-li, auditor (persons with that role),
-     * units (unit gateway) and tester (gateway with every role). */
+     * units (unit gateway), tester (gateway with every role) and injector (a
+     * worker key for a test's own bus). */
     bool plain;
 } city_options_t;
 

@@ -565,6 +565,7 @@ static void test_verify_names_an_edited_deleted_or_reordered_record(void **state
 typedef struct injector {
     char dir[512];
     store_t *store;
+    auth_t *auth; /* the context's ZAP handler, with injector's key */
     bus_t *bus;
     bus_link_t *link;
     uint64_t sent, target, goal;
@@ -665,7 +666,14 @@ static void test_paused_subscriber_ends_with_all_50000_in_order(void **state)
     memset(in.description, 'd', 1024);
     assert_int_equal(harness_tmpdir("audit-injector", in.dir, sizeof(in.dir)), 0);
     assert_int_equal(store_open(in.dir, NULL, &in.store), 0);
-    assert_int_equal(bus_new(world.zmq, in.store, "injector", NULL, &in.bus), 0);
+    /* A worker of the city as far as audit can tell: its link speaks with
+     * the injector's worker key. */
+    char keys[600];
+    assert_int_equal(
+        auth_new(world.zmq, city_keys_dir(world.city, keys, sizeof(keys)), "injector", &in.auth),
+        0);
+    bus_options_t bus_options = {.auth = in.auth};
+    assert_int_equal(bus_new(world.zmq, in.store, "injector", &bus_options, &in.bus), 0);
     assert_int_equal(
         bus_link_open(in.bus, "audit", city_endpoint(world.city, "audit", "bus"), &in.link), 0);
 
@@ -721,6 +729,7 @@ static void test_paused_subscriber_ends_with_all_50000_in_order(void **state)
     assert_true(after.live - before.live < PAUSED_RECORDS);
     follower_destroy(&follower);
     bus_destroy(&in.bus);
+    auth_destroy(&in.auth);
     store_destroy(&in.store);
     harness_rmtree(in.dir);
 }
