@@ -17,8 +17,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
-#include <unistd.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "citydata.h"
