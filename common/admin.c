@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "words.h"
 
 void admin_reply_reset(admin_reply_t *reply)
 {
@@ -208,6 +209,45 @@ static int check(lifecycle_worker_t self, const Dispatch__AdminRequest *request,
     return 0;
 }
 
+/* The key's bit for a Role; 0 for none. */
+static unsigned role_bit(Dispatch__Role role)
+{
+    switch (role) {
+    case DISPATCH__ROLE__ROLE_UNSPECIFIED:
+        return 0;
+    case DISPATCH__ROLE__ROLE_OPERATOR:
+        return AUTH_ROLE_OPERATOR;
+    case DISPATCH__ROLE__ROLE_DISPATCHER:
+        return AUTH_ROLE_DISPATCHER;
+    case DISPATCH__ROLE__ROLE_SUPERVISOR:
+        return AUTH_ROLE_SUPERVISOR;
+    case DISPATCH__ROLE__ROLE_LEADER:
+        return AUTH_ROLE_LEADER;
+    case DISPATCH__ROLE__ROLE_UNIT:
+        return AUTH_ROLE_UNIT;
+    case DISPATCH__ROLE__ROLE_ADMIN:
+        return AUTH_ROLE_ADMIN;
+    }
+    return 0;
+}
+
+/* The request speaks for the key that sent it, not for whom it names. */
+static int check_key(const auth_actor_t *actor, const Dispatch__AdminRequest *request,
+                     refusal_t *refusal)
+{
+    if (strcmp(request->actor_id, actor->name) != 0)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "actor_id",
+                      "actor_id %s is not the actor of this connection's key (%s)",
+                      request->actor_id, actor->name);
+    unsigned bit = role_bit(request->role);
+    if (!bit || !(actor->roles & bit)) {
+        const char *word = words_suffix(&dispatch__role__descriptor, (int)request->role);
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "role",
+                      "role %s is not a role of %s", word ? word : "?", actor->name);
+    }
+    return 0;
+}
+
 int admin_require(admin_call_t *call, const Dispatch__Role *allowed, size_t count, const char *what)
 {
     return admin_require_role(call->err, call->request->role, allowed, count, what);
@@ -358,8 +398,8 @@ static bool served_here(Dispatch__AdminRequest__BodyCase body)
 }
 
 int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, bus_t *bus,
-                 MDB_txn *txn, int64_t now, const void *body, size_t len, size_t max,
-                 admin_serve_fn serve, Dispatch__AdminReply *reply)
+                 MDB_txn *txn, const auth_actor_t *actor, int64_t now, const void *body, size_t len,
+                 size_t max, admin_serve_fn serve, Dispatch__AdminReply *reply)
 {
     admin_reply_reset(memory);
     dispatch__admin_reply__init(reply);
@@ -380,6 +420,8 @@ int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, b
         reply->tag = request->tag;
         call.request = request;
         rc = check(self, request, &memory->refusal);
+        if (rc == 0 && actor)
+            rc = check_key(actor, request, &memory->refusal);
         if (rc == 0)
             rc = served_here(request->body_case) ? serve_links(&call) : serve(&call);
     }

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "bus.h"
 #include "dispatch.pb-c.h"
 #include "lifecycle.h"
@@ -127,11 +128,13 @@ void admin_call_done(admin_call_t *call, const char *ticket_id, Dispatch__Ticket
 
 /* Decodes and checks an AdminRequest of len bytes (at most max), serves it
  * in txn at now and fills reply (tag, body): LinksQuery and LinkAccept
- * from bus, the rest through serve. A refusal becomes the reply's Error (a
+ * from bus, the rest through serve. actor is who the request's key belongs
+ * to (NULL on a plain endpoint): an actor_id other than its name, or a role
+ * it does not hold, is FORBIDDEN. A refusal becomes the reply's Error (a
  * partial page is dropped). A negative return is a failure of the worker
  * itself (storage): the batch is aborted. */
 int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, bus_t *bus,
-                 MDB_txn *txn, int64_t now, const void *body, size_t len, size_t max,
-                 admin_serve_fn serve, Dispatch__AdminReply *reply);
+                 MDB_txn *txn, const auth_actor_t *actor, int64_t now, const void *body, size_t len,
+                 size_t max, admin_serve_fn serve, Dispatch__AdminReply *reply);
 
 #endif

@@ -314,6 +314,8 @@ int bus_listen(bus_t *self, const char *endpoint, bus_apply_fn apply, void *app)
         rc = set_int(router, ZMQ_RCVHWM, (int)self->options.window + 1024);
     if (rc == 0 && zmq_setsockopt(router, ZMQ_MAXMSGSIZE, &max_message, sizeof(max_message)) < 0)
         rc = -errno;
+    if (rc == 0 && self->options.auth)
+        rc = auth_server_apply(self->options.auth, router);
     if (rc == 0 && zmq_bind(router, endpoint) < 0)
         rc = -errno;
     size_t len = sizeof(self->endpoint);
@@ -415,7 +417,9 @@ static int link_socket_open(bus_link_t *link, void **ret)
     void *socket = zmq_socket(self->context, ZMQ_DEALER);
     if (!socket)
         return -errno;
-    int64_t max_ack = BUS_ACK_MAX;
+    /* CURVE's handshake commands (WELCOME, READY with metadata) must pass
+     * this limit too; acks are still held to BUS_ACK_MAX when decoded. */
+    int64_t max_ack = self->options.auth ? 1024 : BUS_ACK_MAX;
     int rc = set_int(socket, ZMQ_LINGER, 0);
     if (rc == 0 && zmq_setsockopt(socket, ZMQ_ROUTING_ID, self->self_id, strlen(self->self_id)) < 0)
         rc = -errno;
@@ -429,6 +433,10 @@ static int link_socket_open(bus_link_t *link, void **ret)
         rc = set_int(socket, ZMQ_RECONNECT_IVL_MAX, 1000);
     if (rc == 0 && zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max_ack, sizeof(max_ack)) < 0)
         rc = -errno;
+    auth_client_t keys;
+    if (rc == 0 && self->options.auth &&
+        (rc = auth_peer_keys(self->options.auth, link->peer_id, &keys)) == 0)
+        rc = auth_client_apply(socket, &keys);
     if (rc == 0 && zmq_connect(socket, link->endpoint) < 0)
         rc = -errno;
     if (rc < 0) {

@@ -93,6 +93,7 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "auth.h"
 #include "store.h"
 
 typedef struct bus bus_t;
@@ -149,6 +150,7 @@ typedef struct bus_options {
     uint64_t dead_max_bytes;  /* body bytes kept in bus.dead; 0 = 16 MiB */
     bus_event_fn on_event;    /* called from the bus calls; NULL = none */
     void *event_ctx;
+    auth_t *auth; /* CURVE with the worker's key (auth.h); NULL = plain */
 } bus_options_t;
 
 /* Returned by an apply function for a message that can never be applied

@@ -28,11 +28,19 @@ struct client {
     void *socket; /* NULL after a failed reconnect; the next call retries */
     char *url;
     int timeout_ms;
+    auth_client_t curve; /* a copy: the socket is reopened after a timeout */
+    bool has_curve;
     uint64_t next_tag;
     uint64_t last_tag;
 };
 
-int client_new(void *zmq_ctx, const char *url, int timeout_ms, client_t **ret)
+static const auth_client_t *client_curve(const client_t *self)
+{
+    return self->has_curve ? &self->curve : NULL;
+}
+
+int client_new(void *zmq_ctx, const char *url, int timeout_ms, const auth_client_t *curve,
+               client_t **ret)
 {
     if (!zmq_ctx || !url || timeout_ms <= 0)
         return -EINVAL;
@@ -41,12 +49,16 @@ int client_new(void *zmq_ctx, const char *url, int timeout_ms, client_t **ret)
         return -ENOMEM;
     self->zmq_ctx = zmq_ctx;
     self->timeout_ms = timeout_ms;
+    self->has_curve = curve != NULL;
+    if (curve)
+        self->curve = *curve;
     self->url = strdup(url);
     /* A random start keeps tags of clients sharing a server apart. */
     if (getrandom(&self->next_tag, sizeof(self->next_tag), GRND_NONBLOCK) !=
         (ssize_t)sizeof(self->next_tag))
         self->next_tag = (uint64_t)dealer_clock_ms() * 1000003u ^ (uint64_t)getpid();
-    int rc = self->url ? dealer_open(zmq_ctx, url, NULL, &self->socket) : -ENOMEM;
+    int rc =
+        self->url ? dealer_open(zmq_ctx, url, NULL, client_curve(self), &self->socket) : -ENOMEM;
     if (rc < 0) {
         client_destroy(&self);
         return rc;
@@ -78,7 +90,7 @@ static void client_reconnect(client_t *self)
     if (self->socket)
         zmq_close(self->socket);
     self->socket = NULL;
-    dealer_open(self->zmq_ctx, self->url, NULL, &self->socket);
+    dealer_open(self->zmq_ctx, self->url, NULL, client_curve(self), &self->socket);
 }
 
 static uint64_t client_fresh_tag(client_t *self)
@@ -126,7 +138,7 @@ int client_call(client_t *self, const ProtobufCMessage *request,
     if (!request || !reply_descriptor)
         return -EINVAL;
     if (!self->socket) {
-        int rc = dealer_open(self->zmq_ctx, self->url, NULL, &self->socket);
+        int rc = dealer_open(self->zmq_ctx, self->url, NULL, client_curve(self), &self->socket);
         if (rc < 0)
             return rc;
     }

@@ -31,12 +31,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "dispatch.pb-c.h"
 
 typedef struct client client_t;
 
 /* Connects a DEALER to url. timeout_ms > 0 bounds each call. */
-int client_new(void *zmq_ctx, const char *url, int timeout_ms, client_t **ret);
+int client_new(void *zmq_ctx, const char *url, int timeout_ms, const auth_client_t *curve,
+               client_t **ret);
 void client_destroy(client_t **self);
 
 /* Sends request and waits for its reply, decoded as reply_descriptor into

@@ -37,7 +37,7 @@ struct key_spec {
     enum value_type type;
 };
 
-enum city_key { CITY_NAME, CITY_TIMEZONE, CITY_KEY_COUNT };
+enum city_key { CITY_NAME, CITY_TIMEZONE, CITY_SECURITY, CITY_KEYS_DIR, CITY_KEY_COUNT };
 enum district_key { DISTRICT_NAME, DISTRICT_KEY_COUNT };
 enum worker_key {
     WORKER_KIND,
@@ -59,6 +59,8 @@ enum worker_key {
 static const struct key_spec city_keys[CITY_KEY_COUNT] = {
     [CITY_NAME] = {"name", VALUE_NAME},
     [CITY_TIMEZONE] = {"timezone", VALUE_TIMEZONE},
+    [CITY_SECURITY] = {"security", VALUE_TEXT},
+    [CITY_KEYS_DIR] = {"keys_dir", VALUE_TEXT},
 };
 static const struct key_spec district_keys[DISTRICT_KEY_COUNT] = {
     [DISTRICT_NAME] = {"name", VALUE_TEXT},
@@ -110,6 +112,7 @@ struct config {
     struct section **workers;
     size_t worker_count;
     size_t worker_capacity;
+    char *default_keys_dir; /* "<dir of the topology file>/keys" */
 };
 
 /* Where an error message goes and how it is prefixed. */
@@ -563,15 +566,58 @@ static bool kind_needs_district(const char *kind)
     return kind != NULL && (strcmp(kind, "router") == 0 || strcmp(kind, "escalation") == 0);
 }
 
+static const int endpoint_keys[] = {WORKER_BUS, WORKER_REQUEST, WORKER_PUBLISH, WORKER_UNITS};
+#define ENDPOINT_KEY_COUNT (sizeof(endpoint_keys) / sizeof(endpoint_keys[0]))
+
 static int validate_city(const config_t *config, struct report *report)
 {
     const struct section *city = &config->city;
     if (city->line == 0)
         return report_error(report, -EINVAL, 0, "missing [city] section (name, timezone)");
-    for (int key = 0; key < CITY_KEY_COUNT; key++)
-        if (section_text(city, key) == NULL)
+    const int required[] = {CITY_NAME, CITY_TIMEZONE};
+    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
+        if (section_text(city, required[i]) == NULL)
             return report_error(report, -EINVAL, city->line, "[city] has no %s",
-                                city_keys[key].name);
+                                city_keys[required[i]].name);
+    const char *security = section_text(city, CITY_SECURITY);
+    if (security && strcmp(security, "curve") != 0 && strcmp(security, "plain") != 0)
+        return report_error(report, -EINVAL, city->key_line[CITY_SECURITY],
+                            "[city] security: '%s' is neither curve nor plain", security);
+    return 0;
+}
+
+/* With security = plain nothing on the wire is authenticated: a tcp
+ * endpoint may only bind the loopback interface. */
+static bool endpoint_is_loopback_or_local(const char *endpoint)
+{
+    if (strncmp(endpoint, "tcp://", 6) != 0)
+        return true; /* ipc and inproc never leave the host */
+    const char *host = endpoint + 6;
+    size_t host_length = (size_t)(strrchr(host, ':') - host);
+    const char *const loopback[] = {"127.0.0.1", "[::1]", "::1", "localhost"};
+    for (size_t i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++)
+        if (strlen(loopback[i]) == host_length && strncmp(host, loopback[i], host_length) == 0)
+            return true;
+    return false;
+}
+
+static int validate_plain_loopback(const config_t *config, struct report *report)
+{
+    const char *security = section_text(&config->city, CITY_SECURITY);
+    if (!security || strcmp(security, "plain") != 0)
+        return 0;
+    for (size_t i = 0; i < config->worker_count; i++) {
+        const struct section *worker = config->workers[i];
+        for (size_t k = 0; k < ENDPOINT_KEY_COUNT; k++) {
+            const char *endpoint = section_text(worker, endpoint_keys[k]);
+            if (endpoint && !endpoint_is_loopback_or_local(endpoint))
+                return report_error(report, -EINVAL, worker->key_line[endpoint_keys[k]],
+                                    "[worker.%s] %s: '%s' is not on loopback; with [city] "
+                                    "security = plain a tcp endpoint must bind 127.0.0.1, ::1 "
+                                    "or localhost",
+                                    worker->name, worker_keys[endpoint_keys[k]].name, endpoint);
+        }
+    }
     return 0;
 }
 
@@ -623,9 +669,6 @@ static int validate_worker(const config_t *config, const struct section *worker,
                             worker->name);
     return validate_worker_links(config, worker, report);
 }
-
-static const int endpoint_keys[] = {WORKER_BUS, WORKER_REQUEST, WORKER_PUBLISH, WORKER_UNITS};
-#define ENDPOINT_KEY_COUNT (sizeof(endpoint_keys) / sizeof(endpoint_keys[0]))
 
 /* No two binds of one endpoint: the second worker would fail at start. */
 static int validate_endpoints_unique(const config_t *config, struct report *report)
@@ -697,6 +740,8 @@ static int config_validate(const config_t *config, struct report *report)
             return r;
     }
     r = validate_endpoints_unique(config, report);
+    if (r == 0)
+        r = validate_plain_loopback(config, report);
     return r < 0 ? r : validate_intake_prefixes(config, report);
 }
 
@@ -725,6 +770,7 @@ void config_destroy(config_t **self)
         section_free(config->workers[i]);
     free(config->districts);
     free(config->workers);
+    free(config->default_keys_dir);
     free(config);
     *self = NULL;
 }
@@ -862,6 +908,22 @@ static const ini_handler_t topology_handler = {
 
 /* Reads `text`, or the file at `origin` when text is NULL, then checks the
  * whole topology. */
+/* Keys live beside the topology file unless [city] keys_dir says
+ * otherwise; a topology read from a string looks in ./keys. */
+static int set_default_keys_dir(config_t *config, const char *path)
+{
+    const char *slash = path ? strrchr(path, '/') : NULL;
+    int length = slash ? (int)(slash - path) : 0;
+    int r = slash ? asprintf(&config->default_keys_dir, "%.*s/keys", length > 0 ? length : 1,
+                             length > 0 ? path : "/")
+                  : asprintf(&config->default_keys_dir, "keys");
+    if (r < 0) {
+        config->default_keys_dir = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 static int parse_source(const char *origin, const char *text, config_t **ret, struct report *report)
 {
     config_t *config = NULL;
@@ -882,6 +944,10 @@ static int parse_source(const char *origin, const char *text, config_t **ret, st
         section_refresh_view(config->districts[i]);
     for (size_t i = 0; i < config->worker_count; i++)
         section_refresh_view(config->workers[i]);
+    if (set_default_keys_dir(config, text == NULL ? origin : NULL) < 0) {
+        config_destroy(&config);
+        return report_out_of_memory(report, 0);
+    }
     *ret = config;
     return 0;
 }
@@ -920,6 +986,19 @@ const char *config_city(const config_t *config)
 const char *config_timezone(const config_t *config)
 {
     return section_text(&config->city, CITY_TIMEZONE);
+}
+
+config_security_t config_security(const config_t *config)
+{
+    const char *security = section_text(&config->city, CITY_SECURITY);
+    return security && strcmp(security, "plain") == 0 ? CONFIG_SECURITY_PLAIN
+                                                      : CONFIG_SECURITY_CURVE;
+}
+
+const char *config_keys_dir(const config_t *config)
+{
+    const char *dir = section_text(&config->city, CITY_KEYS_DIR);
+    return dir ? dir : config->default_keys_dir;
 }
 
 size_t config_worker_count(const config_t *config)

@@ -2,7 +2,10 @@
  *
  * The file is INI (read with common/ini.h):
  *
- *   [city]                   name, timezone                  (both required)
+ *   [city]                   name, timezone                  (both required),
+ *                            security (curve, the default, or plain),
+ *                            keys_dir (default: "keys" beside the topology file;
+ *                            "keys" in the cwd for a topology read from a string)
  *   [district.<id>]          name                            (display name; defaults to <id>)
  *   [worker.<name>]          kind, district, state_dir, bus, request, publish, links, map_size,
  *                            units (router: unit endpoint), id_prefix (intake: ticket id
@@ -24,6 +27,8 @@
  *     are equal, except wildcard ports (":*", ":0") which the OS resolves;
  *   - map_size is a positive byte count (suffix B, KiB, MiB or GiB);
  *   - dead_after_ms is a whole number of milliseconds, 1 to CONFIG_MS_MAX;
+ *   - security is curve or plain; with plain every tcp endpoint binds
+ *     127.0.0.1, ::1 or localhost (nothing unauthenticated leaves the host);
  *   - with more than one intake, each has an id_prefix and no two share one
  *     (ticket ids carry it; routers find a ticket's intake by it).
  *
@@ -94,6 +99,14 @@ void config_destroy(config_t **self);
 
 const char *config_city(const config_t *config);
 const char *config_timezone(const config_t *config);
+
+typedef enum config_security {
+    CONFIG_SECURITY_CURVE, /* CURVE on every endpoint, keys from config_keys_dir() */
+    CONFIG_SECURITY_PLAIN, /* plain ZMTP, loopback only */
+} config_security_t;
+config_security_t config_security(const config_t *config);
+/* Directory of the city's certificates (common/auth.h); never NULL. */
+const char *config_keys_dir(const config_t *config);
 
 /* Workers and districts in file order; i must be < the count. */
 size_t config_worker_count(const config_t *config);

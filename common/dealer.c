@@ -17,7 +17,8 @@ int64_t dealer_clock_ms(void)
     return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
 }
 
-int dealer_open(void *zmq_ctx, const char *url, const char *routing_id, void **ret)
+int dealer_open(void *zmq_ctx, const char *url, const char *routing_id, const auth_client_t *curve,
+                void **ret)
 {
     void *socket = zmq_socket(zmq_ctx, ZMQ_DEALER);
     if (!socket)
@@ -29,8 +30,8 @@ int dealer_open(void *zmq_ctx, const char *url, const char *routing_id, void **r
         zmq_setsockopt(socket, ZMQ_MAXMSGSIZE, &max_message, sizeof(max_message)) < 0 ||
         (routing_id &&
          zmq_setsockopt(socket, ZMQ_ROUTING_ID, routing_id, strlen(routing_id)) < 0) ||
-        zmq_connect(socket, url) < 0)
-        rc = -errno;
+        (rc = auth_client_apply(socket, curve)) < 0 || zmq_connect(socket, url) < 0)
+        rc = rc < 0 ? rc : -errno;
     if (rc < 0) {
         zmq_close(socket);
         return rc;

@@ -26,12 +26,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
+
 /* Largest reply or delivery accepted, in bytes. */
 #define DEALER_MAX_MESSAGE (1024 * 1024)
 
 /* A DEALER connected to url (*ret, the caller closes it); routing_id NULL
  * lets the server pick one. */
-int dealer_open(void *zmq_ctx, const char *url, const char *routing_id, void **ret);
+int dealer_open(void *zmq_ctx, const char *url, const char *routing_id, const auth_client_t *curve,
+                void **ret);
 
 /* Sends [empty][body]. */
 int dealer_send(void *socket, const void *body, size_t len);

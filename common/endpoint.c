@@ -10,6 +10,7 @@ typedef struct slot {
     zmq_msg_t peer, body;
     void *reply;
     size_t reply_len;
+    auth_actor_t actor;
 } slot_t;
 
 struct endpoint {
@@ -18,6 +19,8 @@ struct endpoint {
     slot_t *slots;
     size_t count, capacity;
     uint64_t bad_frames;
+    auth_t *auth; /* NULL: plain */
+    uint64_t revoked;
 };
 
 static int set_int(void *socket, int option, int value)
@@ -26,11 +29,12 @@ static int set_int(void *socket, int option, int value)
 }
 
 int endpoint_new(void *zmq_context, const char *url, int64_t max_message, size_t max_queue,
-                 endpoint_t **ret)
+                 auth_t *auth, endpoint_t **ret)
 {
     endpoint_t *self = calloc(1, sizeof(*self));
     if (!self)
         return -ENOMEM;
+    self->auth = auth;
     self->capacity = max_queue ? max_queue : 1024;
     self->slots = calloc(self->capacity, sizeof(*self->slots));
     self->socket = zmq_socket(zmq_context, ZMQ_ROUTER);
@@ -45,6 +49,8 @@ int endpoint_new(void *zmq_context, const char *url, int64_t max_message, size_t
     if (rc == 0 &&
         zmq_setsockopt(self->socket, ZMQ_MAXMSGSIZE, &max_message, sizeof(max_message)) < 0)
         rc = -errno;
+    if (rc == 0 && auth)
+        rc = auth_server_apply(auth, self->socket);
     if (rc == 0 && zmq_bind(self->socket, url) < 0)
         rc = -errno;
     size_t len = sizeof(self->url);
@@ -117,6 +123,13 @@ static void discard_rest(void *socket)
     }
 }
 
+/* The actor of the key the message came with, as the directory says now. */
+static bool actor_of(auth_t *auth, zmq_msg_t *msg, auth_actor_t *actor)
+{
+    const char *key = zmq_msg_gets(msg, "X-Key");
+    return key && auth_lookup(auth, key, actor) == 0;
+}
+
 size_t endpoint_drain(endpoint_t *self)
 {
     while (self->count < self->capacity) {
@@ -140,6 +153,12 @@ size_t endpoint_drain(endpoint_t *self)
             self->bad_frames++;
             continue;
         }
+        if (self->auth && !actor_of(self->auth, &slot->body, &slot->actor)) {
+            zmq_msg_close(&slot->peer);
+            zmq_msg_close(&slot->body);
+            self->revoked++;
+            continue;
+        }
         slot->reply = NULL;
         self->count++;
     }
@@ -159,6 +178,7 @@ void endpoint_request(const endpoint_t *self, size_t i, endpoint_request_t *requ
         .peer_len = zmq_msg_size(&slot->peer),
         .body = zmq_msg_data(&slot->body),
         .body_len = zmq_msg_size(&slot->body),
+        .actor = self->auth ? &slot->actor : NULL,
     };
 }
 
@@ -214,4 +234,9 @@ int endpoint_push(endpoint_t *self, const void *peer, size_t peer_len, const Pro
 uint64_t endpoint_bad_frames(const endpoint_t *self)
 {
     return self->bad_frames;
+}
+
+uint64_t endpoint_revoked(const endpoint_t *self)
+{
+    return self->revoked;
 }

@@ -13,6 +13,11 @@
  * answered before it is durable. endpoint_clear_replies() undoes the
  * replies of an aborted batch attempt.
  *
+ * With an auth_t (auth.h) the socket is a CURVE server: only keys of the
+ * city's key directory get a handshake, and every request carries the
+ * actor its key belongs to, looked up when it is drained; a request whose
+ * key was revoked since the handshake is dropped and counted.
+ *
  * The socket has ZMQ_MAXMSGSIZE: a larger frame makes ZeroMQ drop the
  * sender's connection; a REQ client then times out and reconnects.
  */
@@ -25,6 +30,8 @@
 #include <stdint.h>
 #include <zmq.h>
 
+#include "auth.h"
+
 typedef struct endpoint endpoint_t;
 
 typedef struct endpoint_request {
@@ -32,12 +39,16 @@ typedef struct endpoint_request {
     size_t peer_len;
     const void *body;
     size_t body_len;
+    /* Who sent it, as its key says; NULL on a plain endpoint. Valid, like
+     * peer and body, until endpoint_flush(). */
+    const auth_actor_t *actor;
 } endpoint_request_t;
 
 /* Binds a ROUTER at url. max_message: ZMQ_MAXMSGSIZE; max_queue: requests
- * read per drain. */
+ * read per drain. auth: NULL for plain ZMTP, else the context's ZAP
+ * handler with the server's key pair; it must outlive the endpoint. */
 int endpoint_new(void *zmq_context, const char *url, int64_t max_message, size_t max_queue,
-                 endpoint_t **ret);
+                 auth_t *auth, endpoint_t **ret);
 void endpoint_destroy(endpoint_t **self);
 /* Poll items (ZMQ_POLLIN) for the endpoints of the list that are not NULL,
  * at most capacity; their count. */
@@ -63,5 +74,7 @@ int endpoint_push(endpoint_t *self, const void *peer, size_t peer_len, const Pro
 
 /* Frames dropped because they were not [empty][body]. */
 uint64_t endpoint_bad_frames(const endpoint_t *self);
+/* Requests dropped because their key is no longer in the directory. */
+uint64_t endpoint_revoked(const endpoint_t *self);
 
 #endif

@@ -28,6 +28,7 @@ struct follower {
     Dispatch__AuditRecord *live; /* the live record last returned */
     int64_t probed_at;           /* last replay asked because the stream was silent */
     follower_stats_t stats;
+    auth_client_t curve; /* options.curve points here when set */
 };
 
 static int64_t monotonic_ms(void)
@@ -45,6 +46,10 @@ int follower_new(void *zmq_context, const char *publish_url, const char *request
         return -ENOMEM;
     if (options)
         self->options = *options;
+    if (self->options.curve) {
+        self->curve = *self->options.curve;
+        self->options.curve = &self->curve;
+    }
     if (self->options.call_timeout_ms <= 0)
         self->options.call_timeout_ms = DEFAULT_CALL_TIMEOUT_MS;
     if (self->options.replay_limit == 0 || self->options.replay_limit > DEFAULT_REPLAY_LIMIT)
@@ -60,12 +65,16 @@ int follower_new(void *zmq_context, const char *publish_url, const char *request
          zmq_setsockopt(self->sub, ZMQ_MAXMSGSIZE, &max_message, sizeof(max_message)) < 0 ||
          (self->options.rcvhwm > 0 && zmq_setsockopt(self->sub, ZMQ_RCVHWM, &self->options.rcvhwm,
                                                      sizeof(self->options.rcvhwm)) < 0) ||
-         zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, "", 0) < 0 ||
-         zmq_connect(self->sub, publish_url) < 0))
+         zmq_setsockopt(self->sub, ZMQ_SUBSCRIBE, "", 0) < 0))
+        rc = -errno;
+    if (rc == 0)
+        rc = auth_client_apply(self->sub, self->options.curve);
+    if (rc == 0 && zmq_connect(self->sub, publish_url) < 0)
         rc = -errno;
     /* Subscribed before the first replay: nothing falls between the two. */
     if (rc == 0)
-        rc = client_new(zmq_context, request_url, self->options.call_timeout_ms, &self->client);
+        rc = client_new(zmq_context, request_url, self->options.call_timeout_ms,
+                        self->options.curve, &self->client);
     if (rc < 0) {
         follower_destroy(&self);
         return rc;

@@ -22,6 +22,7 @@
 
 #include <stdint.h>
 
+#include "auth.h"
 #include "dispatch.pb-c.h"
 
 typedef struct follower follower_t;
@@ -31,6 +32,9 @@ typedef struct follower_options {
     int rcvhwm;            /* the SUB's ZMQ_RCVHWM; 0 = ZeroMQ's default */
     int call_timeout_ms;   /* one replay call; 0 = 5000 */
     uint32_t replay_limit; /* records per replay request; 0 = 1000 */
+    /* Keys for the audit's stream and request endpoints (one server key);
+     * NULL = plain. Copied by follower_new(). */
+    const auth_client_t *curve;
 } follower_options_t;
 
 typedef struct follower_stats {

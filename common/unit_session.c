@@ -25,7 +25,7 @@ struct unit_session {
 };
 
 int unit_session_new(void *zmq_ctx, const char *url, const char *unit_id, const char *session,
-                     unit_session_t **ret)
+                     const auth_client_t *curve, unit_session_t **ret)
 {
     if (!zmq_ctx || !url || !unit_id || !*unit_id || strlen(unit_id) > 64 || (session && !*session))
         return -EINVAL;
@@ -38,7 +38,7 @@ int unit_session_new(void *zmq_ctx, const char *url, const char *unit_id, const 
                 : snprintf(self->routing_id, sizeof(self->routing_id), "%s", unit_id);
     int rc = n > 0 && (size_t)n < sizeof(self->routing_id) ? 0 : -EINVAL;
     if (rc == 0)
-        rc = dealer_open(zmq_ctx, url, self->routing_id, &self->socket);
+        rc = dealer_open(zmq_ctx, url, self->routing_id, curve, &self->socket);
     if (rc < 0) {
         unit_session_destroy(&self);
         return rc;

@@ -48,6 +48,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "dispatch.pb-c.h"
 
 /* Most deliveries unit_session_act() keeps for unit_session_recv(). */
@@ -59,7 +60,7 @@ typedef struct unit_session unit_session_t;
  * session NULL: the unit's main session (routing id = unit_id); otherwise
  * routing id "unit_id/session" (at most 255 bytes in all). */
 int unit_session_new(void *zmq_ctx, const char *url, const char *unit_id, const char *session,
-                     unit_session_t **ret);
+                     const auth_client_t *curve, unit_session_t **ret);
 void unit_session_destroy(unit_session_t **self);
 const char *unit_session_routing_id(const unit_session_t *self);
 /* The unit id (a string owned by the session). */

@@ -19,6 +19,7 @@ struct worker {
     config_t *config;
     const config_worker_t *self;
     void *zmq;
+    auth_t *auth; /* NULL with [city] security = plain */
     store_t *store;
     bus_t *bus;
     ready_endpoint_t endpoints[WORKER_MAX_ENDPOINTS];
@@ -61,6 +62,11 @@ void *worker_zmq(worker_t *worker)
     return worker->zmq;
 }
 
+auth_t *worker_auth(worker_t *worker)
+{
+    return worker->auth;
+}
+
 bus_link_t *worker_link_to(worker_t *worker, const char *kind, const char *district)
 {
     for (size_t i = 0; i < worker->self->link_count; i++) {
@@ -87,7 +93,7 @@ int worker_announce(worker_t *worker, const char *name, const char *url)
 int worker_endpoint(worker_t *worker, const char *name, const char *url, int64_t max_message,
                     size_t max_queue, endpoint_t **ret)
 {
-    int rc = endpoint_new(worker->zmq, url, max_message, max_queue, ret);
+    int rc = endpoint_new(worker->zmq, url, max_message, max_queue, worker->auth, ret);
     if (rc < 0) {
         log_error("%s endpoint %s: %s", name, url, strerror(-rc));
         return rc;
@@ -174,6 +180,23 @@ static int open_links(worker_t *worker)
     return 0;
 }
 
+/* Handshakes the ZAP handler refused since the last call: the client only
+ * sees a timeout, so the server says who knocked. */
+static void log_refusals(worker_t *worker)
+{
+    if (!worker->auth)
+        return;
+    auth_refusal_t refusals[AUTH_REFUSALS_MAX];
+    uint64_t dropped = 0;
+    size_t n = auth_take_refusals(worker->auth, refusals, AUTH_REFUSALS_MAX, &dropped);
+    for (size_t i = 0; i < n; i++)
+        log_warn("refused %s handshake from %s: key %s is not in the key directory",
+                 refusals[i].mechanism, refusals[i].address,
+                 refusals[i].key[0] ? refusals[i].key : "(none)");
+    if (dropped)
+        log_warn("refused %llu more handshakes", (unsigned long long)dropped);
+}
+
 static int run(worker_t *worker, const worker_kind_t *kind, void *app)
 {
     loop_app_t loop = kind->loop;
@@ -187,6 +210,7 @@ static int run(worker_t *worker, const worker_kind_t *kind, void *app)
             log_error("event loop: %s", store_strerror(rc));
             return rc;
         }
+        log_refusals(worker);
         int64_t now = bus_now_ms();
         if (now - last_watchdog >= WATCHDOG_MS) {
             ready_watchdog();
@@ -334,6 +358,13 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
     }
 
     worker.zmq = zmq_ctx_new();
+    /* The ZAP handler is bound before any server socket of the context. */
+    if (config_security(worker.config) == CONFIG_SECURITY_CURVE &&
+        (rc = auth_new(worker.zmq, config_keys_dir(worker.config), name, &worker.auth)) < 0) {
+        log_error("keys %s: %s (%s/%s.key_secret)", config_keys_dir(worker.config), strerror(-rc),
+                  config_keys_dir(worker.config), name);
+        goto done;
+    }
     if (worker.self->map_size)
         store_options.map_size = worker.self->map_size;
     if ((rc = store_open(worker.self->state_dir, &store_options, &worker.store)) < 0) {
@@ -344,7 +375,8 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
         log_warn("cleared %d stale LMDB readers", store_stale_readers(worker.store));
     bus_options_t bus_options = {.dead_after_ms = worker.self->dead_after_ms,
                                  .on_event = on_bus_event,
-                                 .event_ctx = (void *)name};
+                                 .event_ctx = (void *)name,
+                                 .auth = worker.auth};
     if ((rc = bus_new(worker.zmq, worker.store, name, &bus_options, &worker.bus)) < 0) {
         log_error("bus: %s", store_strerror(rc));
         goto done;
@@ -388,6 +420,7 @@ done:
         kind->stop(app);
     bus_destroy(&worker.bus);
     store_destroy(&worker.store);
+    auth_destroy(&worker.auth);
     if (worker.zmq)
         zmq_ctx_term(worker.zmq);
     for (size_t i = 0; i < worker.endpoint_count; i++)

@@ -25,6 +25,7 @@
 #ifndef DISPATCH_WORKER_H
 #define DISPATCH_WORKER_H
 
+#include "auth.h"
 #include "bus.h"
 #include "config.h"
 #include "endpoint.h"
@@ -56,6 +57,9 @@ const config_worker_t *worker_self(const worker_t *worker);
 store_t *worker_store(worker_t *worker);
 bus_t *worker_bus(worker_t *worker);
 void *worker_zmq(worker_t *worker);
+/* The context's ZAP handler, which also holds this worker's key pair
+ * (<keys_dir>/<name>.key_secret); NULL when [city] security = plain. */
+auth_t *worker_auth(worker_t *worker);
 /* The link to the worker of `kind` (and `district`, when not NULL) among
  * this worker's links; NULL when the topology gives none. */
 bus_link_t *worker_link_to(worker_t *worker, const char *kind, const char *district);

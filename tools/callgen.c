@@ -89,6 +89,7 @@
 #include "sim_heap.h"
 #include "sim_map.h"
 #include "sim_random.h"
+#include "tool_keys.h"
 
 #define MAX_DISTRICTS 32
 #define MAX_WINDOW 1024
@@ -1206,7 +1207,9 @@ static const char usage_text[] =
     "         [--transfer-share S] [--no-callbacks] [--callback-after RANGE]\n"
     "         [--poll-rate N] [--no-audit] [--window N] [--timeout MS]\n"
     "         [--client-id ID] [--seed N] [--verify SECONDS]\n"
-    "         [--ready-fd N] [--progress-fd N] [--progress-every MS]\n"
+    "         [--ready-fd N] [--progress-fd N] [--progress-every MS] [--key FILE]\n"
+    "  --key: the generator's key (security = curve); default\n"
+    "         <keys_dir>/callgen.key_secret (a person with role operator)\n"
     "  S: a share, 0.05 or 5%; DURATION: business time, 90s 15m 12h 2d;\n"
     "  RANGE: LOW-HIGH durations, e.g. 30m-4h\n";
 
@@ -1406,7 +1409,21 @@ static int connect_sockets(gen_t *g)
     g->zmq = zmq_ctx_new();
     if (!g->zmq)
         return -errno;
-    int rc = dealer_open(g->zmq, intake, NULL, &g->dealer);
+    char err[512];
+    auth_client_t intake_keys, audit_keys;
+    const auth_client_t *intake_curve, *audit_curve = NULL;
+    int rc =
+        tool_keys(g->config, g->options.common.key_path, "callgen",
+                  tool_server_of(g->config, intake), &intake_keys, &intake_curve, err, sizeof(err));
+    if (rc == 0 && publish)
+        rc = tool_keys(g->config, g->options.common.key_path, "callgen",
+                       tool_server_of(g->config, publish), &audit_keys, &audit_curve, err,
+                       sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "dispatch-callgen: %s\n", err);
+        return rc;
+    }
+    rc = dealer_open(g->zmq, intake, NULL, intake_curve, &g->dealer);
     if (rc < 0) {
         fprintf(stderr, "dispatch-callgen: %s: %s\n", intake, zmq_strerror(-rc));
         return rc;
@@ -1422,7 +1439,7 @@ static int connect_sockets(gen_t *g)
             snprintf(topic, sizeof(topic), "%s.ticket_resolved", g->districts[d]);
             zmq_setsockopt(g->sub, ZMQ_SUBSCRIBE, topic, strlen(topic));
         }
-        if (zmq_connect(g->sub, publish) < 0) {
+        if (auth_client_apply(g->sub, audit_curve) < 0 || zmq_connect(g->sub, publish) < 0) {
             zmq_close(g->sub);
             g->sub = NULL;
         }

@@ -407,6 +407,9 @@ int ctl_cmd_tail(ctl_t *ctl, int argc, char **argv)
     }
     follower_options_t options = {.from_seq = (uint64_t)args.from,
                                   .call_timeout_ms = ctl->timeout_ms};
+    rc = ctl_curve(ctl, publish, &options.curve);
+    if (rc != CTL_EXIT_OK)
+        return rc;
     follower_t *follower;
     rc = follower_new(ctl->zmq, publish, request, &options, &follower);
     if (rc < 0)

@@ -16,6 +16,7 @@
 #include "client.h"
 #include "mask.h"
 #include "pbjson.h"
+#include "tool_keys.h"
 #include "utf8.h"
 #include "words.h"
 
@@ -180,7 +181,11 @@ int ctl_call(ctl_t *ctl, const char *url, const ProtobufCMessage *request,
 {
     *reply = NULL;
     client_t *client;
-    int rc = client_new(ctl->zmq, url, ctl->timeout_ms, &client);
+    const auth_client_t *curve;
+    int rc = ctl_curve(ctl, url, &curve);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    rc = client_new(ctl->zmq, url, ctl->timeout_ms, curve, &client);
     if (rc == -ENOMEM)
         return ctl_fail(CTL_EXIT_INTERNAL, "out of memory");
     if (rc < 0)
@@ -259,6 +264,34 @@ void ctl_set_body(ProtobufCMessage *msg, int body_case, void *body)
     uint32_t which = (uint32_t)body_case;
     memcpy((char *)msg + field->quantifier_offset, &which, sizeof(which));
     memcpy((char *)msg + field->offset, &body, sizeof(body));
+}
+
+/* Whether <keys_dir>/<actor>.key_secret is there. */
+static bool has_key(const ctl_t *ctl, const char *actor)
+{
+    auth_keypair_t pair;
+    return actor && auth_keypair_load(config_keys_dir(ctl->config), actor, &pair) == 0;
+}
+
+int ctl_curve(ctl_t *ctl, const char *url, const auth_client_t **ret)
+{
+    *ret = NULL;
+    if (!ctl->config || config_security(ctl->config) != CONFIG_SECURITY_CURVE)
+        return CTL_EXIT_OK;
+    const char *actor =
+        has_key(ctl, ctl->key_actor) ? ctl->key_actor : ctl_actor(ctl, "dispatchctl");
+    char err[512];
+    if (tool_keys(ctl->config, ctl->key_path, actor, tool_server_of(ctl->config, url), &ctl->curve,
+                  ret, err, sizeof(err)) < 0)
+        return ctl_usage_error("%s: %s", url, err);
+    snprintf(ctl->key_name, sizeof(ctl->key_name), "%s", actor);
+    if (ctl->key_path) {
+        auth_actor_t who;
+        if (auth_actor_load_file(ctl->key_path, &who) < 0)
+            return ctl_usage_error("--key %s names no actor", ctl->key_path);
+        snprintf(ctl->key_name, sizeof(ctl->key_name), "%s", who.name);
+    }
+    return CTL_EXIT_OK;
 }
 
 const char *ctl_actor(const ctl_t *ctl, const char *fallback)
@@ -698,8 +731,16 @@ int ctl_admin_call(ctl_t *ctl, const char *url, Dispatch__AdminRequest__BodyCase
     ctl_set_body(&request.base, body_case, body);
     request.actor_id = (char *)(ctl->actor ? ctl->actor : default_actor);
     request.role = ctl->role ? ctl->role : default_role;
+    /* With keys, the request speaks for the key's actor and nobody else. */
+    const auth_client_t *curve;
+    ctl->key_actor = request.actor_id;
+    int rc = ctl_curve(ctl, url, &curve);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (curve)
+        request.actor_id = ctl->key_name;
     ProtobufCMessage *msg;
-    int rc = ctl_call(ctl, url, &request.base, &dispatch__admin_reply__descriptor, &msg);
+    rc = ctl_call(ctl, url, &request.base, &dispatch__admin_reply__descriptor, &msg);
     if (rc != CTL_EXIT_OK)
         return rc;
     Dispatch__AdminReply *answer = (Dispatch__AdminReply *)msg;

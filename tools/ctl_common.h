@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "auth.h"
 #include "config.h"
 #include "dispatch.pb-c.h"
 
@@ -44,9 +45,13 @@ typedef struct ctl {
     const char *intake_url;  /* --intake, --router, --units: win over the topology */
     const char *router_url;
     const char *units_url;
-    const char *district; /* --district */
-    const char *actor;    /* --actor; NULL = the command's default */
-    Dispatch__Role role;  /* --role; 0 = the command's default */
+    const char *district;             /* --district */
+    const char *actor;                /* --actor; NULL = the command's default */
+    const char *key_path;             /* --key; NULL = <keys_dir>/<actor>.key_secret */
+    const char *key_actor;            /* whose key the next call uses; NULL = ctl_actor() */
+    auth_client_t curve;              /* filled by ctl_curve() */
+    char key_name[AUTH_NAME_MAX + 1]; /* the actor of that key */
+    Dispatch__Role role;              /* --role; 0 = the command's default */
     bool json;
     int timeout_ms;
     bool timeout_given;
@@ -97,6 +102,13 @@ void ctl_retry_hint(const char *request_id);
  * numbers a oneof's cases) of msg to body: request.body_case and the member
  * in one step. body_case must name a message field of a oneof. */
 void ctl_set_body(ProtobufCMessage *msg, int body_case, void *body);
+/* The keys for a call to url: NULL (*ret) when the topology says security
+ * = plain or there is none; else the key of --key, or of key_actor when the
+ * keys dir has it, else of ctl_actor(); and the public key of the worker of
+ * the topology that serves url. key_name gets the key's actor. A usage
+ * error when either key is missing. */
+int ctl_curve(ctl_t *ctl, const char *url, const auth_client_t **ret);
+
 /* --actor, else $DISPATCH_ACTOR, else $USER, else `fallback`. */
 const char *ctl_actor(const ctl_t *ctl, const char *fallback);
 
@@ -208,6 +220,7 @@ int ctl_cmd_rule(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_unit(ctl_t *ctl, int argc, char **argv);
 /* links, links accept (ctl_links.c). */
 int ctl_cmd_links(ctl_t *ctl, int argc, char **argv);
+int ctl_cmd_keys(ctl_t *ctl, int argc, char **argv); /* ctl_keys.c */
 /* "unit list": argv[0] is "list" (ctl_admin.c). */
 int ctl_list_unit_queue(ctl_t *ctl, int argc, char **argv);
 

@@ -108,7 +108,12 @@ static int open_unit_session(ctl_t *ctl, const char *unit, const char *session,
     int rc = ctl_units_url(ctl, NULL, &url);
     if (rc != CTL_EXIT_OK)
         return rc;
-    rc = unit_session_new(ctl->zmq, url, unit, session, ret);
+    const auth_client_t *curve;
+    ctl->key_actor = ctl->actor ? ctl->actor : unit; /* else ctl_actor()'s key */
+    rc = ctl_curve(ctl, url, &curve);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    rc = unit_session_new(ctl->zmq, url, unit, session, curve, ret);
     if (rc == -ENOMEM)
         return ctl_fail(CTL_EXIT_INTERNAL, "out of memory");
     if (rc < 0)

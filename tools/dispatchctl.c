@@ -2,7 +2,7 @@
  * units and administrators (DESIGN.md section 1; docs/protocol.md).
  *
  *   dispatchctl [--config FILE] [--intake URL] [--router URL] [--units URL]
- *               [--district D] [--actor ID] [--role ROLE] [--json]
+ *               [--district D] [--actor ID] [--key FILE] [--role ROLE] [--json]
  *               [--timeout MS] COMMAND ...
  *
  * The commands (USAGE below has them all) are in ctl_intake.c (submit, get,
@@ -15,6 +15,12 @@
  * the router of --district (or of the command's district, or the only
  * router): `request` is its admin endpoint, `units` its unit endpoint.
  * --intake, --router and --units win over the file.
+ *
+ * Keys (topology [city] security = curve, the default): every call is
+ * made with --key FILE, else <keys_dir>/<actor>.key_secret (the actor of
+ * --actor, $DISPATCH_ACTOR or $USER; for unit commands the unit), to the
+ * key of the worker that serves the endpoint. `keys` (ctl_keys.c) makes,
+ * lists and revokes the city's keys.
  *
  * Output: human-readable by default (a ticket with its history as a
  * timeline; aligned tables for lists); --json prints the server's reply as
@@ -50,7 +56,7 @@
 
 static const char usage_text[] =
     "usage: dispatchctl [--config FILE] [--intake URL] [--router URL] [--units URL]\n"
-    "                   [--district D] [--actor ID]\n"
+    "                   [--district D] [--actor ID] [--key FILE]\n"
     "                   [--role operator|dispatcher|supervisor|leader|unit|admin]\n"
     "                   [--json] [--timeout MS] COMMAND ...\n"
     "\n"
@@ -101,6 +107,15 @@ static const char usage_text[] =
     "  links accept WORKER PEER\n"
     "      WORKER accepts the incarnation PEER now presents on a diverged link (a state\n"
     "      dir reset or renamed): what is left is delivered once (protocol.md 3.1)\n"
+    "  keys new NAME --kind worker|unit|unit-gateway|person [--roles R1,R2]\n"
+    "         [--unit U] [--worker W]\n"
+    "      R: operator dispatcher supervisor leader unit admin auditor\n"
+    "  keys list\n"
+    "  keys revoke NAME      (running workers refuse the key within a second)\n"
+    "\n"
+    "keys: with the topology's security = curve (the default) every call uses --key\n"
+    "FILE, else <keys_dir>/<actor>.key_secret (unit commands: the unit's key);\n"
+    "keys_dir: [city] keys_dir, else keys/ beside the topology file.\n"
     "\n"
     "endpoints: --intake, --router (admin), --units (unit endpoint), else the topology\n"
     "file (--config; default " CTL_DEFAULT_CONFIG " when it exists):\n"
@@ -127,6 +142,7 @@ enum {
     OPT_UNITS,
     OPT_DISTRICT,
     OPT_ACTOR,
+    OPT_KEY,
     OPT_ROLE,
     OPT_JSON,
     OPT_TIMEOUT,
@@ -141,6 +157,7 @@ static const struct {
     {"triage", ctl_cmd_triage}, {"registry", ctl_cmd_registry}, {"rule", ctl_cmd_rule},
     {"unit", ctl_cmd_unit},     {"audit", ctl_cmd_audit},       {"tail", ctl_cmd_tail},
     {"kpi", ctl_cmd_kpi},       {"report", ctl_cmd_report},     {"links", ctl_cmd_links},
+    {"keys", ctl_cmd_keys},
 };
 
 /* Parses the options before the command into ctl; *command_index is where
@@ -154,6 +171,7 @@ static int parse_global_options(int argc, char **argv, ctl_t *ctl, int *command_
         {"units", required_argument, NULL, OPT_UNITS},
         {"district", required_argument, NULL, OPT_DISTRICT},
         {"actor", required_argument, NULL, OPT_ACTOR},
+        {"key", required_argument, NULL, OPT_KEY},
         {"role", required_argument, NULL, OPT_ROLE},
         {"json", no_argument, NULL, OPT_JSON},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
@@ -182,6 +200,9 @@ static int parse_global_options(int argc, char **argv, ctl_t *ctl, int *command_
             break;
         case OPT_ACTOR:
             ctl->actor = optarg;
+            break;
+        case OPT_KEY:
+            ctl->key_path = optarg;
             break;
         case OPT_ROLE:
             if (ctl_parse_word(&dispatch__role__descriptor, "--role", optarg, &role) < 0)

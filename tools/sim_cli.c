@@ -210,6 +210,7 @@ int sim_parse_options(const char *program, const char *usage, int argc, char **a
     const sim_option_t shared[] = {
         {"config", SIM_OPTION_TEXT, .value = &options->config_path},
         {"clock", SIM_OPTION_TEXT, .value = &options->clock},
+        {"key", SIM_OPTION_TEXT, .value = &options->key_path},
         {"duration", SIM_OPTION_DURATION, .value = &options->duration},
         {"seed", SIM_OPTION_SEED, .value = &options->seed},
         {"ready-fd", SIM_OPTION_FD, .value = &options->ready_fd},

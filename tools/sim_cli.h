@@ -23,9 +23,10 @@ typedef struct sim_options {
     int64_t duration;        /* --duration: business ms; 0 = until stopped */
     uint64_t seed;           /* --seed N */
     bool seed_given;
-    int ready_fd;        /* --ready-fd N: "ready" goes there; -1 = none */
-    int progress_fd;     /* --progress-fd N: progress lines; -1 = none */
-    long progress_every; /* --progress-every MS */
+    int ready_fd;         /* --ready-fd N: "ready" goes there; -1 = none */
+    int progress_fd;      /* --progress-fd N: progress lines; -1 = none */
+    long progress_every;  /* --progress-every MS */
+    const char *key_path; /* --key FILE; NULL = the tool's key in the topology's keys dir */
 } sim_options_t;
 
 /* What an option's argument is, and where it goes (`value`). */

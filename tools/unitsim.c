@@ -70,6 +70,7 @@
 #include "sim_heap.h"
 #include "sim_map.h"
 #include "sim_random.h"
+#include "tool_keys.h"
 #include "unit_session.h"
 
 #define MAX_ROUTERS 32
@@ -105,6 +106,8 @@ typedef struct router {
     const char *office; /* unit the dispatcher assigns triage to; NULL = none */
     district_stats_t stats;
     client_t *admin;
+    auth_client_t keys;         /* the simulator's key and this router's */
+    const auth_client_t *curve; /* &keys, or NULL with security = plain */
 } router_t;
 
 typedef struct session {
@@ -154,6 +157,7 @@ typedef struct sim {
     options_t options;
     config_t *config;
     void *zmq;
+    char actor[AUTH_NAME_MAX + 1]; /* the key's actor: the admin requests' actor_id */
     router_t routers[MAX_ROUTERS];
     size_t router_count;
     sim_units_t *registries[MAX_ROUTERS]; /* one per router (data dirs may differ) */
@@ -774,14 +778,14 @@ static void dispatch_triage(sim_t *sim, router_t *router)
 {
     if (!router->admin_url || !router->office)
         return;
-    if (!router->admin &&
-        client_new(sim->zmq, router->admin_url, ADMIN_TIMEOUT_MS, &router->admin) < 0)
+    if (!router->admin && client_new(sim->zmq, router->admin_url, ADMIN_TIMEOUT_MS, router->curve,
+                                     &router->admin) < 0)
         return;
     Dispatch__ListQueue list = DISPATCH__LIST_QUEUE__INIT;
     list.kind = DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE;
     list.limit = 200;
     Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
-    request.actor_id = "dispatcher-sim";
+    request.actor_id = sim->actor;
     request.role = DISPATCH__ROLE__ROLE_DISPATCHER;
     request.body_case = DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE;
     request.list_queue = &list;
@@ -796,7 +800,7 @@ static void dispatch_triage(sim_t *sim, router_t *router)
             assign.lead_unit = (char *)router->office;
             assign.note = "No rule fits: the district office takes it and coordinates.";
             Dispatch__AdminRequest req = DISPATCH__ADMIN_REQUEST__INIT;
-            req.actor_id = "dispatcher-sim";
+            req.actor_id = sim->actor;
             req.role = DISPATCH__ROLE__ROLE_DISPATCHER;
             req.body_case = DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_ASSIGN;
             req.triage_assign = &assign;
@@ -1024,7 +1028,9 @@ static const char usage_text[] =
     "         [--extension-share S] [--progress-share S] [--not-solved-share S]\n"
     "         [--delay-scale X] [--dispatcher] [--dispatch-every DURATION]\n"
     "         [--duration DURATION] [--seed N]\n"
-    "         [--ready-fd N] [--progress-fd N] [--progress-every MS]\n"
+    "         [--ready-fd N] [--progress-fd N] [--progress-every MS] [--key FILE]\n"
+    "  --key: the simulator's key (security = curve); default <keys_dir>/unitsim.key_secret,\n"
+    "         a unit-gateway key with roles unit,dispatcher: it acts for every unit\n"
     "  S: a share, 0.05 or 5%; DURATION: business time, 90s 15m 12h 2d\n";
 
 static int add_router(const char *arg, void *value)
@@ -1074,6 +1080,35 @@ static bool router_selected(const options_t *o, const char *name)
     return false;
 }
 
+/* One key for every unit (kind unit-gateway) and the dispatcher role: the
+ * simulator is one client of many units, and 3,000 key files would be
+ * 3,000 handshakes to manage for nothing the routers could tell apart. */
+static int load_keys(sim_t *sim)
+{
+    snprintf(sim->actor, sizeof(sim->actor), "unitsim");
+    const char *key_path = sim->options.common.key_path;
+    if (key_path && config_security(sim->config) == CONFIG_SECURITY_CURVE) {
+        auth_actor_t actor;
+        int rc = auth_actor_load_file(key_path, &actor);
+        if (rc < 0) {
+            fprintf(stderr, "dispatch-unitsim: --key %s: %s\n", key_path, strerror(-rc));
+            return rc;
+        }
+        snprintf(sim->actor, sizeof(sim->actor), "%s", actor.name);
+    }
+    for (size_t r = 0; r < sim->router_count; r++) {
+        router_t *router = &sim->routers[r];
+        char err[512];
+        int rc = tool_keys(sim->config, key_path, sim->actor, router->name, &router->keys,
+                           &router->curve, err, sizeof(err));
+        if (rc < 0) {
+            fprintf(stderr, "dispatch-unitsim: %s\n", err);
+            return rc;
+        }
+    }
+    return 0;
+}
+
 static int setup(sim_t *sim)
 {
     char err[1024];
@@ -1104,6 +1139,8 @@ static int setup(sim_t *sim)
                 sim->options.common.config_path);
         return -EINVAL;
     }
+    if ((rc = load_keys(sim)) < 0)
+        return rc;
     if ((rc = sim_map_new(&sim->session_index)) < 0 || (rc = sim_map_new(&sim->ticket_index)) < 0 ||
         (rc = sim_heap_new(&sim->timers)) < 0)
         return rc;
@@ -1133,7 +1170,7 @@ static int setup(sim_t *sim)
     for (size_t i = 0; i < sim->session_count; i++) {
         session_t *s = &sim->sessions[i];
         rc = unit_session_new(sim->zmq, sim->routers[s->router].units_url, s->unit_id, NULL,
-                              &s->session);
+                              sim->routers[s->router].curve, &s->session);
         if (rc < 0) {
             fprintf(stderr, "dispatch-unitsim: unit %s on %s: %s\n", s->unit_id,
                     sim->routers[s->router].units_url, zmq_strerror(-rc));

@@ -82,7 +82,8 @@ static int write_topology(city_t *city)
     if (!f)
         return -errno;
     char a[64], b[64];
-    fprintf(f, "[city]\nname = testcity\ntimezone = Asia/Shanghai\n\n");
+    fprintf(f, "[city]\nname = testcity\ntimezone = Asia/Shanghai\nsecurity = %s\n\n",
+            city->options.plain ? "plain" : "curve");
     for (size_t i = 0; i < city->options.district_count; i++)
         fprintf(f, "[district.%s]\n\n", city->options.districts[i]);
 
@@ -121,6 +122,45 @@ static int write_topology(city_t *city)
                 "request = %s\npublish = %s\n\n",
                 city->dir, city->dir, client_endpoint(a, sizeof(a)), client_endpoint(b, sizeof(b)));
     return fclose(f) == 0 ? 0 : -errno;
+}
+
+/* The actors tests speak as; "tester" (every role, any unit) is for the
+ * dispatchctl runs of tests, which switch roles and units from one command
+ * to the next. */
+static const struct {
+    const char *name;
+    auth_kind_t kind;
+    const char *roles;
+} test_actors[] = {
+    {"agent-7", AUTH_KIND_PERSON, "operator"},
+    {"dispatcher-li", AUTH_KIND_PERSON, "dispatcher"},
+    {"sup-chen", AUTH_KIND_PERSON, "supervisor"},
+    {"leader-li", AUTH_KIND_PERSON, "leader"},
+    {"auditor", AUTH_KIND_PERSON, "auditor"},
+    {"units", AUTH_KIND_UNIT_GATEWAY, "unit"},
+    {"injector", AUTH_KIND_WORKER, ""}, /* a test's own bus, posing as a worker */
+    {"tester", AUTH_KIND_UNIT_GATEWAY, "operator,dispatcher,supervisor,leader,unit,admin,auditor"},
+};
+
+static int make_keys(city_t *city)
+{
+    char dir[600];
+    snprintf(dir, sizeof(dir), "%s/keys", city->dir);
+    int rc = 0;
+    for (size_t i = 0; i < city->worker_count && rc == 0; i++) {
+        auth_actor_t actor = {.kind = AUTH_KIND_WORKER};
+        snprintf(actor.name, sizeof(actor.name), "%s", city->workers[i].name);
+        snprintf(actor.worker, sizeof(actor.worker), "%s", city->workers[i].name);
+        rc = auth_key_new(dir, &actor);
+    }
+    for (size_t i = 0; i < sizeof(test_actors) / sizeof(test_actors[0]) && rc == 0; i++) {
+        auth_actor_t actor = {.kind = test_actors[i].kind};
+        snprintf(actor.name, sizeof(actor.name), "%s", test_actors[i].name);
+        rc = auth_roles_parse(test_actors[i].roles, &actor.roles);
+        if (rc == 0)
+            rc = auth_key_new(dir, &actor);
+    }
+    return rc;
 }
 
 static city_worker_t *add_worker(city_t *city, const char *kind, const char *district)
@@ -186,6 +226,8 @@ int city_new(const char *tag, const city_options_t *options, city_t **ret)
         add_worker(city, "audit", NULL);
     if (rc == 0)
         rc = write_topology(city);
+    if (rc == 0 && !options->plain)
+        rc = make_keys(city);
     if (rc < 0) {
         city_destroy(&city, false);
         return rc;
@@ -318,6 +360,34 @@ const char *city_endpoint(const city_t *city, const char *name, const char *endp
     if (strcmp(endpoint, "publish") == 0)
         return worker->publish[0] ? worker->publish : NULL;
     return worker->proc ? harness_endpoint(worker->proc, endpoint) : NULL;
+}
+
+const char *city_keys_dir(const city_t *city, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/keys", city->dir);
+    return buf;
+}
+
+int city_keys(const city_t *city, const char *actor, const char *url, auth_client_t *keys,
+              const auth_client_t **ret)
+{
+    *ret = NULL;
+    if (city->options.plain)
+        return 0;
+    const char *server = NULL;
+    for (size_t i = 0; i < city->worker_count && !server; i++) {
+        const city_worker_t *w = &city->workers[i];
+        if (strcmp(w->request, url) == 0 || strcmp(w->units, url) == 0 ||
+            strcmp(w->publish, url) == 0)
+            server = w->name;
+    }
+    if (!server)
+        return -ENOENT;
+    char dir[600];
+    int rc = auth_client_load(city_keys_dir(city, dir, sizeof(dir)), actor, server, keys);
+    if (rc == 0)
+        *ret = keys;
+    return rc;
 }
 
 const char *city_topology(const city_t *city)

@@ -18,6 +18,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "auth.h"
+
 typedef struct city city_t;
 
 typedef struct city_options {
@@ -34,6 +36,12 @@ typedef struct city_options {
     const char *const *audit_args;
     /* --clock for every worker ("sim:<file>", "fast:..."); NULL = real. */
     const char *clock;
+    /* security = plain; else (the default) CURVE, with keys made by
+     * city_new() in <dir>/keys: one per worker, and agent-7 (operator),
+     * dispatcher-li, sup-chen, leader-li, auditor (persons with that role),
+     * units (unit gateway), tester (gateway with every role) and injector (a
+     * worker key for a test's own bus). */
+    bool plain;
 } city_options_t;
 
 int city_new(const char *tag, const city_options_t *options, city_t **ret);
@@ -48,6 +56,13 @@ int city_stop(city_t *city, const char *worker, int sig);
 /* An endpoint a worker announced: "request", "units", "publish", "bus". */
 const char *city_endpoint(const city_t *city, const char *worker, const char *name);
 const char *city_topology(const city_t *city);
+/* <dir>/keys into buf. */
+const char *city_keys_dir(const city_t *city, char *buf, size_t len);
+/* The keys of actor toward the worker that serves url (an endpoint of the
+ * city, once started): *ret is keys, or NULL for a plain city. -ENOENT
+ * when no worker serves url or a key is missing. */
+int city_keys(const city_t *city, const char *actor, const char *url, auth_client_t *keys,
+              const auth_client_t **ret);
 const char *city_dir(const city_t *city);
 /* Stops everything (SIGTERM, so LeakSanitizer sees the exit); the directory
  * is removed unless keep is set (kept for a failed test). */

@@ -20,6 +20,8 @@ struct submitter {
     size_t window;
     pending_t *requests;
     size_t count, capacity;
+    auth_client_t curve;
+    bool has_curve;
 };
 
 static int64_t now_ms(void)
@@ -37,14 +39,21 @@ static int open_socket(submitter_t *self)
     int zero = 0, ivl = 50;
     zmq_setsockopt(self->socket, ZMQ_LINGER, &zero, sizeof(zero));
     zmq_setsockopt(self->socket, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl));
+    int rc = auth_client_apply(self->socket, self->has_curve ? &self->curve : NULL);
+    if (rc < 0)
+        return rc;
     return zmq_connect(self->socket, self->url) == 0 ? 0 : -errno;
 }
 
-int submitter_new(void *zmq_context, const char *url, size_t window, submitter_t **ret)
+int submitter_new(void *zmq_context, const char *url, size_t window, const auth_client_t *curve,
+                  submitter_t **ret)
 {
     submitter_t *self = calloc(1, sizeof(*self));
     if (!self)
         return -ENOMEM;
+    self->has_curve = curve != NULL;
+    if (curve)
+        self->curve = *curve;
     self->context = zmq_context;
     self->window = window ? window : 64;
     strncpy(self->url, url, sizeof(self->url) - 1);

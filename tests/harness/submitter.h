@@ -9,12 +9,15 @@
 
 #include <stddef.h>
 
+#include "auth.h"
 #include "dispatch.pb-c.h"
 
 typedef struct submitter submitter_t;
 
 /* window: requests in flight. */
-int submitter_new(void *zmq_context, const char *url, size_t window, submitter_t **ret);
+/* curve: the keys to reach the intake (NULL: plain); copied. */
+int submitter_new(void *zmq_context, const char *url, size_t window, const auth_client_t *curve,
+                  submitter_t **ret);
 void submitter_destroy(submitter_t **self);
 
 /* Queues one submission (packed now); returns its index. */

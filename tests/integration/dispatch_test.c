@@ -105,6 +105,20 @@ Dispatch__AdminReply *test_admin(client_t *router, const char *actor, Dispatch__
     return (Dispatch__AdminReply *)reply;
 }
 
+const auth_client_t *test_keys(const city_t *city, const char *actor, const char *url)
+{
+    static auth_client_t keys[4];
+    static size_t next;
+    auth_client_t *slot = &keys[next++ % 4];
+    const auth_client_t *ret;
+    int rc = city_keys(city, actor, url, slot, &ret);
+    if (rc < 0) {
+        fprintf(stderr, "test_keys: %s toward %s: %s\n", actor, url, strerror(-rc));
+        abort();
+    }
+    return ret;
+}
+
 /* ---- unit pool ---- */
 
 /* A silent session sends its ack again after this long, as unit clients do:
@@ -120,18 +134,20 @@ typedef struct pool_slot {
 
 struct unit_pool {
     void *context;
+    const city_t *city;
     pool_slot_t *units;
     size_t count, capacity;
     zmq_pollitem_t *items;
     pool_slot_t **order; /* the slot of each poll item */
 };
 
-int unit_pool_new(void *zmq_context, size_t capacity, unit_pool_t **ret)
+int unit_pool_new(void *zmq_context, const city_t *city, size_t capacity, unit_pool_t **ret)
 {
     unit_pool_t *self = calloc(1, sizeof(*self));
     if (!self)
         return -ENOMEM;
     self->context = zmq_context;
+    self->city = city;
     self->capacity = capacity;
     self->units = calloc(capacity, sizeof(*self->units));
     self->items = calloc(capacity, sizeof(*self->items));
@@ -176,7 +192,8 @@ int unit_pool_connect(unit_pool_t *self, const char *url, const char *unit, uint
     if (!s)
         return -ENOSPC;
     unit_session_destroy(&s->session);
-    int rc = unit_session_new(self->context, url, unit, NULL, &s->session);
+    int rc = unit_session_new(self->context, url, unit, NULL, test_keys(self->city, "units", url),
+                              &s->session);
     if (rc == 0)
         rc = unit_session_start(s->session, acked);
     return rc;
@@ -232,11 +249,22 @@ size_t unit_pool_poll(unit_pool_t *self, int wait_ms, unit_delivery_fn fn, void 
     return fresh;
 }
 
+static const char *ctl_topology;
+
+void test_ctl_config(const char *topology)
+{
+    ctl_topology = topology;
+}
+
 int test_ctl(char *out, size_t out_len, ...)
 {
     const char *argv[40];
     size_t argc = 0;
     argv[argc++] = harness_program("DISPATCHCTL", "tools/dispatchctl");
+    if (ctl_topology) {
+        argv[argc++] = "--config";
+        argv[argc++] = ctl_topology;
+    }
     va_list args;
     va_start(args, out_len);
     for (const char *arg; (arg = va_arg(args, const char *)) && argc < 39;)
@@ -248,6 +276,7 @@ int test_ctl(char *out, size_t out_len, ...)
         return -1;
     pid_t pid = fork();
     if (pid == 0) {
+        setenv("DISPATCH_ACTOR", "tester", 1);
         dup2(pipefd[1], STDOUT_FILENO);
         close(pipefd[0]);
         close(pipefd[1]);

@@ -29,11 +29,17 @@ bool test_history_has(const Dispatch__TicketView *view, Dispatch__EventType type
 Dispatch__AdminReply *test_admin(client_t *router, const char *actor, Dispatch__Role role,
                                  Dispatch__AdminRequest *request);
 
+/* The keys of actor (one of the city's test actors, city.h) toward the
+ * worker serving url; NULL for a plain city. Fails the test when missing.
+ * Points to static storage (four in turn): use it at once. */
+const auth_client_t *test_keys(const city_t *city, const char *actor, const char *url);
+
 /* A pool of unit sessions on one router's unit endpoint. */
 typedef struct unit_pool unit_pool_t;
 typedef void (*unit_delivery_fn)(void *ctx, const char *unit, const Dispatch__UnitDelivery *d);
 
-int unit_pool_new(void *zmq_context, size_t capacity, unit_pool_t **ret);
+/* Sessions connect with the city's "units" gateway key. */
+int unit_pool_new(void *zmq_context, const city_t *city, size_t capacity, unit_pool_t **ret);
 void unit_pool_destroy(unit_pool_t **self);
 /* Connects unit's main session and acks `acked` (0 on a first connect). */
 int unit_pool_connect(unit_pool_t *self, const char *url, const char *unit, uint64_t acked);
@@ -49,5 +55,9 @@ uint64_t unit_pool_applied(const unit_pool_t *self, const char *unit);
 /* Runs dispatchctl ($DISPATCHCTL) with the arguments that follow
  * (NULL-terminated); its stdout goes to out. Returns its exit code. */
 int test_ctl(char *out, size_t out_len, ...);
+/* The topology test_ctl() gives dispatchctl (--config: where the city's
+ * keys are, whose endpoint is whose); it runs as actor "tester", the
+ * city's key of every role. NULL = none. */
+void test_ctl_config(const char *topology);
 
 #endif

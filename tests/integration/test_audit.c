@@ -124,7 +124,9 @@ static const char *audit_request(void)
 static uint64_t audit_last_seq(void)
 {
     client_t *client;
-    assert_int_equal(client_new(world.zmq, audit_request(), TEST_TIMEOUT_MS, &client), 0);
+    assert_int_equal(client_new(world.zmq, audit_request(), TEST_TIMEOUT_MS,
+                                test_keys(world.city, "auditor", audit_request()), &client),
+                     0);
     Dispatch__ReplayRequest request = DISPATCH__REPLAY_REQUEST__INIT;
     request.from_seq = UINT64_MAX;
     ProtobufCMessage *reply = NULL;
@@ -162,6 +164,7 @@ static int run_ctl(char *out, size_t len, const char *const *args)
     assert_int_equal(pipe(pipe_fds), 0);
     pid_t pid = fork();
     if (pid == 0) {
+        setenv("DISPATCH_ACTOR", "tester", 1); /* the city's key of every role */
         dup2(pipe_fds[1], 1);
         dup2(pipe_fds[1], 2);
         close(pipe_fds[0]);
@@ -300,9 +303,11 @@ static void test_every_event_of_10000_tickets_is_logged_once(void **state)
 {
     run_t run = {.ticket = calloc(TICKETS, 64)};
     submitter_t *submitter;
-    assert_int_equal(
-        submitter_new(world.zmq, city_endpoint(world.city, "intake-1", "request"), 64, &submitter),
-        0);
+    assert_int_equal(submitter_new(world.zmq, city_endpoint(world.city, "intake-1", "request"), 64,
+                                   test_keys(world.city, "agent-7",
+                                             city_endpoint(world.city, "intake-1", "request")),
+                                   &submitter),
+                     0);
     for (size_t i = 0; i < TICKETS; i++) {
         char request_id[32], phone[32];
         snprintf(request_id, sizeof(request_id), "audit-%zu", i);
@@ -337,7 +342,9 @@ static void test_every_event_of_10000_tickets_is_logged_once(void **state)
     int zero = 0;
     zmq_setsockopt(stream, ZMQ_LINGER, &zero, sizeof(zero));
     zmq_setsockopt(stream, ZMQ_SUBSCRIBE, "", 0);
-    assert_int_equal(zmq_connect(stream, city_endpoint(world.city, "audit", "publish")), 0);
+    const char *publish = city_endpoint(world.city, "audit", "publish");
+    assert_int_equal(auth_client_apply(stream, test_keys(world.city, "auditor", publish)), 0);
+    assert_int_equal(zmq_connect(stream, publish), 0);
     while ((last = audit_last_seq()) < expected && now_ms() < deadline) {
         zmq_pollitem_t item = {.socket = stream, .events = ZMQ_POLLIN};
         if (zmq_poll(&item, 1, 1000) > 0) {
@@ -352,7 +359,8 @@ static void test_every_event_of_10000_tickets_is_logged_once(void **state)
     assert_int_equal(last, expected);
 
     /* Read the whole log back (replay, through a follower) and count. */
-    follower_options_t options = {.from_seq = 1};
+    follower_options_t options = {.from_seq = 1,
+                                  .curve = test_keys(world.city, "auditor", audit_request())};
     follower_t *follower;
     assert_int_equal(follower_new(world.zmq, city_endpoint(world.city, "audit", "publish"),
                                   audit_request(), &options, &follower),
@@ -557,6 +565,7 @@ static void test_verify_names_an_edited_deleted_or_reordered_record(void **state
 typedef struct injector {
     char dir[512];
     store_t *store;
+    auth_t *auth; /* the context's ZAP handler, with injector's key */
     bus_t *bus;
     bus_link_t *link;
     uint64_t sent, target, goal;
@@ -657,12 +666,21 @@ static void test_paused_subscriber_ends_with_all_50000_in_order(void **state)
     memset(in.description, 'd', 1024);
     assert_int_equal(harness_tmpdir("audit-injector", in.dir, sizeof(in.dir)), 0);
     assert_int_equal(store_open(in.dir, NULL, &in.store), 0);
-    assert_int_equal(bus_new(world.zmq, in.store, "injector", NULL, &in.bus), 0);
+    /* A worker of the city as far as audit can tell: its link speaks with
+     * the injector's worker key. */
+    char keys[600];
+    assert_int_equal(
+        auth_new(world.zmq, city_keys_dir(world.city, keys, sizeof(keys)), "injector", &in.auth),
+        0);
+    bus_options_t bus_options = {.auth = in.auth};
+    assert_int_equal(bus_new(world.zmq, in.store, "injector", &bus_options, &in.bus), 0);
     assert_int_equal(
         bus_link_open(in.bus, "audit", city_endpoint(world.city, "audit", "bus"), &in.link), 0);
 
     uint64_t base = audit_last_seq();
-    follower_options_t options = {.from_seq = base + 1, .rcvhwm = 100};
+    follower_options_t options = {.from_seq = base + 1,
+                                  .rcvhwm = 100,
+                                  .curve = test_keys(world.city, "auditor", audit_request())};
     follower_t *follower;
     assert_int_equal(follower_new(world.zmq, city_endpoint(world.city, "audit", "publish"),
                                   audit_request(), &options, &follower),
@@ -711,6 +729,7 @@ static void test_paused_subscriber_ends_with_all_50000_in_order(void **state)
     assert_true(after.live - before.live < PAUSED_RECORDS);
     follower_destroy(&follower);
     bus_destroy(&in.bus);
+    auth_destroy(&in.auth);
     store_destroy(&in.store);
     harness_rmtree(in.dir);
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -72,15 +73,19 @@ static int start_world(void **state)
     for (int d = 0; d < CITYDATA_DISTRICTS; d++)
         free(rules[d]);
     if (rc == 0)
+        test_ctl_config(city_topology(world.city));
+    if (rc == 0)
         rc = city_start_all(world.city);
     if (rc == 0)
-        rc = client_new(world.zmq, city_endpoint(world.city, "intake-1", "request"),
-                        TEST_TIMEOUT_MS, &world.intake);
+        rc = client_new(
+            world.zmq, city_endpoint(world.city, "intake-1", "request"), TEST_TIMEOUT_MS,
+            test_keys(world.city, "agent-7", city_endpoint(world.city, "intake-1", "request")),
+            &world.intake);
     for (int d = 0; rc == 0 && d < CITYDATA_DISTRICTS; d++) {
         char name[64];
-        rc = client_new(world.zmq,
-                        city_endpoint(world.city, router_name(d, name, sizeof(name)), "request"),
-                        TEST_TIMEOUT_MS, &world.router[d]);
+        const char *url = city_endpoint(world.city, router_name(d, name, sizeof(name)), "request");
+        rc = client_new(world.zmq, url, TEST_TIMEOUT_MS,
+                        test_keys(world.city, "dispatcher-li", url), &world.router[d]);
     }
     return rc;
 }
@@ -183,7 +188,7 @@ static Dispatch__Reply *callback(const char *ticket, const char *request_id,
 static void test_manhole_cover_end_to_end(void **state)
 {
     unit_pool_t *pool;
-    unit_pool_new(world.zmq, 4, &pool);
+    unit_pool_new(world.zmq, world.city, 4, &pool);
     assert_int_equal(unit_pool_connect(pool, units_url(0), "power-company", 0), 0);
     inbox_t inbox = {0};
 
@@ -232,7 +237,9 @@ static void test_manhole_cover_end_to_end(void **state)
     assert_int_equal(inbox.kind[0], DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED);
 
     unit_session_t *desk;
-    assert_int_equal(unit_session_new(world.zmq, units_url(0), "power-company", "desk", &desk), 0);
+    assert_int_equal(unit_session_new(world.zmq, units_url(0), "power-company", "desk",
+                                      test_keys(world.city, "units", units_url(0)), &desk),
+                     0);
     sign_for(desk, "power-company", ticket, "pc-1");
     resolve(desk, "power-company", ticket, "pc-2");
     unit_session_destroy(&desk);
@@ -351,7 +358,7 @@ static void test_ten_thousand_tickets_reach_their_units(void **state)
     char *units = citydata_units_csv();
     unit_pool_t *pools[CITYDATA_DISTRICTS];
     for (int d = 0; d < CITYDATA_DISTRICTS; d++)
-        unit_pool_new(world.zmq, CITYDATA_UNITS, &pools[d]);
+        unit_pool_new(world.zmq, world.city, CITYDATA_UNITS, &pools[d]);
     size_t connected = 0;
     for (char *line = strchr(units, '\n') + 1; *line; line = strchr(line, '\n') + 1) {
         char id[64], district[64] = "";
@@ -370,9 +377,11 @@ static void test_ten_thousand_tickets_reach_their_units(void **state)
     assert_int_equal(connected, CITYDATA_UNITS);
 
     submitter_t *submitter;
-    assert_int_equal(
-        submitter_new(world.zmq, city_endpoint(world.city, "intake-1", "request"), 64, &submitter),
-        0);
+    assert_int_equal(submitter_new(world.zmq, city_endpoint(world.city, "intake-1", "request"), 64,
+                                   test_keys(world.city, "agent-7",
+                                             city_endpoint(world.city, "intake-1", "request")),
+                                   &submitter),
+                     0);
     srand(20261125);
     size_t triaged = 0;
     for (size_t i = 0; i < TICKETS; i++) {
@@ -525,7 +534,7 @@ static void test_return_reroute_then_triage(void **state)
 {
     const char *street = "kuancheng-s05", *office = "office-kuancheng";
     unit_pool_t *pool;
-    unit_pool_new(world.zmq, 4, &pool);
+    unit_pool_new(world.zmq, world.city, 4, &pool);
     unit_pool_connect(pool, units_url(2), street, 0);
     unit_pool_connect(pool, units_url(2), office, 0);
     inbox_t inbox = {0};
@@ -535,7 +544,8 @@ static void test_return_reroute_then_triage(void **state)
     assert_string_equal(inbox.unit[0], street);
 
     unit_session_t *desk;
-    unit_session_new(world.zmq, units_url(2), street, "desk", &desk);
+    unit_session_new(world.zmq, units_url(2), street, "desk",
+                     test_keys(world.city, "units", units_url(2)), &desk);
     return_ticket(desk, street, ticket, "ret-1");
     unit_session_destroy(&desk);
     /* The street office is told it lost the ticket; the district office,
@@ -552,7 +562,8 @@ static void test_return_reroute_then_triage(void **state)
     assert_true(rerouted);
 
     /* The office returns it too: no candidate is left, a dispatcher decides. */
-    unit_session_new(world.zmq, units_url(2), office, "desk", &desk);
+    unit_session_new(world.zmq, units_url(2), office, "desk",
+                     test_keys(world.city, "units", units_url(2)), &desk);
     return_ticket(desk, office, ticket, "ret-2");
     unit_session_destroy(&desk);
     assert_true(test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_TRIAGE));
@@ -653,7 +664,7 @@ static void test_offline_unit_catches_up(void **state)
 {
     const char *unit = "chaoyang-s09";
     unit_pool_t *pool;
-    unit_pool_new(world.zmq, 2, &pool);
+    unit_pool_new(world.zmq, world.city, 2, &pool);
     unit_pool_connect(pool, units_url(0), unit, 0);
     unit_pool_disconnect(pool, unit); /* the unit's desk goes offline */
     char *tickets[3];
@@ -682,14 +693,15 @@ static void test_unsatisfied_callback_reopens(void **state)
 {
     const char *unit = "bureau-traffic";
     unit_pool_t *pool;
-    unit_pool_new(world.zmq, 2, &pool);
+    unit_pool_new(world.zmq, world.city, 2, &pool);
     unit_pool_connect(pool, units_url(1), unit, 0);
     inbox_t inbox = {0};
     char *ticket = submit_ticket("reopen-1", "nanguan", "traffic", "nanguan-s11", "13900000301",
                                  DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
     wait_deliveries(pool, &inbox, 1);
     unit_session_t *desk;
-    unit_session_new(world.zmq, units_url(1), unit, "desk", &desk);
+    unit_session_new(world.zmq, units_url(1), unit, "desk",
+                     test_keys(world.city, "units", units_url(1)), &desk);
     sign_for(desk, unit, ticket, "tr-1");
     resolve(desk, unit, ticket, "tr-2");
     assert_true(
@@ -729,6 +741,7 @@ static void *raw_call(const char *url, const char *routing_id, const void *body,
     zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof(zero));
     if (routing_id)
         zmq_setsockopt(socket, ZMQ_ROUTING_ID, routing_id, strlen(routing_id));
+    auth_client_apply(socket, test_keys(world.city, "tester", url));
     zmq_connect(socket, url);
     zmq_send(socket, "", 0, ZMQ_SNDMORE);
     zmq_send(socket, body, len, 0);
@@ -830,7 +843,9 @@ static void test_bad_input_gets_errors_and_intake_keeps_serving(void **state)
     void *flood = zmq_socket(world.zmq, ZMQ_DEALER);
     int zero = 0;
     zmq_setsockopt(flood, ZMQ_LINGER, &zero, sizeof(zero));
-    zmq_connect(flood, city_endpoint(world.city, "intake-1", "request"));
+    const char *intake = city_endpoint(world.city, "intake-1", "request");
+    auth_client_apply(flood, test_keys(world.city, "agent-7", intake));
+    zmq_connect(flood, intake);
     for (int i = 0; i < 2000; i++) {
         zmq_send(flood, "", 0, ZMQ_SNDMORE);
         zmq_send(flood, "\x0a\xff", 2, 0);
@@ -887,7 +902,8 @@ static void test_bad_input_gets_errors_and_router_keeps_serving(void **state)
     assert_true(
         test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
     unit_session_t *intruder;
-    unit_session_new(world.zmq, units, "water-company", "desk", &intruder);
+    unit_session_new(world.zmq, units, "water-company", "desk",
+                     test_keys(world.city, "units", units), &intruder);
     Dispatch__SignFor sign = DISPATCH__SIGN_FOR__INIT;
     Dispatch__UnitAction action = DISPATCH__UNIT_ACTION__INIT;
     action.body_case = DISPATCH__UNIT_ACTION__BODY_SIGN_FOR;
@@ -905,7 +921,8 @@ static void test_bad_input_gets_errors_and_router_keeps_serving(void **state)
 
     /* The owner still can. */
     unit_session_t *owner;
-    unit_session_new(world.zmq, units, "gas-company", "desk", &owner);
+    unit_session_new(world.zmq, units, "gas-company", "desk", test_keys(world.city, "units", units),
+                     &owner);
     sign_for(owner, "gas-company", ticket, "gas-1");
     unit_session_destroy(&owner);
     free(ticket);
@@ -953,6 +970,13 @@ static void test_dispatchctl_drives_the_workers(void **state)
     assert_int_equal(test_ctl(out, sizeof(out), "--router", admin, "unit", "list", "--unit",
                               "kc-well-team", NULL),
                      0);
+    /* The new unit gets its own key: it lists its tickets as itself. */
+    assert_int_equal(test_ctl(out, sizeof(out), "keys", "new", "kc-well-team", "--kind", "unit",
+                              "--roles", "unit", "--unit", "kc-well-team", NULL),
+                     0);
+    assert_int_equal(test_ctl(out, sizeof(out), "--router", admin, "unit", "list", "--unit",
+                              "kc-well-team", NULL),
+                     0);
     assert_non_null(strstr(out, ticket));
     assert_int_equal(test_ctl(out, sizeof(out), "--units", units, "unit", "sign-for", ticket,
                               "--unit", "kc-well-team", NULL),
@@ -992,9 +1016,13 @@ static void test_dispatchctl_drives_the_workers(void **state)
     assert_int_equal(test_ctl(out, sizeof(out), "--units", units, "unit", "sign-for", ticket,
                               "--unit", "water-company", NULL),
                      4);
+    /* Whose key an endpoint wants is known only for the city's endpoints. */
     assert_int_equal(test_ctl(out, sizeof(out), "--intake", "tcp://127.0.0.1:1", "--timeout", "300",
                               "get", ticket, NULL),
-                     5);
+                     2);
+    assert_int_equal(test_ctl(out, sizeof(out), "--intake", intake, "--key", "/nonexistent", "get",
+                              ticket, NULL),
+                     2);
     assert_int_equal(test_ctl(out, sizeof(out), "--intake", intake, "frobnicate", NULL), 2);
 }
 
@@ -1052,6 +1080,151 @@ static void test_reset_router_is_refused_until_accepted(void **state)
     free(ticket);
 }
 
+/* ---- identities are proven by keys, not claimed ---- */
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A GetTicket on an unknown id: true when the intake answered at all. */
+static bool intake_answers(client_t *client)
+{
+    Dispatch__GetTicket get = DISPATCH__GET_TICKET__INIT;
+    get.ticket_id = "T1-20000101-999999";
+    Dispatch__Request request = DISPATCH__REQUEST__INIT;
+    request.body_case = DISPATCH__REQUEST__BODY_GET_TICKET;
+    request.get_ticket = &get;
+    ProtobufCMessage *reply = NULL;
+    if (client_call(client, &request.base, &dispatch__reply__descriptor, &reply) < 0)
+        return false;
+    protobuf_c_message_free_unpacked(reply, NULL);
+    return true;
+}
+
+static void new_key(const char *name, auth_kind_t kind, unsigned roles, const char *unit)
+{
+    char dir[600];
+    auth_actor_t actor = {.kind = kind, .roles = roles};
+    snprintf(actor.name, sizeof(actor.name), "%s", name);
+    snprintf(actor.unit, sizeof(actor.unit), "%s", unit ? unit : "");
+    assert_int_equal(auth_key_new(city_keys_dir(world.city, dir, sizeof(dir)), &actor), 0);
+}
+
+static void test_unknown_key_gets_no_handshake(void **state)
+{
+    (void)state;
+    const char *intake = city_endpoint(world.city, "intake-1", "request");
+    auth_client_t stranger = *test_keys(world.city, "agent-7", intake);
+    char public_txt[41], secret_txt[41];
+    assert_int_equal(zmq_curve_keypair(public_txt, secret_txt), 0);
+    zmq_z85_decode(stranger.self.public_key, public_txt);
+    zmq_z85_decode(stranger.self.secret_key, secret_txt);
+    client_t *client;
+    assert_int_equal(client_new(world.zmq, intake, 500, &stranger, &client), 0);
+    assert_false(intake_answers(client)); /* intake-1 logs "refused CURVE handshake" */
+    client_destroy(&client);
+    /* Plain ZMTP gets nowhere either. */
+    assert_int_equal(client_new(world.zmq, intake, 500, NULL, &client), 0);
+    assert_false(intake_answers(client));
+    client_destroy(&client);
+}
+
+static void test_unit_key_cannot_act_as_another_unit(void **state)
+{
+    (void)state;
+    new_key("water-desk", AUTH_KIND_UNIT, AUTH_ROLE_UNIT, "water-company");
+    char dir[600];
+    const char *units = units_url(0);
+    auth_client_t keys;
+    assert_int_equal(auth_client_load(city_keys_dir(world.city, dir, sizeof(dir)), "water-desk",
+                                      "router-chaoyang", &keys),
+                     0);
+    /* The session says gas-company (its routing id) and so does the action:
+     * the key says water-company. */
+    unit_session_t *impostor;
+    assert_int_equal(unit_session_new(world.zmq, units, "gas-company", "desk", &keys, &impostor),
+                     0);
+    Dispatch__SignFor sign = DISPATCH__SIGN_FOR__INIT;
+    Dispatch__UnitAction action = DISPATCH__UNIT_ACTION__INIT;
+    action.body_case = DISPATCH__UNIT_ACTION__BODY_SIGN_FOR;
+    action.sign_for = &sign;
+    /* The key may take a moment to be read: the session retries. */
+    Dispatch__ActionResult *result =
+        act(impostor, "gas-company", "T1-20000101-000001", "imp-1", &action);
+    assert_non_null(result->error);
+    assert_int_equal(result->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+    assert_non_null(strstr(result->error->message, "not the unit of key water-desk"));
+    dispatch__action_result__free_unpacked(result, NULL);
+    unit_session_destroy(&impostor);
+}
+
+static void test_non_admin_key_claiming_admin_is_refused(void **state)
+{
+    (void)state;
+    Dispatch__Unit unit = DISPATCH__UNIT__INIT;
+    unit.id = "cy-rogue";
+    unit.name = "Rogue";
+    unit.level = DISPATCH__UNIT_LEVEL__UNIT_LEVEL_STREET;
+    unit.district = "chaoyang";
+    unit.active = true;
+    Dispatch__UnitUpsert upsert = DISPATCH__UNIT_UPSERT__INIT;
+    upsert.unit = &unit;
+    Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
+    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_UNIT_UPSERT;
+    request.unit_upsert = &upsert;
+    /* world.router[0] speaks with dispatcher-li's key. */
+    Dispatch__AdminReply *reply =
+        test_admin(world.router[0], "dispatcher-li", DISPATCH__ROLE__ROLE_ADMIN, &request);
+    assert_non_null(reply);
+    assert_int_equal(reply->body_case, DISPATCH__ADMIN_REPLY__BODY_ERROR);
+    assert_int_equal(reply->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+    assert_string_equal(reply->error->field, "role");
+    dispatch__admin_reply__free_unpacked(reply, NULL);
+    /* Nor may it name another actor that has the role. */
+    reply = test_admin(world.router[0], "admin", DISPATCH__ROLE__ROLE_ADMIN, &request);
+    assert_non_null(reply);
+    assert_int_equal(reply->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+    assert_string_equal(reply->error->field, "actor_id");
+    dispatch__admin_reply__free_unpacked(reply, NULL);
+}
+
+static void test_key_revoked_at_run_time_stops_within_a_second(void **state)
+{
+    (void)state;
+    new_key("temp-agent", AUTH_KIND_PERSON, AUTH_ROLE_OPERATOR, NULL);
+    char dir[600];
+    const char *intake = city_endpoint(world.city, "intake-1", "request");
+    auth_client_t keys;
+    assert_int_equal(auth_client_load(city_keys_dir(world.city, dir, sizeof(dir)), "temp-agent",
+                                      "intake-1", &keys),
+                     0);
+    client_t *client;
+    assert_int_equal(client_new(world.zmq, intake, 200, &keys, &client), 0);
+    /* Added at run time: in once the intake has read it (a timed-out call
+     * reconnects). */
+    int64_t deadline = monotonic_ms() + TEST_TIMEOUT_MS;
+    while (!intake_answers(client) && monotonic_ms() < deadline)
+        ;
+    assert_true(intake_answers(client));
+
+    int64_t revoked = monotonic_ms();
+    assert_int_equal(auth_key_revoke(dir, "temp-agent"), 0);
+    int64_t started = revoked;
+    for (;;) {
+        started = monotonic_ms();
+        if (!intake_answers(client) || started - revoked > 5000)
+            break;
+    }
+    /* The first call left unanswered started within a second of the
+     * revocation, on the connection made before it. */
+    assert_true(started - revoked <= 1000);
+    assert_false(intake_answers(client)); /* and a new connection gets no handshake */
+    client_destroy(&client);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1067,6 +1240,10 @@ int main(void)
         cmocka_unit_test(test_bad_input_gets_errors_and_router_keeps_serving),
         cmocka_unit_test(test_dispatchctl_drives_the_workers),
         cmocka_unit_test(test_reset_router_is_refused_until_accepted),
+        cmocka_unit_test(test_unknown_key_gets_no_handshake),
+        cmocka_unit_test(test_unit_key_cannot_act_as_another_unit),
+        cmocka_unit_test(test_non_admin_key_claiming_admin_is_refused),
+        cmocka_unit_test(test_key_revoked_at_run_time_stops_within_a_second),
     };
     return cmocka_run_group_tests(tests, start_world, stop_world);
 }

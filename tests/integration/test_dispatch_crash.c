@@ -173,14 +173,16 @@ int main(int argc, char **argv)
     for (int d = 0; d < CITYDATA_DISTRICTS; d++) {
         char name[64];
         snprintf(name, sizeof(name), "router-%s", citydata_districts[d]);
-        unit_pool_new(zmq, CATEGORY_COUNT, &pools[d]);
+        unit_pool_new(zmq, run.city, CATEGORY_COUNT, &pools[d]);
         for (int c = 0; c < CATEGORY_COUNT; c++)
             unit_pool_connect(pools[d], city_endpoint(run.city, name, "units"), categories[c][1],
                               0);
     }
 
     submitter_t *submitter;
-    submitter_new(zmq, city_endpoint(run.city, "intake-1", "request"), 64, &submitter);
+    submitter_new(zmq, city_endpoint(run.city, "intake-1", "request"), 64,
+                  test_keys(run.city, "agent-7", city_endpoint(run.city, "intake-1", "request")),
+                  &submitter);
     for (size_t i = 0; i < tickets; i++) {
         char request_id[32], phone[32];
         snprintf(request_id, sizeof(request_id), "crash-%zu", i);

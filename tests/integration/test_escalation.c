@@ -141,7 +141,8 @@ typedef struct world {
     int clock_fd;
     char *deadlines, *calendar;
     city_t *city;
-    client_t *intake, *escalation;
+    client_t *intake, *escalation; /* escalation: as sup-chen */
+    client_t *leader;              /* the escalation, as leader-li */
     unit_pool_t *pool;
     unit_session_t *desk;
     delivery_log_t *log;
@@ -207,15 +208,23 @@ static int start_world(void **state, int64_t t0)
     };
     assert_int_equal(city_new("escalation", &options, &w->city), 0);
     assert_int_equal(city_start_all(w->city), 0);
-    assert_int_equal(client_new(w->zmq, city_endpoint(w->city, "intake-1", "request"),
-                                TEST_TIMEOUT_MS, &w->intake),
+    test_ctl_config(city_topology(w->city));
+    const char *intake = city_endpoint(w->city, "intake-1", "request");
+    const char *escalation = city_endpoint(w->city, ESCALATION, "request");
+    assert_int_equal(client_new(w->zmq, intake, TEST_TIMEOUT_MS,
+                                test_keys(w->city, "agent-7", intake), &w->intake),
                      0);
-    assert_int_equal(client_new(w->zmq, city_endpoint(w->city, ESCALATION, "request"),
-                                TEST_TIMEOUT_MS, &w->escalation),
+    assert_int_equal(client_new(w->zmq, escalation, TEST_TIMEOUT_MS,
+                                test_keys(w->city, "sup-chen", escalation), &w->escalation),
                      0);
-    assert_int_equal(unit_pool_new(w->zmq, 4, &w->pool), 0);
+    assert_int_equal(client_new(w->zmq, escalation, TEST_TIMEOUT_MS,
+                                test_keys(w->city, "leader-li", escalation), &w->leader),
+                     0);
+    assert_int_equal(unit_pool_new(w->zmq, w->city, 4, &w->pool), 0);
     assert_int_equal(unit_pool_connect(w->pool, units_url(w), "cy-s01", 0), 0);
-    assert_int_equal(unit_session_new(w->zmq, units_url(w), "cy-s01", "desk", &w->desk), 0);
+    assert_int_equal(unit_session_new(w->zmq, units_url(w), "cy-s01", "desk",
+                                      test_keys(w->city, "units", units_url(w)), &w->desk),
+                     0);
     *state = w;
     return 0;
 }
@@ -227,6 +236,7 @@ static int stop_world(void **state)
     unit_pool_destroy(&w->pool);
     client_destroy(&w->intake);
     client_destroy(&w->escalation);
+    client_destroy(&w->leader);
     /* DISPATCH_KEEP_STATE=1 keeps the state directories for a look. */
     city_destroy(&w->city, getenv("DISPATCH_KEEP_STATE") != NULL);
     close(w->clock_fd);
@@ -354,7 +364,9 @@ static void request_extension(world_t *w, const char *ticket, uint32_t days, cha
 static Dispatch__AdminReply *admin(world_t *w, const char *actor, Dispatch__Role role,
                                    Dispatch__AdminRequest *request)
 {
-    Dispatch__AdminReply *reply = test_admin(w->escalation, actor, role, request);
+    /* A client speaks as its key's actor. */
+    client_t *client = strcmp(actor, "leader-li") == 0 ? w->leader : w->escalation;
+    Dispatch__AdminReply *reply = test_admin(client, actor, role, request);
     assert_non_null(reply);
     return reply;
 }

@@ -285,7 +285,7 @@ static void test_call_and_reply(void **state)
     run_script(fixture, &script, &thread);
 
     client_t *client;
-    assert_int_equal(client_new(fixture->ctx, fixture->url, SERVER_WAIT_MS, &client), 0);
+    assert_int_equal(client_new(fixture->ctx, fixture->url, SERVER_WAIT_MS, NULL, &client), 0);
     assert_int_equal(call_get(client, "CY-20261125-000001", "CY-20261125-000001"), 0);
     uint64_t first_tag = client_last_tag(client);
     assert_int_equal(call_get(client, "CY-20261125-000002", "CY-20261125-000002"), 0);
@@ -311,7 +311,7 @@ static void test_timeout_then_own_reply(void **state)
     run_script(fixture, &script, &thread);
 
     client_t *client;
-    assert_int_equal(client_new(fixture->ctx, fixture->url, SHORT_TIMEOUT_MS, &client), 0);
+    assert_int_equal(client_new(fixture->ctx, fixture->url, SHORT_TIMEOUT_MS, NULL, &client), 0);
     assert_int_equal(call_get(client, "first", NULL), -ETIMEDOUT);
     assert_int_equal(call_get(client, "second", "second"), 0);
     client_destroy(&client);
@@ -330,7 +330,7 @@ static void test_tag_mismatch_skipped(void **state)
     run_script(fixture, &script, &thread);
 
     client_t *client;
-    assert_int_equal(client_new(fixture->ctx, fixture->url, SERVER_WAIT_MS, &client), 0);
+    assert_int_equal(client_new(fixture->ctx, fixture->url, SERVER_WAIT_MS, NULL, &client), 0);
     assert_int_equal(call_get(client, "right", "right"), 0);
     /* Nothing of the first exchange is left over for the next call. */
     assert_int_equal(call_get(client, "next", "next"), 0);
@@ -346,7 +346,7 @@ static void test_undecodable_reply(void **state)
     run_script(fixture, &script, &thread);
 
     client_t *client;
-    assert_int_equal(client_new(fixture->ctx, fixture->url, SERVER_WAIT_MS, &client), 0);
+    assert_int_equal(client_new(fixture->ctx, fixture->url, SERVER_WAIT_MS, NULL, &client), 0);
     assert_int_equal(call_get(client, "garbage", NULL), -EBADMSG);
     assert_int_equal(call_get(client, "after", "after"), 0);
     client_destroy(&client);
@@ -357,16 +357,17 @@ static void test_bad_arguments(void **state)
 {
     fixture_t *fixture = *state;
     client_t *client = NULL;
-    assert_int_equal(client_new(fixture->ctx, fixture->url, 0, &client), -EINVAL);
-    assert_int_equal(client_new(fixture->ctx, NULL, 100, &client), -EINVAL);
-    assert_true(client_new(fixture->ctx, "nonsense", 100, &client) < 0);
+    assert_int_equal(client_new(fixture->ctx, fixture->url, 0, NULL, &client), -EINVAL);
+    assert_int_equal(client_new(fixture->ctx, NULL, 100, NULL, &client), -EINVAL);
+    assert_true(client_new(fixture->ctx, "nonsense", 100, NULL, &client) < 0);
     assert_null(client);
     unit_session_t *session = NULL;
-    assert_int_equal(unit_session_new(fixture->ctx, fixture->url, "", NULL, &session), -EINVAL);
+    assert_int_equal(unit_session_new(fixture->ctx, fixture->url, "", NULL, NULL, &session),
+                     -EINVAL);
     char long_id[80];
     memset(long_id, 'u', sizeof(long_id) - 1);
     long_id[sizeof(long_id) - 1] = '\0';
-    assert_int_equal(unit_session_new(fixture->ctx, fixture->url, long_id, NULL, &session),
+    assert_int_equal(unit_session_new(fixture->ctx, fixture->url, long_id, NULL, NULL, &session),
                      -EINVAL);
     assert_null(session);
 }
@@ -441,8 +442,8 @@ static void test_unit_session_queues_while_acting(void **state)
     fixture_t *fixture = *state;
     const char *routing_id = "u-water/cli-42";
     unit_session_t *session;
-    assert_int_equal(unit_session_new(fixture->ctx, fixture->url, "u-water", "cli-42", &session),
-                     0);
+    assert_int_equal(
+        unit_session_new(fixture->ctx, fixture->url, "u-water", "cli-42", NULL, &session), 0);
     assert_string_equal(unit_session_routing_id(session), routing_id);
 
     /* The first ack tells the server who is connected. */
@@ -505,7 +506,8 @@ static void test_unit_session_act_timeout(void **state)
     fixture_t *fixture = *state;
     unit_session_t *session;
     /* The main session: routing id = unit id. */
-    assert_int_equal(unit_session_new(fixture->ctx, fixture->url, "u-gas", NULL, &session), 0);
+    assert_int_equal(unit_session_new(fixture->ctx, fixture->url, "u-gas", NULL, NULL, &session),
+                     0);
     assert_string_equal(unit_session_routing_id(session), "u-gas");
     assert_int_equal(unit_session_ack(session, 0), 0);
     expect_ack(fixture->router, "u-gas", "u-gas", 0);

@@ -621,6 +621,55 @@ static void test_intakes_need_distinct_prefixes(void **state)
     config_destroy(&config);
 }
 
+#define CITY_WITH(line4)                                                                           \
+    "[city]\n"                   /* 1 */                                                           \
+    "name = changchun\n"         /* 2 */                                                           \
+    "timezone = Asia/Shanghai\n" /* 3 */                                                           \
+        line4                    /* 4 */
+#define WORKER_ON(bus)                                                                             \
+    "[worker.audit]\n"          /* 5 */                                                            \
+    "kind = audit\n"            /* 6 */                                                            \
+    "state_dir = state/audit\n" /* 7 */                                                            \
+    "bus = " bus "\n"           /* 8 */
+
+static void test_security_and_keys_dir(void **state)
+{
+    (void)state;
+    config_t *config = parse_or_fail(CITY_WITH("") WORKER_ON("tcp://0.0.0.0:7291"));
+    assert_int_equal(config_security(config), CONFIG_SECURITY_CURVE);
+    assert_string_equal(config_keys_dir(config), "keys");
+    config_destroy(&config);
+    config = parse_or_fail(CITY_WITH("keys_dir = /etc/dispatch/keys\n") WORKER_ON("tcp://*:7291"));
+    assert_string_equal(config_keys_dir(config), "/etc/dispatch/keys");
+    config_destroy(&config);
+    expect_invalid(CITY_WITH("security = none\n") WORKER_ON("tcp://127.0.0.1:7291"),
+                   "(string):4: [city] security: 'none' is neither curve nor plain", NULL);
+}
+
+static void test_plain_binds_loopback_only(void **state)
+{
+    (void)state;
+    const char *const local[] = {
+        CITY_WITH("security = plain\n") WORKER_ON("tcp://127.0.0.1:7291"),
+        CITY_WITH("security = plain\n") WORKER_ON("tcp://localhost:*"),
+        CITY_WITH("security = plain\n") WORKER_ON("tcp://[::1]:7291"),
+        CITY_WITH("security = plain\n") WORKER_ON("ipc:///tmp/dispatch-audit"),
+        CITY_WITH("security = plain\n") WORKER_ON("inproc://audit"),
+    };
+    for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+        config_t *config = parse_or_fail(local[i]);
+        assert_int_equal(config_security(config), CONFIG_SECURITY_PLAIN);
+        config_destroy(&config);
+    }
+    expect_invalid(CITY_WITH("security = plain\n") WORKER_ON("tcp://0.0.0.0:7291"),
+                   "(string):8: [worker.audit] bus: 'tcp://0.0.0.0:7291' is not on loopback",
+                   "security = plain");
+    expect_invalid(CITY_WITH("security = plain\n") WORKER_ON("tcp://*:7291"),
+                   "(string):8: [worker.audit] bus: 'tcp://*:7291' is not on loopback", NULL);
+    expect_invalid(CITY_WITH("security = plain\n") WORKER_ON("tcp://127.0.0.10:7291"),
+                   "is not on loopback", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -644,6 +693,8 @@ int main(void)
         cmocka_unit_test(test_set_overrides),
         cmocka_unit_test(test_set_refusals_leave_config_unchanged),
         cmocka_unit_test(test_intakes_need_distinct_prefixes),
+        cmocka_unit_test(test_security_and_keys_dir),
+        cmocka_unit_test(test_plain_binds_loopback_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

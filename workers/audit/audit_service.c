@@ -184,8 +184,8 @@ static int audit_start(worker_t *worker, int argc, char **argv, void **app)
     rc = worker_endpoint(worker, "request", self_config->request, AUDIT_MAX_REQUEST, 0,
                          &self->endpoint);
     if (rc == 0 && self_config->publish) {
-        rc =
-            stream_new(worker_zmq(worker), self_config->publish, options.stream_hwm, &self->stream);
+        rc = stream_new(worker_zmq(worker), self_config->publish, options.stream_hwm,
+                        worker_auth(worker), &self->stream);
         if (rc == 0)
             rc = worker_announce(worker, "publish", stream_url(self->stream));
     }

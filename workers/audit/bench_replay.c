@@ -126,7 +126,8 @@ static int bench_replay(int argc, char **argv)
     FILE *f = rc == 0 ? fopen(topology, "w") : NULL;
     if (f) {
         fprintf(f,
-                "[city]\nname = bench\ntimezone = Asia/Shanghai\n\n[district.chaoyang]\n\n"
+                "[city]\nname = bench\ntimezone = Asia/Shanghai\nsecurity = plain\n\n"
+                "[district.chaoyang]\n\n"
                 "[worker.audit]\nkind = audit\nstate_dir = %s\nbus = ipc://%s/audit.bus\n"
                 "request = tcp://127.0.0.1:*\npublish = tcp://127.0.0.1:*\nmap_size = 4GiB\n",
                 state, dir);
@@ -142,7 +143,7 @@ static int bench_replay(int argc, char **argv)
     void *zmq = zmq_ctx_new();
     client_t *client = NULL;
     if (rc == 0)
-        rc = client_new(zmq, harness_endpoint(audit, "request"), 30000, &client);
+        rc = client_new(zmq, harness_endpoint(audit, "request"), 30000, NULL, &client);
 
     /* Bare ReplayRequests, one after the other. */
     unsigned long long records = 0, replies = 0;

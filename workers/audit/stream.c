@@ -23,7 +23,7 @@ struct stream {
     uint64_t sent;
 };
 
-int stream_new(void *zmq_context, const char *url, int hwm, stream_t **ret)
+int stream_new(void *zmq_context, const char *url, int hwm, auth_t *auth, stream_t **ret)
 {
     stream_t *self = calloc(1, sizeof(*self));
     if (!self)
@@ -34,8 +34,11 @@ int stream_new(void *zmq_context, const char *url, int hwm, stream_t **ret)
     if (hwm <= 0)
         hwm = DEFAULT_HWM;
     if (rc == 0 && (zmq_setsockopt(self->socket, ZMQ_LINGER, &linger, sizeof(linger)) < 0 ||
-                    zmq_setsockopt(self->socket, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0 ||
-                    zmq_bind(self->socket, url) < 0))
+                    zmq_setsockopt(self->socket, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0))
+        rc = -errno;
+    if (rc == 0 && auth)
+        rc = auth_server_apply(auth, self->socket);
+    if (rc == 0 && zmq_bind(self->socket, url) < 0)
         rc = -errno;
     size_t len = sizeof(self->url);
     if (rc == 0 && zmq_getsockopt(self->socket, ZMQ_LAST_ENDPOINT, self->url, &len) < 0)

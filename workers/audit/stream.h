@@ -11,6 +11,10 @@
  *
  * The PUB socket has ZMQ_SNDHWM: a subscriber that does not keep up loses
  * messages (never the publisher's time) and fills the gap by replay.
+ *
+ * With an auth_t the PUB is a CURVE server: only keys of the key directory
+ * subscribe. A PUB cannot look at each subscriber per message, so a key
+ * revoked while subscribed keeps its connection until it reconnects.
  */
 #ifndef DISPATCH_AUDIT_STREAM_H
 #define DISPATCH_AUDIT_STREAM_H
@@ -18,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "dispatch.pb-c.h"
 #include "trail.pb-c.h"
 
@@ -26,8 +31,9 @@
 
 typedef struct stream stream_t;
 
-/* Binds a PUB at url with ZMQ_SNDHWM hwm (0 = 10000). */
-int stream_new(void *zmq_context, const char *url, int hwm, stream_t **ret);
+/* Binds a PUB at url with ZMQ_SNDHWM hwm (0 = 10000); auth NULL = plain,
+ * else it must outlive the stream. */
+int stream_new(void *zmq_context, const char *url, int hwm, auth_t *auth, stream_t **ret);
 void stream_destroy(stream_t **self);
 const char *stream_url(const stream_t *self); /* port resolved */
 

@@ -50,6 +50,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "bus.h"
 #include "calendar.h"
 #include "config.h"
@@ -86,9 +87,12 @@ int escalation_load_data(const char *data_dir, deadlines_t **table, calendar_t *
 int escalation_handle_event(escalation_t *self, MDB_txn *txn, const void *body, size_t len,
                             int64_t now_ms);
 
-/* An AdminRequest; *reply is always set (error, done or queue). */
-int escalation_handle_admin(escalation_t *self, MDB_txn *txn, const void *body, size_t len,
-                            int64_t now_ms, Dispatch__AdminReply *reply);
+/* An AdminRequest sent with actor's key (NULL: plain; admin.h checks the
+ * claimed actor and role against it); *reply is always set (error, done or
+ * queue). */
+int escalation_handle_admin(escalation_t *self, MDB_txn *txn, const auth_actor_t *actor,
+                            const void *body, size_t len, int64_t now_ms,
+                            Dispatch__AdminReply *reply);
 
 /* Fires at most max timers due by now_ms; *fired gets how many were taken
  * from the index. */

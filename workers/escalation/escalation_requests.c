@@ -422,10 +422,11 @@ static int serve(admin_t *a)
     return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_INTERNAL, "body", "not served here");
 }
 
-int escalation_handle_admin(escalation_t *self, MDB_txn *txn, const void *body, size_t len,
-                            int64_t now_ms, Dispatch__AdminReply *reply)
+int escalation_handle_admin(escalation_t *self, MDB_txn *txn, const auth_actor_t *actor,
+                            const void *body, size_t len, int64_t now_ms,
+                            Dispatch__AdminReply *reply)
 {
     escalation_reply_reset(self);
-    return admin_handle(&self->reply, LIFECYCLE_ESCALATION, self, self->bus, txn, now_ms, body, len,
-                        ESCALATION_MAX_REQUEST, serve, reply);
+    return admin_handle(&self->reply, LIFECYCLE_ESCALATION, self, self->bus, txn, actor, now_ms,
+                        body, len, ESCALATION_MAX_REQUEST, serve, reply);
 }

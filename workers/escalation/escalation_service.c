@@ -129,7 +129,8 @@ static int apply(void *app, MDB_txn *txn)
         endpoint_request_t request;
         endpoint_request(admin, i, &request);
         Dispatch__AdminReply reply;
-        rc = escalation_handle_admin(self, txn, request.body, request.body_len, now, &reply);
+        rc = escalation_handle_admin(self, txn, request.actor, request.body, request.body_len, now,
+                                     &reply);
         if (rc == 0)
             rc = endpoint_reply(admin, i, &reply.base);
         if (rc < 0)

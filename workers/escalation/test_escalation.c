@@ -414,7 +414,8 @@ static int admin_fn(fixture_t *f, MDB_txn *txn, void *ctx)
     admin_result_t *result = call->result;
     Dispatch__AdminReply reply;
     memset(result, 0, sizeof(*result));
-    result->rc = escalation_handle_admin(f->escalation, txn, call->body, call->len, f->now, &reply);
+    result->rc =
+        escalation_handle_admin(f->escalation, txn, NULL, call->body, call->len, f->now, &reply);
     if (result->rc < 0)
         return result->rc;
     /* The reply must pack and fit a client's message. */

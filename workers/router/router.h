@@ -40,6 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "bus.h"
 #include "config.h"
 #include "deliveries.h"
@@ -68,16 +69,19 @@ void router_destroy(router_t **self);
 /* An Event from the bus (intake, escalation). */
 int router_handle_event(router_t *self, MDB_txn *txn, const void *body, size_t len, int64_t now_ms);
 
-/* A UnitAction from routing id peer. *result gets the ActionResult to send
- * back (seq 0), or body_case NOT_SET when nothing is to be sent (a valid
- * ack). */
+/* A UnitAction from routing id peer, sent with actor's key (NULL on a
+ * plain endpoint): a unit key acts only for its own unit (FORBIDDEN).
+ * *result gets the ActionResult to send back (seq 0), or body_case NOT_SET
+ * when nothing is to be sent (a valid ack). */
 int router_handle_unit_action(router_t *self, MDB_txn *txn, const void *peer, size_t peer_len,
-                              const void *body, size_t len, int64_t now_ms,
-                              Dispatch__UnitDelivery *result);
+                              const auth_actor_t *actor, const void *body, size_t len,
+                              int64_t now_ms, Dispatch__UnitDelivery *result);
 
-/* An AdminRequest; *reply is always set (error, done or queue). */
-int router_handle_admin(router_t *self, MDB_txn *txn, const void *body, size_t len, int64_t now_ms,
-                        Dispatch__AdminReply *reply);
+/* An AdminRequest sent with actor's key (NULL: plain; admin.h checks the
+ * claimed actor and role against it); *reply is always set (error, done or
+ * queue). */
+int router_handle_admin(router_t *self, MDB_txn *txn, const auth_actor_t *actor, const void *body,
+                        size_t len, int64_t now_ms, Dispatch__AdminReply *reply);
 
 /* Seed files (formats in registry.h). On error err says what and where. */
 int router_load_units_csv(router_t *self, MDB_txn *txn, const char *path, char *err,

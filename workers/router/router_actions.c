@@ -432,10 +432,14 @@ static int recorded_result(router_t *self, MDB_txn *txn, const char *key, size_t
 
 /* Checks done before the ticket is read: ids, the peer, the unit. */
 static int check_request(router_t *self, MDB_txn *txn, const Dispatch__UnitAction *request,
-                         const void *peer, size_t peer_len, refusal_t *err)
+                         const void *peer, size_t peer_len, const auth_actor_t *actor,
+                         refusal_t *err)
 {
     if (refuse_text(err, "unit_id", request->unit_id, LIMIT_ID, true))
         return REFUSED;
+    if (actor && !auth_actor_acts_for_unit(actor, request->unit_id))
+        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "unit_id",
+                      "unit_id %s is not the unit of key %s", request->unit_id, actor->name);
     if (!peer_is_unit(peer, peer_len, request->unit_id))
         return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "unit_id",
                       "unit_id %s is not the unit of this connection's routing id",
@@ -491,8 +495,8 @@ static int act(action_t *a, const char *key, size_t key_len)
 }
 
 int router_handle_unit_action(router_t *self, MDB_txn *txn, const void *peer, size_t peer_len,
-                              const void *body, size_t len, int64_t now_ms,
-                              Dispatch__UnitDelivery *result)
+                              const auth_actor_t *actor, const void *body, size_t len,
+                              int64_t now_ms, Dispatch__UnitDelivery *result)
 {
     router_reply_reset(self);
     Dispatch__UnitAction *request = NULL;
@@ -510,7 +514,7 @@ int router_handle_unit_action(router_t *self, MDB_txn *txn, const void *peer, si
     a.unit = request->unit_id;
     set_result(self, result, request->unit_id, request->ticket_id, request->action_id, now_ms);
 
-    rc = check_request(self, txn, request, peer, peer_len, &a.err);
+    rc = check_request(self, txn, request, peer, peer_len, actor, &a.err);
     if (rc == 0 && request->body_case == DISPATCH__UNIT_ACTION__BODY_ACK) {
         rc = deliveries_ack(self->deliveries, txn, request->unit_id, request->ack->seq, peer,
                             peer_len);

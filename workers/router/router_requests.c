@@ -330,10 +330,10 @@ static int serve(admin_t *a)
     return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_INTERNAL, "body", "not served here");
 }
 
-int router_handle_admin(router_t *self, MDB_txn *txn, const void *body, size_t len, int64_t now_ms,
-                        Dispatch__AdminReply *reply)
+int router_handle_admin(router_t *self, MDB_txn *txn, const auth_actor_t *actor, const void *body,
+                        size_t len, int64_t now_ms, Dispatch__AdminReply *reply)
 {
     router_reply_reset(self);
-    return admin_handle(&self->reply.admin, LIFECYCLE_ROUTER, self, self->bus, txn, now_ms, body,
-                        len, ROUTER_MAX_REQUEST, serve, reply);
+    return admin_handle(&self->reply.admin, LIFECYCLE_ROUTER, self, self->bus, txn, actor, now_ms,
+                        body, len, ROUTER_MAX_REQUEST, serve, reply);
 }

@@ -146,9 +146,9 @@ static int apply_requests(void *app, MDB_txn *txn)
             endpoint_request_t request;
             endpoint_request(units, i, &request);
             Dispatch__UnitDelivery result;
-            int rc =
-                router_handle_unit_action(router, txn, request.peer, request.peer_len, request.body,
-                                          request.body_len, clock_now_ms(), &result);
+            int rc = router_handle_unit_action(router, txn, request.peer, request.peer_len,
+                                               request.actor, request.body, request.body_len,
+                                               clock_now_ms(), &result);
             if (rc < 0)
                 return rc;
             if (result.body_case != DISPATCH__UNIT_DELIVERY__BODY__NOT_SET &&
@@ -162,7 +162,7 @@ static int apply_requests(void *app, MDB_txn *txn)
             endpoint_request_t request;
             endpoint_request(admin, i, &request);
             Dispatch__AdminReply reply;
-            int rc = router_handle_admin(router, txn, request.body, request.body_len,
+            int rc = router_handle_admin(router, txn, request.actor, request.body, request.body_len,
                                          clock_now_ms(), &reply);
             if (rc == 0)
                 rc = endpoint_reply(admin, i, &reply.base);

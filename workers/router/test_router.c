@@ -97,7 +97,8 @@ typedef struct fixture {
     uint64_t ticket_counter;
     push_t pushes[MAX_PUSHES];
     size_t push_count;
-    int push_error; /* returned by the fake send, when not 0 */
+    int push_error;            /* returned by the fake send, when not 0 */
+    const auth_actor_t *actor; /* the key requests come with; NULL = plain */
 } fixture_t;
 
 /* ------------------------------------------------------------ plumbing */
@@ -345,8 +346,8 @@ static void copy_error(raw_t *raw, const Dispatch__Error *error)
 static int action_fn(fixture_t *f, MDB_txn *txn, void *ctx)
 {
     raw_t *raw = ctx;
-    raw->handler_rc = router_handle_unit_action(f->router, txn, raw->peer, raw->peer_len, raw->body,
-                                                raw->len, f->now, &raw->result);
+    raw->handler_rc = router_handle_unit_action(f->router, txn, raw->peer, raw->peer_len, f->actor,
+                                                raw->body, raw->len, f->now, &raw->result);
     Dispatch__UnitDelivery *result = &raw->result;
     raw->answered = result->body_case == DISPATCH__UNIT_DELIVERY__BODY_ACTION_RESULT;
     if (raw->answered) {
@@ -482,7 +483,8 @@ static raw_t ack(fixture_t *f, const char *peer, const char *unit, uint64_t seq)
 static int admin_fn(fixture_t *f, MDB_txn *txn, void *ctx)
 {
     raw_t *raw = ctx;
-    raw->handler_rc = router_handle_admin(f->router, txn, raw->body, raw->len, f->now, &raw->reply);
+    raw->handler_rc =
+        router_handle_admin(f->router, txn, f->actor, raw->body, raw->len, f->now, &raw->reply);
     Dispatch__AdminReply *reply = &raw->reply;
     raw->tag = reply->tag;
     raw->answered = reply->body_case != DISPATCH__ADMIN_REPLY__BODY__NOT_SET;
@@ -968,6 +970,71 @@ static void test_manhole_cover_to_power_company(void **state)
 }
 
 /* ------------------------------------------------------------ unit actions */
+
+static auth_actor_t key_of(const char *name, auth_kind_t kind, unsigned roles, const char *unit)
+{
+    auth_actor_t actor = {.kind = kind, .roles = roles};
+    snprintf(actor.name, sizeof(actor.name), "%s", name);
+    snprintf(actor.unit, sizeof(actor.unit), "%s", unit ? unit : "");
+    return actor;
+}
+
+/* The unit a key names is the unit it acts for, whatever the action says. */
+static void test_unit_key_acts_for_its_unit_only(void **state)
+{
+    fixture_t *f = *state;
+    char id[40];
+    register_ticket(f, id, "noise", "s1");
+    auth_actor_t other = key_of("cy-s2", AUTH_KIND_UNIT, AUTH_ROLE_UNIT, "cy-s2");
+    f->actor = &other;
+    raw_t raw = sign_for(f, "cy-s1", id);
+    assert_int_equal(raw.code, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+    assert_string_equal(raw.field, "unit_id");
+    assert_non_null(strstr(raw.message, "not the unit of key cy-s2"));
+    assert_int_equal(events_of(f, id, DISPATCH__EVENT__BODY_TICKET_ACCEPTED), 0);
+
+    auth_actor_t own = key_of("cy-s1", AUTH_KIND_UNIT, AUTH_ROLE_UNIT, "cy-s1");
+    f->actor = &own;
+    assert_int_equal(sign_for(f, "cy-s1", id).code, DISPATCH__ERROR_CODE__ERROR_CODE_OK);
+    /* A person's key is no unit's. */
+    auth_actor_t person = key_of("disp-1", AUTH_KIND_PERSON, AUTH_ROLE_DISPATCHER, NULL);
+    f->actor = &person;
+    assert_int_equal(resolve(f, "cy-s1", id).code, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+    /* The simulator's gateway key acts for any unit. */
+    auth_actor_t gateway = key_of("units", AUTH_KIND_UNIT_GATEWAY, AUTH_ROLE_UNIT, NULL);
+    f->actor = &gateway;
+    assert_int_equal(resolve(f, "cy-s1", id).state, DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED);
+    f->actor = NULL;
+}
+
+/* An admin request speaks for its key: another actor_id, or a role the key
+ * does not hold, is refused before anything is served. */
+static void test_admin_actor_and_role_come_from_the_key(void **state)
+{
+    fixture_t *f = *state;
+    auth_actor_t dispatcher = key_of("disp-1", AUTH_KIND_PERSON, AUTH_ROLE_DISPATCHER, NULL);
+    f->actor = &dispatcher;
+    assert_int_equal(list_triage(f).code, DISPATCH__ERROR_CODE__ERROR_CODE_OK);
+    raw_t raw = list_queue(f, DISPATCH__ROLE__ROLE_DISPATCHER, "sup-1",
+                           DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE, NULL, 10, NULL);
+    assert_int_equal(raw.code, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+    assert_string_equal(raw.field, "actor_id");
+    auth_actor_t not_admin = key_of("admin-1", AUTH_KIND_PERSON, AUTH_ROLE_DISPATCHER, NULL);
+    f->actor = &not_admin;
+    raw = unit_upsert(f, DISPATCH__ROLE__ROLE_ADMIN, "cy-s9", "cy",
+                      DISPATCH__UNIT_LEVEL__UNIT_LEVEL_STREET, true);
+    assert_int_equal(raw.code, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+    assert_string_equal(raw.field, "role");
+    assert_non_null(strstr(raw.message, "role ADMIN is not a role of admin-1"));
+
+    auth_actor_t admin = key_of("admin-1", AUTH_KIND_PERSON, AUTH_ROLE_ADMIN, NULL);
+    f->actor = &admin;
+    assert_int_equal(unit_upsert(f, DISPATCH__ROLE__ROLE_ADMIN, "cy-s9", "cy",
+                                 DISPATCH__UNIT_LEVEL__UNIT_LEVEL_STREET, true)
+                         .code,
+                     DISPATCH__ERROR_CODE__ERROR_CODE_OK);
+    f->actor = NULL;
+}
 
 static void test_sign_for_return_reroute_then_triage(void **state)
 {
@@ -2041,6 +2108,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_specific_rule_beats_default, setup, teardown),
         cmocka_unit_test_setup_teardown(test_co_handling, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unit_key_acts_for_its_unit_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_admin_actor_and_role_come_from_the_key, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_known_id_with_other_content_is_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_no_rule_and_inactive_unit_go_to_triage, setup,
