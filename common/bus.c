@@ -132,6 +132,8 @@ const char *bus_event_word(bus_event_kind_t kind)
         return "reconnected";
     case BUS_EVENT_DEAD_DROPPED:
         return "dead-dropped";
+    case BUS_EVENT_FORGED:
+        return "forged";
     }
     return "?";
 }
@@ -855,6 +857,23 @@ static bool more_parts(void *socket)
     return zmq_getsockopt(socket, ZMQ_RCVMORE, &more, &size) == 0 && more;
 }
 
+/* Under CURVE a frame's key must be the named sender's own: a worker key
+ * of that worker. Anything else (another worker's key, a unit's, one
+ * revoked since the handshake) is a forgery: dropped, counted, told. */
+static bool key_is_sender(bus_t *self, zmq_msg_t *frame, const char *sender)
+{
+    const char *key = zmq_msg_gets(frame, "X-Key");
+    auth_actor_t actor = {0};
+    bool known = key && auth_lookup(self->options.auth, key, &actor) == 0;
+    const char *worker = *actor.worker ? actor.worker : actor.name;
+    if (known && actor.kind == AUTH_KIND_WORKER && strcmp(worker, sender) == 0)
+        return true;
+    bus_event_t event = {
+        .kind = BUS_EVENT_FORGED, .peer_id = sender, .key_actor = known ? actor.name : ""};
+    emit(self, &event);
+    return false;
+}
+
 /* Reads one message from the listening socket into the batch queue.
  * Returns 1 when something was read, 0 when nothing is waiting. */
 static int drain_one(bus_t *self, int64_t now_ms)
@@ -885,6 +904,10 @@ static int drain_one(bus_t *self, int64_t now_ms)
         goto drop;
     if (header->incarnation.len != INC)
         goto drop;
+    if (self->options.auth && !key_is_sender(self, &header_frame, header->sender_id)) {
+        self->stats.forged++;
+        goto drop;
+    }
     uint32_t peer;
     if (peer_find(self, header->sender_id, now_ms, &peer) < 0)
         goto drop;

@@ -109,6 +109,7 @@ typedef enum bus_event_kind {
     BUS_EVENT_ACCEPTED,     /* an operator's bus_accept() took effect */
     BUS_EVENT_RECONNECTED,  /* a silent link got a new socket */
     BUS_EVENT_DEAD_DROPPED, /* old dead letters dropped to stay in bounds */
+    BUS_EVENT_FORGED,       /* a frame under a sender's name with another key */
 } bus_event_kind_t;
 
 typedef enum bus_diverged_reason {
@@ -129,6 +130,7 @@ typedef struct bus_event {
     const unsigned char *known;   /* incarnation known so far, or NULL */
     const unsigned char *offered; /* incarnation presented, or NULL */
     uint64_t count;               /* DEAD_DROPPED: letters dropped */
+    const char *key_actor;        /* FORGED: whose key it was ("" when unknown) */
 } bus_event_t;
 
 typedef void (*bus_event_fn)(void *ctx, const bus_event_t *event);
@@ -192,6 +194,7 @@ typedef struct bus_stats {
     uint64_t peers_full;   /* dropped: the table of senders was full of busy ones */
     uint64_t evicted;      /* idle senders evicted from the table */
     uint64_t dead_dropped; /* dead letters dropped to stay in bounds */
+    uint64_t forged;       /* dropped: the key is not the named sender's (CURVE) */
 } bus_stats_t;
 
 /* One end of a link as an operator sees it (bus_links_each()). */

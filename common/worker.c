@@ -163,6 +163,12 @@ static void on_bus_event(void *ctx, const bus_event_t *event)
         log_warn("bus: %llu dead letters dropped, the oldest, to keep bus.dead in bounds",
                  (unsigned long long)event->count);
         break;
+    case BUS_EVENT_FORGED:
+        log_error("bus: a frame named %s came with %s%s%s: dropped (a link is accepted only with "
+                  "its sender's own key)",
+                  peer, *event->key_actor ? "the key of " : "a key not in the directory",
+                  event->key_actor, "");
+        break;
     }
 }
 

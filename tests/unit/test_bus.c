@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "auth.h"
 #include "bus.h"
 #include "bus.pb-c.h"
 #include "harness.h"
@@ -40,7 +41,7 @@ typedef struct side {
     bool reject_all;       /* refuse every message */
     uint64_t base;         /* the value before the first one expected */
     /* bus events heard */
-    int diverged, refused, accepted, reconnected;
+    int diverged, refused, accepted, reconnected, forged;
     bus_diverged_reason_t reason;
 } side_t;
 
@@ -97,6 +98,9 @@ static void on_event(void *ctx, const bus_event_t *event)
         break;
     case BUS_EVENT_RECONNECTED:
         side->reconnected++;
+        break;
+    case BUS_EVENT_FORGED:
+        side->forged++;
         break;
     case BUS_EVENT_RESUMED:
     case BUS_EVENT_DEAD_DROPPED:
@@ -1140,10 +1144,74 @@ static void test_touched_keys(void **state)
     assert_null(touched);
 }
 
+/* A worker's key for `name` in dir. */
+static void worker_key(const char *dir, const char *name)
+{
+    auth_actor_t actor = {.kind = AUTH_KIND_WORKER};
+    snprintf(actor.name, sizeof(actor.name), "%s", name);
+    snprintf(actor.worker, sizeof(actor.worker), "%s", name);
+    assert_int_equal(auth_key_new(dir, &actor), 0);
+}
+
+/* Under CURVE a link is accepted only with its sender's own key: a process
+ * naming itself "sender" with another worker's key (a key the directory
+ * knows, so the handshake itself passes) has nothing applied, and is told
+ * as a forgery. The real sender's key then delivers everything, once. */
+static void test_forged_sender_key_is_dropped(void **state)
+{
+    fixture_t *f = *state;
+    char keys[600];
+    snprintf(keys, sizeof(keys), "%s/keys", f->dir);
+    worker_key(keys, "receiver");
+    worker_key(keys, "sender");
+    worker_key(keys, "intruder");
+    auth_t *receiver_auth, *sender_auth;
+    assert_int_equal(auth_new(f->context, keys, "receiver", &receiver_auth), 0);
+    f->options.auth = receiver_auth;
+    receiver_start(f);
+
+    /* The sender's side in its own context: one ZAP handler a context. */
+    void *receiver_context = f->context;
+    f->context = zmq_ctx_new();
+    assert_int_equal(auth_new(f->context, keys, "intruder", &sender_auth), 0);
+    f->options.auth = sender_auth;
+    sender_start(f);
+    send_values(f, 1, 100, 16);
+    run_until_heard(f, &f->receiver, &f->receiver.forged);
+    run_a_while(f);
+    bus_stats_t stats;
+    bus_stats(f->receiver.bus, &stats);
+    assert_int_equal(stats.applied, 0);
+    assert_true(stats.forged > 0);
+    assert_int_equal(meta(&f->receiver, "last"), 0);
+    side_stop(&f->sender);
+    auth_destroy(&sender_auth);
+    zmq_ctx_term(f->context); /* its ZAP endpoint goes with it */
+    f->context = zmq_ctx_new();
+
+    assert_int_equal(auth_new(f->context, keys, "sender", &sender_auth), 0);
+    f->options.auth = sender_auth;
+    side_open(f, &f->sender, "sender", NULL);
+    assert_int_equal(bus_link_open(f->sender.bus, "receiver", f->endpoint, &f->sender.link), 0);
+    run_until_delivered(f, 100);
+    bus_stats(f->receiver.bus, &stats);
+    assert_int_equal(stats.applied, 100);
+    assert_int_equal(meta(&f->receiver, "dups"), 0);
+
+    side_stop(&f->sender);
+    auth_destroy(&sender_auth);
+    zmq_ctx_term(f->context);
+    f->context = receiver_context;
+    side_stop(&f->receiver);
+    auth_destroy(&receiver_auth);
+    f->options.auth = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_streams_acks_and_cleans_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_sender_key_is_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sender_restart_resends_and_receiver_dedupes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_receiver_restart_loses_nothing, setup, teardown),
