@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "bus.h"
 #include "config.h"
 #include "dispatch.pb-c.h"
@@ -56,14 +57,16 @@ void intake_destroy(intake_t **self);
 
 /* Handles one client request (a serialized dispatch.Request of len bytes) in
  * txn at business time now_ms. On 0, *ret is the reply to send (a result or
- * an Error; Reply.tag = Request.tag). Like every worker's reply, it belongs
+ * an Error; Reply.tag = Request.tag). actor is whose key sent it (NULL on a
+ * plain endpoint: the hotline's own desk): a GetTicket from a key without
+ * the operator role gets the caller's name and phone masked. Like every worker's reply, it belongs
  * to the intake and stays valid until its next request (or its destroy).
  * A negative return is a storage failure: the batch must be aborted
  * (nothing of it may commit) and *ret is NULL. MDB_MAP_FULL is among them:
  * store_write() grows the map and reruns. Requests that only read
  * (get_ticket, refusals) may run in a read-only transaction. */
-int intake_handle_request(intake_t *self, MDB_txn *txn, const void *body, size_t len,
-                          int64_t now_ms, const Dispatch__Reply **ret);
+int intake_handle_request(intake_t *self, MDB_txn *txn, const auth_actor_t *actor, const void *body,
+                          size_t len, int64_t now_ms, const Dispatch__Reply **ret);
 
 /* Applies one lifecycle event from a router (a serialized dispatch.Event) to
  * the ticket it names, in txn: its state, unit, times and counters, and one

@@ -609,8 +609,8 @@ static int handle_callback(intake_t *self, MDB_txn *txn, const Dispatch__Request
 
 /* ---- requests ---------------------------------------------------------- */
 
-int intake_handle_request(intake_t *self, MDB_txn *txn, const void *body, size_t len,
-                          int64_t now_ms, const Dispatch__Reply **ret)
+int intake_handle_request(intake_t *self, MDB_txn *txn, const auth_actor_t *actor, const void *body,
+                          size_t len, int64_t now_ms, const Dispatch__Reply **ret)
 {
     *ret = NULL;
     refusal_t refusal;
@@ -629,6 +629,10 @@ int intake_handle_request(intake_t *self, MDB_txn *txn, const void *body, size_t
             break;
         case DISPATCH__REQUEST__BODY_GET_TICKET:
             rc = handle_get_ticket(self, txn, request, ret);
+            /* Name and phone are for the roles that call the caller back. */
+            if (rc == 0 && actor && !(actor->roles & AUTH_ROLE_OPERATOR) &&
+                (*ret)->body_case == DISPATCH__REPLY__BODY_TICKET)
+                mask_message(&self->reply->base, PERSONAL_PHONE | PERSONAL_NAME);
             break;
         case DISPATCH__REQUEST__BODY_CALLBACK:
             rc = handle_callback(self, txn, request, now_ms, ret);

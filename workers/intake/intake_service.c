@@ -51,7 +51,8 @@ static int answer(intake_t *self, MDB_txn *txn, size_t i, int64_t now_ms)
     endpoint_request_t request;
     endpoint_request(self->endpoint, i, &request);
     const Dispatch__Reply *reply;
-    int rc = intake_handle_request(self, txn, request.body, request.body_len, now_ms, &reply);
+    int rc = intake_handle_request(self, txn, request.actor, request.body, request.body_len, now_ms,
+                                   &reply);
     if (rc < 0)
         return rc;
     rc = endpoint_reply(self->endpoint, i, &reply->base);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "auth.h"
 #include "bus.h"
 #include "codec.h"
 #include "config.h"
@@ -149,7 +150,8 @@ typedef struct call {
     const void *body;
     size_t len;
     int64_t now;
-    bool abort_after; /* fail the batch after the handler ran */
+    bool abort_after;          /* fail the batch after the handler ran */
+    const auth_actor_t *actor; /* whose key sent it; NULL = a plain endpoint */
     Dispatch__Reply *reply;
     int handler_rc;
 } call_t;
@@ -177,8 +179,8 @@ static int call_request_fn(MDB_txn *txn, void *ctx)
     call->reply = NULL;
     const Dispatch__Reply *reply = NULL;
     if (rc == 0)
-        rc = call->handler_rc =
-            intake_handle_request(call->f->intake, txn, call->body, call->len, call->now, &reply);
+        rc = call->handler_rc = intake_handle_request(call->f->intake, txn, call->actor, call->body,
+                                                      call->len, call->now, &reply);
     if (reply)
         call->reply = reply_copy(reply);
     if (rc == 0 && call->abort_after)
@@ -590,7 +592,7 @@ static void test_get_in_read_transaction(void **state)
     MDB_txn *txn;
     assert_int_equal(store_read_begin(f->store, &txn), 0);
     const Dispatch__Reply *reply;
-    assert_int_equal(intake_handle_request(f->intake, txn, body, len, NOW, &reply), 0);
+    assert_int_equal(intake_handle_request(f->intake, txn, NULL, body, len, NOW, &reply), 0);
     store_read_end(&txn);
     free(body);
     assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_TICKET);
@@ -1769,10 +1771,46 @@ static void test_lookup_code_opens_the_public_status(void **state)
     assert_string_equal(wrong_code, unknown_message);
 }
 
+/* Under CURVE the key decides who sees the caller: a GetTicket from a key
+ * without the operator role gets name and phone masked; an operator's key,
+ * and the plain endpoint of the hotline's own desk, see them. */
+static void test_name_and_phone_only_for_operators(void **state)
+{
+    fixture_t *f = *state;
+    submit_request_t r;
+    submit_init(&r, "roles-1");
+    char id[64];
+    submit_id(f, &r, NOW, DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED, id);
+    Dispatch__GetTicket get = DISPATCH__GET_TICKET__INIT;
+    get.ticket_id = id;
+    Dispatch__Request request = DISPATCH__REQUEST__INIT;
+    request.body_case = DISPATCH__REQUEST__BODY_GET_TICKET;
+    request.get_ticket = &get;
+    void *body;
+    size_t len;
+    assert_int_equal(codec_encode(&request.base, &body, &len), 0);
+    auth_actor_t dispatcher = {.kind = AUTH_KIND_PERSON, .roles = AUTH_ROLE_DISPATCHER};
+    auth_actor_t desk = {.kind = AUTH_KIND_PERSON, .roles = AUTH_ROLE_OPERATOR};
+    const auth_actor_t *actors[3] = {&dispatcher, &desk, NULL};
+    const char *phones[3] = {"138****1234", "13812341234", "13812341234"};
+    const char *names[3] = {"W********", "Wang Fang", "Wang Fang"};
+    for (int k = 0; k < 3; k++) {
+        call_t call = {.f = f, .body = body, .len = len, .now = NOW, .actor = actors[k]};
+        assert_int_equal(store_write(f->store, call_request_fn, &call), 0);
+        bus_batch_done(f->bus, 0);
+        assert_int_equal(call.reply->body_case, DISPATCH__REPLY__BODY_TICKET);
+        assert_string_equal(call.reply->ticket->ticket->caller_phone, phones[k]);
+        assert_string_equal(call.reply->ticket->ticket->caller_name, names[k]);
+        reply_free(call.reply);
+    }
+    free(body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_submit_and_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_name_and_phone_only_for_operators, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_code_opens_the_public_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ticket_ids_count_per_local_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aborted_batch_leaves_nothing, setup, teardown),
