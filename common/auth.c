@@ -422,8 +422,10 @@ struct auth {
     struct timespec dir_mtime;
     bool dir_seen;
 
-    pthread_mutex_t lock; /* guards what follows */
-    auth_actor_t *actors; /* sorted by key */
+    pthread_mutex_t lock;    /* guards what follows */
+    pthread_cond_t reloaded; /* broadcast when a table is installed */
+    uint64_t generation;     /* tables installed so far */
+    auth_actor_t *actors;    /* sorted by key */
     size_t actor_count;
     auth_refusal_t refusals[AUTH_REFUSALS_MAX];
     size_t refusal_first, refusal_count;
@@ -456,10 +458,39 @@ static void auth_reload(auth_t *self)
     free(self->actors);
     self->actors = actors;
     self->actor_count = count;
+    self->generation++;
+    pthread_cond_broadcast(&self->reloaded);
     pthread_mutex_unlock(&self->lock);
     self->dir_seen = true;
     if (exists)
         self->dir_mtime = st.st_mtim;
+}
+
+uint64_t auth_generation(auth_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    uint64_t generation = self->generation;
+    pthread_mutex_unlock(&self->lock);
+    return generation;
+}
+
+int auth_wait_reload(auth_t *self, uint64_t seen, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    int rc = 0;
+    pthread_mutex_lock(&self->lock);
+    while (self->generation == seen && rc == 0)
+        rc = pthread_cond_timedwait(&self->reloaded, &self->lock, &deadline);
+    bool moved = self->generation != seen;
+    pthread_mutex_unlock(&self->lock);
+    return moved ? 0 : -ETIMEDOUT;
 }
 
 int auth_lookup(auth_t *self, const char *key, auth_actor_t *ret)
@@ -607,6 +638,7 @@ int auth_new(void *zmq_context, const char *dir, const char *server, auth_t **re
     if (!self)
         return -ENOMEM;
     pthread_mutex_init(&self->lock, NULL);
+    pthread_cond_init(&self->reloaded, NULL);
     self->dir = strdup(dir);
     int rc = self->dir ? 0 : -ENOMEM;
     if (rc == 0 && server) {
@@ -660,6 +692,7 @@ void auth_destroy(auth_t **self_p)
         zmq_close(self->zap);
     free(self->actors);
     free(self->dir);
+    pthread_cond_destroy(&self->reloaded);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;

@@ -147,6 +147,11 @@ int auth_server_apply(auth_t *self, void *socket);
 int auth_peer_keys(auth_t *self, const char *server, auth_client_t *ret);
 /* Stops the thread and closes its socket; call before zmq_ctx_term(). */
 void auth_destroy(auth_t **self);
+/* How many times the key table was read (a count to wait on). */
+uint64_t auth_generation(auth_t *self);
+/* Waits until a table newer than generation `seen` is in place: 0, or
+ * -ETIMEDOUT after timeout_ms. For those who must know a change was seen. */
+int auth_wait_reload(auth_t *self, uint64_t seen, int timeout_ms);
 /* The actor of a public key (Z85), as the directory says now; -ENOENT
  * when the key is not (or no longer) there. */
 int auth_lookup(auth_t *self, const char *key, auth_actor_t *ret);
