@@ -76,12 +76,34 @@ static const char *client_endpoint(char *buf, size_t len)
     return buf;
 }
 
+enum { ENDPOINT_BUS = 1, ENDPOINT_REQUEST, ENDPOINT_UNITS, ENDPOINT_PUBLISH };
+
+/* A worker's endpoint in the topology. One host: its bus an ipc:// file in
+ * the city's directory, client endpoints on loopback (client_endpoint).
+ * Over hosts: its host's address and a port fixed by the worker's place in
+ * the city, the same on every host it may move to. */
+static const char *endpoint_of(city_t *city, const char *name, int which, char *buf, size_t len)
+{
+    if (city->options.place) {
+        city_host_t host = {0};
+        city->options.place(city->options.place_ctx, name, &host);
+        long index = find(city, name) - city->workers;
+        snprintf(buf, len, "tcp://%s:%ld", host.address, 7000 + 10 * index + which);
+        return buf;
+    }
+    if (which == ENDPOINT_BUS) {
+        snprintf(buf, len, "ipc://%s/%s.bus", city->dir, name);
+        return buf;
+    }
+    return client_endpoint(buf, len);
+}
+
 static int write_topology(city_t *city)
 {
     FILE *f = fopen(city->topology, "w");
     if (!f)
         return -errno;
-    char a[64], b[64];
+    char a[600], b[600], bus[600];
     fprintf(f, "[city]\nname = testcity\ntimezone = Asia/Shanghai\nsecurity = %s\n\n",
             city->options.plain ? "plain" : "curve");
     for (size_t i = 0; i < city->options.district_count; i++)
@@ -89,38 +111,44 @@ static int write_topology(city_t *city)
 
     fprintf(f,
             "[worker.intake-1]\nkind = intake\nid_prefix = T1\nstate_dir = %s/intake-1\n"
-            "bus = ipc://%s/intake-1.bus\nrequest = %s\nlinks = ",
-            city->dir, city->dir, client_endpoint(a, sizeof(a)));
+            "bus = %s\nrequest = %s\nlinks = ",
+            city->dir, endpoint_of(city, "intake-1", ENDPOINT_BUS, bus, sizeof(bus)),
+            endpoint_of(city, "intake-1", ENDPOINT_REQUEST, a, sizeof(a)));
     for (size_t i = 0; i < city->options.district_count; i++)
         fprintf(f, "%srouter-%s", i ? ", " : "", city->options.districts[i]);
     fprintf(f, "%s\n\n", city->options.audit ? ", audit" : "");
     for (size_t i = 0; i < city->options.district_count; i++) {
         const char *d = city->options.districts[i];
-        char escalation[80];
+        char escalation[80], router[80];
         snprintf(escalation, sizeof(escalation), "escalation-%s", d);
+        snprintf(router, sizeof(router), "router-%s", d);
         fprintf(f,
                 "[worker.router-%s]\nkind = router\ndistrict = %s\nstate_dir = %s/router-%s\n"
-                "data_dir = %s/data-%s\nbus = ipc://%s/router-%s.bus\n"
+                "data_dir = %s/data-%s\nbus = %s\n"
                 "request = %s\nunits = %s\n",
-                d, d, city->dir, d, city->dir, d, city->dir, d, client_endpoint(a, sizeof(a)),
-                client_endpoint(b, sizeof(b)));
+                d, d, city->dir, d, city->dir, d,
+                endpoint_of(city, router, ENDPOINT_BUS, bus, sizeof(bus)),
+                endpoint_of(city, router, ENDPOINT_REQUEST, a, sizeof(a)),
+                endpoint_of(city, router, ENDPOINT_UNITS, b, sizeof(b)));
         write_links(f, city, "intake-1", escalation, "audit", (char *)NULL);
         if (!city->options.escalation)
             continue;
-        char router[80];
-        snprintf(router, sizeof(router), "router-%s", d);
         fprintf(f,
                 "[worker.escalation-%s]\nkind = escalation\ndistrict = %s\n"
                 "state_dir = %s/escalation-%s\ndata_dir = %s/escalation-data-%s\n"
-                "bus = ipc://%s/escalation-%s.bus\nrequest = %s\n",
-                d, d, city->dir, d, city->dir, d, city->dir, d, client_endpoint(a, sizeof(a)));
+                "bus = %s\nrequest = %s\n",
+                d, d, city->dir, d, city->dir, d,
+                endpoint_of(city, escalation, ENDPOINT_BUS, bus, sizeof(bus)),
+                endpoint_of(city, escalation, ENDPOINT_REQUEST, a, sizeof(a)));
         write_links(f, city, router, "intake-1", "audit", (char *)NULL);
     }
     if (city->options.audit)
         fprintf(f,
-                "[worker.audit]\nkind = audit\nstate_dir = %s/audit\nbus = ipc://%s/audit.bus\n"
+                "[worker.audit]\nkind = audit\nstate_dir = %s/audit\nbus = %s\n"
                 "request = %s\npublish = %s\n\n",
-                city->dir, city->dir, client_endpoint(a, sizeof(a)), client_endpoint(b, sizeof(b)));
+                city->dir, endpoint_of(city, "audit", ENDPOINT_BUS, bus, sizeof(bus)),
+                endpoint_of(city, "audit", ENDPOINT_REQUEST, a, sizeof(a)),
+                endpoint_of(city, "audit", ENDPOINT_PUBLISH, b, sizeof(b)));
     return fclose(f) == 0 ? 0 : -errno;
 }
 
@@ -282,9 +310,18 @@ int city_start_with(city_t *city, const char *name, const char *const *more)
         return -ENOENT;
     if (worker->proc)
         return -EALREADY;
-    const char *argv[48];
+    const char *argv[52];
     size_t argc = 0;
     char set_request[400], set_units[400], set_publish[400];
+    city_host_t host = {0};
+    if (city->options.place)
+        city->options.place(city->options.place_ctx, worker->name, &host);
+    if (host.netns) {
+        argv[argc++] = harness_program("IP_BIN", "/sbin/ip");
+        argv[argc++] = "netns";
+        argv[argc++] = "exec";
+        argv[argc++] = host.netns;
+    }
     argv[argc++] = program(worker->kind);
     argv[argc++] = "--config";
     argv[argc++] = city->topology;
@@ -300,9 +337,9 @@ int city_start_with(city_t *city, const char *name, const char *const *more)
     argc =
         pin(argv, argc, set_publish, sizeof(set_publish), worker->name, "publish", worker->publish);
     const char *const *extra = extra_args(city, worker->kind);
-    for (size_t i = 0; extra && extra[i] && argc < 46; i++)
+    for (size_t i = 0; extra && extra[i] && argc < 50; i++)
         argv[argc++] = extra[i];
-    for (size_t i = 0; more && more[i] && argc < 46; i++)
+    for (size_t i = 0; more && more[i] && argc < 50; i++)
         argv[argc++] = more[i];
     argv[argc] = NULL;
 
@@ -398,6 +435,23 @@ const char *city_topology(const city_t *city)
 const char *city_dir(const city_t *city)
 {
     return city->dir;
+}
+
+const char *city_state_dir(const city_t *city, const char *worker, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", city->dir, worker);
+    return buf;
+}
+
+int city_replace(city_t *city, const char *name)
+{
+    city_worker_t *worker = find(city, name);
+    if (!worker || !city->options.place)
+        return -ENOENT;
+    if (worker->proc)
+        return -EBUSY;
+    worker->request[0] = worker->units[0] = worker->publish[0] = '\0';
+    return write_topology(city);
 }
 
 void city_destroy(city_t **self, bool keep)
