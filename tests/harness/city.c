@@ -28,6 +28,8 @@ struct city {
     city_options_t options;
     city_worker_t workers[CITY_MAX_WORKERS];
     size_t worker_count;
+    /* Districts added at run time: the lists options points to then. */
+    const char **added_districts, **added_rules;
 };
 
 static int write_file(const char *path, const char *text)
@@ -443,6 +445,63 @@ const char *city_state_dir(const city_t *city, const char *worker, char *buf, si
     return buf;
 }
 
+static int make_worker_key(city_t *city, const char *name)
+{
+    char dir[600];
+    snprintf(dir, sizeof(dir), "%s/keys", city->dir);
+    auth_actor_t actor = {.kind = AUTH_KIND_WORKER};
+    snprintf(actor.name, sizeof(actor.name), "%s", name);
+    snprintf(actor.worker, sizeof(actor.worker), "%s", name);
+    return auth_key_new(dir, &actor);
+}
+
+int city_add_district(city_t *city, const char *district, const char *rules_csv)
+{
+    size_t count = city->options.district_count;
+    if (city->worker_count + 2 > CITY_MAX_WORKERS)
+        return -ENOSPC;
+    const char **districts = calloc(count + 1, sizeof(*districts));
+    const char **rules = calloc(count + 1, sizeof(*rules));
+    if (!districts || !rules) {
+        free(districts);
+        free(rules);
+        return -ENOMEM;
+    }
+    memcpy(districts, city->options.districts, count * sizeof(*districts));
+    memcpy(rules, city->options.rules_csv, count * sizeof(*rules));
+    districts[count] = district;
+    rules[count] = rules_csv;
+    free(city->added_districts);
+    free(city->added_rules);
+    city->added_districts = districts;
+    city->added_rules = rules;
+    city->options.districts = districts;
+    city->options.rules_csv = rules;
+    city->options.district_count = count + 1;
+
+    city_worker_t *router = add_worker(city, "router", district);
+    const char *router_files[] = {"units.csv", city->options.units_csv, "rules.csv", rules_csv,
+                                  NULL};
+    int rc = write_data(city, "data-", district, router_files);
+    if (rc == 0 && !city->options.plain)
+        rc = make_worker_key(city, router->name);
+    if (rc == 0 && city->options.escalation) {
+        city_worker_t *escalation = add_worker(city, "escalation", district);
+        rc = write_data(city, "escalation-data-", district, city->options.escalation_files);
+        if (rc == 0 && !city->options.plain)
+            rc = make_worker_key(city, escalation->name);
+    }
+    return rc == 0 ? write_topology(city) : rc;
+}
+
+int city_signal(city_t *city, const char *name, int sig)
+{
+    city_worker_t *worker = find(city, name);
+    if (!worker || !worker->proc)
+        return -ENOENT;
+    return kill(harness_pid(worker->proc), sig) == 0 ? 0 : -errno;
+}
+
 int city_replace(city_t *city, const char *name)
 {
     city_worker_t *worker = find(city, name);
@@ -469,6 +528,8 @@ void city_destroy(city_t **self, bool keep)
         fprintf(stderr, "city: state kept in %s\n", city->dir);
     else
         harness_rmtree(city->dir);
+    free(city->added_districts);
+    free(city->added_rules);
     free(city);
     *self = NULL;
 }

@@ -86,6 +86,13 @@ const char *city_state_dir(const city_t *city, const char *worker, char *buf, si
  * stopped, and is started there by city_start. Workers that link to it
  * learn the new address when they read the topology again. */
 int city_replace(city_t *city, const char *worker);
+/* A district added to a city that runs: its router (and escalation, when
+ * the city has them) written into the topology, their data dirs (the
+ * city's units, these rules; the escalation files) and keys made; nothing
+ * is started or told (city_start, then SIGHUP to the intake). */
+int city_add_district(city_t *city, const char *district, const char *rules_csv);
+/* Sends sig to a running worker (SIGHUP: read the topology again). */
+int city_signal(city_t *city, const char *worker, int sig);
 /* Stops everything (SIGTERM, so LeakSanitizer sees the exit); the directory
  * is removed unless keep is set (kept for a failed test). */
 void city_destroy(city_t **city, bool keep);
