@@ -111,14 +111,19 @@ static int write_topology(city_t *city)
     for (size_t i = 0; i < city->options.district_count; i++)
         fprintf(f, "[district.%s]\n\n", city->options.districts[i]);
 
-    fprintf(f,
-            "[worker.intake-1]\nkind = intake\nid_prefix = T1\nstate_dir = %s/intake-1\n"
-            "bus = %s\nrequest = %s\nlinks = ",
-            city->dir, endpoint_of(city, "intake-1", ENDPOINT_BUS, bus, sizeof(bus)),
-            endpoint_of(city, "intake-1", ENDPOINT_REQUEST, a, sizeof(a)));
-    for (size_t i = 0; i < city->options.district_count; i++)
-        fprintf(f, "%srouter-%s", i ? ", " : "", city->options.districts[i]);
-    fprintf(f, "%s\n\n", city->options.audit ? ", audit" : "");
+    for (size_t n = 1; n == 1 || n <= city->options.intakes; n++) {
+        char intake[32];
+        snprintf(intake, sizeof(intake), "intake-%zu", n);
+        fprintf(f,
+                "[worker.%s]\nkind = intake\nid_prefix = T%zu\nstate_dir = %s/%s\n"
+                "bus = %s\nrequest = %s\nlinks = ",
+                intake, n, city->dir, intake,
+                endpoint_of(city, intake, ENDPOINT_BUS, bus, sizeof(bus)),
+                endpoint_of(city, intake, ENDPOINT_REQUEST, a, sizeof(a)));
+        for (size_t i = 0; i < city->options.district_count; i++)
+            fprintf(f, "%srouter-%s", i ? ", " : "", city->options.districts[i]);
+        fprintf(f, "%s\n\n", city->options.audit ? ", audit" : "");
+    }
     for (size_t i = 0; i < city->options.district_count; i++) {
         const char *d = city->options.districts[i];
         char escalation[80], router[80];
@@ -132,7 +137,7 @@ static int write_topology(city_t *city)
                 endpoint_of(city, router, ENDPOINT_BUS, bus, sizeof(bus)),
                 endpoint_of(city, router, ENDPOINT_REQUEST, a, sizeof(a)),
                 endpoint_of(city, router, ENDPOINT_UNITS, b, sizeof(b)));
-        write_links(f, city, "intake-1", escalation, "audit", (char *)NULL);
+        write_links(f, city, "intake-1", "intake-2", escalation, "audit", (char *)NULL);
         if (!city->options.escalation)
             continue;
         fprintf(f,
@@ -142,7 +147,7 @@ static int write_topology(city_t *city)
                 d, d, city->dir, d, city->dir, d,
                 endpoint_of(city, escalation, ENDPOINT_BUS, bus, sizeof(bus)),
                 endpoint_of(city, escalation, ENDPOINT_REQUEST, a, sizeof(a)));
-        write_links(f, city, router, "intake-1", "audit", (char *)NULL);
+        write_links(f, city, router, "intake-1", "intake-2", "audit", (char *)NULL);
     }
     if (city->options.audit)
         fprintf(f,
@@ -241,6 +246,10 @@ int city_new(const char *tag, const city_options_t *options, city_t **ret)
 
     add_worker(city, "intake", NULL);
     snprintf(city->workers[0].name, sizeof(city->workers[0].name), "intake-1");
+    if (options->intakes >= 2) {
+        city_worker_t *shard = add_worker(city, "intake", NULL);
+        snprintf(shard->name, sizeof(shard->name), "intake-2");
+    }
     for (size_t i = 0; i < options->district_count && rc == 0; i++) {
         const char *d = options->districts[i];
         add_worker(city, "router", d);

@@ -57,6 +57,9 @@ typedef struct city_options {
      * namespaces. NULL: one host (ipc:// buses, loopback). */
     city_place_fn place;
     void *place_ctx;
+    /* 2: a second intake shard, "intake-2" (id prefix T2), linked like
+     * intake-1 and linked to by every router and escalation; 0 or 1: one. */
+    size_t intakes;
 } city_options_t;
 
 int city_new(const char *tag, const city_options_t *options, city_t **ret);

@@ -92,7 +92,20 @@ typedef struct ticket {
     int64_t delivered_ms;
     int delivered, wrong_unit, registered_in_audit, dispatched_in_audit;
     bool refused; /* answered with an error: not acknowledged */
+    int shard;    /* the intake it was submitted to: intake-<shard + 1> */
 } ticket_t;
+
+typedef struct run run_t;
+
+/* An intake shard and the desk that submits to it. */
+typedef struct shard {
+    run_t *run;
+    int n; /* intake-<n + 1> */
+    submitter_t *submitter;
+    size_t *tickets; /* the submitter's index -> the run's */
+    size_t count, capacity;
+} shard_t;
+#define MAX_SHARDS 2
 
 typedef struct delivery {
     char ticket[64];
@@ -100,7 +113,7 @@ typedef struct delivery {
     int64_t at_ms;
 } delivery_t;
 
-typedef struct run {
+struct run {
     hosts_t *hosts;
     city_t *city;
     ticket_t *tickets;
@@ -118,7 +131,10 @@ typedef struct run {
     /* Workers moved off their district's host: worker, host. */
     const char *moved_worker[4], *moved_host[4];
     size_t moved_count;
-} run_t;
+    shard_t shards[MAX_SHARDS];
+    int shard_count;
+    int next_shard;
+};
 
 static int64_t now_ms(void)
 {
@@ -129,10 +145,10 @@ static int64_t now_ms(void)
 
 /* --- the hosts and where each worker runs ---------------------------------- */
 
-static const char *const host_names[] = {"city",  "d-chaoyang", "d-nanguan",    "d-kuancheng",
-                                         "units", "d-xinghua",  "d-kuancheng-2"};
+static const char *const host_names[] = {"city",  "d-chaoyang", "d-nanguan",     "d-kuancheng",
+                                         "units", "d-xinghua",  "d-kuancheng-2", "city-2"};
 #define PARTITION_HOSTS 5
-#define TOPOLOGY_HOSTS 7
+#define TOPOLOGY_HOSTS 8
 
 static const char *host_of(const run_t *run, const char *worker)
 {
@@ -141,6 +157,8 @@ static const char *host_of(const run_t *run, const char *worker)
             return run->moved_host[i];
     if (strcmp(worker, "intake-1") == 0 || strcmp(worker, "audit") == 0)
         return "city";
+    if (strcmp(worker, "intake-2") == 0)
+        return "city-2";
     for (int d = 0; d < MAX_DISTRICTS; d++) {
         size_t n = strlen(districts[d]), len = strlen(worker);
         if (len > n && strcmp(worker + len - n, districts[d]) == 0 && worker[len - n - 1] == '-')
@@ -194,8 +212,8 @@ static void *units_main(void *arg)
 
 static void on_reply(void *ctx, size_t index, const Dispatch__Reply *reply)
 {
-    run_t *run = ctx;
-    ticket_t *t = &run->tickets[index];
+    shard_t *shard = ctx;
+    ticket_t *t = &shard->run->tickets[shard->tickets[index]];
     if (reply->body_case != DISPATCH__REPLY__BODY_SUBMIT) {
         t->refused = true;
         return;
@@ -204,15 +222,22 @@ static void on_reply(void *ctx, size_t index, const Dispatch__Reply *reply)
     t->acked_ms = now_ms();
 }
 
-static void add_ticket(run_t *run, submitter_t *submitter, int district)
+/* A ticket of district (-1: any) for intake shard (-1: the next in turn). */
+static void add_ticket(run_t *run, int district, int shard_n)
 {
+    if (shard_n < 0) {
+        shard_n = run->next_shard;
+        run->next_shard = (run->next_shard + 1) % run->shard_count;
+    }
+    shard_t *shard = &run->shards[shard_n];
     if (run->count == run->capacity) {
         run->capacity = run->capacity ? 2 * run->capacity : 8192;
         run->tickets = realloc(run->tickets, run->capacity * sizeof(*run->tickets));
     }
     ticket_t *t = &run->tickets[run->count];
     *t = (ticket_t){.district = district >= 0 ? district : rand() % run->district_count,
-                    .category = rand() % CATEGORY_COUNT};
+                    .category = rand() % CATEGORY_COUNT,
+                    .shard = shard_n};
     char request_id[32], phone[32];
     snprintf(request_id, sizeof(request_id), "hosts-%zu", run->count);
     snprintf(phone, sizeof(phone), "139%08zu", run->count);
@@ -225,9 +250,24 @@ static void add_ticket(run_t *run, submitter_t *submitter, int district)
     submit.category = (char *)categories[t->category][0];
     submit.caller_phone = phone;
     submit.description = "hosts run";
-    size_t index = submitter_add(submitter, "gateway", &submit);
-    if (index == run->count)
-        run->count++;
+    if (shard->count == shard->capacity) {
+        shard->capacity = shard->capacity ? 2 * shard->capacity : 8192;
+        shard->tickets = realloc(shard->tickets, shard->capacity * sizeof(*shard->tickets));
+    }
+    submitter_add(shard->submitter, "gateway", &submit);
+    shard->tickets[shard->count++] = run->count++;
+}
+
+/* Sends what is queued to every shard and collects the answers. */
+static int submit_all(run_t *run, int deadline_ms)
+{
+    for (int i = 0; i < run->shard_count; i++) {
+        int rc = submitter_run(run->shards[i].submitter, 5000, deadline_ms, on_reply, NULL,
+                               &run->shards[i]);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
 }
 
 /* --- figures from the stores ---------------------------------------------- */
@@ -289,6 +329,9 @@ static void sample_outboxes(run_t *run, outbox_peak_t *peak)
     uint64_t total = outbox_entries(city_state_dir(run->city, "intake-1", dir, sizeof(dir)),
                                     cut_router, &to_cut);
     total += outbox_entries(city_state_dir(run->city, "audit", dir, sizeof(dir)), NULL, NULL);
+    if (run->shard_count > 1)
+        total +=
+            outbox_entries(city_state_dir(run->city, "intake-2", dir, sizeof(dir)), NULL, NULL);
     for (int d = 0; d < run->district_count; d++) {
         for (int k = 0; k < 2; k++) {
             snprintf(name, sizeof(name), "%s-%s", kinds[k], districts[d]);
@@ -600,8 +643,32 @@ static int copy_state(run_t *run, const char *worker)
     return 0;
 }
 
-static bool topology_tick(run_t *run, scenario_t *sc, int64_t now, void *zmq,
-                          submitter_t *submitter)
+/* Every intake shard is sent sig. */
+static void signal_intakes(run_t *run, int sig)
+{
+    for (int i = 0; i < run->shard_count; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "intake-%d", i + 1);
+        city_signal(run->city, name, sig);
+    }
+}
+
+/* The first ticket of district each shard acknowledged; true when every
+ * shard has one (at[shard] then holds when). */
+static bool every_shard_took(const run_t *run, int district, int64_t at[MAX_SHARDS])
+{
+    bool all = true;
+    for (int n = 0; n < run->shard_count; n++) {
+        at[n] = 0;
+        for (size_t i = 0; i < run->count && !at[n]; i++)
+            if (run->tickets[i].district == district && run->tickets[i].shard == n)
+                at[n] = run->tickets[i].acked_ms;
+        all = all && at[n];
+    }
+    return all;
+}
+
+static bool topology_tick(run_t *run, scenario_t *sc, int64_t now, void *zmq)
 {
     if (!sc->added && now >= sc->add_at) {
         sc->rules = added_rules(); /* the city points to it until it ends */
@@ -612,42 +679,45 @@ static bool topology_tick(run_t *run, scenario_t *sc, int64_t now, void *zmq,
             exit(1);
         }
         connect_pool(run, ADDED, zmq);
-        /* Before it is told, the intake does not know xinghua. */
+        /* Before they are told, the intakes do not know xinghua. */
         size_t probe = run->count;
-        add_ticket(run, submitter, ADDED);
-        if (submitter_run(submitter, 5000, 60000, on_reply, NULL, run) < 0 ||
-            !run->tickets[probe].refused) {
-            fprintf(stderr, "FAIL: intake-1 took a xinghua ticket before its SIGHUP\n");
+        for (int n = 0; n < run->shard_count; n++)
+            add_ticket(run, ADDED, n);
+        bool refused = submit_all(run, 60000) == 0;
+        for (size_t i = probe; i < run->count; i++)
+            refused = refused && run->tickets[i].refused;
+        if (!refused) {
+            fprintf(stderr, "FAIL: an intake took a xinghua ticket before its SIGHUP\n");
             exit(1);
         }
         sc->hup_at = now_ms();
-        city_signal(run->city, "intake-1", SIGHUP);
+        signal_intakes(run, SIGHUP);
         sc->added = true;
-        printf("hosts: xinghua added on d-xinghua at %.1f s; intake-1 told (SIGHUP)\n",
-               seconds(sc, now));
+        printf("hosts: xinghua added on d-xinghua at %.1f s; %d intake shard(s) refused it, "
+               "then were told (SIGHUP)\n",
+               seconds(sc, now), run->shard_count);
     }
     if (sc->added && !sc->learned_at) {
-        /* A probe each tick until the intake takes a xinghua ticket. */
-        for (size_t i = 0; i < run->count; i++) {
-            if (run->tickets[i].district == ADDED && run->tickets[i].acked_ms) {
-                sc->learned_at = run->tickets[i].acked_ms;
-                run->district_count = MAX_DISTRICTS;
-                sc->move_at = now + sc->before_s * 500LL;
-                size_t refused = 0;
-                for (size_t j = 0; j < run->count; j++)
-                    refused += run->tickets[j].refused;
-                printf("hosts: intake-1 serves xinghua %.2f s after the SIGHUP (%zu probes "
-                       "refused, the first before it)\n",
-                       (double)(sc->learned_at - sc->hup_at) / 1000.0, refused);
-                break;
-            }
-        }
-        if (!sc->learned_at) {
+        /* A probe each tick to each shard until both take xinghua. */
+        int64_t at[MAX_SHARDS];
+        if (every_shard_took(run, ADDED, at)) {
+            sc->learned_at = at[0] > at[run->shard_count - 1] ? at[0] : at[run->shard_count - 1];
+            run->district_count = MAX_DISTRICTS;
+            sc->move_at = now + sc->before_s * 500LL;
+            size_t refused = 0;
+            for (size_t j = 0; j < run->count; j++)
+                refused += run->tickets[j].refused;
+            printf("hosts: every intake shard serves xinghua %.2f s after the SIGHUP (%zu probes "
+                   "refused, those before it)\n",
+                   (double)(sc->learned_at - sc->hup_at) / 1000.0, refused);
+        } else {
             if (now - sc->hup_at > 30000) {
-                fprintf(stderr, "FAIL: intake-1 did not take xinghua within 30 s of SIGHUP\n");
+                fprintf(stderr, "FAIL: the intakes did not take xinghua within 30 s of SIGHUP\n");
                 exit(1);
             }
-            add_ticket(run, submitter, ADDED);
+            for (int n = 0; n < run->shard_count; n++)
+                if (!at[n])
+                    add_ticket(run, ADDED, n);
         }
     }
     if (sc->learned_at && !sc->moving && now >= sc->move_at) {
@@ -674,12 +744,12 @@ static bool topology_tick(run_t *run, scenario_t *sc, int64_t now, void *zmq,
         /* Nothing reaches the old address any more. */
         hosts_link(run->hosts, "d-kuancheng", false);
         connect_pool(run, MOVED, zmq);
-        city_signal(run->city, "intake-1", SIGHUP);
+        signal_intakes(run, SIGHUP);
         sc->moved = true;
         sc->moved_at = now_ms();
         sc->stop_at = sc->moved_at + sc->after_s * 1000LL;
         printf("hosts: kuancheng started on d-kuancheng-2 (%s) at %.1f s from a copy of its "
-               "state; intake-1 told (SIGHUP)\n",
+               "state; the intakes told (SIGHUP)\n",
                city_endpoint(run->city, "router-kuancheng", "units"), seconds(sc, sc->moved_at));
     }
     return sc->moved && now >= sc->stop_at;
@@ -787,10 +857,10 @@ int main(int argc, char **argv)
         .audit = true,
         .place = place,
         .place_ctx = &run,
+        .intakes = sc.topology ? 2 : 1,
     };
     bool ok = false;
     void *zmq = NULL;
-    submitter_t *submitter = NULL;
     pthread_t units_thread;
     bool units_running = false;
     rc = city_new("hosts", &city_options, &run.city);
@@ -810,8 +880,14 @@ int main(int argc, char **argv)
         connect_pool(&run, d, zmq);
     pthread_create(&units_thread, NULL, units_main, &run);
     units_running = true;
-    const char *intake_url = city_endpoint(run.city, "intake-1", "request");
-    submitter_new(zmq, intake_url, 512, test_keys(run.city, "agent-7", intake_url), &submitter);
+    run.shard_count = sc.topology ? 2 : 1;
+    for (int n = 0; n < run.shard_count; n++) {
+        char name[32];
+        snprintf(name, sizeof(name), "intake-%d", n + 1);
+        const char *url = city_endpoint(run.city, name, "request");
+        run.shards[n] = (shard_t){.run = &run, .n = n};
+        submitter_new(zmq, url, 512, test_keys(run.city, "agent-7", url), &run.shards[n].submitter);
+    }
 
     /* The load: every tick, the tickets the rate owes by now, then their
      * answers; the outboxes sampled each tick. */
@@ -821,14 +897,14 @@ int main(int argc, char **argv)
     sc.heal_at = sc.cut_at + sc.partition_s * 1000LL;
     for (int64_t next_tick = sc.t0;;) {
         int64_t now = now_ms();
-        bool stop = sc.topology ? topology_tick(&run, &sc, now, zmq, submitter)
-                                : partition_tick(&run, &sc, now);
+        bool stop =
+            sc.topology ? topology_tick(&run, &sc, now, zmq) : partition_tick(&run, &sc, now);
         if (stop)
             break;
         size_t owed = (size_t)((double)(now - sc.t0) * sc.rate / 1000.0);
         while (run.count < owed)
-            add_ticket(&run, submitter, -1);
-        if (submitter_run(submitter, 5000, 120000, on_reply, NULL, &run) < 0) {
+            add_ticket(&run, -1, -1);
+        if (submit_all(&run, 120000) < 0) {
             fprintf(stderr, "FAIL: submissions unanswered for 120 s\n");
             goto out;
         }
@@ -871,6 +947,7 @@ int main(int argc, char **argv)
 
     size_t unacked = 0, refused = 0, twice = 0, wrong = 0, audit_twice = 0;
     size_t per_district[MAX_DISTRICTS] = {0}, waited_move = 0;
+    size_t per_shard[MAX_SHARDS] = {0}, wrong_prefix = 0;
     missing = 0;
     audit_missing = 0;
     for (size_t i = 0; i < run.count; i++) {
@@ -884,6 +961,10 @@ int main(int argc, char **argv)
             continue;
         }
         per_district[t->district]++;
+        per_shard[t->shard]++;
+        char prefix[16];
+        snprintf(prefix, sizeof(prefix), "T%d", t->shard + 1);
+        wrong_prefix += strncmp(t->id, prefix, strlen(prefix)) != 0;
         waited_move += t->district == MOVED && t->acked_ms >= sc.move_stop_at && sc.move_stop_at &&
                        t->acked_ms < sc.moved_at;
         missing += t->delivered == 0;
@@ -911,14 +992,18 @@ int main(int argc, char **argv)
         size_t n_before, n_after;
         int64_t p99_before = p99(&run, sc.before_from, sc.add_at, -1, &n_before);
         int64_t p99_after = p99(&run, sc.moved_at, sc.stop_at, -1, &n_after);
-        printf("hosts: FIGURES topology: xinghua served %.2f s after intake-1's SIGHUP; "
+        printf("hosts: FIGURES topology: xinghua served by every intake %.2f s after their SIGHUP; "
                "kuancheng down %.1f s for its move (%zu of its tickets acknowledged meanwhile, "
                "all delivered once after it); p99 all districts before %lld ms (%zu), after the "
                "move %lld ms (%zu); peak outbox depth %llu entries\n",
                (double)(sc.learned_at - sc.hup_at) / 1000.0,
                (double)(sc.moved_at - sc.move_stop_at) / 1000.0, waited_move, (long long)p99_before,
                n_before, (long long)p99_after, n_after, (unsigned long long)sc.peak.total);
-        ok = ok && per_district[ADDED] > 0 && waited_move > 0;
+        printf("hosts: intake shards: intake-1 on city (T1) %zu tickets, intake-2 on city-2 (T2) "
+               "%zu; %zu with another shard's prefix\n",
+               per_shard[0], per_shard[1], wrong_prefix);
+        ok = ok && per_district[ADDED] > 0 && waited_move > 0 && per_shard[0] > 0 &&
+             per_shard[1] > 0 && wrong_prefix == 0;
     } else {
         size_t n_before, n_during, n_all;
         int64_t p99_before = p99(&run, sc.before_from, sc.cut_at, CUT, &n_before);
@@ -948,7 +1033,8 @@ int main(int argc, char **argv)
     }
     if (!ok)
         printf("FAIL: see above (every count of a failure must be 0%s)\n",
-               sc.topology ? "; xinghua served; kuancheng's tickets waited and were delivered"
+               sc.topology ? "; xinghua served; kuancheng's tickets waited and were delivered; "
+                             "both shards served"
                            : "; p99 during <= 2x before; caught up");
 
 out:
@@ -958,7 +1044,10 @@ out:
         atomic_store(&run.stop_units, 1);
         pthread_join(units_thread, NULL);
     }
-    submitter_destroy(&submitter);
+    for (int n = 0; n < MAX_SHARDS; n++) {
+        submitter_destroy(&run.shards[n].submitter);
+        free(run.shards[n].tickets);
+    }
     for (int d = 0; d < MAX_DISTRICTS; d++)
         unit_pool_destroy(&run.pools[d]);
     if (zmq)
