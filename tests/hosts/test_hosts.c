@@ -316,8 +316,14 @@ done:
     return total;
 }
 
+#define SERIES_MAX 256 /* samples kept for the 5 s series */
+
 typedef struct outbox_peak {
     uint64_t total, to_cut;
+    /* The intake's outbox to the cut district, the last sample of each 5 s
+     * from the start. */
+    uint64_t series[SERIES_MAX];
+    int64_t t0;
 } outbox_peak_t;
 
 static void sample_outboxes(run_t *run, outbox_peak_t *peak)
@@ -342,6 +348,9 @@ static void sample_outboxes(run_t *run, outbox_peak_t *peak)
         peak->total = total;
     if (to_cut > peak->to_cut)
         peak->to_cut = to_cut;
+    int64_t slot = (now_ms() - peak->t0) / 5000;
+    if (slot >= 0 && slot < SERIES_MAX)
+        peak->series[slot] = to_cut;
 }
 
 /* --- checks ----------------------------------------------------------------- */
@@ -891,7 +900,7 @@ int main(int argc, char **argv)
 
     /* The load: every tick, the tickets the rate owes by now, then their
      * answers; the outboxes sampled each tick. */
-    sc.t0 = now_ms();
+    sc.t0 = sc.peak.t0 = now_ms();
     sc.before_from = sc.t0 + sc.warmup_s * 1000LL;
     sc.cut_at = sc.add_at = sc.before_from + sc.before_s * 1000LL;
     sc.heal_at = sc.cut_at + sc.partition_s * 1000LL;
@@ -1014,6 +1023,15 @@ int main(int argc, char **argv)
             size_t n;
             bool during = from >= sc.cut_at && from < sc.heal_at;
             printf(" %s%lld%s", during ? "[" : "", (long long)p99(&run, from, from + 5000, CUT, &n),
+                   during ? "]" : "");
+        }
+        printf("\n");
+        printf("hosts: entries in intake-1's outbox to router-%s per 5 s, [during]:",
+               districts[CUT]);
+        for (int64_t slot = 0; slot < SERIES_MAX && slot * 5000 < load_ms; slot++) {
+            int64_t from = sc.t0 + slot * 5000;
+            bool during = from >= sc.cut_at && from < sc.heal_at;
+            printf(" %s%llu%s", during ? "[" : "", (unsigned long long)sc.peak.series[slot],
                    during ? "]" : "");
         }
         printf("\n");
