@@ -281,6 +281,17 @@ int hosts_link(hosts_t *self, const char *name, bool up)
                : -EIO;
 }
 
+int hosts_block(hosts_t *self, const char *a, const char *b, bool blocked)
+{
+    const host_t *ha = find(self, a), *hb = find(self, b);
+    if (!ha || !hb)
+        return -ENOENT;
+    const char *verb = blocked ? "add" : "del";
+    bool ok = ip(false, "-n %s route %s blackhole %s/32", ha->netns, verb, hb->address) == 0;
+    ok = ip(false, "-n %s route %s blackhole %s/32", hb->netns, verb, ha->address) == 0 && ok;
+    return ok ? 0 : -EIO;
+}
+
 int hosts_enter(const hosts_t *self, const char *name)
 {
     const host_t *h = find(self, name);

@@ -40,6 +40,10 @@ const char *hosts_address(const hosts_t *self, const char *name);
 /* Sets the host's switch port down (cut off: nothing in or out) or up. */
 int hosts_link(hosts_t *self, const char *name, bool up);
 
+/* Cuts the two hosts off from each other (a blackhole route to the other's
+ * address on each side), or joins them again; their other links stay. */
+int hosts_block(hosts_t *self, const char *a, const char *b, bool blocked);
+
 /* Moves the calling process (before it has threads) into the host's
  * namespace: its sockets are that host's. */
 int hosts_enter(const hosts_t *self, const char *name);

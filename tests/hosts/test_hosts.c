@@ -16,7 +16,10 @@
  * partition: --warmup s of load, --before s measured, then the host of
  * nanguan is cut off (its switch port down) for --partition s, then
  * healed; the load goes on until nanguan has caught up (every ticket
- * acknowledged before the heal delivered to its unit), then stops.
+ * acknowledged before the heal delivered to its unit); with --units-cut,
+ * the units host is then cut off from kuancheng's host (blackhole routes
+ * both ways) for that long and joined again, and the load goes on until
+ * kuancheng's units have caught up their queues; then it stops.
  *
  * topology: after --warmup + --before s, district xinghua is added on its
  * own host (its rules and keys written, its router and escalation
@@ -41,7 +44,7 @@
  *
  *   test-hosts [--scenario partition|topology] [--rate N] [--warmup S]
  *              [--before S] [--partition S] [--catch-up-max S]
- *              [--move-gap S] [--after S] [--seed N] [--keep]
+ *              [--units-cut S] [--move-gap S] [--after S] [--seed N] [--keep]
  *
  * Exit 77 (skipped) when network namespaces cannot be made (not root, no
  * CAP_NET_ADMIN, no netns): the message says so.
@@ -524,6 +527,9 @@ typedef struct scenario {
     /* partition */
     int64_t t0, before_from, cut_at, heal_at, caught_up_at;
     bool cut, healed;
+    /* then the units host cut off from kuancheng's host */
+    int units_cut_s;
+    int64_t units_cut_at, units_heal_at, units_caught_up_at;
     /* topology */
     int64_t add_at, hup_at, learned_at, move_at, moved_at, move_stop_at, stop_at;
     bool added, moving, moved;
@@ -591,7 +597,43 @@ static bool partition_tick(run_t *run, scenario_t *sc, int64_t now)
         if (t->delivered_ms > last)
             last = t->delivered_ms;
     }
-    sc->caught_up_at = last;
+    if (!sc->caught_up_at) {
+        sc->caught_up_at = last;
+        printf("hosts: %s caught up %.1f s after the heal\n", districts[CUT],
+               (double)(last - sc->heal_at) / 1000.0);
+    }
+    if (sc->units_cut_s <= 0)
+        return true;
+    /* The units host cut off from one district's host: its units must
+     * catch up their queues when they reach their router again. */
+    const char *district_host = host_names[1 + MOVED];
+    if (!sc->units_cut_at) {
+        if (hosts_block(run->hosts, "units", district_host, true) < 0) {
+            fprintf(stderr, "FAIL: cannot cut units off from %s\n", district_host);
+            exit(1);
+        }
+        sc->units_cut_at = now;
+        printf("hosts: units cut off from %s at %.1f s\n", district_host, seconds(sc, now));
+        return false;
+    }
+    if (!sc->units_heal_at) {
+        if (now < sc->units_cut_at + sc->units_cut_s * 1000LL)
+            return false;
+        hosts_block(run->hosts, "units", district_host, false);
+        sc->units_heal_at = now;
+        printf("hosts: units and %s joined again at %.1f s\n", district_host, seconds(sc, now));
+    }
+    last = 0;
+    for (size_t i = 0; i < run->count; i++) {
+        const ticket_t *t = &run->tickets[i];
+        if (t->district != MOVED || !t->acked_ms || t->acked_ms >= sc->units_heal_at)
+            continue;
+        if (!t->delivered)
+            return now > sc->units_heal_at + sc->catch_up_max_s * 1000LL;
+        if (t->delivered_ms > last)
+            last = t->delivered_ms;
+    }
+    sc->units_caught_up_at = last;
     return true;
 }
 
@@ -784,6 +826,7 @@ int main(int argc, char **argv)
         {"catch-up-max", required_argument, NULL, 'c'},
         {"move-gap", required_argument, NULL, 'g'},
         {"after", required_argument, NULL, 'a'},
+        {"units-cut", required_argument, NULL, 'u'},
         {"seed", required_argument, NULL, 's'},
         {"keep", no_argument, NULL, 'k'},
         {NULL, 0, NULL, 0},
@@ -816,6 +859,9 @@ int main(int argc, char **argv)
             break;
         case 'a':
             sc.after_s = atoi(optarg);
+            break;
+        case 'u':
+            sc.units_cut_s = atoi(optarg);
             break;
         case 's':
             seed = (unsigned)strtoul(optarg, NULL, 10);
@@ -1048,6 +1094,20 @@ int main(int argc, char **argv)
                (unsigned long long)sc.peak.to_cut, districts[CUT]);
         ok = ok && sc.caught_up_at != 0 && n_before > 0 && n_during > 0 &&
              p99_during <= 2 * p99_before;
+        if (sc.units_cut_s > 0) {
+            size_t waited = 0;
+            for (size_t i = 0; i < run.count; i++)
+                waited += run.tickets[i].district == MOVED &&
+                          run.tickets[i].acked_ms >= sc.units_cut_at &&
+                          run.tickets[i].acked_ms < sc.units_heal_at;
+            printf("hosts: FIGURES units cut off from d-%s for %d s: %zu of its tickets waited in "
+                   "the router; the units caught up %.1f s after they could reach it again\n",
+                   districts[MOVED], sc.units_cut_s, waited,
+                   sc.units_caught_up_at
+                       ? (double)(sc.units_caught_up_at - sc.units_heal_at) / 1000.0
+                       : -1.0);
+            ok = ok && sc.units_caught_up_at != 0 && waited > 0;
+        }
     }
     if (!ok)
         printf("FAIL: see above (every count of a failure must be 0%s)\n",
