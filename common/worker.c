@@ -276,7 +276,7 @@ static void reload(worker_t *worker, const worker_kind_t *kind, void *app)
         return;
     }
     worker->retired = retired;
-    size_t opened = 0, moved = 0;
+    size_t opened = 0, moved = 0, failed = 0;
     for (size_t i = 0; i < self->link_count; i++) {
         const char *peer = self->links[i];
         const config_worker_t *target = config_worker_find(config, peer);
@@ -290,8 +290,18 @@ static void reload(worker_t *worker, const worker_kind_t *kind, void *app)
             rc = bus_link_retarget(link, target->bus);
             moved += rc == 0;
         }
-        if (rc < 0)
+        if (rc < 0) {
             log_error("reload: link to %s (%s): %s", peer, target->bus, store_strerror(rc));
+            failed++;
+        }
+    }
+    /* A link that could not be opened (its peer's key not there yet) would
+     * make the kind accept what it cannot send: the old topology stays,
+     * and the next SIGHUP tries again. */
+    if (failed) {
+        log_error("reload: %zu links could not be opened; the old topology stays", failed);
+        config_destroy(&config);
+        return;
     }
     int rc = kind->reload(app, config);
     if (rc < 0) {

@@ -23,7 +23,9 @@
  * goes on from the first unacknowledged message), and the kind's reload()
  * takes the new config. The worker itself must keep its kind, state_dir,
  * bus and client endpoints (a change there needs a restart; the reload is
- * refused and the old topology kept). Links the new topology drops stay
+ * refused and the old topology kept), and so is a reload where a new link
+ * cannot be opened (its peer's key not in the key directory yet): the kind
+ * never learns a peer it cannot send to. Links the new topology drops stay
  * open until a restart: their outbox may still hold messages. Configs
  * replaced by a reload are kept until the process ends, so pointers into
  * them stay valid.
