@@ -97,6 +97,16 @@ static const char *endpoint_of(city_t *city, const char *name, int which, char *
         snprintf(buf, len, "ipc://%s/%s.bus", city->dir, name);
         return buf;
     }
+    /* Written again (a district added): the endpoint it has keeps. */
+    const city_worker_t *worker = find(city, name);
+    const char *pinned = !worker                     ? ""
+                         : which == ENDPOINT_REQUEST ? worker->request
+                         : which == ENDPOINT_UNITS   ? worker->units
+                                                     : worker->publish;
+    if (pinned[0]) {
+        snprintf(buf, len, "%s", pinned);
+        return buf;
+    }
     return client_endpoint(buf, len);
 }
 
