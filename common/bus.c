@@ -1631,6 +1631,34 @@ static void link_reconnect_if_dead(bus_link_t *link, int64_t now_ms)
     emit(link->bus, &event);
 }
 
+int bus_link_retarget(bus_link_t *link, const char *endpoint)
+{
+    char *copy = strdup(endpoint);
+    if (!copy)
+        return -ENOMEM;
+    char *old = link->endpoint;
+    link->endpoint = copy;
+    void *socket;
+    int rc = link_socket_open(link, &socket);
+    if (rc < 0) {
+        link->endpoint = old;
+        free(copy);
+        return rc;
+    }
+    free(old);
+    zmq_close(link->socket);
+    link->socket = socket;
+    link->socket_ms = bus_now_ms();
+    link->reconnects++;
+    link_rewind(link);
+    return 0;
+}
+
+const char *bus_link_endpoint(const bus_link_t *link)
+{
+    return link->endpoint;
+}
+
 int bus_tick(bus_t *self, int64_t now_ms)
 {
     MDB_txn *txn = NULL;

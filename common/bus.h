@@ -222,6 +222,14 @@ const char *bus_listen_endpoint(const bus_t *self);
 /* Opens the link to peer_id at endpoint, restoring its outbox state. */
 int bus_link_open(bus_t *self, const char *peer_id, const char *endpoint, bus_link_t **ret);
 bus_link_t *bus_link_find(bus_t *self, const char *peer_id);
+/* The peer moved (the topology gives its bus another endpoint): the link
+ * gets a new socket connected there and sends again from its first
+ * unacknowledged message; its outbox, seqs and incarnations are the
+ * link's, wherever the peer listens. 0, -ENOMEM, or the socket's error
+ * (the link keeps its old endpoint then). */
+int bus_link_retarget(bus_link_t *link, const char *endpoint);
+/* The endpoint the link connects to. */
+const char *bus_link_endpoint(const bus_link_t *link);
 void bus_link_stats(const bus_link_t *link, bus_link_stats_t *stats);
 void bus_stats(const bus_t *self, bus_stats_t *stats);
 /* Visits every link, then every sender in the table; fn returns non-zero

@@ -27,9 +27,22 @@ struct worker {
     size_t endpoint_count;
     loop_check_t checks[WORKER_MAX_CHECKS];
     size_t check_count;
+    /* What a reload reads again: the file and the --set overrides. */
+    const char *config_path;
+    char **sets;
+    size_t set_count;
+    config_t **retired; /* configs replaced by reloads, freed at exit */
+    size_t retired_count;
 };
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
+
+static void on_reload_signal(int sig)
+{
+    (void)sig;
+    reload_requested = 1;
+}
 
 static void on_stop_signal(int sig)
 {
@@ -203,6 +216,107 @@ static void log_refusals(worker_t *worker)
         log_warn("refused %llu more handshakes", (unsigned long long)dropped);
 }
 
+/* The topology file with the --set overrides, as at start. */
+static int load_topology(worker_t *worker, config_t **ret)
+{
+    char err[512];
+    config_t *config;
+    int rc = config_load(worker->config_path, &config, err, sizeof(err));
+    if (rc < 0) {
+        log_error("%s", err);
+        return rc;
+    }
+    for (size_t i = 0; i < worker->set_count; i++) {
+        char key[512];
+        const char *eq = strchr(worker->sets[i], '=');
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - worker->sets[i]), worker->sets[i]);
+        if ((rc = config_set(config, key, eq + 1, err, sizeof(err))) < 0) {
+            log_error("%s", err);
+            config_destroy(&config);
+            return rc;
+        }
+    }
+    *ret = config;
+    return 0;
+}
+
+static bool same_text(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* SIGHUP: see worker.h. */
+static void reload(worker_t *worker, const worker_kind_t *kind, void *app)
+{
+    if (!kind->reload) {
+        log_warn("reload: a dispatch-%s does not read its topology again; restart it", kind->kind);
+        return;
+    }
+    config_t *config;
+    if (load_topology(worker, &config) < 0) {
+        log_error("reload: the topology %s is refused; the old one stays", worker->config_path);
+        return;
+    }
+    const config_worker_t *old = worker->self;
+    const config_worker_t *self = config_worker_find(config, old->name);
+    if (!self || strcmp(self->kind, old->kind) != 0 ||
+        !same_text(self->state_dir, old->state_dir) || !same_text(self->bus, old->bus) ||
+        !same_text(self->request, old->request) || !same_text(self->publish, old->publish) ||
+        !same_text(self->units, old->units) || !same_text(self->id_prefix, old->id_prefix)) {
+        log_error("reload: %s's own section changed (kind, state_dir, endpoints or id_prefix): "
+                  "that needs a restart; the old topology stays",
+                  old->name);
+        config_destroy(&config);
+        return;
+    }
+    config_t **retired =
+        realloc(worker->retired, (worker->retired_count + 1) * sizeof(*worker->retired));
+    if (!retired) {
+        config_destroy(&config);
+        return;
+    }
+    worker->retired = retired;
+    size_t opened = 0, moved = 0, failed = 0;
+    for (size_t i = 0; i < self->link_count; i++) {
+        const char *peer = self->links[i];
+        const config_worker_t *target = config_worker_find(config, peer);
+        bus_link_t *link = bus_link_find(worker->bus, peer);
+        int rc = 0;
+        if (!link) {
+            rc = bus_link_open(worker->bus, peer, target->bus, NULL);
+            opened += rc == 0;
+        } else if (strcmp(bus_link_endpoint(link), target->bus) != 0) {
+            log_info("reload: %s moved from %s to %s", peer, bus_link_endpoint(link), target->bus);
+            rc = bus_link_retarget(link, target->bus);
+            moved += rc == 0;
+        }
+        if (rc < 0) {
+            log_error("reload: link to %s (%s): %s", peer, target->bus, store_strerror(rc));
+            failed++;
+        }
+    }
+    /* A link that could not be opened (its peer's key not there yet) would
+     * make the kind accept what it cannot send: the old topology stays,
+     * and the next SIGHUP tries again. */
+    if (failed) {
+        log_error("reload: %zu links could not be opened; the old topology stays", failed);
+        config_destroy(&config);
+        return;
+    }
+    int rc = kind->reload(app, config);
+    if (rc < 0) {
+        /* The links stay as they are now: they match the new file. */
+        log_error("reload: %s", store_strerror(rc));
+        config_destroy(&config);
+        return;
+    }
+    worker->retired[worker->retired_count++] = worker->config;
+    worker->config = config;
+    worker->self = self;
+    log_info("reload: topology %s read again: %zu links opened, %zu pointed at a new endpoint",
+             worker->config_path, opened, moved);
+}
+
 static int run(worker_t *worker, const worker_kind_t *kind, void *app)
 {
     loop_app_t loop = kind->loop;
@@ -211,6 +325,10 @@ static int run(worker_t *worker, const worker_kind_t *kind, void *app)
     loop.check_count = worker->check_count;
     int64_t last_watchdog = 0;
     while (!stop_requested) {
+        if (reload_requested) {
+            reload_requested = 0;
+            reload(worker, kind, app);
+        }
         int rc = loop_once(worker->store, worker->bus, &loop, WATCHDOG_MS);
         if (rc < 0) {
             log_error("event loop: %s", store_strerror(rc));
@@ -327,7 +445,9 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
             goto done;
         }
         *eq = '\0';
-        if ((rc = config_set(worker.config, sets[i], eq + 1, err, sizeof(err))) < 0) {
+        rc = config_set(worker.config, sets[i], eq + 1, err, sizeof(err));
+        *eq = '='; /* as given: a reload applies it again */
+        if (rc < 0) {
             log_error("%s", err);
             goto done;
         }
@@ -346,6 +466,11 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
     struct sigaction action = {.sa_handler = on_stop_signal};
     sigaction(SIGTERM, &action, NULL);
     sigaction(SIGINT, &action, NULL);
+    struct sigaction reload_action = {.sa_handler = on_reload_signal};
+    sigaction(SIGHUP, &reload_action, NULL);
+    worker.config_path = config_path;
+    worker.sets = sets;
+    worker.set_count = set_count;
 
     /* One process per identity: before any socket or the store is opened.
      * The lock holds until the process ends. */
@@ -432,6 +557,9 @@ done:
     for (size_t i = 0; i < worker.endpoint_count; i++)
         free(worker.urls[i]);
     config_destroy(&worker.config);
+    for (size_t i = 0; i < worker.retired_count; i++)
+        config_destroy(&worker.retired[i]);
+    free(worker.retired);
     free(sets);
     free(accepts);
     free(rest);

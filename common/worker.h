@@ -17,6 +17,19 @@
  * The kind's handlers take the store's transaction and plain values, never
  * sockets, so tests and fuzzers call them without a process.
  *
+ * SIGHUP reads the topology again (for kinds with a reload handler; others
+ * log that they must be restarted): a link the new topology adds is opened,
+ * a link whose peer's bus endpoint changed is pointed there (its outbox
+ * goes on from the first unacknowledged message), and the kind's reload()
+ * takes the new config. The worker itself must keep its kind, state_dir,
+ * bus and client endpoints (a change there needs a restart; the reload is
+ * refused and the old topology kept), and so is a reload where a new link
+ * cannot be opened (its peer's key not in the key directory yet): the kind
+ * never learns a peer it cannot send to. Links the new topology drops stay
+ * open until a restart: their outbox may still hold messages. Configs
+ * replaced by a reload are kept until the process ends, so pointers into
+ * them stay valid.
+ *
  * Invariant checks: the loop checks the bus after every batch; start() adds
  * the checks of the kind's own modules with worker_check_add(). They run,
  * and a broken invariant aborts the worker, only in DISPATCH_CHECKS builds
@@ -43,6 +56,11 @@ typedef struct worker_kind {
     void (*stop)(void *app);
     bus_apply_fn apply; /* messages arriving on the bus */
     loop_app_t loop;    /* .app is set by worker_main */
+    /* SIGHUP: the topology read again, its links opened or pointed at
+     * their new endpoints already; the kind takes config (it outlives the
+     * app). NULL: the kind does not reload. Returns 0, or a negative code
+     * after which the kind goes on with the old config. */
+    int (*reload)(void *app, const config_t *config);
 } worker_kind_t;
 
 /* Exit status of a process started under the name of a worker that is

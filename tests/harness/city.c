@@ -28,6 +28,8 @@ struct city {
     city_options_t options;
     city_worker_t workers[CITY_MAX_WORKERS];
     size_t worker_count;
+    /* Districts added at run time: the lists options points to then. */
+    const char **added_districts, **added_rules;
 };
 
 static int write_file(const char *path, const char *text)
@@ -76,51 +78,94 @@ static const char *client_endpoint(char *buf, size_t len)
     return buf;
 }
 
+enum { ENDPOINT_BUS = 1, ENDPOINT_REQUEST, ENDPOINT_UNITS, ENDPOINT_PUBLISH };
+
+/* A worker's endpoint in the topology. One host: its bus an ipc:// file in
+ * the city's directory, client endpoints on loopback (client_endpoint).
+ * Over hosts: its host's address and a port fixed by the worker's place in
+ * the city, the same on every host it may move to. */
+static const char *endpoint_of(city_t *city, const char *name, int which, char *buf, size_t len)
+{
+    if (city->options.place) {
+        city_host_t host = {0};
+        city->options.place(city->options.place_ctx, name, &host);
+        long index = find(city, name) - city->workers;
+        snprintf(buf, len, "tcp://%s:%ld", host.address, 7000 + 10 * index + which);
+        return buf;
+    }
+    if (which == ENDPOINT_BUS) {
+        snprintf(buf, len, "ipc://%s/%s.bus", city->dir, name);
+        return buf;
+    }
+    /* Written again (a district added): the endpoint it has keeps. */
+    const city_worker_t *worker = find(city, name);
+    const char *pinned = !worker                     ? ""
+                         : which == ENDPOINT_REQUEST ? worker->request
+                         : which == ENDPOINT_UNITS   ? worker->units
+                                                     : worker->publish;
+    if (pinned[0]) {
+        snprintf(buf, len, "%s", pinned);
+        return buf;
+    }
+    return client_endpoint(buf, len);
+}
+
 static int write_topology(city_t *city)
 {
     FILE *f = fopen(city->topology, "w");
     if (!f)
         return -errno;
-    char a[64], b[64];
+    char a[600], b[600], bus[600];
     fprintf(f, "[city]\nname = testcity\ntimezone = Asia/Shanghai\nsecurity = %s\n\n",
             city->options.plain ? "plain" : "curve");
     for (size_t i = 0; i < city->options.district_count; i++)
         fprintf(f, "[district.%s]\n\n", city->options.districts[i]);
 
-    fprintf(f,
-            "[worker.intake-1]\nkind = intake\nid_prefix = T1\nstate_dir = %s/intake-1\n"
-            "bus = ipc://%s/intake-1.bus\nrequest = %s\nlinks = ",
-            city->dir, city->dir, client_endpoint(a, sizeof(a)));
-    for (size_t i = 0; i < city->options.district_count; i++)
-        fprintf(f, "%srouter-%s", i ? ", " : "", city->options.districts[i]);
-    fprintf(f, "%s\n\n", city->options.audit ? ", audit" : "");
+    for (size_t n = 1; n == 1 || n <= city->options.intakes; n++) {
+        char intake[32];
+        snprintf(intake, sizeof(intake), "intake-%zu", n);
+        fprintf(f,
+                "[worker.%s]\nkind = intake\nid_prefix = T%zu\nstate_dir = %s/%s\n"
+                "bus = %s\nrequest = %s\nlinks = ",
+                intake, n, city->dir, intake,
+                endpoint_of(city, intake, ENDPOINT_BUS, bus, sizeof(bus)),
+                endpoint_of(city, intake, ENDPOINT_REQUEST, a, sizeof(a)));
+        for (size_t i = 0; i < city->options.district_count; i++)
+            fprintf(f, "%srouter-%s", i ? ", " : "", city->options.districts[i]);
+        fprintf(f, "%s\n\n", city->options.audit ? ", audit" : "");
+    }
     for (size_t i = 0; i < city->options.district_count; i++) {
         const char *d = city->options.districts[i];
-        char escalation[80];
+        char escalation[80], router[80];
         snprintf(escalation, sizeof(escalation), "escalation-%s", d);
+        snprintf(router, sizeof(router), "router-%s", d);
         fprintf(f,
                 "[worker.router-%s]\nkind = router\ndistrict = %s\nstate_dir = %s/router-%s\n"
-                "data_dir = %s/data-%s\nbus = ipc://%s/router-%s.bus\n"
+                "data_dir = %s/data-%s\nbus = %s\n"
                 "request = %s\nunits = %s\n",
-                d, d, city->dir, d, city->dir, d, city->dir, d, client_endpoint(a, sizeof(a)),
-                client_endpoint(b, sizeof(b)));
-        write_links(f, city, "intake-1", escalation, "audit", (char *)NULL);
+                d, d, city->dir, d, city->dir, d,
+                endpoint_of(city, router, ENDPOINT_BUS, bus, sizeof(bus)),
+                endpoint_of(city, router, ENDPOINT_REQUEST, a, sizeof(a)),
+                endpoint_of(city, router, ENDPOINT_UNITS, b, sizeof(b)));
+        write_links(f, city, "intake-1", "intake-2", escalation, "audit", (char *)NULL);
         if (!city->options.escalation)
             continue;
-        char router[80];
-        snprintf(router, sizeof(router), "router-%s", d);
         fprintf(f,
                 "[worker.escalation-%s]\nkind = escalation\ndistrict = %s\n"
                 "state_dir = %s/escalation-%s\ndata_dir = %s/escalation-data-%s\n"
-                "bus = ipc://%s/escalation-%s.bus\nrequest = %s\n",
-                d, d, city->dir, d, city->dir, d, city->dir, d, client_endpoint(a, sizeof(a)));
-        write_links(f, city, router, "intake-1", "audit", (char *)NULL);
+                "bus = %s\nrequest = %s\n",
+                d, d, city->dir, d, city->dir, d,
+                endpoint_of(city, escalation, ENDPOINT_BUS, bus, sizeof(bus)),
+                endpoint_of(city, escalation, ENDPOINT_REQUEST, a, sizeof(a)));
+        write_links(f, city, router, "intake-1", "intake-2", "audit", (char *)NULL);
     }
     if (city->options.audit)
         fprintf(f,
-                "[worker.audit]\nkind = audit\nstate_dir = %s/audit\nbus = ipc://%s/audit.bus\n"
+                "[worker.audit]\nkind = audit\nstate_dir = %s/audit\nbus = %s\n"
                 "request = %s\npublish = %s\n\n",
-                city->dir, city->dir, client_endpoint(a, sizeof(a)), client_endpoint(b, sizeof(b)));
+                city->dir, endpoint_of(city, "audit", ENDPOINT_BUS, bus, sizeof(bus)),
+                endpoint_of(city, "audit", ENDPOINT_REQUEST, a, sizeof(a)),
+                endpoint_of(city, "audit", ENDPOINT_PUBLISH, b, sizeof(b)));
     return fclose(f) == 0 ? 0 : -errno;
 }
 
@@ -211,6 +256,10 @@ int city_new(const char *tag, const city_options_t *options, city_t **ret)
 
     add_worker(city, "intake", NULL);
     snprintf(city->workers[0].name, sizeof(city->workers[0].name), "intake-1");
+    if (options->intakes >= 2) {
+        city_worker_t *shard = add_worker(city, "intake", NULL);
+        snprintf(shard->name, sizeof(shard->name), "intake-2");
+    }
     for (size_t i = 0; i < options->district_count && rc == 0; i++) {
         const char *d = options->districts[i];
         add_worker(city, "router", d);
@@ -282,9 +331,18 @@ int city_start_with(city_t *city, const char *name, const char *const *more)
         return -ENOENT;
     if (worker->proc)
         return -EALREADY;
-    const char *argv[48];
+    const char *argv[52];
     size_t argc = 0;
     char set_request[400], set_units[400], set_publish[400];
+    city_host_t host = {0};
+    if (city->options.place)
+        city->options.place(city->options.place_ctx, worker->name, &host);
+    if (host.netns) {
+        argv[argc++] = harness_program("IP_BIN", "/sbin/ip");
+        argv[argc++] = "netns";
+        argv[argc++] = "exec";
+        argv[argc++] = host.netns;
+    }
     argv[argc++] = program(worker->kind);
     argv[argc++] = "--config";
     argv[argc++] = city->topology;
@@ -300,9 +358,9 @@ int city_start_with(city_t *city, const char *name, const char *const *more)
     argc =
         pin(argv, argc, set_publish, sizeof(set_publish), worker->name, "publish", worker->publish);
     const char *const *extra = extra_args(city, worker->kind);
-    for (size_t i = 0; extra && extra[i] && argc < 46; i++)
+    for (size_t i = 0; extra && extra[i] && argc < 50; i++)
         argv[argc++] = extra[i];
-    for (size_t i = 0; more && more[i] && argc < 46; i++)
+    for (size_t i = 0; more && more[i] && argc < 50; i++)
         argv[argc++] = more[i];
     argv[argc] = NULL;
 
@@ -400,6 +458,80 @@ const char *city_dir(const city_t *city)
     return city->dir;
 }
 
+const char *city_state_dir(const city_t *city, const char *worker, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", city->dir, worker);
+    return buf;
+}
+
+static int make_worker_key(city_t *city, const char *name)
+{
+    char dir[600];
+    snprintf(dir, sizeof(dir), "%s/keys", city->dir);
+    auth_actor_t actor = {.kind = AUTH_KIND_WORKER};
+    snprintf(actor.name, sizeof(actor.name), "%s", name);
+    snprintf(actor.worker, sizeof(actor.worker), "%s", name);
+    return auth_key_new(dir, &actor);
+}
+
+int city_add_district(city_t *city, const char *district, const char *rules_csv)
+{
+    size_t count = city->options.district_count;
+    if (city->worker_count + 2 > CITY_MAX_WORKERS)
+        return -ENOSPC;
+    const char **districts = calloc(count + 1, sizeof(*districts));
+    const char **rules = calloc(count + 1, sizeof(*rules));
+    if (!districts || !rules) {
+        free(districts);
+        free(rules);
+        return -ENOMEM;
+    }
+    memcpy(districts, city->options.districts, count * sizeof(*districts));
+    memcpy(rules, city->options.rules_csv, count * sizeof(*rules));
+    districts[count] = district;
+    rules[count] = rules_csv;
+    free(city->added_districts);
+    free(city->added_rules);
+    city->added_districts = districts;
+    city->added_rules = rules;
+    city->options.districts = districts;
+    city->options.rules_csv = rules;
+    city->options.district_count = count + 1;
+
+    city_worker_t *router = add_worker(city, "router", district);
+    const char *router_files[] = {"units.csv", city->options.units_csv, "rules.csv", rules_csv,
+                                  NULL};
+    int rc = write_data(city, "data-", district, router_files);
+    if (rc == 0 && !city->options.plain)
+        rc = make_worker_key(city, router->name);
+    if (rc == 0 && city->options.escalation) {
+        city_worker_t *escalation = add_worker(city, "escalation", district);
+        rc = write_data(city, "escalation-data-", district, city->options.escalation_files);
+        if (rc == 0 && !city->options.plain)
+            rc = make_worker_key(city, escalation->name);
+    }
+    return rc == 0 ? write_topology(city) : rc;
+}
+
+int city_signal(city_t *city, const char *name, int sig)
+{
+    city_worker_t *worker = find(city, name);
+    if (!worker || !worker->proc)
+        return -ENOENT;
+    return kill(harness_pid(worker->proc), sig) == 0 ? 0 : -errno;
+}
+
+int city_replace(city_t *city, const char *name)
+{
+    city_worker_t *worker = find(city, name);
+    if (!worker || !city->options.place)
+        return -ENOENT;
+    if (worker->proc)
+        return -EBUSY;
+    worker->request[0] = worker->units[0] = worker->publish[0] = '\0';
+    return write_topology(city);
+}
+
 void city_destroy(city_t **self, bool keep)
 {
     city_t *city = *self;
@@ -415,6 +547,8 @@ void city_destroy(city_t **self, bool keep)
         fprintf(stderr, "city: state kept in %s\n", city->dir);
     else
         harness_rmtree(city->dir);
+    free(city->added_districts);
+    free(city->added_rules);
     free(city);
     *self = NULL;
 }

@@ -22,6 +22,16 @@
 
 typedef struct city city_t;
 
+/* Where a worker of a city spread over hosts runs (tests/hosts): the
+ * network namespace its process is started in ("ip netns exec"; NULL:
+ * here) and the IPv4 address all its endpoints bind, on fixed ports. */
+typedef struct city_host {
+    const char *netns;
+    const char *address;
+} city_host_t;
+/* Fills host for worker (its name in the topology). */
+typedef void (*city_place_fn)(void *ctx, const char *worker, city_host_t *host);
+
 typedef struct city_options {
     const char *const *districts; /* ids */
     size_t district_count;
@@ -42,6 +52,14 @@ typedef struct city_options {
      * units (unit gateway), tester (gateway with every role) and injector (a
      * worker key for a test's own bus). */
     bool plain;
+    /* A city over hosts: every endpoint is tcp://<its host's address>:<a
+     * port fixed per worker>, and the workers are started in their hosts'
+     * namespaces. NULL: one host (ipc:// buses, loopback). */
+    city_place_fn place;
+    void *place_ctx;
+    /* 2: a second intake shard, "intake-2" (id prefix T2), linked like
+     * intake-1 and linked to by every router and escalation; 0 or 1: one. */
+    size_t intakes;
 } city_options_t;
 
 int city_new(const char *tag, const city_options_t *options, city_t **ret);
@@ -64,6 +82,20 @@ const char *city_keys_dir(const city_t *city, char *buf, size_t len);
 int city_keys(const city_t *city, const char *actor, const char *url, auth_client_t *keys,
               const auth_client_t **ret);
 const char *city_dir(const city_t *city);
+/* The state dir of a worker (<dir>/<name>) into buf. */
+const char *city_state_dir(const city_t *city, const char *worker, char *buf, size_t len);
+/* A placed city's worker moves: the topology is written again with its
+ * endpoints on the address place() gives it now; the worker must be
+ * stopped, and is started there by city_start. Workers that link to it
+ * learn the new address when they read the topology again. */
+int city_replace(city_t *city, const char *worker);
+/* A district added to a city that runs: its router (and escalation, when
+ * the city has them) written into the topology, their data dirs (the
+ * city's units, these rules; the escalation files) and keys made; nothing
+ * is started or told (city_start, then SIGHUP to the intake). */
+int city_add_district(city_t *city, const char *district, const char *rules_csv);
+/* Sends sig to a running worker (SIGHUP: read the topology again). */
+int city_signal(city_t *city, const char *worker, int sig);
 /* Stops everything (SIGTERM, so LeakSanitizer sees the exit); the directory
  * is removed unless keep is set (kept for a failed test). */
 void city_destroy(city_t **city, bool keep);

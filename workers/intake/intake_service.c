@@ -170,6 +170,22 @@ static void intake_stop(void *app)
     intake_destroy(&self);
 }
 
+/* SIGHUP (worker.h): the districts and the links of the new topology. A
+ * district added there is served from now on (its router's link is open
+ * already); the id prefix and the time zone stay as they were. */
+static int intake_reload(void *app, const config_t *config)
+{
+    intake_t *self = app;
+    peers_t *peers;
+    int rc = peers_new(config, self->name, self->bus, &peers);
+    if (rc < 0)
+        return rc;
+    peers_destroy(&self->peers);
+    self->peers = peers;
+    self->config = config;
+    return 0;
+}
+
 const worker_kind_t intake_kind = {
     .kind = "intake",
     .start = intake_start,
@@ -182,4 +198,5 @@ const worker_kind_t intake_kind = {
             .apply = loop_apply,
             .done = loop_done,
         },
+    .reload = intake_reload,
 };
