@@ -1319,6 +1319,75 @@ static void test_unit_key_cannot_act_as_another_unit(void **state)
     unit_session_destroy(&impostor);
 }
 
+/* GetTicket as each key sees it (NULL reply when refused: *code set). */
+static Dispatch__Reply *get_as(const char *actor, const char *ticket, const char *lookup_code)
+{
+    const char *intake = city_endpoint(world.city, "intake-1", "request");
+    client_t *client;
+    assert_int_equal(client_new(world.zmq, intake, TEST_TIMEOUT_MS,
+                                test_keys(world.city, actor, intake), &client),
+                     0);
+    Dispatch__GetTicket get = DISPATCH__GET_TICKET__INIT;
+    get.ticket_id = (char *)ticket;
+    get.lookup_code = (char *)lookup_code;
+    Dispatch__Request request = DISPATCH__REQUEST__INIT;
+    request.body_case = DISPATCH__REQUEST__BODY_GET_TICKET;
+    request.get_ticket = &get;
+    Dispatch__Reply *reply = test_call_intake(client, &request);
+    client_destroy(&client);
+    assert_non_null(reply);
+    return reply;
+}
+
+/* The caller's name and phone go to the operator's key only; a unit's key
+ * reads a ticket only with its lookup code, a wrong code is NOT_FOUND like
+ * an unknown id, and the right one gives the public view. */
+static void test_caller_and_status_by_the_key(void **state)
+{
+    (void)state;
+    Dispatch__Reply *keep;
+    Dispatch__SubmitReply *submitted = test_submit(world.intake, "by-key-1", "chaoyang", "noise",
+                                                   "chaoyang-s03", "13912345678", NULL, &keep);
+    assert_non_null(submitted);
+    char ticket[64], code[32];
+    snprintf(ticket, sizeof(ticket), "%s", submitted->ticket_id);
+    snprintf(code, sizeof(code), "%s", submitted->lookup_code);
+    dispatch__reply__free_unpacked(keep, NULL);
+    assert_true(strlen(code) == 10);
+
+    Dispatch__Reply *operator_view = get_as("agent-7", ticket, NULL);
+    assert_int_equal(operator_view->body_case, DISPATCH__REPLY__BODY_TICKET);
+    assert_string_equal(operator_view->ticket->ticket->caller_phone, "13912345678");
+    assert_string_equal(operator_view->ticket->ticket->caller_name, "Wang Fang");
+    dispatch__reply__free_unpacked(operator_view, NULL);
+
+    Dispatch__Reply *dispatcher_view = get_as("dispatcher-li", ticket, NULL);
+    assert_int_equal(dispatcher_view->body_case, DISPATCH__REPLY__BODY_TICKET);
+    assert_string_equal(dispatcher_view->ticket->ticket->caller_phone, "139****5678");
+    assert_null(strstr(dispatcher_view->ticket->ticket->caller_name, "Wang"));
+    dispatch__reply__free_unpacked(dispatcher_view, NULL);
+
+    Dispatch__Reply *refused = get_as("units", ticket, NULL);
+    assert_int_equal(refused->body_case, DISPATCH__REPLY__BODY_ERROR);
+    assert_int_equal(refused->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+    dispatch__reply__free_unpacked(refused, NULL);
+
+    char wrong[32];
+    snprintf(wrong, sizeof(wrong), "%s", code);
+    wrong[0] = wrong[0] == 'A' ? 'B' : 'A';
+    Dispatch__Reply *probe = get_as("units", ticket, wrong);
+    assert_int_equal(probe->body_case, DISPATCH__REPLY__BODY_ERROR);
+    assert_int_equal(probe->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND);
+    dispatch__reply__free_unpacked(probe, NULL);
+
+    Dispatch__Reply *public_view = get_as("units", ticket, code);
+    assert_int_equal(public_view->body_case, DISPATCH__REPLY__BODY_TICKET);
+    assert_string_equal(public_view->ticket->ticket->id, ticket);
+    assert_null(strstr(public_view->ticket->ticket->caller_phone, "12345678"));
+    assert_null(strstr(public_view->ticket->ticket->caller_name, "Wang"));
+    dispatch__reply__free_unpacked(public_view, NULL);
+}
+
 static void test_non_admin_key_claiming_admin_is_refused(void **state)
 {
     (void)state;
@@ -1530,6 +1599,7 @@ int main(void)
         cmocka_unit_test(test_unknown_key_gets_no_handshake),
         cmocka_unit_test(test_unit_key_cannot_act_as_another_unit),
         cmocka_unit_test(test_non_admin_key_claiming_admin_is_refused),
+        cmocka_unit_test(test_caller_and_status_by_the_key),
         cmocka_unit_test(test_key_revoked_at_run_time_stops_within_a_second),
         cmocka_unit_test(test_revoked_key_loses_the_audit_stream),
     };
