@@ -11,7 +11,10 @@
  *     ticket id) to <city>/acks.log;
  *   - the units (the six city-wide units, connected to every router) log
  *     every delivery they apply (district, unit, seq, ticket) to
- *     <city>/deliveries.log;
+ *     <city>/deliveries.log, and sign for every third ticket at once
+ *     (without waiting for the result: a unit client sends its action
+ *     again, same action_id, until it has one, which the run does at the
+ *     end);
  *   - the nemesis SIGKILLs a random worker every 100-500 ms and starts it
  *     again (waiting for its ready line), and now and then SIGSTOPs one for
  *     longer than the dead-link timeout (3 s) before SIGCONT.
@@ -30,7 +33,8 @@
  *     redelivery (docs/protocol.md 5.1) that the unit drops, and is counted
  *     apart, per real delivery;
  *   - intake (GetTicket), the routers (the unit's queue) and audit (its
- *     records folded in order) give every ticket the same state.
+ *     records folded in the order they happened) give every ticket the
+ *     same state: ACCEPTED when its unit signed for it, else DISPATCHED.
  *
  * It prints kills and stops per worker and the figures, and fails unless
  * every check holds, every worker was killed at least once and there were
@@ -82,6 +86,7 @@ typedef struct ticket {
     unsigned char district, category;
     /* What the checks found. */
     unsigned short registered, dispatched, delivered, wrong_unit, wrong_district;
+    bool signed_for;
     Dispatch__TicketState audit_state, router_state, intake_state;
 } ticket_t;
 
@@ -90,6 +95,7 @@ typedef struct delivery {
     unsigned char district, unit;
     uint64_t seq;
     bool dispatched; /* a DispatchedTicket (else a reminder, ...) */
+    bool signed_for; /* the unit signed for it */
 } delivery_t;
 
 typedef struct chaos chaos_t;
@@ -121,6 +127,7 @@ struct chaos {
     delivery_t *deliveries;
     size_t delivery_count, delivery_capacity;
     atomic_size_t fresh_dispatched;
+    size_t sign_sent, sign_send_failed;
     atomic_bool units_stop;
 
     /* Nemesis (its thread until joined). */
@@ -192,6 +199,36 @@ static void *nemesis_main(void *arg)
 
 /* ------------------------------------------------------------ units */
 
+/* The unit signs for ticket: sent as it is when timeout_ms is 0, else
+ * waiting for the result: 0 when applied (or applied before). */
+static int sign_for(unit_session_t *session, const char *ticket, int timeout_ms)
+{
+    if (!session)
+        return -ENOTCONN;
+    char action_id[64];
+    snprintf(action_id, sizeof(action_id), "sign-%s", ticket);
+    Dispatch__SignFor sign = DISPATCH__SIGN_FOR__INIT;
+    sign.note = "on it";
+    Dispatch__UnitAction action = DISPATCH__UNIT_ACTION__INIT;
+    action.unit_id = "";
+    action.ticket_id = (char *)ticket;
+    action.action_id = action_id;
+    action.body_case = DISPATCH__UNIT_ACTION__BODY_SIGN_FOR;
+    action.sign_for = &sign;
+    if (timeout_ms == 0)
+        return unit_session_send(session, &action);
+    Dispatch__ActionResult *result = NULL;
+    int rc = unit_session_act(session, &action, timeout_ms, &result);
+    if (rc == 0 && result->error) {
+        fprintf(stderr, "chaos: sign-for %s: %s\n", ticket,
+                result->error->message ? result->error->message : "refused");
+        rc = -EPROTO;
+    }
+    if (result)
+        protobuf_c_message_free_unpacked(&result->base, NULL);
+    return rc;
+}
+
 static void on_delivery(void *ctx, const char *unit, const Dispatch__UnitDelivery *d)
 {
     unit_site_t *at = ctx;
@@ -215,8 +252,19 @@ static void on_delivery(void *ctx, const char *unit, const Dispatch__UnitDeliver
     rec->dispatched = d->body_case == DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED;
     fprintf(c->delivery_log, "%s %s %llu %s %s\n", citydata_districts[at->district], unit,
             (unsigned long long)d->seq, rec->ticket, rec->dispatched ? "dispatched" : "other");
-    if (rec->dispatched)
+    rec->signed_for = false;
+    if (rec->dispatched) {
         atomic_fetch_add(&c->fresh_dispatched, 1);
+        /* Every third ticket (by its id) is signed for at once. */
+        size_t n = strlen(rec->ticket);
+        if (n > 0 && (rec->ticket[n - 1] - '0') % 3 == 0) {
+            rec->signed_for = true;
+            if (sign_for(unit_pool_session(c->pools[at->district], unit), rec->ticket, 0) == 0)
+                c->sign_sent++;
+            else
+                c->sign_send_failed++;
+        }
+    }
 }
 
 static void *units_main(void *arg)
@@ -594,8 +642,11 @@ static bool check_all(chaos_t *c, figures_t *f)
         f->delivery_twice += t->delivered > 1;
         f->delivery_wrong_unit += t->wrong_unit > 0;
         f->delivery_wrong_district += t->wrong_district > 0;
+        Dispatch__TicketState expected = t->signed_for
+                                             ? DISPATCH__TICKET_STATE__TICKET_STATE_ACCEPTED
+                                             : DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED;
         bool agree = t->intake_state == t->router_state && t->router_state == t->audit_state &&
-                     t->audit_state == DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED;
+                     t->audit_state == expected;
         if (!agree && f->state_disagree++ < 5)
             fprintf(stderr, "chaos: %s: intake %s, router %s, audit %s\n", t->id,
                     state_word(t->intake_state), state_word(t->router_state),
@@ -745,18 +796,38 @@ int main(int argc, char **argv)
     pause_ms(1000); /* late extras show up now */
     atomic_store(&c.units_stop, true);
     pthread_join(units_thread, NULL);
+    /* Each unit has its result for each of its sign-fors, sending again
+     * what got none. */
+    size_t signs = 0, sign_failed = 0;
+    for (size_t i = 0; i < c.delivery_count && delivered; i++) {
+        const delivery_t *d = &c.deliveries[i];
+        if (!d->signed_for)
+            continue;
+        signs++;
+        int src = -ETIMEDOUT;
+        for (int attempt = 0; attempt < 3 && src == -ETIMEDOUT; attempt++)
+            src = sign_for(unit_pool_session(c.pools[d->district], categories[d->unit][1]),
+                           d->ticket, 10000);
+        sign_failed += src < 0;
+    }
     figures_t f = {0};
     for (int d = 0; d < CITYDATA_DISTRICTS; d++) {
         f.resent += unit_pool_duplicates(c.pools[d]);
         f.gaps += unit_pool_gaps(c.pools[d]);
     }
     qsort(c.tickets, c.acknowledged, sizeof(*c.tickets), by_id);
+    for (size_t i = 0; i < c.delivery_count; i++) {
+        ticket_t *t = c.deliveries[i].signed_for ? find_ticket(&c, c.deliveries[i].ticket) : NULL;
+        if (t)
+            t->signed_for = true;
+    }
     bool ok = false;
     if (rc == 0 && !c.failed_start) {
         while (!(ok = check_all(&c, &f)) && now_ms() < deadline)
             pause_ms(1000); /* the bus may still be carrying the last events */
     }
-    (void)delivered;
+    if (sign_failed)
+        ok = false;
 
     int total_kills = 0, total_stops = 0;
     bool everyone = true;
@@ -788,6 +859,9 @@ int main(int argc, char **argv)
            f.delivery_wrong_district, f.delivery_strays, (unsigned long long)f.resent,
            c.delivery_count ? (double)f.resent / (double)c.delivery_count : 0.0,
            (unsigned long long)f.gaps);
+    printf("chaos: units signed for %zu tickets (%zu sent during the run, %zu unsent), %zu "
+           "without a result at the end\n",
+           signs, c.sign_sent, c.sign_send_failed, sign_failed);
     printf("chaos: audit %zu records, %zu of unknown tickets, %zu events twice; chain %s (%llu "
            "of %llu checked); states that disagree %zu\n",
            f.audit_records, f.audit_unknown, f.audit_events_twice,
