@@ -815,7 +815,12 @@ int main(int argc, char **argv)
         f.resent += unit_pool_duplicates(c.pools[d]);
         f.gaps += unit_pool_gaps(c.pools[d]);
     }
-    qsort(c.tickets, c.acknowledged, sizeof(*c.tickets), by_id);
+    /* The acknowledged tickets, by id (a refused submission has none). */
+    size_t kept = 0;
+    for (size_t i = 0; i < c.count; i++)
+        if (c.tickets[i].id[0])
+            c.tickets[kept++] = c.tickets[i];
+    qsort(c.tickets, kept, sizeof(*c.tickets), by_id);
     for (size_t i = 0; i < c.delivery_count; i++) {
         ticket_t *t = c.deliveries[i].signed_for ? find_ticket(&c, c.deliveries[i].ticket) : NULL;
         if (t)
