@@ -157,6 +157,14 @@ static void pause_ms(int64_t ms)
 
 /* ------------------------------------------------------------ nemesis */
 
+/* A signal to a running worker; never to pid 0 (that is our own group). */
+static void signal_worker(chaos_t *c, int worker, int sig)
+{
+    int pid = city_pid(c->city, c->names[worker]);
+    if (pid > 0)
+        kill(pid, sig);
+}
+
 static void *nemesis_main(void *arg)
 {
     chaos_t *c = arg;
@@ -167,12 +175,12 @@ static void *nemesis_main(void *arg)
         pause_ms(100 + rand_r(&seed) % 401);
         int64_t now = now_ms();
         if (stopped >= 0 && now >= cont_at) {
-            kill(city_pid(c->city, c->names[stopped]), SIGCONT);
+            signal_worker(c, stopped, SIGCONT);
             stopped = -1;
             next_stop = now + 10000 + rand_r(&seed) % 15000;
         } else if (stopped < 0 && now >= next_stop) {
             stopped = (int)(rand_r(&seed) % WORKERS);
-            kill(city_pid(c->city, c->names[stopped]), SIGSTOP);
+            signal_worker(c, stopped, SIGSTOP);
             c->stops[stopped]++;
             cont_at = now + STOP_MIN_MS + rand_r(&seed) % STOP_SPREAD_MS;
             continue;
@@ -193,7 +201,7 @@ static void *nemesis_main(void *arg)
             c->restart_ms_max = took;
     }
     if (stopped >= 0)
-        kill(city_pid(c->city, c->names[stopped]), SIGCONT);
+        signal_worker(c, stopped, SIGCONT);
     return NULL;
 }
 
