@@ -11,8 +11,11 @@
  * p99 and the largest latency of both phases, the flood's rate, and the
  * ratio of the p99s.
  *
- *   bench-flood [--actions N] [--size BYTES]
- *   bench-flood --flood URL --keys DIR --size BYTES   (the flooder itself)
+ *   bench-flood [--actions N] [--size BYTES] [--plain]
+ *   bench-flood --flood URL [--keys DIR] --size BYTES   (the flooder itself)
+ *
+ * --plain: the city without CURVE (the flooder then costs the router no
+ * decryption), to tell the cost of the flood's crypto from the rest.
  *   env: INTAKE_BIN ROUTER_BIN
  */
 #include <errno.h>
@@ -67,8 +70,8 @@ static int flood(const char *url, const char *keys_dir, size_t size)
     void *zmq = zmq_ctx_new();
     void *socket = zmq_socket(zmq, ZMQ_DEALER);
     auth_client_t keys;
-    if (auth_client_load(keys_dir, "units", "router-chaoyang", &keys) < 0 ||
-        auth_client_apply(socket, &keys) < 0) {
+    if (keys_dir && (auth_client_load(keys_dir, "units", "router-chaoyang", &keys) < 0 ||
+                     auth_client_apply(socket, &keys) < 0)) {
         fprintf(stderr, "flood: no unit gateway key in %s\n", keys_dir);
         return 1;
     }
@@ -185,12 +188,11 @@ int main(int argc, char **argv)
 {
     size_t actions = 600, size = 64;
     const char *flood_url = NULL, *keys_dir = NULL;
+    bool plain = false;
     static const struct option options[] = {
-        {"actions", required_argument, NULL, 'a'},
-        {"size", required_argument, NULL, 'z'},
-        {"flood", required_argument, NULL, 'f'},
-        {"keys", required_argument, NULL, 'k'},
-        {NULL, 0, NULL, 0},
+        {"actions", required_argument, NULL, 'a'}, {"size", required_argument, NULL, 'z'},
+        {"flood", required_argument, NULL, 'f'},   {"keys", required_argument, NULL, 'k'},
+        {"plain", no_argument, NULL, 'p'},         {NULL, 0, NULL, 0},
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -207,6 +209,9 @@ int main(int argc, char **argv)
         case 'k':
             keys_dir = optarg;
             break;
+        case 'p':
+            plain = true;
+            break;
         default:
             return 2;
         }
@@ -214,7 +219,7 @@ int main(int argc, char **argv)
     if (size == 0)
         size = 1;
     if (flood_url)
-        return flood(flood_url, keys_dir ? keys_dir : ".", size);
+        return flood(flood_url, keys_dir, size);
     signal(SIGPIPE, SIG_IGN);
 
     void *zmq = zmq_ctx_new();
@@ -229,6 +234,7 @@ int main(int argc, char **argv)
         .units_csv = units,
         .rules_csv = all_rules,
         .intake_args = intake_args,
+        .plain = plain,
     };
     bench_t b = {.count = 2 * actions + 2 * UNITS};
     b.ticket = calloc(b.count, sizeof(*b.ticket));
@@ -291,8 +297,9 @@ int main(int argc, char **argv)
     posix_spawn_file_actions_init(&files);
     posix_spawn_file_actions_adddup2(&files, out[1], STDOUT_FILENO);
     posix_spawn_file_actions_addclose(&files, out[0]);
-    char *const flood_argv[] = {"bench-flood", "--flood", (char *)units_url, "--keys",
-                                keys,          "--size",  size_arg,          NULL};
+    char *const flood_argv[] = {"bench-flood", "--flood", (char *)units_url,
+                                "--size",      size_arg,  plain ? NULL : "--keys",
+                                keys,          NULL};
     pid_t pid;
     if (posix_spawn(&pid, "/proc/self/exe", &files, NULL, flood_argv, environ) != 0) {
         fprintf(stderr, "bench-flood: cannot start the flooder\n");
@@ -316,6 +323,7 @@ int main(int argc, char **argv)
     long long ms = 1;
     sscanf(line, "sent %llu in %lld", &sent, &ms);
 
+    printf("flood: %s city\n", plain ? "plain (no CURVE)" : "CURVE");
     printf("flood: one client sent %llu garbage messages of %zu bytes in %.1f s (%.0f msg/s) "
            "to the unit endpoint\n",
            sent, size, (double)ms / 1000.0, ms ? (double)sent * 1000.0 / (double)ms : 0.0);
