@@ -14,9 +14,9 @@ static struct {
     enum clock_kind kind;
     int sim_fd;
     double speed;
-    int64_t start_ms;      /* business time at the start of a fast run */
-    int64_t real_start_ms; /* CLOCK_MONOTONIC then */
-    int64_t last_ms;       /* never go backwards on a torn read */
+    int64_t start_ms;      /* business time at the anchor of a fast run */
+    int64_t real_start_ms; /* the anchor, unix ms (CLOCK_REALTIME) */
+    int64_t last_ms;       /* never go backwards (torn read, clock set back) */
 } clock_state = {.kind = CLOCK_REAL, .sim_fd = -1, .speed = 1.0};
 
 static int64_t timespec_ms(clockid_t id)
@@ -41,15 +41,22 @@ int clock_init(const char *spec)
         return 0;
     }
     double speed;
-    long long start;
-    if (sscanf(spec, "fast:%lf@%lld", &speed, &start) == 2 && speed > 0) {
-        clock_state.kind = CLOCK_FAST;
-        clock_state.speed = speed;
-        clock_state.start_ms = start;
-        clock_state.real_start_ms = timespec_ms(CLOCK_MONOTONIC);
-        return 0;
+    long long start, anchor;
+    int end = 0;
+    if (sscanf(spec, "fast:%lf@%lld/%lld%n", &speed, &start, &anchor, &end) == 3 &&
+        spec[end] == '\0' && speed > 0) {
+        clock_state.real_start_ms = anchor;
+    } else if (end = 0, sscanf(spec, "fast:%lf@%lld%n", &speed, &start, &end) == 2 &&
+                            spec[end] == '\0' && speed > 0) {
+        clock_state.real_start_ms = timespec_ms(CLOCK_REALTIME);
+    } else {
+        return -EINVAL;
     }
-    return -EINVAL;
+    clock_state.kind = CLOCK_FAST;
+    clock_state.speed = speed;
+    clock_state.start_ms = start;
+    clock_state.last_ms = INT64_MIN;
+    return 0;
 }
 
 int64_t clock_now_ms(void)
@@ -67,10 +74,14 @@ int64_t clock_now_ms(void)
         }
         return clock_state.last_ms;
     }
-    case CLOCK_FAST:
-        return clock_state.start_ms +
-               (int64_t)((double)(timespec_ms(CLOCK_MONOTONIC) - clock_state.real_start_ms) *
-                         clock_state.speed);
+    case CLOCK_FAST: {
+        int64_t now = clock_state.start_ms +
+                      (int64_t)((double)(timespec_ms(CLOCK_REALTIME) - clock_state.real_start_ms) *
+                                clock_state.speed);
+        if (now > clock_state.last_ms)
+            clock_state.last_ms = now;
+        return clock_state.last_ms;
+    }
     default:
         return timespec_ms(CLOCK_REALTIME);
     }

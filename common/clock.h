@@ -8,8 +8,20 @@
  *   real                 the system clock (default)
  *   sim:<file>           the time is the decimal number of ms in <file>,
  *                        read at every call; a test writes it to move time
- *   fast:<speed>@<start> starts at <start> ms and runs <speed> times faster
- *                        than real time (the demo)
+ *   fast:<speed>@<start>/<anchor>
+ *                        runs <speed> times faster than real time and
+ *                        was at <start> ms at the unix instant <anchor> ms
+ *                        (system clock): business time = start + (now -
+ *                        anchor) x speed. Every process given the same
+ *                        value is on one timeline, whenever it starts and
+ *                        on whichever host (as far as their system clocks
+ *                        agree). The demo and scripts/run use this.
+ *   fast:<speed>@<start> the same anchored at this process's own start:
+ *                        for one process alone (two started a second
+ *                        apart are <speed> seconds apart)
+ *
+ * A fast clock never goes backwards, even when the system clock is set
+ * back: it stands still until it catches up.
  */
 #ifndef DISPATCH_CLOCK_H
 #define DISPATCH_CLOCK_H

@@ -126,7 +126,8 @@ static int usage(const char *kind)
 {
     fprintf(stderr,
             "usage: dispatch-%s --config FILE --name NAME [--set KEY=VALUE]... [--ready-fd N]\n"
-            "       [--log-level error|warn|info|debug] [--clock real|sim:FILE|fast:SPEED@MS]\n"
+            "       [--log-level error|warn|info|debug] [--clock "
+            "real|sim:FILE|fast:SPEED@MS[/ANCHOR_MS]]\n"
             "       [--no-sync] [--accept-incarnation PEER]...\n",
             kind);
     return 2;

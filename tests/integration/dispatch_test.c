@@ -218,6 +218,32 @@ uint64_t unit_pool_applied(const unit_pool_t *self, const char *unit)
     return 0;
 }
 
+unit_session_t *unit_pool_session(unit_pool_t *self, const char *unit)
+{
+    for (size_t i = 0; i < self->count; i++)
+        if (strcmp(self->units[i].unit, unit) == 0)
+            return self->units[i].session;
+    return NULL;
+}
+
+uint64_t unit_pool_duplicates(const unit_pool_t *self)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < self->count; i++)
+        if (self->units[i].session)
+            n += unit_session_duplicates(self->units[i].session);
+    return n;
+}
+
+uint64_t unit_pool_gaps(const unit_pool_t *self)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < self->count; i++)
+        if (self->units[i].session)
+            n += unit_session_gaps(self->units[i].session);
+    return n;
+}
+
 size_t unit_pool_poll(unit_pool_t *self, int wait_ms, unit_delivery_fn fn, void *ctx)
 {
     size_t n = 0;

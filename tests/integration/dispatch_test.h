@@ -51,6 +51,12 @@ void unit_pool_disconnect(unit_pool_t *self, const char *unit);
  * do. Returns the number of new deliveries. */
 size_t unit_pool_poll(unit_pool_t *self, int wait_ms, unit_delivery_fn fn, void *ctx);
 uint64_t unit_pool_applied(const unit_pool_t *self, const char *unit);
+/* Over the pool's open sessions: sequenced deliveries dropped as already
+ * applied (resent), and as beyond the next one (gaps). */
+/* The unit's open session (to act with), or NULL. */
+unit_session_t *unit_pool_session(unit_pool_t *self, const char *unit);
+uint64_t unit_pool_duplicates(const unit_pool_t *self);
+uint64_t unit_pool_gaps(const unit_pool_t *self);
 
 /* Runs dispatchctl ($DISPATCHCTL) with the arguments that follow
  * (NULL-terminated); its stdout goes to out. Returns its exit code. */

@@ -10,8 +10,11 @@
 # under load and waits until supervisord has started each again (a new pid
 # and a second ready line in its log); then checks that the call generator
 # got an answer to every submission and that every ticket acknowledged as
-# REGISTERED reached its router (dispatched or in triage), and that nothing
-# is left running.
+# REGISTERED reached its router (dispatched or in triage); then makes
+# router-chaoyang crash-loop (SIGKILL within a second of each of five
+# starts in a row, where supervisord used to give up after four) and waits
+# until supervisord has it running and ready again; and that nothing is
+# left running.
 #
 #   test_run.sh SOURCE_ROOT BUILD_ROOT
 set -euo pipefail
@@ -124,6 +127,28 @@ value() { grep -o " $1=[0-9]*" <<< "$line" | cut -d= -f2; }
 [ "$(value acknowledged)" -gt 600 ] || fail "too few tickets acknowledged: $line"
 [ "$(value lost)" = 0 ] && [ "$(value unacknowledged)" = 0 ] || fail "tickets lost: $line"
 [ "$(value routed)" = "$(value registered)" ] || fail "registered and routed differ: $line"
+
+# A worker that dies within a second of every start, five starts in a row:
+# supervisord backs off (1 s, 2 s, ...) and tries again, never FATAL.
+crash_loop() {
+  local worker=$1 times=$2 pid old before i
+  before=$(ready_lines "$worker")
+  old=$(ctl pid "$worker")
+  [ "$old" -gt 0 ] 2>/dev/null || fail "no pid for $worker"
+  kill -KILL "$old"
+  for i in $(seq 1 "$times"); do
+    wait_for 60 'pid=$(ctl pid '"$worker"'); [ "$pid" -gt 0 ] 2>/dev/null && [ "$pid" != "$old" ]' ||
+      fail "$worker was not started again after failed start $((i - 1)): $(ctl status "$worker" || true)"
+    kill -KILL "$pid"
+    old=$pid
+  done
+  echo "killed $worker at $times starts in a row"
+  wait_for 90 '[[ "$(ctl status '"$worker"' || true)" == *RUNNING* ]]' ||
+    fail "$worker is not RUNNING after $times failed starts: $(ctl status "$worker" || true)"
+  wait_for 30 '[ "$(ready_lines '"$worker"')" -gt '"$before"' ]' || fail "$worker is not ready again"
+  echo "supervisord kept trying: $worker is running and ready again"
+}
+crash_loop router-chaoyang 5
 
 kill -TERM "$unitsim_pid"
 wait "$unitsim_pid" || fail "dispatch-unitsim exited with $?"

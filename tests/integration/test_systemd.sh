@@ -2,8 +2,11 @@
 # The systemd units of deploy/systemd pass `systemd-analyze verify` without a
 # single message, for one instance of each template (ExecStart pointing at
 # the built worker, or at /bin/true for a kind that is not built: verify
-# checks that the command exists). Prints each unit's `systemd-analyze
-# security` exposure.
+# checks that the command exists), and supervise without giving up:
+# Restart=always with a RestartSec of 1 s or more and no start rate limit
+# (StartLimitIntervalSec=0), so a worker that crashes at every start is
+# tried again forever. Prints each unit's `systemd-analyze security`
+# exposure.
 #
 #   test_systemd.sh UNIT_DIR      env: INTAKE_BIN ROUTER_BIN ESCALATION_BIN AUDIT_BIN
 set -euo pipefail
@@ -40,6 +43,21 @@ for unit in "${instances[@]}" dispatch.target; do
     status=1
   else
     echo "ok: systemd-analyze verify $unit"
+  fi
+done
+
+# Supervision that does not give up, as systemd reads the unit (the last
+# assignment of a key wins).
+setting() { grep -E "^$2=" "$1" | tail -n 1 | cut -d= -f2-; }
+for kind in intake router escalation audit; do
+  file=$units/dispatch-$kind@.service
+  restart=$(setting "$file" Restart) delay=$(setting "$file" RestartSec)
+  interval=$(setting "$file" StartLimitIntervalSec)
+  if [ "$restart" != always ] || ! [[ "$delay" =~ ^[1-9][0-9]*s$ ]] || [ "$interval" != 0 ]; then
+    echo "FAIL: dispatch-$kind@.service gives up: Restart=$restart RestartSec=$delay StartLimitIntervalSec=$interval"
+    status=1
+  else
+    echo "ok: dispatch-$kind@.service restarts forever (Restart=always, RestartSec=$delay, no start limit)"
   fi
 done
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "loop.h"
 #include "record.h"
@@ -19,22 +20,25 @@ typedef struct session {
     unsigned char peer[PEER_MAX];
     size_t peer_len;
     bool online;
-    bool push_due;  /* in the due list */
-    uint64_t acked; /* last ack seen in this session */
-    uint64_t sent;  /* highest seq pushed in this session (0 = rewind to acked) */
+    bool push_due;    /* in the due list */
+    uint64_t acked;   /* last ack seen in this session */
+    uint64_t sent;    /* highest seq pushed in this session (0 = rewind to acked) */
+    int64_t moved_ms; /* CLOCK_MONOTONIC of the last progress or rewind */
 } session_t;
 
 typedef struct pending_ack {
     char unit[LIMIT_ID + 1];
     unsigned char peer[PEER_MAX];
     size_t peer_len;
-    uint64_t seq;
+    uint64_t seq;      /* the unit's durable acked after this ack */
+    uint64_t unit_seq; /* what the unit said it applied */
 } pending_ack_t;
 
 struct deliveries {
     store_t *store;
     MDB_dbi queue, counters;
     uint32_t window;
+    int resend_after_ms; /* a repeated ack rewinds after this long without progress */
     session_t *sessions; /* open addressing, capacity a power of two */
     size_t capacity, used;
     pending_ack_t *acks; /* acks of the running batch */
@@ -111,6 +115,7 @@ int deliveries_new(store_t *store, uint32_t window, deliveries_t **ret)
         return -ENOMEM;
     self->store = store;
     self->window = window ? window : DELIVERIES_DEFAULT_WINDOW;
+    self->resend_after_ms = DELIVERIES_DEFAULT_RESEND_AFTER_MS;
     const store_db_t dbs[] = {
         {"router.deliveries", &self->queue, 0},
         {"router.unit_queues", &self->counters, 0},
@@ -122,6 +127,18 @@ int deliveries_new(store_t *store, uint32_t window, deliveries_t **ret)
         deliveries_destroy(&self);
     *ret = self;
     return rc;
+}
+
+void deliveries_set_resend_after(deliveries_t *self, int ms)
+{
+    self->resend_after_ms = ms < 0 ? 0 : ms;
+}
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void deliveries_destroy(deliveries_t **self)
@@ -269,6 +286,7 @@ int deliveries_ack(deliveries_t *self, MDB_txn *txn, const char *unit_id, uint64
     memcpy(pending->peer, peer, peer_len);
     pending->peer_len = peer_len;
     pending->seq = acked;
+    pending->unit_seq = seq < acked ? seq : acked;
     return 0;
 }
 
@@ -439,6 +457,7 @@ static int push_session(deliveries_t *self, MDB_txn *txn, session_t *session,
 int deliveries_batch_done(deliveries_t *self, int rc, deliveries_send_fn send, void *ctx)
 {
     if (rc == 0) {
+        int64_t now = self->ack_count ? monotonic_ms() : 0;
         for (size_t i = 0; i < self->ack_count; i++) {
             const pending_ack_t *ack = &self->acks[i];
             session_t *session = session_get(self, ack->unit);
@@ -447,8 +466,20 @@ int deliveries_batch_done(deliveries_t *self, int rc, deliveries_send_fn send, v
             bool same_peer = session->online && session->peer_len == ack->peer_len &&
                              memcmp(session->peer, ack->peer, ack->peer_len) == 0;
             bool progress = ack->seq > session->acked;
-            if (!same_peer || !progress)
-                session->sent = 0; /* rewind: resend from acked + 1 */
+            /* What was pushed and not acked is still on its way unless the
+             * session is new, the unit fell back (it lost its own state),
+             * or its acks stood still for resend_after_ms while something
+             * was outstanding (a gap: the unit drops what follows it and
+             * repeats its ack). A repeated ack alone (a heartbeat, or the
+             * unit dropping a duplicate) is no reason to send it all again:
+             * that is how one rewind used to breed the next. */
+            bool rewind = !same_peer || ack->unit_seq < ack->seq ||
+                          (!progress && session->sent > ack->seq &&
+                           now - session->moved_ms >= self->resend_after_ms);
+            if (rewind)
+                session->sent = 0; /* resend from acked + 1 */
+            if (rewind || progress)
+                session->moved_ms = now;
             memcpy(session->peer, ack->peer, ack->peer_len);
             session->peer_len = ack->peer_len;
             session->acked = ack->seq;

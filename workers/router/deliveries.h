@@ -23,10 +23,16 @@
  * (units ack on connect and every few seconds).
  *
  * Pushing (deliveries_batch_done, after the commit) sends from the first
- * seq not yet sent in this session up to acked + window. An ack from a new
- * routing id, from an offline unit, or one that repeats the previous ack
- * (no progress: something was lost) rewinds to acked + 1; an ack that makes
- * progress continues where pushing stopped. The unit drops duplicates.
+ * seq not yet sent in this session up to acked + window. Only what was lost
+ * is sent again: pushing rewinds to acked + 1 on an ack from a new routing
+ * id or from an offline unit (a new session), on an ack below the unit's
+ * durable acked (the unit lost its state), and on an ack that repeats the
+ * previous one while deliveries are outstanding and the acks have not
+ * moved for resend_after_ms (the ack timeout: the unit reports a gap by
+ * dropping what follows it and repeating its ack; its heartbeat repeats it
+ * too). Any other ack continues where pushing stopped: a repeated ack
+ * within the timeout (a heartbeat, or a duplicate dropped) resends nothing,
+ * so one rewind does not breed the next. The unit drops duplicates.
  * Every pushed delivery carries UnitDelivery.acked, the unit's durable
  * acked seq, so that a unit that lost its own state (it acks below what it
  * acknowledged before) can resume instead of waiting for deleted seqs.
@@ -47,6 +53,9 @@
 #include "store.h"
 
 #define DELIVERIES_DEFAULT_WINDOW 256
+/* Unit acks that stand still this long with deliveries outstanding: the
+ * rest of the window was lost, it is sent again. */
+#define DELIVERIES_DEFAULT_RESEND_AFTER_MS 500
 
 typedef struct deliveries deliveries_t;
 
@@ -58,6 +67,8 @@ typedef int (*deliveries_send_fn)(void *ctx, const void *peer, size_t peer_len, 
 /* window 0 = DELIVERIES_DEFAULT_WINDOW. */
 int deliveries_new(store_t *store, uint32_t window, deliveries_t **ret);
 void deliveries_destroy(deliveries_t **self);
+/* The ack timeout (DELIVERIES_DEFAULT_RESEND_AFTER_MS until set). */
+void deliveries_set_resend_after(deliveries_t *self, int ms);
 
 /* Appends delivery to the queue of delivery->unit_id, setting delivery->seq. */
 int deliveries_append(deliveries_t *self, MDB_txn *txn, Dispatch__UnitDelivery *delivery);

@@ -1,6 +1,9 @@
 /* deliveries_check() and deliveries_check_all() on a real LMDB store:
  * queues written through deliveries.c pass, and each invariant of
- * deliveries.h, broken on purpose, is reported by name. */
+ * deliveries.h, broken on purpose, is reported by name. And pushing: only
+ * what was lost is sent again (a new session, a unit that fell back, or
+ * acks that stood still past the ack timeout), never on a mere repeated
+ * ack. */
 /* cmocka needs these first, in this order. */
 /* clang-format off */
 #include <stdarg.h>
@@ -67,6 +70,7 @@ typedef struct change {
     change_kind_t kind;
     const char *unit;
     uint64_t seq, last_seq, acked;
+    const char *peer; /* ACK: the routing id; NULL = "peer" */
 } change_t;
 
 typedef struct batch {
@@ -103,7 +107,8 @@ static int apply_change(MDB_txn *txn, size_t index, void *ctx)
         return deliveries_append(f->deliveries, txn, &delivery);
     }
     case ACK:
-        return deliveries_ack(f->deliveries, txn, c->unit, c->seq, "peer", 4);
+        return deliveries_ack(f->deliveries, txn, c->unit, c->seq, c->peer ? c->peer : "peer",
+                              strlen(c->peer ? c->peer : "peer"));
     case RAW_DELETE:
         return store_rc(mdb_del(txn, f->queue, &k, NULL));
     case RAW_PUT:
@@ -240,6 +245,94 @@ static void test_entries_of_a_unit_without_counters(void **state)
     assert_checks_say(f, false, -EPROTO, "entries of a unit without counters");
 }
 
+/* ------------------------------------------------------------ pushing */
+
+/* The seqs pushed by one batch, in order. */
+typedef struct pushed {
+    uint64_t seq[64];
+    size_t count;
+} pushed_t;
+
+static int record_push(void *ctx, const void *peer, size_t peer_len, const void *body, size_t len)
+{
+    (void)peer;
+    (void)peer_len;
+    pushed_t *pushed = ctx;
+    Dispatch__UnitDelivery *delivery = dispatch__unit_delivery__unpack(NULL, len, body);
+    assert_non_null(delivery);
+    if (pushed->count < 64)
+        pushed->seq[pushed->count++] = delivery->seq;
+    dispatch__unit_delivery__free_unpacked(delivery, NULL);
+    return 0;
+}
+
+/* One batch of changes, then the pushes it makes: from..to, or none when
+ * from is 0. */
+static void expect_pushed(fixture_t *f, const change_t *changes, size_t count, uint64_t from,
+                          uint64_t to)
+{
+    batch_t batch = {f, changes};
+    pushed_t pushed = {.count = 0};
+    int rc = harness_write_changes(f->store, apply_change, count, &batch);
+    assert_int_equal(rc, 0);
+    assert_true(deliveries_batch_done(f->deliveries, rc, record_push, &pushed) >= 0);
+    size_t want = from ? (size_t)(to - from + 1) : 0;
+    if (pushed.count != want)
+        fail_msg("%zu deliveries pushed (first %llu), %zu expected (%llu..%llu)", pushed.count,
+                 (unsigned long long)(pushed.count ? pushed.seq[0] : 0), want,
+                 (unsigned long long)from, (unsigned long long)to);
+    for (size_t i = 0; i < pushed.count; i++)
+        assert_int_equal(pushed.seq[i], from + i);
+}
+
+static void append_n(fixture_t *f, const char *unit, int n, uint64_t from, uint64_t to)
+{
+    change_t changes[16];
+    for (int i = 0; i < n; i++)
+        changes[i] = (change_t){.kind = APPEND, .unit = unit};
+    expect_pushed(f, changes, (size_t)n, from, to);
+}
+
+static void ack(fixture_t *f, const char *unit, uint64_t seq, const char *peer, uint64_t from,
+                uint64_t to)
+{
+    const change_t change = {.kind = ACK, .unit = unit, .seq = seq, .peer = peer};
+    expect_pushed(f, &change, 1, from, to);
+}
+
+static void test_repeated_ack_resends_nothing_within_the_timeout(void **state)
+{
+    fixture_t *f = *state;
+    deliveries_set_resend_after(f->deliveries, 600000);
+    append_n(f, "u1", 10, 0, 0);  /* no session yet */
+    ack(f, "u1", 0, "A", 1, 10);  /* the ack that opens the session */
+    ack(f, "u1", 0, "A", 0, 0);   /* a heartbeat: all is on its way */
+    ack(f, "u1", 4, "A", 0, 0);   /* progress */
+    ack(f, "u1", 4, "A", 0, 0);   /* the unit dropped a duplicate */
+    append_n(f, "u1", 5, 11, 15); /* new ones go out at once */
+    ack(f, "u1", 4, "A", 0, 0);   /* still nothing resent */
+    ack(f, "u1", 4, "B", 5, 15);  /* a new routing id: a new session */
+    ack(f, "u1", 2, "B", 5, 15);  /* below what it acked: it lost its state */
+    ack(f, "u1", 15, "B", 0, 0);  /* all applied */
+    ack(f, "u1", 15, "B", 0, 0);  /* nothing outstanding, nothing to send */
+}
+
+/* Acks that stand still past the timeout with deliveries outstanding: the
+ * unit lost some and drops what follows; the rest is sent again, once per
+ * timeout. */
+static void test_acks_standing_still_past_the_timeout_rewind(void **state)
+{
+    fixture_t *f = *state;
+    deliveries_set_resend_after(f->deliveries, 600000);
+    append_n(f, "u1", 8, 0, 0);
+    ack(f, "u1", 0, "A", 1, 8);
+    ack(f, "u1", 3, "A", 0, 0);
+    deliveries_set_resend_after(f->deliveries, 0);
+    ack(f, "u1", 3, "A", 4, 8); /* the timeout passed: 4..8 again */
+    ack(f, "u1", 8, "A", 0, 0);
+    ack(f, "u1", 8, "A", 0, 0); /* nothing outstanding: no rewind however long */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +345,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_acked_beyond_last_seq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hole_inside_a_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entries_of_a_unit_without_counters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repeated_ack_resends_nothing_within_the_timeout, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_acks_standing_still_past_the_timeout_rewind, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
