@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LOOP_MAX_ITEMS 256
 #define LOOP_WHY_MAX 512
@@ -43,6 +44,33 @@ static void check_or_abort(store_t *store, bus_t *bus, const loop_app_t *app)
 }
 #endif
 
+/* Compares the store's episode of failures before and after a batch: a new
+ * episode (or a new cause) and its end are told, each once. A success of
+ * another write between two batches ends an episode untold. */
+static void tell_storage(const loop_app_t *app, const store_health_t *before,
+                         const store_health_t *after, int rc)
+{
+    if (!app->on_storage)
+        return;
+    loop_storage_event_t event = {.failed_writes = after->failed_writes};
+    if (rc < 0) {
+        if (before->episode_failures > 0 && before->last_error == rc)
+            return;
+        event.kind = LOOP_STORAGE_FAILING;
+        event.error = rc;
+    } else {
+        if (before->episode_failures == 0 || after->episode_failures > 0)
+            return;
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        event.kind = LOOP_STORAGE_RECOVERED;
+        event.failures = before->episode_failures;
+        event.duration_ms =
+            (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - before->failing_since_ms;
+    }
+    app->on_storage(app->storage_ctx, &event);
+}
+
 int loop_once(store_t *store, bus_t *bus, const loop_app_t *app, int max_wait_ms)
 {
     zmq_pollitem_t items[LOOP_MAX_ITEMS];
@@ -72,7 +100,11 @@ int loop_once(store_t *store, bus_t *bus, const loop_app_t *app, int max_wait_ms
     rc = 0;
     if (batched) {
         batch_t batch = {bus, app};
+        store_health_t before, after;
+        store_health(store, &before);
         rc = store_write(store, batch_apply, &batch);
+        store_health(store, &after);
+        tell_storage(app, &before, &after, rc);
     }
     bus_batch_done(bus, rc);
     if (app->done)

@@ -13,6 +13,18 @@
  *    STORE_NO_SYNC trades that for speed and must be asked for explicitly.
  *  - Reader slots left by dead processes are cleared at open
  *    (mdb_reader_check).
+ *  - Any map size starts: opening the databases grows the map as a batch
+ *    does (a 16 KiB map_size is doubled until they fit).
+ *  - A data file that cannot be the one LMDB wrote is refused at open, never
+ *    read into a crash: STORE_TRUNCATED when it is shorter than the pages
+ *    its meta page names, STORE_CORRUPTED when LMDB refuses its meta pages or
+ *    a walk of every page of every database (in a child process, so that a
+ *    fault there ends only the child) fails. The walk reads the whole file
+ *    once per open.
+ *  - Every write batch that does not commit is counted, with its cause; the
+ *    failures since the last commit form one episode (store_health()), so
+ *    the worker can say once that commits fail and once that they work
+ *    again.
  *
  * Between calls no transaction is open. One process, one thread writes.
  *
@@ -35,6 +47,11 @@ typedef struct store_options {
     unsigned max_dbs;      /* named databases; 0 = 64 */
     int no_sync;           /* 1 = MDB_NOSYNC: commits are not fsynced */
 } store_options_t;
+
+/* Refusals of a data file at open (outside LMDB's codes; store_strerror()
+ * names them). */
+#define STORE_TRUNCATED (-31001)
+#define STORE_CORRUPTED (-31002)
 
 /* Opens (creating if needed) the environment in directory dir. */
 int store_open(const char *dir, const store_options_t *options, store_t **ret);
@@ -75,6 +92,17 @@ MDB_env *store_env(store_t *self);
 uint64_t store_map_size(const store_t *self);
 /* Commits that reached the disk (counted for benchmarks and tests). */
 uint64_t store_commits(const store_t *self);
+
+/* Write batches that failed, and the current episode of failures: the
+ * failed batches since the last commit. */
+typedef struct store_health {
+    uint64_t failed_writes;    /* since open */
+    uint64_t episode_failures; /* since the last commit; 0 = commits work */
+    int last_error;            /* the latest failure's code; 0 = none yet */
+    int64_t failing_since_ms;  /* CLOCK_REALTIME ms of the episode's first failure */
+    int64_t last_failure_ms;   /* of the latest failure */
+} store_health_t;
+void store_health(const store_t *self, store_health_t *ret);
 /* Reader slots of dead processes cleared when the store was opened. */
 int store_stale_readers(const store_t *self);
 const char *store_strerror(int rc);
