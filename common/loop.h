@@ -63,18 +63,19 @@ typedef struct loop_check {
 } loop_check_t;
 
 /* What the loop tells of the store's write batches (loop_app_t.on_storage):
- * once when batches start to fail (and again when the cause changes), once
- * when one commits again. The loop does not log; the worker says it. */
+ * once when an episode of failures opens (and again when its cause
+ * changes), once when it closes (store.h: commits work and none failed for
+ * STORE_EPISODE_QUIET_MS). The loop does not log; the worker says it. */
 typedef enum loop_storage_kind {
     LOOP_STORAGE_FAILING,   /* a batch failed: error is why */
-    LOOP_STORAGE_RECOVERED, /* a batch committed after failures */
+    LOOP_STORAGE_RECOVERED, /* the episode is over */
 } loop_storage_kind_t;
 
 typedef struct loop_storage_event {
     loop_storage_kind_t kind;
     int error;              /* FAILING: the cause (store_strerror()) */
     uint64_t failures;      /* RECOVERED: batches failed in the episode */
-    int64_t duration_ms;    /* RECOVERED: from its first failure to now */
+    int64_t duration_ms;    /* RECOVERED: from its first failure to its last */
     uint64_t failed_writes; /* batches failed since the store was opened */
 } loop_storage_event_t;
 

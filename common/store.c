@@ -284,33 +284,6 @@ void store_destroy(store_t **self)
     *self = NULL;
 }
 
-typedef struct open_dbs {
-    const store_db_t *dbs;
-    size_t count;
-} open_dbs_t;
-
-static int open_dbs(MDB_txn *txn, void *ctx)
-{
-    open_dbs_t *open = ctx;
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < open->count; i++)
-        rc = store_rc(mdb_dbi_open(txn, open->dbs[i].name, open->dbs[i].flags | MDB_CREATE,
-                                   open->dbs[i].dbi));
-    return rc;
-}
-
-/* A batch like any other: a map too small for the new databases grows. */
-int store_dbis(store_t *self, const store_db_t *dbs, size_t count)
-{
-    open_dbs_t open = {dbs, count};
-    return store_write(self, open_dbs, &open);
-}
-
-int store_dbi(store_t *self, const char *name, unsigned flags, MDB_dbi *ret)
-{
-    return store_dbis(self, &(store_db_t){name, ret, flags}, 1);
-}
-
 static int grow(store_t *self)
 {
     if (self->map_size >= self->max_map_size)
@@ -347,12 +320,11 @@ static int64_t realtime_ms(void)
 static int count_outcome(store_t *self, int rc)
 {
     store_health_t *health = &self->health;
-    if (rc >= 0) {
-        health->episode_failures = 0;
-        health->failing_since_ms = 0;
-        return 0;
-    }
     int64_t now = realtime_ms();
+    if (rc >= 0) {
+        health->last_success_ms = now;
+        return rc;
+    }
     health->failed_writes++;
     if (health->episode_failures++ == 0)
         health->failing_since_ms = now;
@@ -361,7 +333,22 @@ static int count_outcome(store_t *self, int rc)
     return rc;
 }
 
-static int write_once(store_t *self, store_write_fn fn, void *ctx)
+bool store_episode_close(store_t *self, int64_t now_ms, store_health_t *ended)
+{
+    store_health_t *health = &self->health;
+    if (health->episode_failures == 0 || health->last_success_ms <= health->last_failure_ms ||
+        now_ms - health->last_failure_ms < STORE_EPISODE_QUIET_MS)
+        return false;
+    if (ended)
+        *ended = *health;
+    health->episode_failures = 0;
+    health->failing_since_ms = 0;
+    return true;
+}
+
+/* counted: the commit counts in store_commits() (batches do; opening the
+ * databases does not). */
+static int write_once(store_t *self, store_write_fn fn, void *ctx, bool counted)
 {
     for (;;) {
         MDB_txn *txn;
@@ -378,7 +365,7 @@ static int write_once(store_t *self, store_write_fn fn, void *ctx)
         rc = fn(txn, ctx);
         if (rc == 0) {
             rc = store_rc(mdb_txn_commit(txn));
-            if (rc == 0)
+            if (rc == 0 && counted)
                 self->commits++;
         } else {
             mdb_txn_abort(txn);
@@ -393,7 +380,34 @@ static int write_once(store_t *self, store_write_fn fn, void *ctx)
 
 int store_write(store_t *self, store_write_fn fn, void *ctx)
 {
-    return count_outcome(self, write_once(self, fn, ctx));
+    return count_outcome(self, write_once(self, fn, ctx, true));
+}
+
+typedef struct open_dbs {
+    const store_db_t *dbs;
+    size_t count;
+} open_dbs_t;
+
+static int open_dbs(MDB_txn *txn, void *ctx)
+{
+    open_dbs_t *open = ctx;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < open->count; i++)
+        rc = store_rc(mdb_dbi_open(txn, open->dbs[i].name, open->dbs[i].flags | MDB_CREATE,
+                                   open->dbs[i].dbi));
+    return rc;
+}
+
+/* A batch like any other: a map too small for the new databases grows. */
+int store_dbis(store_t *self, const store_db_t *dbs, size_t count)
+{
+    open_dbs_t open = {dbs, count};
+    return count_outcome(self, write_once(self, open_dbs, &open, false));
+}
+
+int store_dbi(store_t *self, const char *name, unsigned flags, MDB_dbi *ret)
+{
+    return store_dbis(self, &(store_db_t){name, ret, flags}, 1);
 }
 
 void store_health(const store_t *self, store_health_t *ret)

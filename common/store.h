@@ -22,9 +22,8 @@
  *    fault there ends only the child) fails. The walk reads the whole file
  *    once per open.
  *  - Every write batch that does not commit is counted, with its cause; the
- *    failures since the last commit form one episode (store_health()), so
- *    the worker can say once that commits fail and once that they work
- *    again.
+ *    failures close together form one episode (store_health()), so the
+ *    worker can say once that commits fail and once that they work again.
  *
  * Between calls no transaction is open. One process, one thread writes.
  *
@@ -36,6 +35,7 @@
 #define DISPATCH_STORE_H
 
 #include <lmdb.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -93,16 +93,27 @@ uint64_t store_map_size(const store_t *self);
 /* Commits that reached the disk (counted for benchmarks and tests). */
 uint64_t store_commits(const store_t *self);
 
-/* Write batches that failed, and the current episode of failures: the
- * failed batches since the last commit. */
+/* Write batches that failed, and the current episode of failures. An
+ * episode opens at a failure and stays open while batches fail now and then:
+ * it closes (store_episode_close()) once a batch committed after the last
+ * failure and STORE_EPISODE_QUIET_MS passed without another. A disk that
+ * frees a page now and then (a full one does) is one episode, not one per
+ * commit that slipped through. */
+#define STORE_EPISODE_QUIET_MS 2000
+
 typedef struct store_health {
     uint64_t failed_writes;    /* since open */
-    uint64_t episode_failures; /* since the last commit; 0 = commits work */
+    uint64_t episode_failures; /* in the open episode; 0 = none is open */
     int last_error;            /* the latest failure's code; 0 = none yet */
-    int64_t failing_since_ms;  /* CLOCK_REALTIME ms of the episode's first failure */
-    int64_t last_failure_ms;   /* of the latest failure */
+    int64_t failing_since_ms;  /* CLOCK_REALTIME ms of the open episode's first failure */
+    int64_t last_failure_ms;   /* of the latest failure; 0 = none */
+    int64_t last_success_ms;   /* of the latest commit; 0 = none */
 } store_health_t;
 void store_health(const store_t *self, store_health_t *ret);
+/* Closes the open episode when it is over (see above) at CLOCK_REALTIME
+ * now_ms: true, and *ended (may be NULL) gets the health as it was before
+ * the close; false when none is open or it goes on. */
+bool store_episode_close(store_t *self, int64_t now_ms, store_health_t *ended);
 /* Reader slots of dead processes cleared when the store was opened. */
 int store_stale_readers(const store_t *self);
 const char *store_strerror(int rc);

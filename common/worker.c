@@ -204,7 +204,7 @@ static void log_refusals(worker_t *worker)
 }
 
 /* The loop does not log: a failing store is said here, once per episode
- * (and per cause), and its recovery. */
+ * (and per cause), and its recovery (store.h: episodes). */
 static void on_storage_event(void *ctx, const loop_storage_event_t *event)
 {
     (void)ctx;
@@ -216,7 +216,7 @@ static void on_storage_event(void *ctx, const loop_storage_event_t *event)
                   store_strerror(event->error), (unsigned long long)event->failed_writes);
         break;
     case LOOP_STORAGE_RECOVERED:
-        log_warn("storage: commits work again after %llu failed batches in %.1f s",
+        log_warn("storage: commits work again after %llu failed batches over %.1f s",
                  (unsigned long long)event->failures, (double)event->duration_ms / 1000.0);
         break;
     }

@@ -273,7 +273,7 @@ static int storage_state(audit_t *self, Dispatch__StorageState **ret)
     if (!state)
         return -ENOMEM;
     dispatch__storage_state__init(state);
-    state->failing = health.episode_failures > 0;
+    state->failing = health.episode_failures > 0; /* an episode is open */
     state->failed_batches = health.failed_writes;
     state->episode_failures = health.episode_failures;
     state->failing_since = health.failing_since_ms;
