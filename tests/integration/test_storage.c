@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -587,6 +588,10 @@ int main(void)
         cmocka_unit_test(test_full_disk_audit),     cmocka_unit_test(test_small_map_grows),
         cmocka_unit_test(test_corrupted_data_file),
     };
+    /* The tmpfs mounts live in a mount namespace of this test and its
+     * workers: they vanish with them, even when a test fails midway. */
+    if (unshare(CLONE_NEWNS) == 0)
+        mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
     /* STORAGE_TEST=test_full_disk_router runs that one alone. */
     const char *only = getenv("STORAGE_TEST");
     if (only && *only)
