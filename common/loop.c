@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LOOP_MAX_ITEMS 256
 #define LOOP_WHY_MAX 512
@@ -43,6 +44,36 @@ static void check_or_abort(store_t *store, bus_t *bus, const loop_app_t *app)
 }
 #endif
 
+/* A failed batch that opens an episode, or fails for another cause than the
+ * one before, is told. */
+static void tell_failure(const loop_app_t *app, const store_health_t *before,
+                         const store_health_t *after, int rc)
+{
+    if (!app->on_storage || rc >= 0)
+        return;
+    if (before->episode_failures > 0 && before->last_error == rc)
+        return;
+    loop_storage_event_t event = {
+        .kind = LOOP_STORAGE_FAILING, .error = rc, .failed_writes = after->failed_writes};
+    app->on_storage(app->storage_ctx, &event);
+}
+
+/* Every iteration, batch or not: an episode that is over is told. */
+static void tell_recovery(store_t *store, const loop_app_t *app)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    store_health_t ended;
+    if (!store_episode_close(store, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, &ended) ||
+        !app->on_storage)
+        return;
+    loop_storage_event_t event = {.kind = LOOP_STORAGE_RECOVERED,
+                                  .failures = ended.episode_failures,
+                                  .duration_ms = ended.last_failure_ms - ended.failing_since_ms,
+                                  .failed_writes = ended.failed_writes};
+    app->on_storage(app->storage_ctx, &event);
+}
+
 int loop_once(store_t *store, bus_t *bus, const loop_app_t *app, int max_wait_ms)
 {
     zmq_pollitem_t items[LOOP_MAX_ITEMS];
@@ -72,8 +103,13 @@ int loop_once(store_t *store, bus_t *bus, const loop_app_t *app, int max_wait_ms
     rc = 0;
     if (batched) {
         batch_t batch = {bus, app};
+        store_health_t before, after;
+        store_health(store, &before);
         rc = store_write(store, batch_apply, &batch);
+        store_health(store, &after);
+        tell_failure(app, &before, &after, rc);
     }
+    tell_recovery(store, app);
     bus_batch_done(bus, rc);
     if (app->done)
         app->done(app->app, rc);

@@ -62,6 +62,23 @@ typedef struct loop_check {
     void *ctx; /* the caller's; outlives the loop */
 } loop_check_t;
 
+/* What the loop tells of the store's write batches (loop_app_t.on_storage):
+ * once when an episode of failures opens (and again when its cause
+ * changes), once when it closes (store.h: commits work and none failed for
+ * STORE_EPISODE_QUIET_MS). The loop does not log; the worker says it. */
+typedef enum loop_storage_kind {
+    LOOP_STORAGE_FAILING,   /* a batch failed: error is why */
+    LOOP_STORAGE_RECOVERED, /* the episode is over */
+} loop_storage_kind_t;
+
+typedef struct loop_storage_event {
+    loop_storage_kind_t kind;
+    int error;              /* FAILING: the cause (store_strerror()) */
+    uint64_t failures;      /* RECOVERED: batches failed in the episode */
+    int64_t duration_ms;    /* RECOVERED: from its first failure to its last */
+    uint64_t failed_writes; /* batches failed since the store was opened */
+} loop_storage_event_t;
+
 typedef struct loop_app {
     void *app;
     size_t (*pollitems)(void *app, zmq_pollitem_t *items, size_t capacity);
@@ -72,6 +89,9 @@ typedef struct loop_app {
     /* Run after each batch, after bus_check(), in DISPATCH_CHECKS builds. */
     const loop_check_t *checks;
     size_t check_count;
+    /* Told of failing and recovered commits (optional; see above). */
+    void (*on_storage)(void *ctx, const loop_storage_event_t *event);
+    void *storage_ctx;
 } loop_app_t;
 
 /* Runs until *stop becomes non-zero (set it from a signal handler).

@@ -13,6 +13,17 @@
  *    STORE_NO_SYNC trades that for speed and must be asked for explicitly.
  *  - Reader slots left by dead processes are cleared at open
  *    (mdb_reader_check).
+ *  - Any map size starts: opening the databases grows the map as a batch
+ *    does (a 16 KiB map_size is doubled until they fit).
+ *  - A data file that cannot be the one LMDB wrote is refused at open, never
+ *    read into a crash: STORE_TRUNCATED when it is shorter than the pages
+ *    its meta page names, STORE_CORRUPTED when LMDB refuses its meta pages or
+ *    a walk of every page of every database (in a child process, so that a
+ *    fault there ends only the child) fails. The walk reads the whole file
+ *    once per open.
+ *  - Every write batch that does not commit is counted, with its cause; the
+ *    failures close together form one episode (store_health()), so the
+ *    worker can say once that commits fail and once that they work again.
  *
  * Between calls no transaction is open. One process, one thread writes.
  *
@@ -24,6 +35,7 @@
 #define DISPATCH_STORE_H
 
 #include <lmdb.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +47,11 @@ typedef struct store_options {
     unsigned max_dbs;      /* named databases; 0 = 64 */
     int no_sync;           /* 1 = MDB_NOSYNC: commits are not fsynced */
 } store_options_t;
+
+/* Refusals of a data file at open (outside LMDB's codes; store_strerror()
+ * names them). */
+#define STORE_TRUNCATED (-31001)
+#define STORE_CORRUPTED (-31002)
 
 /* Opens (creating if needed) the environment in directory dir. */
 int store_open(const char *dir, const store_options_t *options, store_t **ret);
@@ -75,6 +92,28 @@ MDB_env *store_env(store_t *self);
 uint64_t store_map_size(const store_t *self);
 /* Commits that reached the disk (counted for benchmarks and tests). */
 uint64_t store_commits(const store_t *self);
+
+/* Write batches that failed, and the current episode of failures. An
+ * episode opens at a failure and stays open while batches fail now and then:
+ * it closes (store_episode_close()) once a batch committed after the last
+ * failure and STORE_EPISODE_QUIET_MS passed without another. A disk that
+ * frees a page now and then (a full one does) is one episode, not one per
+ * commit that slipped through. */
+#define STORE_EPISODE_QUIET_MS 2000
+
+typedef struct store_health {
+    uint64_t failed_writes;    /* since open */
+    uint64_t episode_failures; /* in the open episode; 0 = none is open */
+    int last_error;            /* the latest failure's code; 0 = none yet */
+    int64_t failing_since_ms;  /* CLOCK_REALTIME ms of the open episode's first failure */
+    int64_t last_failure_ms;   /* of the latest failure; 0 = none */
+    int64_t last_success_ms;   /* of the latest commit; 0 = none */
+} store_health_t;
+void store_health(const store_t *self, store_health_t *ret);
+/* Closes the open episode when it is over (see above) at CLOCK_REALTIME
+ * now_ms: true, and *ended (may be NULL) gets the health as it was before
+ * the close; false when none is open or it goes on. */
+bool store_episode_close(store_t *self, int64_t now_ms, store_health_t *ended);
 /* Reader slots of dead processes cleared when the store was opened. */
 int store_stale_readers(const store_t *self);
 const char *store_strerror(int rc);

@@ -318,10 +318,30 @@ static void reload(worker_t *worker, const worker_kind_t *kind, void *app)
              worker->config_path, opened, moved);
 }
 
+/* The loop does not log: a failing store is said here, once per episode
+ * (and per cause), and its recovery (store.h: episodes). */
+static void on_storage_event(void *ctx, const loop_storage_event_t *event)
+{
+    (void)ctx;
+    switch (event->kind) {
+    case LOOP_STORAGE_FAILING:
+        log_error("storage: a batch could not commit: %s; nothing of it is applied or "
+                  "acknowledged (senders resend, clients are answered UNAVAILABLE) until a "
+                  "commit works again (%llu failed batches since start)",
+                  store_strerror(event->error), (unsigned long long)event->failed_writes);
+        break;
+    case LOOP_STORAGE_RECOVERED:
+        log_warn("storage: commits work again after %llu failed batches over %.1f s",
+                 (unsigned long long)event->failures, (double)event->duration_ms / 1000.0);
+        break;
+    }
+}
+
 static int run(worker_t *worker, const worker_kind_t *kind, void *app)
 {
     loop_app_t loop = kind->loop;
     loop.app = app;
+    loop.on_storage = on_storage_event;
     loop.checks = worker->checks;
     loop.check_count = worker->check_count;
     int64_t last_watchdog = 0;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -213,6 +214,109 @@ static void test_u64_helpers(void **state)
 /* One process per state: a second lock on a held dir is refused and names
  * the holder; once the holder lets go, the next one gets it. The lock
  * creates the dir it guards. */
+/* Failed batches are counted; the episode they open closes once a batch
+ * committed and none failed for STORE_EPISODE_QUIET_MS. */
+static void test_failures_counted_per_episode(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(store_open(f->dir, NULL, &f->store), 0);
+    assert_int_equal(store_dbi(f->store, "things", 0, &f->dbi), 0);
+    store_health_t health;
+    store_health(f->store, &health);
+    assert_int_equal(health.failed_writes, 0);
+    assert_int_equal(health.episode_failures, 0);
+
+    fill_t fail = {.dbi = f->dbi, .first = 1, .count = 1, .value_size = 8, .fail_with = -ENOSPC};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(store_write(f->store, fill_fn, &fail), -ENOSPC);
+    store_health(f->store, &health);
+    assert_int_equal(health.failed_writes, 3);
+    assert_int_equal(health.episode_failures, 3);
+    assert_int_equal(health.last_error, -ENOSPC);
+    assert_true(health.failing_since_ms > 0);
+    int64_t last_failure = health.last_failure_ms;
+
+    /* Not over while nothing committed, nor right after a commit. */
+    assert_false(store_episode_close(f->store, last_failure + STORE_EPISODE_QUIET_MS, NULL));
+    fill_t ok = {.dbi = f->dbi, .first = 1, .count = 1, .value_size = 8};
+    assert_int_equal(store_write(f->store, fill_fn, &ok), 0);
+    assert_false(store_episode_close(f->store, last_failure + 1, NULL));
+    store_health_t ended;
+    assert_true(store_episode_close(f->store, last_failure + STORE_EPISODE_QUIET_MS, &ended));
+    assert_int_equal(ended.episode_failures, 3);
+    store_health(f->store, &health);
+    assert_int_equal(health.episode_failures, 0);
+    assert_int_equal(health.failed_writes, 3);
+    assert_false(store_episode_close(f->store, last_failure + 10 * STORE_EPISODE_QUIET_MS, NULL));
+}
+
+/* A map smaller than the databases need at start grows while they open. */
+static void test_tiny_map_starts(void **state)
+{
+    fixture_t *f = *state;
+    store_options_t options = {.map_size = 16 * 1024};
+    assert_int_equal(store_open(f->dir, &options, &f->store), 0);
+    MDB_dbi dbis[40];
+    store_db_t dbs[40];
+    char names[40][16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(names[i], sizeof(names[i]), "db-%d", i);
+        dbs[i] = (store_db_t){names[i], &dbis[i], 0};
+    }
+    assert_int_equal(store_dbis(f->store, dbs, 40), 0);
+    fill_t fill = {.dbi = dbis[0], .first = 1, .count = 1000, .value_size = 100};
+    assert_int_equal(store_write(f->store, fill_fn, &fill), 0);
+    assert_true(store_map_size(f->store) > 16 * 1024);
+    assert_int_equal(count_entries(f->store, dbis[0]), 1000);
+}
+
+static void make_store(fixture_t *f, char *data, size_t len)
+{
+    assert_int_equal(store_open(f->dir, NULL, &f->store), 0);
+    assert_int_equal(store_dbi(f->store, "things", 0, &f->dbi), 0);
+    fill_t fill = {.dbi = f->dbi, .first = 1, .count = 2000, .value_size = 200};
+    assert_int_equal(store_write(f->store, fill_fn, &fill), 0);
+    store_destroy(&f->store);
+    snprintf(data, len, "%s/data.mdb", f->dir);
+}
+
+static void test_truncated_file_refused(void **state)
+{
+    fixture_t *f = *state;
+    char data[600];
+    make_store(f, data, sizeof(data));
+    struct stat st;
+    assert_int_equal(stat(data, &st), 0);
+    assert_int_equal(truncate(data, st.st_size / 2), 0);
+    assert_int_equal(store_open(f->dir, NULL, &f->store), STORE_TRUNCATED);
+    assert_null(f->store);
+    assert_non_null(strstr(store_strerror(STORE_TRUNCATED), "truncated"));
+}
+
+static void test_corrupted_file_refused(void **state)
+{
+    fixture_t *f = *state;
+    char data[600];
+    make_store(f, data, sizeof(data));
+    struct stat st;
+    assert_int_equal(stat(data, &st), 0);
+    long page = sysconf(_SC_PAGESIZE);
+    FILE *file = fopen(data, "r+b");
+    for (long at = 2 * page; at + 16 <= st.st_size; at += page) {
+        unsigned char bytes[16];
+        fseek(file, at, SEEK_SET);
+        assert_int_equal(fread(bytes, 1, 16, file), 16);
+        for (int i = 0; i < 16; i++)
+            bytes[i] ^= 0xff;
+        fseek(file, at, SEEK_SET);
+        assert_int_equal(fwrite(bytes, 1, 16, file), 16);
+    }
+    fclose(file);
+    assert_int_equal(store_open(f->dir, NULL, &f->store), STORE_CORRUPTED);
+    assert_null(f->store);
+    assert_non_null(strstr(store_strerror(STORE_CORRUPTED), "corrupted"));
+}
+
 static void test_lock_is_one_holder(void **state)
 {
     fixture_t *f = *state;
@@ -240,6 +344,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_map_limit_is_a_clean_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_reader_is_cleared, setup, teardown),
         cmocka_unit_test_setup_teardown(test_u64_helpers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failures_counted_per_episode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tiny_map_starts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_truncated_file_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_corrupted_file_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -266,6 +266,27 @@ static int conclude(audit_t *self, ProtobufCMessage *msg, int rc, const refusal_
 }
 
 /* A bare ReplayRequest: answered with a bare ReplayReply. */
+/* Whoever asks learns whether recording stands still (store.h). */
+static int storage_state(audit_t *self, Dispatch__StorageState **ret)
+{
+    store_health_t health;
+    store_health(self->store, &health);
+    Dispatch__StorageState *state = arena_alloc(self->arena, sizeof(*state));
+    if (!state)
+        return -ENOMEM;
+    dispatch__storage_state__init(state);
+    state->failing = health.episode_failures > 0; /* an episode is open */
+    state->failed_batches = health.failed_writes;
+    state->episode_failures = health.episode_failures;
+    state->failing_since = health.failing_since_ms;
+    state->error = health.last_error ? arena_strdup(self->arena, store_strerror(health.last_error))
+                                     : (char *)"";
+    if (!state->error)
+        return -ENOMEM;
+    *ret = state;
+    return 0;
+}
+
 static int answer_bare_replay(audit_t *self, MDB_txn *txn, const auth_actor_t *actor,
                               const void *body, size_t len, const ProtobufCMessage **ret)
 {
@@ -410,6 +431,8 @@ int audit_handle_request(audit_t *self, MDB_txn *txn, const auth_actor_t *actor,
     if (rc == REFUSED)
         reply->body_case = DISPATCH__AUDIT_REPLY__BODY__NOT_SET;
     rc = conclude(self, msg, rc, &refusal, &reply->error);
+    if (rc == 0)
+        rc = storage_state(self, &reply->storage);
     if (rc == 0)
         *ret = &reply->base;
     return rc;

@@ -1,0 +1,38 @@
+/* The router's admin endpoint handler (AdminRequest, on a plain endpoint:
+ * the claimed actor and role are taken as they come). */
+#include <errno.h>
+
+#include "fuzz.h"
+#include "router.h"
+#include "router_internal.h"
+#include "scratch.h"
+
+typedef struct run {
+    scratch_city_t *city;
+    MDB_txn *txn;
+    int rc;
+} run_t;
+
+static void one(const uint8_t *data, size_t size, void *ctx)
+{
+    run_t *run = ctx;
+    if (run->rc < 0)
+        return;
+    Dispatch__AdminReply reply;
+    run->rc =
+        router_handle_admin(run->city->router_app, run->txn, NULL, data, size, SCRATCH_NOW, &reply);
+    if (run->rc == 0)
+        scratch_encode(&reply);
+    router_reply_reset(run->city->router_app);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    scratch_city_t *city = scratch_city();
+    run_t run = {city, scratch_begin(&city->router), 0};
+    router_batch_begin(city->router_app);
+    scratch_split(data, size, one, &run);
+    scratch_abort(&city->router, &run.txn);
+    router_batch_done(city->router_app, -ECANCELED, NULL, NULL);
+    return 0;
+}
