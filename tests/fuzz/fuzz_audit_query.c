@@ -18,7 +18,7 @@ static void one(const uint8_t *data, size_t size, void *ctx)
         return;
     audit_t *audit = run->city->audit_app;
     const ProtobufCMessage *reply = NULL;
-    run->rc = audit_handle_request(audit, run->txn, data, size, SCRATCH_NOW, &reply);
+    run->rc = audit_handle_request(audit, run->txn, NULL, data, size, SCRATCH_NOW, &reply);
     if (run->rc == 0)
         scratch_encode(reply);
     arena_reset(audit->arena);

@@ -740,7 +740,7 @@ static int read_audit(MDB_txn *txn, void *ctx)
     size_t len;
     codec_encode(&query.base, &buf, &len);
     const ProtobufCMessage *reply;
-    if (audit_handle_request(city->audit_app, txn, buf, len, SCRATCH_NOW, &reply) == 0) {
+    if (audit_handle_request(city->audit_app, txn, NULL, buf, len, SCRATCH_NOW, &reply) == 0) {
         tagged_message("audit-reply", 2, reply);
         const Dispatch__AuditReply *audit_reply = (const Dispatch__AuditReply *)reply;
         if (audit_reply->replay) {
