@@ -17,8 +17,11 @@
  * units dropped at most --max-ratio deliveries (duplicates and gaps) per
  * real one. The units here lag behind by up to a window (they read
  * DRAIN_PER_UNIT at a time, as dispatch-unitsim does, and only every 100th
- * reply), so at each kill they hold deliveries the router will send again:
- * that documented redelivery is most of what they drop.
+ * reply), so at each kill they hold deliveries the router pushed and they
+ * have not read: a router that resends its window on a new session sends
+ * each of them twice (0.6 to 0.9 duplicates per real delivery here); one
+ * that probes first (deliveries.h) sends one per unit and restart. CI
+ * runs it with --max-ratio 0.1.
  *
  *   test-redelivery [--tickets N] [--kills N] [--max-ratio X] [--seed N]
  */

@@ -15,6 +15,13 @@
 #define PEER_MAX 255
 #define QUEUE_KEY_SIZE (LIMIT_ID + 1 + 8)
 
+/* What a session may push beyond the unit's ack (see deliveries.h). */
+typedef enum session_mode {
+    SESSION_PROBING,   /* one delivery: does the unit hold more than that? */
+    SESSION_HOLDING,   /* nothing until the unit's acks stand still */
+    SESSION_STREAMING, /* the window */
+} session_mode_t;
+
 typedef struct session {
     char unit[LIMIT_ID + 1]; /* "" = free slot */
     unsigned char peer[PEER_MAX];
@@ -24,6 +31,9 @@ typedef struct session {
     uint64_t acked;   /* last ack seen in this session */
     uint64_t sent;    /* highest seq pushed in this session (0 = rewind to acked) */
     int64_t moved_ms; /* CLOCK_MONOTONIC of the last progress or rewind */
+    session_mode_t mode;
+    uint64_t hold_until; /* last_seq when the probe went: nothing beyond was
+                            ever pushed before it, so none beyond is held */
 } session_t;
 
 typedef struct pending_ack {
@@ -444,11 +454,23 @@ static int push_session(deliveries_t *self, MDB_txn *txn, session_t *session,
     if (rc < 0 || !session->online)
         return rc;
     uint64_t from = (session->sent > acked ? session->sent : acked) + 1;
-    uint64_t to = acked + self->window;
+    uint64_t to = acked;
+    switch (session->mode) {
+    case SESSION_PROBING:
+        to = acked + 1;
+        break;
+    case SESSION_HOLDING:
+        break;
+    case SESSION_STREAMING:
+        to = acked + self->window;
+        break;
+    }
     if (to > last_seq)
         to = last_seq;
     if (from > to)
         return 0;
+    if (session->mode == SESSION_PROBING)
+        session->hold_until = last_seq;
     push_t push = {self, session, acked, send, ctx, 0};
     rc = each_raw(self, txn, session->unit, from, to, push_one, &push);
     return rc < 0 ? rc : push.pushed;
@@ -476,8 +498,28 @@ int deliveries_batch_done(deliveries_t *self, int rc, deliveries_send_fn send, v
             bool rewind = !same_peer || ack->unit_seq < ack->seq ||
                           (!progress && session->sent > ack->seq &&
                            now - session->moved_ms >= self->resend_after_ms);
-            if (rewind)
+            /* After a rewind the unit may still hold deliveries pushed
+             * before (by this router, or by the one before a restart) that
+             * it has not read yet: sending the window again would make
+             * each of them a duplicate. So a rewound session probes with
+             * one delivery: acked exactly, nothing else was in flight, the
+             * window opens; acked beyond it, the unit is reading what it
+             * holds, and the session waits until the unit's acks stand
+             * still (it drops the probe's copy and acks again, or its
+             * heartbeat comes) or reach what was queued when the probe
+             * went (nothing beyond it was ever pushed), then streams. */
+            uint64_t probe = session->sent;
+            if (rewind) {
                 session->sent = 0; /* resend from acked + 1 */
+                session->mode = SESSION_PROBING;
+            } else if (session->mode == SESSION_PROBING && progress && probe) {
+                session->mode = ack->seq > probe && ack->seq < session->hold_until
+                                    ? SESSION_HOLDING
+                                    : SESSION_STREAMING;
+            } else if (session->mode == SESSION_HOLDING &&
+                       (!progress || ack->seq >= session->hold_until)) {
+                session->mode = SESSION_STREAMING;
+            }
             if (rewind || progress)
                 session->moved_ms = now;
             memcpy(session->peer, ack->peer, ack->peer_len);

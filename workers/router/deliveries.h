@@ -32,7 +32,18 @@
  * dropping what follows it and repeating its ack; its heartbeat repeats it
  * too). Any other ack continues where pushing stopped: a repeated ack
  * within the timeout (a heartbeat, or a duplicate dropped) resends nothing,
- * so one rewind does not breed the next. The unit drops duplicates.
+ * so one rewind does not breed the next.
+ *
+ * A rewound session does not send its window at once: the unit may still
+ * hold deliveries pushed before (by this router, or by the one before a
+ * restart) that it has not read, and each would come twice. It probes
+ * with acked + 1 alone: acked exactly, the window opens (streaming); acked
+ * beyond it, the unit is reading what it holds, and the session holds
+ * still until the unit's acks stand still (it drops the probe's copy and
+ * acks again, or its heartbeat comes) or reach what was queued when the
+ * probe went (nothing beyond that was ever pushed). After a restart a
+ * unit thus gets the probe twice, not the window. The unit drops
+ * duplicates.
  * Every pushed delivery carries UnitDelivery.acked, the unit's durable
  * acked seq, so that a unit that lost its own state (it acks below what it
  * acknowledged before) can resume instead of waiting for deleted seqs.

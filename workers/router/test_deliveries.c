@@ -3,7 +3,8 @@
  * deliveries.h, broken on purpose, is reported by name. And pushing: only
  * what was lost is sent again (a new session, a unit that fell back, or
  * acks that stood still past the ack timeout), never on a mere repeated
- * ack. */
+ * ack, and a rewound session probes with one delivery before it streams,
+ * so what the unit still holds is not sent twice. */
 /* cmocka needs these first, in this order. */
 /* clang-format off */
 #include <stdarg.h>
@@ -287,7 +288,8 @@ static void expect_pushed(fixture_t *f, const change_t *changes, size_t count, u
 
 static void append_n(fixture_t *f, const char *unit, int n, uint64_t from, uint64_t to)
 {
-    change_t changes[16];
+    change_t changes[32];
+    assert_true(n <= 32);
     for (int i = 0; i < n; i++)
         changes[i] = (change_t){.kind = APPEND, .unit = unit};
     expect_pushed(f, changes, (size_t)n, from, to);
@@ -300,37 +302,74 @@ static void ack(fixture_t *f, const char *unit, uint64_t seq, const char *peer, 
     expect_pushed(f, &change, 1, from, to);
 }
 
+/* A session probes with one delivery, then streams the window. */
 static void test_repeated_ack_resends_nothing_within_the_timeout(void **state)
 {
     fixture_t *f = *state;
     deliveries_set_resend_after(f->deliveries, 600000);
     append_n(f, "u1", 10, 0, 0);  /* no session yet */
-    ack(f, "u1", 0, "A", 1, 10);  /* the ack that opens the session */
-    ack(f, "u1", 0, "A", 0, 0);   /* a heartbeat: all is on its way */
+    ack(f, "u1", 0, "A", 1, 1);   /* the ack that opens the session: the probe */
+    ack(f, "u1", 0, "A", 0, 0);   /* a heartbeat: the probe is on its way */
+    ack(f, "u1", 1, "A", 2, 10);  /* the probe, exactly: the window opens */
+    ack(f, "u1", 1, "A", 0, 0);   /* a repeat within the timeout: nothing */
     ack(f, "u1", 4, "A", 0, 0);   /* progress */
     ack(f, "u1", 4, "A", 0, 0);   /* the unit dropped a duplicate */
     append_n(f, "u1", 5, 11, 15); /* new ones go out at once */
     ack(f, "u1", 4, "A", 0, 0);   /* still nothing resent */
-    ack(f, "u1", 4, "B", 5, 15);  /* a new routing id: a new session */
-    ack(f, "u1", 2, "B", 5, 15);  /* below what it acked: it lost its state */
+    ack(f, "u1", 4, "B", 5, 5);   /* a new routing id: a new session, probing */
+    ack(f, "u1", 2, "B", 5, 5);   /* below what it acked: it lost its state */
+    ack(f, "u1", 5, "B", 6, 15);  /* the probe: streaming */
     ack(f, "u1", 15, "B", 0, 0);  /* all applied */
     ack(f, "u1", 15, "B", 0, 0);  /* nothing outstanding, nothing to send */
 }
 
 /* Acks that stand still past the timeout with deliveries outstanding: the
- * unit lost some and drops what follows; the rest is sent again, once per
- * timeout. */
+ * unit lost some and drops what follows; the rest is sent again (a probe
+ * first), once per timeout. */
 static void test_acks_standing_still_past_the_timeout_rewind(void **state)
 {
     fixture_t *f = *state;
     deliveries_set_resend_after(f->deliveries, 600000);
     append_n(f, "u1", 8, 0, 0);
-    ack(f, "u1", 0, "A", 1, 8);
+    ack(f, "u1", 0, "A", 1, 1);
+    ack(f, "u1", 1, "A", 2, 8);
     ack(f, "u1", 3, "A", 0, 0);
     deliveries_set_resend_after(f->deliveries, 0);
-    ack(f, "u1", 3, "A", 4, 8); /* the timeout passed: 4..8 again */
+    ack(f, "u1", 3, "A", 4, 4); /* the timeout passed: 4 again, as a probe */
+    ack(f, "u1", 4, "A", 5, 8);
     ack(f, "u1", 8, "A", 0, 0);
     ack(f, "u1", 8, "A", 0, 0); /* nothing outstanding: no rewind however long */
+}
+
+/* A router restarted while the unit held deliveries it had not read: the
+ * new session's probe is the only one sent twice; while the unit acks its
+ * way through what it holds, nothing is pushed, and the window opens when
+ * its acks reach what was queued (or stand still). */
+static void test_restart_resends_a_probe_not_the_window(void **state)
+{
+    fixture_t *f = *state;
+    deliveries_set_resend_after(f->deliveries, 600000);
+    append_n(f, "u1", 20, 0, 0);
+    ack(f, "u1", 0, "A", 1, 1);
+    ack(f, "u1", 1, "A", 2, 20);        /* the unit has 2..20 on its way */
+    deliveries_destroy(&f->deliveries); /* the router restarts */
+    assert_int_equal(deliveries_new(f->store, 0, &f->deliveries), 0);
+    deliveries_set_resend_after(f->deliveries, 600000);
+    ack(f, "u1", 5, "A", 6, 6);    /* applied 5, holds 6..20: the probe is 6 */
+    ack(f, "u1", 9, "A", 0, 0);    /* beyond the probe: it holds more, wait */
+    append_n(f, "u1", 3, 0, 0);    /* 21..23 wait too */
+    ack(f, "u1", 14, "A", 0, 0);   /* still reading what it holds */
+    ack(f, "u1", 20, "A", 21, 23); /* all it could hold: the window opens */
+
+    /* The same when the unit held less than was queued: its ack standing
+     * still (the probe's copy dropped, or its heartbeat) opens it. */
+    append_n(f, "u1", 4, 24, 27);
+    deliveries_destroy(&f->deliveries);
+    assert_int_equal(deliveries_new(f->store, 0, &f->deliveries), 0);
+    deliveries_set_resend_after(f->deliveries, 600000);
+    ack(f, "u1", 23, "A", 24, 24); /* probe */
+    ack(f, "u1", 25, "A", 0, 0);   /* holds 25: wait */
+    ack(f, "u1", 25, "A", 26, 27); /* stands still: it held no more */
 }
 
 int main(void)
@@ -348,6 +387,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_repeated_ack_resends_nothing_within_the_timeout, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_acks_standing_still_past_the_timeout_rewind, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_restart_resends_a_probe_not_the_window, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
