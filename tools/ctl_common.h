@@ -45,6 +45,7 @@ typedef struct ctl {
     const char *intake_url;  /* --intake, --router, --units: win over the topology */
     const char *router_url;
     const char *units_url;
+    const char *escalation_url;       /* --escalation: the admin endpoint of an escalation */
     const char *district;             /* --district */
     const char *actor;                /* --actor; NULL = the command's default */
     const char *key_path;             /* --key; NULL = <keys_dir>/<actor>.key_secret */
@@ -80,6 +81,9 @@ int ctl_intake_url(ctl_t *ctl, const char **url);
  * the topology must have exactly one router. */
 int ctl_router_url(ctl_t *ctl, const char *district, const char **url);
 int ctl_units_url(ctl_t *ctl, const char *district, const char **url);
+/* The escalation of a district: its admin endpoint (`request`); --escalation
+ * wins; the district as for ctl_router_url. */
+int ctl_escalation_url(ctl_t *ctl, const char *district, const char **url);
 
 /* --- calls --- */
 
@@ -221,6 +225,8 @@ int ctl_cmd_unit(ctl_t *ctl, int argc, char **argv);
 /* links, links accept (ctl_links.c). */
 int ctl_cmd_links(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_keys(ctl_t *ctl, int argc, char **argv); /* ctl_keys.c */
+/* supervise: queues, extension decisions, sign-offs (ctl_supervise.c). */
+int ctl_cmd_supervise(ctl_t *ctl, int argc, char **argv);
 /* "unit list": argv[0] is "list" (ctl_admin.c). */
 int ctl_list_unit_queue(ctl_t *ctl, int argc, char **argv);
 

@@ -56,7 +56,7 @@
 
 static const char usage_text[] =
     "usage: dispatchctl [--config FILE] [--intake URL] [--router URL] [--units URL]\n"
-    "                   [--district D] [--actor ID] [--key FILE]\n"
+    "                   [--escalation URL] [--district D] [--actor ID] [--key FILE]\n"
     "                   [--role operator|dispatcher|supervisor|leader|unit|admin]\n"
     "                   [--json] [--timeout MS] COMMAND ...\n"
     "\n"
@@ -101,6 +101,12 @@ static const char usage_text[] =
     "  report [--period day|month|quarter] [--at YYYY-MM-DD] [--top N] [--json|--csv]\n"
     "      the special report: top categories, share of all tickets, trend\n"
     "      (audit commands: --audit URL, tail also --publish URL; else the topology)\n"
+    "  supervise list [--queue extension|sign-off|overdue|urgent] | extensions | sign-offs\n"
+    "  supervise grant TICKET [--request ID] [--until TIME] [--reason T]\n"
+    "  supervise refuse TICKET [--request ID] --reason T\n"
+    "  supervise sign-off TICKET|--report ID --instruction T\n"
+    "      supervisors and leaders at the district's escalation (--escalation URL);\n"
+    "      TIME: YYYY-MM-DD or \"YYYY-MM-DD HH:MM\" (supervise --help)\n"
     "  links [--worker NAME]\n"
     "      the bus links of a router or escalation (default: the router of --district):\n"
     "      up/down, last heard, outbox, lag, diverged, incarnations\n"
@@ -140,6 +146,7 @@ enum {
     OPT_INTAKE,
     OPT_ROUTER,
     OPT_UNITS,
+    OPT_ESCALATION,
     OPT_DISTRICT,
     OPT_ACTOR,
     OPT_KEY,
@@ -153,11 +160,13 @@ static const struct {
     const char *name;
     int (*run)(ctl_t *ctl, int argc, char **argv);
 } commands[] = {
-    {"submit", ctl_cmd_submit}, {"get", ctl_cmd_get},           {"callback", ctl_cmd_callback},
-    {"triage", ctl_cmd_triage}, {"registry", ctl_cmd_registry}, {"rule", ctl_cmd_rule},
-    {"unit", ctl_cmd_unit},     {"audit", ctl_cmd_audit},       {"tail", ctl_cmd_tail},
-    {"kpi", ctl_cmd_kpi},       {"report", ctl_cmd_report},     {"links", ctl_cmd_links},
-    {"keys", ctl_cmd_keys},
+    {"submit", ctl_cmd_submit},     {"get", ctl_cmd_get},
+    {"callback", ctl_cmd_callback}, {"triage", ctl_cmd_triage},
+    {"registry", ctl_cmd_registry}, {"rule", ctl_cmd_rule},
+    {"unit", ctl_cmd_unit},         {"audit", ctl_cmd_audit},
+    {"tail", ctl_cmd_tail},         {"kpi", ctl_cmd_kpi},
+    {"report", ctl_cmd_report},     {"links", ctl_cmd_links},
+    {"keys", ctl_cmd_keys},         {"supervise", ctl_cmd_supervise},
 };
 
 /* Parses the options before the command into ctl; *command_index is where
@@ -169,6 +178,7 @@ static int parse_global_options(int argc, char **argv, ctl_t *ctl, int *command_
         {"intake", required_argument, NULL, OPT_INTAKE},
         {"router", required_argument, NULL, OPT_ROUTER},
         {"units", required_argument, NULL, OPT_UNITS},
+        {"escalation", required_argument, NULL, OPT_ESCALATION},
         {"district", required_argument, NULL, OPT_DISTRICT},
         {"actor", required_argument, NULL, OPT_ACTOR},
         {"key", required_argument, NULL, OPT_KEY},
@@ -194,6 +204,9 @@ static int parse_global_options(int argc, char **argv, ctl_t *ctl, int *command_
             break;
         case OPT_UNITS:
             ctl->units_url = optarg;
+            break;
+        case OPT_ESCALATION:
+            ctl->escalation_url = optarg;
             break;
         case OPT_DISTRICT:
             ctl->district = optarg;

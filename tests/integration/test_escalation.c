@@ -939,6 +939,102 @@ static void test_reset_escalation_diverges_until_accepted(void **state)
     assert_false(queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, before, NULL));
 }
 
+/* ---- Issue 18, Must show 1: supervisors and leaders through dispatchctl ---- */
+
+static void test_supervise_through_dispatchctl(void **state)
+{
+    world_t *w = *state;
+    char moved[64], kept[64];
+    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, moved, sizeof(moved));
+    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, kept, sizeof(kept));
+    wait_deliveries(w, NULL, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, 2);
+    sign_for(w, moved);
+    sign_for(w, kept);
+    set_clock(w, cst(2026, 3, 16, 10, 0));
+    char moved_request[64], kept_request[64];
+    request_extension(w, moved, 3, moved_request, sizeof(moved_request));
+    request_extension(w, kept, 2, kept_request, sizeof(kept_request));
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, moved, true);
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, kept, true);
+
+    /* The supervisor's queue names both requests. */
+    char out[16384];
+    assert_int_equal(
+        test_ctl(out, sizeof(out), "--actor", "sup-chen", "supervise", "extensions", NULL), 0);
+    assert_non_null(strstr(out, moved));
+    assert_non_null(strstr(out, kept));
+    assert_non_null(strstr(out, "+3 working days"));
+    /* A refusal without a reason, a decision on no request, a leader
+     * deciding: each refused, nothing applied. */
+    assert_int_equal(
+        test_ctl(out, sizeof(out), "--actor", "sup-chen", "supervise", "refuse", kept, NULL), 2);
+    assert_int_equal(test_ctl(out, sizeof(out), "--actor", "sup-chen", "supervise", "grant", kept,
+                              "--request", "no-such-request", NULL),
+                     3);
+    assert_int_equal(test_ctl(out, sizeof(out), "--actor", "leader-li", "--role", "leader",
+                              "supervise", "grant", kept, "--request", kept_request, NULL),
+                     4);
+    assert_int_equal(test_ctl(out, sizeof(out), "--actor", "sup-chen", "supervise", "grant", moved,
+                              "--until", "2026-13-40", NULL),
+                     2);
+
+    /* Granted with another deadline than asked: the end of Monday Mar 30. */
+    const int64_t extended = cst(2026, 3, 31, 0, 0);
+    assert_int_equal(test_ctl(out, sizeof(out), "--actor", "sup-chen", "supervise", "grant", moved,
+                              "--until", "2026-03-30", "--reason", "one more night of measurements",
+                              NULL),
+                     0);
+    assert_non_null(strstr(out, "granted until 2026-03-31 00:00"));
+    assert_int_equal(test_ctl(out, sizeof(out), "--actor", "sup-chen", "supervise", "refuse", kept,
+                              "--reason", "measure tonight", NULL),
+                     0);
+    assert_non_null(strstr(out, "refused"));
+    /* The queue is empty now; a repeated decision is refused as decided. */
+    assert_int_equal(
+        test_ctl(out, sizeof(out), "--actor", "sup-chen", "supervise", "extensions", NULL), 0);
+    assert_null(strstr(out, moved));
+
+    /* A leader's instruction on a ticket, and a sign-off of a special report. */
+    assert_int_equal(test_ctl(out, sizeof(out), "--actor", "leader-li", "supervise", "sign-off",
+                              kept, "--instruction", "visit the site tonight and report", NULL),
+                     0);
+    assert_int_equal(
+        test_ctl(out, sizeof(out), "--actor", "leader-li", "supervise", "sign-offs", NULL), 0);
+    assert_non_null(strstr(out, kept));
+    assert_non_null(strstr(out, "visit the site tonight"));
+    assert_int_equal(test_ctl(out, sizeof(out), "--actor", "leader-li", "supervise", "sign-off",
+                              "--report", "categories-2026-03", "--instruction",
+                              "noise doubled: a plan by Friday", NULL),
+                     0);
+    assert_non_null(strstr(out, "report categories-2026-03  signed off"));
+    /* A supervisor may not sign off. */
+    assert_int_equal(test_ctl(out, sizeof(out), "--actor", "sup-chen", "--role", "supervisor",
+                              "supervise", "sign-off", moved, "--instruction", "x", NULL),
+                     4);
+
+    /* Each reaches the unit. */
+    wait_deliveries(w, moved, DISPATCH__UNIT_DELIVERY__BODY_EXTENSION_DECISION, 1);
+    wait_deliveries(w, kept, DISPATCH__UNIT_DELIVERY__BODY_EXTENSION_DECISION, 1);
+    wait_deliveries(w, kept, DISPATCH__UNIT_DELIVERY__BODY_SIGN_OFF, 1);
+    const delivered_t *granted =
+        last_of(w->log, moved, DISPATCH__UNIT_DELIVERY__BODY_EXTENSION_DECISION);
+    assert_true(granted->granted);
+    assert_int_equal(granted->new_deadline, extended);
+    assert_string_equal(granted->text, moved_request);
+    const delivered_t *refused =
+        last_of(w->log, kept, DISPATCH__UNIT_DELIVERY__BODY_EXTENSION_DECISION);
+    assert_false(refused->granted);
+    assert_string_equal(refused->text, kept_request);
+    assert_string_equal(last_of(w->log, kept, DISPATCH__UNIT_DELIVERY__BODY_SIGN_OFF)->text,
+                        "visit the site tonight and report");
+    wait_history(w, moved, DISPATCH__EVENT_TYPE__EVENT_TYPE_EXTENSION_GRANTED, 1);
+    wait_history(w, kept, DISPATCH__EVENT_TYPE__EVENT_TYPE_EXTENSION_REFUSED, 1);
+    Dispatch__Reply *keep;
+    Dispatch__TicketView *view = test_get(w->intake, moved, &keep);
+    assert_int_equal(view->ticket->deadline_handle, extended);
+    dispatch__reply__free_unpacked(keep, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -947,10 +1043,15 @@ int main(void)
                                         setup_national_day, stop_world),
         cmocka_unit_test_setup_teardown(test_extension_granted_and_refused, setup_extension,
                                         stop_world),
+        cmocka_unit_test_setup_teardown(test_supervise_through_dispatchctl, setup_extension,
+                                        stop_world),
         cmocka_unit_test_setup_teardown(test_reset_escalation_diverges_until_accepted, setup_march,
                                         stop_world),
         cmocka_unit_test_setup_teardown(test_sigkill_loses_no_timer_fires_none_twice, setup_april,
                                         stop_world),
     };
+    /* TEST_FILTER=test_supervise* runs the tests whose names match. */
+    if (getenv("TEST_FILTER"))
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -305,6 +305,8 @@ static void fill_item(const escalation_t *self, admin_entry_t *entry, Dispatch__
     case DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION: {
         const Dispatch__Escalation__PendingExtension *pending = record->extension;
         item->deadline = record->handle->deadline;
+        if (pending)
+            item->request_id = pending->request_id;
         if (!pending) {
             snprintf(entry->text, sizeof(entry->text), "no request pending");
         } else if (pending->requested_deadline) {
