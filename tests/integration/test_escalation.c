@@ -1035,6 +1035,91 @@ static void test_supervise_through_dispatchctl(void **state)
     dispatch__reply__free_unpacked(keep, NULL);
 }
 
+/* ---- Issue 18, Must show 1: the demo's supervisors and leader ---- */
+
+/* The value of `key=` in a progress line, or 0. */
+static unsigned long long progress_value(const char *line, const char *key)
+{
+    char pattern[64];
+    snprintf(pattern, sizeof(pattern), " %s=", key);
+    const char *at = strstr(line, pattern);
+    return at ? strtoull(at + strlen(pattern), NULL, 10) : 0;
+}
+
+static void test_unitsim_supervisors_decide_and_sign_off(void **state)
+{
+    world_t *w = *state;
+    int64_t t0 = cst(2026, 3, 2, 9, 0);
+    /* An urgent ticket nobody signs for climbs to the leader's queue
+     * (t0 + 150 min); two others ask for more time. */
+    char urgent[64], first[64], second[64], request[64];
+    submit(w, DISPATCH__KIND__KIND_COMPLAINT, DISPATCH__URGENCY__URGENCY_URGENT, urgent,
+           sizeof(urgent));
+    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, first, sizeof(first));
+    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, second, sizeof(second));
+    wait_deliveries(w, NULL, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, 3);
+    sign_for(w, first);
+    sign_for(w, second);
+    request_extension(w, first, 2, request, sizeof(request));
+    request_extension(w, second, 3, request, sizeof(request));
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, first, true);
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, second, true);
+    static const int64_t ladder[] = {15, 24, 30, 60, 90, 150};
+    for (size_t i = 0; i < sizeof(ladder) / sizeof(*ladder); i++) {
+        set_clock(w, t0 + ladder[i] * MINUTE);
+        list_queue(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, NULL, NULL, 0);
+    }
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_SIGN_OFF, urgent, true);
+
+    /* The simulator with no units of its own: the district's supervisor
+     * and the leader, with their own keys. */
+    char keys[512], key_path[700];
+    snprintf(key_path, sizeof(key_path), "%s/units.key_secret",
+             city_keys_dir(w->city, keys, sizeof(keys)));
+    const char *argv[] = {harness_program("UNITSIM", "tools/dispatch-unitsim"),
+                          "--config",
+                          city_topology(w->city),
+                          "--clock",
+                          w->clock_spec,
+                          "--key",
+                          key_path,
+                          "--units",
+                          "none",
+                          "--supervisors",
+                          "--supervisor",
+                          "sup-chen",
+                          "--leader",
+                          "leader-li",
+                          "--grant-share",
+                          "50%",
+                          "--progress-every",
+                          "100",
+                          NULL};
+    harness_proc_t *sim;
+    assert_int_equal(harness_spawn(argv, true, &sim), 0);
+    assert_int_equal(harness_wait_ready(sim, WAIT_MS), 0);
+    char line[4096] = "";
+    unsigned long long decided = 0, signed_off = 0;
+    int64_t until = monotonic_ms() + WAIT_MS;
+    while ((decided < 2 || signed_off < 1) && monotonic_ms() < until) {
+        if (harness_progress_line(sim, line, sizeof(line), 1000) != 1)
+            continue;
+        decided = progress_value(line, "ext_granted") + progress_value(line, "ext_refused");
+        signed_off = progress_value(line, "signed_off");
+    }
+    assert_int_equal(decided, 2);
+    assert_int_equal(signed_off, 1);
+    harness_stop(sim, WAIT_MS);
+    harness_destroy(&sim);
+
+    /* The unit hears each decision and the instruction. */
+    wait_deliveries(w, first, DISPATCH__UNIT_DELIVERY__BODY_EXTENSION_DECISION, 1);
+    wait_deliveries(w, second, DISPATCH__UNIT_DELIVERY__BODY_EXTENSION_DECISION, 1);
+    wait_deliveries(w, urgent, DISPATCH__UNIT_DELIVERY__BODY_SIGN_OFF, 1);
+    assert_false(queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, first, NULL));
+    assert_false(queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, second, NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1044,6 +1129,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_extension_granted_and_refused, setup_extension,
                                         stop_world),
         cmocka_unit_test_setup_teardown(test_supervise_through_dispatchctl, setup_extension,
+                                        stop_world),
+        cmocka_unit_test_setup_teardown(test_unitsim_supervisors_decide_and_sign_off, setup_march,
                                         stop_world),
         cmocka_unit_test_setup_teardown(test_reset_escalation_diverges_until_accepted, setup_march,
                                         stop_world),
