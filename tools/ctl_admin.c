@@ -150,7 +150,9 @@ int ctl_cmd_triage(ctl_t *ctl, int argc, char **argv)
     }
     if (strcmp(argv[1], "assign") == 0)
         return triage_assign(ctl, argc - 1, argv + 1);
-    return ctl_usage_error("triage: unknown command '%s' (list, assign)", argv[1]);
+    if (strcmp(argv[1], "reroute") == 0)
+        return ctl_triage_reroute(ctl, argc - 1, argv + 1);
+    return ctl_usage_error("triage: unknown command '%s' (list, assign, reroute)", argv[1]);
 }
 
 /* --- registry --- */

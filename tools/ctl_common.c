@@ -72,6 +72,22 @@ int ctl_exit_for_error_code(int code)
     }
 }
 
+/* ctl_refusal_lines(): the file a list field of the request came from. */
+static struct {
+    const char *field, *file;
+    const unsigned long *lines;
+    size_t count;
+} refusal_lines;
+
+void ctl_refusal_lines(const char *field, const char *file, const unsigned long *lines,
+                       size_t count)
+{
+    refusal_lines.field = field;
+    refusal_lines.file = file;
+    refusal_lines.lines = lines;
+    refusal_lines.count = count;
+}
+
 int ctl_refused(const Dispatch__Error *error)
 {
     char message[2048], field[256];
@@ -80,6 +96,14 @@ int ctl_refused(const Dispatch__Error *error)
     fprintf(stderr, "dispatchctl: %s: %s%s%s%s\n",
             ctl_enum_name(&dispatch__error_code__descriptor, error->code, false), message,
             *field ? " (" : "", field, *field ? ")" : "");
+    size_t prefix = refusal_lines.field ? strlen(refusal_lines.field) : 0;
+    if (prefix && strncmp(error->field, refusal_lines.field, prefix) == 0 &&
+        error->field[prefix] == '[') {
+        unsigned long index = strtoul(error->field + prefix + 1, NULL, 10);
+        if (index < refusal_lines.count)
+            fprintf(stderr, "dispatchctl: that is %s line %lu\n", refusal_lines.file,
+                    refusal_lines.lines[index]);
+    }
     int code = ctl_exit_for_error_code(error->code);
     /* An Error with code OK is a server fault, not a success. */
     return code == CTL_EXIT_OK ? CTL_EXIT_INTERNAL : code;

@@ -67,6 +67,10 @@ __attribute__((format(printf, 1, 2))) int ctl_usage_error(const char *format, ..
 __attribute__((format(printf, 2, 3))) int ctl_fail(int code, const char *format, ...);
 /* Prints the server's refusal on stderr; returns the exit code of its code. */
 int ctl_refused(const Dispatch__Error *error);
+/* From now on a refusal whose field is "<field>[i]..." also names line
+ * lines[i] of file (the request's list came from it); NULL field: none. */
+void ctl_refusal_lines(const char *field, const char *file, const unsigned long *lines,
+                       size_t count);
 /* Exit code for a Dispatch__ErrorCode. */
 int ctl_exit_for_error_code(int code);
 
@@ -225,6 +229,12 @@ int ctl_cmd_unit(ctl_t *ctl, int argc, char **argv);
 /* links, links accept (ctl_links.c). */
 int ctl_cmd_links(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_keys(ctl_t *ctl, int argc, char **argv); /* ctl_keys.c */
+/* rules, units, route (ctl_rules.c). */
+int ctl_cmd_rules(ctl_t *ctl, int argc, char **argv);
+int ctl_cmd_units(ctl_t *ctl, int argc, char **argv);
+int ctl_cmd_route(ctl_t *ctl, int argc, char **argv);
+/* triage reroute (ctl_rules.c): argv[0] is "reroute". */
+int ctl_triage_reroute(ctl_t *ctl, int argc, char **argv);
 /* supervise: queues, extension decisions, sign-offs (ctl_supervise.c). */
 int ctl_cmd_supervise(ctl_t *ctl, int argc, char **argv);
 /* "unit list": argv[0] is "list" (ctl_admin.c). */

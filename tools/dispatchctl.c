@@ -73,6 +73,8 @@ static const char usage_text[] =
     "      (solved unless --not-solved)\n"
     "  triage list [--limit N] [--after TICKET]\n"
     "  triage assign TICKET --unit U [--assist U1,U2] [--note TEXT]\n"
+    "  triage reroute [--dry-run]\n"
+    "      routes again by the rules of now every ticket in triage a rule now routes\n"
     "  unit list --unit U [--limit N] [--after TICKET]\n"
     "  unit sign-for|progress|resolve|return|object|extend TICKET --unit U\n"
     "         [--text T] [--result solved|partly|not-solved|explained]\n"
@@ -90,6 +92,13 @@ static const char usage_text[] =
     "  rule upsert --category C [--area A] --lead U [--assist U1,U2] [--priority N]\n"
     "         [--district D]\n"
     "  rule remove --category C [--area A] [--district D]\n"
+    "  rules import FILE [--dry-run] [--moved-days N]\n"
+    "      replaces the district's rules with FILE in one step; prints the diff, the\n"
+    "      tickets of the last N days that would route elsewhere, warnings\n"
+    "  rules reload [--dry-run] [--moved-days N]   the router rereads its data_dir\n"
+    "  rules export | rules list [--category C] [--limit N]\n"
+    "  units list [--after ID] [--limit N]\n"
+    "  route explain --category C [--area A]      which rule, which unit, why\n"
     "  audit verify [--state DIR | --remote] [--from N]\n"
     "      checks the audit's hash chain (the store read-only, or --remote asks the\n"
     "      worker); exit 1 names the first broken record\n"
@@ -167,6 +176,8 @@ static const struct {
     {"tail", ctl_cmd_tail},         {"kpi", ctl_cmd_kpi},
     {"report", ctl_cmd_report},     {"links", ctl_cmd_links},
     {"keys", ctl_cmd_keys},         {"supervise", ctl_cmd_supervise},
+    {"rules", ctl_cmd_rules},       {"units", ctl_cmd_units},
+    {"route", ctl_cmd_route},
 };
 
 /* Parses the options before the command into ctl; *command_index is where

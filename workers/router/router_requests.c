@@ -320,6 +320,13 @@ static int serve(admin_t *a)
         return rule_remove(a);
     case DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE:
         return list_queue(a);
+    case DISPATCH__ADMIN_REQUEST__BODY_RULES_IMPORT:
+    case DISPATCH__ADMIN_REQUEST__BODY_DATA_RELOAD:
+    case DISPATCH__ADMIN_REQUEST__BODY_RULES_LIST:
+    case DISPATCH__ADMIN_REQUEST__BODY_UNITS_LIST:
+    case DISPATCH__ADMIN_REQUEST__BODY_ROUTE_EXPLAIN:
+    case DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_REROUTE:
+        return router_serve_rules(a);
     case DISPATCH__ADMIN_REQUEST__BODY_EXTENSION_DECISION: /* admin_served_by() */
     case DISPATCH__ADMIN_REQUEST__BODY_LEADER_SIGN_OFF:
     case DISPATCH__ADMIN_REQUEST__BODY_LINKS_QUERY: /* admin_handle() */
@@ -335,5 +342,5 @@ int router_handle_admin(router_t *self, MDB_txn *txn, const auth_actor_t *actor,
 {
     router_reply_reset(self);
     return admin_handle(&self->reply.admin, LIFECYCLE_ROUTER, self, self->bus, txn, actor, now_ms,
-                        body, len, ROUTER_MAX_REQUEST, serve, reply);
+                        body, len, ROUTER_MAX_ADMIN_REQUEST, serve, reply);
 }

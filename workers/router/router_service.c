@@ -6,6 +6,8 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "codec.h"
@@ -58,6 +60,31 @@ static int parse_options(int argc, char **argv, router_options_t *options)
     return 0;
 }
 
+/* A data_dir that is not there, or lacks a file, is a typo in the
+ * topology: refused at start rather than a router with no units and no
+ * rules that sends everything to triage. */
+static int check_data_dir(const char *dir)
+{
+    static const char *const files[] = {"units.csv", "rules.csv"};
+    struct stat st;
+    int failed = stat(dir, &st) < 0 ? errno : 0;
+    if (failed || !S_ISDIR(st.st_mode)) {
+        log_error("data_dir %s: %s: check data_dir in the topology", dir,
+                  failed ? strerror(failed) : "not a directory");
+        return -ENOENT;
+    }
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        if (access(path, R_OK) < 0) {
+            log_error("data_dir %s has no readable %s (%s): check data_dir in the topology", dir,
+                      files[i], strerror(errno));
+            return -ENOENT;
+        }
+    }
+    return 0;
+}
+
 static int router_start(worker_t *worker, int argc, char **argv, void **app)
 {
     router_options_t options = {0};
@@ -70,6 +97,13 @@ static int router_start(worker_t *worker, int argc, char **argv, void **app)
                     &options, &router);
     if (rc < 0)
         return rc;
+    if (me->data_dir && (rc = check_data_dir(me->data_dir)) < 0) {
+        router_destroy(&router);
+        return rc;
+    }
+    if (!me->data_dir)
+        log_warn("no data_dir in the topology: units and rules come only from the admin "
+                 "endpoint");
     if (me->data_dir) {
         char err[1024];
         size_t units = 0, rules = 0;
@@ -86,8 +120,8 @@ static int router_start(worker_t *worker, int argc, char **argv, void **app)
         rc = worker_endpoint(worker, "units", me->units, ROUTER_MAX_REQUEST, ENDPOINT_MAX_QUEUE,
                              &router->unit_endpoint);
     if (rc == 0 && me->request)
-        rc = worker_endpoint(worker, "request", me->request, ROUTER_MAX_REQUEST, ENDPOINT_MAX_QUEUE,
-                             &router->admin_endpoint);
+        rc = worker_endpoint(worker, "request", me->request, ROUTER_MAX_ADMIN_REQUEST,
+                             ENDPOINT_MAX_QUEUE, &router->admin_endpoint);
     if (rc == 0 && !me->units)
         log_warn("no `units` endpoint in the topology: units cannot connect");
     if (rc == 0)

@@ -1,0 +1,452 @@
+/* Rule keeping on a running router, through dispatchctl and over the
+ * router's admin endpoint: a changed rules file imported (dry run, then
+ * applied in one step), the diff, the tickets whose route changes, the
+ * triage queue re-routed, route explain naming the rule; a bad file
+ * refused whole; hostile requests answered with errors while the router
+ * keeps serving; a wrong data_dir refused at start.
+ *
+ * One small city: district chaoyang, an intake and the router, real
+ * processes on real sockets and real LMDB. */
+/* cmocka needs these first, in this order. */
+/* clang-format off */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+/* clang-format on */
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "dispatch_test.h"
+#include "harness.h"
+
+#define ROUTER "router-chaoyang"
+
+static const char *const DISTRICTS[] = {"chaoyang"};
+
+static const char *const UNITS_CSV = "id,name,parent_id,level,district,active\n"
+                                     "cy,Chaoyang District,,district,chaoyang,1\n"
+                                     "cy-s01,Street One,cy,street,chaoyang,1\n"
+                                     "cy-s02,Street Two,cy,street,chaoyang,1\n"
+                                     "cy-s03,Street Three,cy,street,chaoyang,1\n"
+                                     "cy-old,Closed Office,cy,street,chaoyang,0\n";
+static const char *const RULES_CSV = "category,area,lead_unit,assisting_units,priority\n"
+                                     "noise,,cy-s01,,0\n"
+                                     "noise,cy-s03,cy-s03,,0\n"
+                                     "road-damage,,cy-s02,,0\n";
+
+typedef struct world {
+    void *zmq;
+    city_t *city;
+    client_t *intake, *router;
+    char dir[512];
+    int submitted;
+} world_t;
+
+static int start_world(void **state)
+{
+    world_t *w = calloc(1, sizeof(*w));
+    w->zmq = zmq_ctx_new();
+    const char *rules[] = {RULES_CSV};
+    city_options_t options = {
+        .districts = DISTRICTS,
+        .district_count = 1,
+        .units_csv = UNITS_CSV,
+        .rules_csv = rules,
+    };
+    assert_int_equal(city_new("rules", &options, &w->city), 0);
+    assert_int_equal(city_start_all(w->city), 0);
+    test_ctl_config(city_topology(w->city));
+    const char *intake = city_endpoint(w->city, "intake-1", "request");
+    const char *admin = city_endpoint(w->city, ROUTER, "request");
+    assert_int_equal(client_new(w->zmq, intake, TEST_TIMEOUT_MS,
+                                test_keys(w->city, "agent-7", intake), &w->intake),
+                     0);
+    assert_int_equal(
+        client_new(w->zmq, admin, TEST_TIMEOUT_MS, test_keys(w->city, "tester", admin), &w->router),
+        0);
+    assert_int_equal(harness_tmpdir("rules-files", w->dir, sizeof(w->dir)), 0);
+    *state = w;
+    return 0;
+}
+
+static int stop_world(void **state)
+{
+    world_t *w = *state;
+    client_destroy(&w->intake);
+    client_destroy(&w->router);
+    city_destroy(&w->city, getenv("DISPATCH_KEEP_STATE") != NULL);
+    harness_rmtree(w->dir);
+    zmq_ctx_term(w->zmq);
+    free(w);
+    return 0;
+}
+
+static const char *write_file(world_t *w, const char *name, const char *text)
+{
+    static char path[700];
+    snprintf(path, sizeof(path), "%s/%s", w->dir, name);
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    fputs(text, file);
+    fclose(file);
+    return path;
+}
+
+static void submit(world_t *w, const char *category, const char *area, char *ticket, size_t len)
+{
+    char request_id[32], phone[32];
+    snprintf(request_id, sizeof(request_id), "rules-%d", ++w->submitted);
+    snprintf(phone, sizeof(phone), "1390000%04d", w->submitted);
+    Dispatch__Reply *keep = NULL;
+    Dispatch__SubmitReply *reply =
+        test_submit(w->intake, request_id, "chaoyang", category, area, phone, NULL, &keep);
+    assert_non_null(reply);
+    snprintf(ticket, len, "%s", reply->ticket_id);
+    dispatch__reply__free_unpacked(keep, NULL);
+}
+
+static Dispatch__Ticket *ticket_of(world_t *w, const char *id, Dispatch__Reply **keep)
+{
+    Dispatch__TicketView *view = test_get(w->intake, id, keep);
+    assert_non_null(view);
+    return view->ticket;
+}
+
+/* ---- Must show 2: a changed rules file on a running router ---- */
+
+static void test_import_diff_switch_reroute_explain(void **state)
+{
+    world_t *w = *state;
+    char noisy[64], graffiti[64], out[65536];
+    submit(w, "noise", "cy-s02", noisy, sizeof(noisy));          /* default: cy-s01 */
+    submit(w, "graffiti", "cy-s02", graffiti, sizeof(graffiti)); /* no rule: triage */
+    assert_true(test_wait_state(w->intake, noisy, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
+    assert_true(test_wait_state(w->intake, graffiti, DISPATCH__TICKET_STATE__TICKET_STATE_TRIAGE));
+
+    /* Today's rules, as the router holds them. */
+    assert_int_equal(test_ctl(out, sizeof(out), "rules", "export", NULL), 0);
+    assert_non_null(strstr(out, "category,area,lead_unit,assisting_units,priority\n"));
+    assert_non_null(strstr(out, "noise,,cy-s01,,0\n"));
+    assert_non_null(strstr(out, "road-damage,,cy-s02,,0\n"));
+    assert_int_equal(test_ctl(out, sizeof(out), "route", "explain", "--category", "noise", "--area",
+                              "cy-s02", NULL),
+                     0);
+    assert_non_null(strstr(out, "noise/* (priority 0) sends it to cy-s01"));
+
+    /* The new file: noise's default moves to cy-s02, graffiti gets a rule
+     * (with an assisting unit), road-damage goes; cy-s03's own rule stays. */
+    const char *changed = write_file(w, "rules-v2.csv",
+                                     "# the 2026 rules\n"
+                                     "category,area,lead_unit,assisting_units,priority\n"
+                                     "noise,,cy-s02,,0\n"
+                                     "noise,cy-s03,cy-s03,,0\n"
+                                     "graffiti,,cy-s02,cy-s01,0\n");
+    assert_int_equal(test_ctl(out, sizeof(out), "rules", "import", changed, "--dry-run",
+                              "--moved-days", "7", NULL),
+                     0);
+    assert_non_null(strstr(out, "added 1, changed 1, removed 1, unchanged 1: dry run"));
+    assert_non_null(strstr(out, "+ graffiti/* -> cy-s02 assisted by cy-s01"));
+    assert_non_null(strstr(out, "- noise/* -> cy-s01"));
+    assert_non_null(strstr(out, "+ noise/* -> cy-s02"));
+    assert_non_null(strstr(out, "- road-damage/* -> cy-s02"));
+    assert_non_null(strstr(out, "tickets of the last 7 days that would route elsewhere: 2"));
+    char line[256];
+    snprintf(line, sizeof(line), "%s  noise/cy-s02  cy-s01 -> cy-s02", noisy);
+    assert_non_null(strstr(out, line));
+    snprintf(line, sizeof(line), "%s  graffiti/cy-s02  triage -> cy-s02", graffiti);
+    assert_non_null(strstr(out, line));
+    assert_non_null(strstr(out, "triage: 1 waiting tickets are routed by these rules"));
+    /* A dry run changed nothing. */
+    assert_int_equal(test_ctl(out, sizeof(out), "route", "explain", "--category", "noise", NULL),
+                     0);
+    assert_non_null(strstr(out, "sends it to cy-s01"));
+
+    /* Applied: one switch. */
+    assert_int_equal(test_ctl(out, sizeof(out), "rules", "import", changed, NULL), 0);
+    assert_non_null(strstr(out, "added 1, changed 1, removed 1, unchanged 1: applied"));
+    assert_int_equal(test_ctl(out, sizeof(out), "route", "explain", "--category", "noise", "--area",
+                              "cy-s02", NULL),
+                     0);
+    assert_non_null(strstr(out, "the category default (no rule for the area) noise/* (priority "
+                                "0) sends it to cy-s02"));
+    assert_int_equal(test_ctl(out, sizeof(out), "route", "explain", "--category", "noise", "--area",
+                              "cy-s03", NULL),
+                     0);
+    assert_non_null(strstr(out, "the area's own rule noise/cy-s03"));
+    assert_int_equal(
+        test_ctl(out, sizeof(out), "route", "explain", "--category", "road-damage", NULL), 0);
+    assert_non_null(strstr(out, "goes to triage (NO_RULE)"));
+    /* A ticket already dispatched stays where it is; a new one follows the new rules. */
+    char fresh[64];
+    submit(w, "noise", "cy-s01", fresh, sizeof(fresh));
+    assert_true(test_wait_state(w->intake, fresh, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
+    Dispatch__Reply *keep;
+    assert_string_equal(ticket_of(w, fresh, &keep)->assigned_unit, "cy-s02");
+    dispatch__reply__free_unpacked(keep, NULL);
+    assert_string_equal(ticket_of(w, noisy, &keep)->assigned_unit, "cy-s01");
+    dispatch__reply__free_unpacked(keep, NULL);
+
+    /* The ticket waiting in triage is offered, then re-routed. */
+    assert_int_equal(test_ctl(out, sizeof(out), "triage", "reroute", "--dry-run", NULL), 0);
+    assert_non_null(strstr(out, "triage reroute: 1 tickets would be sent (dry run)"));
+    assert_true(test_wait_state(w->intake, graffiti, DISPATCH__TICKET_STATE__TICKET_STATE_TRIAGE));
+    assert_int_equal(test_ctl(out, sizeof(out), "triage", "reroute", NULL), 0);
+    snprintf(line, sizeof(line), "  %s -> cy-s02", graffiti);
+    assert_non_null(strstr(out, line));
+    assert_true(
+        test_wait_state(w->intake, graffiti, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
+    Dispatch__Ticket *moved = ticket_of(w, graffiti, &keep);
+    assert_string_equal(moved->assigned_unit, "cy-s02");
+    assert_int_equal(moved->n_assisting_units, 1);
+    dispatch__reply__free_unpacked(keep, NULL);
+    assert_int_equal(test_ctl(out, sizeof(out), "triage", "list", NULL), 0);
+    assert_null(strstr(out, graffiti));
+
+    /* The same file again: nothing to do. */
+    assert_int_equal(test_ctl(out, sizeof(out), "rules", "import", changed, NULL), 0);
+    assert_non_null(strstr(out, "added 0, changed 0, removed 0, unchanged 3: applied"));
+    assert_int_equal(test_ctl(out, sizeof(out), "units", "list", NULL), 0);
+    assert_non_null(strstr(out, "cy-s03"));
+    assert_non_null(strstr(out, "(5 of 5 units)"));
+}
+
+/* A file with one bad rule is refused whole; a rule that is accepted but
+ * looks wrong gets a warning. */
+static void test_bad_file_refused_whole_and_warnings(void **state)
+{
+    world_t *w = *state;
+    char before[65536], out[65536];
+    assert_int_equal(test_ctl(before, sizeof(before), "rules", "export", NULL), 0);
+    const char *bad = write_file(w, "bad.csv",
+                                 "category,area,lead_unit,assisting_units,priority\n"
+                                 "noise,,cy-s02,,0\n"
+                                 "graffiti,,cy-nowhere,,0\n");
+    /* NOT_FOUND: the unit; stderr names line 3. */
+    assert_int_equal(test_ctl(out, sizeof(out), "rules", "import", bad, NULL), 3);
+    const char *slash = write_file(w, "slash.csv",
+                                   "category,area,lead_unit,assisting_units,priority\n"
+                                   "Metal/Household Appliances,,cy-s02,,0\n");
+    assert_int_equal(test_ctl(out, sizeof(out), "rules", "import", slash, NULL), 4);
+    const char *no_header = write_file(w, "noheader.csv", "noise,,cy-s02,,0\n");
+    assert_int_equal(test_ctl(out, sizeof(out), "rules", "import", no_header, NULL), 2);
+    assert_int_equal(test_ctl(out, sizeof(out), "rules", "import", "/nonexistent.csv", NULL), 2);
+    assert_int_equal(test_ctl(out, sizeof(out), "rules", "export", NULL), 0);
+    assert_string_equal(out, before);
+
+    /* An area nobody has (a typo), an inactive lead, a key given twice:
+     * accepted, each with its warning. */
+    const char *odd = write_file(w, "odd.csv",
+                                 "category,area,lead_unit,assisting_units,priority\n"
+                                 "noise,,cy-s01,,0\n"
+                                 "noise,cy-s3,cy-s03,,0\n"
+                                 "parking,,cy-old,,0\n"
+                                 "road-damage,,cy-s02,,1\n"
+                                 "road-damage,,cy-s01,,5\n");
+    assert_int_equal(test_ctl(out, sizeof(out), "--json", "rules", "import", odd, NULL), 0);
+    assert_non_null(strstr(out, "area 'cy-s3' is no registered unit and no ticket here carries"));
+    assert_non_null(strstr(out, "lead unit cy-old is inactive"));
+    assert_non_null(strstr(out, "rule road-damage/ is given twice: priority 5 (lead cy-s01) is "
+                                "kept"));
+    assert_int_equal(
+        test_ctl(out, sizeof(out), "route", "explain", "--category", "road-damage", NULL), 0);
+    assert_non_null(strstr(out, "sends it to cy-s01"));
+    assert_int_equal(test_ctl(out, sizeof(out), "route", "explain", "--category", "parking", NULL),
+                     0);
+    assert_non_null(strstr(out, "inactive or not registered: a ticket goes to triage"));
+}
+
+/* ---- hostile input on the new request paths ---- */
+
+static void *raw_call(world_t *w, const char *url, const void *body, size_t len, size_t *reply_len)
+{
+    void *socket = zmq_socket(w->zmq, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof(zero));
+    auth_client_apply(socket, test_keys(w->city, "tester", url));
+    zmq_connect(socket, url);
+    zmq_send(socket, "", 0, ZMQ_SNDMORE);
+    zmq_send(socket, body, len, 0);
+    void *reply = NULL;
+    zmq_pollitem_t item = {.socket = socket, .events = ZMQ_POLLIN};
+    if (zmq_poll(&item, 1, TEST_TIMEOUT_MS) > 0) {
+        zmq_msg_t delimiter, frame;
+        zmq_msg_init(&delimiter);
+        zmq_msg_init(&frame);
+        zmq_msg_recv(&delimiter, socket, 0);
+        zmq_msg_recv(&frame, socket, 0);
+        *reply_len = zmq_msg_size(&frame);
+        reply = malloc(*reply_len + 1);
+        memcpy(reply, zmq_msg_data(&frame), *reply_len);
+        zmq_msg_close(&delimiter);
+        zmq_msg_close(&frame);
+    }
+    zmq_close(socket);
+    return reply;
+}
+
+static Dispatch__ErrorCode error_of(world_t *w, const char *actor, Dispatch__Role role,
+                                    Dispatch__AdminRequest *request, char *field, size_t len)
+{
+    client_t *client = w->router;
+    client_t *other = NULL;
+    if (strcmp(actor, "tester") != 0) {
+        const char *admin = city_endpoint(w->city, ROUTER, "request");
+        assert_int_equal(
+            client_new(w->zmq, admin, TEST_TIMEOUT_MS, test_keys(w->city, actor, admin), &other),
+            0);
+        client = other;
+    }
+    Dispatch__AdminReply *reply = test_admin(client, actor, role, request);
+    assert_non_null(reply);
+    Dispatch__ErrorCode code = reply->body_case == DISPATCH__ADMIN_REPLY__BODY_ERROR
+                                   ? reply->error->code
+                                   : DISPATCH__ERROR_CODE__ERROR_CODE_OK;
+    if (field)
+        snprintf(field, len, "%s", code ? reply->error->field : "");
+    dispatch__admin_reply__free_unpacked(reply, NULL);
+    client_destroy(&other);
+    return code;
+}
+
+static void test_hostile_requests_get_errors(void **state)
+{
+    world_t *w = *state;
+    char field[128];
+    /* An undecodable rules_import (field 40 with garbage). */
+    static const unsigned char garbage[] = {0x0a, 0x06, 't',  'e',  's',  't',  'e',  'r',
+                                            0x10, 0x06, 0xc2, 0x02, 0x03, 0x0a, 0xff, 0xff};
+    size_t reply_len = 0;
+    void *raw = raw_call(w, city_endpoint(w->city, ROUTER, "request"), garbage, sizeof(garbage),
+                         &reply_len);
+    assert_non_null(raw);
+    Dispatch__AdminReply *reply = dispatch__admin_reply__unpack(NULL, reply_len, raw);
+    free(raw);
+    assert_non_null(reply);
+    assert_int_equal(reply->body_case, DISPATCH__ADMIN_REPLY__BODY_ERROR);
+    dispatch__admin_reply__free_unpacked(reply, NULL);
+
+    /* Too many rules in one import. */
+    enum { MANY = 50001 };
+    Dispatch__RoutingRule rule = DISPATCH__ROUTING_RULE__INIT;
+    rule.category = "noise";
+    rule.lead_unit = "cy-s01";
+    Dispatch__RoutingRule **rules = calloc(MANY, sizeof(*rules));
+    for (size_t i = 0; i < MANY; i++)
+        rules[i] = &rule;
+    Dispatch__RulesImport import = DISPATCH__RULES_IMPORT__INIT;
+    import.rules = rules;
+    import.n_rules = MANY;
+    Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
+    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_RULES_IMPORT;
+    request.rules_import = &import;
+    assert_int_equal(
+        error_of(w, "tester", DISPATCH__ROLE__ROLE_ADMIN, &request, field, sizeof(field)),
+        DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE);
+    assert_string_equal(field, "rules_import.rules");
+    free(rules);
+    /* moved_days out of range; a dispatcher may not import; a rule of another district. */
+    Dispatch__RoutingRule *one[] = {&rule};
+    import.rules = one;
+    import.n_rules = 1;
+    import.moved_days = 400;
+    assert_int_equal(error_of(w, "tester", DISPATCH__ROLE__ROLE_ADMIN, &request, NULL, 0),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE);
+    import.moved_days = 0;
+    assert_int_equal(
+        error_of(w, "dispatcher-li", DISPATCH__ROLE__ROLE_DISPATCHER, &request, NULL, 0),
+        DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+    rule.district = "nanguan";
+    assert_int_equal(
+        error_of(w, "tester", DISPATCH__ROLE__ROLE_ADMIN, &request, field, sizeof(field)),
+        DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST);
+    assert_string_equal(field, "rules_import.rules[0].district");
+    rule.district = "";
+
+    /* Route explain: no category, an oversized one, invalid UTF-8. */
+    Dispatch__RouteExplain explain = DISPATCH__ROUTE_EXPLAIN__INIT;
+    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_ROUTE_EXPLAIN;
+    request.route_explain = &explain;
+    assert_int_equal(error_of(w, "tester", DISPATCH__ROLE__ROLE_ADMIN, &request, NULL, 0),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD);
+    char big[200];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    explain.category = big;
+    assert_int_equal(error_of(w, "tester", DISPATCH__ROLE__ROLE_ADMIN, &request, NULL, 0),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE);
+    explain.category = "\xff\xfe";
+    assert_int_equal(error_of(w, "tester", DISPATCH__ROLE__ROLE_ADMIN, &request, NULL, 0),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_INVALID_UTF8);
+    /* Lists: limits over range; an operator may not list rules. */
+    Dispatch__RulesList list = DISPATCH__RULES_LIST__INIT;
+    list.limit = 20000;
+    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_RULES_LIST;
+    request.rules_list = &list;
+    assert_int_equal(error_of(w, "tester", DISPATCH__ROLE__ROLE_ADMIN, &request, NULL, 0),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE);
+    list.limit = 0;
+    assert_int_equal(error_of(w, "agent-7", DISPATCH__ROLE__ROLE_OPERATOR, &request, NULL, 0),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+    Dispatch__UnitsList units = DISPATCH__UNITS_LIST__INIT;
+    units.limit = 10001;
+    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_UNITS_LIST;
+    request.units_list = &units;
+    assert_int_equal(error_of(w, "tester", DISPATCH__ROLE__ROLE_ADMIN, &request, NULL, 0),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE);
+    /* A unit may not re-route the triage queue. */
+    Dispatch__TriageReroute reroute = DISPATCH__TRIAGE_REROUTE__INIT;
+    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_REROUTE;
+    request.triage_reroute = &reroute;
+    assert_int_equal(error_of(w, "units", DISPATCH__ROLE__ROLE_UNIT, &request, NULL, 0),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+
+    /* Still serving. */
+    char out[65536];
+    assert_int_equal(test_ctl(out, sizeof(out), "rules", "list", NULL), 0);
+    assert_non_null(strstr(out, "noise"));
+}
+
+/* ---- a wrong data_dir is refused at start ---- */
+
+static void test_wrong_data_dir_refused_at_start(void **state)
+{
+    world_t *w = *state;
+    assert_true(city_stop(w->city, ROUTER, SIGTERM) >= 0);
+    static const char *const wrong[] = {"--set", "worker." ROUTER ".data_dir=/nonexistent/data",
+                                        NULL};
+    assert_int_not_equal(city_start_with(w->city, ROUTER, wrong), 0);
+    char empty[600];
+    snprintf(empty, sizeof(empty), "worker." ROUTER ".data_dir=%s", w->dir);
+    const char *const missing[] = {"--set", empty, NULL};
+    assert_int_not_equal(city_start_with(w->city, ROUTER, missing), 0);
+    /* The right one starts, with the rules it had. */
+    assert_int_equal(city_start(w->city, ROUTER), 0);
+    char out[65536];
+    assert_int_equal(test_ctl(out, sizeof(out), "route", "explain", "--category", "noise", NULL),
+                     0);
+    assert_non_null(strstr(out, "sends it to cy-s01"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_import_diff_switch_reroute_explain, start_world,
+                                        stop_world),
+        cmocka_unit_test_setup_teardown(test_bad_file_refused_whole_and_warnings, start_world,
+                                        stop_world),
+        cmocka_unit_test_setup_teardown(test_hostile_requests_get_errors, start_world, stop_world),
+        cmocka_unit_test_setup_teardown(test_wrong_data_dir_refused_at_start, start_world,
+                                        stop_world),
+    };
+    if (getenv("TEST_FILTER"))
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
