@@ -20,6 +20,10 @@ static void print_done(const Dispatch__AdminReply *reply)
                ctl_enum_name(&dispatch__ticket_state__descriptor, done->state, true));
     else
         printf("done\n");
+    for (size_t i = 0; done && i < done->n_warnings; i++) {
+        char text[1024];
+        fprintf(stderr, "warning: %s\n", ctl_clean(done->warnings[i], text, sizeof(text)));
+    }
 }
 
 /* Sends a request to the router (of `district` when --district is not

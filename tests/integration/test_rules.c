@@ -263,6 +263,50 @@ static void test_bad_file_refused_whole_and_warnings(void **state)
     assert_non_null(strstr(out, "inactive or not registered: a ticket goes to triage"));
 }
 
+/* One rule at a time, the data files reloaded, unknown units: said, not
+ * accepted in silence. */
+static void test_upsert_warns_reload_and_unknown_units(void **state)
+{
+    world_t *w = *state;
+    char out[65536];
+    assert_int_equal(test_ctl(out, sizeof(out), "--json", "rule", "upsert", "--category", "noise",
+                              "--area", "cy-s9", "--lead", "cy-s03", "--district", "chaoyang",
+                              NULL),
+                     0);
+    assert_non_null(strstr(out, "area 'cy-s9' is no registered unit and no ticket here"));
+    assert_int_equal(test_ctl(out, sizeof(out), "--json", "rule", "upsert", "--category", "noise",
+                              "--area", "cy-s02", "--lead", "cy-s02", "--district", "chaoyang",
+                              NULL),
+                     0);
+    assert_null(strstr(out, "warnings"));
+    /* A unit the router does not know: its list and its session refused. */
+    assert_int_equal(
+        test_ctl(out, sizeof(out), "--role", "admin", "unit", "list", "--unit", "cy-s99", NULL), 3);
+    assert_int_equal(
+        test_ctl(out, sizeof(out), "--timeout", "3000", "unit", "watch", "--unit", "cy-s99", NULL),
+        4);
+
+    /* The data file edited after the first start: reload shows and applies it. */
+    char path[700];
+    snprintf(path, sizeof(path), "%s/data-chaoyang/rules.csv", city_dir(w->city));
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    fputs("category,area,lead_unit,assisting_units,priority\n"
+          "noise,,cy-s03,,0\n"
+          "road-damage,,cy-s02,,0\n",
+          file);
+    fclose(file);
+    assert_int_equal(test_ctl(out, sizeof(out), "rules", "reload", "--dry-run", NULL), 0);
+    assert_non_null(strstr(out, "added 0, changed 1, removed 3, unchanged 1: dry run"));
+    assert_int_equal(test_ctl(out, sizeof(out), "rules", "reload", NULL), 0);
+    assert_non_null(strstr(out, ": applied"));
+    assert_int_equal(test_ctl(out, sizeof(out), "route", "explain", "--category", "noise", "--area",
+                              "cy-s03", NULL),
+                     0);
+    assert_non_null(strstr(out, "sends it to cy-s03"));
+    assert_non_null(strstr(out, "the category default"));
+}
+
 /* ---- hostile input on the new request paths ---- */
 
 static void *raw_call(world_t *w, const char *url, const void *body, size_t len, size_t *reply_len)
@@ -441,6 +485,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_import_diff_switch_reroute_explain, start_world,
                                         stop_world),
         cmocka_unit_test_setup_teardown(test_bad_file_refused_whole_and_warnings, start_world,
+                                        stop_world),
+        cmocka_unit_test_setup_teardown(test_upsert_warns_reload_and_unknown_units, start_world,
                                         stop_world),
         cmocka_unit_test_setup_teardown(test_hostile_requests_get_errors, start_world, stop_world),
         cmocka_unit_test_setup_teardown(test_wrong_data_dir_refused_at_start, start_world,

@@ -110,6 +110,13 @@ int router_release(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket 
  * DataReload, RulesList, UnitsList, RouteExplain, TriageReroute. */
 int router_serve_rules(admin_call_t *call);
 void router_rules_reply_free(router_rules_reply_t **self);
+/* After a RuleUpsert was applied (AdminDone in the reply): warnings for a
+ * rule that looks wrong, into the AdminDone. */
+int router_rule_warnings(admin_call_t *call, const Dispatch__RoutingRule *rule);
+/* How many rules of the rules file at path differ from the stored ones
+ * (new, or another lead, assisting units or priority), and both counts. */
+int router_rules_file_check(router_t *router, MDB_txn *txn, const char *path, size_t *differ,
+                            size_t *file_rules, size_t *stored_rules);
 
 /* Error reply helpers. */
 void router_reply_error(router_t *self, const refusal_t *err, Dispatch__Error **ret);

@@ -168,6 +168,8 @@ static int rule_upsert(admin_t *a)
         rc = registry_rule_put(registry, a->txn, request->rule);
     if (rc == 0)
         admin_call_done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
+    if (rc == 0)
+        rc = router_rule_warnings(a, request->rule);
     return rc;
 }
 
@@ -285,6 +287,15 @@ static int list_queue(admin_t *a)
                 return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN,
                               "list_queue.unit_id", "a unit may list only its own tickets");
         }
+        Dispatch__Unit *unit;
+        int found = registry_unit_get(router->registry, a->txn, request->unit_id, &unit);
+        if (found == -ENOENT)
+            return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "list_queue.unit_id",
+                          "unit %s is not registered with the router of %s", request->unit_id,
+                          router->district);
+        if (found < 0)
+            return found;
+        dispatch__unit__free_unpacked(unit, NULL);
     }
     if (check_district(a, request->district, "list_queue.district") ||
         refuse_text(a->err, "list_queue.after_ticket_id", request->after_ticket_id, LIMIT_ID,

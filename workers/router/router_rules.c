@@ -997,6 +997,104 @@ static int triage_reroute(admin_t *a)
     return diff_reply(a, reply);
 }
 
+/* ---------------------------------------------------------- RuleUpsert */
+
+typedef struct area_search {
+    const char *area;
+    bool found;
+} area_search_t;
+
+static int find_area(const Dispatch__Router__RouterTicket *record, void *ctx)
+{
+    area_search_t *search = ctx;
+    search->found = strcmp(record->ticket->area, search->area) == 0;
+    return search->found ? 1 : 0;
+}
+
+int router_rule_warnings(admin_call_t *a, const Dispatch__RoutingRule *rule)
+{
+    router_t *router = a->worker;
+    router_rules_reply_t *reply;
+    int rc = reply_memory(router, &reply);
+    if (rc < 0)
+        return rc;
+    Dispatch__RulesDiff *diff = &reply->diff; /* only its warnings are used */
+    dispatch__rules_diff__init(diff);
+    diff->warnings = block(reply, 2 * sizeof(*diff->warnings));
+    if (!diff->warnings)
+        return -ENOMEM;
+    diff_run_t run = {.router = router, .txn = a->txn, .reply = reply, .diff = diff};
+    bool usable;
+    rc = registry_unit_usable(router->registry, a->txn, rule->lead_unit, &usable);
+    if (rc == 0 && !usable)
+        rc = warn(&run, "lead unit %s is inactive: the rule's tickets go to triage",
+                  rule->lead_unit);
+    if (rc == 0 && *rule->area) {
+        Dispatch__Unit *unit;
+        rc = registry_unit_get(router->registry, a->txn, rule->area, &unit);
+        if (rc == 0) {
+            dispatch__unit__free_unpacked(unit, NULL);
+        } else if (rc == -ENOENT) {
+            area_search_t search = {rule->area, false};
+            rc = tickets_each_record(router->tickets, a->txn, find_area, &search);
+            if (rc == 0 && !search.found)
+                rc = warn(&run,
+                          "area '%s' is no registered unit and no ticket here carries it: the "
+                          "rule matches nothing yet (a typo?)",
+                          rule->area);
+        }
+    }
+    if (rc < 0)
+        return rc;
+    if (a->reply->body_case == DISPATCH__ADMIN_REPLY__BODY_DONE && a->reply->done) {
+        a->reply->done->warnings = diff->warnings;
+        a->reply->done->n_warnings = diff->n_warnings;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------- at start */
+
+typedef struct file_compare {
+    router_t *router;
+    MDB_txn *txn;
+    size_t file_rules, differ;
+} file_compare_t;
+
+static int compare_file_rule(const Dispatch__RoutingRule *rule, unsigned long line, void *ctx)
+{
+    (void)line;
+    file_compare_t *compare = ctx;
+    compare->file_rules++;
+    Dispatch__RoutingRule *stored;
+    int rc = registry_rule_get(compare->router->registry, compare->txn, rule->category, rule->area,
+                               &stored);
+    if (rc == -ENOENT) {
+        compare->differ++;
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    /* A key given twice in the file: the first differs from what was kept. */
+    if (!same_rule(stored, rule))
+        compare->differ++;
+    dispatch__routing_rule__free_unpacked(stored, NULL);
+    return 0;
+}
+
+int router_rules_file_check(router_t *router, MDB_txn *txn, const char *path, size_t *differ,
+                            size_t *file_rules, size_t *stored_rules)
+{
+    char err[512];
+    file_compare_t compare = {router, txn, 0, 0};
+    int rc = registry_read_rules_csv(router->registry, path, compare_file_rule, &compare, err,
+                                     sizeof(err));
+    *differ = compare.differ;
+    *file_rules = compare.file_rules;
+    *stored_rules = registry_rule_count(router->registry, txn);
+    return rc;
+}
+
 /* ---------------------------------------------------------- entry */
 
 int router_serve_rules(admin_call_t *a)

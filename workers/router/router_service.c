@@ -85,6 +85,39 @@ static int check_data_dir(const char *dir)
     return 0;
 }
 
+typedef struct stale_check {
+    router_t *router;
+    char path[PATH_MAX];
+    size_t differ, file_rules, stored_rules;
+} stale_check_t;
+
+static int stale_check(MDB_txn *txn, void *ctx)
+{
+    stale_check_t *check = ctx;
+    return router_rules_file_check(check->router, txn, check->path, &check->differ,
+                                   &check->file_rules, &check->stored_rules);
+}
+
+/* Rules are seeded only into an empty store: a rules.csv edited since is
+ * said at start, with what to do, rather than ignored in silence. */
+static void warn_stale_rules(router_t *router, const char *data_dir)
+{
+    stale_check_t *check = calloc(1, sizeof(*check));
+    if (!check)
+        return;
+    check->router = router;
+    snprintf(check->path, sizeof(check->path), "%s/rules.csv", data_dir);
+    int rc = store_write(router->store, stale_check, check);
+    if (rc < 0)
+        log_warn("%s: cannot compare with the stored rules: %s", check->path, strerror(-rc));
+    else if (check->differ || check->file_rules != check->stored_rules)
+        log_warn("%s differs from the rules this router keeps (%zu of its %zu rules new or "
+                 "changed; %zu stored): the stored rules route; dispatchctl rules reload "
+                 "--dry-run shows the diff, rules reload applies it",
+                 check->path, check->differ, check->file_rules, check->stored_rules);
+    free(check);
+}
+
 static int router_start(worker_t *worker, int argc, char **argv, void **app)
 {
     router_options_t options = {0};
@@ -115,6 +148,8 @@ static int router_start(worker_t *worker, int argc, char **argv, void **app)
         }
         if (units || rules)
             log_info("seeded %zu units and %zu routing rules from %s", units, rules, me->data_dir);
+        if (!rules)
+            warn_stale_rules(router, me->data_dir);
     }
     if (me->units)
         rc = worker_endpoint(worker, "units", me->units, ROUTER_MAX_REQUEST, ENDPOINT_MAX_QUEUE,
