@@ -235,6 +235,8 @@ int ctl_cmd_units(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_route(ctl_t *ctl, int argc, char **argv);
 /* triage reroute (ctl_rules.c): argv[0] is "reroute". */
 int ctl_triage_reroute(ctl_t *ctl, int argc, char **argv);
+/* rules suggest (ctl_suggest.c): argv[0] is "suggest". */
+int ctl_rules_suggest(ctl_t *ctl, int argc, char **argv);
 /* supervise: queues, extension decisions, sign-offs (ctl_supervise.c). */
 int ctl_cmd_supervise(ctl_t *ctl, int argc, char **argv);
 /* "unit list": argv[0] is "list" (ctl_admin.c). */

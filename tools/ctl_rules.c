@@ -428,8 +428,12 @@ static const char rules_usage[] =
     "      the router reads units.csv and rules.csv of its data_dir again, the same way\n"
     "  export                       every rule, as rules.csv, on stdout\n"
     "  list [--category C] [--limit N]\n"
-    "  suggest [--audit URL] [--days N] [--min-support N] [--out FILE]\n"
-    "      rules learned from the final owners of past tickets (see rules suggest --help)\n";
+    "  suggest [--days N | --history FILE] [--min-support N] [--min-share S]\n"
+    "          [--evaluate SHARE] [--out FILE]\n"
+    "      rules learned from the final owners of past tickets (the router's of the last N\n"
+    "      days, default 90, or a CSV at,category,area,unit), with each one's support and\n"
+    "      expected accuracy, as a rules.csv; --evaluate 0.6 learns from the first 60 %% by\n"
+    "      time and scores the rest against a category-only table\n";
 
 int ctl_cmd_rules(ctl_t *ctl, int argc, char **argv)
 {
@@ -442,11 +446,13 @@ int ctl_cmd_rules(ctl_t *ctl, int argc, char **argv)
         return rules_export(ctl, argc - 1, argv + 1);
     if (strcmp(verb, "list") == 0)
         return rules_list(ctl, argc - 1, argv + 1);
+    if (strcmp(verb, "suggest") == 0)
+        return ctl_rules_suggest(ctl, argc - 1, argv + 1);
     if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0 || strcmp(verb, "help") == 0) {
         fputs(rules_usage, stdout);
         return CTL_EXIT_OK;
     }
-    return ctl_usage_error("rules: %s '%s' (import, reload, export, list; rules --help)",
+    return ctl_usage_error("rules: %s '%s' (import, reload, export, list, suggest; rules --help)",
                            *verb ? "unknown command" : "a command is needed", verb);
 }
 

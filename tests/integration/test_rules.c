@@ -458,6 +458,109 @@ static void test_hostile_requests_get_errors(void **state)
     assert_non_null(strstr(out, "noise"));
 }
 
+/* ---- Must show 3: rules learned from who handled past tickets ---- */
+
+static void test_suggest_from_history_file(void **state)
+{
+    world_t *w = *state;
+    /* noise: cy-s01 handles most, but area cy-s03's own go to cy-s03;
+     * graffiti always cy-s02; one noise ticket of cy-s02's area went to
+     * cy-s01 (too little to make a rule of). */
+    const char *history = write_file(w, "history.csv",
+                                     "at,category,area,unit\n"
+                                     "2026-03-01 08:00,noise,cy-s01,cy-s01\n"
+                                     "2026-03-01 09:00,noise,cy-s01,cy-s01\n"
+                                     "2026-03-01 10:00,noise,cy-s03,cy-s03\n"
+                                     "2026-03-01 11:00,noise,cy-s03,cy-s03\n"
+                                     "2026-03-01 12:00,noise,cy-s03,cy-s01\n"
+                                     "2026-03-01 13:00,graffiti,,cy-s02\n"
+                                     "2026-03-01 14:00,noise,cy-s02,cy-s01\n"
+                                     "2026-03-02 08:00,noise,cy-s03,cy-s03\n"
+                                     "2026-03-02 09:00,noise,cy-s01,cy-s01\n"
+                                     "2026-03-02 10:00,graffiti,cy-s01,cy-s02\n"
+                                     "2026-03-02 11:00,noise,cy-s02,cy-s02\n"
+                                     "2026-03-02 12:00,parking,cy-s01,cy-s01\n");
+    char out[65536];
+    assert_int_equal(test_ctl(out, sizeof(out), "rules", "suggest", "--history", history, NULL), 0);
+    assert_non_null(strstr(out, "category,area,lead_unit,assisting_units,priority\n"));
+    assert_non_null(strstr(out, "3 category defaults and 1 area rules"));
+    assert_non_null(strstr(out, "# support 4, expected accuracy 75.0 %\nnoise,cy-s03,cy-s03,,0\n"));
+    assert_non_null(strstr(out, "noise,,cy-s01,,0\n"));
+    assert_non_null(strstr(out, "graffiti,,cy-s02,,0\n"));
+    assert_null(strstr(out, "noise,cy-s02,"));
+    /* Learned from the first half (6 tickets), scored on the other 6: the
+     * learned table gets noise/cy-s02 (to cy-s01), noise/cy-s03, noise/cy-s01
+     * and graffiti right -> 4 of 6; the category-only table misses
+     * noise/cy-s03 too -> 3 of 6; the second noise/cy-s02 (to cy-s02) and
+     * parking (new) both miss. */
+    assert_int_equal(test_ctl(out, sizeof(out), "rules", "suggest", "--history", history,
+                              "--evaluate", "50%", NULL),
+                     0);
+    assert_non_null(strstr(out, "learned rules (2 defaults + 1 area rules): 4 of 6 = 66.7 %"));
+    assert_non_null(strstr(out, "category-only table (2 rules):            3 of 6 = 50.0 %"));
+    /* Bad input: a wrong header, an unreadable time, a share out of range. */
+    const char *bad = write_file(w, "bad-history.csv", "when,category,area,unit\n");
+    assert_int_equal(test_ctl(out, sizeof(out), "rules", "suggest", "--history", bad, NULL), 2);
+    bad = write_file(w, "bad-time.csv", "at,category,area,unit\nyesterday,noise,,cy-s01\n");
+    assert_int_equal(test_ctl(out, sizeof(out), "rules", "suggest", "--history", bad, NULL), 2);
+    assert_int_equal(test_ctl(out, sizeof(out), "rules", "suggest", "--history", history,
+                              "--evaluate", "1.5", NULL),
+                     2);
+}
+
+/* From the router's own tickets: the units that signed for them. */
+static void test_suggest_from_the_router(void **state)
+{
+    world_t *w = *state;
+    char keys[512], key[700], out[65536];
+    snprintf(key, sizeof(key), "%s/units.key_secret", city_keys_dir(w->city, keys, sizeof(keys)));
+    const char *areas[] = {"cy-s03", "cy-s03", "cy-s01", "cy-s02"};
+    for (int i = 0; i < 4; i++) {
+        char ticket[64];
+        submit(w, "noise", areas[i], ticket, sizeof(ticket));
+        assert_true(
+            test_wait_state(w->intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
+        Dispatch__Reply *keep;
+        char unit[64];
+        snprintf(unit, sizeof(unit), "%s", ticket_of(w, ticket, &keep)->assigned_unit);
+        dispatch__reply__free_unpacked(keep, NULL);
+        assert_int_equal(test_ctl(out, sizeof(out), "--key", key, "unit", "sign-for", ticket,
+                                  "--unit", unit, NULL),
+                         0);
+        assert_true(
+            test_wait_state(w->intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_ACCEPTED));
+    }
+    /* Shipped rules: noise -> cy-s01, noise/cy-s03 -> cy-s03. */
+    assert_int_equal(test_ctl(out, sizeof(out), "rules", "suggest", "--days", "7", NULL), 0);
+    assert_non_null(strstr(out, "final owners of 4 tickets: 1 category defaults and 1 area rules"));
+    assert_non_null(strstr(out, "# support 2, expected accuracy 100.0 %\nnoise,,cy-s01,,0\n"));
+    assert_non_null(strstr(out, "noise,cy-s03,cy-s03,,0\n"));
+
+    /* The request path's bad input. */
+    Dispatch__TicketOwnersList list = DISPATCH__TICKET_OWNERS_LIST__INIT;
+    Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
+    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_TICKET_OWNERS_LIST;
+    request.ticket_owners_list = &list;
+    assert_int_equal(error_of(w, "tester", DISPATCH__ROLE__ROLE_ADMIN, &request, NULL, 0),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD);
+    list.days = 400;
+    assert_int_equal(error_of(w, "tester", DISPATCH__ROLE__ROLE_ADMIN, &request, NULL, 0),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE);
+    list.days = 7;
+    list.limit = 10001;
+    assert_int_equal(error_of(w, "tester", DISPATCH__ROLE__ROLE_ADMIN, &request, NULL, 0),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE);
+    list.limit = 0;
+    assert_int_equal(error_of(w, "agent-7", DISPATCH__ROLE__ROLE_OPERATOR, &request, NULL, 0),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+    char long_id[100];
+    memset(long_id, 'T', sizeof(long_id) - 1);
+    long_id[sizeof(long_id) - 1] = '\0';
+    list.after_ticket_id = long_id;
+    assert_int_equal(error_of(w, "tester", DISPATCH__ROLE__ROLE_ADMIN, &request, NULL, 0),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE);
+}
+
 /* ---- a wrong data_dir is refused at start ---- */
 
 static void test_wrong_data_dir_refused_at_start(void **state)
@@ -489,6 +592,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upsert_warns_reload_and_unknown_units, start_world,
                                         stop_world),
         cmocka_unit_test_setup_teardown(test_hostile_requests_get_errors, start_world, stop_world),
+        cmocka_unit_test_setup_teardown(test_suggest_from_history_file, start_world, stop_world),
+        cmocka_unit_test_setup_teardown(test_suggest_from_the_router, start_world, stop_world),
         cmocka_unit_test_setup_teardown(test_wrong_data_dir_refused_at_start, start_world,
                                         stop_world),
     };

@@ -41,6 +41,7 @@
 typedef admin_call_t admin_t;
 
 struct router_rules_reply {
+    Dispatch__TicketOwners owners;
     Dispatch__RulesDiff diff;
     Dispatch__RulesView rules;
     Dispatch__UnitsView units;
@@ -419,7 +420,7 @@ static int compute_diff(diff_run_t *run)
     if (!run->area_seen)
         return -ENOMEM;
     if (run->area_count || run->moved_since) {
-        int rc = tickets_each_record(run->router->tickets, run->txn, scan_ticket, run);
+        int rc = tickets_each_record(run->router->tickets, run->txn, "", scan_ticket, run);
         if (rc < 0)
             return rc;
     }
@@ -997,6 +998,90 @@ static int triage_reroute(admin_t *a)
     return diff_reply(a, reply);
 }
 
+/* ---------------------------------------------------------- TicketOwnersList */
+
+typedef struct owner_page {
+    router_rules_reply_t *reply;
+    int64_t since;
+    uint32_t limit;
+    size_t bytes;
+    Dispatch__TicketOwners *view;
+    int rc;
+} owner_page_t;
+
+static bool owned_by_unit(Dispatch__TicketState state)
+{
+    return state == DISPATCH__TICKET_STATE__TICKET_STATE_ACCEPTED ||
+           state == DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED ||
+           state == DISPATCH__TICKET_STATE__TICKET_STATE_CLOSED;
+}
+
+static int page_owner(const Dispatch__Router__RouterTicket *record, void *ctx)
+{
+    owner_page_t *page = ctx;
+    const Dispatch__Ticket *ticket = record->ticket;
+    if (ticket->registered_at < page->since || !owned_by_unit(ticket->state) ||
+        !*ticket->assigned_unit)
+        return 0;
+    size_t size = strlen(ticket->id) + strlen(ticket->category) + strlen(ticket->area) +
+                  strlen(ticket->assigned_unit) + 32;
+    if (page->view->n_owners == page->limit || page->bytes + size > LIST_MAX_BYTES) {
+        page->view->more = true;
+        return 1;
+    }
+    Dispatch__TicketOwner *owner = block(page->reply, sizeof(*owner));
+    if (!owner)
+        return -ENOMEM;
+    dispatch__ticket_owner__init(owner);
+    owner->ticket_id = copy(page->reply, ticket->id);
+    owner->category = copy(page->reply, ticket->category);
+    owner->area = copy(page->reply, ticket->area);
+    owner->unit_id = copy(page->reply, ticket->assigned_unit);
+    owner->registered_at = ticket->registered_at;
+    owner->state = ticket->state;
+    if (!owner->ticket_id || !owner->category || !owner->area || !owner->unit_id)
+        return -ENOMEM;
+    page->bytes += size;
+    page->view->owners[page->view->n_owners++] = owner;
+    return 0;
+}
+
+static int ticket_owners_list(admin_t *a)
+{
+    const Dispatch__TicketOwnersList *request = a->request->ticket_owners_list;
+    router_t *router = a->worker;
+    if (admin_require(a, readers, 4, "list the owners of tickets") ||
+        refuse_text(a->err, "ticket_owners_list.after_ticket_id", request->after_ticket_id,
+                    LIMIT_ID, false))
+        return REFUSED;
+    if (request->days == 0)
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD,
+                      "ticket_owners_list.days", "ticket_owners_list.days is required");
+    if (check_moved_days(a, "ticket_owners_list.days", request->days))
+        return REFUSED;
+    if (request->limit > LIST_MAX_LIMIT)
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+                      "ticket_owners_list.limit", "limit %u is over %d", request->limit,
+                      LIST_MAX_LIMIT);
+    router_rules_reply_t *reply;
+    int rc = reply_memory(router, &reply);
+    if (rc < 0)
+        return rc;
+    Dispatch__TicketOwners *view = &reply->owners;
+    dispatch__ticket_owners__init(view);
+    uint32_t limit = page_limit(request->limit);
+    view->owners = block(reply, limit * sizeof(*view->owners));
+    if (!view->owners)
+        return -ENOMEM;
+    owner_page_t page = {reply, a->now - (int64_t)request->days * DAY_MS, limit, 0, view, 0};
+    rc = tickets_each_record(router->tickets, a->txn, request->after_ticket_id, page_owner, &page);
+    if (rc < 0)
+        return rc;
+    a->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_OWNERS;
+    a->reply->owners = view;
+    return 0;
+}
+
 /* ---------------------------------------------------------- RuleUpsert */
 
 typedef struct area_search {
@@ -1036,7 +1121,7 @@ int router_rule_warnings(admin_call_t *a, const Dispatch__RoutingRule *rule)
             dispatch__unit__free_unpacked(unit, NULL);
         } else if (rc == -ENOENT) {
             area_search_t search = {rule->area, false};
-            rc = tickets_each_record(router->tickets, a->txn, find_area, &search);
+            rc = tickets_each_record(router->tickets, a->txn, "", find_area, &search);
             if (rc == 0 && !search.found)
                 rc = warn(&run,
                           "area '%s' is no registered unit and no ticket here carries it: the "
@@ -1112,6 +1197,8 @@ int router_serve_rules(admin_call_t *a)
         return route_explain(a);
     case DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_REROUTE:
         return triage_reroute(a);
+    case DISPATCH__ADMIN_REQUEST__BODY_TICKET_OWNERS_LIST:
+        return ticket_owners_list(a);
     case DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_ASSIGN: /* router_requests.c */
     case DISPATCH__ADMIN_REQUEST__BODY_EXTENSION_DECISION:
     case DISPATCH__ADMIN_REQUEST__BODY_LEADER_SIGN_OFF:
