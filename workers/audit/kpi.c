@@ -337,7 +337,11 @@ static int ticket_contributions(const kpi_t *self, const facts_t *facts, contrib
             rc = contribute(out, fact->at, fact->unit, COUNT_RETURNED);
             break;
         case DISPATCH__AUDIT__FACT_KIND__FACT_KIND_RESOLVE:
-            rc = contribute_resolve(self, facts, sorted, n, i, out);
+            /* No unit: a consult answered at intake, not a resolution by a
+             * unit; counting it would sink the resolution rate of its
+             * district and city (docs/kpi.md). */
+            if (*fact->unit)
+                rc = contribute_resolve(self, facts, sorted, n, i, out);
             break;
         case DISPATCH__AUDIT__FACT_KIND__FACT_KIND_CALLBACK:
             rc = contribute_callback(sorted, i, out);
