@@ -1035,6 +1035,46 @@ static void test_supervise_through_dispatchctl(void **state)
     dispatch__reply__free_unpacked(keep, NULL);
 }
 
+/* ---- Issue 18: the intake's ticket view shows the deadlines ---- */
+
+static void test_intake_view_shows_the_deadlines(void **state)
+{
+    world_t *w = *state;
+    int64_t t0 = cst(2026, 3, 2, 9, 0);
+    char ticket[64];
+    submit(w, DISPATCH__KIND__KIND_COMPLAINT, DISPATCH__URGENCY__URGENCY_URGENT, ticket,
+           sizeof(ticket));
+    wait_deliveries(w, ticket, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, 1);
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, ticket, true);
+    /* As soon as escalation has the clock running: sign for within 30
+     * minutes, close within 24 hours (deploy/data/deadlines.ini). */
+    int64_t until = monotonic_ms() + WAIT_MS;
+    Dispatch__Reply *keep = NULL;
+    Dispatch__TicketView *view = NULL;
+    while (monotonic_ms() < until) {
+        view = test_get(w->intake, ticket, &keep);
+        if (view && view->ticket->deadline_sign_for && view->ticket->deadline_handle)
+            break;
+        dispatch__reply__free_unpacked(keep, NULL);
+        keep = NULL;
+        view = NULL;
+    }
+    if (!view)
+        fail_msg("%s: the intake's view has no deadlines", ticket);
+    assert_int_equal(view->ticket->deadline_sign_for, t0 + 30 * MINUTE);
+    assert_true(view->ticket->deadline_handle > t0);
+    dispatch__reply__free_unpacked(keep, NULL);
+    /* After the 50 % reminder and the overdue mark, still there. */
+    set_clock(w, t0 + 15 * MINUTE);
+    wait_deliveries(w, ticket, DISPATCH__UNIT_DELIVERY__BODY_REMINDER, 1);
+    set_clock(w, t0 + 30 * MINUTE);
+    wait_history(w, ticket, DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_OVERDUE, 1);
+    view = test_get(w->intake, ticket, &keep);
+    assert_int_equal(view->ticket->deadline_sign_for, t0 + 30 * MINUTE);
+    assert_true(view->ticket->deadline_handle > t0);
+    dispatch__reply__free_unpacked(keep, NULL);
+}
+
 /* ---- Issue 18, Must show 1: the demo's supervisors and leader ---- */
 
 /* The value of `key=` in a progress line, or 0. */
@@ -1131,6 +1171,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_supervise_through_dispatchctl, setup_extension,
                                         stop_world),
         cmocka_unit_test_setup_teardown(test_unitsim_supervisors_decide_and_sign_off, setup_march,
+                                        stop_world),
+        cmocka_unit_test_setup_teardown(test_intake_view_shows_the_deadlines, setup_march,
                                         stop_world),
         cmocka_unit_test_setup_teardown(test_reset_escalation_diverges_until_accepted, setup_march,
                                         stop_world),

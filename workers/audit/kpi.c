@@ -591,6 +591,16 @@ static void facts_of_event(const Dispatch__Event *event, int64_t at, uint64_t se
         second->kind = DISPATCH__AUDIT__FACT_KIND__FACT_KIND_HANDLE_DEADLINE;
         second->deadline = event->clock_resumed->deadline_handle;
         break;
+    case DISPATCH__EVENT__BODY_DEADLINES_SET:
+        if (event->deadlines_set->deadline_sign_for) {
+            first->kind = DISPATCH__AUDIT__FACT_KIND__FACT_KIND_SIGN_FOR_DEADLINE;
+            first->deadline = event->deadlines_set->deadline_sign_for;
+        }
+        if (event->deadlines_set->deadline_handle) {
+            second->kind = DISPATCH__AUDIT__FACT_KIND__FACT_KIND_HANDLE_DEADLINE;
+            second->deadline = event->deadlines_set->deadline_handle;
+        }
+        break;
     case DISPATCH__EVENT__BODY_TICKET_REGISTERED: /* counted as a registration */
     case DISPATCH__EVENT__BODY_TICKET_MERGED:
     case DISPATCH__EVENT__BODY_TICKET_TRANSFERRED:
