@@ -43,6 +43,10 @@ typedef struct worker_kind {
     void (*stop)(void *app);
     bus_apply_fn apply; /* messages arriving on the bus */
     loop_app_t loop;    /* .app is set by worker_main */
+    /* The kind's own options for --help, one "  --name N   what" line each
+     * (NULL: none). A --set of a topology key that is one of them says to
+     * give the option instead. */
+    const char *options_help;
 } worker_kind_t;
 
 /* Exit status of a process started under the name of a worker that is

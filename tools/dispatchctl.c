@@ -44,6 +44,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -256,6 +257,51 @@ static int parse_global_options(int argc, char **argv, ctl_t *ctl, int *command_
     return CTL_EXIT_OK;
 }
 
+/* Commands that answer --help themselves, with more than USAGE says. */
+static bool own_help(const char *name)
+{
+    static const char *const names[] = {"supervise", "rules", "units", "route"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* --help or -h among a command's arguments (before a "--"). */
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
+/* The lines of USAGE about one command: each "  <name> ..." entry with
+ * the more indented lines under it. */
+static void command_help(const char *name)
+{
+    size_t len = strlen(name);
+    bool in_entry = false, any = false;
+    printf("usage: dispatchctl [OPTIONS] %s ...   (dispatchctl --help: the options)\n", name);
+    for (const char *line = usage_text; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t line_len = end ? (size_t)(end - line) : strlen(line);
+        bool entry = line_len > 2 && line[0] == ' ' && line[1] == ' ' && line[2] != ' ';
+        if (entry)
+            in_entry = line_len >= len + 2 && strncmp(line + 2, name, len) == 0 &&
+                       (line_len == len + 2 || line[len + 2] == ' ');
+        else if (line_len < 3 || line[0] != ' ')
+            in_entry = false;
+        if (in_entry) {
+            printf("%.*s\n", (int)line_len, line);
+            any = true;
+        }
+        line += line_len + (end ? 1 : 0);
+    }
+    if (!any)
+        printf("  (no entry: dispatchctl --help lists every command)\n");
+}
+
 /* Reads the topology file when one is named or the default exists, and
  * shows times in the city's time zone. */
 static int load_topology(ctl_t *ctl)
@@ -293,6 +339,15 @@ int main(int argc, char **argv)
             run = commands[i].run;
     if (!run)
         return ctl_usage_error("unknown command '%s'", name);
+    if (wants_help(argc - command_index, argv + command_index)) {
+        if (!own_help(name)) {
+            command_help(name);
+            return CTL_EXIT_OK;
+        }
+        char *help_argv[] = {(char *)name, "--help", NULL};
+        ctl.zmq = NULL;
+        return run(&ctl, 2, help_argv);
+    }
     rc = load_topology(&ctl);
     if (rc != CTL_EXIT_OK)
         return rc;

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -561,6 +562,67 @@ static void test_suggest_from_the_router(void **state)
                      DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE);
 }
 
+/* ---- --help everywhere (issue 18) ---- */
+
+/* Runs a shell command; its output (stdout and stderr) into out. */
+static int run_shell(const char *command, char *out, size_t len)
+{
+    FILE *pipe = popen(command, "r");
+    assert_non_null(pipe);
+    size_t used = 0, n;
+    while (used + 1 < len && (n = fread(out + used, 1, len - 1 - used, pipe)) > 0)
+        used += n;
+    out[used] = '\0';
+    int status = pclose(pipe);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_every_command_answers_help(void **state)
+{
+    static const char *const commands[][2] = {
+        {"audit", "audit verify"},       {"kpi", "kpi [--by"},
+        {"report", "report [--period"},  {"tail", "tail [--from"},
+        {"triage", "triage reroute"},    {"unit", "unit watch"},
+        {"registry", "registry upsert"}, {"rule", "rule upsert"},
+        {"links", "links accept"},       {"keys", "keys revoke"},
+        {"submit", "submit --channel"},  {"get", "get TICKET"},
+        {"callback", "callback TICKET"}, {"supervise", "grant TICKET"},
+        {"rules", "suggest [--days N"},  {"units", "units list"},
+        {"route", "route explain"},
+    };
+    char out[16384];
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (test_ctl(out, sizeof(out), commands[i][0], "--help", NULL) != 0 ||
+            !strstr(out, commands[i][1]))
+            fail_msg("dispatchctl %s --help: %s", commands[i][0], out);
+    }
+    /* Deeper: a sub-command's own --help. */
+    assert_int_equal(test_ctl(out, sizeof(out), "audit", "verify", "--help", NULL), 0);
+    assert_non_null(strstr(out, "audit history TICKET"));
+
+    /* Workers: --help names the kind's own options, and --set of one says
+     * to give the option. */
+    char command[1200];
+    snprintf(command, sizeof(command), "%s --help 2>&1",
+             harness_program("INTAKE_BIN", "workers/dispatch-intake"));
+    assert_int_equal(run_shell(command, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "--duplicate-window-minutes N"));
+    snprintf(command, sizeof(command), "%s --help 2>&1",
+             harness_program("ROUTER_BIN", "workers/dispatch-router"));
+    assert_int_equal(run_shell(command, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "--return-window-hours N"));
+    assert_non_null(strstr(out, "--max-returns N"));
+    snprintf(command, sizeof(command),
+             "%s --config /nonexistent.ini --name intake-1 2>&1; %s --config %s --name intake-1 "
+             "--set worker.intake-1.duplicate_window_minutes=0 2>&1",
+             harness_program("INTAKE_BIN", "workers/dispatch-intake"),
+             harness_program("INTAKE_BIN", "workers/dispatch-intake"),
+             city_topology(((world_t *)*state)->city));
+    assert_int_not_equal(run_shell(command, out, sizeof(out)), 0);
+    assert_non_null(strstr(out, "is an option of dispatch-intake, not a topology key: give "
+                                "--duplicate-window-minutes"));
+}
+
 /* ---- a wrong data_dir is refused at start ---- */
 
 static void test_wrong_data_dir_refused_at_start(void **state)
@@ -596,6 +658,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_suggest_from_the_router, start_world, stop_world),
         cmocka_unit_test_setup_teardown(test_wrong_data_dir_refused_at_start, start_world,
                                         stop_world),
+        cmocka_unit_test_setup_teardown(test_every_command_answers_help, start_world, stop_world),
     };
     if (getenv("TEST_FILTER"))
         cmocka_set_test_filter(getenv("TEST_FILTER"));

@@ -173,6 +173,10 @@ static void intake_stop(void *app)
 const worker_kind_t intake_kind = {
     .kind = "intake",
     .start = intake_start,
+    .options_help = "  --duplicate-window-minutes N   tickets with the same caller, address or "
+                    "place and category\n"
+                    "                                 within N minutes merge (0: never; "
+                    "docs/protocol.md 4.1)\n",
     .stop = intake_stop,
     .apply = intake_apply_event,
     .loop =

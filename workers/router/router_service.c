@@ -323,6 +323,9 @@ static void batch_done(void *app, int rc)
 const worker_kind_t router_kind = {
     .kind = "router",
     .start = router_start,
+    .options_help = "  --return-window-hours N   a unit may return a ticket within N hours of its "
+                    "dispatch (default 24)\n"
+                    "  --max-returns N           returns before a ticket goes to triage\n",
     .stop = router_stop,
     .apply = apply_bus,
     .loop =
