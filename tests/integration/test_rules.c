@@ -562,6 +562,124 @@ static void test_suggest_from_the_router(void **state)
                      DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE);
 }
 
+/* ---- intake checks category and area against the city's lists ---- */
+
+static Dispatch__Reply *intake_call(world_t *w, Dispatch__Request *request)
+{
+    Dispatch__Reply *reply = test_call_intake(w->intake, request);
+    assert_non_null(reply);
+    return reply;
+}
+
+static Dispatch__ErrorCode submit_error(world_t *w, const char *category, const char *area,
+                                        char *field, size_t len)
+{
+    char request_id[32];
+    snprintf(request_id, sizeof(request_id), "lists-%d", ++w->submitted);
+    Dispatch__Reply *keep = NULL;
+    Dispatch__SubmitReply *ok =
+        test_submit(w->intake, request_id, "chaoyang", category, area, "13900001111", NULL, &keep);
+    assert_non_null(keep);
+    Dispatch__ErrorCode code = ok ? DISPATCH__ERROR_CODE__ERROR_CODE_OK : keep->error->code;
+    snprintf(field, len, "%s", ok ? "" : keep->error->field);
+    dispatch__reply__free_unpacked(keep, NULL);
+    return code;
+}
+
+static void test_intake_checks_the_city_lists(void **state)
+{
+    world_t *w = *state;
+    write_file(w, "lists.csv",
+               "# the city's lists\n"
+               "list,id,district,name\n"
+               "category,noise,,Noise\n"
+               "category,metal-appliances,,Metal/Household Appliances\n"
+               "area,cy-s01,chaoyang,Street One\n"
+               "area,cy-s03,chaoyang,Street Three\n"
+               "area,ng-s01,nanguan,Nanguan Street One\n");
+    char set[700];
+    snprintf(set, sizeof(set), "worker.intake-1.data_dir=%s", w->dir);
+    assert_true(city_stop(w->city, "intake-1", SIGTERM) >= 0);
+    const char *const with_lists[] = {"--set", set, NULL};
+    assert_int_equal(city_start_with(w->city, "intake-1", with_lists), 0);
+    client_destroy(&w->intake);
+    const char *url = city_endpoint(w->city, "intake-1", "request");
+    assert_int_equal(
+        client_new(w->zmq, url, TEST_TIMEOUT_MS, test_keys(w->city, "agent-7", url), &w->intake),
+        0);
+
+    char field[128];
+    assert_int_equal(submit_error(w, "noise", "cy-s01", field, sizeof(field)),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_OK);
+    assert_int_equal(submit_error(w, "", "", field, sizeof(field)),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_OK); /* unclassified: triage */
+    assert_int_equal(submit_error(w, "Metal/Household Appliances", "cy-s01", field, sizeof(field)),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE);
+    assert_string_equal(field, "submit.category");
+    assert_int_equal(submit_error(w, "noise", "cy-s99", field, sizeof(field)),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE);
+    assert_string_equal(field, "submit.area");
+    assert_int_equal(submit_error(w, "noise", "ng-s01", field, sizeof(field)),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE); /* another district's */
+    assert_string_equal(field, "submit.area");
+
+    /* The call that lists them, whole and for one district. */
+    Dispatch__CityListsQuery query = DISPATCH__CITY_LISTS_QUERY__INIT;
+    Dispatch__Request request = DISPATCH__REQUEST__INIT;
+    request.actor = "agent-7";
+    request.body_case = DISPATCH__REQUEST__BODY_CITY_LISTS;
+    request.city_lists = &query;
+    Dispatch__Reply *reply = intake_call(w, &request);
+    assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_CITY_LISTS);
+    assert_true(reply->city_lists->checked);
+    assert_int_equal(reply->city_lists->n_categories, 2);
+    assert_string_equal(reply->city_lists->categories[0]->id, "metal-appliances");
+    assert_string_equal(reply->city_lists->categories[0]->name, "Metal/Household Appliances");
+    assert_int_equal(reply->city_lists->n_areas, 3);
+    dispatch__reply__free_unpacked(reply, NULL);
+    query.district = "chaoyang";
+    reply = intake_call(w, &request);
+    assert_int_equal(reply->city_lists->n_areas, 2);
+    assert_string_equal(reply->city_lists->areas[0]->id, "cy-s01");
+    assert_string_equal(reply->city_lists->areas[1]->id, "cy-s03");
+    dispatch__reply__free_unpacked(reply, NULL);
+    /* Hostile: an unknown district, an oversized one, invalid UTF-8. */
+    query.district = "atlantis";
+    reply = intake_call(w, &request);
+    assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_ERROR);
+    assert_int_equal(reply->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE);
+    assert_string_equal(reply->error->field, "city_lists.district");
+    dispatch__reply__free_unpacked(reply, NULL);
+    char big[300];
+    memset(big, 'd', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    query.district = big;
+    reply = intake_call(w, &request);
+    assert_int_equal(reply->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE);
+    dispatch__reply__free_unpacked(reply, NULL);
+    query.district = "\xc3\x28";
+    reply = intake_call(w, &request);
+    assert_int_equal(reply->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_INVALID_UTF8);
+    dispatch__reply__free_unpacked(reply, NULL);
+
+    /* A malformed lists file: the intake does not start. */
+    write_file(w, "lists.csv", "list,id,district,name\narea,cy-s01,,no district\n");
+    assert_true(city_stop(w->city, "intake-1", SIGTERM) >= 0);
+    assert_int_not_equal(city_start_with(w->city, "intake-1", with_lists), 0);
+    /* Without lists (no data_dir) it checks nothing, and says so. */
+    assert_int_equal(city_start(w->city, "intake-1"), 0);
+    query.district = "";
+    client_destroy(&w->intake);
+    assert_int_equal(
+        client_new(w->zmq, url, TEST_TIMEOUT_MS, test_keys(w->city, "agent-7", url), &w->intake),
+        0);
+    reply = intake_call(w, &request);
+    assert_false(reply->city_lists->checked);
+    dispatch__reply__free_unpacked(reply, NULL);
+    assert_int_equal(submit_error(w, "anything-at-all", "cy-s99", field, sizeof(field)),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_OK);
+}
+
 /* ---- --help everywhere (issue 18) ---- */
 
 /* Runs a shell command; its output (stdout and stderr) into out. */
@@ -659,6 +777,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_data_dir_refused_at_start, start_world,
                                         stop_world),
         cmocka_unit_test_setup_teardown(test_every_command_answers_help, start_world, stop_world),
+        cmocka_unit_test_setup_teardown(test_intake_checks_the_city_lists, start_world, stop_world),
     };
     if (getenv("TEST_FILTER"))
         cmocka_set_test_filter(getenv("TEST_FILTER"));
