@@ -222,6 +222,8 @@ void ctl_table_print(const ctl_table_t *self, FILE *out);
 int ctl_cmd_submit(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_get(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_callback(ctl_t *ctl, int argc, char **argv);
+/* lists: the city's categories and areas, from intake (ctl_intake.c). */
+int ctl_cmd_lists(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_triage(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_registry(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_rule(ctl_t *ctl, int argc, char **argv);

@@ -69,6 +69,7 @@ static const char usage_text[] =
     "      C: phone wechat web open311 message-board proactive reception-day\n"
     "      K: consult help complaint report suggestion;  U: normal urgent\n"
     "  get TICKET [--code LOOKUP_CODE]   (with the caller's code: the public view, masked)\n"
+    "  lists      the city's categories and areas a submit may name (--district D: its areas)\n"
     "  callback TICKET --satisfaction satisfied|basically|unsatisfied\n"
     "         [--solved|--not-solved] [--unreachable] [--comment TEXT] [--request-id ID]\n"
     "      (solved unless --not-solved)\n"
@@ -178,7 +179,7 @@ static const struct {
     {"report", ctl_cmd_report},     {"links", ctl_cmd_links},
     {"keys", ctl_cmd_keys},         {"supervise", ctl_cmd_supervise},
     {"rules", ctl_cmd_rules},       {"units", ctl_cmd_units},
-    {"route", ctl_cmd_route},
+    {"route", ctl_cmd_route},       {"lists", ctl_cmd_lists},
 };
 
 /* Parses the options before the command into ctl; *command_index is where

@@ -637,6 +637,10 @@ static void test_intake_checks_the_city_lists(void **state)
     assert_string_equal(reply->city_lists->categories[0]->name, "Metal/Household Appliances");
     assert_int_equal(reply->city_lists->n_areas, 3);
     dispatch__reply__free_unpacked(reply, NULL);
+    char out[4096];
+    assert_int_equal(test_ctl(out, sizeof(out), "--district", "chaoyang", "lists", NULL), 0);
+    assert_non_null(strstr(out, "Metal/Household Appliances"));
+    assert_non_null(strstr(out, "(2 categories, 2 areas)"));
     query.district = "chaoyang";
     reply = intake_call(w, &request);
     assert_int_equal(reply->city_lists->n_areas, 2);
