@@ -126,8 +126,9 @@ void admin_done(admin_reply_t *memory, Dispatch__AdminReply *reply, const char *
 
 int admin_page_start(admin_reply_t *memory, refusal_t *refusal, uint32_t limit)
 {
-    if (limit > ADMIN_QUEUE_MAX_LIMIT)
-        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, "list_queue.limit",
+    if (limit >
+        ADMIN_QUEUE_MAX_LIMIT) /* over a limit: TOO_LARGE, as every limit (protocol.md 10) */
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "list_queue.limit",
                       "limit %u is over %d", limit, ADMIN_QUEUE_MAX_LIMIT);
     admin_reply_reset(memory);
     memory->limit = limit ? limit : ADMIN_QUEUE_DEFAULT_LIMIT;

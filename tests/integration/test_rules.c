@@ -436,7 +436,7 @@ static void test_hostile_requests_get_errors(void **state)
     request.body_case = DISPATCH__ADMIN_REQUEST__BODY_RULES_LIST;
     request.rules_list = &list;
     assert_int_equal(error_of(w, "tester", DISPATCH__ROLE__ROLE_ADMIN, &request, NULL, 0),
-                     DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE);
+                     DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE);
     list.limit = 0;
     assert_int_equal(error_of(w, "agent-7", DISPATCH__ROLE__ROLE_OPERATOR, &request, NULL, 0),
                      DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
@@ -445,7 +445,22 @@ static void test_hostile_requests_get_errors(void **state)
     request.body_case = DISPATCH__ADMIN_REQUEST__BODY_UNITS_LIST;
     request.units_list = &units;
     assert_int_equal(error_of(w, "tester", DISPATCH__ROLE__ROLE_ADMIN, &request, NULL, 0),
-                     DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE);
+                     DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE);
+    /* An unknown enum value names its field (docs/protocol.md 9). */
+    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_UNITS_LIST;
+    char enum_field[128];
+    assert_int_equal(
+        error_of(w, "tester", (Dispatch__Role)42, &request, enum_field, sizeof(enum_field)),
+        DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE);
+    assert_string_equal(enum_field, "role");
+    /* ListQueue.limit over its maximum: TOO_LARGE, as every limit. */
+    Dispatch__ListQueue queue = DISPATCH__LIST_QUEUE__INIT;
+    queue.kind = DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE;
+    queue.limit = 501;
+    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE;
+    request.list_queue = &queue;
+    assert_int_equal(error_of(w, "tester", DISPATCH__ROLE__ROLE_ADMIN, &request, NULL, 0),
+                     DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE);
     /* A unit may not re-route the triage queue. */
     Dispatch__TriageReroute reroute = DISPATCH__TRIAGE_REROUTE__INIT;
     request.body_case = DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_REROUTE;
@@ -550,7 +565,7 @@ static void test_suggest_from_the_router(void **state)
     list.days = 7;
     list.limit = 10001;
     assert_int_equal(error_of(w, "tester", DISPATCH__ROLE__ROLE_ADMIN, &request, NULL, 0),
-                     DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE);
+                     DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE);
     list.limit = 0;
     assert_int_equal(error_of(w, "agent-7", DISPATCH__ROLE__ROLE_OPERATOR, &request, NULL, 0),
                      DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);

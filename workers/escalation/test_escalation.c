@@ -1521,7 +1521,7 @@ static void test_hostile_admin(void **state)
     list.kind = DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT;
     list.limit = 501;
     result = admin_send(f, &request);
-    assert_refused(&result, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, "list_queue.limit");
+    assert_refused(&result, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "list_queue.limit");
     list.limit = 0;
     list.district = "ng";
     result = admin_send(f, &request);

@@ -741,7 +741,7 @@ static int rules_list(admin_t *a)
         refuse_text(a->err, "rules_list.category", request->category, LIMIT_ID, false))
         return REFUSED;
     if (request->limit > LIST_MAX_LIMIT)
-        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, "rules_list.limit",
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "rules_list.limit",
                       "limit %u is over %d", request->limit, LIST_MAX_LIMIT);
     router_rules_reply_t *reply;
     int rc = reply_memory(router, &reply);
@@ -797,7 +797,7 @@ static int units_list(admin_t *a)
         refuse_text(a->err, "units_list.after_id", request->after_id, LIMIT_ID, false))
         return REFUSED;
     if (request->limit > LIST_MAX_LIMIT)
-        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, "units_list.limit",
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "units_list.limit",
                       "limit %u is over %d", request->limit, LIST_MAX_LIMIT);
     router_rules_reply_t *reply;
     int rc = reply_memory(router, &reply);
@@ -1060,7 +1060,7 @@ static int ticket_owners_list(admin_t *a)
     if (check_moved_days(a, "ticket_owners_list.days", request->days))
         return REFUSED;
     if (request->limit > LIST_MAX_LIMIT)
-        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE,
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE,
                       "ticket_owners_list.limit", "limit %u is over %d", request->limit,
                       LIST_MAX_LIMIT);
     router_rules_reply_t *reply;
