@@ -198,15 +198,28 @@ static void supervise(sim_supervisors_t *self, desk_t *desk, sim_random_t *rando
     dispatch__admin_reply__free_unpacked(reply, NULL);
 }
 
-static void sign_off(sim_supervisors_t *self, desk_t *desk, sim_random_t *random)
+/* The leader's attention: the sign-off queue, and the urgent tickets
+ * overdue at city supervision or above (urgent tickets are followed to the
+ * end, RULES.md), which in a short run rarely wait long enough to be
+ * queued. */
+static bool wants_instruction(Dispatch__QueueKind kind, const Dispatch__QueueItem *item)
 {
-    Dispatch__AdminReply *reply = list(self, desk, true, DISPATCH__QUEUE_KIND__QUEUE_KIND_SIGN_OFF);
+    return kind == DISPATCH__QUEUE_KIND__QUEUE_KIND_SIGN_OFF ||
+           (item->urgency == DISPATCH__URGENCY__URGENCY_URGENT &&
+            item->supervision >= DISPATCH__SUPERVISION_LEVEL__SUPERVISION_LEVEL_CITY);
+}
+
+static void sign_off(sim_supervisors_t *self, desk_t *desk, sim_random_t *random,
+                     Dispatch__QueueKind kind)
+{
+    Dispatch__AdminReply *reply = list(self, desk, true, kind);
     if (!reply)
         return;
     for (size_t i = 0; i < reply->queue->n_items; i++) {
         const Dispatch__QueueItem *item = reply->queue->items[i];
         uint32_t seen;
-        if (sim_map_get(self->instructed, item->ticket_id, &seen) == 0)
+        if (!wants_instruction(kind, item) ||
+            sim_map_get(self->instructed, item->ticket_id, &seen) == 0)
             continue;
         Dispatch__LeaderSignOff body = DISPATCH__LEADER_SIGN_OFF__INIT;
         body.ticket_id = item->ticket_id;
@@ -231,7 +244,8 @@ void sim_supervisors_turn(sim_supervisors_t *self, sim_random_t *random)
 {
     for (size_t i = 0; i < self->desk_count; i++) {
         supervise(self, &self->desks[i], random);
-        sign_off(self, &self->desks[i], random);
+        sign_off(self, &self->desks[i], random, DISPATCH__QUEUE_KIND__QUEUE_KIND_SIGN_OFF);
+        sign_off(self, &self->desks[i], random, DISPATCH__QUEUE_KIND__QUEUE_KIND_OVERDUE);
     }
 }
 

@@ -6,7 +6,8 @@
  * Each turn a supervisor lists the extension requests of its district and
  * grants most of them (the share given; a grant gives what the unit asked
  * for) and refuses the rest with a reason; the leader lists the sign-off
- * queue and instructs every ticket that waits for an instruction. Calls
+ * queue and instructs every ticket in it, and every urgent ticket overdue
+ * at city supervision or above. Calls
  * are blocking, with a short timeout: a worker that does not answer is
  * skipped until the next turn.
  */
