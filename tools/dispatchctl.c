@@ -6,9 +6,12 @@
  *               [--timeout MS] COMMAND ...
  *
  * The commands (USAGE below has them all) are in ctl_intake.c (submit, get,
- * callback), ctl_admin.c (triage, registry, rule, unit list), ctl_links.c
- * (links) and ctl_unit.c (unit actions, unit watch); ctl_common.c has what
- * they share.
+ * callback, lists), ctl_admin.c (triage, registry, rule, unit list),
+ * ctl_rules.c (rules import/reload/export/list, units, route, triage
+ * reroute), ctl_suggest.c (rules suggest), ctl_supervise.c (supervise),
+ * ctl_links.c (links) and ctl_unit.c (unit actions, unit watch); ctl_common.c
+ * has what they share. `COMMAND ... --help` prints the command's part of
+ * USAGE (supervise, rules, units and route have their own).
  *
  * Endpoints come from the topology file (--config, default
  * deploy/topology.example.ini when it exists): the first intake's `request`;
