@@ -533,11 +533,6 @@ static int nested(admin_t *a, bool *commit, int (*fn)(admin_t *a, MDB_txn *txn, 
     return rc;
 }
 
-static const Dispatch__Role admin_only[] = {DISPATCH__ROLE__ROLE_ADMIN};
-static const Dispatch__Role readers[] = {DISPATCH__ROLE__ROLE_DISPATCHER,
-                                         DISPATCH__ROLE__ROLE_SUPERVISOR,
-                                         DISPATCH__ROLE__ROLE_LEADER, DISPATCH__ROLE__ROLE_ADMIN};
-
 static int check_moved_days(admin_t *a, const char *field, uint32_t days)
 {
     if (days > MOVED_DAYS_MAX)
@@ -588,7 +583,7 @@ static int rules_import(admin_t *a)
 {
     const Dispatch__RulesImport *request = a->request->rules_import;
     router_t *router = a->worker;
-    if (admin_require(a, admin_only, 1, "import routing rules") ||
+    if (admin_require(a, AUTHZ_REGISTRY) ||
         check_moved_days(a, "rules_import.moved_days", request->moved_days))
         return REFUSED;
     if (request->n_rules > IMPORT_RULES_MAX)
@@ -671,7 +666,7 @@ static int data_reload(admin_t *a)
 {
     const Dispatch__DataReload *request = a->request->data_reload;
     router_t *router = a->worker;
-    if (admin_require(a, admin_only, 1, "reload the data files") ||
+    if (admin_require(a, AUTHZ_REGISTRY) ||
         check_moved_days(a, "data_reload.moved_days", request->moved_days))
         return REFUSED;
     if (!router->data_dir[0])
@@ -734,7 +729,7 @@ static int rules_list(admin_t *a)
 {
     const Dispatch__RulesList *request = a->request->rules_list;
     router_t *router = a->worker;
-    if (admin_require(a, readers, 4, "list routing rules") ||
+    if (admin_require(a, AUTHZ_RULES_READ) ||
         refuse_text(a->err, "rules_list.after_category", request->after_category, LIMIT_ID,
                     false) ||
         refuse_text(a->err, "rules_list.after_area", request->after_area, LIMIT_ID, false) ||
@@ -793,7 +788,7 @@ static int units_list(admin_t *a)
 {
     const Dispatch__UnitsList *request = a->request->units_list;
     router_t *router = a->worker;
-    if (admin_require(a, readers, 4, "list units") ||
+    if (admin_require(a, AUTHZ_RULES_READ) ||
         refuse_text(a->err, "units_list.after_id", request->after_id, LIMIT_ID, false))
         return REFUSED;
     if (request->limit > LIST_MAX_LIMIT)
@@ -825,7 +820,7 @@ static int route_explain(admin_t *a)
 {
     const Dispatch__RouteExplain *request = a->request->route_explain;
     router_t *router = a->worker;
-    if (admin_require(a, readers, 4, "explain a route") ||
+    if (admin_require(a, AUTHZ_RULES_READ) ||
         refuse_text(a->err, "route_explain.category", request->category, LIMIT_ID, true) ||
         refuse_text(a->err, "route_explain.area", request->area, LIMIT_ID, false))
         return REFUSED;
@@ -971,11 +966,8 @@ out:
 
 static int triage_reroute(admin_t *a)
 {
-    static const Dispatch__Role roles[] = {DISPATCH__ROLE__ROLE_DISPATCHER,
-                                           DISPATCH__ROLE__ROLE_SUPERVISOR,
-                                           DISPATCH__ROLE__ROLE_ADMIN};
     router_t *router = a->worker;
-    if (admin_require(a, roles, 3, "re-route the triage queue"))
+    if (admin_require(a, AUTHZ_TRIAGE_REROUTE))
         return REFUSED;
     router_rules_reply_t *reply;
     int rc = reply_memory(router, &reply);
@@ -1050,7 +1042,7 @@ static int ticket_owners_list(admin_t *a)
 {
     const Dispatch__TicketOwnersList *request = a->request->ticket_owners_list;
     router_t *router = a->worker;
-    if (admin_require(a, readers, 4, "list the owners of tickets") ||
+    if (admin_require(a, AUTHZ_RULES_READ) ||
         refuse_text(a->err, "ticket_owners_list.after_ticket_id", request->after_ticket_id,
                     LIMIT_ID, false))
         return REFUSED;
