@@ -1650,10 +1650,11 @@ static void test_admin_queues_and_roles(void **state)
                                 DISPATCH__QUEUE_KIND__QUEUE_KIND_UNSPECIFIED, "", 0, "")
                          .code,
                      DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD);
-    assert_int_equal(list_queue(f, DISPATCH__ROLE__ROLE_SUPERVISOR, "sup-1",
-                                DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE, "", 501, "")
-                         .code,
-                     DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE);
+    assert_int_equal(
+        list_queue(f, DISPATCH__ROLE__ROLE_SUPERVISOR, "sup-1",
+                   DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE, "", 501, "")
+            .code,
+        DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE); /* over a limit (protocol.md 10) */
     assert_int_equal(list_queue(f, DISPATCH__ROLE__ROLE_ADMIN, "admin-1",
                                 DISPATCH__QUEUE_KIND__QUEUE_KIND_UNIT, "", 0, "")
                          .code,
