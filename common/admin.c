@@ -38,6 +38,13 @@ lifecycle_worker_t admin_served_by(Dispatch__AdminRequest__BodyCase body)
     case DISPATCH__ADMIN_REQUEST__BODY_UNIT_REMOVE:
     case DISPATCH__ADMIN_REQUEST__BODY_RULE_UPSERT:
     case DISPATCH__ADMIN_REQUEST__BODY_RULE_REMOVE:
+    case DISPATCH__ADMIN_REQUEST__BODY_RULES_IMPORT:
+    case DISPATCH__ADMIN_REQUEST__BODY_DATA_RELOAD:
+    case DISPATCH__ADMIN_REQUEST__BODY_RULES_LIST:
+    case DISPATCH__ADMIN_REQUEST__BODY_UNITS_LIST:
+    case DISPATCH__ADMIN_REQUEST__BODY_ROUTE_EXPLAIN:
+    case DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_REROUTE:
+    case DISPATCH__ADMIN_REQUEST__BODY_TICKET_OWNERS_LIST:
         return LIFECYCLE_ROUTER;
     case DISPATCH__ADMIN_REQUEST__BODY_EXTENSION_DECISION:
     case DISPATCH__ADMIN_REQUEST__BODY_LEADER_SIGN_OFF:
@@ -103,8 +110,9 @@ void admin_done(admin_reply_t *memory, Dispatch__AdminReply *reply, const char *
 
 int admin_page_start(admin_reply_t *memory, refusal_t *refusal, uint32_t limit)
 {
-    if (limit > ADMIN_QUEUE_MAX_LIMIT)
-        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, "list_queue.limit",
+    if (limit >
+        ADMIN_QUEUE_MAX_LIMIT) /* over a limit: TOO_LARGE, as every limit (protocol.md 10) */
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "list_queue.limit",
                       "limit %u is over %d", limit, ADMIN_QUEUE_MAX_LIMIT);
     admin_reply_reset(memory);
     memory->limit = limit ? limit : ADMIN_QUEUE_DEFAULT_LIMIT;

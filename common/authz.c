@@ -39,6 +39,10 @@ static const struct {
     [AUTHZ_AUDIT_LOG] = {AUDITOR | SUPERVISOR | LEADER | ADMIN, "read the audit log"},
     [AUTHZ_AUDIT_FIGURES] = {AUDITOR | SUPERVISOR | LEADER | ADMIN, "read KPIs and reports"},
     [AUTHZ_AUDIT_VERIFY] = {AUDITOR | ADMIN, "verify the audit chain"},
+    [AUTHZ_RULES_READ] = {DISPATCHER | SUPERVISOR | LEADER | ADMIN,
+                          "read the routing rules, units and ticket owners"},
+    [AUTHZ_TRIAGE_REROUTE] = {DISPATCHER | SUPERVISOR | ADMIN, "re-route the triage queue"},
+    [AUTHZ_CITY_LISTS] = {AUTHZ_ANYONE, "read the city's lists"},
 };
 
 unsigned authz_roles(authz_call_t call)

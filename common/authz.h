@@ -59,6 +59,9 @@ typedef enum authz_call {
     AUTHZ_AUDIT_LOG,
     AUTHZ_AUDIT_FIGURES,
     AUTHZ_AUDIT_VERIFY,
+    AUTHZ_RULES_READ,     /* list rules, units, ticket owners; explain a route */
+    AUTHZ_TRIAGE_REROUTE, /* route the triage queue again by the rules */
+    AUTHZ_CITY_LISTS,     /* the city's categories and areas */
     AUTHZ_CALL_COUNT
 } authz_call_t;
 

@@ -45,6 +45,7 @@ static const lifecycle_event_t rows[] = {
     ROW(EXTENSION_REFUSED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED), NULL, "note"),
     ROW(CLOCK_PAUSED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED), NULL, "reason"),
     ROW(CLOCK_RESUMED, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED), NULL, NULL),
+    ROW(DEADLINES_SET, ESCALATION, INTAKE | ROUTER | AUDIT, STATE(UNSPECIFIED), NULL, NULL),
     ROW(PROGRESS_REPORTED, ROUTER, INTAKE | ESCALATION | AUDIT, STATE(UNSPECIFIED), "unit_id",
         "text"),
     ROW(TICKET_RESOLVED, ROUTER | INTAKE, INTAKE | ROUTER | ESCALATION | AUDIT, STATE(RESOLVED),
@@ -199,6 +200,10 @@ int lifecycle_apply(Dispatch__Ticket *ticket, const Dispatch__Event *event, int6
     case DISPATCH__EVENT__BODY_CLOCK_RESUMED:
         set_deadlines(ticket, event->clock_resumed->deadline_sign_for,
                       event->clock_resumed->deadline_handle);
+        break;
+    case DISPATCH__EVENT__BODY_DEADLINES_SET:
+        set_deadlines(ticket, event->deadlines_set->deadline_sign_for,
+                      event->deadlines_set->deadline_handle);
         break;
     case DISPATCH__EVENT__BODY_TICKET_RESOLVED:
         ticket->resolved_at = at;

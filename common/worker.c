@@ -122,15 +122,40 @@ int worker_check_add(worker_t *worker, loop_check_fn fn, void *ctx)
     return 0;
 }
 
-static int usage(const char *kind)
+/* The usage; with help (--help) on stdout and exit 0, else on stderr, 2. */
+static int usage(const worker_kind_t *kind, bool help)
 {
-    fprintf(stderr,
+    FILE *out = help ? stdout : stderr;
+    fprintf(out,
             "usage: dispatch-%s --config FILE --name NAME [--set KEY=VALUE]... [--ready-fd N]\n"
             "       [--log-level error|warn|info|debug] [--clock "
             "real|sim:FILE|fast:SPEED@MS[/ANCHOR_MS]]\n"
-            "       [--no-sync] [--accept-incarnation PEER]...\n",
-            kind);
-    return 2;
+            "       [--no-sync] [--accept-incarnation PEER]...%s\n",
+            kind->kind, kind->options_help ? " [OPTIONS]" : "");
+    if (help)
+        fprintf(out, "  --set KEY=VALUE   a topology key for this run: worker.<name>.<key>, "
+                     "city.<key>,\n"
+                     "                    district.<id>.<key> (common/config.h)\n");
+    if (kind->options_help)
+        fprintf(out, "options of dispatch-%s:\n%s", kind->kind, kind->options_help);
+    return help ? 0 : 2;
+}
+
+/* A --set of KEY that names an option of the kind: the hint to give it. */
+static void option_hint(const worker_kind_t *kind, const char *key)
+{
+    const char *last = strrchr(key, '.');
+    char option[96];
+    int n = snprintf(option, sizeof(option), "--%s", last ? last + 1 : key);
+    if (n <= 2 || (size_t)n >= sizeof(option) || !kind->options_help)
+        return;
+    for (char *p = option; *p; p++)
+        if (*p == '_')
+            *p = '-';
+    const char *at = strstr(kind->options_help, option);
+    if (at && (at[n] == ' ' || at[n] == '=' || at[n] == '\n'))
+        log_error("%s is an option of dispatch-%s, not a topology key: give %s", key, kind->kind,
+                  option);
 }
 
 static void incarnation_text(const unsigned char *incarnation,
@@ -423,7 +448,7 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
             free(sets);
             free(accepts);
             free(rest);
-            return usage(kind->kind);
+            return usage(kind, true);
         case 1:
             rest[rest_count++] = optarg;
             break;
@@ -436,7 +461,7 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
         free(sets);
         free(accepts);
         free(rest);
-        return usage(kind->kind);
+        return usage(kind, false);
     }
 
     worker_t worker = {0};
@@ -467,11 +492,12 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
         }
         *eq = '\0';
         rc = config_set(worker.config, sets[i], eq + 1, err, sizeof(err));
-        *eq = '='; /* as given: a reload applies it again */
         if (rc < 0) {
             log_error("%s", err);
+            option_hint(kind, sets[i]);
             goto done;
         }
+        *eq = '='; /* as given: a reload applies it again */
     }
     /* The city's zone for local dates (ticket ids, working days, logs);
      * set once, before anything reads the time zone. */

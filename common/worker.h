@@ -61,6 +61,10 @@ typedef struct worker_kind {
      * app). NULL: the kind does not reload. Returns 0, or a negative code
      * after which the kind goes on with the old config. */
     int (*reload)(void *app, const config_t *config);
+    /* The kind's own options for --help, one "  --name N   what" line each
+     * (NULL: none). A --set of a topology key that is one of them says to
+     * give the option instead. */
+    const char *options_help;
 } worker_kind_t;
 
 /* Exit status of a process started under the name of a worker that is

@@ -71,7 +71,11 @@ the routing rules of one district.
     the type in service_requests.csv (types.csv names the Street Lighting
     Bureau for "Water Waste", the requests show the Department of Water &
     Power handled them). Rule per council area: the agency's yard of the
-    council's region; category default: the agency's head office.
+    council's region. The category default is a local unit, not the agency:
+    the city's own areas (and calls with no area) of that category stay in
+    the city (water-<district> for water-waste, <district>-urban-management
+    for the rest). The 106 replayed rows without a region carry no area and
+    go there too.
     "Homeless Encampment" and "Illegal Dumping" are split between the two
     sanitation bureau codes by region: in the regions where LASAN handled a
     larger share of these two types than it did city-wide, LASAN's yard
@@ -96,6 +100,12 @@ pairs separated by ';'. The shares follow the usual top categories of
 12345 hotline reports (urban management, housing and property, labour,
 heating in the northern winter, utilities, consumer rights); they are ours,
 not a published table.
+
+lists.csv (list,id,district,name): the city's lists that dispatch-intake
+checks a submit against and serves (CityListsQuery): every category (the
+hotline's and the Los Angeles types) and every area (street and community
+areas with their district, Los Angeles councils with the district of
+their region).
 
 la311-map.csv (table,id,value,ticket_kind,latitude,longitude,note): how
 dispatch-callgen --replay maps a Los Angeles row:
@@ -287,6 +297,12 @@ LA_KINDS = {
     "Feedback": "suggestion",
 }
 LA_NO_OWNER = ("Other", "Feedback")
+# The local owner of a Los Angeles request type in this city: a call of that
+# category from one of the city's own areas (or with none) goes here, not to
+# an LA agency. "Water Waste" is the water company's; the rest (cleaning,
+# dumping, graffiti, street lights) the district's urban management.
+LA_LOCAL_OWNER = {"Water Waste": "water-{d}"}
+LA_LOCAL_DEFAULT = "{d}-urban-management"
 LA_SPLIT = ("Homeless Encampment", "Illegal Dumping")
 LA_SOURCES = {
     "Phone Call": "phone", "Queue-Initiated": "phone", "Voicemail": "phone", "TTY": "phone",
@@ -555,7 +571,10 @@ def write_rules(out, district, units, la):
         else:
             lines.append("# %s: the %s yard of the council's region; default %s\n"
                          % (category, la.owner[t["type_id"]].upper(), head))
-        rule(category, "", head)
+        local = LA_LOCAL_OWNER.get(t["type_name"], LA_LOCAL_DEFAULT)
+        lines.append("#   (%s's own areas and calls with no area: %s, not %s)\n"
+                     % (category, local.format(d=district), head))
+        rule(category, "", local)
         for cid in councils:
             region = la.council_region[cid]
             code = la.owner_in_region(t, region)
@@ -579,6 +598,32 @@ def write_categories(out):
         f.write("category,name,weight,area_level,kinds\n")
         for code, name, weight, level, kinds, _ in CATEGORIES:
             f.write(csv_line((code, name, "%g" % weight, level, kinds)))
+
+
+def write_lists(out, units, la):
+    """The city's lists: the categories and areas intake accepts."""
+    rows = []
+    for code, name, _, _, _, _ in CATEGORIES:
+        if code:
+            rows.append(("category", code, "", name))
+    for t in sorted(la.types, key=lambda t: int(t["type_id"])):
+        rows.append(("category", la.category(t), "", "Los Angeles 311: " + t["type_name"]))
+    for uid, name, _, level, district, _ in units:
+        if level in ("street", "community"):
+            rows.append(("area", uid, district, name))
+    for c in sorted(la.councils, key=lambda c: int(c["council_id"])):
+        if c["council_id"] == "0":
+            continue
+        region = la.council_region[c["council_id"]]
+        rows.append(("area", "la-nc-%03d" % int(c["council_id"]), region_district(region),
+                     "Los Angeles neighbourhood council: " + c["council_name"]))
+    with open(os.path.join(out, "lists.csv"), "w", encoding="utf-8", newline="") as f:
+        f.write(header_comment("The city's lists: the categories and areas dispatch-intake "
+                               "accepts\n# (SubmitTicket.category, .area; CityListsQuery "
+                               "serves them). An area belongs to\n# one district."))
+        f.write("list,id,district,name\n")
+        for row in rows:
+            f.write(csv_line(row))
 
 
 def write_la_map(out, la):
@@ -619,6 +664,7 @@ def generate(out, la_path):
         write_rules(out, district, units, la)
     write_categories(out)
     write_la_map(out, la)
+    write_lists(out, units, la)
     return units
 
 

@@ -20,6 +20,10 @@ static void print_done(const Dispatch__AdminReply *reply)
                ctl_enum_name(&dispatch__ticket_state__descriptor, done->state, true));
     else
         printf("done\n");
+    for (size_t i = 0; done && i < done->n_warnings; i++) {
+        char text[1024];
+        fprintf(stderr, "warning: %s\n", ctl_clean(done->warnings[i], text, sizeof(text)));
+    }
 }
 
 /* Sends a request to the router (of `district` when --district is not
@@ -150,7 +154,9 @@ int ctl_cmd_triage(ctl_t *ctl, int argc, char **argv)
     }
     if (strcmp(argv[1], "assign") == 0)
         return triage_assign(ctl, argc - 1, argv + 1);
-    return ctl_usage_error("triage: unknown command '%s' (list, assign)", argv[1]);
+    if (strcmp(argv[1], "reroute") == 0)
+        return ctl_triage_reroute(ctl, argc - 1, argv + 1);
+    return ctl_usage_error("triage: unknown command '%s' (list, assign, reroute)", argv[1]);
 }
 
 /* --- registry --- */

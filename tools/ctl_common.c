@@ -72,6 +72,22 @@ int ctl_exit_for_error_code(int code)
     }
 }
 
+/* ctl_refusal_lines(): the file a list field of the request came from. */
+static struct {
+    const char *field, *file;
+    const unsigned long *lines;
+    size_t count;
+} refusal_lines;
+
+void ctl_refusal_lines(const char *field, const char *file, const unsigned long *lines,
+                       size_t count)
+{
+    refusal_lines.field = field;
+    refusal_lines.file = file;
+    refusal_lines.lines = lines;
+    refusal_lines.count = count;
+}
+
 int ctl_refused(const Dispatch__Error *error)
 {
     char message[2048], field[256];
@@ -80,6 +96,14 @@ int ctl_refused(const Dispatch__Error *error)
     fprintf(stderr, "dispatchctl: %s: %s%s%s%s\n",
             ctl_enum_name(&dispatch__error_code__descriptor, error->code, false), message,
             *field ? " (" : "", field, *field ? ")" : "");
+    size_t prefix = refusal_lines.field ? strlen(refusal_lines.field) : 0;
+    if (prefix && strncmp(error->field, refusal_lines.field, prefix) == 0 &&
+        error->field[prefix] == '[') {
+        unsigned long index = strtoul(error->field + prefix + 1, NULL, 10);
+        if (index < refusal_lines.count)
+            fprintf(stderr, "dispatchctl: that is %s line %lu\n", refusal_lines.file,
+                    refusal_lines.lines[index]);
+    }
     int code = ctl_exit_for_error_code(error->code);
     /* An Error with code OK is a server fault, not a success. */
     return code == CTL_EXIT_OK ? CTL_EXIT_INTERNAL : code;
@@ -115,8 +139,9 @@ int ctl_intake_url(ctl_t *ctl, const char **url)
                            ctl->config_path);
 }
 
-static int find_router(ctl_t *ctl, const char *district, const char *option,
-                       const config_worker_t **ret)
+/* The worker of `kind` ("router", "escalation") serving the district. */
+static int find_district_worker(ctl_t *ctl, const char *kind, const char *district,
+                                const char *option, const config_worker_t **ret)
 {
     int rc = need_config(ctl, option);
     if (rc != CTL_EXIT_OK)
@@ -126,7 +151,7 @@ static int find_router(ctl_t *ctl, const char *district, const char *option,
     size_t routers = 0;
     for (size_t i = 0; i < config_worker_count(ctl->config); i++) {
         const config_worker_t *worker = config_worker_at(ctl->config, i);
-        if (strcmp(worker->kind, "router") != 0)
+        if (strcmp(worker->kind, kind) != 0)
             continue;
         routers++;
         if (!wanted || strcmp(worker->district, wanted) == 0)
@@ -137,9 +162,28 @@ static int find_router(ctl_t *ctl, const char *district, const char *option,
                                ctl->config_path, routers, option);
     if (!found)
         return wanted
-                   ? ctl_usage_error("%s has no router for district '%s'", ctl->config_path, wanted)
-                   : ctl_usage_error("%s has no router: give %s URL", ctl->config_path, option);
+                   ? ctl_usage_error("%s has no %s for district '%s'", ctl->config_path, kind,
+                                     wanted)
+                   : ctl_usage_error("%s has no %s: give %s URL", ctl->config_path, kind, option);
     *ret = found;
+    return CTL_EXIT_OK;
+}
+
+int ctl_escalation_url(ctl_t *ctl, const char *district, const char **url)
+{
+    if (ctl->escalation_url) {
+        *url = ctl->escalation_url;
+        return CTL_EXIT_OK;
+    }
+    const config_worker_t *worker = NULL;
+    int rc = find_district_worker(ctl, "escalation", district, "--escalation", &worker);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (!worker->request)
+        return ctl_usage_error("worker %s in %s has no request (admin) endpoint: give "
+                               "--escalation URL",
+                               worker->name, ctl->config_path);
+    *url = worker->request;
     return CTL_EXIT_OK;
 }
 
@@ -153,7 +197,7 @@ static int router_endpoint(ctl_t *ctl, const char *district, bool units, const c
         return CTL_EXIT_OK;
     }
     const config_worker_t *router = NULL;
-    int rc = find_router(ctl, district, option, &router);
+    int rc = find_district_worker(ctl, "router", district, option, &router);
     if (rc != CTL_EXIT_OK)
         return rc;
     const char *endpoint = units ? router->units : router->request;

@@ -45,6 +45,7 @@ typedef struct ctl {
     const char *intake_url;  /* --intake, --router, --units: win over the topology */
     const char *router_url;
     const char *units_url;
+    const char *escalation_url;       /* --escalation: the admin endpoint of an escalation */
     const char *district;             /* --district */
     const char *actor;                /* --actor; NULL = the command's default */
     const char *key_path;             /* --key; NULL = <keys_dir>/<actor>.key_secret */
@@ -66,6 +67,10 @@ __attribute__((format(printf, 1, 2))) int ctl_usage_error(const char *format, ..
 __attribute__((format(printf, 2, 3))) int ctl_fail(int code, const char *format, ...);
 /* Prints the server's refusal on stderr; returns the exit code of its code. */
 int ctl_refused(const Dispatch__Error *error);
+/* From now on a refusal whose field is "<field>[i]..." also names line
+ * lines[i] of file (the request's list came from it); NULL field: none. */
+void ctl_refusal_lines(const char *field, const char *file, const unsigned long *lines,
+                       size_t count);
 /* Exit code for a Dispatch__ErrorCode. */
 int ctl_exit_for_error_code(int code);
 
@@ -80,6 +85,9 @@ int ctl_intake_url(ctl_t *ctl, const char **url);
  * the topology must have exactly one router. */
 int ctl_router_url(ctl_t *ctl, const char *district, const char **url);
 int ctl_units_url(ctl_t *ctl, const char *district, const char **url);
+/* The escalation of a district: its admin endpoint (`request`); --escalation
+ * wins; the district as for ctl_router_url. */
+int ctl_escalation_url(ctl_t *ctl, const char *district, const char **url);
 
 /* --- calls --- */
 
@@ -218,6 +226,8 @@ void ctl_table_print(const ctl_table_t *self, FILE *out);
 int ctl_cmd_submit(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_get(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_callback(ctl_t *ctl, int argc, char **argv);
+/* lists: the city's categories and areas, from intake (ctl_intake.c). */
+int ctl_cmd_lists(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_triage(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_registry(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_rule(ctl_t *ctl, int argc, char **argv);
@@ -225,6 +235,16 @@ int ctl_cmd_unit(ctl_t *ctl, int argc, char **argv);
 /* links, links accept (ctl_links.c). */
 int ctl_cmd_links(ctl_t *ctl, int argc, char **argv);
 int ctl_cmd_keys(ctl_t *ctl, int argc, char **argv); /* ctl_keys.c */
+/* rules, units, route (ctl_rules.c). */
+int ctl_cmd_rules(ctl_t *ctl, int argc, char **argv);
+int ctl_cmd_units(ctl_t *ctl, int argc, char **argv);
+int ctl_cmd_route(ctl_t *ctl, int argc, char **argv);
+/* triage reroute (ctl_rules.c): argv[0] is "reroute". */
+int ctl_triage_reroute(ctl_t *ctl, int argc, char **argv);
+/* rules suggest (ctl_suggest.c): argv[0] is "suggest". */
+int ctl_rules_suggest(ctl_t *ctl, int argc, char **argv);
+/* supervise: queues, extension decisions, sign-offs (ctl_supervise.c). */
+int ctl_cmd_supervise(ctl_t *ctl, int argc, char **argv);
 /* "unit list": argv[0] is "list" (ctl_admin.c). */
 int ctl_list_unit_queue(ctl_t *ctl, int argc, char **argv);
 

@@ -309,3 +309,45 @@ int ctl_cmd_callback(ctl_t *ctl, int argc, char **argv)
                           DISPATCH__REPLY__BODY_CALLBACK, callback.client_request_id,
                           print_called_back);
 }
+
+/* --- the city's lists --- */
+
+static int print_lists(const ctl_t *ctl, const Dispatch__Reply *reply)
+{
+    (void)ctl;
+    const Dispatch__CityLists *lists = reply->city_lists;
+    if (!lists->checked) {
+        printf("(this intake has no lists: it checks no category or area)\n");
+        return CTL_EXIT_OK;
+    }
+    static const char *const headers[] = {"LIST", "ID", "DISTRICT", "NAME"};
+    ctl_table_t *table;
+    if (ctl_table_new(4, headers, &table) < 0)
+        return ctl_fail(CTL_EXIT_INTERNAL, "out of memory");
+    for (size_t i = 0; i < lists->n_categories; i++) {
+        const char *cells[] = {"category", lists->categories[i]->id, NULL,
+                               lists->categories[i]->name};
+        ctl_table_add(table, cells);
+    }
+    for (size_t i = 0; i < lists->n_areas; i++) {
+        const char *cells[] = {"area", lists->areas[i]->id, lists->areas[i]->district,
+                               lists->areas[i]->name};
+        ctl_table_add(table, cells);
+    }
+    ctl_table_print(table, stdout);
+    ctl_table_destroy(&table);
+    printf("(%zu categories, %zu areas)\n", lists->n_categories, lists->n_areas);
+    return CTL_EXIT_OK;
+}
+
+int ctl_cmd_lists(ctl_t *ctl, int argc, char **argv)
+{
+    Dispatch__CityListsQuery query = DISPATCH__CITY_LISTS_QUERY__INIT;
+    int rc = ctl_parse_options(argc, argv, NULL, 0, "lists", NULL);
+    if (rc != CTL_EXIT_OK)
+        return rc;
+    if (ctl->district)
+        query.district = (char *)ctl->district;
+    return intake_request(ctl, DISPATCH__REQUEST__BODY_CITY_LISTS, &query,
+                          DISPATCH__REPLY__BODY_CITY_LISTS, NULL, print_lists);
+}

@@ -355,8 +355,15 @@ static int unit_watch(ctl_t *ctl, int argc, char **argv)
             break;
         }
         /* seq 0: a result of an action sent on the main session by another
-         * program; not a delivery, not acked. */
-        if (delivery->seq != 0) {
+         * program; not a delivery, not acked. A refusal without an action
+         * id answers the session's own ack: the router refuses the session
+         * (an unknown unit, a key of another unit); it is not kept open. */
+        if (delivery->seq == 0 &&
+            delivery->body_case == DISPATCH__UNIT_DELIVERY__BODY_ACTION_RESULT &&
+            delivery->action_result && delivery->action_result->error &&
+            !*delivery->action_result->action_id) {
+            rc = ctl_refused(delivery->action_result->error);
+        } else if (delivery->seq != 0) {
             rc = ctl->json ? ctl_print_json(&delivery->base) : CTL_EXIT_OK;
             if (!ctl->json) {
                 print_delivery(ctl, delivery);

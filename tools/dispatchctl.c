@@ -6,9 +6,12 @@
  *               [--timeout MS] COMMAND ...
  *
  * The commands (USAGE below has them all) are in ctl_intake.c (submit, get,
- * callback), ctl_admin.c (triage, registry, rule, unit list), ctl_links.c
- * (links) and ctl_unit.c (unit actions, unit watch); ctl_common.c has what
- * they share.
+ * callback, lists), ctl_admin.c (triage, registry, rule, unit list),
+ * ctl_rules.c (rules import/reload/export/list, units, route, triage
+ * reroute), ctl_suggest.c (rules suggest), ctl_supervise.c (supervise),
+ * ctl_links.c (links) and ctl_unit.c (unit actions, unit watch); ctl_common.c
+ * has what they share. `COMMAND ... --help` prints the command's part of
+ * USAGE (supervise, rules, units and route have their own).
  *
  * Endpoints come from the topology file (--config, default
  * deploy/topology.example.ini when it exists): the first intake's `request`;
@@ -44,6 +47,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -56,7 +60,7 @@
 
 static const char usage_text[] =
     "usage: dispatchctl [--config FILE] [--intake URL] [--router URL] [--units URL]\n"
-    "                   [--district D] [--actor ID] [--key FILE]\n"
+    "                   [--escalation URL] [--district D] [--actor ID] [--key FILE]\n"
     "                   [--role operator|dispatcher|supervisor|leader|unit|admin]\n"
     "                   [--json] [--timeout MS] COMMAND ...\n"
     "\n"
@@ -68,11 +72,14 @@ static const char usage_text[] =
     "      C: phone wechat web open311 message-board proactive reception-day\n"
     "      K: consult help complaint report suggestion;  U: normal urgent\n"
     "  get TICKET [--code LOOKUP_CODE]   (with the caller's code: the public view, masked)\n"
+    "  lists      the city's categories and areas a submit may name (--district D: its areas)\n"
     "  callback TICKET --satisfaction satisfied|basically|unsatisfied\n"
     "         [--solved|--not-solved] [--unreachable] [--comment TEXT] [--request-id ID]\n"
     "      (solved unless --not-solved)\n"
     "  triage list [--limit N] [--after TICKET]\n"
     "  triage assign TICKET --unit U [--assist U1,U2] [--note TEXT]\n"
+    "  triage reroute [--dry-run]\n"
+    "      routes again by the rules of now every ticket in triage a rule now routes\n"
     "  unit list --unit U [--limit N] [--after TICKET]\n"
     "  unit sign-for|progress|resolve|return|object|extend TICKET --unit U\n"
     "         [--text T] [--result solved|partly|not-solved|explained]\n"
@@ -90,6 +97,13 @@ static const char usage_text[] =
     "  rule upsert --category C [--area A] --lead U [--assist U1,U2] [--priority N]\n"
     "         [--district D]\n"
     "  rule remove --category C [--area A] [--district D]\n"
+    "  rules import FILE [--dry-run] [--moved-days N]\n"
+    "      replaces the district's rules with FILE in one step; prints the diff, the\n"
+    "      tickets of the last N days that would route elsewhere, warnings\n"
+    "  rules reload [--dry-run] [--moved-days N]   the router rereads its data_dir\n"
+    "  rules export | rules list [--category C] [--limit N]\n"
+    "  units list [--after ID] [--limit N]\n"
+    "  route explain --category C [--area A]      which rule, which unit, why\n"
     "  audit verify [--state DIR | --remote] [--from N]\n"
     "      checks the audit's hash chain (the store read-only, or --remote asks the\n"
     "      worker); exit 1 names the first broken record\n"
@@ -101,6 +115,12 @@ static const char usage_text[] =
     "  report [--period day|month|quarter] [--at YYYY-MM-DD] [--top N] [--json|--csv]\n"
     "      the special report: top categories, share of all tickets, trend\n"
     "      (audit commands: --audit URL, tail also --publish URL; else the topology)\n"
+    "  supervise list [--queue extension|sign-off|overdue|urgent] | extensions | sign-offs\n"
+    "  supervise grant TICKET [--request ID] [--until TIME] [--reason T]\n"
+    "  supervise refuse TICKET [--request ID] --reason T\n"
+    "  supervise sign-off TICKET|--report ID --instruction T\n"
+    "      supervisors and leaders at the district's escalation (--escalation URL);\n"
+    "      TIME: YYYY-MM-DD or \"YYYY-MM-DD HH:MM\" (supervise --help)\n"
     "  links [--worker NAME]\n"
     "      the bus links of every worker of the topology (or of NAME; --router URL: that\n"
     "      admin endpoint): up/down, last heard, outbox, lag, diverged, incarnations\n"
@@ -140,6 +160,7 @@ enum {
     OPT_INTAKE,
     OPT_ROUTER,
     OPT_UNITS,
+    OPT_ESCALATION,
     OPT_DISTRICT,
     OPT_ACTOR,
     OPT_KEY,
@@ -153,11 +174,15 @@ static const struct {
     const char *name;
     int (*run)(ctl_t *ctl, int argc, char **argv);
 } commands[] = {
-    {"submit", ctl_cmd_submit}, {"get", ctl_cmd_get},           {"callback", ctl_cmd_callback},
-    {"triage", ctl_cmd_triage}, {"registry", ctl_cmd_registry}, {"rule", ctl_cmd_rule},
-    {"unit", ctl_cmd_unit},     {"audit", ctl_cmd_audit},       {"tail", ctl_cmd_tail},
-    {"kpi", ctl_cmd_kpi},       {"report", ctl_cmd_report},     {"links", ctl_cmd_links},
-    {"keys", ctl_cmd_keys},
+    {"submit", ctl_cmd_submit},     {"get", ctl_cmd_get},
+    {"callback", ctl_cmd_callback}, {"triage", ctl_cmd_triage},
+    {"registry", ctl_cmd_registry}, {"rule", ctl_cmd_rule},
+    {"unit", ctl_cmd_unit},         {"audit", ctl_cmd_audit},
+    {"tail", ctl_cmd_tail},         {"kpi", ctl_cmd_kpi},
+    {"report", ctl_cmd_report},     {"links", ctl_cmd_links},
+    {"keys", ctl_cmd_keys},         {"supervise", ctl_cmd_supervise},
+    {"rules", ctl_cmd_rules},       {"units", ctl_cmd_units},
+    {"route", ctl_cmd_route},       {"lists", ctl_cmd_lists},
 };
 
 /* Parses the options before the command into ctl; *command_index is where
@@ -169,6 +194,7 @@ static int parse_global_options(int argc, char **argv, ctl_t *ctl, int *command_
         {"intake", required_argument, NULL, OPT_INTAKE},
         {"router", required_argument, NULL, OPT_ROUTER},
         {"units", required_argument, NULL, OPT_UNITS},
+        {"escalation", required_argument, NULL, OPT_ESCALATION},
         {"district", required_argument, NULL, OPT_DISTRICT},
         {"actor", required_argument, NULL, OPT_ACTOR},
         {"key", required_argument, NULL, OPT_KEY},
@@ -194,6 +220,9 @@ static int parse_global_options(int argc, char **argv, ctl_t *ctl, int *command_
             break;
         case OPT_UNITS:
             ctl->units_url = optarg;
+            break;
+        case OPT_ESCALATION:
+            ctl->escalation_url = optarg;
             break;
         case OPT_DISTRICT:
             ctl->district = optarg;
@@ -230,6 +259,51 @@ static int parse_global_options(int argc, char **argv, ctl_t *ctl, int *command_
         return ctl_usage_error("no command given");
     *command_index = optind;
     return CTL_EXIT_OK;
+}
+
+/* Commands that answer --help themselves, with more than USAGE says. */
+static bool own_help(const char *name)
+{
+    static const char *const names[] = {"supervise", "rules", "units", "route"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* --help or -h among a command's arguments (before a "--"). */
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
+/* The lines of USAGE about one command: each "  <name> ..." entry with
+ * the more indented lines under it. */
+static void command_help(const char *name)
+{
+    size_t len = strlen(name);
+    bool in_entry = false, any = false;
+    printf("usage: dispatchctl [OPTIONS] %s ...   (dispatchctl --help: the options)\n", name);
+    for (const char *line = usage_text; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t line_len = end ? (size_t)(end - line) : strlen(line);
+        bool entry = line_len > 2 && line[0] == ' ' && line[1] == ' ' && line[2] != ' ';
+        if (entry)
+            in_entry = line_len >= len + 2 && strncmp(line + 2, name, len) == 0 &&
+                       (line_len == len + 2 || line[len + 2] == ' ');
+        else if (line_len < 3 || line[0] != ' ')
+            in_entry = false;
+        if (in_entry) {
+            printf("%.*s\n", (int)line_len, line);
+            any = true;
+        }
+        line += line_len + (end ? 1 : 0);
+    }
+    if (!any)
+        printf("  (no entry: dispatchctl --help lists every command)\n");
 }
 
 /* Reads the topology file when one is named or the default exists, and
@@ -269,6 +343,15 @@ int main(int argc, char **argv)
             run = commands[i].run;
     if (!run)
         return ctl_usage_error("unknown command '%s'", name);
+    if (wants_help(argc - command_index, argv + command_index)) {
+        if (!own_help(name)) {
+            command_help(name);
+            return CTL_EXIT_OK;
+        }
+        char *help_argv[] = {(char *)name, "--help", NULL};
+        ctl.zmq = NULL;
+        return run(&ctl, 2, help_argv);
+    }
     rc = load_topology(&ctl);
     if (rc != CTL_EXIT_OK)
         return rc;

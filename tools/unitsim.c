@@ -40,6 +40,12 @@
  * --dispatch-every of business time it lists each router's triage queue
  * and assigns the tickets to the district office.
  *
+ * With --supervisors it also plays each district's supervisor and a city
+ * leader (sim_supervisors.h): every --supervise-every of business time they
+ * decide the extension requests (--grant-share granted) and instruct the
+ * tickets in the leader sign-off queue, with the keys "supervisor" and
+ * "leader" of the keys dir.
+ *
  * Progress: one line of counters (business time, totals, "d.<district>.
  * <counter>=N" per district) every --progress-every ms on --progress-fd.
  * Readiness: "ready" on --ready-fd once every session is connected (the
@@ -70,6 +76,7 @@
 #include "sim_heap.h"
 #include "sim_map.h"
 #include "sim_random.h"
+#include "sim_supervisors.h"
 #include "tool_keys.h"
 #include "unit_session.h"
 
@@ -151,6 +158,11 @@ typedef struct options {
     double delay_scale;
     bool dispatcher;
     int64_t dispatch_every;
+    bool supervisors; /* --supervisors: sim_supervisors.h */
+    bool no_units;    /* --units none: only the dispatcher, supervisors and leader */
+    const char *supervisor_actor, *leader_actor;
+    int64_t supervise_every;
+    double grant_share;
 } options_t;
 
 typedef struct sim {
@@ -173,6 +185,9 @@ typedef struct sim {
     size_t heartbeat_cursor;
     int64_t started_business, started_real;
     int64_t next_dispatch;
+    sim_supervisors_t *supervisors; /* with --supervisors */
+    sim_random_t supervisor_random; /* their own stream: the units' draws stay as they were */
+    int64_t next_supervise;
     /* Totals. */
     uint64_t deliveries, withdrawn, sign_offs, extension_decisions, reminders_seen, actions_sent,
         retries, results_ok, refused, refused_codes[16], progress, extensions;
@@ -273,7 +288,7 @@ static int setup_router(sim_t *sim, uint32_t r, char *err, size_t err_len)
     if (rc == 0 && sim->options.dispatcher && router->office)
         wanted[sim_units_find(units, router->office)] = true;
     long added = 0;
-    for (size_t i = 0; rc == 0 && i < count; i++) {
+    for (size_t i = 0; rc == 0 && !sim->options.no_units && i < count; i++) {
         if (!wanted[i])
             continue;
         if (sim->options.max_units && added >= sim->options.max_units)
@@ -904,7 +919,23 @@ static void write_progress(sim_t *sim, int64_t now)
                       d, (unsigned long long)st->dispatched, d, (unsigned long long)st->signed_for,
                       d, (unsigned long long)st->resolved, d, (unsigned long long)st->overdue);
     }
+    if (sim->supervisors && n > 0 && (size_t)n < sizeof(line)) {
+        sim_supervisors_counts_t c = sim_supervisors_counts(sim->supervisors);
+        snprintf(line + n, sizeof(line) - (size_t)n,
+                 " ext_granted=%llu ext_refused=%llu signed_off=%llu",
+                 (unsigned long long)c.granted, (unsigned long long)c.refused,
+                 (unsigned long long)c.signed_off);
+    }
     sim_write_progress(&sim->options.common, line);
+}
+
+/* The supervisors' and the leader's round, when one is due. */
+static void supervise_turn(sim_t *sim, int64_t now)
+{
+    if (!sim->supervisors || now < sim->next_supervise)
+        return;
+    sim_supervisors_turn(sim->supervisors, &sim->supervisor_random);
+    sim->next_supervise = now + sim->options.supervise_every;
 }
 
 static int loop(sim_t *sim)
@@ -932,6 +963,7 @@ static int loop(sim_t *sim)
                 dispatch_triage(sim, &sim->routers[r]);
             sim->next_dispatch = now + sim->options.dispatch_every;
         }
+        supervise_turn(sim, now);
         if (real >= next_progress) {
             write_progress(sim, now);
             next_progress = real + sim->options.common.progress_every;
@@ -1007,6 +1039,8 @@ static void print_stats(const sim_t *sim)
            (unsigned long long)sim->retries);
     printf("unitsim: overdue tickets %llu; triage tickets assigned by the dispatcher %llu\n",
            (unsigned long long)all.overdue, (unsigned long long)all.triage_assigned);
+    if (sim->supervisors)
+        sim_supervisors_print(sim->supervisors, stdout, "unitsim: ");
     for (size_t r = 0; r < sim->router_count; r++) {
         const district_stats_t *d = &sim->routers[r].stats;
         printf("unitsim:   %-12s dispatched %6llu  signed for %6llu  returned %5llu  resolved "
@@ -1023,12 +1057,17 @@ static void print_stats(const sim_t *sim)
 
 static const char usage_text[] =
     "dispatch-unitsim --config FILE [--clock SPEC] [--router NAME]...\n"
-    "         [--units ruled|all] [--max-units N]\n"
+    "         [--units ruled|all|none] [--max-units N]\n"
     "         [--sign-late S] [--resolve-late S] [--return-share S]\n"
     "         [--extension-share S] [--progress-share S] [--not-solved-share S]\n"
     "         [--delay-scale X] [--dispatcher] [--dispatch-every DURATION]\n"
+    "         [--supervisors] [--supervise-every DURATION] [--grant-share S]\n"
+    "         [--supervisor NAME] [--leader NAME]\n"
     "         [--duration DURATION] [--seed N]\n"
     "         [--ready-fd N] [--progress-fd N] [--progress-every MS] [--key FILE]\n"
+    "  --supervisors: also the district supervisors (extension decisions) and a leader\n"
+    "         (sign-offs), with the keys of --supervisor and --leader (default supervisor\n"
+    "         and leader) in the keys dir; --units none: no unit sessions at all\n"
     "  --key: the simulator's key (security = curve); default <keys_dir>/unitsim.key_secret,\n"
     "         a unit-gateway key with roles unit,dispatcher: it acts for every unit\n"
     "  S: a share, 0.05 or 5%; DURATION: business time, 90s 15m 12h 2d\n";
@@ -1044,9 +1083,11 @@ static int add_router(const char *arg, void *value)
 
 static int choose_units(const char *arg, void *value)
 {
-    if (strcmp(arg, "all") != 0 && strcmp(arg, "ruled") != 0)
+    options_t *o = value;
+    if (strcmp(arg, "all") != 0 && strcmp(arg, "ruled") != 0 && strcmp(arg, "none") != 0)
         return -EINVAL;
-    *(bool *)value = strcmp(arg, "all") == 0;
+    o->all_units = strcmp(arg, "all") == 0;
+    o->no_units = strcmp(arg, "none") == 0;
     return 0;
 }
 
@@ -1054,7 +1095,7 @@ static int parse_options(int argc, char **argv, options_t *o)
 {
     const sim_option_t options[] = {
         {"router", SIM_OPTION_CHECK, o, .check = add_router},
-        {"units", SIM_OPTION_CHECK, &o->all_units, .check = choose_units},
+        {"units", SIM_OPTION_CHECK, o, .check = choose_units},
         {"max-units", SIM_OPTION_LONG, &o->max_units, .min = 1, .max = 1000000},
         {"sign-late", SIM_OPTION_SHARE, &o->sign_late, .max = 1},
         {"resolve-late", SIM_OPTION_SHARE, &o->resolve_late, .max = 1},
@@ -1065,6 +1106,11 @@ static int parse_options(int argc, char **argv, options_t *o)
         {"delay-scale", SIM_OPTION_POSITIVE, &o->delay_scale, .max = 1000},
         {"dispatcher", SIM_OPTION_SET, .value = &o->dispatcher},
         {"dispatch-every", SIM_OPTION_DURATION, .value = &o->dispatch_every},
+        {"supervisors", SIM_OPTION_SET, .value = &o->supervisors},
+        {"supervise-every", SIM_OPTION_DURATION, .value = &o->supervise_every},
+        {"grant-share", SIM_OPTION_SHARE, &o->grant_share, .max = 1},
+        {"supervisor", SIM_OPTION_TEXT, .value = &o->supervisor_actor},
+        {"leader", SIM_OPTION_TEXT, .value = &o->leader_actor},
     };
     return sim_parse_options("dispatch-unitsim", usage_text, argc, argv, options,
                              sizeof(options) / sizeof(options[0]), &o->common);
@@ -1107,6 +1153,25 @@ static int load_keys(sim_t *sim)
         }
     }
     return 0;
+}
+
+/* With --supervisors: a supervisor and the leader at the escalation of
+ * every simulated district. */
+static int setup_supervisors(sim_t *sim)
+{
+    if (!sim->options.supervisors)
+        return 0;
+    const char *districts[MAX_ROUTERS];
+    for (size_t r = 0; r < sim->router_count; r++)
+        districts[r] = sim->routers[r].district;
+    char err[512] = "";
+    int rc = sim_supervisors_new(sim->zmq, sim->config, districts, sim->router_count,
+                                 sim->options.supervisor_actor, sim->options.leader_actor,
+                                 sim->options.grant_share, &sim->supervisors, err, sizeof(err));
+    if (rc < 0)
+        fprintf(stderr, "dispatch-unitsim: --supervisors: %s\n", err[0] ? err : strerror(-rc));
+    sim_random_seed(&sim->supervisor_random, sim->options.common.seed, 2);
+    return rc;
 }
 
 static int setup(sim_t *sim)
@@ -1164,7 +1229,7 @@ static int setup(sim_t *sim)
     if (!sim->zmq)
         return -errno;
     zmq_ctx_set(sim->zmq, ZMQ_MAX_SOCKETS, (int)sim->session_count + 64);
-    sim->items = calloc(sim->session_count, sizeof(zmq_pollitem_t));
+    sim->items = calloc(sim->session_count ? sim->session_count : 1, sizeof(zmq_pollitem_t));
     if (!sim->items)
         return -ENOMEM;
     for (size_t i = 0; i < sim->session_count; i++) {
@@ -1180,7 +1245,7 @@ static int setup(sim_t *sim)
             (zmq_pollitem_t){.socket = unit_session_socket(s->session), .events = ZMQ_POLLIN};
         unit_session_start(s->session, 0);
     }
-    return 0;
+    return setup_supervisors(sim);
 }
 
 static void teardown(sim_t *sim)
@@ -1190,6 +1255,7 @@ static void teardown(sim_t *sim)
     free(sim->tickets);
     for (size_t i = 0; i < sim->session_count; i++)
         unit_session_destroy(&sim->sessions[i].session);
+    sim_supervisors_destroy(&sim->supervisors);
     for (size_t r = 0; r < sim->router_count; r++) {
         client_destroy(&sim->routers[r].admin);
         sim_units_destroy(&sim->registries[r]);
@@ -1217,6 +1283,10 @@ int main(int argc, char **argv)
                 .not_solved = 0.04,
                 .delay_scale = 1.0,
                 .dispatch_every = 20 * MINUTE_MS,
+                .supervise_every = 30 * MINUTE_MS,
+                .grant_share = 0.75,
+                .supervisor_actor = "supervisor",
+                .leader_actor = "leader",
                 .common = {.seed = 1, .ready_fd = -1, .progress_fd = -1, .progress_every = 1000},
             },
     };

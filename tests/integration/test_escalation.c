@@ -924,6 +924,227 @@ static void test_reset_escalation_diverges_until_accepted(void **state)
     assert_false(queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, before, NULL));
 }
 
+/* ---- Issue 18, Must show 1: supervisors and leaders through dispatchctl ---- */
+
+static void test_supervise_through_dispatchctl(void **state)
+{
+    world_t *w = *state;
+    char moved[64], kept[64];
+    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, moved, sizeof(moved));
+    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, kept, sizeof(kept));
+    wait_deliveries(w, NULL, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, 2);
+    sign_for(w, moved);
+    sign_for(w, kept);
+    set_clock(w, cst(2026, 3, 16, 10, 0));
+    char moved_request[64], kept_request[64];
+    request_extension(w, moved, 3, moved_request, sizeof(moved_request));
+    request_extension(w, kept, 2, kept_request, sizeof(kept_request));
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, moved, true);
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, kept, true);
+
+    /* The supervisor's queue names both requests. */
+    char out[16384];
+    assert_int_equal(
+        test_ctl(out, sizeof(out), "--actor", "sup-chen", "supervise", "extensions", NULL), 0);
+    assert_non_null(strstr(out, moved));
+    assert_non_null(strstr(out, kept));
+    assert_non_null(strstr(out, "+3 working days"));
+    /* A refusal without a reason, a decision on no request, a leader
+     * deciding: each refused, nothing applied. */
+    assert_int_equal(
+        test_ctl(out, sizeof(out), "--actor", "sup-chen", "supervise", "refuse", kept, NULL), 2);
+    assert_int_equal(test_ctl(out, sizeof(out), "--actor", "sup-chen", "supervise", "grant", kept,
+                              "--request", "no-such-request", NULL),
+                     3);
+    assert_int_equal(test_ctl(out, sizeof(out), "--actor", "leader-li", "--role", "leader",
+                              "supervise", "grant", kept, "--request", kept_request, NULL),
+                     4);
+    assert_int_equal(test_ctl(out, sizeof(out), "--actor", "sup-chen", "supervise", "grant", moved,
+                              "--until", "2026-13-40", NULL),
+                     2);
+
+    /* Granted with another deadline than asked: the end of Monday Mar 30. */
+    const int64_t extended = cst(2026, 3, 31, 0, 0);
+    assert_int_equal(test_ctl(out, sizeof(out), "--actor", "sup-chen", "supervise", "grant", moved,
+                              "--until", "2026-03-30", "--reason", "one more night of measurements",
+                              NULL),
+                     0);
+    assert_non_null(strstr(out, "granted until 2026-03-31 00:00"));
+    assert_int_equal(test_ctl(out, sizeof(out), "--actor", "sup-chen", "supervise", "refuse", kept,
+                              "--reason", "measure tonight", NULL),
+                     0);
+    assert_non_null(strstr(out, "refused"));
+    /* The queue is empty now; a repeated decision is refused as decided. */
+    assert_int_equal(
+        test_ctl(out, sizeof(out), "--actor", "sup-chen", "supervise", "extensions", NULL), 0);
+    assert_null(strstr(out, moved));
+
+    /* A leader's instruction on a ticket, and a sign-off of a special report. */
+    assert_int_equal(test_ctl(out, sizeof(out), "--actor", "leader-li", "supervise", "sign-off",
+                              kept, "--instruction", "visit the site tonight and report", NULL),
+                     0);
+    assert_int_equal(
+        test_ctl(out, sizeof(out), "--actor", "leader-li", "supervise", "sign-offs", NULL), 0);
+    assert_non_null(strstr(out, kept));
+    assert_non_null(strstr(out, "visit the site tonight"));
+    assert_int_equal(test_ctl(out, sizeof(out), "--actor", "leader-li", "supervise", "sign-off",
+                              "--report", "categories-2026-03", "--instruction",
+                              "noise doubled: a plan by Friday", NULL),
+                     0);
+    assert_non_null(strstr(out, "report categories-2026-03  signed off"));
+    /* A supervisor may not sign off. */
+    assert_int_equal(test_ctl(out, sizeof(out), "--actor", "sup-chen", "--role", "supervisor",
+                              "supervise", "sign-off", moved, "--instruction", "x", NULL),
+                     4);
+
+    /* Each reaches the unit. */
+    wait_deliveries(w, moved, DISPATCH__UNIT_DELIVERY__BODY_EXTENSION_DECISION, 1);
+    wait_deliveries(w, kept, DISPATCH__UNIT_DELIVERY__BODY_EXTENSION_DECISION, 1);
+    wait_deliveries(w, kept, DISPATCH__UNIT_DELIVERY__BODY_SIGN_OFF, 1);
+    const delivered_t *granted =
+        last_of(w->log, moved, DISPATCH__UNIT_DELIVERY__BODY_EXTENSION_DECISION);
+    assert_true(granted->granted);
+    assert_int_equal(granted->new_deadline, extended);
+    assert_string_equal(granted->text, moved_request);
+    const delivered_t *refused =
+        last_of(w->log, kept, DISPATCH__UNIT_DELIVERY__BODY_EXTENSION_DECISION);
+    assert_false(refused->granted);
+    assert_string_equal(refused->text, kept_request);
+    assert_string_equal(last_of(w->log, kept, DISPATCH__UNIT_DELIVERY__BODY_SIGN_OFF)->text,
+                        "visit the site tonight and report");
+    wait_history(w, moved, DISPATCH__EVENT_TYPE__EVENT_TYPE_EXTENSION_GRANTED, 1);
+    wait_history(w, kept, DISPATCH__EVENT_TYPE__EVENT_TYPE_EXTENSION_REFUSED, 1);
+    Dispatch__Reply *keep;
+    Dispatch__TicketView *view = test_get(w->intake, moved, &keep);
+    assert_int_equal(view->ticket->deadline_handle, extended);
+    dispatch__reply__free_unpacked(keep, NULL);
+}
+
+/* ---- Issue 18: the intake's ticket view shows the deadlines ---- */
+
+static void test_intake_view_shows_the_deadlines(void **state)
+{
+    world_t *w = *state;
+    int64_t t0 = cst(2026, 3, 2, 9, 0);
+    char ticket[64];
+    submit(w, DISPATCH__KIND__KIND_COMPLAINT, DISPATCH__URGENCY__URGENCY_URGENT, ticket,
+           sizeof(ticket));
+    wait_deliveries(w, ticket, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, 1);
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, ticket, true);
+    /* As soon as escalation has the clock running: sign for within 30
+     * minutes, close within 24 hours (deploy/data/deadlines.ini). */
+    int64_t until = monotonic_ms() + WAIT_MS;
+    Dispatch__Reply *keep = NULL;
+    Dispatch__TicketView *view = NULL;
+    while (monotonic_ms() < until) {
+        view = test_get(w->intake, ticket, &keep);
+        if (view && view->ticket->deadline_sign_for && view->ticket->deadline_handle)
+            break;
+        dispatch__reply__free_unpacked(keep, NULL);
+        keep = NULL;
+        view = NULL;
+    }
+    if (!view)
+        fail_msg("%s: the intake's view has no deadlines", ticket);
+    assert_int_equal(view->ticket->deadline_sign_for, t0 + 30 * MINUTE);
+    assert_true(view->ticket->deadline_handle > t0);
+    dispatch__reply__free_unpacked(keep, NULL);
+    /* After the 50 % reminder and the overdue mark, still there. */
+    set_clock(w, t0 + 15 * MINUTE);
+    wait_deliveries(w, ticket, DISPATCH__UNIT_DELIVERY__BODY_REMINDER, 1);
+    set_clock(w, t0 + 30 * MINUTE);
+    wait_history(w, ticket, DISPATCH__EVENT_TYPE__EVENT_TYPE_TICKET_OVERDUE, 1);
+    view = test_get(w->intake, ticket, &keep);
+    assert_int_equal(view->ticket->deadline_sign_for, t0 + 30 * MINUTE);
+    assert_true(view->ticket->deadline_handle > t0);
+    dispatch__reply__free_unpacked(keep, NULL);
+}
+
+/* ---- Issue 18, Must show 1: the demo's supervisors and leader ---- */
+
+/* The value of `key=` in a progress line, or 0. */
+static unsigned long long progress_value(const char *line, const char *key)
+{
+    char pattern[64];
+    snprintf(pattern, sizeof(pattern), " %s=", key);
+    const char *at = strstr(line, pattern);
+    return at ? strtoull(at + strlen(pattern), NULL, 10) : 0;
+}
+
+static void test_unitsim_supervisors_decide_and_sign_off(void **state)
+{
+    world_t *w = *state;
+    int64_t t0 = cst(2026, 3, 2, 9, 0);
+    /* An urgent ticket nobody signs for climbs to the leader's queue
+     * (t0 + 150 min); two others ask for more time. */
+    char urgent[64], first[64], second[64], request[64];
+    submit(w, DISPATCH__KIND__KIND_COMPLAINT, DISPATCH__URGENCY__URGENCY_URGENT, urgent,
+           sizeof(urgent));
+    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, first, sizeof(first));
+    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, second, sizeof(second));
+    wait_deliveries(w, NULL, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, 3);
+    sign_for(w, first);
+    sign_for(w, second);
+    request_extension(w, first, 2, request, sizeof(request));
+    request_extension(w, second, 3, request, sizeof(request));
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, first, true);
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, second, true);
+    static const int64_t ladder[] = {15, 24, 30, 60, 90, 150};
+    for (size_t i = 0; i < sizeof(ladder) / sizeof(*ladder); i++) {
+        set_clock(w, t0 + ladder[i] * MINUTE);
+        list_queue(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, NULL, NULL, 0);
+    }
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_SIGN_OFF, urgent, true);
+
+    /* The simulator with no units of its own: the district's supervisor
+     * and the leader, with their own keys. */
+    char keys[512], key_path[700];
+    snprintf(key_path, sizeof(key_path), "%s/units.key_secret",
+             city_keys_dir(w->city, keys, sizeof(keys)));
+    const char *argv[] = {harness_program("UNITSIM", "tools/dispatch-unitsim"),
+                          "--config",
+                          city_topology(w->city),
+                          "--clock",
+                          w->clock_spec,
+                          "--key",
+                          key_path,
+                          "--units",
+                          "none",
+                          "--supervisors",
+                          "--supervisor",
+                          "sup-chen",
+                          "--leader",
+                          "leader-li",
+                          "--grant-share",
+                          "50%",
+                          "--progress-every",
+                          "100",
+                          NULL};
+    harness_proc_t *sim;
+    assert_int_equal(harness_spawn(argv, true, &sim), 0);
+    assert_int_equal(harness_wait_ready(sim, WAIT_MS), 0);
+    char line[4096] = "";
+    unsigned long long decided = 0, signed_off = 0;
+    int64_t until = monotonic_ms() + WAIT_MS;
+    while ((decided < 2 || signed_off < 1) && monotonic_ms() < until) {
+        if (harness_progress_line(sim, line, sizeof(line), 1000) != 1)
+            continue;
+        decided = progress_value(line, "ext_granted") + progress_value(line, "ext_refused");
+        signed_off = progress_value(line, "signed_off");
+    }
+    assert_int_equal(decided, 2);
+    assert_int_equal(signed_off, 1);
+    harness_stop(sim, WAIT_MS);
+    harness_destroy(&sim);
+
+    /* The unit hears each decision and the instruction. */
+    wait_deliveries(w, first, DISPATCH__UNIT_DELIVERY__BODY_EXTENSION_DECISION, 1);
+    wait_deliveries(w, second, DISPATCH__UNIT_DELIVERY__BODY_EXTENSION_DECISION, 1);
+    wait_deliveries(w, urgent, DISPATCH__UNIT_DELIVERY__BODY_SIGN_OFF, 1);
+    assert_false(queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, first, NULL));
+    assert_false(queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, second, NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -932,10 +1153,19 @@ int main(void)
                                         setup_national_day, stop_world),
         cmocka_unit_test_setup_teardown(test_extension_granted_and_refused, setup_extension,
                                         stop_world),
+        cmocka_unit_test_setup_teardown(test_supervise_through_dispatchctl, setup_extension,
+                                        stop_world),
+        cmocka_unit_test_setup_teardown(test_unitsim_supervisors_decide_and_sign_off, setup_march,
+                                        stop_world),
+        cmocka_unit_test_setup_teardown(test_intake_view_shows_the_deadlines, setup_march,
+                                        stop_world),
         cmocka_unit_test_setup_teardown(test_reset_escalation_diverges_until_accepted, setup_march,
                                         stop_world),
         cmocka_unit_test_setup_teardown(test_sigkill_loses_no_timer_fires_none_twice, setup_april,
                                         stop_world),
     };
+    /* TEST_FILTER=test_supervise* runs the tests whose names match. */
+    if (getenv("TEST_FILTER"))
+        cmocka_set_test_filter(getenv("TEST_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -241,6 +241,11 @@ static void audit_stop(void *app)
 const worker_kind_t audit_kind = {
     .kind = "audit",
     .start = audit_start,
+    .options_help = "  --stream-hwm N                    the live stream's high-water mark\n"
+                    "  --sign-for-minutes N              KPI default sign-for limit (docs/kpi.md)\n"
+                    "  --sign-for-urgent-minutes N       the same for urgent tickets\n"
+                    "  --handle-hours N                  KPI default handling limit\n"
+                    "  --handle-urgent-hours N           the same for urgent tickets\n",
     .stop = audit_stop,
     .apply = audit_apply_event,
     .loop =

@@ -337,7 +337,11 @@ static int ticket_contributions(const kpi_t *self, const facts_t *facts, contrib
             rc = contribute(out, fact->at, fact->unit, COUNT_RETURNED);
             break;
         case DISPATCH__AUDIT__FACT_KIND__FACT_KIND_RESOLVE:
-            rc = contribute_resolve(self, facts, sorted, n, i, out);
+            /* No unit: a consult answered at intake, not a resolution by a
+             * unit; counting it would sink the resolution rate of its
+             * district and city (docs/kpi.md). */
+            if (*fact->unit)
+                rc = contribute_resolve(self, facts, sorted, n, i, out);
             break;
         case DISPATCH__AUDIT__FACT_KIND__FACT_KIND_CALLBACK:
             rc = contribute_callback(sorted, i, out);
@@ -586,6 +590,16 @@ static void facts_of_event(const Dispatch__Event *event, int64_t at, uint64_t se
         first->deadline = event->clock_resumed->deadline_sign_for;
         second->kind = DISPATCH__AUDIT__FACT_KIND__FACT_KIND_HANDLE_DEADLINE;
         second->deadline = event->clock_resumed->deadline_handle;
+        break;
+    case DISPATCH__EVENT__BODY_DEADLINES_SET:
+        if (event->deadlines_set->deadline_sign_for) {
+            first->kind = DISPATCH__AUDIT__FACT_KIND__FACT_KIND_SIGN_FOR_DEADLINE;
+            first->deadline = event->deadlines_set->deadline_sign_for;
+        }
+        if (event->deadlines_set->deadline_handle) {
+            second->kind = DISPATCH__AUDIT__FACT_KIND__FACT_KIND_HANDLE_DEADLINE;
+            second->deadline = event->deadlines_set->deadline_handle;
+        }
         break;
     case DISPATCH__EVENT__BODY_TICKET_REGISTERED: /* counted as a registration */
     case DISPATCH__EVENT__BODY_TICKET_MERGED:

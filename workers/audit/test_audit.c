@@ -969,6 +969,38 @@ static void test_kpis_equal_the_figures_worked_out_by_hand(void **state)
     assert_false(reply->kpi->more);
 }
 
+/* Issue 18: a consult answered at intake is no resolution; before, every
+ * one counted as resolved and not solved in the district and city rows. */
+static void test_consults_answered_at_intake_are_not_resolutions(void **state)
+{
+    fixture_t *f = *state;
+    const Dispatch__Urgency normal = DISPATCH__URGENCY__URGENCY_NORMAL;
+    registered(f, "A", "noise", normal, T0, "Wang Fang", "13912345678");
+    dispatched(f, "A", "U1", T0 + MINUTE, 0, 0);
+    accepted(f, "A", "U1", T0 + 30 * MINUTE);
+    resolved(f, "A", "U1", T0 + HOUR, DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_SOLVED);
+    for (int i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "Q%d", i);
+        registered(f, id, "social-insurance", normal, T0 + 2 * MINUTE, "Zhao Min", "13912345679");
+        /* What intake emits for an answered consult: no unit. */
+        resolved(f, id, "", T0 + 3 * MINUTE,
+                 DISPATCH__RESOLUTION_RESULT__RESOLUTION_RESULT_EXPLAINED);
+    }
+    const Dispatch__KpiPeriod month = DISPATCH__KPI_PERIOD__KPI_PERIOD_MONTH;
+    const uint64_t district[14] = {4, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0};
+    const Dispatch__KpiRow *row =
+        kpi_row(f, DISPATCH__KPI_DIMENSION__KPI_DIMENSION_DISTRICT, month, "2026-11", "cy");
+    assert_counts(row, district, "district cy 2026-11");
+    assert_near(row->rates->resolution, 1.0);
+    assert_counts(kpi_row(f, DISPATCH__KPI_DIMENSION__KPI_DIMENSION_CITY, month, "2026-11", "_"),
+                  district, "city 2026-11");
+    const uint64_t consults[14] = {3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    assert_counts(kpi_row(f, DISPATCH__KPI_DIMENSION__KPI_DIMENSION_CATEGORY, month, "2026-11",
+                          "social-insurance"),
+                  consults, "social-insurance 2026-11");
+}
+
 static void test_special_report_equals_the_figures_worked_out_by_hand(void **state)
 {
     fixture_t *f = *state;
@@ -1205,6 +1237,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_replay_reply_stays_under_60_kib, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile_queries_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kpis_equal_the_figures_worked_out_by_hand, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_consults_answered_at_intake_are_not_resolutions, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_special_report_equals_the_figures_worked_out_by_hand,
                                         setup, teardown),

@@ -248,6 +248,9 @@ int escalation_emit_report(escalation_t *self, MDB_txn *txn, const char *actor, 
     Dispatch__Event event = DISPATCH__EVENT__INIT;
     event_set_body(&event, body);
     int rc = fill_event(self, txn, "", self->district, actor, now, id, &event);
+    /* A special report is the city's, not this district's: no district,
+     * so the audit stream's topic is "_.signed_off". */
+    event.district = "";
     return rc < 0 ? rc : peers_send(self->peers, txn, &event);
 }
 

@@ -86,7 +86,16 @@ static int on_dispatched(escalation_t *self, MDB_txn *txn, const Dispatch__Event
     record->dispatched_at = at;
     record->awaiting_citizen = false;
 
-    if (resumed) {
+    if (!resumed) {
+        /* The clocks this dispatch started, for every view of the ticket. */
+        Dispatch__DeadlinesSet deadlines = DISPATCH__DEADLINES_SET__INIT;
+        deadlines.deadline_sign_for = record->sign_for->active ? record->sign_for->deadline : 0;
+        deadlines.deadline_handle = record->handle->active ? record->handle->deadline : 0;
+        if (deadlines.deadline_sign_for || deadlines.deadline_handle)
+            rc = escalation_emit(self, txn, record, NULL, at, &deadlines.base);
+        if (rc < 0)
+            return rc;
+    } else {
         Dispatch__ClockResumed clock = DISPATCH__CLOCK_RESUMED__INIT;
         clock.paused_ms = paused_ms;
         clock.deadline_sign_for = record->sign_for->deadline;
@@ -204,6 +213,7 @@ static int apply_event(escalation_t *self, MDB_txn *txn, const Dispatch__Event *
     case DISPATCH__EVENT__BODY_EXTENSION_REFUSED:
     case DISPATCH__EVENT__BODY_CLOCK_PAUSED:
     case DISPATCH__EVENT__BODY_CLOCK_RESUMED:
+    case DISPATCH__EVENT__BODY_DEADLINES_SET:
     case DISPATCH__EVENT__BODY__NOT_SET:
         return BUS_REJECTED;
     }

@@ -303,6 +303,8 @@ static void fill_item(const escalation_t *self, admin_entry_t *entry, Dispatch__
     case DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION: {
         const Dispatch__Escalation__PendingExtension *pending = record->extension;
         item->deadline = record->handle->deadline;
+        if (pending)
+            item->request_id = pending->request_id;
         if (!pending) {
             snprintf(entry->text, sizeof(entry->text), "no request pending");
         } else if (pending->requested_deadline) {
@@ -409,6 +411,13 @@ static int serve(admin_t *a)
     case DISPATCH__ADMIN_REQUEST__BODY_UNIT_REMOVE:
     case DISPATCH__ADMIN_REQUEST__BODY_RULE_UPSERT:
     case DISPATCH__ADMIN_REQUEST__BODY_RULE_REMOVE:
+    case DISPATCH__ADMIN_REQUEST__BODY_RULES_IMPORT:
+    case DISPATCH__ADMIN_REQUEST__BODY_DATA_RELOAD:
+    case DISPATCH__ADMIN_REQUEST__BODY_RULES_LIST:
+    case DISPATCH__ADMIN_REQUEST__BODY_UNITS_LIST:
+    case DISPATCH__ADMIN_REQUEST__BODY_ROUTE_EXPLAIN:
+    case DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_REROUTE:
+    case DISPATCH__ADMIN_REQUEST__BODY_TICKET_OWNERS_LIST:
     case DISPATCH__ADMIN_REQUEST__BODY_LINKS_QUERY: /* admin_handle() */
     case DISPATCH__ADMIN_REQUEST__BODY_LINK_ACCEPT:
     case DISPATCH__ADMIN_REQUEST__BODY__NOT_SET:

@@ -109,8 +109,15 @@ void intake_destroy(intake_t **self)
     endpoint_destroy(&intake->endpoint);
     peers_destroy(&intake->peers);
     intake_reply_drop(intake);
+    city_lists_destroy(&intake->lists);
     free(intake);
     *self = NULL;
+}
+
+void intake_set_city_lists(intake_t *self, struct city_lists *lists)
+{
+    city_lists_destroy(&self->lists);
+    self->lists = lists;
 }
 
 /* ---- records ----------------------------------------------------------- */

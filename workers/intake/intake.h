@@ -55,6 +55,12 @@ int intake_new(store_t *store, bus_t *bus, const config_t *config, const char *n
                const intake_options_t *options, intake_t **ret);
 void intake_destroy(intake_t **self);
 
+/* The city's lists (city_lists.h) a submit's category and area must be on,
+ * and that CityListsQuery serves; the intake owns them from now on (NULL:
+ * nothing is checked). */
+struct city_lists;
+void intake_set_city_lists(intake_t *self, struct city_lists *lists);
+
 /* Handles one client request (a serialized dispatch.Request of len bytes) in
  * txn at business time now_ms. On 0, *ret is the reply to send (a result or
  * an Error; Reply.tag = Request.tag). actor is whose key sent it (NULL on a

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 
+#include "city_lists.h"
 #include "endpoint.h"
 #include "ids.h"
 #include "intake.h"
@@ -30,6 +31,7 @@ struct intake {
     int64_t duplicate_window_ms; /* 0 = no duplicate detection */
     MDB_dbi tickets, history, requests, duplicates, counters, meta;
     peers_t *peers;         /* the routers and audit its events go to */
+    city_lists_t *lists;    /* the city's categories and areas; NULL: none checked */
     Dispatch__Reply *reply; /* the last reply, until the next request */
 
     /* The worker loop's part; NULL / unused when handlers are called

@@ -51,6 +51,31 @@ static int reply_refusal(intake_t *self, uint64_t tag, const refusal_t *refusal,
 
 /* ---- validation -------------------------------------------------------- */
 
+/* A category and an area (both optional) on the city's lists, the area
+ * in the submit's district: what no rule could route is refused here. */
+static int check_on_lists(const city_lists_t *lists, const Dispatch__SubmitTicket *submit,
+                          refusal_t *refusal)
+{
+    if (*submit->category && !city_lists_has_category(lists, submit->category))
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, "submit.category",
+                      "submit.category '%s' is not on the city's list of categories (a "
+                      "city_lists request lists them)",
+                      submit->category);
+    if (!*submit->area)
+        return 0;
+    const char *district = city_lists_area_district(lists, submit->area);
+    if (!district)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, "submit.area",
+                      "submit.area '%s' is not on the city's list of areas (a city_lists "
+                      "request lists them)",
+                      submit->area);
+    if (strcmp(district, submit->district) != 0)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, "submit.area",
+                      "submit.area '%s' is an area of district %s, not of %s", submit->area,
+                      district, submit->district);
+    return 0;
+}
+
 static int check_submit(const intake_t *self, const Dispatch__SubmitTicket *submit,
                         refusal_t *refusal)
 {
@@ -72,6 +97,8 @@ static int check_submit(const intake_t *self, const Dispatch__SubmitTicket *subm
                     config_city(self->config));
     if (!rc)
         rc = refuse_text(refusal, "submit.area", submit->area, LIMIT_ID, false);
+    if (!rc && self->lists)
+        rc = check_on_lists(self->lists, submit, refusal);
     if (!rc && submit->location)
         rc = refuse_text(refusal, "submit.location.address", submit->location->address,
                          LIMIT_ADDRESS, false);
@@ -607,6 +634,66 @@ static int handle_callback(intake_t *self, MDB_txn *txn, const Dispatch__Request
     return rc;
 }
 
+/* ---- city lists -------------------------------------------------------- */
+
+static int fill_entries(const city_list_entry_t *entries, size_t count, const char *district,
+                        Dispatch__ListEntry **items, Dispatch__ListEntry *memory, size_t *n)
+{
+    *n = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (district && strcmp(entries[i].district, district) != 0)
+            continue;
+        Dispatch__ListEntry *entry = &memory[*n];
+        dispatch__list_entry__init(entry);
+        entry->id = (char *)entries[i].id;
+        entry->name = (char *)entries[i].name;
+        entry->district = (char *)entries[i].district;
+        items[(*n)++] = entry;
+    }
+    return 0;
+}
+
+static int handle_city_lists(intake_t *self, const Dispatch__Request *request,
+                             const Dispatch__Reply **ret)
+{
+    const Dispatch__CityListsQuery *query = request->city_lists;
+    refusal_t refusal;
+    if (refuse_text(&refusal, "city_lists.district", query->district, LIMIT_ID, false))
+        return reply_refusal(self, request->tag, &refusal, ret);
+    if (*query->district && !config_district_find(self->config, query->district)) {
+        refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_OUT_OF_RANGE, "city_lists.district",
+               "city_lists.district '%s' is not a district of city %s", query->district,
+               config_city(self->config));
+        return reply_refusal(self, request->tag, &refusal, ret);
+    }
+    Dispatch__CityLists lists = DISPATCH__CITY_LISTS__INIT;
+    const city_list_entry_t *categories = NULL, *areas = NULL;
+    size_t category_count = self->lists ? city_lists_categories(self->lists, &categories) : 0;
+    size_t area_count = self->lists ? city_lists_areas(self->lists, &areas) : 0;
+    size_t total = category_count + area_count;
+    Dispatch__ListEntry *memory = calloc(total ? total : 1, sizeof(*memory));
+    Dispatch__ListEntry **items = calloc(total ? total : 1, sizeof(*items));
+    if (!memory || !items) {
+        free(memory);
+        free(items);
+        return -ENOMEM;
+    }
+    lists.checked = self->lists != NULL;
+    lists.categories = items;
+    fill_entries(categories, category_count, NULL, items, memory, &lists.n_categories);
+    lists.areas = items + lists.n_categories;
+    fill_entries(areas, area_count, *query->district ? query->district : NULL, lists.areas,
+                 memory + lists.n_categories, &lists.n_areas);
+    Dispatch__Reply draft = DISPATCH__REPLY__INIT;
+    draft.tag = request->tag;
+    draft.body_case = DISPATCH__REPLY__BODY_CITY_LISTS;
+    draft.city_lists = &lists;
+    int rc = reply_finish(self, &draft, ret);
+    free(memory);
+    free(items);
+    return rc;
+}
+
 /* ---- links ------------------------------------------------------------- */
 
 static int handle_links(intake_t *self, const Dispatch__Request *request,
@@ -649,6 +736,8 @@ static authz_call_t call_of(const Dispatch__Request *request)
         return AUTHZ_LINKS;
     case DISPATCH__REQUEST__BODY_LINK_ACCEPT:
         return AUTHZ_LINK_ACCEPT;
+    case DISPATCH__REQUEST__BODY_CITY_LISTS:
+        return AUTHZ_CITY_LISTS;
     case DISPATCH__REQUEST__BODY__NOT_SET:
         break;
     }
@@ -689,6 +778,9 @@ int intake_handle_request(intake_t *self, MDB_txn *txn, const auth_actor_t *acto
         case DISPATCH__REQUEST__BODY_LINKS_QUERY:
         case DISPATCH__REQUEST__BODY_LINK_ACCEPT:
             rc = handle_links(self, request, ret);
+            break;
+        case DISPATCH__REQUEST__BODY_CITY_LISTS:
+            rc = handle_city_lists(self, request, ret);
             break;
         case DISPATCH__REQUEST__BODY__NOT_SET:
             refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",

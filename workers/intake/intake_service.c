@@ -1,6 +1,7 @@
 /* intake_service: the worker around the handlers: the request endpoint,
  * batches answered after their commit, options. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +9,7 @@
 #include "codec.h"
 #include "endpoint.h"
 #include "intake_internal.h"
+#include "log.h"
 
 /* ---- the worker loop --------------------------------------------------- */
 
@@ -154,6 +156,26 @@ static int intake_start(worker_t *worker, int argc, char **argv, void **app)
                         self_config->name, &options, &self);
     if (rc < 0)
         return rc;
+    if (self_config->data_dir) {
+        /* The city's lists: a category or area off them is refused. */
+        char path[4200], err[512];
+        snprintf(path, sizeof(path), "%s/lists.csv", self_config->data_dir);
+        city_lists_t *lists = NULL;
+        rc = city_lists_load(path, &lists, err, sizeof(err));
+        if (rc == -ENOENT) {
+            log_warn("%s: no such file: categories and areas are not checked", path);
+            rc = 0;
+        } else if (rc < 0) {
+            log_error("%s", err);
+            intake_destroy(&self);
+            return rc;
+        } else {
+            intake_set_city_lists(self, lists);
+            log_info("%s: the city's categories and areas are checked", path);
+        }
+    } else {
+        log_warn("no data_dir in the topology: categories and areas are not checked");
+    }
     rc = worker_endpoint(worker, "request", self_config->request, INTAKE_MAX_REQUEST, 0,
                          &self->endpoint);
     if (rc < 0) {
@@ -189,6 +211,10 @@ static int intake_reload(void *app, const config_t *config)
 const worker_kind_t intake_kind = {
     .kind = "intake",
     .start = intake_start,
+    .options_help = "  --duplicate-window-minutes N   tickets with the same caller, address or "
+                    "place and category\n"
+                    "                                 within N minutes merge (0: never; "
+                    "docs/protocol.md 4.1)\n",
     .stop = intake_stop,
     .apply = intake_apply_event,
     .loop =

@@ -442,9 +442,36 @@ static int check_loaded_parent(const Dispatch__Unit *unit, void *ctx)
     return rc;
 }
 
-static int load_unit(registry_t *self, MDB_txn *txn, const char *const *fields, const char *path,
-                     unsigned long line, char *err, size_t err_len)
+/* What a units file does to units already there: refused as listed twice
+ * (a first seed), or replaced (a reload), counted. */
+typedef struct unit_load {
+    bool replace;
+    size_t added, changed;
+} unit_load_t;
+
+/* The unit's packed bytes equal what is stored under its id. */
+static bool unit_unchanged(registry_t *self, MDB_txn *txn, const Dispatch__Unit *unit, bool *known)
 {
+    MDB_val k = {strlen(unit->id), (void *)unit->id}, v;
+    *known = mdb_get(txn, self->units, &k, &v) == 0;
+    if (!*known)
+        return false;
+    size_t size = dispatch__unit__get_packed_size(unit);
+    if (size != v.mv_size)
+        return false;
+    uint8_t *packed = malloc(size ? size : 1);
+    if (!packed)
+        return false;
+    dispatch__unit__pack(unit, packed);
+    bool same = memcmp(packed, v.mv_data, size) == 0;
+    free(packed);
+    return same;
+}
+
+static int load_unit(registry_t *self, MDB_txn *txn, const char *const *fields, const char *path,
+                     unsigned long line, void *ctx, char *err, size_t err_len)
+{
+    unit_load_t *mode = ctx;
     Dispatch__Unit unit = DISPATCH__UNIT__INIT;
     unit.id = (char *)fields[0];
     unit.name = (char *)fields[1];
@@ -472,8 +499,18 @@ static int load_unit(registry_t *self, MDB_txn *txn, const char *const *fields, 
         snprintf(err, err_len, "%s: line %lu: %s: %s", path, line, error.field, error.message);
         return -EINVAL;
     }
-    if (rc == 0)
+    if (rc == 0 && mode && mode->replace) {
+        bool known;
+        if (unit_unchanged(self, txn, &unit, &known))
+            return 0;
+        if (known)
+            mode->changed++;
+        else
+            mode->added++;
+        rc = record_put(txn, self->units, unit.id, strlen(unit.id), &unit.base, 0);
+    } else if (rc == 0) {
         rc = record_put(txn, self->units, unit.id, strlen(unit.id), &unit.base, MDB_NOOVERWRITE);
+    }
     if (rc == MDB_KEYEXIST) {
         snprintf(err, err_len, "%s: line %lu: unit %s is listed twice", path, line, unit.id);
         return -EINVAL;
@@ -484,11 +521,11 @@ static int load_unit(registry_t *self, MDB_txn *txn, const char *const *fields, 
 }
 
 typedef int (*line_fn)(registry_t *self, MDB_txn *txn, const char *const *fields, const char *path,
-                       unsigned long line, char *err, size_t err_len);
+                       unsigned long line, void *ctx, char *err, size_t err_len);
 
-/* Reads path: the header, then every record through load. */
+/* Reads path: the header, then every record through load (with ctx). */
 static int load_file(registry_t *self, MDB_txn *txn, const char *path, const char *const *header,
-                     size_t columns, line_fn load, char *err, size_t err_len)
+                     size_t columns, line_fn load, void *ctx, char *err, size_t err_len)
 {
     csv_t *csv;
     int rc = csv_open(path, &csv);
@@ -514,7 +551,7 @@ static int load_file(registry_t *self, MDB_txn *txn, const char *path, const cha
             rc = -EINVAL;
             break;
         }
-        rc = load(self, txn, fields, path, csv_line(csv), err, err_len);
+        rc = load(self, txn, fields, path, csv_line(csv), ctx, err, err_len);
     }
     csv_destroy(&csv);
     return rc;
@@ -524,7 +561,7 @@ int registry_load_units_csv(registry_t *self, MDB_txn *txn, const char *path, ch
                             size_t err_len)
 {
     static const char *const header[] = {"id", "name", "parent_id", "level", "district", "active"};
-    int rc = load_file(self, txn, path, header, 6, load_unit, err, err_len);
+    int rc = load_file(self, txn, path, header, 6, load_unit, NULL, err, err_len);
     if (rc < 0)
         return rc;
     /* Parents may come after their children in the file: check them now. */
@@ -550,28 +587,40 @@ static int split_units(char *list, char **units, size_t *count)
     }
 }
 
-static int load_rule(registry_t *self, MDB_txn *txn, const char *const *fields, const char *path,
-                     unsigned long line, char *err, size_t err_len)
+/* A rules file's record as a rule of this district (strings point into
+ * fields and units); -EINVAL and err for a malformed one. */
+static int parse_rule(registry_t *self, const char *const *fields, const char *path,
+                      unsigned long line, char *assisting, char **units,
+                      Dispatch__RoutingRule *rule, char *err, size_t err_len)
 {
-    char assisting[CSV_LINE_MAX + 1];
-    snprintf(assisting, sizeof(assisting), "%s", fields[3]);
-    char *units[LIMIT_UNITS];
-    Dispatch__RoutingRule rule = DISPATCH__ROUTING_RULE__INIT;
-    rule.category = (char *)fields[0];
-    rule.area = (char *)fields[1];
-    rule.district = self->district;
-    rule.lead_unit = (char *)fields[2];
-    if (split_units(assisting, units, &rule.n_assisting_units) < 0) {
+    snprintf(assisting, CSV_LINE_MAX + 1, "%s", fields[3]);
+    rule->category = (char *)fields[0];
+    rule->area = (char *)fields[1];
+    rule->district = self->district;
+    rule->lead_unit = (char *)fields[2];
+    if (split_units(assisting, units, &rule->n_assisting_units) < 0) {
         snprintf(err, err_len, "%s: line %lu: more than %d assisting units", path, line,
                  LIMIT_UNITS);
         return -EINVAL;
     }
-    rule.assisting_units = units;
-    if (parse_int32(fields[4], &rule.priority) < 0) {
+    rule->assisting_units = units;
+    if (parse_int32(fields[4], &rule->priority) < 0) {
         snprintf(err, err_len, "%s: line %lu: priority '%s' is not a 32-bit integer", path, line,
                  fields[4]);
         return -EINVAL;
     }
+    return 0;
+}
+
+static int load_rule(registry_t *self, MDB_txn *txn, const char *const *fields, const char *path,
+                     unsigned long line, void *ctx, char *err, size_t err_len)
+{
+    (void)ctx;
+    char assisting[CSV_LINE_MAX + 1];
+    char *units[LIMIT_UNITS];
+    Dispatch__RoutingRule rule = DISPATCH__ROUTING_RULE__INIT;
+    if (parse_rule(self, fields, path, line, assisting, units, &rule, err, err_len) < 0)
+        return -EINVAL;
     refusal_t error = {0};
     int rc = registry_check_rule(self, txn, &rule, "", &error);
     if (rc == REFUSED) {
@@ -601,5 +650,80 @@ int registry_load_rules_csv(registry_t *self, MDB_txn *txn, const char *path, ch
 {
     static const char *const header[] = {"category", "area", "lead_unit", "assisting_units",
                                          "priority"};
-    return load_file(self, txn, path, header, 5, load_rule, err, err_len);
+    return load_file(self, txn, path, header, 5, load_rule, NULL, err, err_len);
+}
+
+/* ------------------------------------------------------------- rule keeping */
+
+int registry_rules_each(registry_t *self, MDB_txn *txn, registry_rule_fn fn, void *ctx)
+{
+    MDB_cursor *cursor;
+    int rc = store_rc(mdb_cursor_open(txn, self->rules, &cursor));
+    if (rc < 0)
+        return rc;
+    MDB_val k, v;
+    int op = MDB_FIRST, stop = 0;
+    while ((rc = mdb_cursor_get(cursor, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        Dispatch__RoutingRule *rule = dispatch__routing_rule__unpack(NULL, v.mv_size, v.mv_data);
+        if (!rule) {
+            stop = -EPROTO;
+            break;
+        }
+        stop = fn(rule, ctx);
+        if (stop != 0)
+            break;
+    }
+    mdb_cursor_close(cursor);
+    if (stop != 0)
+        return stop < 0 ? stop : 0;
+    return rc == MDB_NOTFOUND ? 0 : store_rc(rc);
+}
+
+int registry_units_each(registry_t *self, MDB_txn *txn, registry_unit_fn fn, void *ctx)
+{
+    int rc = each_unit(self, txn, fn, ctx);
+    return rc > 0 ? 0 : rc;
+}
+
+typedef struct rule_reader {
+    registry_rule_line_fn fn;
+    void *ctx;
+} rule_reader_t;
+
+static int read_rule(registry_t *self, MDB_txn *txn, const char *const *fields, const char *path,
+                     unsigned long line, void *ctx, char *err, size_t err_len)
+{
+    (void)txn;
+    rule_reader_t *reader = ctx;
+    char assisting[CSV_LINE_MAX + 1];
+    char *units[LIMIT_UNITS];
+    Dispatch__RoutingRule rule = DISPATCH__ROUTING_RULE__INIT;
+    int rc = parse_rule(self, fields, path, line, assisting, units, &rule, err, err_len);
+    if (rc == 0)
+        rc = reader->fn(&rule, line, reader->ctx);
+    return rc;
+}
+
+int registry_read_rules_csv(registry_t *self, const char *path, registry_rule_line_fn fn, void *ctx,
+                            char *err, size_t err_len)
+{
+    static const char *const header[] = {"category", "area", "lead_unit", "assisting_units",
+                                         "priority"};
+    rule_reader_t reader = {fn, ctx};
+    return load_file(self, NULL, path, header, 5, read_rule, &reader, err, err_len);
+}
+
+int registry_reload_units_csv(registry_t *self, MDB_txn *txn, const char *path, size_t *added,
+                              size_t *changed, char *err, size_t err_len)
+{
+    static const char *const header[] = {"id", "name", "parent_id", "level", "district", "active"};
+    unit_load_t mode = {.replace = true};
+    int rc = load_file(self, txn, path, header, 6, load_unit, &mode, err, err_len);
+    *added = mode.added;
+    *changed = mode.changed;
+    if (rc < 0)
+        return rc;
+    parent_check_t check = {self, txn, err, err_len, path};
+    return each_unit(self, txn, check_loaded_parent, &check);
 }

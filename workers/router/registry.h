@@ -85,6 +85,25 @@ int registry_load_units_csv(registry_t *self, MDB_txn *txn, const char *path, ch
 int registry_load_rules_csv(registry_t *self, MDB_txn *txn, const char *path, char *err,
                             size_t err_len);
 
+/* Rule keeping. Every rule (key order: category, then area) or every
+ * unit (id order) to fn until it returns non-zero (< 0: returned). A rule
+ * given to registry_rules_each's fn is the caller's to free. */
+typedef int (*registry_rule_fn)(Dispatch__RoutingRule *rule, void *ctx);
+int registry_rules_each(registry_t *self, MDB_txn *txn, registry_rule_fn fn, void *ctx);
+typedef int (*registry_unit_fn)(const Dispatch__Unit *unit, void *ctx);
+int registry_units_each(registry_t *self, MDB_txn *txn, registry_unit_fn fn, void *ctx);
+/* Reads a rules file without checking it against the registry: each
+ * record (the registry's district; strings valid during the call) to fn
+ * with its line number. */
+typedef int (*registry_rule_line_fn)(const Dispatch__RoutingRule *rule, unsigned long line,
+                                     void *ctx);
+int registry_read_rules_csv(registry_t *self, const char *path, registry_rule_line_fn fn, void *ctx,
+                            char *err, size_t err_len);
+/* Loads a units file over the registry: new units added, listed ones
+ * replaced when they differ (none removed); parents checked after. */
+int registry_reload_units_csv(registry_t *self, MDB_txn *txn, const char *path, size_t *added,
+                              size_t *changed, char *err, size_t err_len);
+
 /* Unit levels by name ("street") and back; UNSPECIFIED when unknown. */
 
 #endif

@@ -84,6 +84,7 @@ const char *router_district(const router_t *self)
 void router_reply_reset(router_t *self)
 {
     admin_reply_reset(&self->reply.admin);
+    router_rules_reply_free(&self->reply.rules);
 }
 
 /* ------------------------------------------------------------- names */
@@ -477,6 +478,7 @@ int router_seed(router_t *self, const char *data_dir, size_t *loaded_units, size
     if (!seed)
         return -ENOMEM;
     seed->router = self;
+    snprintf(self->data_dir, sizeof(self->data_dir), "%s", data_dir);
     seed->err = err;
     seed->err_len = err_len;
     snprintf(seed->units_path, sizeof(seed->units_path), "%s/units.csv", data_dir);

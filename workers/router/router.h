@@ -50,6 +50,8 @@
 
 /* Largest UnitAction / AdminRequest accepted (the endpoints' MAXMSGSIZE). */
 #define ROUTER_MAX_REQUEST (64 * 1024)
+/* Largest AdminRequest accepted: a RulesImport of a whole rule set. */
+#define ROUTER_MAX_ADMIN_REQUEST (4 * 1024 * 1024)
 
 typedef struct router router_t;
 

@@ -232,6 +232,7 @@ static int apply_event(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTic
     case DISPATCH__EVENT__BODY_TICKET_RESOLVED:
     case DISPATCH__EVENT__BODY_TICKET_ESCALATED:
     case DISPATCH__EVENT__BODY_CLOCK_RESUMED:
+    case DISPATCH__EVENT__BODY_DEADLINES_SET:
         return router_save(self, txn, record, now);
     case DISPATCH__EVENT__BODY_TICKET_OVERDUE: /* escalation's own bookkeeping */
     case DISPATCH__EVENT__BODY_SIGN_OFF_REQUESTED:

@@ -19,6 +19,9 @@
 
 #define ROUTER_ACTOR "router"
 
+/* Memory of a rule-keeping reply (router_rules.c). */
+typedef struct router_rules_reply router_rules_reply_t;
+
 /* Memory the last reply points into. */
 typedef struct router_reply {
     admin_reply_t admin; /* admin replies, and the refusal of a unit action */
@@ -26,6 +29,7 @@ typedef struct router_reply {
     char action_id[LIMIT_ID + 1];
     char unit_id[LIMIT_ID + 1];
     char ticket_id[LIMIT_ID + 1];
+    router_rules_reply_t *rules; /* RulesDiff, RulesView, UnitsView, RouteExplanation */
 } router_reply_t;
 
 struct router {
@@ -40,6 +44,7 @@ struct router {
     MDB_dbi meta, actions;
     peers_t *peers; /* intakes, escalation and audit: where events go */
     router_reply_t reply;
+    char data_dir[4096]; /* of the topology, for DataReload; "" = none */
 
     /* Sockets (router_service.c); NULL when driven without them. */
     endpoint_t *unit_endpoint, *admin_endpoint;
@@ -100,6 +105,18 @@ int router_route(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *r
  * with reason, its units get Withdrawn first. */
 int router_release(router_t *self, MDB_txn *txn, Dispatch__Router__RouterTicket *record,
                    const char *reason, int64_t now);
+
+/* Rule keeping at the admin endpoint (router_rules.c): RulesImport,
+ * DataReload, RulesList, UnitsList, RouteExplain, TriageReroute. */
+int router_serve_rules(admin_call_t *call);
+void router_rules_reply_free(router_rules_reply_t **self);
+/* After a RuleUpsert was applied (AdminDone in the reply): warnings for a
+ * rule that looks wrong, into the AdminDone. */
+int router_rule_warnings(admin_call_t *call, const Dispatch__RoutingRule *rule);
+/* How many rules of the rules file at path differ from the stored ones
+ * (new, or another lead, assisting units or priority), and both counts. */
+int router_rules_file_check(router_t *router, MDB_txn *txn, const char *path, size_t *differ,
+                            size_t *file_rules, size_t *stored_rules);
 
 /* Error reply helpers. */
 void router_reply_error(router_t *self, const refusal_t *err, Dispatch__Error **ret);

@@ -163,6 +163,8 @@ static int rule_upsert(admin_t *a)
         rc = registry_rule_put(registry, a->txn, request->rule);
     if (rc == 0)
         admin_call_done(a, "", DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED);
+    if (rc == 0)
+        rc = router_rule_warnings(a, request->rule);
     return rc;
 }
 
@@ -270,6 +272,15 @@ static int list_queue(admin_t *a)
             authz_unit(a->err, "list_queue.unit_id", a->actor, a->request->actor_id,
                        request->unit_id))
             return REFUSED;
+        Dispatch__Unit *unit;
+        int found = registry_unit_get(router->registry, a->txn, request->unit_id, &unit);
+        if (found == -ENOENT)
+            return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_NOT_FOUND, "list_queue.unit_id",
+                          "unit %s is not registered with the router of %s", request->unit_id,
+                          router->district);
+        if (found < 0)
+            return found;
+        dispatch__unit__free_unpacked(unit, NULL);
     }
     if (check_district(a, request->district, "list_queue.district") ||
         refuse_text(a->err, "list_queue.after_ticket_id", request->after_ticket_id, LIMIT_ID,
@@ -305,6 +316,14 @@ static int serve(admin_t *a)
         return rule_remove(a);
     case DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE:
         return list_queue(a);
+    case DISPATCH__ADMIN_REQUEST__BODY_RULES_IMPORT:
+    case DISPATCH__ADMIN_REQUEST__BODY_DATA_RELOAD:
+    case DISPATCH__ADMIN_REQUEST__BODY_RULES_LIST:
+    case DISPATCH__ADMIN_REQUEST__BODY_UNITS_LIST:
+    case DISPATCH__ADMIN_REQUEST__BODY_ROUTE_EXPLAIN:
+    case DISPATCH__ADMIN_REQUEST__BODY_TRIAGE_REROUTE:
+    case DISPATCH__ADMIN_REQUEST__BODY_TICKET_OWNERS_LIST:
+        return router_serve_rules(a);
     case DISPATCH__ADMIN_REQUEST__BODY_EXTENSION_DECISION: /* admin_served_by() */
     case DISPATCH__ADMIN_REQUEST__BODY_LEADER_SIGN_OFF:
     case DISPATCH__ADMIN_REQUEST__BODY_LINKS_QUERY: /* admin_handle() */
@@ -320,5 +339,5 @@ int router_handle_admin(router_t *self, MDB_txn *txn, const auth_actor_t *actor,
 {
     router_reply_reset(self);
     return admin_handle(&self->reply.admin, LIFECYCLE_ROUTER, self, self->bus, txn, actor, now_ms,
-                        body, len, ROUTER_MAX_REQUEST, serve, reply);
+                        body, len, ROUTER_MAX_ADMIN_REQUEST, serve, reply);
 }

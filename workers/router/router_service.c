@@ -6,6 +6,8 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "codec.h"
@@ -58,6 +60,64 @@ static int parse_options(int argc, char **argv, router_options_t *options)
     return 0;
 }
 
+/* A data_dir that is not there, or lacks a file, is a typo in the
+ * topology: refused at start rather than a router with no units and no
+ * rules that sends everything to triage. */
+static int check_data_dir(const char *dir)
+{
+    static const char *const files[] = {"units.csv", "rules.csv"};
+    struct stat st;
+    int failed = stat(dir, &st) < 0 ? errno : 0;
+    if (failed || !S_ISDIR(st.st_mode)) {
+        log_error("data_dir %s: %s: check data_dir in the topology", dir,
+                  failed ? strerror(failed) : "not a directory");
+        return -ENOENT;
+    }
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        if (access(path, R_OK) < 0) {
+            log_error("data_dir %s has no readable %s (%s): check data_dir in the topology", dir,
+                      files[i], strerror(errno));
+            return -ENOENT;
+        }
+    }
+    return 0;
+}
+
+typedef struct stale_check {
+    router_t *router;
+    char path[PATH_MAX];
+    size_t differ, file_rules, stored_rules;
+} stale_check_t;
+
+static int stale_check(MDB_txn *txn, void *ctx)
+{
+    stale_check_t *check = ctx;
+    return router_rules_file_check(check->router, txn, check->path, &check->differ,
+                                   &check->file_rules, &check->stored_rules);
+}
+
+/* Rules are seeded only into an empty store: a rules.csv edited since is
+ * said at start, with what to do, rather than ignored in silence. */
+static void warn_stale_rules(router_t *router, const char *data_dir)
+{
+    stale_check_t *check = calloc(1, sizeof(*check));
+    if (!check)
+        return;
+    check->router = router;
+    snprintf(check->path, sizeof(check->path), "%s/rules.csv", data_dir);
+    int rc = store_write(router->store, stale_check, check);
+    if (rc < 0)
+        log_warn("%s: cannot compare with the stored rules: %s", check->path, strerror(-rc));
+    else if (check->differ || check->file_rules != check->stored_rules)
+        log_warn("%s differs from the rules this router keeps (%zu of its %zu rules new or "
+                 "changed; %zu stored): the stored rules route; dispatchctl rules reload "
+                 "--dry-run shows the diff, rules reload applies it",
+                 check->path, check->differ, check->file_rules, check->stored_rules);
+    free(check);
+}
+
 static int router_start(worker_t *worker, int argc, char **argv, void **app)
 {
     router_options_t options = {0};
@@ -70,6 +130,13 @@ static int router_start(worker_t *worker, int argc, char **argv, void **app)
                     &options, &router);
     if (rc < 0)
         return rc;
+    if (me->data_dir && (rc = check_data_dir(me->data_dir)) < 0) {
+        router_destroy(&router);
+        return rc;
+    }
+    if (!me->data_dir)
+        log_warn("no data_dir in the topology: units and rules come only from the admin "
+                 "endpoint");
     if (me->data_dir) {
         char err[1024];
         size_t units = 0, rules = 0;
@@ -81,13 +148,15 @@ static int router_start(worker_t *worker, int argc, char **argv, void **app)
         }
         if (units || rules)
             log_info("seeded %zu units and %zu routing rules from %s", units, rules, me->data_dir);
+        if (!rules)
+            warn_stale_rules(router, me->data_dir);
     }
     if (me->units)
         rc = worker_endpoint(worker, "units", me->units, ROUTER_MAX_REQUEST, ENDPOINT_MAX_QUEUE,
                              &router->unit_endpoint);
     if (rc == 0 && me->request)
-        rc = worker_endpoint(worker, "request", me->request, ROUTER_MAX_REQUEST, ENDPOINT_MAX_QUEUE,
-                             &router->admin_endpoint);
+        rc = worker_endpoint(worker, "request", me->request, ROUTER_MAX_ADMIN_REQUEST,
+                             ENDPOINT_MAX_QUEUE, &router->admin_endpoint);
     if (rc == 0 && !me->units)
         log_warn("no `units` endpoint in the topology: units cannot connect");
     if (rc == 0)
@@ -254,6 +323,9 @@ static void batch_done(void *app, int rc)
 const worker_kind_t router_kind = {
     .kind = "router",
     .start = router_start,
+    .options_help = "  --return-window-hours N   a unit may return a ticket within N hours of its "
+                    "dispatch (default 24)\n"
+                    "  --max-returns N           returns before a ticket goes to triage\n",
     .stop = router_stop,
     .apply = apply_bus,
     .loop =

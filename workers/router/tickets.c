@@ -89,6 +89,38 @@ int tickets_put(tickets_t *self, MDB_txn *txn, const Dispatch__Router__RouterTic
     return record_put(txn, self->records, id, strlen(id), &record->base, 0);
 }
 
+int tickets_each_record(tickets_t *self, MDB_txn *txn, const char *after, tickets_record_fn fn,
+                        void *ctx)
+{
+    MDB_cursor *cursor;
+    int rc = store_rc(mdb_cursor_open(txn, self->records, &cursor));
+    if (rc < 0)
+        return rc;
+    size_t after_len = strlen(after);
+    MDB_val k = {after_len, (void *)after}, v;
+    int op = after_len ? MDB_SET_RANGE : MDB_FIRST, stop = 0;
+    while ((rc = mdb_cursor_get(cursor, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if (after_len && k.mv_size == after_len && memcmp(k.mv_data, after, after_len) == 0)
+            continue; /* strictly after */
+        Dispatch__Router__RouterTicket *record =
+            dispatch__router__router_ticket__unpack(NULL, v.mv_size, v.mv_data);
+        if (!record || !record->ticket) {
+            if (record)
+                dispatch__router__router_ticket__free_unpacked(record, NULL);
+            continue; /* tickets_check_all() reports it */
+        }
+        stop = fn(record, ctx);
+        dispatch__router__router_ticket__free_unpacked(record, NULL);
+        if (stop != 0)
+            break;
+    }
+    mdb_cursor_close(cursor);
+    if (stop != 0)
+        return stop < 0 ? stop : 0;
+    return rc == MDB_NOTFOUND ? 0 : store_rc(rc);
+}
+
 static int delete_absent_ok(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t len)
 {
     int rc = record_delete(txn, dbi, key, len);

@@ -66,6 +66,12 @@ int tickets_triage_each(tickets_t *self, MDB_txn *txn, const char *after, ticket
 int tickets_unit_each(tickets_t *self, MDB_txn *txn, const char *unit_id, const char *after,
                       tickets_visit_fn fn, void *ctx);
 
+/* Every ticket record, in id order, after `after` ("" = from the first),
+ * until fn returns non-zero (< 0: returned). The record is freed after fn. */
+typedef int (*tickets_record_fn)(const Dispatch__Router__RouterTicket *record, void *ctx);
+int tickets_each_record(tickets_t *self, MDB_txn *txn, const char *after, tickets_record_fn fn,
+                        void *ctx);
+
 /* What was written since the last call (then forgotten, whatever the
  * result); everything when that was more than it could keep. */
 int tickets_check(tickets_t *self, MDB_txn *txn, char *why, size_t why_len);
