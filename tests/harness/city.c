@@ -395,6 +395,12 @@ const char *city_topology(const city_t *city)
     return city->topology;
 }
 
+pid_t city_pid(const city_t *city, const char *name)
+{
+    city_worker_t *worker = find((city_t *)city, name);
+    return worker && worker->proc ? harness_pid(worker->proc) : 0;
+}
+
 const char *city_dir(const city_t *city)
 {
     return city->dir;

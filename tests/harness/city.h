@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "auth.h"
 
@@ -56,6 +57,8 @@ int city_stop(city_t *city, const char *worker, int sig);
 /* An endpoint a worker announced: "request", "units", "publish", "bus". */
 const char *city_endpoint(const city_t *city, const char *worker, const char *name);
 const char *city_topology(const city_t *city);
+/* The process id of a running worker; 0 when it is down or unknown. */
+pid_t city_pid(const city_t *city, const char *worker);
 /* <dir>/keys into buf. */
 const char *city_keys_dir(const city_t *city, char *buf, size_t len);
 /* The keys of actor toward the worker that serves url (an endpoint of the
