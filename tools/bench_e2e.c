@@ -2,6 +2,7 @@
  *
  *   dispatch-bench-e2e [--districts N] [--rate R] [--tickets N] [--connections C]
  *                      [--window W] [--data DIR] [--fsyncs] [--label TEXT]
+ *                      [--profile DIR]
  *
  * It starts the real worker set of a generated city (tests/harness/city.c:
  * intake, a router and an escalation per district, the city's audit), every
@@ -18,6 +19,10 @@
  * behind shows it in the latency and in "behind schedule"; registration to
  * unit runs from the ticket's registered_at (intake's clock, milliseconds)
  * to the unit's receipt.
+ *
+ * --fsyncs counts each worker's fdatasync/fsync/msync calls with perf
+ * stat (kernel tracepoints); --profile DIR records each worker with
+ * perf record -g into DIR/<worker>.data over the measured span.
  *
  * Output: a human table and one line "RESULT key=value ..." that
  * scripts/bench reads. Figures, not pass/fail; exit 1 only when the run
@@ -74,7 +79,7 @@ typedef struct bench_worker {
     unsigned long long cpu_ticks_before, cpu_ticks_after;
     unsigned long long write_bytes_before, write_bytes_after;
     long rss_kib, hwm_kib;
-    pid_t perf;
+    pid_t perf, profile;
     char perf_out[600];
     unsigned long long fsyncs;
 } bench_worker_t;
@@ -84,7 +89,7 @@ typedef struct bench {
     double rate;
     size_t tickets;
     int connections, window;
-    const char *data_dir, *label;
+    const char *data_dir, *label, *profile_dir;
     bool fsyncs;
 
     city_t *city;
@@ -204,8 +209,32 @@ static void perf_start(bench_worker_t *w, const char *dir)
     w->perf = child > 0 ? child : 0;
 }
 
+/* perf record -g of one process into <dir>/<worker>.data, for the
+ * profiles of BENCHMARKS.md. */
+static void profile_start(bench_worker_t *w, const char *dir)
+{
+    char pid[32], out[700];
+    snprintf(pid, sizeof(pid), "%d", (int)w->pid);
+    snprintf(out, sizeof(out), "%s/%s.data", dir, w->name);
+    pid_t child = fork();
+    if (child == 0) {
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        execlp("perf", "perf", "record", "--call-graph", "dwarf,16384", "-F", "499", "-o", out, "-p", pid, (char *)NULL);
+        _exit(127);
+    }
+    w->profile = child > 0 ? child : 0;
+}
+
 static void perf_stop(bench_worker_t *w)
 {
+    if (w->profile) {
+        int status;
+        kill(w->profile, SIGINT);
+        waitpid(w->profile, &status, 0);
+    }
     if (!w->perf)
         return;
     kill(w->perf, SIGINT);
@@ -671,15 +700,11 @@ int main(int argc, char **argv)
                  .data_dir = "deploy/data",
                  .label = "dispatch"};
     static const struct option options[] = {
-        {"districts", required_argument, NULL, 'd'},
-        {"rate", required_argument, NULL, 'r'},
-        {"tickets", required_argument, NULL, 'n'},
-        {"connections", required_argument, NULL, 'c'},
-        {"window", required_argument, NULL, 'w'},
-        {"data", required_argument, NULL, 'D'},
-        {"fsyncs", no_argument, NULL, 'f'},
-        {"label", required_argument, NULL, 'l'},
-        {NULL, 0, NULL, 0},
+        {"districts", required_argument, NULL, 'd'}, {"rate", required_argument, NULL, 'r'},
+        {"tickets", required_argument, NULL, 'n'},   {"connections", required_argument, NULL, 'c'},
+        {"window", required_argument, NULL, 'w'},    {"data", required_argument, NULL, 'D'},
+        {"fsyncs", no_argument, NULL, 'f'},          {"label", required_argument, NULL, 'l'},
+        {"profile", required_argument, NULL, 'p'},   {NULL, 0, NULL, 0},
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -707,6 +732,9 @@ int main(int argc, char **argv)
             break;
         case 'l':
             b.label = optarg;
+            break;
+        case 'p':
+            b.profile_dir = optarg;
             break;
         default:
             return 2;
@@ -757,6 +785,8 @@ int main(int argc, char **argv)
         bench_worker_t *w = &b.workers[i];
         if (b.fsyncs)
             perf_start(w, dir);
+        if (b.profile_dir)
+            profile_start(w, b.profile_dir);
         w->cpu_ticks_before = proc_cpu_ticks(w->pid);
         w->write_bytes_before = proc_write_bytes(w->pid);
     }
