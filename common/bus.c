@@ -14,6 +14,7 @@
 #define BUS_HEADER_MAX 256
 #define BUS_ACK_MAX 128
 #define BUS_ACCEPTS_MAX 16
+#define BUS_CLEANUP_QUIET_MS 100
 #define INC BUS_INCARNATION_SIZE
 
 struct bus_link {
@@ -665,6 +666,11 @@ int bus_timeout_ms(const bus_t *self, int64_t now_ms)
             if (probe_due < due)
                 due = probe_due;
         }
+        /* A quiet link's cleanup; once past, the next batch takes it (a
+         * failing store is not retried in a tight loop). */
+        int64_t cleanup = link->last_ack_progress_ms + BUS_CLEANUP_QUIET_MS;
+        if (link->acked > link->acked_durable && cleanup > now_ms && cleanup < due)
+            due = cleanup;
         int64_t silent =
             link->last_heard_ms > link->socket_ms ? link->last_heard_ms : link->socket_ms;
         if (silent + self->options.dead_after_ms < due)
@@ -1061,10 +1067,8 @@ static void drain_link(bus_link_t *link, int64_t now_ms)
     }
 }
 
-int bus_drain(bus_t *self, int64_t now_ms)
+static int drain_router(bus_t *self, int64_t now_ms)
 {
-    for (size_t i = 0; i < self->link_count; i++)
-        drain_link(self->links[i], now_ms);
     int rc = 0;
     while (self->router && self->queue_length < self->options.max_batch &&
            self->queue_bytes < self->options.max_batch_bytes) {
@@ -1075,13 +1079,49 @@ int bus_drain(bus_t *self, int64_t now_ms)
     return rc < 0 ? rc : (int)self->queue_length;
 }
 
+int bus_drain(bus_t *self, int64_t now_ms)
+{
+    for (size_t i = 0; i < self->link_count; i++)
+        drain_link(self->links[i], now_ms);
+    return drain_router(self, now_ms);
+}
+
+static bool polled_readable(const zmq_pollitem_t *items, size_t count, const void *socket)
+{
+    for (size_t i = 0; i < count; i++)
+        if (items[i].socket == socket)
+            return (items[i].revents & ZMQ_POLLIN) != 0;
+    return true; /* not polled (opened since): try it */
+}
+
+int bus_drain_polled(bus_t *self, const zmq_pollitem_t *items, size_t count, int64_t now_ms)
+{
+    /* bus_pollitems() order: the listening socket, then the links. */
+    size_t at = self->router ? 1 : 0;
+    for (size_t i = 0; i < self->link_count; i++) {
+        bus_link_t *link = self->links[i];
+        bool readable = at + i < count && items[at + i].socket == link->socket
+                            ? (items[at + i].revents & ZMQ_POLLIN) != 0
+                            : polled_readable(items, count, link->socket);
+        if (readable)
+            drain_link(link, now_ms);
+    }
+    if (self->router && !polled_readable(items, count, self->router))
+        return (int)self->queue_length;
+    return drain_router(self, now_ms);
+}
+
 /* Acked entries are deleted in the next batch, or in one of their own when
- * enough piled up or the link went quiet. */
-static bool link_cleanup_due(const bus_link_t *link)
+ * enough piled up or the link stayed quiet BUS_CLEANUP_QUIET_MS after its
+ * last ack: a commit (an fsync) only to delete is what a busy worker
+ * folds into its next batch. Until then a restart resends them, and the
+ * receiver drops what it applied. */
+static bool link_cleanup_due(const bus_link_t *link, int64_t now_ms)
 {
     uint64_t acked_not_deleted = link->acked - link->acked_durable;
-    return acked_not_deleted > 0 &&
-           (acked_not_deleted >= link->bus->options.window / 2 || link->acked + 1 == link->next);
+    return acked_not_deleted > 0 && (acked_not_deleted >= link->bus->options.window / 2 ||
+                                     (link->acked + 1 == link->next &&
+                                      now_ms - link->last_ack_progress_ms >= BUS_CLEANUP_QUIET_MS));
 }
 
 bool bus_batch_ready(const bus_t *self)
@@ -1089,9 +1129,10 @@ bool bus_batch_ready(const bus_t *self)
     for (size_t i = 0; i < self->queue_length; i++)
         if (!self->queue[i].probe)
             return true;
+    int64_t now_ms = self->link_count ? bus_now_ms() : 0;
     for (size_t i = 0; i < self->link_count; i++) {
         const bus_link_t *link = self->links[i];
-        if (link_cleanup_due(link) || link->accept_due ||
+        if (link_cleanup_due(link, now_ms) || link->accept_due ||
             (link->peer_known && !link->peer_recorded))
             return true;
     }

@@ -249,6 +249,11 @@ int bus_send(bus_t *self, MDB_txn *txn, bus_link_t *link, const void *body, size
 size_t bus_pollitems(bus_t *self, zmq_pollitem_t *items, size_t capacity);
 int bus_timeout_ms(const bus_t *self, int64_t now_ms);
 int bus_drain(bus_t *self, int64_t now_ms);
+/* bus_drain() of the sockets a zmq_poll found readable: items are the
+ * first count items bus_pollitems() wrote, with their revents. A socket
+ * not readable is not touched: a receive that finds nothing costs libzmq
+ * system calls (its command mailbox, its fork check). */
+int bus_drain_polled(bus_t *self, const zmq_pollitem_t *items, size_t count, int64_t now_ms);
 bool bus_batch_ready(const bus_t *self);
 int bus_batch_apply(bus_t *self, MDB_txn *txn);
 void bus_batch_done(bus_t *self, int rc);

@@ -46,7 +46,8 @@ static void check_or_abort(store_t *store, bus_t *bus, const loop_app_t *app)
 int loop_once(store_t *store, bus_t *bus, const loop_app_t *app, int max_wait_ms)
 {
     zmq_pollitem_t items[LOOP_MAX_ITEMS];
-    size_t count = bus_pollitems(bus, items, LOOP_MAX_ITEMS);
+    size_t bus_count = bus_pollitems(bus, items, LOOP_MAX_ITEMS);
+    size_t count = bus_count;
     if (app->pollitems)
         count += app->pollitems(app->app, items + count, LOOP_MAX_ITEMS - count);
 
@@ -64,7 +65,7 @@ int loop_once(store_t *store, bus_t *bus, const loop_app_t *app, int max_wait_ms
         return -errno;
 
     now = bus_now_ms();
-    int rc = bus_drain(bus, now);
+    int rc = bus_drain_polled(bus, items, bus_count, now);
     if (rc < 0)
         return rc;
     bool work = app->drain ? app->drain(app->app, now) : false;
