@@ -280,12 +280,23 @@ static int master_note_duplicate(intake_t *self, MDB_txn *txn, ticket_work_t *ma
     return rc == 0 ? intake_work_save(self, txn, master) : rc;
 }
 
-/* A fresh lookup code, from the kernel's random source. */
+/* A fresh lookup code, from the kernel's random source. The bytes are
+ * drawn a pool at a time (one system call per hundred codes, not one per
+ * symbol); 32 symbols, so a byte's low five bits pick one uniformly. */
 static void lookup_code_new(char code[LOOKUP_CODE_LENGTH + 1])
 {
     static const char symbols[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    _Static_assert(sizeof(symbols) - 1 == 32, "a byte's low five bits pick a symbol");
+    static unsigned char pool[LOOKUP_CODE_LENGTH * 100];
+    static size_t used = sizeof(pool);
+    if (used + LOOKUP_CODE_LENGTH > sizeof(pool)) {
+        randombytes_buf(pool, sizeof(pool));
+        used = 0;
+    }
     for (int i = 0; i < LOOKUP_CODE_LENGTH; i++)
-        code[i] = symbols[randombytes_uniform(sizeof(symbols) - 1)];
+        code[i] = symbols[pool[used + (size_t)i] & 31];
+    sodium_memzero(pool + used, LOOKUP_CODE_LENGTH);
+    used += LOOKUP_CODE_LENGTH;
     code[LOOKUP_CODE_LENGTH] = '\0';
 }
 
