@@ -528,6 +528,12 @@ void bus_link_stats(const bus_link_t *link, bus_link_stats_t *stats)
     memcpy(stats->offered, link->offered, INC);
 }
 
+uint64_t bus_link_backlog(const bus_link_t *link)
+{
+    uint64_t next = link->next_pending > link->next ? link->next_pending : link->next;
+    return next - 1 - link->acked;
+}
+
 void bus_stats(const bus_t *self, bus_stats_t *stats)
 {
     *stats = self->stats;

@@ -223,6 +223,10 @@ const char *bus_listen_endpoint(const bus_t *self);
 int bus_link_open(bus_t *self, const char *peer_id, const char *endpoint, bus_link_t **ret);
 bus_link_t *bus_link_find(bus_t *self, const char *peer_id);
 void bus_link_stats(const bus_link_t *link, bus_link_stats_t *stats);
+/* The link's backlog as it stands inside the batch being applied: messages
+ * committed or queued in this batch that the receiver has not acknowledged
+ * (bus_link_stats().lag, plus this batch's sends). O(1), no system call. */
+uint64_t bus_link_backlog(const bus_link_t *link);
 void bus_stats(const bus_t *self, bus_stats_t *stats);
 /* Visits every link, then every sender in the table; fn returns non-zero
  * to stop. The view is valid during the call only. */

@@ -93,7 +93,10 @@ static int write_topology(city_t *city)
             city->dir, city->dir, client_endpoint(a, sizeof(a)));
     for (size_t i = 0; i < city->options.district_count; i++)
         fprintf(f, "%srouter-%s", i ? ", " : "", city->options.districts[i]);
-    fprintf(f, "%s\n\n", city->options.audit ? ", audit" : "");
+    fprintf(f, "%s\n", city->options.audit ? ", audit" : "");
+    if (city->options.max_backlog)
+        fprintf(f, "max_backlog = %u\n", city->options.max_backlog);
+    fprintf(f, "\n");
     for (size_t i = 0; i < city->options.district_count; i++) {
         const char *d = city->options.districts[i];
         char escalation[80];

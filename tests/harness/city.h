@@ -43,6 +43,9 @@ typedef struct city_options {
      * units (unit gateway), tester (gateway with every role) and injector (a
      * worker key for a test's own bus). */
     bool plain;
+    /* The intake's max_backlog in the topology; 0 = not written (the
+     * default). */
+    unsigned max_backlog;
 } city_options_t;
 
 int city_new(const char *tag, const city_options_t *options, city_t **ret);

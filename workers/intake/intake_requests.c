@@ -47,6 +47,42 @@ static int reply_refusal(intake_t *self, uint64_t tag, const refusal_t *refusal,
     return reply_finish(self, &draft, ret);
 }
 
+/* ---- backpressure ------------------------------------------------------ */
+
+/* How long a refused client waits before it tries again: about what a
+ * router takes to work off a batch. */
+#define BACKLOG_RETRY_AFTER_MS 200
+
+/* Refuses a submit while the district's router has more than max_backlog
+ * messages from this intake that it has not acknowledged: acknowledging
+ * work that cannot be handed on only hides the flood from the callers.
+ * The backlog is the bus link's lag (dispatchctl links). 1 = refused
+ * (*ret is the reply), 0 = go on. */
+static int refuse_if_backlogged(intake_t *self, const Dispatch__Request *request,
+                                const Dispatch__Reply **ret, int *rc)
+{
+    bus_link_t *link = peers_router_of(self->peers, request->submit->district);
+    uint64_t backlog = link ? bus_link_backlog(link) : 0;
+    if (backlog <= self->max_backlog)
+        return 0;
+    char message[256];
+    snprintf(message, sizeof(message),
+             "the router of district %s has %llu messages not yet acknowledged (max_backlog "
+             "%llu): nothing was registered; retry with the same client_request_id in %d ms",
+             request->submit->district, (unsigned long long)backlog,
+             (unsigned long long)self->max_backlog, BACKLOG_RETRY_AFTER_MS);
+    Dispatch__Error error = DISPATCH__ERROR__INIT;
+    error.code = DISPATCH__ERROR_CODE__ERROR_CODE_UNAVAILABLE;
+    error.message = message;
+    error.retry_after_ms = BACKLOG_RETRY_AFTER_MS;
+    Dispatch__Reply draft = DISPATCH__REPLY__INIT;
+    draft.tag = request->tag;
+    draft.body_case = DISPATCH__REPLY__BODY_ERROR;
+    draft.error = &error;
+    *rc = reply_finish(self, &draft, ret);
+    return 1;
+}
+
 /* ---- validation -------------------------------------------------------- */
 
 static int check_submit(const intake_t *self, const Dispatch__SubmitTicket *submit,
@@ -396,6 +432,8 @@ static int handle_submit(intake_t *self, MDB_txn *txn, const Dispatch__Request *
 
     if (check_submit(self, submit, &refusal))
         return reply_refusal(self, request->tag, &refusal, ret);
+    if (refuse_if_backlogged(self, request, ret, &rc))
+        return rc;
 
     Dispatch__SubmitReply outcome = DISPATCH__SUBMIT_REPLY__INIT;
     char id[IDS_TICKET_SIZE], master_id[LIMIT_ID + 1] = "", code[LOOKUP_CODE_LENGTH + 1];
