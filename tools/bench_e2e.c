@@ -81,7 +81,7 @@ typedef struct bench_worker {
     long rss_kib, hwm_kib;
     pid_t perf, profile;
     char perf_out[600];
-    unsigned long long fsyncs;
+    unsigned long long fsyncs, syscalls;
 } bench_worker_t;
 
 typedef struct bench {
@@ -202,7 +202,8 @@ static void perf_start(bench_worker_t *w, const char *dir)
         dup2(null, 1);
         dup2(null, 2);
         execlp("perf", "perf", "stat", "-x", ",", "-o", w->perf_out, "-e",
-               "syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync,syscalls:sys_enter_msync",
+               "syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync,syscalls:sys_enter_msync,"
+               "raw_syscalls:sys_enter",
                "-p", pid, (char *)NULL);
         _exit(127);
     }
@@ -222,7 +223,8 @@ static void profile_start(bench_worker_t *w, const char *dir)
         dup2(null, 0);
         dup2(null, 1);
         dup2(null, 2);
-        execlp("perf", "perf", "record", "--call-graph", "dwarf,16384", "-F", "499", "-o", out, "-p", pid, (char *)NULL);
+        execlp("perf", "perf", "record", "--call-graph", "dwarf,16384", "-F", "499", "-o", out,
+               "-p", pid, (char *)NULL);
         _exit(127);
     }
     w->profile = child > 0 ? child : 0;
@@ -244,7 +246,11 @@ static void perf_stop(bench_worker_t *w)
     char line[512];
     while (f && fgets(line, sizeof(line), f)) {
         unsigned long long n;
-        if (line[0] != '#' && sscanf(line, "%llu,", &n) == 1)
+        if (line[0] == '#' || sscanf(line, "%llu,", &n) != 1)
+            continue;
+        if (strstr(line, "raw_syscalls:sys_enter"))
+            w->syscalls += n;
+        else
             w->fsyncs += n;
     }
     if (f)
@@ -657,8 +663,9 @@ static void report(bench_t *b)
            percentile_ms(b->unit_latency_us, b->unit_latency_count, 0.5),
            percentile_ms(b->unit_latency_us, b->unit_latency_count, 0.99),
            percentile_ms(b->unit_latency_us, b->unit_latency_count, 0.999));
-    printf("%-22s %12s %12s %12s %10s %10s\n", "worker", "cpu s/1000", "fsyncs/tkt", "KiB wr/tkt",
-           "RSS MiB", "peak MiB");
+    unsigned long long syscalls = 0;
+    printf("%-22s %12s %12s %12s %12s %10s %10s\n", "worker", "cpu s/1000", "fsyncs/tkt",
+           "syscalls/tkt", "KiB wr/tkt", "RSS MiB", "peak MiB");
     double n = b->acked ? (double)b->acked : 1;
     for (int i = 0; i < b->worker_count; i++) {
         bench_worker_t *w = &b->workers[i];
@@ -667,17 +674,20 @@ static void report(bench_t *b)
         cpu_total += cpu;
         kib_total += kib;
         fsyncs += w->fsyncs;
+        syscalls += w->syscalls;
         rss_total += w->rss_kib;
-        printf("%-22s %12.3f %12.4f %12.2f %10.1f %10.1f\n", w->name, cpu * 1000 / n,
-               b->fsyncs ? (double)w->fsyncs / n : -1.0, kib / n, (double)w->rss_kib / 1024.0,
-               (double)w->hwm_kib / 1024.0);
+        printf("%-22s %12.3f %12.4f %12.1f %12.2f %10.1f %10.1f\n", w->name, cpu * 1000 / n,
+               b->fsyncs ? (double)w->fsyncs / n : -1.0, b->fsyncs ? (double)w->syscalls / n : -1.0,
+               kib / n, (double)w->rss_kib / 1024.0, (double)w->hwm_kib / 1024.0);
     }
-    printf("%-22s %12.3f %12.4f %12.2f %10.1f\n", "all workers", cpu_total * 1000 / n,
-           b->fsyncs ? (double)fsyncs / n : -1.0, kib_total / n, (double)rss_total / 1024.0);
+    printf("%-22s %12.3f %12.4f %12.1f %12.2f %10.1f\n", "all workers", cpu_total * 1000 / n,
+           b->fsyncs ? (double)fsyncs / n : -1.0, b->fsyncs ? (double)syscalls / n : -1.0,
+           kib_total / n, (double)rss_total / 1024.0);
     printf("RESULT label=%s districts=%d rate=%.0f tickets=%zu acked_per_s=%.0f "
            "delivered_per_s=%.0f audited_per_s=%.0f ack_p50_ms=%.3f ack_p99_ms=%.3f "
            "ack_p999_ms=%.3f unit_p50_ms=%.3f unit_p99_ms=%.3f unit_p999_ms=%.3f "
-           "cpu_us_per_ticket=%.1f fsyncs_per_ticket=%.4f kib_per_ticket=%.2f rss_mib=%.1f "
+           "cpu_us_per_ticket=%.1f fsyncs_per_ticket=%.4f syscalls_per_ticket=%.1f "
+           "kib_per_ticket=%.2f rss_mib=%.1f "
            "behind_ms=%.1f refused=%zu twice=%zu\n",
            b->label, b->districts, b->rate, b->tickets, acked_rate, delivered_rate, audited_rate,
            percentile_ms(b->ack_latency_us, b->acked, 0.5),
@@ -686,8 +696,9 @@ static void report(bench_t *b)
            percentile_ms(b->unit_latency_us, b->unit_latency_count, 0.5),
            percentile_ms(b->unit_latency_us, b->unit_latency_count, 0.99),
            percentile_ms(b->unit_latency_us, b->unit_latency_count, 0.999), cpu_total * 1e6 / n,
-           b->fsyncs ? (double)fsyncs / n : -1.0, kib_total / n, (double)rss_total / 1024.0,
-           (double)b->behind_max_us / 1000.0, b->refused, b->delivered_twice);
+           b->fsyncs ? (double)fsyncs / n : -1.0, b->fsyncs ? (double)syscalls / n : -1.0,
+           kib_total / n, (double)rss_total / 1024.0, (double)b->behind_max_us / 1000.0, b->refused,
+           b->delivered_twice);
     fflush(stdout);
 }
 
