@@ -14,7 +14,6 @@
 #define BUS_HEADER_MAX 256
 #define BUS_ACK_MAX 128
 #define BUS_ACCEPTS_MAX 16
-#define BUS_CLEANUP_QUIET_MS 100
 #define INC BUS_INCARNATION_SIZE
 
 struct bus_link {
@@ -672,11 +671,6 @@ int bus_timeout_ms(const bus_t *self, int64_t now_ms)
             if (probe_due < due)
                 due = probe_due;
         }
-        /* A quiet link's cleanup; once past, the next batch takes it (a
-         * failing store is not retried in a tight loop). */
-        int64_t cleanup = link->last_ack_progress_ms + BUS_CLEANUP_QUIET_MS;
-        if (link->acked > link->acked_durable && cleanup > now_ms && cleanup < due)
-            due = cleanup;
         int64_t silent =
             link->last_heard_ms > link->socket_ms ? link->last_heard_ms : link->socket_ms;
         if (silent + self->options.dead_after_ms < due)
@@ -1118,16 +1112,12 @@ int bus_drain_polled(bus_t *self, const zmq_pollitem_t *items, size_t count, int
 }
 
 /* Acked entries are deleted in the next batch, or in one of their own when
- * enough piled up or the link stayed quiet BUS_CLEANUP_QUIET_MS after its
- * last ack: a commit (an fsync) only to delete is what a busy worker
- * folds into its next batch. Until then a restart resends them, and the
- * receiver drops what it applied. */
-static bool link_cleanup_due(const bus_link_t *link, int64_t now_ms)
+ * enough piled up or the link went quiet. */
+static bool link_cleanup_due(const bus_link_t *link)
 {
     uint64_t acked_not_deleted = link->acked - link->acked_durable;
-    return acked_not_deleted > 0 && (acked_not_deleted >= link->bus->options.window / 2 ||
-                                     (link->acked + 1 == link->next &&
-                                      now_ms - link->last_ack_progress_ms >= BUS_CLEANUP_QUIET_MS));
+    return acked_not_deleted > 0 &&
+           (acked_not_deleted >= link->bus->options.window / 2 || link->acked + 1 == link->next);
 }
 
 bool bus_batch_ready(const bus_t *self)
@@ -1135,10 +1125,9 @@ bool bus_batch_ready(const bus_t *self)
     for (size_t i = 0; i < self->queue_length; i++)
         if (!self->queue[i].probe)
             return true;
-    int64_t now_ms = self->link_count ? bus_now_ms() : 0;
     for (size_t i = 0; i < self->link_count; i++) {
         const bus_link_t *link = self->links[i];
-        if (link_cleanup_due(link, now_ms) || link->accept_due ||
+        if (link_cleanup_due(link) || link->accept_due ||
             (link->peer_known && !link->peer_recorded))
             return true;
     }

@@ -265,11 +265,6 @@ static void link_with_delivered(fixture_t *f, uint64_t count)
     sender_start(f);
     send_values(f, 1, count, 16);
     run_until_delivered(f, count);
-    /* A quiet link deletes what was acknowledged in a batch of its own a
-     * little later (bus.c, link_cleanup_due): the loop wakes for it. */
-    for (int i = 0; i < STEP_LIMIT && outbox_entries(&f->sender) > 0; i++)
-        step(&f->sender);
-    assert_int_equal(outbox_entries(&f->sender), 0);
 }
 
 static void test_streams_acks_and_cleans_up(void **state)
