@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "polled.h"
+
 #define LOOP_MAX_ITEMS 256
 #define LOOP_WHY_MAX 512
 
@@ -61,14 +63,19 @@ int loop_once(store_t *store, bus_t *bus, const loop_app_t *app, int max_wait_ms
     if (max_wait_ms >= 0 && max_wait_ms < timeout)
         timeout = max_wait_ms;
 
-    if (zmq_poll(items, (int)count, timeout) < 0 && errno != EINTR)
+    int polled = zmq_poll(items, (int)count, timeout);
+    if (polled < 0 && errno != EINTR)
         return -errno;
 
     now = bus_now_ms();
     int rc = bus_drain_polled(bus, items, bus_count, now);
     if (rc < 0)
         return rc;
+    /* The application's drains skip the sockets the poll found idle. */
+    if (polled >= 0)
+        polled_set(items + bus_count, count - bus_count);
     bool work = app->drain ? app->drain(app->app, now) : false;
+    polled_clear();
     bool batched = work || bus_batch_ready(bus);
     rc = 0;
     if (batched) {
