@@ -110,6 +110,15 @@ typedef struct bench {
     size_t unit_latency_count;
 } bench_t;
 
+/* SIGTERM / SIGINT: the run stops and the city is taken down. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
 static int64_t mono_us(void)
 {
     struct timespec ts;
@@ -559,6 +568,10 @@ static int run_load(bench_t *b)
     size_t progress_mark = 0;
     int rc = 0;
     while (!finished(b)) {
+        if (stop_requested) {
+            rc = -EINTR;
+            break;
+        }
         int64_t now = mono_us();
         offer(b, now);
         long timeout_ms = 100;
@@ -757,6 +770,8 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, on_stop);
+    signal(SIGINT, on_stop);
     b.ticket = calloc(b.tickets, sizeof(*b.ticket));
     b.ack_latency_us = calloc(b.tickets, sizeof(uint64_t));
     b.unit_latency_us = calloc(b.tickets, sizeof(uint64_t));
