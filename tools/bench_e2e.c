@@ -197,26 +197,42 @@ static void proc_rss(pid_t pid, long *rss_kib, long *hwm_kib)
         fclose(f);
 }
 
-/* fsync-family system calls of one process, counted by the kernel's
- * tracepoints through perf stat (attached for the measured span only). */
-static void perf_start(bench_worker_t *w, const char *dir)
+/* perf with argv, its output to /dev/null; its pid, or 0. */
+static pid_t perf_spawn(char *const argv[])
 {
-    snprintf(w->perf_out, sizeof(w->perf_out), "%s/perf-%s.csv", dir, w->name);
-    char pid[32];
-    snprintf(pid, sizeof(pid), "%d", (int)w->pid);
     pid_t child = fork();
     if (child == 0) {
         int null = open("/dev/null", O_RDWR);
         dup2(null, 0);
         dup2(null, 1);
         dup2(null, 2);
-        execlp("perf", "perf", "stat", "-x", ",", "-o", w->perf_out, "-e",
-               "syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync,syscalls:sys_enter_msync,"
-               "raw_syscalls:sys_enter",
-               "-p", pid, (char *)NULL);
+        execvp("perf", argv);
         _exit(127);
     }
-    w->perf = child > 0 ? child : 0;
+    return child > 0 ? child : 0;
+}
+
+/* fsync-family and all system calls of one process, counted by the
+ * kernel's tracepoints through perf stat (attached for the measured span
+ * only). */
+static void perf_start(bench_worker_t *w, const char *dir)
+{
+    snprintf(w->perf_out, sizeof(w->perf_out), "%s/perf-%s.csv", dir, w->name);
+    char pid[32];
+    snprintf(pid, sizeof(pid), "%d", (int)w->pid);
+    char *argv[] = {"perf",
+                    "stat",
+                    "-x",
+                    ",",
+                    "-o",
+                    w->perf_out,
+                    "-e",
+                    "syscalls:sys_enter_fdatasync,syscalls:sys_enter_fsync,"
+                    "syscalls:sys_enter_msync,raw_syscalls:sys_enter",
+                    "-p",
+                    pid,
+                    NULL};
+    w->perf = perf_spawn(argv);
 }
 
 /* perf record -g of one process into <dir>/<worker>.data, for the
@@ -226,17 +242,9 @@ static void profile_start(bench_worker_t *w, const char *dir)
     char pid[32], out[700];
     snprintf(pid, sizeof(pid), "%d", (int)w->pid);
     snprintf(out, sizeof(out), "%s/%s.data", dir, w->name);
-    pid_t child = fork();
-    if (child == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(null, 2);
-        execlp("perf", "perf", "record", "--call-graph", "dwarf,16384", "-F", "499", "-o", out,
-               "-p", pid, (char *)NULL);
-        _exit(127);
-    }
-    w->profile = child > 0 ? child : 0;
+    char *argv[] = {"perf", "record", "--call-graph", "dwarf,16384", "-F", "499",
+                    "-o",   out,      "-p",           pid,           NULL};
+    w->profile = perf_spawn(argv);
 }
 
 static void perf_stop(bench_worker_t *w)

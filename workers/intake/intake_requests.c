@@ -35,16 +35,22 @@ static int reply_finish(intake_t *self, const Dispatch__Reply *draft, const Disp
     return self->reply ? 0 : -ENOMEM;
 }
 
+static int reply_error(intake_t *self, uint64_t tag, Dispatch__Error *error,
+                       const Dispatch__Reply **ret)
+{
+    Dispatch__Reply draft = DISPATCH__REPLY__INIT;
+    draft.tag = tag;
+    draft.body_case = DISPATCH__REPLY__BODY_ERROR;
+    draft.error = error;
+    return reply_finish(self, &draft, ret);
+}
+
 static int reply_refusal(intake_t *self, uint64_t tag, const refusal_t *refusal,
                          const Dispatch__Reply **ret)
 {
     Dispatch__Error error;
     refusal_error(refusal, &error);
-    Dispatch__Reply draft = DISPATCH__REPLY__INIT;
-    draft.tag = tag;
-    draft.body_case = DISPATCH__REPLY__BODY_ERROR;
-    draft.error = &error;
-    return reply_finish(self, &draft, ret);
+    return reply_error(self, tag, &error, ret);
 }
 
 /* ---- backpressure ------------------------------------------------------ */
@@ -75,11 +81,7 @@ static int refuse_if_backlogged(intake_t *self, const Dispatch__Request *request
     error.code = DISPATCH__ERROR_CODE__ERROR_CODE_UNAVAILABLE;
     error.message = message;
     error.retry_after_ms = BACKLOG_RETRY_AFTER_MS;
-    Dispatch__Reply draft = DISPATCH__REPLY__INIT;
-    draft.tag = request->tag;
-    draft.body_case = DISPATCH__REPLY__BODY_ERROR;
-    draft.error = &error;
-    *rc = reply_finish(self, &draft, ret);
+    *rc = reply_error(self, request->tag, &error, ret);
     return 1;
 }
 
