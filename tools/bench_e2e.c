@@ -2,7 +2,7 @@
  *
  *   dispatch-bench-e2e [--districts N] [--rate R] [--tickets N] [--connections C]
  *                      [--window W] [--data DIR] [--fsyncs] [--label TEXT]
- *                      [--profile DIR]
+ *                      [--profile DIR] [--sample-every SECONDS]
  *
  * It starts the real worker set of a generated city (tests/harness/city.c:
  * intake, a router and an escalation per district, the city's audit), every
@@ -23,6 +23,9 @@
  * --fsyncs counts each worker's fdatasync/fsync/msync calls with perf
  * stat (kernel tracepoints); --profile DIR records each worker with
  * perf record -g into DIR/<worker>.data over the measured span.
+ *
+ * --sample-every prints each worker's RSS every SECONDS during the run
+ * ("rss t=..."), for the memory curve of a long run.
  *
  * Output: a human table and one line "RESULT key=value ..." that
  * scripts/bench reads. Figures, not pass/fail; exit 1 only when the run
@@ -90,6 +93,7 @@ typedef struct bench {
     size_t tickets;
     int connections, window;
     const char *data_dir, *label, *profile_dir;
+    int sample_every_s; /* RSS lines during the run; 0 = none */
     bool fsyncs;
 
     city_t *city;
@@ -558,6 +562,21 @@ static bool finished(const bench_t *b)
            b->audited >= b->acked;
 }
 
+/* One line of every worker's RSS (MiB) and the counts so far, for a long
+ * run's memory curve. */
+static void sample_rss(const bench_t *b, int64_t now)
+{
+    printf("rss t=%.0fs acked=%zu delivered=%zu", (double)(now - b->start_us) / 1e6, b->acked,
+           b->delivered);
+    for (int i = 0; i < b->worker_count; i++) {
+        long rss = 0, hwm = 0;
+        proc_rss(b->workers[i].pid, &rss, &hwm);
+        printf(" %s=%.1f", b->workers[i].name, (double)rss / 1024.0);
+    }
+    printf("\n");
+    fflush(stdout);
+}
+
 static int run_load(bench_t *b)
 {
     size_t count = (size_t)b->connections + (size_t)b->unit_count + 1;
@@ -572,7 +591,7 @@ static int run_load(bench_t *b)
     items[count - 1] = (zmq_pollitem_t){.socket = b->audit, .events = ZMQ_POLLIN};
 
     b->start_us = mono_us();
-    int64_t last_progress = b->start_us;
+    int64_t last_progress = b->start_us, next_sample = b->start_us;
     size_t progress_mark = 0;
     int rc = 0;
     while (!finished(b)) {
@@ -616,6 +635,10 @@ static int run_load(bench_t *b)
             unit_session_ack_due(b->units[i].session, 1000);
         size_t mark = b->sent + b->acked + b->delivered + b->audited;
         now = mono_us();
+        if (b->sample_every_s > 0 && now >= next_sample) {
+            sample_rss(b, now);
+            next_sample = now + (int64_t)b->sample_every_s * 1000000;
+        }
         if (mark != progress_mark) {
             progress_mark = mark;
             last_progress = now;
@@ -732,11 +755,17 @@ int main(int argc, char **argv)
                  .data_dir = "deploy/data",
                  .label = "dispatch"};
     static const struct option options[] = {
-        {"districts", required_argument, NULL, 'd'}, {"rate", required_argument, NULL, 'r'},
-        {"tickets", required_argument, NULL, 'n'},   {"connections", required_argument, NULL, 'c'},
-        {"window", required_argument, NULL, 'w'},    {"data", required_argument, NULL, 'D'},
-        {"fsyncs", no_argument, NULL, 'f'},          {"label", required_argument, NULL, 'l'},
-        {"profile", required_argument, NULL, 'p'},   {NULL, 0, NULL, 0},
+        {"districts", required_argument, NULL, 'd'},
+        {"rate", required_argument, NULL, 'r'},
+        {"tickets", required_argument, NULL, 'n'},
+        {"connections", required_argument, NULL, 'c'},
+        {"window", required_argument, NULL, 'w'},
+        {"data", required_argument, NULL, 'D'},
+        {"fsyncs", no_argument, NULL, 'f'},
+        {"label", required_argument, NULL, 'l'},
+        {"profile", required_argument, NULL, 'p'},
+        {"sample-every", required_argument, NULL, 's'},
+        {NULL, 0, NULL, 0},
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -767,6 +796,9 @@ int main(int argc, char **argv)
             break;
         case 'p':
             b.profile_dir = optarg;
+            break;
+        case 's':
+            b.sample_every_s = atoi(optarg);
             break;
         default:
             return 2;
