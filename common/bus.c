@@ -1513,6 +1513,13 @@ void bus_batch_done(bus_t *self, int rc)
                 link_accepted(link);
         }
         self->stats.applied += self->batch_stats.applied;
+        if (self->batch_stats.applied > 0) {
+            unsigned bucket = 0;
+            for (uint64_t n = self->batch_stats.applied; n > 1 && bucket + 1 < BUS_BATCH_BUCKETS;
+                 n >>= 1)
+                bucket++;
+            self->stats.batches[bucket]++;
+        }
         self->stats.duplicates += self->batch_stats.duplicates;
         self->stats.gaps += self->batch_stats.gaps;
         self->stats.rejected += self->batch_stats.rejected;

@@ -184,17 +184,23 @@ typedef struct bus_link_stats {
     unsigned char offered[BUS_INCARNATION_SIZE]; /* diverged: what the peer presents */
 } bus_link_stats_t;
 
+/* Buckets of bus_stats_t.batches: a committed batch that applied n
+ * messages counts in bucket floor(log2(n)) (1, 2-3, 4-7, ...), the last
+ * bucket taking everything above. */
+#define BUS_BATCH_BUCKETS 16
+
 typedef struct bus_stats {
-    uint64_t applied;      /* messages applied */
-    uint64_t duplicates;   /* dropped: already applied */
-    uint64_t gaps;         /* dropped: arrived ahead of a lost one */
-    uint64_t rejected;     /* refused by the apply function */
-    uint64_t bad_frames;   /* undecodable or spoofed frames dropped */
-    uint64_t refused;      /* dropped: from an incarnation not accepted */
-    uint64_t peers_full;   /* dropped: the table of senders was full of busy ones */
-    uint64_t evicted;      /* idle senders evicted from the table */
-    uint64_t dead_dropped; /* dead letters dropped to stay in bounds */
-    uint64_t forged;       /* dropped: the key is not the named sender's (CURVE) */
+    uint64_t applied;                    /* messages applied */
+    uint64_t duplicates;                 /* dropped: already applied */
+    uint64_t gaps;                       /* dropped: arrived ahead of a lost one */
+    uint64_t rejected;                   /* refused by the apply function */
+    uint64_t bad_frames;                 /* undecodable or spoofed frames dropped */
+    uint64_t refused;                    /* dropped: from an incarnation not accepted */
+    uint64_t peers_full;                 /* dropped: the table of senders was full of busy ones */
+    uint64_t evicted;                    /* idle senders evicted from the table */
+    uint64_t dead_dropped;               /* dead letters dropped to stay in bounds */
+    uint64_t forged;                     /* dropped: the key is not the named sender's (CURVE) */
+    uint64_t batches[BUS_BATCH_BUCKETS]; /* committed batches by messages applied */
 } bus_stats_t;
 
 /* One end of a link as an operator sees it (bus_links_each()). */
