@@ -188,7 +188,9 @@ static unsigned long long proc_write_bytes(pid_t pid)
     return bytes;
 }
 
-static void proc_rss(pid_t pid, long *rss_kib, long *hwm_kib)
+/* VmRSS and VmHWM; RssAnon (the heap, without LMDB's mapped pages) into
+ * *anon_kib when not NULL. */
+static void proc_rss(pid_t pid, long *rss_kib, long *hwm_kib, long *anon_kib)
 {
     char path[64], line[256];
     snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
@@ -196,6 +198,8 @@ static void proc_rss(pid_t pid, long *rss_kib, long *hwm_kib)
     while (f && fgets(line, sizeof(line), f)) {
         sscanf(line, "VmRSS: %ld", rss_kib);
         sscanf(line, "VmHWM: %ld", hwm_kib);
+        if (anon_kib)
+            sscanf(line, "RssAnon: %ld", anon_kib);
     }
     if (f)
         fclose(f);
@@ -562,16 +566,16 @@ static bool finished(const bench_t *b)
            b->audited >= b->acked;
 }
 
-/* One line of every worker's RSS (MiB) and the counts so far, for a long
- * run's memory curve. */
+/* One line of every worker's RSS / anonymous RSS (MiB) and the counts so
+ * far, for a long run's memory curve. */
 static void sample_rss(const bench_t *b, int64_t now)
 {
     printf("rss t=%.0fs acked=%zu delivered=%zu", (double)(now - b->start_us) / 1e6, b->acked,
            b->delivered);
     for (int i = 0; i < b->worker_count; i++) {
-        long rss = 0, hwm = 0;
-        proc_rss(b->workers[i].pid, &rss, &hwm);
-        printf(" %s=%.1f", b->workers[i].name, (double)rss / 1024.0);
+        long rss = 0, hwm = 0, anon = 0;
+        proc_rss(b->workers[i].pid, &rss, &hwm, &anon);
+        printf(" %s=%.1f/%.1f", b->workers[i].name, (double)rss / 1024.0, (double)anon / 1024.0);
     }
     printf("\n");
     fflush(stdout);
@@ -862,7 +866,7 @@ int main(int argc, char **argv)
         bench_worker_t *w = &b.workers[i];
         w->cpu_ticks_after = proc_cpu_ticks(w->pid);
         w->write_bytes_after = proc_write_bytes(w->pid);
-        proc_rss(w->pid, &w->rss_kib, &w->hwm_kib);
+        proc_rss(w->pid, &w->rss_kib, &w->hwm_kib, NULL);
         perf_stop(w);
     }
     if (b.fsyncs)
