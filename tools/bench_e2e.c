@@ -12,7 +12,8 @@
  * offers N SubmitTicket requests open loop: at R tickets/s (R = 0: as fast
  * as the windows allow) over C connections with at most W requests in flight
  * on each. Ports are free ones, asked of the kernel: the run never collides
- * with a city already running.
+ * with a city already running (the harness takes ports the kernel reports
+ * free, below its ephemeral range).
  *
  * The submit acknowledgement latency runs from the moment the schedule says
  * a request is due (not when it could be sent), so a driver that falls
@@ -20,8 +21,11 @@
  * unit runs from the ticket's registered_at (intake's clock, milliseconds)
  * to the unit's receipt.
  *
- * --fsyncs counts each worker's fdatasync/fsync/msync calls with perf
- * stat (kernel tracepoints); --profile DIR records each worker with
+ * A submit refused (UNAVAILABLE: the intake's backpressure) is counted as
+ * refused and not sent again.
+ *
+ * --fsyncs counts each worker's fdatasync/fsync/msync calls and all its
+ * system calls with perf stat (kernel tracepoints); --profile DIR records each worker with
  * perf record -g into DIR/<worker>.data over the measured span.
  *
  * --sample-every prints each worker's RSS every SECONDS during the run
