@@ -530,6 +530,12 @@ void bus_link_stats(const bus_link_t *link, bus_link_stats_t *stats)
     memcpy(stats->offered, link->offered, INC);
 }
 
+uint64_t bus_link_backlog(const bus_link_t *link)
+{
+    uint64_t next = link->next_pending > link->next ? link->next_pending : link->next;
+    return next - 1 - link->acked;
+}
+
 void bus_stats(const bus_t *self, bus_stats_t *stats)
 {
     *stats = self->stats;
@@ -1078,10 +1084,8 @@ static void drain_link(bus_link_t *link, int64_t now_ms)
     }
 }
 
-int bus_drain(bus_t *self, int64_t now_ms)
+static int drain_router(bus_t *self, int64_t now_ms)
 {
-    for (size_t i = 0; i < self->link_count; i++)
-        drain_link(self->links[i], now_ms);
     int rc = 0;
     while (self->router && self->queue_length < self->options.max_batch &&
            self->queue_bytes < self->options.max_batch_bytes) {
@@ -1090,6 +1094,38 @@ int bus_drain(bus_t *self, int64_t now_ms)
             break;
     }
     return rc < 0 ? rc : (int)self->queue_length;
+}
+
+int bus_drain(bus_t *self, int64_t now_ms)
+{
+    for (size_t i = 0; i < self->link_count; i++)
+        drain_link(self->links[i], now_ms);
+    return drain_router(self, now_ms);
+}
+
+static bool polled_readable(const zmq_pollitem_t *items, size_t count, const void *socket)
+{
+    for (size_t i = 0; i < count; i++)
+        if (items[i].socket == socket)
+            return (items[i].revents & ZMQ_POLLIN) != 0;
+    return true; /* not polled (opened since): try it */
+}
+
+int bus_drain_polled(bus_t *self, const zmq_pollitem_t *items, size_t count, int64_t now_ms)
+{
+    /* bus_pollitems() order: the listening socket, then the links. */
+    size_t at = self->router ? 1 : 0;
+    for (size_t i = 0; i < self->link_count; i++) {
+        bus_link_t *link = self->links[i];
+        bool readable = at + i < count && items[at + i].socket == link->socket
+                            ? (items[at + i].revents & ZMQ_POLLIN) != 0
+                            : polled_readable(items, count, link->socket);
+        if (readable)
+            drain_link(link, now_ms);
+    }
+    if (self->router && !polled_readable(items, count, self->router))
+        return (int)self->queue_length;
+    return drain_router(self, now_ms);
 }
 
 /* Acked entries are deleted in the next batch, or in one of their own when
@@ -1494,6 +1530,13 @@ void bus_batch_done(bus_t *self, int rc)
                 link_accepted(link);
         }
         self->stats.applied += self->batch_stats.applied;
+        if (self->batch_stats.applied > 0) {
+            unsigned bucket = 0;
+            for (uint64_t n = self->batch_stats.applied; n > 1 && bucket + 1 < BUS_BATCH_BUCKETS;
+                 n >>= 1)
+                bucket++;
+            self->stats.batches[bucket]++;
+        }
         self->stats.duplicates += self->batch_stats.duplicates;
         self->stats.gaps += self->batch_stats.gaps;
         self->stats.rejected += self->batch_stats.rejected;

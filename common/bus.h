@@ -184,17 +184,23 @@ typedef struct bus_link_stats {
     unsigned char offered[BUS_INCARNATION_SIZE]; /* diverged: what the peer presents */
 } bus_link_stats_t;
 
+/* Buckets of bus_stats_t.batches: a committed batch that applied n
+ * messages counts in bucket floor(log2(n)) (1, 2-3, 4-7, ...), the last
+ * bucket taking everything above. */
+#define BUS_BATCH_BUCKETS 16
+
 typedef struct bus_stats {
-    uint64_t applied;      /* messages applied */
-    uint64_t duplicates;   /* dropped: already applied */
-    uint64_t gaps;         /* dropped: arrived ahead of a lost one */
-    uint64_t rejected;     /* refused by the apply function */
-    uint64_t bad_frames;   /* undecodable or spoofed frames dropped */
-    uint64_t refused;      /* dropped: from an incarnation not accepted */
-    uint64_t peers_full;   /* dropped: the table of senders was full of busy ones */
-    uint64_t evicted;      /* idle senders evicted from the table */
-    uint64_t dead_dropped; /* dead letters dropped to stay in bounds */
-    uint64_t forged;       /* dropped: the key is not the named sender's (CURVE) */
+    uint64_t applied;                    /* messages applied */
+    uint64_t duplicates;                 /* dropped: already applied */
+    uint64_t gaps;                       /* dropped: arrived ahead of a lost one */
+    uint64_t rejected;                   /* refused by the apply function */
+    uint64_t bad_frames;                 /* undecodable or spoofed frames dropped */
+    uint64_t refused;                    /* dropped: from an incarnation not accepted */
+    uint64_t peers_full;                 /* dropped: the table of senders was full of busy ones */
+    uint64_t evicted;                    /* idle senders evicted from the table */
+    uint64_t dead_dropped;               /* dead letters dropped to stay in bounds */
+    uint64_t forged;                     /* dropped: the key is not the named sender's (CURVE) */
+    uint64_t batches[BUS_BATCH_BUCKETS]; /* committed batches by messages applied */
 } bus_stats_t;
 
 /* One end of a link as an operator sees it (bus_links_each()). */
@@ -231,6 +237,10 @@ int bus_link_retarget(bus_link_t *link, const char *endpoint);
 /* The endpoint the link connects to. */
 const char *bus_link_endpoint(const bus_link_t *link);
 void bus_link_stats(const bus_link_t *link, bus_link_stats_t *stats);
+/* The link's backlog as it stands inside the batch being applied: messages
+ * committed or queued in this batch that the receiver has not acknowledged
+ * (bus_link_stats().lag, plus this batch's sends). O(1), no system call. */
+uint64_t bus_link_backlog(const bus_link_t *link);
 void bus_stats(const bus_t *self, bus_stats_t *stats);
 /* Visits every link, then every sender in the table; fn returns non-zero
  * to stop. The view is valid during the call only. */
@@ -260,6 +270,11 @@ int bus_send(bus_t *self, MDB_txn *txn, bus_link_t *link, const void *body, size
 size_t bus_pollitems(bus_t *self, zmq_pollitem_t *items, size_t capacity);
 int bus_timeout_ms(const bus_t *self, int64_t now_ms);
 int bus_drain(bus_t *self, int64_t now_ms);
+/* bus_drain() of the sockets a zmq_poll found readable: items are the
+ * first count items bus_pollitems() wrote, with their revents. A socket
+ * not readable is not touched: a receive that finds nothing costs libzmq
+ * system calls (its command mailbox, its fork check). */
+int bus_drain_polled(bus_t *self, const zmq_pollitem_t *items, size_t count, int64_t now_ms);
 bool bus_batch_ready(const bus_t *self);
 int bus_batch_apply(bus_t *self, MDB_txn *txn);
 void bus_batch_done(bus_t *self, int rc);

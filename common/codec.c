@@ -17,23 +17,42 @@ static bool enum_declared(const ProtobufCEnumDescriptor *descriptor, int value)
     return protobuf_c_enum_descriptor_get_value(descriptor, value) != NULL;
 }
 
-static int validate(const ProtobufCMessage *msg, const char *path, char *err, size_t err_len);
+/* The dotted path of a field ("submit.location.address"), kept as a chain
+ * of names and written out only for an error: every decode walks every
+ * field, and formatting each path cost more than the checks. */
+typedef struct field_path {
+    const struct field_path *parent; /* NULL: a field of the top message */
+    const char *name;
+} field_path_t;
+
+static size_t path_write(const field_path_t *path, char *buf, size_t len)
+{
+    size_t at = path->parent ? path_write(path->parent, buf, len) : 0;
+    int n = snprintf(buf + at, len - at, "%s%s", path->parent ? "." : "", path->name);
+    return n < 0 ? at : (at + (size_t)n < len ? at + (size_t)n : len - 1);
+}
+
+static int validate(const ProtobufCMessage *msg, const field_path_t *parent, char *err,
+                    size_t err_len);
 
 static int validate_value(const ProtobufCFieldDescriptor *field, const void *value,
-                          const char *path, char *err, size_t err_len)
+                          const field_path_t *path, char *err, size_t err_len)
 {
+    char text[256];
     switch (field->type) {
     case PROTOBUF_C_TYPE_STRING: {
         const char *s = *(char *const *)value;
         if (s && !codec_utf8_valid(s, strlen(s))) {
-            snprintf(err, err_len, "%s: invalid UTF-8", path);
+            path_write(path, text, sizeof(text));
+            snprintf(err, err_len, "%s: invalid UTF-8", text);
             return CODEC_BAD_UTF8;
         }
         return 0;
     }
     case PROTOBUF_C_TYPE_ENUM:
         if (!enum_declared(field->descriptor, *(const int *)value)) {
-            snprintf(err, err_len, "%s: value %d is not a declared %s", path, *(const int *)value,
+            path_write(path, text, sizeof(text));
+            snprintf(err, err_len, "%s: value %d is not a declared %s", text, *(const int *)value,
                      ((const ProtobufCEnumDescriptor *)field->descriptor)->name);
             return CODEC_BAD_ENUM;
         }
@@ -61,7 +80,8 @@ static size_t value_size(const ProtobufCFieldDescriptor *field)
     }
 }
 
-static int validate(const ProtobufCMessage *msg, const char *path, char *err, size_t err_len)
+static int validate(const ProtobufCMessage *msg, const field_path_t *parent, char *err,
+                    size_t err_len)
 {
     const ProtobufCMessageDescriptor *descriptor = msg->descriptor;
     const char *base = (const char *)msg;
@@ -76,18 +96,17 @@ static int validate(const ProtobufCMessage *msg, const char *path, char *err, si
             if (chosen != field->id)
                 continue;
         }
-        char field_path[256];
-        snprintf(field_path, sizeof(field_path), "%s%s%s", path, *path ? "." : "", field->name);
+        field_path_t field_path = {parent, field->name};
         if (field->label == PROTOBUF_C_LABEL_REPEATED) {
             size_t count = *(const size_t *)(base + field->quantifier_offset);
             const char *items = *(char *const *)(base + field->offset);
             for (size_t k = 0; k < count; k++) {
-                int rc = validate_value(field, items + k * size, field_path, err, err_len);
+                int rc = validate_value(field, items + k * size, &field_path, err, err_len);
                 if (rc < 0)
                     return rc;
             }
         } else {
-            int rc = validate_value(field, base + field->offset, field_path, err, err_len);
+            int rc = validate_value(field, base + field->offset, &field_path, err, err_len);
             if (rc < 0)
                 return rc;
         }
@@ -97,7 +116,7 @@ static int validate(const ProtobufCMessage *msg, const char *path, char *err, si
 
 int codec_validate(const ProtobufCMessage *msg, char *err, size_t err_len)
 {
-    return validate(msg, "", err, err_len);
+    return validate(msg, NULL, err, err_len);
 }
 
 int codec_decode(const ProtobufCMessageDescriptor *descriptor, const void *data, size_t len,

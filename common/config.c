@@ -30,6 +30,7 @@ enum value_type {
     VALUE_LINKS,    /* comma-separated names */
     VALUE_BYTES,    /* number with optional B, KiB, MiB, GiB suffix */
     VALUE_MS,       /* milliseconds: 1 to CONFIG_MS_MAX */
+    VALUE_COUNT,    /* a whole number: 1 to CONFIG_COUNT_MAX */
 };
 
 struct key_spec {
@@ -52,6 +53,7 @@ enum worker_key {
     WORKER_ID_PREFIX,
     WORKER_DATA_DIR,
     WORKER_DEAD_AFTER_MS,
+    WORKER_MAX_BACKLOG,
     WORKER_KEY_COUNT,
 };
 #define SECTION_KEY_MAX WORKER_KEY_COUNT
@@ -78,6 +80,7 @@ static const struct key_spec worker_keys[WORKER_KEY_COUNT] = {
     [WORKER_ID_PREFIX] = {"id_prefix", VALUE_TEXT},
     [WORKER_DATA_DIR] = {"data_dir", VALUE_TEXT},
     [WORKER_DEAD_AFTER_MS] = {"dead_after_ms", VALUE_MS},
+    [WORKER_MAX_BACKLOG] = {"max_backlog", VALUE_COUNT},
 };
 
 static const char *const worker_kinds[] = {"intake", "router", "escalation", "audit"};
@@ -237,6 +240,7 @@ static void section_refresh_view(struct section *section)
         view->id_prefix = section_text(section, WORKER_ID_PREFIX);
         view->data_dir = section_text(section, WORKER_DATA_DIR);
         view->dead_after_ms = (int)section->values[WORKER_DEAD_AFTER_MS].bytes;
+        view->max_backlog = section->values[WORKER_MAX_BACKLOG].bytes;
     }
 }
 
@@ -515,6 +519,18 @@ static int value_parse(const struct key_spec *spec, const char *text, const stru
                                 "[%s%s] %s: '%s' is not a number of milliseconds from 1 to %d",
                                 prefix, name, spec->name, text, CONFIG_MS_MAX);
         ret->bytes = ms;
+        return 0;
+    }
+    case VALUE_COUNT: {
+        char *end;
+        errno = 0;
+        unsigned long long count = strtoull(text, &end, 10);
+        if (errno != 0 || text[0] < '0' || text[0] > '9' || *end != '\0' || count == 0 ||
+            count > CONFIG_COUNT_MAX)
+            return report_error(report, -EINVAL, line,
+                                "[%s%s] %s: '%s' is not a whole number from 1 to %d", prefix, name,
+                                spec->name, text, CONFIG_COUNT_MAX);
+        ret->bytes = count;
         return 0;
     }
     }

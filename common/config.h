@@ -11,7 +11,9 @@
  *                            units (router: unit endpoint), id_prefix (intake: ticket id
  *                            prefix), data_dir (directory of the worker's data files),
  *                            dead_after_ms (a bus link silent this long is down and gets a
- *                            new socket; default 3000)
+ *                            new socket; default 3000), max_backlog (intake: messages to a
+ *                            router committed and not yet acknowledged past which new
+ *                            submits are refused UNAVAILABLE; default CONFIG_BACKLOG_DEFAULT)
  *
  * A loaded config_t is complete and consistent: every check below has passed,
  * so a worker can use any value it finds without checking it again.
@@ -27,6 +29,7 @@
  *     are equal, except wildcard ports (":*", ":0") which the OS resolves;
  *   - map_size is a positive byte count (suffix B, KiB, MiB or GiB);
  *   - dead_after_ms is a whole number of milliseconds, 1 to CONFIG_MS_MAX;
+ *   - max_backlog is a whole number, 1 to CONFIG_COUNT_MAX;
  *   - security is curve or plain; with plain every tcp endpoint binds
  *     127.0.0.1, ::1 or localhost (nothing unauthenticated leaves the host);
  *   - with more than one intake, each has an id_prefix and no two share one
@@ -57,6 +60,8 @@
 #define CONFIG_NAME_MAX 63
 /* Largest duration in milliseconds a key takes (one hour). */
 #define CONFIG_MS_MAX 3600000
+#define CONFIG_COUNT_MAX 100000000
+#define CONFIG_BACKLOG_DEFAULT 8192
 
 typedef struct config config_t;
 
@@ -77,6 +82,7 @@ typedef struct config_worker {
     const char *id_prefix; /* intake: prefix of the ticket ids it issues */
     const char *data_dir;  /* directory of data files (units, rules, deadlines, calendar) */
     int dead_after_ms;     /* bus: a link silent this long gets a new socket; 0 = not set */
+    uint64_t max_backlog;  /* intake: unacknowledged messages to a router; 0 = not set */
 } config_worker_t;
 
 typedef struct config_district {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "polled.h"
 
 typedef struct slot {
     zmq_msg_t peer, body;
@@ -132,6 +133,8 @@ static bool actor_of(auth_t *auth, zmq_msg_t *msg, auth_actor_t *actor)
 
 size_t endpoint_drain(endpoint_t *self)
 {
+    if (!polled_maybe_readable(self->socket))
+        return self->count; /* the loop's poll found nothing waiting */
     while (self->count < self->capacity) {
         slot_t *slot = &self->slots[self->count];
         zmq_msg_init(&slot->peer);

@@ -110,6 +110,73 @@ static int local_time_in_zone(time_t seconds, const char *zone, struct tm *ret)
     return r;
 }
 
+/* The date of one UTC minute in one zone, kept from the last call: an id
+ * is formatted twice per ticket, and finding the date costs a time-zone
+ * file check and, for a zone other than TZ's, a tzset() that reads the
+ * file. A zone's offset changes only on whole minutes, and the date is
+ * taken for the minute's first and last second both: it is kept only when
+ * they agree. One cache per thread. */
+typedef struct date_cache {
+    char zone[64];
+    int64_t minute;
+    int year, month, day;
+    bool valid;
+} date_cache_t;
+
+static _Thread_local date_cache_t date_cache;
+
+static int local_date(int64_t seconds, const char *tz, int *year, int *month, int *day)
+{
+    int64_t minute = seconds / 60 - (seconds % 60 < 0 ? 1 : 0);
+    if (date_cache.valid && date_cache.minute == minute && strcmp(date_cache.zone, tz) == 0) {
+        *year = date_cache.year;
+        *month = date_cache.month;
+        *day = date_cache.day;
+        return 0;
+    }
+    int r = ids_check_timezone(tz);
+    if (r < 0)
+        return r;
+    if ((int64_t)(time_t)seconds != seconds)
+        return -ERANGE;
+    struct tm local = {0};
+    r = local_time_in_zone((time_t)seconds, tz, &local);
+    if (r < 0)
+        return r;
+    *year = local.tm_year + 1900;
+    *month = local.tm_mon + 1;
+    *day = local.tm_mday;
+    if (*year < 1 || *year > 9999)
+        return -ERANGE;
+
+    struct tm first = {0}, last = {0};
+    int64_t first_second = minute * 60;
+    date_cache.valid = false;
+    if (strlen(tz) < sizeof(date_cache.zone) &&
+        (int64_t)(time_t)(first_second + 59) == first_second + 59 &&
+        local_time_in_zone((time_t)first_second, tz, &first) == 0 &&
+        local_time_in_zone((time_t)(first_second + 59), tz, &last) == 0 &&
+        first.tm_year == local.tm_year && first.tm_mon == local.tm_mon &&
+        first.tm_mday == local.tm_mday && last.tm_year == local.tm_year &&
+        last.tm_mon == local.tm_mon && last.tm_mday == local.tm_mday) {
+        snprintf(date_cache.zone, sizeof(date_cache.zone), "%s", tz);
+        date_cache.minute = minute;
+        date_cache.year = *year;
+        date_cache.month = *month;
+        date_cache.day = *day;
+        date_cache.valid = true;
+    }
+    return 0;
+}
+
+static void put_digits(char *at, uint64_t value, int count)
+{
+    for (int i = count - 1; i >= 0; i--) {
+        at[i] = (char)('0' + value % 10);
+        value /= 10;
+    }
+}
+
 int ids_format_ticket(char *buf, size_t len, const char *prefix, int64_t unix_ms, const char *tz,
                       uint64_t counter)
 {
@@ -118,28 +185,38 @@ int ids_format_ticket(char *buf, size_t len, const char *prefix, int64_t unix_ms
     buf[0] = '\0';
     if (prefix == NULL || !prefix_is_valid(prefix))
         return -EINVAL;
-    int r = ids_check_timezone(tz);
-    if (r < 0)
-        return r;
+    if (tz == NULL || !zone_name_is_valid(tz))
+        return -EINVAL;
 
     /* Floor, not truncation: -1 ms is the last second of 1969. */
     int64_t seconds = unix_ms / 1000 - (unix_ms % 1000 < 0 ? 1 : 0);
-    if ((int64_t)(time_t)seconds != seconds)
-        return -ERANGE;
-    struct tm local = {0};
-    r = local_time_in_zone((time_t)seconds, tz, &local);
+    int year, month, day;
+    int r = local_date(seconds, tz, &year, &month, &day);
     if (r < 0)
         return r;
-    int year = local.tm_year + 1900;
-    if (year < 1 || year > 9999)
-        return -ERANGE;
 
-    int length = snprintf(buf, len, "%s-%04d%02d%02d-%0*" PRIu64, prefix, year, local.tm_mon + 1,
-                          local.tm_mday, COUNTER_MIN_DIGITS, counter);
-    if (length < 0 || (size_t)length >= len) {
-        buf[0] = '\0'; /* a cut-off id is another ticket's id */
-        return -ENOSPC;
-    }
+    /* PREFIX-YYYYMMDD-NNNNNN (at least six counter digits), without
+     * printf: this runs for every ticket. */
+    size_t prefix_length = strlen(prefix);
+    int counter_digits = 1;
+    for (uint64_t rest = counter / 10; rest > 0; rest /= 10)
+        counter_digits++;
+    if (counter_digits < COUNTER_MIN_DIGITS)
+        counter_digits = COUNTER_MIN_DIGITS;
+    size_t length = prefix_length + 1 + 8 + 1 + (size_t)counter_digits;
+    if (length >= len)
+        return -ENOSPC; /* a cut-off id is another ticket's id */
+    char *at = buf;
+    memcpy(at, prefix, prefix_length);
+    at += prefix_length;
+    *at++ = '-';
+    put_digits(at, (uint64_t)year, 4);
+    put_digits(at + 4, (uint64_t)month, 2);
+    put_digits(at + 6, (uint64_t)day, 2);
+    at += 8;
+    *at++ = '-';
+    put_digits(at, counter, counter_digits);
+    at[counter_digits] = '\0';
     return 0;
 }
 

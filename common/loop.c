@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "polled.h"
+
 #define LOOP_MAX_ITEMS 256
 #define LOOP_WHY_MAX 512
 
@@ -77,7 +79,8 @@ static void tell_recovery(store_t *store, const loop_app_t *app)
 int loop_once(store_t *store, bus_t *bus, const loop_app_t *app, int max_wait_ms)
 {
     zmq_pollitem_t items[LOOP_MAX_ITEMS];
-    size_t count = bus_pollitems(bus, items, LOOP_MAX_ITEMS);
+    size_t bus_count = bus_pollitems(bus, items, LOOP_MAX_ITEMS);
+    size_t count = bus_count;
     if (app->pollitems)
         count += app->pollitems(app->app, items + count, LOOP_MAX_ITEMS - count);
 
@@ -91,14 +94,19 @@ int loop_once(store_t *store, bus_t *bus, const loop_app_t *app, int max_wait_ms
     if (max_wait_ms >= 0 && max_wait_ms < timeout)
         timeout = max_wait_ms;
 
-    if (zmq_poll(items, (int)count, timeout) < 0 && errno != EINTR)
+    int polled = zmq_poll(items, (int)count, timeout);
+    if (polled < 0 && errno != EINTR)
         return -errno;
 
     now = bus_now_ms();
-    int rc = bus_drain(bus, now);
+    int rc = bus_drain_polled(bus, items, bus_count, now);
     if (rc < 0)
         return rc;
+    /* The application's drains skip the sockets the poll found idle. */
+    if (polled >= 0)
+        polled_set(items + bus_count, count - bus_count);
     bool work = app->drain ? app->drain(app->app, now) : false;
+    polled_clear();
     bool batched = work || bus_batch_ready(bus);
     rc = 0;
     if (batched) {

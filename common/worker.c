@@ -362,6 +362,33 @@ static void on_storage_event(void *ctx, const loop_storage_event_t *event)
     }
 }
 
+/* The batch-size histogram of the bus at stop: how many messages each
+ * committed batch applied (group commit at work, or not). */
+static void log_batches(const bus_t *bus)
+{
+    bus_stats_t stats;
+    bus_stats(bus, &stats);
+    char line[512];
+    size_t at = 0;
+    for (unsigned i = 0; i < BUS_BATCH_BUCKETS && at < sizeof(line); i++) {
+        if (!stats.batches[i])
+            continue;
+        unsigned long long low = 1ULL << i, high = (1ULL << (i + 1)) - 1;
+        int n = i + 1 == BUS_BATCH_BUCKETS ? snprintf(line + at, sizeof(line) - at, " %llu+:%llu",
+                                                      low, (unsigned long long)stats.batches[i])
+                : low == high ? snprintf(line + at, sizeof(line) - at, " %llu:%llu", low,
+                                         (unsigned long long)stats.batches[i])
+                              : snprintf(line + at, sizeof(line) - at, " %llu-%llu:%llu", low, high,
+                                         (unsigned long long)stats.batches[i]);
+        if (n < 0)
+            break;
+        at += (size_t)n;
+    }
+    if (at > 0)
+        log_info("bus: %llu messages applied; committed batches by messages (size:count):%s",
+                 (unsigned long long)stats.applied, line);
+}
+
 static int run(worker_t *worker, const worker_kind_t *kind, void *app)
 {
     loop_app_t loop = kind->loop;
@@ -591,6 +618,7 @@ int worker_main(int argc, char **argv, const worker_kind_t *kind)
     if (run(&worker, kind, app) == 0)
         exit_code = 0;
     ready_stopping();
+    log_batches(worker.bus);
     log_info("stopping");
 
 done:

@@ -203,7 +203,8 @@ typedef struct gen {
     double poll_tokens;
     int64_t last_token_real;
 
-    int64_t started_business, started_real, next_arrival;
+    int64_t started_business, started_real;
+    double next_arrival; /* business ms, fractional: gaps under a millisecond add up right */
     bool generating;
     /* Totals. */
     uint64_t submitted, acked, registered, merged, transferred, answered, refused, resent,
@@ -908,17 +909,27 @@ static double arrivals_per_ms(const gen_t *g, int64_t now)
 
 /* Next synthetic arrival after `from` (a Poisson process whose rate is
  * taken at `from`; hours change slowly against the gaps). */
-static int64_t next_arrival(gen_t *g, int64_t from)
+static double next_arrival(gen_t *g, double from)
 {
-    double rate = arrivals_per_ms(g, from);
+    double rate = arrivals_per_ms(g, (int64_t)from);
     if (rate <= 0)
         return from + HOUR_MS;
-    double gap = sim_random_exponential(&g->random, 1.0 / rate);
-    return from + (int64_t)gap + 1;
+    return from + sim_random_exponential(&g->random, 1.0 / rate);
+}
+
+/* Behind schedule: an arrival due at `due` not sent by `now`. */
+static void note_late(gen_t *g, int64_t now, int64_t due)
+{
+    if (due < now && (uint64_t)(now - due) > g->late_ms_max)
+        g->late_ms_max = (uint64_t)(now - due);
 }
 
 static int generate(gen_t *g, int64_t now)
 {
+    /* A full window holds back what is due: that is behind schedule too,
+     * and shows even when the run ends before it is sent. */
+    if (g->generating && !g->rows && window_full(g))
+        note_late(g, now, (int64_t)g->next_arrival);
     while (g->generating && !window_full(g)) {
         if (g->rows) {
             if (g->next_row >= g->row_count) {
@@ -929,17 +940,15 @@ static int generate(gen_t *g, int64_t now)
             int64_t due = g->started_business + (row->created_s - g->replay_zero_s) * 1000;
             if (due > now)
                 break;
-            if ((uint64_t)(now - due) > g->late_ms_max)
-                g->late_ms_max = (uint64_t)(now - due);
+            note_late(g, now, due);
             g->next_row++;
             int rc = new_replay_call(g, row);
             if (rc < 0)
                 return rc;
         } else {
-            if (g->next_arrival > now)
+            if ((int64_t)g->next_arrival > now)
                 break;
-            if ((uint64_t)(now - g->next_arrival) > g->late_ms_max)
-                g->late_ms_max = (uint64_t)(now - g->next_arrival);
+            note_late(g, now, (int64_t)g->next_arrival);
             g->next_arrival = next_arrival(g, g->next_arrival);
             int rc = new_synthetic_call(g);
             if (rc < 0)
@@ -1044,7 +1053,7 @@ static long wait_for(const gen_t *g, int64_t now)
 {
     long wait = 50;
     if (g->generating && !g->rows) {
-        double real = (double)(g->next_arrival - now) / clock_speed();
+        double real = (g->next_arrival - (double)now) / clock_speed();
         if (real < wait)
             wait = real < 0 ? 0 : (long)real;
     }
@@ -1056,7 +1065,7 @@ static int run(gen_t *g)
     g->started_business = clock_now_ms();
     g->started_real = sim_monotonic_ms();
     g->last_token_real = g->started_real;
-    g->next_arrival = g->started_business;
+    g->next_arrival = (double)g->started_business;
     g->generating = true;
     int64_t next_progress = 0, next_resend = 0;
     int rc = 0;
@@ -1186,8 +1195,8 @@ static void print_stats(const gen_t *g)
            (unsigned long long)g->unreachable,
            rated ? 100.0 * (double)(g->satisfied + g->basically) / (double)rated : 0.0,
            (unsigned long long)g->polls_sent, (unsigned long long)g->audit_seen);
-    printf("callgen: most behind schedule: %.1f min of business time; client id %s, seed %llu\n",
-           (double)g->late_ms_max / 60000.0, g->options.client_id,
+    printf("callgen: most behind schedule: %.3f s of business time; client id %s, seed %llu\n",
+           (double)g->late_ms_max / 1000.0, g->options.client_id,
            (unsigned long long)g->options.common.seed);
     for (size_t d = 0; d < g->district_count; d++)
         printf("callgen:   %-12s registered %6llu  merged %5llu  closed %6llu  reopened %5llu\n",

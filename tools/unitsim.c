@@ -5,8 +5,11 @@
  *                    [--sign-late S] [--resolve-late S] [--return-share S]
  *                    [--extension-share S] [--progress-share S] [--not-solved-share S]
  *                    [--delay-scale X] [--dispatcher] [--dispatch-every DURATION]
- *                    [--duration DURATION] [--seed N]
+ *                    [--duration DURATION] [--seed N] [--ack-only]
  *                    [--ready-fd N] [--progress-fd N] [--progress-every MS]
+ *
+ * --ack-only (benchmarks): every delivery is counted and acknowledged,
+ * nothing else: no ticket is worked, no action sent.
  *
  * Every unit a router of the topology can send a ticket to gets its main
  * session on that router's unit endpoint (docs/protocol.md section 5): one
@@ -163,6 +166,7 @@ typedef struct options {
     const char *supervisor_actor, *leader_actor;
     int64_t supervise_every;
     double grant_share;
+    bool ack_only;
 } options_t;
 
 typedef struct sim {
@@ -766,6 +770,13 @@ static int on_result(sim_t *sim, uint32_t session, const Dispatch__ActionResult 
 
 /* --- receiving ----------------------------------------------------------- */
 
+/* --ack-only: the delivery is counted; drain_session() acknowledges it. */
+static int ack_only_delivery(sim_t *sim)
+{
+    sim->deliveries++;
+    return 0;
+}
+
 static int drain_session(sim_t *sim, uint32_t index, int64_t now)
 {
     session_t *s = &sim->sessions[index];
@@ -777,7 +788,8 @@ static int drain_session(sim_t *sim, uint32_t index, int64_t now)
             if (delivery->body_case == DISPATCH__UNIT_DELIVERY__BODY_ACTION_RESULT)
                 rc = on_result(sim, index, delivery->action_result, now);
         } else {
-            rc = apply_delivery(sim, index, delivery, now);
+            rc = sim->options.ack_only ? ack_only_delivery(sim)
+                                       : apply_delivery(sim, index, delivery, now);
         }
         protobuf_c_message_free_unpacked(&delivery->base, NULL);
         if (rc < 0)
@@ -1063,7 +1075,7 @@ static const char usage_text[] =
     "         [--delay-scale X] [--dispatcher] [--dispatch-every DURATION]\n"
     "         [--supervisors] [--supervise-every DURATION] [--grant-share S]\n"
     "         [--supervisor NAME] [--leader NAME]\n"
-    "         [--duration DURATION] [--seed N]\n"
+    "         [--duration DURATION] [--seed N] [--ack-only]\n"
     "         [--ready-fd N] [--progress-fd N] [--progress-every MS] [--key FILE]\n"
     "  --supervisors: also the district supervisors (extension decisions) and a leader\n"
     "         (sign-offs), with the keys of --supervisor and --leader (default supervisor\n"
@@ -1111,6 +1123,7 @@ static int parse_options(int argc, char **argv, options_t *o)
         {"grant-share", SIM_OPTION_SHARE, &o->grant_share, .max = 1},
         {"supervisor", SIM_OPTION_TEXT, .value = &o->supervisor_actor},
         {"leader", SIM_OPTION_TEXT, .value = &o->leader_actor},
+        {"ack-only", SIM_OPTION_SET, .value = &o->ack_only},
     };
     return sim_parse_options("dispatch-unitsim", usage_text, argc, argv, options,
                              sizeof(options) / sizeof(options[0]), &o->common);

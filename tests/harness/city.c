@@ -132,7 +132,10 @@ static int write_topology(city_t *city)
                 endpoint_of(city, intake, ENDPOINT_REQUEST, a, sizeof(a)));
         for (size_t i = 0; i < city->options.district_count; i++)
             fprintf(f, "%srouter-%s", i ? ", " : "", city->options.districts[i]);
-        fprintf(f, "%s\n\n", city->options.audit ? ", audit" : "");
+        fprintf(f, "%s\n", city->options.audit ? ", audit" : "");
+        if (city->options.max_backlog)
+            fprintf(f, "max_backlog = %u\n", city->options.max_backlog);
+        fprintf(f, "\n");
     }
     for (size_t i = 0; i < city->options.district_count; i++) {
         const char *d = city->options.districts[i];
@@ -457,6 +460,12 @@ int city_keys(const city_t *city, const char *actor, const char *url, auth_clien
 const char *city_topology(const city_t *city)
 {
     return city->topology;
+}
+
+pid_t city_pid(const city_t *city, const char *name)
+{
+    city_worker_t *worker = find((city_t *)city, name);
+    return worker && worker->proc ? harness_pid(worker->proc) : 0;
 }
 
 const char *city_dir(const city_t *city)

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "auth.h"
 
@@ -60,6 +61,9 @@ typedef struct city_options {
     /* 2: a second intake shard, "intake-2" (id prefix T2), linked like
      * intake-1 and linked to by every router and escalation; 0 or 1: one. */
     size_t intakes;
+    /* The intake's max_backlog in the topology; 0 = not written (the
+     * default). */
+    unsigned max_backlog;
 } city_options_t;
 
 int city_new(const char *tag, const city_options_t *options, city_t **ret);
@@ -77,6 +81,8 @@ int city_pid(const city_t *city, const char *worker);
 /* An endpoint a worker announced: "request", "units", "publish", "bus". */
 const char *city_endpoint(const city_t *city, const char *worker, const char *name);
 const char *city_topology(const city_t *city);
+/* The process id of a running worker; 0 when it is down or unknown. */
+pid_t city_pid(const city_t *city, const char *worker);
 /* <dir>/keys into buf. */
 const char *city_keys_dir(const city_t *city, char *buf, size_t len);
 /* The keys of actor toward the worker that serves url (an endpoint of the

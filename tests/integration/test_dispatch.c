@@ -1581,6 +1581,77 @@ static void test_revoked_key_loses_the_audit_stream(void **state)
     zmq_close(kept);
 }
 
+/* Backpressure: with its district's router down, the intake acknowledges
+ * tickets until max_backlog of them wait unacknowledged on the link, then
+ * refuses new submits with UNAVAILABLE and a retry-after, registering
+ * nothing; once the router is back and has caught up, the refused request
+ * (same client_request_id) goes through, once. Its own small city. */
+static void test_intake_refuses_past_the_router_backlog(void **state)
+{
+    (void)state;
+    enum { MAX_BACKLOG = 3 };
+    const char *const districts[] = {"chaoyang"};
+    char *units = citydata_units_csv();
+    char *rules[] = {citydata_rules_csv("chaoyang")};
+    city_options_t options = {
+        .districts = districts,
+        .district_count = 1,
+        .units_csv = units,
+        .rules_csv = (const char *const *)rules,
+        .max_backlog = MAX_BACKLOG,
+    };
+    city_t *city;
+    assert_int_equal(city_new("backlog", &options, &city), 0);
+    free(units);
+    free(rules[0]);
+    assert_int_equal(city_start_all(city), 0);
+    const char *url = city_endpoint(city, "intake-1", "request");
+    client_t *intake;
+    assert_int_equal(
+        client_new(world.zmq, url, TEST_TIMEOUT_MS, test_keys(city, "agent-7", url), &intake), 0);
+    assert_true(WIFSIGNALED(city_stop(city, "router-chaoyang", SIGKILL)));
+
+    Dispatch__Reply *keep;
+    char request_id[32], phone[32];
+    for (int i = 0; i <= MAX_BACKLOG; i++) {
+        snprintf(request_id, sizeof(request_id), "backlog-%d", i);
+        snprintf(phone, sizeof(phone), "1390000%04d", i);
+        Dispatch__SubmitReply *reply = test_submit(intake, request_id, "chaoyang", "greening",
+                                                   "chaoyang-s02", phone, NULL, &keep);
+        assert_non_null(reply);
+        assert_true(reply->created);
+        dispatch__reply__free_unpacked(keep, NULL);
+    }
+    assert_null(test_submit(intake, "backlog-refused", "chaoyang", "greening", "chaoyang-s02",
+                            "13900009999", NULL, &keep));
+    assert_non_null(keep);
+    assert_int_equal(keep->body_case, DISPATCH__REPLY__BODY_ERROR);
+    assert_int_equal(keep->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_UNAVAILABLE);
+    assert_true(keep->error->retry_after_ms > 0);
+    assert_non_null(strstr(keep->error->message, "max_backlog 3"));
+    dispatch__reply__free_unpacked(keep, NULL);
+
+    /* The router comes back and acknowledges the backlog; the client
+     * retries as told. */
+    assert_int_equal(city_start(city, "router-chaoyang"), 0);
+    Dispatch__SubmitReply *reply = NULL;
+    for (int i = 0; i < TEST_TIMEOUT_MS / 50 && !reply; i++) {
+        reply = test_submit(intake, "backlog-refused", "chaoyang", "greening", "chaoyang-s02",
+                            "13900009999", NULL, &keep);
+        if (!reply) {
+            assert_int_equal(keep->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_UNAVAILABLE);
+            struct timespec pause = {0, (long)keep->error->retry_after_ms * 1000000L};
+            dispatch__reply__free_unpacked(keep, NULL);
+            nanosleep(&pause, NULL); /* the retry-after the intake asked for */
+        }
+    }
+    assert_non_null(reply);
+    assert_true(reply->created);
+    dispatch__reply__free_unpacked(keep, NULL);
+    client_destroy(&intake);
+    city_destroy(&city, false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1602,6 +1673,7 @@ int main(void)
         cmocka_unit_test(test_caller_and_status_by_the_key),
         cmocka_unit_test(test_key_revoked_at_run_time_stops_within_a_second),
         cmocka_unit_test(test_revoked_key_loses_the_audit_stream),
+        cmocka_unit_test(test_intake_refuses_past_the_router_backlog),
     };
     return cmocka_run_group_tests(tests, start_world, stop_world);
 }

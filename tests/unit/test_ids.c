@@ -53,6 +53,29 @@ static void test_date_in_city_zone(void **state)
     assert_string_equal(format("CY", -1, "UTC", 1), "CY-19691231-000001");
 }
 
+/* The date is kept per UTC minute (ids.c): a minute in which the zone's
+ * date changes is never kept. Shanghai's local mean time (+8:05:43, until
+ * 1901) had its midnights at 15:54:17 UTC: both sides of one, in one UTC
+ * minute, in either order, and again after other zones and minutes. */
+static void test_date_changes_inside_a_utc_minute(void **state)
+{
+    (void)state;
+    const int64_t before = -2209017950LL * 1000; /* 1899-12-31 23:59:53 LMT */
+    const int64_t after = -2209017940LL * 1000;  /* 1900-01-01 00:00:03 LMT */
+    for (int round = 0; round < 2; round++) {
+        assert_string_equal(format("CY", before, "Asia/Shanghai", 1), "CY-18991231-000001");
+        assert_string_equal(format("CY", after, "Asia/Shanghai", 2), "CY-19000101-000002");
+        assert_string_equal(format("CY", before, "Asia/Shanghai", 3), "CY-18991231-000003");
+        /* The same minute in another zone is another date. */
+        assert_string_equal(format("CY", after, "UTC", 4), "CY-18991231-000004");
+        assert_string_equal(format("CY", after, "Asia/Shanghai", 5), "CY-19000101-000005");
+    }
+    /* A kept minute answers for its zone only. */
+    assert_string_equal(format("CY", NOV24_1700Z, "Asia/Shanghai", 6), "CY-20261125-000006");
+    assert_string_equal(format("CY", NOV24_1700Z, "America/New_York", 7), "CY-20261124-000007");
+    assert_string_equal(format("CY", NOV24_1700Z, "Asia/Shanghai", 8), "CY-20261125-000008");
+}
+
 static void test_process_time_zone_untouched(void **state)
 {
     (void)state;
@@ -206,6 +229,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_date_in_city_zone),
+        cmocka_unit_test(test_date_changes_inside_a_utc_minute),
         cmocka_unit_test(test_process_time_zone_untouched),
         cmocka_unit_test(test_counter_padding_and_growth),
         cmocka_unit_test(test_format_refusals),

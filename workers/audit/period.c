@@ -24,32 +24,78 @@ static bool date_valid(const period_date_t *date)
            date->day >= 1 && date->day <= days_in_month(date->year, date->month);
 }
 
-int period_date_of(int64_t unix_ms, period_date_t *date)
+static int date_of_second(int64_t seconds, period_date_t *date)
 {
-    /* Floor division: an instant before 1970 belongs to the earlier second. */
-    int64_t seconds = unix_ms / 1000 - (unix_ms % 1000 < 0 ? 1 : 0);
     time_t t = (time_t)seconds;
     struct tm tm;
-    if (!localtime_r(&t, &tm))
+    if ((int64_t)t != seconds || !localtime_r(&t, &tm))
         return -ERANGE;
     *date = (period_date_t){tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday};
     return date_valid(date) ? 0 : -ERANGE;
 }
 
+/* The date of the last minute asked for: every event counts in a few
+ * periods, and events come in runs of the same minute. The process's zone
+ * is set once at start (audit.h), and a zone's offset changes only on
+ * whole minutes; a minute is kept only when its first and last second
+ * have the same date. */
+static _Thread_local struct {
+    int64_t minute;
+    period_date_t date;
+    bool valid;
+} date_cache;
+
+int period_date_of(int64_t unix_ms, period_date_t *date)
+{
+    /* Floor division: an instant before 1970 belongs to the earlier second. */
+    int64_t seconds = unix_ms / 1000 - (unix_ms % 1000 < 0 ? 1 : 0);
+    int64_t minute = seconds / 60 - (seconds % 60 < 0 ? 1 : 0);
+    if (date_cache.valid && date_cache.minute == minute) {
+        *date = date_cache.date;
+        return 0;
+    }
+    int rc = date_of_second(seconds, date);
+    if (rc < 0)
+        return rc;
+    period_date_t first, last;
+    date_cache.valid =
+        date_of_second(minute * 60, &first) == 0 && date_of_second(minute * 60 + 59, &last) == 0 &&
+        memcmp(&first, date, sizeof(first)) == 0 && memcmp(&last, date, sizeof(last)) == 0;
+    date_cache.minute = minute;
+    date_cache.date = *date;
+    return 0;
+}
+
+static void put_digits(char *at, unsigned value, int count)
+{
+    for (int i = count - 1; i >= 0; i--) {
+        at[i] = (char)('0' + value % 10u);
+        value /= 10u;
+    }
+}
+
+/* Keys are written digit by digit: kpi_apply() names three periods for
+ * every count it changes. */
 int period_key(Dispatch__KpiPeriod period, const period_date_t *date, char key[PERIOD_KEY_SIZE])
 {
+    unsigned year = (unsigned)date->year % 10000u, month = (unsigned)date->month % 100u;
+    put_digits(key, year, 4);
+    key[4] = '-';
     switch (period) {
     case DISPATCH__KPI_PERIOD__KPI_PERIOD_DAY:
-        snprintf(key, PERIOD_KEY_SIZE, "%04u-%02u-%02u", (unsigned)date->year % 10000u,
-                 (unsigned)date->month % 100u, (unsigned)date->day % 100u);
+        put_digits(key + 5, month, 2);
+        key[7] = '-';
+        put_digits(key + 8, (unsigned)date->day % 100u, 2);
+        key[10] = '\0';
         return 0;
     case DISPATCH__KPI_PERIOD__KPI_PERIOD_MONTH:
-        snprintf(key, PERIOD_KEY_SIZE, "%04u-%02u", (unsigned)date->year % 10000u,
-                 (unsigned)date->month % 100u);
+        put_digits(key + 5, month, 2);
+        key[7] = '\0';
         return 0;
     case DISPATCH__KPI_PERIOD__KPI_PERIOD_QUARTER:
-        snprintf(key, PERIOD_KEY_SIZE, "%04u-Q%u", (unsigned)date->year % 10000u,
-                 ((unsigned)date->month % 100u + 2u) / 3u % 10u);
+        key[5] = 'Q';
+        key[6] = (char)('0' + (month + 2u) / 3u % 10u);
+        key[7] = '\0';
         return 0;
     default:
         key[0] = '\0';

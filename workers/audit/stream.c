@@ -116,9 +116,23 @@ void stream_topic(const Dispatch__Event *event, char *buf, size_t len)
     size_t district_len = strnlen(district, len);
     /* A district that cannot name a topic part (too long, holds a dot) is
      * not one. */
-    if (district_len > 64 || memchr(district, '.', district_len))
+    if (district_len > 64 || memchr(district, '.', district_len)) {
         district = "_";
-    snprintf(buf, len, "%s.%s", district, event_name(event));
+        district_len = 1;
+    }
+    /* "<district>.<event>", cut to len like snprintf: this runs per event. */
+    const char *name = event_name(event);
+    size_t name_len = strlen(name), at = 0;
+    if (len == 0)
+        return;
+    size_t part = district_len < len - 1 ? district_len : len - 1;
+    memcpy(buf, district, part);
+    at = part;
+    if (at < len - 1)
+        buf[at++] = '.';
+    part = name_len < len - 1 - at ? name_len : len - 1 - at;
+    memcpy(buf + at, name, part);
+    buf[at + part] = '\0';
 }
 
 /* ---- masking --------------------------------------------------------- */

@@ -85,6 +85,8 @@ int intake_new(store_t *store, bus_t *bus, const config_t *config, const char *n
     snprintf(self->prefix, sizeof(self->prefix), "%s", prefix);
     self->timezone = config_timezone(config);
     self->duplicate_window_ms = options->duplicate_window_minutes * MINUTE_MS;
+    self->max_backlog =
+        self_config->max_backlog ? self_config->max_backlog : CONFIG_BACKLOG_DEFAULT;
     rc = peers_new(config, name, bus, &self->peers);
     const store_db_t dbs[] = {
         {"intake.tickets", &self->tickets, 0},   {"intake.history", &self->history, 0},

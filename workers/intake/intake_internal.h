@@ -29,6 +29,7 @@ struct intake {
     char prefix[IDS_PREFIX_MAX + 1];
     const char *timezone;
     int64_t duplicate_window_ms; /* 0 = no duplicate detection */
+    uint64_t max_backlog;        /* refuse submits past this router backlog */
     MDB_dbi tickets, history, requests, duplicates, counters, meta;
     peers_t *peers;         /* the routers and audit its events go to */
     city_lists_t *lists;    /* the city's categories and areas; NULL: none checked */

@@ -37,16 +37,54 @@ static int reply_finish(intake_t *self, const Dispatch__Reply *draft, const Disp
     return self->reply ? 0 : -ENOMEM;
 }
 
+static int reply_error(intake_t *self, uint64_t tag, Dispatch__Error *error,
+                       const Dispatch__Reply **ret)
+{
+    Dispatch__Reply draft = DISPATCH__REPLY__INIT;
+    draft.tag = tag;
+    draft.body_case = DISPATCH__REPLY__BODY_ERROR;
+    draft.error = error;
+    return reply_finish(self, &draft, ret);
+}
+
 static int reply_refusal(intake_t *self, uint64_t tag, const refusal_t *refusal,
                          const Dispatch__Reply **ret)
 {
     Dispatch__Error error;
     refusal_error(refusal, &error);
-    Dispatch__Reply draft = DISPATCH__REPLY__INIT;
-    draft.tag = tag;
-    draft.body_case = DISPATCH__REPLY__BODY_ERROR;
-    draft.error = &error;
-    return reply_finish(self, &draft, ret);
+    return reply_error(self, tag, &error, ret);
+}
+
+/* ---- backpressure ------------------------------------------------------ */
+
+/* How long a refused client waits before it tries again: about what a
+ * router takes to work off a batch. */
+#define BACKLOG_RETRY_AFTER_MS 200
+
+/* Refuses a submit while the district's router has more than max_backlog
+ * messages from this intake that it has not acknowledged: acknowledging
+ * work that cannot be handed on only hides the flood from the callers.
+ * The backlog is the bus link's lag (dispatchctl links). 1 = refused
+ * (*ret is the reply), 0 = go on. */
+static int refuse_if_backlogged(intake_t *self, const Dispatch__Request *request,
+                                const Dispatch__Reply **ret, int *rc)
+{
+    bus_link_t *link = peers_router_of(self->peers, request->submit->district);
+    uint64_t backlog = link ? bus_link_backlog(link) : 0;
+    if (backlog <= self->max_backlog)
+        return 0;
+    char message[256];
+    snprintf(message, sizeof(message),
+             "the router of district %s has %llu messages not yet acknowledged (max_backlog "
+             "%llu): nothing was registered; retry with the same client_request_id in %d ms",
+             request->submit->district, (unsigned long long)backlog,
+             (unsigned long long)self->max_backlog, BACKLOG_RETRY_AFTER_MS);
+    Dispatch__Error error = DISPATCH__ERROR__INIT;
+    error.code = DISPATCH__ERROR_CODE__ERROR_CODE_UNAVAILABLE;
+    error.message = message;
+    error.retry_after_ms = BACKLOG_RETRY_AFTER_MS;
+    *rc = reply_error(self, request->tag, &error, ret);
+    return 1;
 }
 
 /* ---- validation -------------------------------------------------------- */
@@ -309,12 +347,23 @@ static int master_note_duplicate(intake_t *self, MDB_txn *txn, ticket_work_t *ma
     return rc == 0 ? intake_work_save(self, txn, master) : rc;
 }
 
-/* A fresh lookup code, from the kernel's random source. */
+/* A fresh lookup code, from the kernel's random source. The bytes are
+ * drawn a pool at a time (one system call per hundred codes, not one per
+ * symbol); 32 symbols, so a byte's low five bits pick one uniformly. */
 static void lookup_code_new(char code[LOOKUP_CODE_LENGTH + 1])
 {
     static const char symbols[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    _Static_assert(sizeof(symbols) - 1 == 32, "a byte's low five bits pick a symbol");
+    static unsigned char pool[LOOKUP_CODE_LENGTH * 100];
+    static size_t used = sizeof(pool);
+    if (used + LOOKUP_CODE_LENGTH > sizeof(pool)) {
+        randombytes_buf(pool, sizeof(pool));
+        used = 0;
+    }
     for (int i = 0; i < LOOKUP_CODE_LENGTH; i++)
-        code[i] = symbols[randombytes_uniform(sizeof(symbols) - 1)];
+        code[i] = symbols[pool[used + (size_t)i] & 31];
+    sodium_memzero(pool + used, LOOKUP_CODE_LENGTH);
+    used += LOOKUP_CODE_LENGTH;
     code[LOOKUP_CODE_LENGTH] = '\0';
 }
 
@@ -413,6 +462,8 @@ static int handle_submit(intake_t *self, MDB_txn *txn, const Dispatch__Request *
 
     if (check_submit(self, submit, &refusal))
         return reply_refusal(self, request->tag, &refusal, ret);
+    if (refuse_if_backlogged(self, request, ret, &rc))
+        return rc;
 
     Dispatch__SubmitReply outcome = DISPATCH__SUBMIT_REPLY__INIT;
     char id[IDS_TICKET_SIZE], master_id[LIMIT_ID + 1] = "", code[LOOKUP_CODE_LENGTH + 1];

@@ -13,21 +13,66 @@
 
 /* ---- the worker loop --------------------------------------------------- */
 
-/* Peeks at a queued request: does handling it write? */
+#define REQUEST_FIELD_TAG 2 /* Request.tag in dispatch.proto */
+
+/* One varint at *at (at most 10 bytes, before end); false when cut. */
+static bool read_varint(const uint8_t **at, const uint8_t *end, uint64_t *value)
+{
+    *value = 0;
+    for (int shift = 0; shift < 64 && *at < end; shift += 7) {
+        uint8_t byte = *(*at)++;
+        *value |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80))
+            return true;
+    }
+    return false;
+}
+
+/* Peeks at a queued request: does handling it write, and its tag. A walk
+ * over the top-level fields of the wire format, not a decode: the request
+ * is decoded once, when it is handled (which refuses what is malformed).
+ * Request: tag = 2 (varint), body oneof submit = 10, get_ticket = 11,
+ * callback = 12 (the last one on the wire is the one that counts). */
 static bool request_writes(const void *body, size_t len, uint64_t *tag)
 {
-    ProtobufCMessage *msg;
-    char err[256];
+    const uint8_t *at = body, *end = at + len;
+    uint64_t body_field = 0, value;
     *tag = 0;
-    if (codec_decode(&dispatch__request__descriptor, body, len, INTAKE_MAX_REQUEST, &msg, err,
-                     sizeof(err)) < 0)
-        return false;
-    Dispatch__Request *request = (Dispatch__Request *)msg;
-    *tag = request->tag;
-    bool writes = request->body_case == DISPATCH__REQUEST__BODY_SUBMIT ||
-                  request->body_case == DISPATCH__REQUEST__BODY_CALLBACK;
-    protobuf_c_message_free_unpacked(msg, NULL);
-    return writes;
+    while (at < end) {
+        uint64_t key;
+        if (!read_varint(&at, end, &key))
+            return false;
+        switch (key & 7) {
+        case 0: /* varint */
+            if (!read_varint(&at, end, &value))
+                return false;
+            if (key >> 3 == REQUEST_FIELD_TAG)
+                *tag = value;
+            break;
+        case 1: /* 64-bit */
+            if (end - at < 8)
+                return false;
+            at += 8;
+            break;
+        case 2: /* length-delimited */
+            if (!read_varint(&at, end, &value) || value > (uint64_t)(end - at))
+                return false;
+            at += value;
+            if (key >> 3 >= DISPATCH__REQUEST__BODY_SUBMIT &&
+                key >> 3 <= DISPATCH__REQUEST__BODY_CALLBACK)
+                body_field = key >> 3;
+            break;
+        case 5: /* 32-bit */
+            if (end - at < 4)
+                return false;
+            at += 4;
+            break;
+        default:
+            return false;
+        }
+    }
+    return body_field == DISPATCH__REQUEST__BODY_SUBMIT ||
+           body_field == DISPATCH__REQUEST__BODY_CALLBACK;
 }
 
 static void reply_unavailable(intake_t *self, size_t i)
