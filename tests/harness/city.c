@@ -409,12 +409,6 @@ int city_stop(city_t *city, const char *name, int sig)
     return status;
 }
 
-int city_pid(const city_t *city, const char *name)
-{
-    city_worker_t *worker = find((city_t *)city, name);
-    return worker && worker->proc ? (int)harness_pid(worker->proc) : 0;
-}
-
 const char *city_endpoint(const city_t *city, const char *name, const char *endpoint)
 {
     city_worker_t *worker = find((city_t *)city, name);

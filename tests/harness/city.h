@@ -75,13 +75,11 @@ int city_start_with(city_t *city, const char *worker, const char *const *more);
 int city_start_all(city_t *city);
 /* Sends sig, reaps; the worker is down until city_start. */
 int city_stop(city_t *city, const char *worker, int sig);
-/* The running worker's pid, for a signal that does not stop it (SIGSTOP,
- * SIGCONT); 0 when it is down. */
-int city_pid(const city_t *city, const char *worker);
 /* An endpoint a worker announced: "request", "units", "publish", "bus". */
 const char *city_endpoint(const city_t *city, const char *worker, const char *name);
 const char *city_topology(const city_t *city);
-/* The process id of a running worker; 0 when it is down or unknown. */
+/* The process id of a running worker, for a signal that does not stop it
+ * (SIGSTOP, SIGCONT); 0 when it is down or unknown. */
 pid_t city_pid(const city_t *city, const char *worker);
 /* <dir>/keys into buf. */
 const char *city_keys_dir(const city_t *city, char *buf, size_t len);
