@@ -13,6 +13,8 @@
  *   keys DIR                        the city's key directory
  *   apikey CLIENT KEY               per client
  *   intake URL | audit URL | audit-publish URL
+ *   dir DIR                         the city's directory
+ *   spare tcp://127.0.0.1:PORT      a free port for the test's own server
  *   ready
  *
  * and then takes commands on stdin, answering each with "ok" or "error ...":
@@ -131,6 +133,10 @@ int main(int argc, char **argv)
     printf("audit %s\n", city_endpoint(city, "audit", "request"));
     printf("audit-publish %s\n", city_endpoint(city, "audit", "publish"));
     printf("dir %s\n", city_dir(city));
+    /* A free port of the harness's range for a test's own server. */
+    char spare[64];
+    if (harness_tcp_endpoint(spare, sizeof(spare)) == 0)
+        printf("spare %s\n", spare);
     printf("ready\n");
     fflush(stdout);
 

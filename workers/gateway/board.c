@@ -10,6 +10,9 @@
 #include "follower.h"
 #include "lifecycle.h"
 
+/* Event.body field numbers are 10..33; one slot per number up to 63. */
+#define BOARD_EVENT_SLOTS 64
+
 struct board {
     void *zmq;
     char *publish_url, *request_url;
@@ -28,6 +31,9 @@ struct board {
     uint32_t *slots; /* open addressing: index + 1, 0 = empty */
     size_t slot_count;
     board_stats_t stats;
+    char origins[BOARD_ORIGINS_MAX + 1][65]; /* the last one is "other" */
+    size_t origin_count;
+    uint64_t events[BOARD_ORIGINS_MAX + 1][BOARD_EVENT_SLOTS];
 };
 
 static uint64_t hash_id(const char *id)
@@ -115,6 +121,25 @@ static void fold_registered(board_t *self, const Dispatch__Ticket *t, int64_t at
     self->count++;
 }
 
+static void count_event(board_t *self, const Dispatch__Event *event)
+{
+    const char *origin = event->origin ? event->origin : "";
+    size_t i = 0;
+    while (i < self->origin_count && strcmp(self->origins[i], origin) != 0)
+        i++;
+    if (i == self->origin_count) {
+        if (self->origin_count < BOARD_ORIGINS_MAX) {
+            copy(self->origins[i], sizeof(self->origins[i]), origin);
+            self->origin_count++;
+        } else {
+            i = BOARD_ORIGINS_MAX;
+            copy(self->origins[i], sizeof(self->origins[i]), "other");
+        }
+    }
+    if ((unsigned)event->body_case < BOARD_EVENT_SLOTS)
+        self->events[i][event->body_case]++;
+}
+
 static void fold(board_t *self, const Dispatch__AuditRecord *record)
 {
     const Dispatch__Event *event = record->event;
@@ -122,6 +147,7 @@ static void fold(board_t *self, const Dispatch__AuditRecord *record)
     self->stats.last_record_at = record->recorded_at;
     if (!event)
         return;
+    count_event(self, event);
     if (event->body_case == DISPATCH__EVENT__BODY_TICKET_REGISTERED) {
         fold_registered(self, event->ticket_registered->ticket, event->at);
         self->stats.tickets = self->count;
@@ -301,5 +327,21 @@ void board_stats(board_t *self, board_stats_t *ret)
 {
     pthread_mutex_lock(&self->lock);
     *ret = self->stats;
+    pthread_mutex_unlock(&self->lock);
+}
+
+void board_each_event_count(board_t *self,
+                            void (*fn)(void *ctx, const char *origin,
+                                       Dispatch__Event__BodyCase body, uint64_t count),
+                            void *ctx)
+{
+    pthread_mutex_lock(&self->lock);
+    for (size_t i = 0; i <= BOARD_ORIGINS_MAX; i++) {
+        if (i >= self->origin_count && i != BOARD_ORIGINS_MAX)
+            continue;
+        for (unsigned b = 0; b < BOARD_EVENT_SLOTS; b++)
+            if (self->events[i][b])
+                fn(ctx, self->origins[i], (Dispatch__Event__BodyCase)b, self->events[i][b]);
+    }
     pthread_mutex_unlock(&self->lock);
 }

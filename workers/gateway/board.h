@@ -70,4 +70,13 @@ typedef struct board_stats {
 } board_stats_t;
 void board_stats(board_t *self, board_stats_t *ret);
 
+/* Events recorded per emitting worker (Event.origin) and event (the member
+ * of Event.body): calls fn for each nonzero count, under the lock. At most
+ * BOARD_ORIGINS_MAX origins are told apart; the rest count as "other". */
+#define BOARD_ORIGINS_MAX 64
+void board_each_event_count(board_t *self,
+                            void (*fn)(void *ctx, const char *origin,
+                                       Dispatch__Event__BodyCase body, uint64_t count),
+                            void *ctx);
+
 #endif
