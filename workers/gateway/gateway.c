@@ -707,6 +707,7 @@ void gateway_destroy(gateway_t **self)
     if (!self || !*self)
         return;
     gateway_t *g = *self;
+    atomic_store(&g->stopping, true);
     if (g->daemon)
         MHD_stop_daemon(g->daemon);
     board_destroy(&g->board);

@@ -82,6 +82,7 @@ struct gateway {
     gateway_route_stats_t routes[GATEWAY_ROUTE_COUNT];
     atomic_uint_fast64_t submits, submit_retries, refusals, upstream_errors;
     atomic_uint_fast64_t screen_streams;
+    atomic_bool stopping; /* streams end when set */
 };
 
 /* One call through a pool: 0, or the client's negative codes. */
