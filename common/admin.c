@@ -49,6 +49,7 @@ lifecycle_worker_t admin_served_by(Dispatch__AdminRequest__BodyCase body)
     case DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE:  /* by queue kind: both */
     case DISPATCH__ADMIN_REQUEST__BODY_LINKS_QUERY: /* every admin endpoint */
     case DISPATCH__ADMIN_REQUEST__BODY_LINK_ACCEPT:
+    case DISPATCH__ADMIN_REQUEST__BODY_STATS:
         return LIFECYCLE_ROUTER | LIFECYCLE_ESCALATION;
     case DISPATCH__ADMIN_REQUEST__BODY__NOT_SET:
         break;
@@ -225,6 +226,8 @@ static unsigned role_bit(Dispatch__Role role)
         return AUTH_ROLE_LEADER;
     case DISPATCH__ROLE__ROLE_UNIT:
         return AUTH_ROLE_UNIT;
+    case DISPATCH__ROLE__ROLE_AUDITOR:
+        return AUTH_ROLE_AUDITOR;
     case DISPATCH__ROLE__ROLE_ADMIN:
         return AUTH_ROLE_ADMIN;
     }
@@ -335,6 +338,8 @@ static int links_add(void *ctx, const bus_link_view_t *view)
     return 0;
 }
 
+static int links_fill(admin_reply_t *memory, bus_t *bus);
+
 static int serve_links(admin_call_t *call)
 {
     static const Dispatch__Role query_roles[] = {DISPATCH__ROLE__ROLE_ADMIN,
@@ -359,10 +364,21 @@ static int serve_links(admin_call_t *call)
     } else if (admin_require(call, query_roles, 2, "see the links")) {
         return REFUSED;
     }
+    int rc = links_fill(call->memory, call->bus);
+    if (rc < 0)
+        return rc;
+    call->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_LINKS;
+    call->reply->links = &memory->links;
+    return 0;
+}
+
+/* memory->links: the bus's links, outgoing then incoming, cut to fit. */
+static int links_fill(admin_reply_t *memory, bus_t *bus)
+{
     memory->link_count = 0;
     memory->bytes = 0;
     memory->more = false;
-    bus_links_each(call->bus, links_add, memory);
+    bus_links_each(bus, links_add, memory);
     Dispatch__LinkState **items =
         realloc(memory->link_items, (memory->link_count + 1) * sizeof(*items));
     if (!items)
@@ -381,20 +397,68 @@ static int serve_links(admin_call_t *call)
         items[i] = &link->state;
     }
     dispatch__links_view__init(&memory->links);
-    snprintf(memory->worker, sizeof(memory->worker), "%s", bus_self_id(call->bus));
+    snprintf(memory->worker, sizeof(memory->worker), "%s", bus_self_id(bus));
     memory->links.worker = memory->worker;
     memory->links.links = items;
     memory->links.n_links = memory->link_count;
     memory->links.more = memory->more;
-    call->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_LINKS;
-    call->reply->links = &memory->links;
+    return 0;
+}
+
+int admin_worker_stats(admin_reply_t *memory, MDB_txn *txn, bus_t *bus,
+                       Dispatch__WorkerStats *stats)
+{
+    dispatch__worker_stats__init(stats);
+    MDB_envinfo info;
+    MDB_stat stat;
+    MDB_env *env = txn ? mdb_txn_env(txn) : NULL;
+    if (env && mdb_env_info(env, &info) == 0 && mdb_env_stat(env, &stat) == 0) {
+        /* Every committed write transaction takes the next id. */
+        stats->commits = info.me_last_txnid;
+        stats->store_used_bytes = (uint64_t)(info.me_last_pgno + 1) * stat.ms_psize;
+        stats->store_map_bytes = info.me_mapsize;
+    }
+    if (!bus)
+        return 0;
+    bus_stats_t counts;
+    bus_stats(bus, &counts);
+    stats->applied = counts.applied;
+    stats->duplicates = counts.duplicates;
+    stats->gaps = counts.gaps;
+    stats->rejected = counts.rejected;
+    stats->refused = counts.refused;
+    stats->bad_frames = counts.bad_frames;
+    stats->forged = counts.forged;
+    stats->dead_dropped = counts.dead_dropped;
+    int rc = links_fill(memory, bus);
+    if (rc < 0)
+        return rc;
+    stats->worker = memory->worker;
+    stats->links = memory->links.links;
+    stats->n_links = memory->links.n_links;
+    stats->more = memory->links.more;
+    return 0;
+}
+
+static int serve_stats(admin_call_t *call)
+{
+    static const Dispatch__Role roles[] = {
+        DISPATCH__ROLE__ROLE_AUDITOR, DISPATCH__ROLE__ROLE_SUPERVISOR, DISPATCH__ROLE__ROLE_ADMIN};
+    if (admin_require(call, roles, 3, "see the worker's figures"))
+        return REFUSED;
+    int rc = admin_worker_stats(call->memory, call->txn, call->bus, &call->memory->stats);
+    if (rc < 0)
+        return rc;
+    call->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_STATS;
+    call->reply->stats = &call->memory->stats;
     return 0;
 }
 
 static bool served_here(Dispatch__AdminRequest__BodyCase body)
 {
     return body == DISPATCH__ADMIN_REQUEST__BODY_LINKS_QUERY ||
-           body == DISPATCH__ADMIN_REQUEST__BODY_LINK_ACCEPT;
+           body == DISPATCH__ADMIN_REQUEST__BODY_LINK_ACCEPT ||
+           body == DISPATCH__ADMIN_REQUEST__BODY_STATS;
 }
 
 int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, bus_t *bus,
@@ -423,7 +487,9 @@ int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, b
         if (rc == 0 && actor)
             rc = check_key(actor, request, &memory->refusal);
         if (rc == 0)
-            rc = served_here(request->body_case) ? serve_links(&call) : serve(&call);
+            rc = !served_here(request->body_case)                            ? serve(&call)
+                 : request->body_case == DISPATCH__ADMIN_REQUEST__BODY_STATS ? serve_stats(&call)
+                                                                             : serve_links(&call);
     }
     if (rc == REFUSED) {
         /* A refused request changes nothing: a partial page is dropped. */

@@ -66,6 +66,7 @@ typedef struct admin_reply {
     admin_link_t *link_entries;
     Dispatch__LinkState **link_items;
     size_t link_count, link_capacity;
+    Dispatch__WorkerStats stats;
 } admin_reply_t;
 
 /* Frees the records of the last reply (not the arrays, kept for reuse). */
@@ -125,6 +126,13 @@ typedef int (*admin_serve_fn)(admin_call_t *call);
 int admin_require(admin_call_t *call, const Dispatch__Role *allowed, size_t count,
                   const char *what);
 void admin_call_done(admin_call_t *call, const char *ticket_id, Dispatch__TicketState state);
+
+/* A worker's figures (StatsQuery, served on every client endpoint): the
+ * commits and size of the store txn belongs to, and the bus's counters and
+ * links (none when bus is NULL; memory may then be NULL). stats points into
+ * memory until its next reset. Nothing in it is personal. */
+int admin_worker_stats(admin_reply_t *memory, MDB_txn *txn, bus_t *bus,
+                       Dispatch__WorkerStats *stats);
 
 /* Decodes and checks an AdminRequest of len bytes (at most max), serves it
  * in txn at now and fills reply (tag, body): LinksQuery and LinkAccept

@@ -4,9 +4,11 @@
 Starts Debian's prometheus on a free loopback port with the gateway's
 /metrics as its target (scraped every second), files a known number of
 tickets through Open311, and asks Prometheus's HTTP API: the dispatch_
-series exist, every worker of the city answers the gateway's probe
-(dispatch_worker_up), and the tickets show up in dispatch_tickets and in
-intake's dispatch_events_total{event="ticket_registered"}.
+series exist; every worker of the city answers the gateway's StatsQuery
+(dispatch_worker_up) with its own figures (commits, bus counters, links);
+the tickets show up in dispatch_tickets, in intake's
+dispatch_events_total{event="ticket_registered"} and in the routers'
+applied messages; intake's links drain to no lag and none is diverged.
 """
 import json
 import os
@@ -82,11 +84,34 @@ scrape_configs:
                                    "router-kuancheng", "audit"}, f"workers {workers}")
             check(all(v == 1 for v in workers.values()), f"every worker up: {workers}")
 
+            # Each worker's own figures, from its answer to StatsQuery.
+            commits = {r["metric"]["worker"]: float(r["value"][1])
+                       for r in query("dispatch_store_commits_total")}
+            check(set(commits) == set(workers) and all(v > 0 for v in commits.values()),
+                  f"commits {commits}")
+            applied = {r["metric"]["worker"]: float(r["value"][1])
+                       for r in query("dispatch_bus_applied_total")}
+            check(sum(applied[w] for w in applied if w.startswith("router-")) >= TICKETS,
+                  f"the routers applied the tickets: {applied}")
+            links = query('dispatch_link_up{worker="intake-1",direction="outgoing"}')
+            check({r["metric"]["peer"] for r in links} ==
+                  {"router-chaoyang", "router-nanguan", "router-kuancheng", "audit"} and
+                  all(float(r["value"][1]) == 1 for r in links), f"intake's links {links}")
+
+            def outboxes_empty():
+                lag = query('sum(dispatch_link_lag_messages{worker="intake-1"})')
+                return lag and float(lag[0]["value"][1]) == 0
+            wait_for(outboxes_empty, 30, "intake's links to be acknowledged")
+            check(not query("dispatch_link_diverged == 1"), "no diverged link")
+
             r = get(api + "/api/v1/series", **{"match[]": '{__name__=~"dispatch_.+"}'})
             names = {s["__name__"] for s in r.json()["data"]}
             for name in ("dispatch_tickets", "dispatch_events_total", "dispatch_worker_up",
                          "dispatch_worker_probe_seconds", "dispatch_tickets_registered_total",
                          "dispatch_tickets_overdue", "dispatch_tickets_urgent_open",
+                         "dispatch_store_commits_total", "dispatch_store_used_bytes",
+                         "dispatch_bus_dead_letters_total", "dispatch_link_outbox_messages",
+                         "dispatch_link_last_heard_seconds", "dispatch_link_reconnects_total",
                          "dispatch_audit_last_seq",
                          "dispatch_gateway_http_request_duration_seconds_bucket",
                          "dispatch_gateway_submits_total"):

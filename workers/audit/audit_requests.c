@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "audit_internal.h"
 #include "codec.h"
 #include "kpi.h"
@@ -329,6 +330,9 @@ static int answer_query(audit_t *self, MDB_txn *txn, const Dispatch__AuditQuery 
         break;
     case DISPATCH__AUDIT_QUERY__BODY_VERIFY:
         rc = answer_verify(self, txn, query->verify, refusal, body);
+        break;
+    case DISPATCH__AUDIT_QUERY__BODY_STATS: /* the store's figures; the bus is not the audit's */
+        rc = admin_worker_stats(NULL, txn, NULL, body);
         break;
     case DISPATCH__AUDIT_QUERY__BODY__NOT_SET:
         break;

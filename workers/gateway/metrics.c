@@ -1,11 +1,14 @@
 /* metrics: GET /metrics in the Prometheus text format (version 0.0.4).
  *
  * What is exported, by where it comes from:
- *   - each worker of the topology, probed at every scrape over its own
- *     client endpoint with the gateway's key (intake: a GetTicket, audit: a
- *     Replay of one record, router and escalation: an admin request, each
- *     answered with a reply or a refusal): dispatch_worker_up and
- *     dispatch_worker_probe_seconds, labels worker, kind, district;
+ *   - each worker of the topology, asked at every scrape over its own
+ *     client endpoint with the gateway's key (StatsQuery: Request.stats at
+ *     intake, AuditQuery.stats at audit, AdminRequest.stats with the
+ *     auditor role at router and escalation): whether and how fast it
+ *     answered, its store's commits and size, its bus's counters (applied,
+ *     duplicates, dead letters, ...) and each link's state (up, last heard,
+ *     outbox, lag, diverged, resends, reconnects), labels worker, district,
+ *     peer, direction;
  *   - the audit log as the board folded it: events recorded per emitting
  *     worker and event (dispatch_events_total{worker,event}), tickets by
  *     district and state, open overdue and open urgent tickets per
@@ -18,6 +21,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +30,7 @@
 #include "gateway_private.h"
 #include "words.h"
 
-#define PROBE_TIMEOUT_MS 1000
+#define PROBE_TIMEOUT_MS 2000
 
 static const char *const route_names[GATEWAY_ROUTE_COUNT] = {
     [GATEWAY_ROUTE_SERVICES] = "services", [GATEWAY_ROUTE_SERVICE] = "service",
@@ -42,78 +46,201 @@ static double seconds_since(const struct timespec *start)
     return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
-/* One request and its reply on a fresh client: 0 when any reply came. */
-static int probe(gateway_t *self, const config_worker_t *w, double *seconds)
+/* A worker's answer to StatsQuery (the reply it came in, and where in it). */
+typedef struct probe_result {
+    int rc;
+    double seconds;
+    ProtobufCMessage *reply;
+    const Dispatch__WorkerStats *stats;
+} probe_result_t;
+
+/* StatsQuery on a fresh client of the worker's client endpoint. */
+static void probe(gateway_t *self, const config_worker_t *w, probe_result_t *result)
 {
     auth_client_t keys;
     const auth_client_t *curve = NULL;
     if (config_security(self->config) == CONFIG_SECURITY_CURVE) {
-        int rc = auth_client_load(config_keys_dir(self->config), self->name, w->name, &keys);
-        if (rc < 0)
-            return rc;
+        result->rc = auth_client_load(config_keys_dir(self->config), self->name, w->name, &keys);
+        if (result->rc < 0)
+            return;
         curve = &keys;
     }
     client_t *client;
-    int rc = client_new(self->zmq, w->request, PROBE_TIMEOUT_MS, curve, &client);
-    if (rc < 0)
-        return rc;
+    result->rc = client_new(self->zmq, w->request, PROBE_TIMEOUT_MS, curve, &client);
+    if (result->rc < 0)
+        return;
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    ProtobufCMessage *reply = NULL;
+    Dispatch__StatsQuery stats = DISPATCH__STATS_QUERY__INIT;
     if (strcmp(w->kind, "intake") == 0) {
-        Dispatch__GetTicket get = DISPATCH__GET_TICKET__INIT;
-        get.ticket_id = "metrics-probe";
         Dispatch__Request request = DISPATCH__REQUEST__INIT;
         request.actor = self->name;
-        request.body_case = DISPATCH__REQUEST__BODY_GET_TICKET;
-        request.get_ticket = &get;
-        rc = client_call(client, &request.base, &dispatch__reply__descriptor, &reply);
+        request.body_case = DISPATCH__REQUEST__BODY_STATS;
+        request.stats = &stats;
+        result->rc =
+            client_call(client, &request.base, &dispatch__reply__descriptor, &result->reply);
+        const Dispatch__Reply *reply = (const Dispatch__Reply *)result->reply;
+        if (reply && reply->body_case == DISPATCH__REPLY__BODY_STATS)
+            result->stats = reply->stats;
     } else if (strcmp(w->kind, "audit") == 0) {
-        Dispatch__ReplayRequest replay = DISPATCH__REPLAY_REQUEST__INIT;
-        replay.from_seq = 1;
-        replay.limit = 1;
         Dispatch__AuditQuery query = DISPATCH__AUDIT_QUERY__INIT;
-        query.body_case = DISPATCH__AUDIT_QUERY__BODY_REPLAY;
-        query.replay = &replay;
-        rc = client_call(client, &query.base, &dispatch__audit_reply__descriptor, &reply);
+        query.body_case = DISPATCH__AUDIT_QUERY__BODY_STATS;
+        query.stats = &stats;
+        result->rc =
+            client_call(client, &query.base, &dispatch__audit_reply__descriptor, &result->reply);
+        const Dispatch__AuditReply *reply = (const Dispatch__AuditReply *)result->reply;
+        if (reply && reply->body_case == DISPATCH__AUDIT_REPLY__BODY_STATS)
+            result->stats = reply->stats;
     } else {
-        /* No request in it: refused (MISSING_FIELD), which is an answer. */
         Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
         request.actor_id = self->name;
-        rc = client_call(client, &request.base, &dispatch__admin_reply__descriptor, &reply);
+        request.role = DISPATCH__ROLE__ROLE_AUDITOR;
+        request.body_case = DISPATCH__ADMIN_REQUEST__BODY_STATS;
+        request.stats = &stats;
+        result->rc =
+            client_call(client, &request.base, &dispatch__admin_reply__descriptor, &result->reply);
+        const Dispatch__AdminReply *reply = (const Dispatch__AdminReply *)result->reply;
+        if (reply && reply->body_case == DISPATCH__ADMIN_REPLY__BODY_STATS)
+            result->stats = reply->stats;
     }
-    *seconds = seconds_since(&start);
-    if (reply)
-        protobuf_c_message_free_unpacked(reply, NULL);
+    result->seconds = seconds_since(&start);
     client_destroy(&client);
-    return rc;
+}
+
+typedef struct counter_field {
+    const char *name, *help, *type;
+    size_t offset; /* of a uint64_t in Dispatch__WorkerStats */
+} counter_field_t;
+
+#define STAT(field) offsetof(Dispatch__WorkerStats, field)
+static const counter_field_t worker_fields[] = {
+    {"dispatch_store_commits_total",
+     "Write transactions committed to the worker's store since it was created.", "counter",
+     STAT(commits)},
+    {"dispatch_store_used_bytes", "Bytes of the worker's LMDB map in use.", "gauge",
+     STAT(store_used_bytes)},
+    {"dispatch_store_map_bytes", "Size of the worker's LMDB map.", "gauge", STAT(store_map_bytes)},
+    {"dispatch_bus_applied_total", "Bus messages applied since the worker started.", "counter",
+     STAT(applied)},
+    {"dispatch_bus_duplicates_total", "Bus messages dropped as already applied.", "counter",
+     STAT(duplicates)},
+    {"dispatch_bus_gaps_total", "Bus messages dropped as ahead of a lost one.", "counter",
+     STAT(gaps)},
+    {"dispatch_bus_dead_letters_total", "Bus messages the worker refused (kept as dead letters).",
+     "counter", STAT(rejected)},
+    {"dispatch_bus_dead_letters_dropped_total", "Dead letters dropped to stay in bounds.",
+     "counter", STAT(dead_dropped)},
+    {"dispatch_bus_refused_total", "Bus messages from an incarnation not accepted.", "counter",
+     STAT(refused)},
+    {"dispatch_bus_bad_frames_total", "Undecodable bus frames dropped.", "counter",
+     STAT(bad_frames)},
+    {"dispatch_bus_forged_total", "Bus frames whose key was not the named sender's.", "counter",
+     STAT(forged)},
+};
+
+typedef struct link_field {
+    const char *name, *help, *type;
+    int which;
+} link_field_t;
+
+static const link_field_t link_fields[] = {
+    {"dispatch_link_up", "Whether the peer was heard within dead_after_ms.", "gauge", 0},
+    {"dispatch_link_last_heard_seconds", "Time since the peer was last heard (ack or message).",
+     "gauge", 1},
+    {"dispatch_link_outbox_messages", "Messages in the outbox of an outgoing link.", "gauge", 2},
+    {"dispatch_link_lag_messages", "Seqs committed on an outgoing link, not yet acknowledged.",
+     "gauge", 3},
+    {"dispatch_link_diverged", "Whether the link is diverged (nothing applied or deleted).",
+     "gauge", 4},
+    {"dispatch_link_resends_total", "Messages sent again on an outgoing link.", "counter", 5},
+    {"dispatch_link_reconnects_total", "Sockets rebuilt after silence on an outgoing link.",
+     "counter", 6},
+};
+
+static double link_value(const Dispatch__LinkState *l, int which)
+{
+    switch (which) {
+    case 0:
+        return l->up;
+    case 1:
+        return (double)l->last_heard_age / 1e3;
+    case 2:
+        return (double)l->outbox;
+    case 3:
+        return (double)l->lag;
+    case 4:
+        return l->divergence != DISPATCH__LINK_DIVERGENCE__LINK_DIVERGENCE_UNSPECIFIED;
+    case 5:
+        return (double)l->resends;
+    default:
+        return (double)l->reconnects;
+    }
 }
 
 static void probe_workers(gateway_t *self, FILE *out)
 {
-    fputs("# HELP dispatch_worker_up Whether the worker answered the gateway's probe on its "
-          "client endpoint.\n# TYPE dispatch_worker_up gauge\n",
-          out);
     size_t n = config_worker_count(self->config);
-    double *seconds = calloc(n ? n : 1, sizeof(*seconds));
-    int *rcs = calloc(n ? n : 1, sizeof(*rcs));
-    for (size_t i = 0; i < n && seconds && rcs; i++) {
+    probe_result_t *results = calloc(n ? n : 1, sizeof(*results));
+    if (!results)
+        return;
+    for (size_t i = 0; i < n; i++) {
         const config_worker_t *w = config_worker_at(self->config, i);
-        rcs[i] = w->request ? probe(self, w, &seconds[i]) : -ENOENT;
-        fprintf(out, "dispatch_worker_up{worker=\"%s\",kind=\"%s\",district=\"%s\"} %d\n", w->name,
-                w->kind, w->district ? w->district : "", rcs[i] == 0);
+        if (w->request)
+            probe(self, w, &results[i]);
+        else
+            results[i].rc = -ENOENT;
     }
-    fputs("# HELP dispatch_worker_probe_seconds How long the worker took to answer the probe.\n"
+    fputs("# HELP dispatch_worker_up Whether the worker answered the gateway's StatsQuery on "
+          "its client endpoint.\n# TYPE dispatch_worker_up gauge\n",
+          out);
+    for (size_t i = 0; i < n; i++) {
+        const config_worker_t *w = config_worker_at(self->config, i);
+        fprintf(out, "dispatch_worker_up{worker=\"%s\",kind=\"%s\",district=\"%s\"} %d\n", w->name,
+                w->kind, w->district ? w->district : "", results[i].stats != NULL);
+    }
+    fputs("# HELP dispatch_worker_probe_seconds How long the worker took to answer.\n"
           "# TYPE dispatch_worker_probe_seconds gauge\n",
           out);
-    for (size_t i = 0; i < n && seconds && rcs; i++) {
-        const config_worker_t *w = config_worker_at(self->config, i);
-        if (rcs[i] == 0)
-            fprintf(out, "dispatch_worker_probe_seconds{worker=\"%s\"} %.6f\n", w->name,
-                    seconds[i]);
+    for (size_t i = 0; i < n; i++)
+        if (results[i].stats)
+            fprintf(out, "dispatch_worker_probe_seconds{worker=\"%s\"} %.6f\n",
+                    config_worker_at(self->config, i)->name, results[i].seconds);
+    for (size_t f = 0; f < sizeof(worker_fields) / sizeof(worker_fields[0]); f++) {
+        const counter_field_t *field = &worker_fields[f];
+        fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", field->name, field->help, field->name,
+                field->type);
+        for (size_t i = 0; i < n; i++) {
+            const config_worker_t *w = config_worker_at(self->config, i);
+            const Dispatch__WorkerStats *stats = results[i].stats;
+            if (!stats)
+                continue;
+            uint64_t value;
+            memcpy(&value, (const char *)stats + field->offset, sizeof(value));
+            fprintf(out, "%s{worker=\"%s\",district=\"%s\"} %" PRIu64 "\n", field->name, w->name,
+                    w->district ? w->district : "", value);
+        }
     }
-    free(seconds);
-    free(rcs);
+    for (size_t f = 0; f < sizeof(link_fields) / sizeof(link_fields[0]); f++) {
+        const link_field_t *field = &link_fields[f];
+        fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", field->name, field->help, field->name,
+                field->type);
+        for (size_t i = 0; i < n; i++) {
+            const Dispatch__WorkerStats *stats = results[i].stats;
+            for (size_t k = 0; stats && k < stats->n_links; k++) {
+                const Dispatch__LinkState *l = stats->links[k];
+                bool outgoing = l->direction == DISPATCH__LINK_DIRECTION__LINK_DIRECTION_OUTGOING;
+                if (!outgoing && field->which >= 2 && field->which != 4)
+                    continue; /* outbox, lag, resends, reconnects: outgoing only */
+                fprintf(out, "%s{worker=\"%s\",peer=\"%s\",direction=\"%s\"} %g\n", field->name,
+                        config_worker_at(self->config, i)->name, l->peer,
+                        outgoing ? "outgoing" : "incoming", link_value(l, field->which));
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (results[i].reply)
+            protobuf_c_message_free_unpacked(results[i].reply, NULL);
+    free(results);
 }
 
 /* ---- from the board ------------------------------------------------------ */

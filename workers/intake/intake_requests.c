@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "codec.h"
 #include "ids.h"
 #include "intake_internal.h"
@@ -607,6 +608,25 @@ static int handle_callback(intake_t *self, MDB_txn *txn, const Dispatch__Request
     return rc;
 }
 
+/* ---- stats: the worker's figures, for metrics --------------------------- */
+
+static int handle_stats(intake_t *self, MDB_txn *txn, const Dispatch__Request *request,
+                        const Dispatch__Reply **ret)
+{
+    admin_reply_t memory = {0};
+    Dispatch__WorkerStats stats;
+    int rc = admin_worker_stats(&memory, txn, self->bus, &stats);
+    if (rc == 0) {
+        Dispatch__Reply draft = DISPATCH__REPLY__INIT;
+        draft.tag = request->tag;
+        draft.body_case = DISPATCH__REPLY__BODY_STATS;
+        draft.stats = &stats;
+        rc = reply_finish(self, &draft, ret);
+    }
+    admin_reply_free(&memory);
+    return rc;
+}
+
 /* ---- requests ---------------------------------------------------------- */
 
 int intake_handle_request(intake_t *self, MDB_txn *txn, const auth_actor_t *actor, const void *body,
@@ -636,6 +656,9 @@ int intake_handle_request(intake_t *self, MDB_txn *txn, const auth_actor_t *acto
             break;
         case DISPATCH__REQUEST__BODY_CALLBACK:
             rc = handle_callback(self, txn, request, now_ms, ret);
+            break;
+        case DISPATCH__REQUEST__BODY_STATS:
+            rc = handle_stats(self, txn, request, ret);
             break;
         case DISPATCH__REQUEST__BODY__NOT_SET:
             refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",
