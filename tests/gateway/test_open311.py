@@ -155,6 +155,18 @@ def main():
                  400)
         is_error(post_form(base + "/requests.json",
                            {f"p{i}": "v" for i in range(100)}), 400)
+        # Hostile shapes: deep nesting, a NUL in JSON, a NUL in a form, a huge URL.
+        is_error(http("POST", base + "/requests.json", b"[" * 30000 + b"]" * 30000,
+                      {"Content-Type": "application/json"}), 400)
+        is_error(http("POST", base + "/requests.json",
+                      b'{"api_key": "' + key.encode() + b'", "description": "a\\u0000b"}',
+                      {"Content-Type": "application/json"}), 400)
+        r = post_form(base + "/requests.json", {**fields, "description": "a\x00b",
+                                                "idempotency_key": "nul-in-form"})
+        check(r.status in (201, 400), repr(r))
+        r = get(base + "/requests.json?service_code=" + "x" * 100000)
+        check(r.status in (400, 414, 431) or r.status == 0, repr(r))
+        check(get(base + "/services.json").status == 200, "serving after a huge URL")
         is_error(get(base + "/requests/NO-SUCH-1.json"), 404)
         is_error(get(base + "/requests/..%2f..%2fetc%2fpasswd.json"), 404)
         is_error(get(base + "/requests/" + "A" * 100 + ".json"), 404)
