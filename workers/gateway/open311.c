@@ -541,12 +541,14 @@ static json_t *request_from_board(gateway_t *self, const board_ticket_t *t)
 static enum MHD_Result get_by_ids(gateway_t *self, struct MHD_Connection *connection,
                                   const char *ids)
 {
-    json_t *list = json_array();
     char *copy = strdup(ids), *save = NULL;
+    if (!copy)
+        return gateway_respond_error(connection, 500, "out of memory");
+    json_t *list = json_array();
     size_t count = 0;
     unsigned failure = 0;
     char err[512] = "";
-    for (char *id = strtok_r(copy, ",", &save); id && copy; id = strtok_r(NULL, ",", &save)) {
+    for (char *id = strtok_r(copy, ",", &save); id; id = strtok_r(NULL, ",", &save)) {
         while (*id == ' ')
             id++;
         if (++count > IDS_MAX) {
