@@ -92,33 +92,54 @@ static void copy(char *dst, size_t len, const char *src)
     dst[n] = '\0';
 }
 
-static void fold_registered(board_t *self, const Dispatch__Ticket *t, int64_t at)
+/* The ticket id's entry, made (empty, state REGISTERED) when new: events
+ * reach audit over several links, so a dispatch may come before the
+ * registration it follows. NULL when out of memory. */
+static board_ticket_t *ticket_entry(board_t *self, const char *id, int64_t at)
 {
-    if (!t || !t->id || !*t->id || slot_of(self, t->id) >= 0 || table_grow(self) < 0)
-        return;
+    long i = slot_of(self, id);
+    if (i >= 0)
+        return &self->tickets[i];
+    if (table_grow(self) < 0)
+        return NULL;
     board_ticket_t *b = &self->tickets[self->count];
     memset(b, 0, sizeof(*b));
-    copy(b->id, sizeof(b->id), t->id);
-    copy(b->category, sizeof(b->category), t->category);
-    copy(b->district, sizeof(b->district), t->district);
-    copy(b->area, sizeof(b->area), t->area);
-    b->state = t->state ? t->state : DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED;
-    b->channel = t->channel;
-    b->kind = t->kind;
-    b->urgency = t->urgency;
-    b->registered_at = t->registered_at ? t->registered_at : at;
-    b->updated_at = at;
-    if (t->location && t->location->point) {
-        b->has_point = true;
-        b->lat_e6 = t->location->point->lat_e6;
-        b->lon_e6 = t->location->point->lon_e6;
-    }
+    copy(b->id, sizeof(b->id), id);
+    b->state = DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED;
+    b->registered_at = b->updated_at = at;
     size_t mask = self->slot_count - 1;
     size_t s = hash_id(b->id) & mask;
     while (self->slots[s])
         s = (s + 1) & mask;
     self->slots[s] = (uint32_t)(self->count + 1);
     self->count++;
+    return b;
+}
+
+static void fold_registered(board_t *self, const Dispatch__Ticket *t, int64_t at)
+{
+    if (!t || !t->id || !*t->id)
+        return;
+    board_ticket_t *b = ticket_entry(self, t->id, at);
+    if (!b || b->registered)
+        return;
+    b->registered = true;
+    copy(b->category, sizeof(b->category), t->category);
+    copy(b->district, sizeof(b->district), t->district);
+    copy(b->area, sizeof(b->area), t->area);
+    /* A state from events that came first stays; else the one at submit. */
+    if (b->state == DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED && t->state)
+        b->state = t->state;
+    b->channel = t->channel;
+    b->kind = t->kind;
+    b->urgency = t->urgency;
+    if (t->registered_at)
+        b->registered_at = t->registered_at;
+    if (t->location && t->location->point) {
+        b->has_point = true;
+        b->lat_e6 = t->location->point->lat_e6;
+        b->lon_e6 = t->location->point->lon_e6;
+    }
 }
 
 static void count_event(board_t *self, const Dispatch__Event *event)
@@ -153,10 +174,14 @@ static void fold(board_t *self, const Dispatch__AuditRecord *record)
         self->stats.tickets = self->count;
         return;
     }
-    long i = event->ticket_id ? slot_of(self, event->ticket_id) : -1;
-    if (i < 0)
+    if (!event->ticket_id || !*event->ticket_id)
+        return; /* an event on a report */
+    board_ticket_t *b = ticket_entry(self, event->ticket_id, event->at);
+    if (!b)
         return;
-    board_ticket_t *b = &self->tickets[i];
+    if (!b->district[0])
+        copy(b->district, sizeof(b->district), event->district);
+    self->stats.tickets = self->count;
     b->state = lifecycle_state_after(b->state, event->body_case);
     b->updated_at = event->at;
     if (event->body_case == DISPATCH__EVENT__BODY_TICKET_OVERDUE)

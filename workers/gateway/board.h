@@ -40,7 +40,8 @@ typedef struct board_ticket {
     int64_t updated_at;
     int32_t lat_e6, lon_e6;
     bool has_point;
-    bool overdue; /* a deadline passed and the ticket is not yet resolved */
+    bool overdue;    /* a deadline passed and the ticket is not yet resolved */
+    bool registered; /* its TicketRegistered was read (events may come first) */
 } board_ticket_t;
 
 /* Starts following; publish_url and request_url are the audit's. */

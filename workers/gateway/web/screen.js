@@ -37,13 +37,19 @@ function district(id) {
 }
 
 function apply(r) {
-  const t = screen.tickets.get(r.ticket);
+  // Events reach audit over several links: a dispatch may come before the
+  // registration it follows, so a ticket's entry is made by whichever is first.
+  let t = screen.tickets.get(r.ticket);
+  if (!t && r.ticket) {
+    t = { district: r.district, state: "registered", registered_at: r.at, overdue: false };
+    screen.tickets.set(r.ticket, t);
+  }
   if (r.event === "ticket_registered") {
-    if (!t)
-      screen.tickets.set(r.ticket, {
-        district: r.district, state: r.state || "registered", urgency: r.urgency,
-        category: r.category, registered_at: r.registered_at || r.at, lat: r.lat, lon: r.lon,
-        overdue: false });
+    if (t && !t.registered) {
+      Object.assign(t, { registered: true, urgency: r.urgency, category: r.category,
+                         registered_at: r.registered_at || r.at, lat: r.lat, lon: r.lon });
+      if (t.state === "registered" && r.state) t.state = r.state;
+    }
   } else if (t) {
     if (STATE_AFTER[r.event] && !["merged", "transferred", "closed"].includes(t.state))
       t.state = STATE_AFTER[r.event];
