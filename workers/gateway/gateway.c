@@ -23,6 +23,7 @@ struct gateway_params {
     char *names[PARAMS_MAX];
     char *values[PARAMS_MAX];
     bool too_many;
+    bool has_nul; /* a name or value held a NUL byte */
 };
 
 /* One HTTP request, from its first call to its completion. */
@@ -210,7 +211,17 @@ static void params_add(gateway_params_t *params, const char *name, size_t name_l
         params->too_many = true;
         return;
     }
-    char *n = strndup(name, name_len), *v = strndup(value, value_len);
+    if (memchr(name, '\0', name_len) || memchr(value, '\0', value_len)) {
+        params->has_nul = true; /* C strings cannot hold it: refused, not cut */
+        return;
+    }
+    char *n = malloc(name_len + 1), *v = malloc(value_len + 1);
+    if (n && v) {
+        memcpy(n, name, name_len);
+        n[name_len] = '\0';
+        memcpy(v, value, value_len);
+        v[value_len] = '\0';
+    }
     if (!n || !v) {
         free(n);
         free(v);
@@ -469,6 +480,8 @@ static enum MHD_Result serve(gateway_t *self, struct MHD_Connection *connection,
                 params_from_form(&params, exchange->body, exchange->len);
             if (parsed < 0)
                 rc = gateway_respond_error(connection, 400, "%s", err);
+            else if (params.has_nul)
+                rc = gateway_respond_error(connection, 400, "a parameter holds a NUL byte");
             else if (params.too_many)
                 rc = gateway_respond_error(connection, 400, "more than %d parameters", PARAMS_MAX);
             else
