@@ -18,7 +18,7 @@ import time
 
 from gatewaycity import City, check, get, post_form
 
-WORKERS = 8
+WORKERS = 16
 
 
 def load_map(path):

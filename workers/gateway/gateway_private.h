@@ -23,7 +23,7 @@
 /* Bodies over this are refused with 413 (the intake's own limit is 64 KiB
  * of protobuf; a form says the same in fewer bytes). */
 #define GATEWAY_BODY_MAX (64 * 1024)
-#define GATEWAY_POOL 8
+#define GATEWAY_POOL 16
 
 /* A pool of clients of one server: each call takes a free one. */
 typedef struct gateway_pool {
