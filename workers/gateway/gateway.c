@@ -64,16 +64,15 @@ static void pool_close(gateway_pool_t *pool)
 int gateway_pool_call(gateway_t *self, gateway_pool_t *pool, const ProtobufCMessage *request,
                       const ProtobufCMessageDescriptor *reply_descriptor, ProtobufCMessage **reply)
 {
-    size_t start = atomic_fetch_add(&pool->next, 1) % GATEWAY_POOL, i = start;
+    size_t start = atomic_fetch_add(&pool->next, 1) % GATEWAY_POOL, i = GATEWAY_POOL;
     /* A free client if there is one; else wait for the one due in turn. */
-    for (size_t tries = 0; tries < GATEWAY_POOL; tries++) {
-        if (pthread_mutex_trylock(&pool->locks[(start + tries) % GATEWAY_POOL]) == 0) {
+    for (size_t tries = 0; tries < GATEWAY_POOL && i == GATEWAY_POOL; tries++)
+        if (pthread_mutex_trylock(&pool->locks[(start + tries) % GATEWAY_POOL]) == 0)
             i = (start + tries) % GATEWAY_POOL;
-            goto locked;
-        }
+    if (i == GATEWAY_POOL) {
+        i = start;
+        pthread_mutex_lock(&pool->locks[i]);
     }
-    pthread_mutex_lock(&pool->locks[i]);
-locked:;
     int rc = 0;
     if (!pool->clients[i])
         rc = client_new(self->zmq, pool->url, self->options.timeout_ms,
