@@ -20,6 +20,8 @@
  * and then takes commands on stdin, answering each with "ok" or "error ...":
  *   gateway-stop            SIGTERM to the gateway (the screen's stream is cut)
  *   gateway-start           starts it again on the same port, waits for ready
+ *   worker-stop NAME        SIGTERM to a worker of the city ("intake-1", ...)
+ *   worker-start NAME       starts it again where it was, waits for ready
  *   quit (or end of input)  stops everything and removes the city's directory
  *                           (kept with DISPATCH_KEEP_STATE set)
  * Nothing here sleeps to wait: workers and the gateway are waited for on
@@ -156,6 +158,12 @@ int main(int argc, char **argv)
                 printf("error %s\n", strerror(-rc));
             else
                 printf("ok\n");
+        } else if (strncmp(line, "worker-stop ", 12) == 0) {
+            rc = city_stop(city, line + 12, SIGTERM);
+            printf(rc < 0 ? "error %s\n" : "ok\n", strerror(-rc));
+        } else if (strncmp(line, "worker-start ", 13) == 0) {
+            rc = city_start(city, line + 13);
+            printf(rc < 0 ? "error %s\n" : "ok\n", strerror(-rc));
         } else {
             printf("error unknown command '%s'\n", line);
         }

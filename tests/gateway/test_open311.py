@@ -6,8 +6,8 @@ with urllib through every call: GET /services.json, GET /services/{code}.json,
 POST /requests.json (form and JSON), GET /requests/{id}.json, GET
 /requests.json (by ids, by service_code, dates and status); and bad input:
 unknown service_code, missing location, bad and missing api_key, oversized
-body, invalid JSON, a malformed phone, hostile paths, 1,000 posts with one
-idempotency key. Every refusal is the specification's error array with the
+body, invalid JSON, a malformed phone, hostile paths and shapes, 1,000 posts
+with one idempotency key, intake stopped and started again. Every refusal is the specification's error array with the
 HTTP status as its code, and the gateway keeps serving throughout.
 """
 import concurrent.futures
@@ -228,6 +228,24 @@ def main():
         r = get(base + "/requests.json", start_date="2000-01-01", end_date="2100-01-01")
         check(r.status == 200 and len(r.json()) >= 4, repr(r))
         no_personal(r)
+
+        # --- intake away: 503 with the error array, the rest still served;
+        # back: the same key files the request once.
+        city.command("worker-stop intake-1")
+        away = {**fields, "idempotency_key": "while-away", "address_string": "9 Away Road",
+                "phone": "13700000000"}
+        d = is_error(post_form(base + "/requests.json", away), 503)
+        check("retry" in d, d)
+        check(get(base + "/services.json").status == 200, "served while intake is away")
+        metrics = get(base + "/metrics").body.decode()
+        check('dispatch_worker_up{worker="intake-1",kind="intake",district=""} 0' in metrics,
+              "intake shown down")
+        city.command("worker-start intake-1")
+        r = wait_for(lambda: (lambda r: r.status in (200, 201) and r)(
+            post_form(base + "/requests.json", away)), 30, "intake back")
+        back = r.json()[0]["service_request_id"]
+        r = post_form(base + "/requests.json", away)
+        check(r.status == 200 and r.json()[0]["service_request_id"] == back, repr(r))
 
         # --- still serving
         check(get(base + "/services.json").status == 200, "serving after all of it")
