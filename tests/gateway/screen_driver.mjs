@@ -4,6 +4,7 @@
 //   state                  window.screenState() and the counts the page shows
 //   wait-seq N             until the page has applied record N (60 s at most)
 //   wait-live true|false   until the page says it is (or is not) live
+//   reload                 loads the page again (it starts from the gateway's open tickets)
 //   shot PATH              a screenshot of the page
 //   quit
 import puppeteer from "puppeteer-core";
@@ -53,6 +54,11 @@ for await (const line of lines) {
     } else if (command === "wait-live") {
       await page.waitForFunction(want => window.screenState().live === want,
                                  { timeout: 60000 }, arg === "true");
+      say({ ok: true });
+    } else if (command === "reload") {
+      await page.reload({ waitUntil: "load" });
+      await page.waitForFunction(() => window.screenState && window.screenState().live,
+                                 { timeout: 30000 });
       say({ ok: true });
     } else if (command === "shot") {
       await page.screenshot({ path: arg });

@@ -3,10 +3,12 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "calendar.h"
 #include "follower.h"
 #include "lifecycle.h"
 
@@ -31,6 +33,9 @@ struct board {
     uint32_t *slots; /* open addressing: index + 1, 0 = empty */
     size_t slot_count;
     board_stats_t stats;
+    calendar_t *calendar; /* for the city's days only */
+    int64_t day;          /* the newest city day seen */
+    uint64_t day_first_seq;
     char origins[BOARD_ORIGINS_MAX + 1][65]; /* the last one is "other" */
     size_t origin_count;
     uint64_t events[BOARD_ORIGINS_MAX + 1][BOARD_EVENT_SLOTS];
@@ -169,6 +174,11 @@ static void fold(board_t *self, const Dispatch__AuditRecord *record)
     if (!event)
         return;
     count_event(self, event);
+    int64_t day = self->calendar ? calendar_day_of(self->calendar, event->at) : 0;
+    if (self->calendar && (self->day_first_seq == 0 || day > self->day)) {
+        self->day = day;
+        self->day_first_seq = record->seq;
+    }
     if (event->body_case == DISPATCH__EVENT__BODY_TICKET_REGISTERED) {
         fold_registered(self, event->ticket_registered->ticket, event->at);
         self->stats.tickets = self->count;
@@ -251,11 +261,19 @@ static void *board_run(void *arg)
 }
 
 int board_new(void *zmq_context, const char *publish_url, const char *request_url,
-              const auth_client_t *curve, board_t **ret)
+              const auth_client_t *curve, const char *time_zone, board_t **ret)
 {
     board_t *self = calloc(1, sizeof(*self));
     if (!self)
         return -ENOMEM;
+    char text[160];
+    snprintf(text, sizeof(text), "[calendar]\ntime_zone = %s\n", time_zone);
+    char err[128];
+    int rc = calendar_parse_string(text, &self->calendar, err, sizeof(err));
+    if (rc < 0) {
+        free(self);
+        return rc;
+    }
     self->zmq = zmq_context;
     self->publish_url = strdup(publish_url);
     self->request_url = strdup(request_url);
@@ -270,7 +288,7 @@ int board_new(void *zmq_context, const char *publish_url, const char *request_ur
         board_destroy(&self);
         return -ENOMEM;
     }
-    int rc = pthread_create(&self->thread, NULL, board_run, self);
+    rc = pthread_create(&self->thread, NULL, board_run, self);
     if (rc) {
         board_destroy(&self);
         return -rc;
@@ -298,6 +316,7 @@ void board_destroy(board_t **self)
     free(b->request_url);
     free(b->tickets);
     free(b->slots);
+    calendar_destroy(&b->calendar);
     free(b);
     *self = NULL;
 }
@@ -339,13 +358,23 @@ int board_find(board_t *self, const char *id, board_ticket_t *ret)
     return i >= 0 ? 0 : -ENOENT;
 }
 
-void board_each(board_t *self, bool (*fn)(void *ctx, const board_ticket_t *ticket), void *ctx)
+uint64_t board_each(board_t *self, bool (*fn)(void *ctx, const board_ticket_t *ticket), void *ctx)
 {
     pthread_mutex_lock(&self->lock);
+    uint64_t seq = self->next_seq;
     for (size_t i = 0; i < self->count; i++)
         if (!fn(ctx, &self->tickets[i]))
             break;
     pthread_mutex_unlock(&self->lock);
+    return seq;
+}
+
+uint64_t board_day_first_seq(board_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    uint64_t seq = self->day_first_seq;
+    pthread_mutex_unlock(&self->lock);
+    return seq;
 }
 
 void board_stats(board_t *self, board_stats_t *ret)

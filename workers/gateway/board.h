@@ -44,9 +44,10 @@ typedef struct board_ticket {
     bool registered; /* its TicketRegistered was read (events may come first) */
 } board_ticket_t;
 
-/* Starts following; publish_url and request_url are the audit's. */
+/* Starts following; publish_url and request_url are the audit's; days are
+ * those of time_zone (the city's). */
 int board_new(void *zmq_context, const char *publish_url, const char *request_url,
-              const auth_client_t *curve, board_t **ret);
+              const auth_client_t *curve, const char *time_zone, board_t **ret);
 void board_destroy(board_t **self);
 
 /* The seq the next record will have (records before it are folded in). */
@@ -58,8 +59,14 @@ int board_wait(board_t *self, uint64_t seq, int timeout_ms);
 int board_find(board_t *self, const char *id, board_ticket_t *ret);
 
 /* Calls fn for each ticket (registration order) under the board's lock;
- * fn returns false to stop. fn must not call back into the board. */
-void board_each(board_t *self, bool (*fn)(void *ctx, const board_ticket_t *ticket), void *ctx);
+ * fn returns false to stop. fn must not call back into the board. Returns
+ * board_next_seq() as it was for this walk. */
+uint64_t board_each(board_t *self, bool (*fn)(void *ctx, const board_ticket_t *ticket), void *ctx);
+
+/* The first seq whose event falls on the newest city day seen (by
+ * Event.at); 0 before any record. A page of today's figures reads the log
+ * from there instead of from seq 1. */
+uint64_t board_day_first_seq(board_t *self);
 
 typedef struct board_stats {
     uint64_t records;       /* records folded in */

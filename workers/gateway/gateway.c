@@ -677,7 +677,8 @@ int gateway_new(const gateway_options_t *options, gateway_t **ret, char *err, si
     }
     if (rc == 0 && self->has_audit) {
         rc = board_new(self->zmq, self->audit_publish, self->audit.url,
-                       self->audit.has_curve ? &self->audit.curve : NULL, &self->board);
+                       self->audit.has_curve ? &self->audit.curve : NULL,
+                       config_timezone(self->config), &self->board);
         if (rc < 0)
             snprintf(err, err_len, "board: %s", strerror(-rc));
     }

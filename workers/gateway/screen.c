@@ -351,10 +351,58 @@ static enum MHD_Result serve_config(gateway_t *self, struct MHD_Connection *conn
         const catalog_service_t *s = catalog_service_at(self->catalog, i);
         json_object_set_new(services, s->code, json_string(s->name));
     }
-    return gateway_respond_json(connection, 200,
-                                json_pack("{s:s,s:s,s:o,s:o}", "city", config_city(self->config),
-                                          "timezone", config_timezone(self->config), "districts",
-                                          districts, "services", services));
+    return gateway_respond_json(
+        connection, 200,
+        json_pack("{s:s,s:s,s:o,s:o,s:I}", "city", config_city(self->config), "timezone",
+                  config_timezone(self->config), "districts", districts, "services", services,
+                  "day_first_seq",
+                  (json_int_t)(self->board ? board_day_first_seq(self->board) : 0)));
+}
+
+/* ---- the open tickets, for a page that starts from today's first record ---- */
+
+static bool open_ticket(void *ctx, const board_ticket_t *t)
+{
+    json_t *list = ctx;
+    switch (t->state) {
+    case DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_CLOSED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_MERGED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_TRANSFERRED:
+        return true;
+    case DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_ACCEPTED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_RETURNED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_TRIAGE:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_REOPENED:
+        break;
+    }
+    json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:b,s:b}", "id", t->id, "district", t->district,
+                          "category", t->category, "registered_at", (json_int_t)t->registered_at,
+                          "overdue", t->overdue, "registered", t->registered);
+    if (!o)
+        return true;
+    add_word(o, "state", &dispatch__ticket_state__descriptor, t->state);
+    add_word(o, "urgency", &dispatch__urgency__descriptor, t->urgency);
+    if (t->has_point) {
+        json_object_set_new(o, "lat", json_real(t->lat_e6 / 1e6));
+        json_object_set_new(o, "lon", json_real(t->lon_e6 / 1e6));
+    }
+    json_array_append_new(list, o);
+    return true;
+}
+
+/* {"seq": S, "tickets": [...]}: the open tickets as records up to S left them. */
+static enum MHD_Result serve_open(gateway_t *self, struct MHD_Connection *connection)
+{
+    if (!self->board)
+        return gateway_respond_error(connection, 501, "the topology has no audit to follow");
+    json_t *list = json_array();
+    uint64_t next = board_each(self->board, open_ticket, list);
+    return gateway_respond_json(
+        connection, 200, json_pack("{s:I,s:o}", "seq", (json_int_t)(next - 1), "tickets", list));
 }
 
 /* ---- files ----------------------------------------------------------------- */
@@ -394,5 +442,7 @@ enum MHD_Result screen_serve(gateway_t *self, struct MHD_Connection *connection,
         return serve_report(self, connection, params);
     if (strcmp(url, "/screen/config.json") == 0)
         return serve_config(self, connection);
+    if (strcmp(url, "/screen/open.json") == 0)
+        return serve_open(self, connection);
     return gateway_respond_error(connection, 404, "no such endpoint: %.200s", url);
 }

@@ -8,6 +8,11 @@
  *   GET /screen/kpi.json       audit's KPI rows of the day (?by=district|unit|
  *                              category|city, ?at=YYYY-MM-DD)
  *   GET /screen/report.json    audit's top categories of the day
+ *   GET /screen/config.json    the city, its time zone, districts, services, and
+ *                              the first seq of the newest day (day_first_seq)
+ *   GET /screen/open.json      the open tickets as the board holds them at seq S:
+ *                              a page starts from them and reads the log from
+ *                              min(day_first_seq, S + 1), not from seq 1
  *
  * Each event's data is a small JSON object of what the page needs (seq,
  * event, ticket, district, at, and for a registration the channel,

@@ -1,5 +1,7 @@
 // The big screen: folds the audit stream (/screen/events, Server-Sent
 // Events, one event per audit record) into today's figures and draws them.
+// It starts from the open tickets the gateway holds (/screen/open.json) and
+// reads the log from today's first record, so a long log is not read again.
 // A reconnect (the browser's own, with Last-Event-ID, or a new EventSource
 // from the last seq + 1) continues from the record after the last one seen,
 // which the gateway replays from audit: no gap, nothing twice.
@@ -20,6 +22,8 @@ const DAY_MS = 24 * 3600 * 1000;
 
 const screen = {
   config: null, seq: 0, gaps: 0, reconnects: 0, live: false, records: 0,
+  first: 1,        // the first record read: today's first, or the one after the snapshot
+  snapshotSeq: 0,  // the open tickets of /screen/open.json are as records up to it left them
   tickets: new Map(), // id -> {district, state, urgency, category, registered_at, lat, lon, overdue}
   today: {},          // district -> {registered, dispatched, resolved, closed, overdue}
   channels: {}, categories: {}, units: [], day: "", now: 0, // the newest event's time
@@ -37,25 +41,7 @@ function district(id) {
 }
 
 function apply(r) {
-  // Events reach audit over several links: a dispatch may come before the
-  // registration it follows, so a ticket's entry is made by whichever is first.
-  let t = screen.tickets.get(r.ticket);
-  if (!t && r.ticket) {
-    t = { district: r.district, state: "registered", registered_at: r.at, overdue: false };
-    screen.tickets.set(r.ticket, t);
-  }
-  if (r.event === "ticket_registered") {
-    if (t && !t.registered) {
-      Object.assign(t, { registered: true, urgency: r.urgency, category: r.category,
-                         registered_at: r.registered_at || r.at, lat: r.lat, lon: r.lon });
-      if (t.state === "registered" && r.state) t.state = r.state;
-    }
-  } else if (t) {
-    if (STATE_AFTER[r.event] && !["merged", "transferred", "closed"].includes(t.state))
-      t.state = STATE_AFTER[r.event];
-    if (r.event === "ticket_overdue") t.overdue = true;
-    if (FINAL.has(t.state)) t.overdue = false;
-  }
+  if (r.seq > screen.snapshotSeq) applyToTicket(r);
   if (r.at > screen.now) {
     screen.now = r.at;
     const day = dayOf(r.at);
@@ -70,6 +56,30 @@ function apply(r) {
     screen.channels[r.channel] = (screen.channels[r.channel] || 0) + 1;
     const c = r.category || "_";
     screen.categories[c] = (screen.categories[c] || 0) + 1;
+  }
+}
+
+function applyToTicket(r) {
+  // Events reach audit over several links: a dispatch may come before the
+  // registration it follows, so a ticket's entry is made by whichever is first.
+  let t = screen.tickets.get(r.ticket);
+  // A ticket closed before the snapshot is not in it: only an event that
+  // makes a state (a registration, a reopen, ...) brings it (back) in.
+  if (!t && r.ticket && (r.event === "ticket_registered" || STATE_AFTER[r.event])) {
+    t = { district: r.district, state: "registered", registered_at: r.at, overdue: false };
+    screen.tickets.set(r.ticket, t);
+  }
+  if (r.event === "ticket_registered") {
+    if (t && !t.registered) {
+      Object.assign(t, { registered: true, urgency: r.urgency, category: r.category,
+                         registered_at: r.registered_at || r.at, lat: r.lat, lon: r.lon });
+      if (t.state === "registered" && r.state) t.state = r.state;
+    }
+  } else if (t) {
+    if (STATE_AFTER[r.event] && !["merged", "transferred", "closed"].includes(t.state))
+      t.state = STATE_AFTER[r.event];
+    if (r.event === "ticket_overdue") t.overdue = true;
+    if (FINAL.has(t.state)) t.overdue = false;
   }
 }
 
@@ -222,7 +232,8 @@ async function refreshUnits() {
 
 // For tests and the console: what the screen shows now.
 window.screenState = () => ({
-  seq: screen.seq, gaps: screen.gaps, live: screen.live, reconnects: screen.reconnects,
+  seq: screen.seq, first: screen.first, gaps: screen.gaps, live: screen.live,
+  reconnects: screen.reconnects, snapshot: screen.snapshotSeq,
   records: screen.records, day: screen.day, today: screen.today, channels: screen.channels,
 });
 
@@ -234,6 +245,14 @@ async function start() {
   screen.day = ""; // set by the first event
   document.getElementById("city").textContent = screen.config.city;
   for (const d of screen.config.districts) district(d.id);
+  // The open tickets as the gateway holds them, then the log from today's
+  // first record (or from the snapshot on, if that is earlier): not from seq 1.
+  const snapshot = await (await fetch("/screen/open.json")).json();
+  screen.snapshotSeq = snapshot.seq;
+  for (const t of snapshot.tickets) screen.tickets.set(t.id, t);
+  const today = screen.config.day_first_seq;
+  screen.first = today ? Math.min(today, snapshot.seq + 1) : 1;
+  screen.seq = screen.first - 1;
   connect();
   setInterval(render, 250);
   refreshUnits();
