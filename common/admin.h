@@ -24,9 +24,11 @@
 #include <stdint.h>
 
 #include "auth.h"
+#include "authz.h"
 #include "bus.h"
 #include "dispatch.pb-c.h"
 #include "lifecycle.h"
+#include "linkview.h"
 #include "refusal.h"
 
 #define ADMIN_QUEUE_DEFAULT_LIMIT 100
@@ -40,15 +42,6 @@ typedef struct admin_entry {
     char text[LIMIT_TEXT + 1];
 } admin_entry_t;
 
-/* One LinkState of a LinksView, with the bytes it points into. */
-typedef struct admin_link {
-    Dispatch__LinkState state;
-    char peer[64];
-    unsigned char incarnation[BUS_INCARNATION_SIZE], peer_incarnation[BUS_INCARNATION_SIZE],
-        offered[BUS_INCARNATION_SIZE];
-    bool peer_known;
-} admin_link_t;
-
 /* The memory an AdminReply points into. */
 typedef struct admin_reply {
     refusal_t refusal;
@@ -61,12 +54,8 @@ typedef struct admin_reply {
     size_t entry_count, entry_capacity;
     size_t limit, bytes;
     bool more;
-    Dispatch__LinksView links;
-    char worker[64];
-    admin_link_t *link_entries;
-    Dispatch__LinkState **link_items;
-    size_t link_count, link_capacity;
-    Dispatch__WorkerStats stats;
+    linkview_t links;
+    Dispatch__WorkerStats stats; /* its links point into links */
 } admin_reply_t;
 
 /* Frees the records of the last reply (not the arrays, kept for reuse). */
@@ -82,10 +71,6 @@ lifecycle_worker_t admin_queue_served_by(Dispatch__QueueKind kind);
 /* MISSING_FIELD for no kind, BAD_REQUEST naming the right worker for a
  * queue that `self` does not serve. */
 int admin_check_queue(refusal_t *refusal, Dispatch__QueueKind kind, lifecycle_worker_t self);
-
-/* FORBIDDEN unless role is one of allowed; "role X may not <what>". */
-int admin_require_role(refusal_t *refusal, Dispatch__Role role, const Dispatch__Role *allowed,
-                       size_t count, const char *what);
 
 /* The request was applied: AdminDone with the ticket and its state. */
 void admin_done(admin_reply_t *memory, Dispatch__AdminReply *reply, const char *ticket_id,
@@ -113,6 +98,7 @@ typedef struct admin_call {
     MDB_txn *txn;
     int64_t now;
     const Dispatch__AdminRequest *request;
+    const auth_actor_t *actor; /* the key's (NULL on a plain endpoint) */
     Dispatch__AdminReply *reply;
     admin_reply_t *memory;
     refusal_t *err;
@@ -122,17 +108,9 @@ typedef struct admin_call {
  * worker); returns 0, REFUSED with call->err filled, or a negative code. */
 typedef int (*admin_serve_fn)(admin_call_t *call);
 
-/* admin_require_role() and admin_done() for the call's request and reply. */
-int admin_require(admin_call_t *call, const Dispatch__Role *allowed, size_t count,
-                  const char *what);
+/* authz_named() for the call's role; admin_done() for its reply. */
+int admin_require(admin_call_t *call, authz_call_t what);
 void admin_call_done(admin_call_t *call, const char *ticket_id, Dispatch__TicketState state);
-
-/* A worker's figures (StatsQuery, served on every client endpoint): the
- * commits and size of the store txn belongs to, and the bus's counters and
- * links (none when bus is NULL; memory may then be NULL). stats points into
- * memory until its next reset. Nothing in it is personal. */
-int admin_worker_stats(admin_reply_t *memory, MDB_txn *txn, bus_t *bus,
-                       Dispatch__WorkerStats *stats);
 
 /* Decodes and checks an AdminRequest of len bytes (at most max), serves it
  * in txn at now and fills reply (tag, body): LinksQuery and LinkAccept

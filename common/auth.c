@@ -3,6 +3,7 @@
 #include <czmq.h>
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@ static const char *const kind_words[] = {
     [AUTH_KIND_UNIT] = "unit",
     [AUTH_KIND_UNIT_GATEWAY] = "unit-gateway",
     [AUTH_KIND_PERSON] = "person",
+    [AUTH_KIND_GATEWAY] = "gateway",
 };
 #define KIND_COUNT (sizeof(kind_words) / sizeof(kind_words[0]))
 
@@ -112,6 +114,7 @@ bool auth_actor_acts_for_unit(const auth_actor_t *actor, const char *unit_id)
         return unit_id && strcmp(actor->unit, unit_id) == 0;
     case AUTH_KIND_WORKER:
     case AUTH_KIND_PERSON:
+    case AUTH_KIND_GATEWAY:
         return false;
     }
     return false;
@@ -425,12 +428,27 @@ struct auth {
     pthread_mutex_t lock;    /* guards what follows */
     pthread_cond_t reloaded; /* broadcast when a table is installed */
     uint64_t generation;     /* tables installed so far */
+    uint64_t revocations;    /* tables that dropped a key of the one before */
     auth_actor_t *actors;    /* sorted by key */
     size_t actor_count;
     auth_refusal_t refusals[AUTH_REFUSALS_MAX];
     size_t refusal_first, refusal_count;
     uint64_t refusals_dropped;
 };
+
+/* Whether a key of old (sorted by key) is not in new (sorted too). */
+static bool dropped_any(const auth_actor_t *old, size_t old_count, const auth_actor_t *new,
+                        size_t new_count)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < old_count; i++) {
+        while (j < new_count && strcmp(new[j].key, old[i].key) < 0)
+            j++;
+        if (j == new_count || strcmp(new[j].key, old[i].key) != 0)
+            return true;
+    }
+    return false;
+}
 
 /* Reloads the table when the directory's mtime moved (or on first call).
  * A file system with coarse timestamps may give a change made just after a
@@ -455,6 +473,8 @@ static void auth_reload(auth_t *self)
     if (count > 1)
         qsort(actors, count, sizeof(*actors), compare_by_key);
     pthread_mutex_lock(&self->lock);
+    if (dropped_any(self->actors, self->actor_count, actors, count))
+        self->revocations++;
     free(self->actors);
     self->actors = actors;
     self->actor_count = count;
@@ -472,6 +492,14 @@ uint64_t auth_generation(auth_t *self)
     uint64_t generation = self->generation;
     pthread_mutex_unlock(&self->lock);
     return generation;
+}
+
+uint64_t auth_revocations(auth_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    uint64_t revocations = self->revocations;
+    pthread_mutex_unlock(&self->lock);
+    return revocations;
 }
 
 int auth_wait_reload(auth_t *self, uint64_t seen, int timeout_ms)
@@ -632,6 +660,21 @@ static void *auth_thread(void *arg)
     return NULL;
 }
 
+/* The server's own pair: from the service manager's credentials when it
+ * passed one (systemd LoadCredential=<server>.key_secret:..., so a worker
+ * under DynamicUser= reads a secret only root may read), else from dir. */
+static int server_keypair_load(const char *dir, const char *server, auth_keypair_t *ret)
+{
+    const char *credentials = getenv("CREDENTIALS_DIRECTORY");
+    if (credentials && *credentials) {
+        char path[PATH_MAX];
+        int n = snprintf(path, sizeof(path), "%s/%s%s", credentials, server, SECRET_SUFFIX);
+        if (n > 0 && (size_t)n < sizeof(path) && access(path, R_OK) == 0)
+            return auth_keypair_load_file(path, ret);
+    }
+    return auth_keypair_load(dir, server, ret);
+}
+
 int auth_new(void *zmq_context, const char *dir, const char *server, auth_t **ret)
 {
     auth_t *self = calloc(1, sizeof(*self));
@@ -642,7 +685,7 @@ int auth_new(void *zmq_context, const char *dir, const char *server, auth_t **re
     self->dir = strdup(dir);
     int rc = self->dir ? 0 : -ENOMEM;
     if (rc == 0 && server) {
-        rc = auth_keypair_load(dir, server, &self->server);
+        rc = server_keypair_load(dir, server, &self->server);
         self->has_server = rc == 0;
     }
     if (rc == 0) {

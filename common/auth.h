@@ -5,7 +5,7 @@
  * the key is:
  *
  *   actor  = name           (required; equals the file name without .key)
- *   kind   = worker | unit | unit-gateway | person
+ *   kind   = worker | unit | unit-gateway | person | gateway
  *   roles  = comma list of operator, dispatcher, supervisor, leader, unit,
  *            admin, auditor
  *   unit   = unit id        (kind unit)
@@ -13,7 +13,9 @@
  *
  * The secret half of a worker's or a tool's key is <actor>.key_secret
  * (mode 0600) beside it. A unit-gateway key (the unit simulator) may act for
- * any unit; a unit key only for its own.
+ * any unit; a unit key only for its own. A gateway key is a front end that
+ * speaks for the people behind it (a call centre's switch, a web gateway):
+ * its requests name their agent, recorded under the gateway (authz.h).
  *
  * auth_t is the ZAP handler of one ZeroMQ context: it binds
  * inproc://zeromq.zap.01 in auth_new(), before any CURVE server socket of
@@ -63,6 +65,7 @@ typedef enum auth_kind {
     AUTH_KIND_UNIT,
     AUTH_KIND_UNIT_GATEWAY,
     AUTH_KIND_PERSON,
+    AUTH_KIND_GATEWAY,
 } auth_kind_t;
 
 /* Who a key is: a value, copied out of the table. */
@@ -134,6 +137,9 @@ int auth_client_apply(void *socket, const auth_client_t *client);
 typedef struct auth auth_t;
 
 /* Loads dir, binds the ZAP handler in zmq_context and starts its thread.
+ * The server's pair comes from $CREDENTIALS_DIRECTORY/<server>.key_secret
+ * when the service manager passed it (systemd LoadCredential=), else from
+ * dir.
  * -EADDRINUSE when the context has a ZAP handler already. The directory
  * may be empty or missing (then nobody gets in). server, when not NULL,
  * names the key pair (<dir>/<server>.key_secret) the sockets of this
@@ -149,6 +155,10 @@ int auth_peer_keys(auth_t *self, const char *server, auth_client_t *ret);
 void auth_destroy(auth_t **self);
 /* How many times the key table was read (a count to wait on). */
 uint64_t auth_generation(auth_t *self);
+/* How many reloads dropped a key that was there: a count that moves when a
+ * key is revoked, for those who hold connections of keys (a PUB) and must
+ * drop them to have every subscriber shake hands again. */
+uint64_t auth_revocations(auth_t *self);
 /* Waits until a table newer than generation `seen` is in place: 0, or
  * -ETIMEDOUT after timeout_ms. For those who must know a change was seen. */
 int auth_wait_reload(auth_t *self, uint64_t seen, int timeout_ms);

@@ -95,10 +95,12 @@ struct bus {
     uint64_t queue_bytes;
 
     /* Acceptances waiting for a peer to diverge: on the link to it, as a
-     * sender, or both. */
+     * sender, or both; pinned ones only for the incarnation accepted on the
+     * other side. */
     struct bus_accept_wait {
         char id[BUS_ID_MAX + 1];
-        bool link, sender;
+        bool link, sender, pinned;
+        unsigned char incarnation[INC];
     } accepts[BUS_ACCEPTS_MAX];
     size_t accept_count;
 
@@ -449,7 +451,8 @@ static int link_socket_open(bus_link_t *link, void **ret)
     return 0;
 }
 
-static bool accept_take(bus_t *self, const char *peer_id, bool link);
+static bool accept_take(bus_t *self, const char *peer_id, bool link,
+                        const unsigned char offered[INC]);
 
 int bus_link_open(bus_t *self, const char *peer_id, const char *endpoint, bus_link_t **ret)
 {
@@ -566,12 +569,15 @@ static bool link_can_accept(const bus_link_t *link)
            link->diverged == BUS_DIVERGED_ACKED_BACKWARDS;
 }
 
-/* Takes a waiting acceptance for peer_id on its link or as a sender. */
-static bool accept_take(bus_t *self, const char *peer_id, bool link)
+/* Takes a waiting acceptance for peer_id, offering incarnation offered, on
+ * its link or as a sender. */
+static bool accept_take(bus_t *self, const char *peer_id, bool link,
+                        const unsigned char offered[INC])
 {
     for (size_t i = 0; i < self->accept_count; i++) {
         struct bus_accept_wait *wait = &self->accepts[i];
-        if (strcmp(wait->id, peer_id) != 0 || !(link ? wait->link : wait->sender))
+        if (strcmp(wait->id, peer_id) != 0 || !(link ? wait->link : wait->sender) ||
+            (wait->pinned && memcmp(wait->incarnation, offered, INC) != 0))
             continue;
         if (link)
             wait->link = false;
@@ -591,32 +597,43 @@ int bus_accept(bus_t *self, const char *peer_id, bool wait)
     if (!id_valid(peer_id))
         return -EINVAL;
     bool link_now = false, sender_now = false;
+    const unsigned char *accepted = NULL;
     bus_link_t *link = bus_link_find(self, peer_id);
-    if (link && link_can_accept(link))
+    if (link && link_can_accept(link)) {
         link_now = link->accept_due = true;
+        accepted = link->offered;
+    }
     for (size_t i = 0; i < self->peer_count; i++) {
         bus_peer_t *peer = &self->peers[i];
-        if (peer->diverged != BUS_DIVERGED_NONE && strcmp(peer->id, peer_id) == 0)
+        if (peer->diverged != BUS_DIVERGED_NONE && strcmp(peer->id, peer_id) == 0) {
             sender_now = peer->accept_due = true;
+            accepted = peer->offered;
+        }
     }
-    if (!wait)
-        return link_now || sender_now ? 0 : -ENOENT;
+    if (!wait && !accepted)
+        return -ENOENT;
+    /* A reset peer shows its new incarnation both ways, each when it is
+     * noticed: the direction that has not diverged yet is accepted when it
+     * does, for that incarnation only. */
     bool link_later = link && !link_now, sender_later = !sender_now;
     if (!link_later && !sender_later)
         return 0;
-    for (size_t i = 0; i < self->accept_count; i++) {
-        if (strcmp(self->accepts[i].id, peer_id) == 0) {
-            self->accepts[i].link |= link_later;
-            self->accepts[i].sender |= sender_later;
-            return 0;
-        }
+    struct bus_accept_wait *entry = NULL;
+    for (size_t i = 0; i < self->accept_count && !entry; i++)
+        if (strcmp(self->accepts[i].id, peer_id) == 0)
+            entry = &self->accepts[i];
+    if (!entry) {
+        if (self->accept_count == BUS_ACCEPTS_MAX)
+            return wait ? -ENOSPC : 0;
+        entry = &self->accepts[self->accept_count++];
+        *entry = (struct bus_accept_wait){0};
+        snprintf(entry->id, sizeof(entry->id), "%s", peer_id);
     }
-    if (self->accept_count == BUS_ACCEPTS_MAX)
-        return -ENOSPC;
-    struct bus_accept_wait *entry = &self->accepts[self->accept_count++];
-    snprintf(entry->id, sizeof(entry->id), "%s", peer_id);
-    entry->link = link_later;
-    entry->sender = sender_later;
+    entry->link |= link_later;
+    entry->sender |= sender_later;
+    entry->pinned = !wait;
+    if (!wait)
+        memcpy(entry->incarnation, accepted, INC);
     return 0;
 }
 
@@ -826,7 +843,7 @@ static int peer_admit(bus_t *self, bus_peer_t *peer, const unsigned char incarna
     peer->refuse_due = true;
     self->stats.refused++;
     if (news) {
-        peer->accept_due = accept_take(self, peer->id, false);
+        peer->accept_due = accept_take(self, peer->id, false, incarnation);
         bus_event_t event = {.kind = BUS_EVENT_DIVERGED,
                              .reason = reason,
                              .peer_id = peer->id,
@@ -970,7 +987,7 @@ static void link_diverge(bus_link_t *link, bus_diverged_reason_t reason,
     if (!news)
         return;
     if (link_can_accept(link))
-        link->accept_due = accept_take(link->bus, link->peer_id, true);
+        link->accept_due = accept_take(link->bus, link->peer_id, true, offered);
     bus_event_t event = {.kind = BUS_EVENT_DIVERGED,
                          .reason = reason,
                          .peer_id = link->peer_id,

@@ -234,9 +234,12 @@ const char *bus_self_id(const bus_t *self);
 const unsigned char *bus_incarnation(const bus_t *self);
 
 /* An operator's decision: accept the incarnation peer_id presents, on the
- * link to it and from it as a sender, where they are diverged now. With
+ * link to it and from it as a sender, where they are diverged now; the
+ * direction not diverged yet is accepted when it diverges with that same
+ * incarnation (a reset peer is noticed each way at its own time). With
  * wait, where they are not, the acceptance waits for their next divergence
- * and is used once (a start option: links must be open first). Takes effect
+ * (any incarnation) and is used once (a start option: links must be open
+ * first). Takes effect
  * in the next batch (one transaction); the bus reports BUS_EVENT_ACCEPTED.
  * -ENOENT without wait when nothing is diverged, -EINVAL for a bad id,
  * -ENOSPC when too many acceptances wait. */

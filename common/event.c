@@ -8,15 +8,23 @@
 #include "codec.h"
 #include "store.h"
 
-int event_next_id(MDB_txn *txn, MDB_dbi meta, const char *origin, char id[EVENT_ID_SIZE])
+int event_next_id(MDB_txn *txn, MDB_dbi meta, const char *origin, const bus_t *bus,
+                  char id[EVENT_ID_SIZE])
 {
     uint64_t next;
     int rc = store_get_u64(txn, meta, "event.next", 10, 1, &next);
     if (rc == 0)
         rc = store_put_u64(txn, meta, "event.next", 10, next + 1);
-    if (rc == 0)
+    if (rc < 0)
+        return rc;
+    if (!bus) {
         snprintf(id, EVENT_ID_SIZE, "%s-%llu", origin, (unsigned long long)next);
-    return rc;
+        return 0;
+    }
+    const unsigned char *incarnation = bus_incarnation(bus);
+    snprintf(id, EVENT_ID_SIZE, "%s-%02x%02x%02x%02x-%llu", origin, incarnation[0], incarnation[1],
+             incarnation[2], incarnation[3], (unsigned long long)next);
+    return 0;
 }
 
 int event_send(bus_t *bus, MDB_txn *txn, bus_link_t *const *links, size_t link_count,

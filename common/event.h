@@ -1,10 +1,13 @@
 /* event: lifecycle events (dispatch.Event) on the bus.
  *
  * An event is encoded once and appended to the outbox of each link it goes
- * to, in the caller's transaction. Its event_id is "<origin>-<n>" with n
- * from a durable counter in the caller's meta database, taken in the same
- * transaction: stable across a batch restart, unique across the system
- * (origins are unique instance names).
+ * to, in the caller's transaction. Its event_id is "<origin>-<i>-<n>": i
+ * the first 4 bytes of the bus incarnation in hex, n from a durable counter
+ * in the caller's meta database, taken in the same transaction: stable
+ * across a batch restart, unique across the system (origins are unique
+ * instance names, and a state dir reset under the same name counts again
+ * from 1 under a new incarnation, which receivers that dedupe by event id
+ * must not mistake for what they have).
  */
 #ifndef DISPATCH_EVENT_H
 #define DISPATCH_EVENT_H
@@ -17,8 +20,10 @@
 #define EVENT_MAX_SIZE (256 * 1024)
 #define EVENT_ID_SIZE 80
 
-/* Takes the next id of origin from meta (key "event.next"). */
-int event_next_id(MDB_txn *txn, MDB_dbi meta, const char *origin, char id[EVENT_ID_SIZE]);
+/* Takes the next id of origin from meta (key "event.next"); bus gives the
+ * incarnation (NULL: "<origin>-<n>", for handlers run without a bus). */
+int event_next_id(MDB_txn *txn, MDB_dbi meta, const char *origin, const bus_t *bus,
+                  char id[EVENT_ID_SIZE]);
 
 /* Encodes event and appends it to each of the links (NULL entries are
  * skipped). */

@@ -141,7 +141,7 @@ static void on_bus_event(void *ctx, const bus_event_t *event)
     case BUS_EVENT_DIVERGED:
         log_error("bus: link with %s diverged (%s): known incarnation %s, now %s%s%s; nothing is "
                   "applied or deleted until an operator accepts it: `dispatchctl links accept %s "
-                  "%s` (router, escalation) or a restart with --accept-incarnation %s",
+                  "%s` or a restart with --accept-incarnation %s",
                   peer, bus_reason_word(event->reason), known, offered,
                   event->renamed_from ? ", which belongs to " : "",
                   event->renamed_from ? event->renamed_from : "", (const char *)ctx, peer, peer);

@@ -4,7 +4,7 @@
  *   bus-peer send    --state DIR --id ID --peer ID --connect EP --count N
  *                    [--first N] [--batch N] [--size BYTES] [--window N]
  *   common: [--ready-fd N] [--progress-fd N] [--no-sync]
- *           [--accept-incarnation PEER]... [--dead-after MS]
+ *           [--accept-incarnation PEER]... [--dead-after MS] [--keys DIR]
  *
  * The sender generates messages first..first+count-1 (an 8-byte big-endian
  * counter, padded to --size; first defaults to 1) into its outbox, --batch
@@ -17,6 +17,10 @@
  * counts any counter that is not last + 1 after the first in "disorder",
  * and after each commit writes "applied <last> commits <n>" to the
  * progress fd. A test reads those figures back from the LMDB files.
+ *
+ * --keys DIR runs the link under CURVE as the workers do: DIR holds a
+ * worker key (auth.h) for each end, named by its id, and the link is
+ * accepted only with the sender's own key.
  *
  * --accept-incarnation PEER is the operator's decision of bus_accept(): the
  * incarnation PEER presents is accepted when the link or the sender
@@ -33,6 +37,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "bus.h"
 #include "loop.h"
 #include "ready.h"
@@ -199,7 +204,7 @@ int main(int argc, char **argv)
     if (!sending && strcmp(argv[1], "receive") != 0)
         return usage();
 
-    const char *state = NULL, *id = NULL, *peer_id = NULL, *connect = NULL;
+    const char *state = NULL, *id = NULL, *peer_id = NULL, *connect = NULL, *keys = NULL;
     const char *bind = "tcp://127.0.0.1:*";
     int ready_fd = -1;
     peer_t peer = {.progress_fd = -1, .first = 1, .batch = 1000, .size = 64};
@@ -224,6 +229,7 @@ int main(int argc, char **argv)
         {"first", required_argument, NULL, 'f'},
         {"accept-incarnation", required_argument, NULL, 'a'},
         {"dead-after", required_argument, NULL, 'd'},
+        {"keys", required_argument, NULL, 'k'},
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -280,6 +286,9 @@ int main(int argc, char **argv)
         case 'd':
             bus_options.dead_after_ms = atoi(optarg);
             break;
+        case 'k':
+            keys = optarg;
+            break;
         default:
             return usage();
         }
@@ -295,7 +304,14 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     void *context = zmq_ctx_new();
-    int rc = store_open(state, &store_options, &peer.store);
+    auth_t *auth = NULL;
+    int rc = keys ? auth_new(context, keys, id, &auth) : 0;
+    if (rc < 0) {
+        fprintf(stderr, "bus-peer: keys %s: %s\n", keys, strerror(-rc));
+        return 1;
+    }
+    bus_options.auth = auth;
+    rc = store_open(state, &store_options, &peer.store);
     if (rc == 0)
         rc = store_dbi(peer.store, "peer.meta", 0, &peer.meta);
     if (rc == 0)
@@ -362,6 +378,7 @@ int main(int argc, char **argv)
     }
     bus_destroy(&peer.bus);
     store_destroy(&peer.store);
+    auth_destroy(&auth);
     zmq_ctx_term(context);
     return rc < 0 ? 1 : 0;
 }

@@ -1209,7 +1209,7 @@ static const char usage_text[] =
     "         [--client-id ID] [--seed N] [--verify SECONDS]\n"
     "         [--ready-fd N] [--progress-fd N] [--progress-every MS] [--key FILE]\n"
     "  --key: the generator's key (security = curve); default\n"
-    "         <keys_dir>/callgen.key_secret (a person with role operator)\n"
+    "         <keys_dir>/callgen.key_secret (a gateway with role operator)\n"
     "  S: a share, 0.05 or 5%; DURATION: business time, 90s 15m 12h 2d;\n"
     "  RANGE: LOW-HIGH durations, e.g. 30m-4h\n";
 

@@ -27,7 +27,7 @@
 #include "pbjson.h"
 #include "trail.h"
 
-#define VERIFY_CHUNK 100000
+#define VERIFY_CHUNK 20000
 #define KPI_PAGE 1000
 #define TAIL_WAIT_MS 1000
 

@@ -294,6 +294,14 @@ int ctl_curve(ctl_t *ctl, const char *url, const auth_client_t **ret)
     return CTL_EXIT_OK;
 }
 
+const char *ctl_intake_actor(ctl_t *ctl, const char *url)
+{
+    const auth_client_t *curve = NULL;
+    if (ctl_curve(ctl, url, &curve) == CTL_EXIT_OK && curve)
+        return ctl->actor ? ctl->actor : "";
+    return ctl_actor(ctl, "dispatchctl");
+}
+
 const char *ctl_actor(const ctl_t *ctl, const char *fallback)
 {
     if (ctl->actor)

@@ -111,6 +111,10 @@ int ctl_curve(ctl_t *ctl, const char *url, const auth_client_t **ret);
 
 /* --actor, else $DISPATCH_ACTOR, else $USER, else `fallback`. */
 const char *ctl_actor(const ctl_t *ctl, const char *fallback);
+/* The actor a Request to the intake at url names: under CURVE the key is
+ * the actor, so only an explicit --actor (a gateway key's agent) is named;
+ * plain, ctl_actor(). */
+const char *ctl_intake_actor(ctl_t *ctl, const char *url);
 
 /* --- following a stream (tail, unit watch) --- */
 

@@ -24,7 +24,7 @@ static int intake_request(ctl_t *ctl, Dispatch__Request__BodyCase body_case, voi
         return rc;
     Dispatch__Request request = DISPATCH__REQUEST__INIT;
     ctl_set_body(&request.base, body_case, body);
-    request.actor = (char *)ctl_actor(ctl, "dispatchctl");
+    request.actor = (char *)ctl_intake_actor(ctl, url);
     ProtobufCMessage *msg;
     rc = ctl_call(ctl, url, &request.base, &dispatch__reply__descriptor, &msg);
     if (rc == CTL_EXIT_UNAVAILABLE && request_id)

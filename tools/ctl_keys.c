@@ -1,7 +1,7 @@
 /* dispatchctl keys: the city's CURVE keys (common/auth.h), in the keys dir
  * of the topology (config_keys_dir()).
  *
- *   keys new NAME --kind worker|unit|unit-gateway|person [--roles R1,R2]
+ *   keys new NAME --kind worker|unit|unit-gateway|person|gateway [--roles R1,R2]
  *            [--unit U] [--worker W]
  *   keys list
  *   keys revoke NAME
@@ -44,7 +44,7 @@ static int keys_new(ctl_t *ctl, const char *dir, int argc, char **argv)
     auth_actor_t actor = {0};
     snprintf(actor.name, sizeof(actor.name), "%s", argv[first]);
     if (!kind || auth_kind_parse(kind, &actor.kind) < 0)
-        return ctl_usage_error("keys new: --kind worker, unit, unit-gateway or person");
+        return ctl_usage_error("keys new: --kind worker, unit, unit-gateway, person or gateway");
     if (roles && auth_roles_parse(roles, &actor.roles) < 0)
         return ctl_usage_error("keys new: --roles: a comma list of operator, dispatcher, "
                                "supervisor, leader, unit, admin, auditor");

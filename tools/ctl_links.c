@@ -17,26 +17,6 @@
 #include "ctl_common.h"
 #include "words.h"
 
-/* The admin endpoint of the worker named `name`, from the topology. */
-static int worker_url(ctl_t *ctl, const char *name, const char **url)
-{
-    if (!name || ctl->router_url) /* --router names the admin endpoint itself */
-        return ctl_router_url(ctl, NULL, url);
-    if (!ctl->config)
-        return ctl_usage_error("--worker needs the topology file (--config)");
-    const config_worker_t *worker = config_worker_find(ctl->config, name);
-    if (!worker)
-        return ctl_usage_error("no worker named '%s' in %s", name, ctl->config_path);
-    if (strcmp(worker->kind, "router") != 0 && strcmp(worker->kind, "escalation") != 0)
-        return ctl_usage_error("%s is a dispatch-%s: only router and escalation answer for their "
-                               "links (through their admin endpoint)",
-                               name, worker->kind);
-    if (!worker->request)
-        return ctl_usage_error("%s has no request endpoint in %s", name, ctl->config_path);
-    *url = worker->request;
-    return CTL_EXIT_OK;
-}
-
 /* The first 8 bytes in hex ("-" for none): enough to tell two apart. */
 static const char *short_hex(const ProtobufCBinaryData *bytes, char *buf, size_t len)
 {
@@ -121,24 +101,103 @@ static void print_links(const Dispatch__LinksView *view)
         printf("(more links than fit one reply)\n");
 }
 
-static int links_call(ctl_t *ctl, const char *worker, Dispatch__AdminRequest__BodyCase body_case,
-                      void *body)
+/* The LinksView of one worker, asked the way its kind answers: router and
+ * escalation on their admin endpoint, intake and audit on their request
+ * endpoint. accept (may be NULL) is the peer of a LinkAccept. */
+static int worker_links(ctl_t *ctl, const config_worker_t *worker, const char *url,
+                        const char *accept)
 {
-    const char *url;
-    int rc = worker_url(ctl, worker, &url);
-    if (rc != CTL_EXIT_OK)
-        return rc;
-    Dispatch__AdminReply *reply;
-    rc = ctl_admin_call(ctl, url, body_case, body, ctl_actor(ctl, "dispatchctl"),
-                        DISPATCH__ROLE__ROLE_ADMIN, &reply);
-    if (rc != CTL_EXIT_OK)
-        return rc;
-    if (reply->body_case != DISPATCH__ADMIN_REPLY__BODY_LINKS || !reply->links)
+    Dispatch__LinksQuery query = DISPATCH__LINKS_QUERY__INIT;
+    Dispatch__LinkAccept link_accept = DISPATCH__LINK_ACCEPT__INIT;
+    link_accept.peer = (char *)accept;
+    ProtobufCMessage *msg = NULL;
+    const Dispatch__Error *error = NULL;
+    const Dispatch__LinksView *view = NULL;
+    int rc;
+    if (strcmp(worker->kind, "intake") == 0) {
+        Dispatch__Request request = DISPATCH__REQUEST__INIT;
+        request.actor = (char *)ctl_intake_actor(ctl, url);
+        request.tag = 1;
+        if (accept)
+            ctl_set_body(&request.base, DISPATCH__REQUEST__BODY_LINK_ACCEPT, &link_accept);
+        else
+            ctl_set_body(&request.base, DISPATCH__REQUEST__BODY_LINKS_QUERY, &query);
+        rc = ctl_call(ctl, url, &request.base, &dispatch__reply__descriptor, &msg);
+        if (rc == CTL_EXIT_OK) {
+            const Dispatch__Reply *reply = (const Dispatch__Reply *)msg;
+            error = reply->body_case == DISPATCH__REPLY__BODY_ERROR ? reply->error : NULL;
+            view = reply->body_case == DISPATCH__REPLY__BODY_LINKS ? reply->links : NULL;
+        }
+    } else if (strcmp(worker->kind, "audit") == 0) {
+        Dispatch__AuditQuery request = DISPATCH__AUDIT_QUERY__INIT;
+        request.tag = 1;
+        if (accept)
+            ctl_set_body(&request.base, DISPATCH__AUDIT_QUERY__BODY_LINK_ACCEPT, &link_accept);
+        else
+            ctl_set_body(&request.base, DISPATCH__AUDIT_QUERY__BODY_LINKS_QUERY, &query);
+        rc = ctl_call(ctl, url, &request.base, &dispatch__audit_reply__descriptor, &msg);
+        if (rc == CTL_EXIT_OK) {
+            const Dispatch__AuditReply *reply = (const Dispatch__AuditReply *)msg;
+            error = reply->error;
+            view = reply->body_case == DISPATCH__AUDIT_REPLY__BODY_LINKS ? reply->links : NULL;
+        }
+    } else {
+        Dispatch__AdminReply *reply = NULL;
+        rc =
+            accept
+                ? ctl_admin_call(ctl, url, DISPATCH__ADMIN_REQUEST__BODY_LINK_ACCEPT, &link_accept,
+                                 ctl_actor(ctl, "dispatchctl"), DISPATCH__ROLE__ROLE_ADMIN, &reply)
+                : ctl_admin_call(ctl, url, DISPATCH__ADMIN_REQUEST__BODY_LINKS_QUERY, &query,
+                                 ctl_actor(ctl, "dispatchctl"), DISPATCH__ROLE__ROLE_ADMIN, &reply);
+        msg = reply ? &reply->base : NULL;
+        if (rc == CTL_EXIT_OK)
+            view = reply->body_case == DISPATCH__ADMIN_REPLY__BODY_LINKS ? reply->links : NULL;
+    }
+    if (rc == CTL_EXIT_OK && error)
+        rc = ctl_refused(error);
+    else if (rc == CTL_EXIT_OK && !view)
         rc = ctl_fail(CTL_EXIT_INTERNAL, "unexpected reply from %s", url);
-    else if (!ctl->json)
-        print_links(reply->links);
-    protobuf_c_message_free_unpacked(&reply->base, NULL);
+    else if (rc == CTL_EXIT_OK && ctl->json)
+        rc = ctl_print_json(&view->base);
+    else if (rc == CTL_EXIT_OK)
+        print_links(view);
+    if (msg)
+        protobuf_c_message_free_unpacked(msg, NULL);
     return rc;
+}
+
+/* The links of the worker named `name`, or (NULL) of every worker of the
+ * topology, one after the other; the first failure is the exit code, and
+ * the others are still asked. --router URL asks that admin endpoint. */
+static int links_of(ctl_t *ctl, const char *name, const char *accept)
+{
+    if (ctl->router_url || (!name && !ctl->config)) {
+        const char *url;
+        int rc = ctl_router_url(ctl, NULL, &url);
+        if (rc != CTL_EXIT_OK)
+            return rc;
+        config_worker_t router = {.kind = "router"};
+        return worker_links(ctl, &router, url, accept);
+    }
+    if (name && !config_worker_find(ctl->config, name))
+        return ctl_usage_error("no worker named '%s' in %s", name, ctl->config_path);
+    int status = CTL_EXIT_OK;
+    for (size_t i = 0; i < config_worker_count(ctl->config); i++) {
+        const config_worker_t *worker = config_worker_at(ctl->config, i);
+        if (name && strcmp(worker->name, name) != 0)
+            continue;
+        if (!worker->request) {
+            fprintf(stderr, "links: %s has no request endpoint in %s\n", worker->name,
+                    ctl->config_path);
+            status = status ? status : CTL_EXIT_USAGE;
+            continue;
+        }
+        if (!name && i > 0 && !ctl->json)
+            printf("\n");
+        int rc = worker_links(ctl, worker, worker->request, accept);
+        status = status ? status : rc;
+    }
+    return status;
 }
 
 int ctl_cmd_links(ctl_t *ctl, int argc, char **argv)
@@ -146,15 +205,12 @@ int ctl_cmd_links(ctl_t *ctl, int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "accept") == 0) {
         if (argc != 4)
             return ctl_usage_error("usage: links accept WORKER PEER");
-        Dispatch__LinkAccept accept = DISPATCH__LINK_ACCEPT__INIT;
-        accept.peer = argv[3];
-        return links_call(ctl, argv[2], DISPATCH__ADMIN_REQUEST__BODY_LINK_ACCEPT, &accept);
+        return links_of(ctl, argv[2], argv[3]);
     }
     const char *worker = NULL;
     const ctl_option_t options[] = {{"worker", CTL_OPTION_TEXT, .value = &worker}};
     int rc = ctl_parse_options(argc, argv, options, CTL_COUNT(options), "links", NULL);
     if (rc != CTL_EXIT_OK)
         return rc;
-    Dispatch__LinksQuery query = DISPATCH__LINKS_QUERY__INIT;
-    return links_call(ctl, worker, DISPATCH__ADMIN_REQUEST__BODY_LINKS_QUERY, &query);
+    return links_of(ctl, worker, NULL);
 }

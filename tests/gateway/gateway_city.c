@@ -3,10 +3,9 @@
  * district) and a dispatch-gateway in front of it, for the gateway's tests,
  * which are written in Python and drive it over HTTP.
  *
- * The gateway gets its own key (actor "gateway", a person with the auditor
- * role only: no operator role, so intake masks callers for it) and an api
- * key file with two clients. Once everything is ready it prints, one per
- * line on stdout:
+ * The gateway gets its own key (actor "gateway", kind gateway, roles
+ * operator and auditor) and an api key file with two clients. Once everything is ready it prints,
+ * one per line on stdout:
  *
  *   url http://127.0.0.1:PORT       the gateway
  *   topology PATH                   the city's topology
@@ -94,7 +93,10 @@ int main(int argc, char **argv)
 
     char keys[600];
     city_keys_dir(city, keys, sizeof(keys));
-    auth_actor_t actor = {.kind = AUTH_KIND_PERSON, .roles = AUTH_ROLE_AUDITOR};
+    /* A gateway key (it speaks for its clients): operator to file
+     * requests, auditor to follow the audit stream and read figures. */
+    auth_actor_t actor = {.kind = AUTH_KIND_GATEWAY,
+                          .roles = AUTH_ROLE_OPERATOR | AUTH_ROLE_AUDITOR};
     snprintf(actor.name, sizeof(actor.name), "gateway");
     rc = auth_key_new(keys, &actor);
     snprintf(api_keys_path, sizeof(api_keys_path), "%s/api-keys", city_dir(city));

@@ -4,7 +4,10 @@
  * restarts them. At the end the receiver must have applied every message
  * exactly once and in order: 0 lost, 0 duplicated, 0 out of order.
  *
- *   test-bus-crash [--runs N] [--count N] [--kills N] [--seed N]
+ * The link runs under CURVE, as between workers (each end with its own
+ * worker key); --plain runs it without.
+ *
+ *   test-bus-crash [--runs N] [--count N] [--kills N] [--seed N] [--plain]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,6 +18,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "auth.h"
 #include "buspeer.h"
 #include "harness.h"
 
@@ -22,7 +26,8 @@
 
 typedef struct run {
     const char *program;
-    char dir[512], sender_state[600], receiver_state[600];
+    char dir[512], sender_state[600], receiver_state[600], keys[600];
+    bool curve;
     char endpoint[256];
     uint64_t count;
     harness_proc_t *sender, *receiver;
@@ -36,11 +41,21 @@ static int fail(const char *what)
     return -1;
 }
 
+/* Ends argv (n arguments so far) with --keys under CURVE, and NULL. */
+static void with_keys(const run_t *run, const char **argv, size_t n)
+{
+    if (run->curve) {
+        argv[n++] = "--keys";
+        argv[n++] = run->keys;
+    }
+    argv[n] = NULL;
+}
+
 static int start_receiver(run_t *run)
 {
-    const char *argv[] = {run->program, "receive",  "--state", run->receiver_state,
-                          "--id",       "receiver", "--bind",  run->endpoint,
-                          NULL};
+    const char *argv[12] = {run->program, "receive",  "--state", run->receiver_state,
+                            "--id",       "receiver", "--bind",  run->endpoint};
+    with_keys(run, argv, 8);
     int rc = harness_spawn(argv, true, &run->receiver);
     if (rc == 0)
         rc = harness_wait_ready(run->receiver, 30000);
@@ -55,10 +70,10 @@ static int start_sender(run_t *run)
 {
     char count[32];
     snprintf(count, sizeof(count), "%llu", (unsigned long long)run->count);
-    const char *argv[] = {run->program, "send",        "--state", run->sender_state,
-                          "--id",       "sender",      "--peer",  "receiver",
-                          "--connect",  run->endpoint, "--count", count,
-                          "--batch",    "500",         NULL};
+    const char *argv[18] = {
+        run->program, "send",      "--state",     run->sender_state, "--id", "sender",  "--peer",
+        "receiver",   "--connect", run->endpoint, "--count",         count,  "--batch", "500"};
+    with_keys(run, argv, 14);
     int rc = harness_spawn(argv, true, &run->sender);
     if (rc == 0)
         rc = harness_wait_ready(run->sender, 30000);
@@ -98,10 +113,26 @@ static int verify(run_t *run)
     return 0;
 }
 
-static int one_run(const char *program, uint64_t count, int kills, unsigned seed, int number)
+/* A worker key for each end in run->keys. */
+static int make_keys(run_t *run)
+{
+    snprintf(run->keys, sizeof(run->keys), "%s/keys", run->dir);
+    const char *ids[] = {"sender", "receiver"};
+    for (size_t i = 0; i < 2; i++) {
+        auth_actor_t actor = {.kind = AUTH_KIND_WORKER};
+        snprintf(actor.name, sizeof(actor.name), "%s", ids[i]);
+        snprintf(actor.worker, sizeof(actor.worker), "%s", ids[i]);
+        if (auth_key_new(run->keys, &actor) < 0)
+            return fail("keys");
+    }
+    return 0;
+}
+
+static int one_run(const char *program, uint64_t count, int kills, unsigned seed, int number,
+                   bool curve)
 {
     srand(seed);
-    run_t run = {.program = program, .count = count};
+    run_t run = {.program = program, .count = count, .curve = curve};
     /* The receiver restarts on this port: one no client can take over. */
     if (harness_tcp_endpoint(run.endpoint, sizeof(run.endpoint)) < 0)
         return fail("no free port");
@@ -109,6 +140,8 @@ static int one_run(const char *program, uint64_t count, int kills, unsigned seed
         return fail("tmpdir");
     snprintf(run.sender_state, sizeof(run.sender_state), "%s/sender", run.dir);
     snprintf(run.receiver_state, sizeof(run.receiver_state), "%s/receiver", run.dir);
+    if (curve && make_keys(&run) < 0)
+        return -1;
 
     /* Kill points: receiver progress thresholds spread over the run, each
      * naming a victim: 0 receiver, 1 sender, 2 both. */
@@ -198,14 +231,13 @@ static int one_run(const char *program, uint64_t count, int kills, unsigned seed
 int main(int argc, char **argv)
 {
     int runs = 1, kills = 20;
+    bool curve = true;
     uint64_t count = 200000;
     unsigned seed = (unsigned)time(NULL);
     static const struct option options[] = {
-        {"runs", required_argument, NULL, 'r'},
-        {"count", required_argument, NULL, 'c'},
-        {"kills", required_argument, NULL, 'k'},
-        {"seed", required_argument, NULL, 's'},
-        {NULL, 0, NULL, 0},
+        {"runs", required_argument, NULL, 'r'},  {"count", required_argument, NULL, 'c'},
+        {"kills", required_argument, NULL, 'k'}, {"seed", required_argument, NULL, 's'},
+        {"plain", no_argument, NULL, 'p'},       {NULL, 0, NULL, 0},
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -222,6 +254,9 @@ int main(int argc, char **argv)
         case 's':
             seed = (unsigned)strtoul(optarg, NULL, 10);
             break;
+        case 'p':
+            curve = false;
+            break;
         default:
             return 2;
         }
@@ -230,8 +265,8 @@ int main(int argc, char **argv)
     const char *program = harness_program("BUS_PEER", "tools/bus-peer");
     int passed = 0;
     for (int i = 1; i <= runs; i++)
-        if (one_run(program, count, kills, seed + (unsigned)i, i) == 0)
+        if (one_run(program, count, kills, seed + (unsigned)i, i, curve) == 0)
             passed++;
-    printf("%d of %d runs passed\n", passed, runs);
+    printf("%d of %d runs passed (%s)\n", passed, runs, curve ? "CURVE" : "plain");
     return passed == runs ? 0 : 1;
 }

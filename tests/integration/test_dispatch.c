@@ -62,14 +62,23 @@ static int start_world(void **state)
     char *rules[CITYDATA_DISTRICTS];
     for (int d = 0; d < CITYDATA_DISTRICTS; d++)
         rules[d] = citydata_rules_csv(citydata_districts[d]);
+    char *deadlines = test_deploy_data("deadlines.ini");
+    char *calendar = test_deploy_data("calendar.ini");
+    const char *escalation_files[] = {"deadlines.ini", deadlines, "calendar.ini", calendar, NULL};
+    /* The whole chain: every event reaches escalation and audit too. */
     city_options_t options = {
         .districts = citydata_districts,
         .district_count = CITYDATA_DISTRICTS,
         .units_csv = units,
         .rules_csv = (const char *const *)rules,
+        .escalation = true,
+        .escalation_files = escalation_files,
+        .audit = true,
     };
     int rc = city_new("dispatch", &options, &world.city);
     free(units);
+    free(deadlines);
+    free(calendar);
     for (int d = 0; d < CITYDATA_DISTRICTS; d++)
         free(rules[d]);
     if (rc == 0)
@@ -423,7 +432,7 @@ static void test_ten_thousand_tickets_reach_their_units(void **state)
         submit.area = e->area;
         submit.caller_phone = phone;
         submit.description = "routing run";
-        submitter_add(submitter, "gateway", &submit);
+        submitter_add(submitter, "", &submit); /* the key's actor */
     }
     assert_int_equal(submitter_run(submitter, 5000, 300000, on_submitted, NULL, &run), 0);
     submitter_destroy(&submitter);
@@ -622,19 +631,86 @@ static void test_resubmit_returns_the_original_across_restart(void **state)
     free(ticket);
 }
 
+/* A submit intake accepts (gas in nanguan); tests change what they try. */
+static void valid_submit(Dispatch__SubmitTicket *submit, const char *request_id)
+{
+    *submit = (Dispatch__SubmitTicket)DISPATCH__SUBMIT_TICKET__INIT;
+    submit->client_request_id = (char *)request_id;
+    submit->channel = DISPATCH__CHANNEL__CHANNEL_WEB;
+    submit->kind = DISPATCH__KIND__KIND_REPORT;
+    submit->urgency = DISPATCH__URGENCY__URGENCY_NORMAL;
+    submit->district = "nanguan";
+    submit->category = "gas";
+    submit->description = "smell of gas in the stairwell";
+}
+
+/* Whether the escalation of nanguan lists ticket among its open urgent
+ * tickets (asked as sup-chen). */
+static bool escalation_lists_urgent(client_t *escalation, const char *ticket)
+{
+    Dispatch__ListQueue list = DISPATCH__LIST_QUEUE__INIT;
+    list.kind = DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT;
+    list.limit = 500;
+    Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
+    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE;
+    request.list_queue = &list;
+    Dispatch__AdminReply *reply =
+        test_admin(escalation, "sup-chen", DISPATCH__ROLE__ROLE_SUPERVISOR, &request);
+    bool found = false;
+    for (size_t i = 0; reply && reply->body_case == DISPATCH__ADMIN_REPLY__BODY_QUEUE &&
+                       i < reply->queue->n_items && !found;
+         i++)
+        found = strcmp(reply->queue->items[i]->ticket_id, ticket) == 0;
+    if (reply)
+        dispatch__admin_reply__free_unpacked(reply, NULL);
+    return found;
+}
+
+/* Whether audit holds ticket's registration and dispatch (asked as the
+ * auditor). */
+static bool audit_has_dispatch(client_t *audit, const char *ticket)
+{
+    Dispatch__HistoryQuery history = DISPATCH__HISTORY_QUERY__INIT;
+    history.ticket_id = (char *)ticket;
+    Dispatch__AuditQuery query = DISPATCH__AUDIT_QUERY__INIT;
+    query.tag = 1;
+    query.body_case = DISPATCH__AUDIT_QUERY__BODY_HISTORY;
+    query.history = &history;
+    ProtobufCMessage *msg = NULL;
+    if (client_call(audit, &query.base, &dispatch__audit_reply__descriptor, &msg) < 0 || !msg)
+        return false;
+    const Dispatch__AuditReply *reply = (const Dispatch__AuditReply *)msg;
+    bool registered = false, dispatched = false;
+    for (size_t i = 0;
+         reply->body_case == DISPATCH__AUDIT_REPLY__BODY_HISTORY && i < reply->history->n_records;
+         i++) {
+        const Dispatch__Event *event = reply->history->records[i]->event;
+        registered |= event && event->body_case == DISPATCH__EVENT__BODY_TICKET_REGISTERED;
+        dispatched |= event && event->body_case == DISPATCH__EVENT__BODY_TICKET_DISPATCHED;
+    }
+    protobuf_c_message_free_unpacked(msg, NULL);
+    return registered && dispatched;
+}
+
 /* One process per identity: a second process started under a live
  * worker's name exits at once, before it opens a socket, and the live one
- * keeps serving (its links are not taken over). Five times each, for the
- * intake and a router, with tickets submitted in between. */
+ * keeps serving (its links are not taken over). Five times, a second
+ * process under the name of each worker a ticket passes (intake, router, escalation, audit) while
+ * urgent tickets flow: each exits at once with WORKER_EXIT_RUNNING, and every ticket still reaches
+ * its unit, the escalation's urgent list and audit. */
 static void test_second_process_under_a_live_name_exits(void **state)
 {
+    enum { ROUNDS = 5 };
     struct {
         const char *env, *program, *name;
     } workers[] = {
         {"INTAKE_BIN", "workers/dispatch-intake", "intake-1"},
         {"ROUTER_BIN", "workers/dispatch-router", "router-nanguan"},
+        {"ESCALATION_BIN", "workers/dispatch-escalation", "escalation-nanguan"},
+        {"AUDIT_BIN", "workers/dispatch-audit", "audit"},
     };
-    for (int round = 0; round < 5; round++) {
+    char *tickets[ROUNDS];
+    for (int round = 0; round < ROUNDS; round++) {
         for (size_t w = 0; w < sizeof(workers) / sizeof(workers[0]); w++) {
             const char *argv[] = {harness_program(workers[w].env, workers[w].program),
                                   "--config",
@@ -652,12 +728,81 @@ static void test_second_process_under_a_live_name_exits(void **state)
             assert_int_equal(WEXITSTATUS(status), WORKER_EXIT_RUNNING);
             harness_destroy(&second);
         }
-        char request_id[32];
+        char request_id[32], phone[16];
         snprintf(request_id, sizeof(request_id), "twin-%d", round);
-        char *ticket = submit_ticket(request_id, "nanguan", "greening", "nanguan-s02", "",
-                                     DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
-        free(ticket);
+        snprintf(phone, sizeof(phone), "1350000%04d", round);
+        Dispatch__SubmitTicket submit;
+        valid_submit(&submit, request_id);
+        submit.urgency = DISPATCH__URGENCY__URGENCY_URGENT;
+        submit.category = "greening";
+        submit.area = "nanguan-s02";
+        submit.caller_phone = phone;
+        Dispatch__Request request = DISPATCH__REQUEST__INIT;
+        request.body_case = DISPATCH__REQUEST__BODY_SUBMIT;
+        request.submit = &submit;
+        Dispatch__Reply *reply = test_call_intake(world.intake, &request);
+        assert_non_null(reply);
+        assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_SUBMIT);
+        tickets[round] = strdup(reply->submit->ticket_id);
+        dispatch__reply__free_unpacked(reply, NULL);
     }
+
+    /* Its unit: every ticket delivered. */
+    char unit[64] = "";
+    for (int i = 0; i < ROUNDS; i++) {
+        assert_true(test_wait_state(world.intake, tickets[i],
+                                    DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
+        Dispatch__Reply *keep;
+        Dispatch__TicketView *view = test_get(world.intake, tickets[i], &keep);
+        assert_non_null(view);
+        if (i == 0)
+            snprintf(unit, sizeof(unit), "%s", view->ticket->assigned_unit);
+        assert_string_equal(view->ticket->assigned_unit, unit);
+        dispatch__reply__free_unpacked(keep, NULL);
+    }
+    unit_pool_t *pool;
+    assert_int_equal(unit_pool_new(world.zmq, world.city, 2, &pool), 0);
+    assert_int_equal(unit_pool_connect(pool, units_url(1), unit, 0), 0);
+    inbox_t inbox = {0};
+    bool delivered[ROUNDS] = {false};
+    size_t count = 0;
+    for (int poll_round = 0; poll_round < TEST_TIMEOUT_MS / 50 && count < ROUNDS; poll_round++) {
+        unit_pool_poll(pool, 50, to_inbox, &inbox);
+        for (size_t d = 0; d < inbox.count; d++)
+            for (int i = 0; i < ROUNDS; i++)
+                if (!delivered[i] && strcmp(inbox.ticket[d], tickets[i]) == 0) {
+                    delivered[i] = true;
+                    count++;
+                }
+        inbox.count = 0;
+    }
+    assert_int_equal(count, ROUNDS);
+    unit_pool_destroy(&pool);
+
+    /* Escalation and audit: every ticket there. */
+    const char *admin = city_endpoint(world.city, "escalation-nanguan", "request");
+    const char *audit_url = city_endpoint(world.city, "audit", "request");
+    client_t *escalation, *audit;
+    assert_int_equal(client_new(world.zmq, admin, TEST_TIMEOUT_MS,
+                                test_keys(world.city, "sup-chen", admin), &escalation),
+                     0);
+    assert_int_equal(client_new(world.zmq, audit_url, TEST_TIMEOUT_MS,
+                                test_keys(world.city, "auditor", audit_url), &audit),
+                     0);
+    for (int i = 0; i < ROUNDS; i++) {
+        bool listed = false, recorded = false;
+        for (int k = 0; k < TEST_TIMEOUT_MS / 100 && !(listed && recorded); k++) {
+            listed = listed || escalation_lists_urgent(escalation, tickets[i]);
+            recorded = recorded || audit_has_dispatch(audit, tickets[i]);
+            if (!(listed && recorded))
+                poll(NULL, 0, 100);
+        }
+        assert_true(listed);
+        assert_true(recorded);
+        free(tickets[i]);
+    }
+    client_destroy(&escalation);
+    client_destroy(&audit);
 }
 
 static void test_offline_unit_catches_up(void **state)
@@ -781,25 +926,12 @@ static Dispatch__ErrorCode intake_error_for(const void *body, size_t len)
 
 static Dispatch__ErrorCode submit_error_for(Dispatch__SubmitTicket *submit)
 {
-    Dispatch__Request request = DISPATCH__REQUEST__INIT;
-    request.actor = "agent-7";
+    Dispatch__Request request = DISPATCH__REQUEST__INIT; /* actor: raw_call's key */
     request.body_case = DISPATCH__REQUEST__BODY_SUBMIT;
     request.submit = submit;
     unsigned char buf[8192];
     size_t len = dispatch__request__pack(&request, buf);
     return intake_error_for(buf, len);
-}
-
-static void valid_submit(Dispatch__SubmitTicket *submit, const char *request_id)
-{
-    *submit = (Dispatch__SubmitTicket)DISPATCH__SUBMIT_TICKET__INIT;
-    submit->client_request_id = (char *)request_id;
-    submit->channel = DISPATCH__CHANNEL__CHANNEL_WEB;
-    submit->kind = DISPATCH__KIND__KIND_REPORT;
-    submit->urgency = DISPATCH__URGENCY__URGENCY_NORMAL;
-    submit->district = "nanguan";
-    submit->category = "gas";
-    submit->description = "smell of gas in the stairwell";
 }
 
 static void test_bad_input_gets_errors_and_intake_keeps_serving(void **state)
@@ -1023,13 +1155,13 @@ static void test_dispatchctl_drives_the_workers(void **state)
     assert_int_equal(test_ctl(out, sizeof(out), "--intake", intake, "frobnicate", NULL), 2);
 }
 
-/* Asks the router's admin endpoint for its links until the output shows
- * `what`, for up to TEST_TIMEOUT_MS (a link's state changes with its next
- * heartbeat). */
-static bool links_show(const char *admin, const char *what, char *out, size_t out_len)
+/* Asks a worker for its links (`dispatchctl links --worker`) until the
+ * output shows `what`, for up to TEST_TIMEOUT_MS (a link's state changes
+ * with its next heartbeat). */
+static bool links_show(const char *worker, const char *what, char *out, size_t out_len)
 {
     for (int i = 0; i < TEST_TIMEOUT_MS / 100; i++) {
-        if (test_ctl(out, out_len, "--router", admin, "links", NULL) == 0 && strstr(out, what))
+        if (test_ctl(out, out_len, "links", "--worker", worker, NULL) == 0 && strstr(out, what))
             return true;
         poll(NULL, 0, 100);
     }
@@ -1039,15 +1171,14 @@ static bool links_show(const char *admin, const char *what, char *out, size_t ou
 /* A router whose state dir was reset: the intake's link to it sees another
  * incarnation in the acks and diverges, and the intake refuses the router's
  * new incarnation. Nothing is applied or deleted: the router's links say
- * REFUSED, a new ticket waits in the intake's outbox. The intake restarted
- * with --accept-incarnation delivers it, once. */
+ * REFUSED, the intake's DIVERGED, a new ticket waits in the intake's
+ * outbox. `dispatchctl links accept intake-1 router-nanguan` delivers it,
+ * once, with no restart. */
 static void test_reset_router_is_refused_until_accepted(void **state)
 {
     const char *router = "router-nanguan";
-    char admin[256];
-    snprintf(admin, sizeof(admin), "%s", city_endpoint(world.city, router, "request"));
     static char out[65536];
-    assert_true(links_show(admin, "intake-1", out, sizeof(out)));
+    assert_true(links_show(router, "intake-1", out, sizeof(out)));
     assert_null(strstr(out, "DIVERGED"));
     assert_null(strstr(out, "REFUSED"));
 
@@ -1059,21 +1190,51 @@ static void test_reset_router_is_refused_until_accepted(void **state)
     char *ticket = submit_ticket("reset-router-1", "nanguan", "greening", "nanguan-s02", "",
                                  DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
 
-    /* The router's link to the intake: refused. */
-    assert_true(links_show(admin, "REFUSED", out, sizeof(out)));
+    /* The router's link to the intake: refused; the intake's: diverged. */
+    assert_true(links_show(router, "REFUSED", out, sizeof(out)));
     printf("%s", out);
+    assert_true(links_show("intake-1", "DIVERGED:receiver-incarnation", out, sizeof(out)));
+    printf("%s", out);
+    assert_non_null(strstr(out, "dispatchctl links accept intake-1 router-nanguan"));
     assert_false(
         test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
 
-    /* The operator's decision, on the intake (it has no admin endpoint). */
-    assert_true(WIFEXITED(city_stop(world.city, "intake-1", SIGTERM)));
-    const char *const accept[] = {"--accept-incarnation", router, NULL};
-    assert_int_equal(city_start_with(world.city, "intake-1", accept), 0);
+    /* The operator's decision, on the intake, while it runs. */
+    assert_int_equal(test_ctl(out, sizeof(out), "links", "accept", "intake-1", router, NULL), 0);
     assert_true(
         test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
-    assert_true(links_show(admin, " up ", out, sizeof(out)));
-    assert_null(strstr(out, "REFUSED"));
-    assert_null(strstr(out, "DIVERGED"));
+    /* The router's escalation and audit knew the old state as a sender:
+     * they refuse the new one until accepted there too; then the dispatch
+     * reaches audit. */
+    const char *receivers[] = {"escalation-nanguan", "audit"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_true(links_show(receivers[i], "DIVERGED:sender-incarnation", out, sizeof(out)));
+        assert_int_equal(test_ctl(out, sizeof(out), "links", "accept", receivers[i], router, NULL),
+                         0);
+    }
+    const char *audit_url = city_endpoint(world.city, "audit", "request");
+    client_t *audit;
+    assert_int_equal(client_new(world.zmq, audit_url, TEST_TIMEOUT_MS,
+                                test_keys(world.city, "auditor", audit_url), &audit),
+                     0);
+    bool recorded = false;
+    for (int k = 0; k < TEST_TIMEOUT_MS / 100 && !recorded; k++)
+        if (!(recorded = audit_has_dispatch(audit, ticket)))
+            poll(NULL, 0, 100);
+    client_destroy(&audit);
+    assert_true(recorded);
+    /* Every link of the router back up, each once its peer's next ack
+     * says so. */
+    bool clear = false;
+    for (int k = 0; k < TEST_TIMEOUT_MS / 100 && !clear; k++) {
+        clear = links_show(router, " up ", out, sizeof(out)) && !strstr(out, "REFUSED") &&
+                !strstr(out, "DIVERGED");
+        if (!clear)
+            poll(NULL, 0, 100);
+    }
+    if (!clear)
+        printf("%s", out);
+    assert_true(clear);
     free(ticket);
 }
 
@@ -1153,7 +1314,7 @@ static void test_unit_key_cannot_act_as_another_unit(void **state)
         act(impostor, "gas-company", "T1-20000101-000001", "imp-1", &action);
     assert_non_null(result->error);
     assert_int_equal(result->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
-    assert_non_null(strstr(result->error->message, "not the unit of key water-desk"));
+    assert_non_null(strstr(result->error->message, "key water-desk does not act for unit"));
     dispatch__action_result__free_unpacked(result, NULL);
     unit_session_destroy(&impostor);
 }
@@ -1222,6 +1383,135 @@ static void test_key_revoked_at_run_time_stops_within_a_second(void **state)
     client_destroy(&client);
 }
 
+/* A subscriber of the audit stream on its own key. */
+static void *stream_subscriber(const char *name)
+{
+    const char *publish = city_endpoint(world.city, "audit", "publish");
+    void *socket = zmq_socket(world.zmq, ZMQ_SUB);
+    int zero = 0;
+    zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(socket, ZMQ_SUBSCRIBE, "", 0);
+    assert_int_equal(auth_client_apply(socket, test_keys(world.city, name, publish)), 0);
+    assert_int_equal(zmq_connect(socket, publish), 0);
+    return socket;
+}
+
+/* Reads what waits on a subscriber: the ticket ids of its records into
+ * seen (a ticket's index = its position in ids); returns how many came. */
+static size_t stream_take(void *socket, char ids[][40], size_t id_count, bool *seen)
+{
+    size_t count = 0;
+    for (;;) {
+        zmq_msg_t topic, body;
+        zmq_msg_init(&topic);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&topic, socket, ZMQ_DONTWAIT) < 0 ||
+            zmq_msg_recv(&body, socket, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&topic);
+            zmq_msg_close(&body);
+            return count;
+        }
+        Dispatch__AuditRecord *record =
+            dispatch__audit_record__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
+        for (size_t i = 0; record && record->event && i < id_count; i++)
+            if (strcmp(ids[i], record->event->ticket_id) == 0)
+                seen[i] = true;
+        if (record)
+            dispatch__audit_record__free_unpacked(record, NULL);
+        zmq_msg_close(&topic);
+        zmq_msg_close(&body);
+        count++;
+    }
+}
+
+/* A PUB cannot refuse one subscriber: on a revocation audit drops every
+ * subscription and binds again, so the revoked key hears nothing of what
+ * happens a second after, while a key still in the directory does. */
+static void test_revoked_key_loses_the_audit_stream(void **state)
+{
+    (void)state;
+    enum { TICKETS = 40 };
+    new_key("watch-gone", AUTH_KIND_PERSON, AUTH_ROLE_AUDITOR, NULL);
+    new_key("watch-kept", AUTH_KIND_PERSON, AUTH_ROLE_AUDITOR, NULL);
+    void *gone = stream_subscriber("watch-gone"), *kept = stream_subscriber("watch-kept");
+    static char ids[TICKETS][40];
+    int64_t submitted_at[TICKETS];
+    bool gone_seen[TICKETS] = {false}, kept_seen[TICKETS] = {false};
+
+    /* Both hear a ticket before (the key is read at run time: submit
+     * until both have it). */
+    size_t n = 0;
+    int64_t deadline = monotonic_ms() + TEST_TIMEOUT_MS;
+    bool both = false;
+    while (!both && monotonic_ms() < deadline) {
+        char request_id[32];
+        char phone[16];
+        snprintf(request_id, sizeof(request_id), "stream-before-%zu", n);
+        snprintf(phone, sizeof(phone), "1370000%04zu", n);
+        char *ticket = submit_ticket(request_id, "chaoyang", "noise", "chaoyang-s01", phone,
+                                     DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
+        snprintf(ids[0], sizeof(ids[0]), "%s", ticket);
+        free(ticket);
+        gone_seen[0] = kept_seen[0] = false;
+        int64_t wait = monotonic_ms() + 500;
+        while (!(gone_seen[0] && kept_seen[0]) && monotonic_ms() < wait) {
+            zmq_pollitem_t items[2] = {{.socket = gone, .events = ZMQ_POLLIN},
+                                       {.socket = kept, .events = ZMQ_POLLIN}};
+            zmq_poll(items, 2, 50);
+            stream_take(gone, ids, 1, gone_seen);
+            stream_take(kept, ids, 1, kept_seen);
+        }
+        both = gone_seen[0] && kept_seen[0];
+        n++;
+    }
+    assert_true(both);
+
+    char dir[600];
+    int64_t revoked = monotonic_ms();
+    assert_int_equal(auth_key_revoke(city_keys_dir(world.city, dir, sizeof(dir)), "watch-gone"), 0);
+    /* A ticket every 50 ms for two seconds, both listening. */
+    for (size_t i = 0; i < TICKETS; i++) {
+        char request_id[32];
+        char phone[16];
+        snprintf(request_id, sizeof(request_id), "stream-after-%zu", i);
+        snprintf(phone, sizeof(phone), "1360000%04zu", i);
+        submitted_at[i] = monotonic_ms();
+        char *ticket = submit_ticket(request_id, "chaoyang", "noise", "chaoyang-s01", phone,
+                                     DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
+        snprintf(ids[i], sizeof(ids[i]), "%s", ticket);
+        free(ticket);
+        int64_t next = submitted_at[i] + 50;
+        while (monotonic_ms() < next) {
+            zmq_pollitem_t items[2] = {{.socket = gone, .events = ZMQ_POLLIN},
+                                       {.socket = kept, .events = ZMQ_POLLIN}};
+            zmq_poll(items, 2, (long)(next - monotonic_ms()));
+            stream_take(gone, ids, i + 1, gone_seen);
+            stream_take(kept, ids, i + 1, kept_seen);
+        }
+    }
+    /* The kept key hears the last tickets (its subscription renewed)... */
+    deadline = monotonic_ms() + TEST_TIMEOUT_MS;
+    while (!kept_seen[TICKETS - 1] && monotonic_ms() < deadline) {
+        zmq_pollitem_t item = {.socket = kept, .events = ZMQ_POLLIN};
+        zmq_poll(&item, 1, 100);
+        stream_take(kept, ids, TICKETS, kept_seen);
+    }
+    assert_true(kept_seen[TICKETS - 1]);
+    stream_take(gone, ids, TICKETS, gone_seen);
+    /* ...the revoked one nothing submitted a second after revocation. */
+    size_t late = 0, kept_late = 0;
+    for (size_t i = 0; i < TICKETS; i++) {
+        if (submitted_at[i] > revoked + 1000) {
+            late += gone_seen[i];
+            kept_late += kept_seen[i];
+        }
+    }
+    assert_int_equal(late, 0);
+    assert_true(kept_late > 0);
+    zmq_close(gone);
+    zmq_close(kept);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1241,6 +1531,7 @@ int main(void)
         cmocka_unit_test(test_unit_key_cannot_act_as_another_unit),
         cmocka_unit_test(test_non_admin_key_claiming_admin_is_refused),
         cmocka_unit_test(test_key_revoked_at_run_time_stops_within_a_second),
+        cmocka_unit_test(test_revoked_key_loses_the_audit_stream),
     };
     return cmocka_run_group_tests(tests, start_world, stop_world);
 }

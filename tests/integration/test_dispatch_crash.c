@@ -197,7 +197,7 @@ int main(int argc, char **argv)
         submit.category = (char *)categories[run.category[i]][0];
         submit.caller_phone = phone;
         submit.description = "crash run";
-        submitter_add(submitter, "gateway", &submit);
+        submitter_add(submitter, "", &submit); /* the key's actor */
     }
     int64_t t0 = now_ms();
     rc = submitter_run(submitter, 2000, 600000, on_reply, on_progress, &run);

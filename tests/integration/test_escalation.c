@@ -149,21 +149,6 @@ typedef struct world {
     int submitted, actions;
 } world_t;
 
-static char *read_data(const char *name)
-{
-    const char *dir = getenv("DEPLOY_DATA");
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : "deploy/data", name);
-    FILE *file = fopen(path, "r");
-    if (!file)
-        fail_msg("cannot read %s", path);
-    char *text = calloc(1, 65536);
-    size_t n = fread(text, 1, 65535, file);
-    fclose(file);
-    assert_true(n > 0 && n < 65535);
-    return text;
-}
-
 /* Moves business time: every worker reads it at its next look. Written in
  * place and at a fixed width, so a reader never sees a torn number. */
 static void set_clock(world_t *w, int64_t ms)
@@ -190,8 +175,8 @@ static int start_world(void **state, int64_t t0)
     set_clock(w, t0);
     snprintf(w->clock_spec, sizeof(w->clock_spec), "sim:%s", w->clock_path);
 
-    w->deadlines = read_data("deadlines.ini");
-    w->calendar = read_data("calendar.ini");
+    w->deadlines = test_deploy_data("deadlines.ini");
+    w->calendar = test_deploy_data("calendar.ini");
     const char *files[] = {"deadlines.ini", w->deadlines, "calendar.ini", w->calendar, NULL};
     const char *rules[] = {RULES_CSV};
     /* Every ticket here is its own matter: no duplicate merging. */
@@ -288,7 +273,7 @@ static void submit(world_t *w, Dispatch__Kind kind, Dispatch__Urgency urgency, c
     body.caller_phone = phone;
     body.description = "a construction site drills through the night";
     Dispatch__Request request = DISPATCH__REQUEST__INIT;
-    request.actor = "agent-3";
+    request.actor = "agent-7";
     request.body_case = DISPATCH__REQUEST__BODY_SUBMIT;
     request.submit = &body;
     Dispatch__Reply *reply = test_call_intake(w->intake, &request);

@@ -206,6 +206,42 @@ static void test_known_key_gets_in_as_its_actor(void **state)
     zmq_close(server);
 }
 
+/* Under systemd's DynamicUser= a worker cannot read its secret in the key
+ * directory; LoadCredential= hands it over in $CREDENTIALS_DIRECTORY, where
+ * the worker takes it from, and serves with it. */
+static void test_secret_from_service_credentials(void **state)
+{
+    fixture_t *f = *state;
+    char credentials[128], from[160], to[200];
+    snprintf(credentials, sizeof(credentials), "%s/credentials", f->dir);
+    assert_int_equal(mkdir(credentials, 0700), 0);
+    snprintf(from, sizeof(from), "%s/intake-1.key_secret", f->dir);
+    snprintf(to, sizeof(to), "%s/intake-1.key_secret", credentials);
+    assert_int_equal(rename(from, to), 0);
+    assert_int_equal(auth_new(f->zmq, f->dir, "intake-1", &f->auth), -ENOENT);
+
+    setenv("CREDENTIALS_DIRECTORY", credentials, 1);
+    int rc = auth_new(f->zmq, f->dir, "intake-1", &f->auth);
+    unsetenv("CREDENTIALS_DIRECTORY");
+    assert_int_equal(rc, 0);
+    char url[256], user_id[64], key[AUTH_KEY_TEXT];
+    size_t url_len = sizeof(url);
+    void *server = zmq_socket(f->zmq, ZMQ_ROUTER);
+    int zero = 0;
+    zmq_setsockopt(server, ZMQ_LINGER, &zero, sizeof(zero));
+    assert_int_equal(auth_server_apply(f->auth, server), 0); /* the pair it was handed */
+    assert_int_equal(zmq_bind(server, "tcp://127.0.0.1:*"), 0);
+    assert_int_equal(zmq_getsockopt(server, ZMQ_LAST_ENDPOINT, url, &url_len), 0);
+    auth_keypair_t alice;
+    assert_int_equal(auth_keypair_load(f->dir, "alice", &alice), 0);
+    void *client = client_socket(f, &alice, url);
+    assert_int_equal(zmq_send(client, "hello", 5, 0), 5);
+    assert_true(receive(server, 5000, user_id, key));
+    assert_string_equal(user_id, "alice");
+    zmq_close(client);
+    zmq_close(server);
+}
+
 static void test_unknown_key_gets_no_handshake(void **state)
 {
     fixture_t *f = *state;
@@ -322,6 +358,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_words, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_known_key_gets_in_as_its_actor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_from_service_credentials, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_key_gets_no_handshake, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_handler_means_nobody, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_key_is_gone_within_a_second, setup, teardown),

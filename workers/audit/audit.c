@@ -71,6 +71,7 @@ void audit_destroy(audit_t **self)
     arena_destroy(&audit->arena);
     trail_destroy(&audit->trail);
     kpi_destroy(&audit->kpi);
+    linkview_free(&audit->links);
     free(audit);
     *self = NULL;
 }

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "dispatch.pb-c.h"
 #include "kpi.h"
 #include "store.h"
@@ -70,9 +71,11 @@ int audit_apply_event(void *app, MDB_txn *txn, const char *sender, uint64_t seq,
 /* Answers one query (an AuditQuery, or a bare ReplayRequest) read in txn
  * (a read-only one is enough) at business time now_ms. On 0, *reply is the
  * reply to send: an AuditReply, or a ReplayReply for a bare ReplayRequest;
- * it lives until the next call. Negative: storage failure. */
-int audit_handle_request(audit_t *self, MDB_txn *txn, const void *body, size_t len, int64_t now_ms,
-                         const ProtobufCMessage **reply);
+ * it lives until the next call. actor is the key that asked (NULL on a
+ * plain endpoint): a query its roles may not make is FORBIDDEN (authz.h).
+ * Negative: storage failure. */
+int audit_handle_request(audit_t *self, MDB_txn *txn, const auth_actor_t *actor, const void *body,
+                         size_t len, int64_t now_ms, const ProtobufCMessage **reply);
 
 /* The record subscribers get for seq (masked), packed into *buf (malloc'ed,
  * the caller frees), with its topic. -ENOENT when there is no such record. */

@@ -10,6 +10,7 @@
 #include "audit.h"
 #include "endpoint.h"
 #include "kpi.h"
+#include "linkview.h"
 #include "stream.h"
 #include "trail.h"
 
@@ -24,6 +25,8 @@ struct audit {
     /* The worker loop's part; NULL / unused when handlers are called
      * directly. */
     endpoint_t *endpoint;
+    bus_t *bus;       /* answers LinksQuery and LinkAccept */
+    linkview_t links; /* the last LinksView */
     stream_t *stream;
     uint64_t published; /* highest seq put on the stream */
     bool appended;      /* the bus applied events in this iteration */

@@ -5,12 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin.h"
 #include "audit_internal.h"
+#include "authz.h"
 #include "codec.h"
 #include "kpi.h"
+#include "linkview.h"
 #include "period.h"
 #include "refusal.h"
+#include "workerstats.h"
 
 #define REPLAY_DEFAULT_LIMIT 100
 #define REPLAY_MAX_LIMIT 1000
@@ -18,8 +20,8 @@
 #define ROWS_MAX_LIMIT 1000
 #define REPORT_DEFAULT_TOP 10
 #define REPORT_MAX_TOP 100
-#define VERIFY_DEFAULT_LIMIT 100000
-#define VERIFY_MAX_LIMIT 1000000
+#define VERIFY_DEFAULT_LIMIT 10000
+#define VERIFY_MAX_LIMIT 50000
 /* Room left in a reply for what surrounds the records (tag, last_seq, ...). */
 #define REPLY_OVERHEAD 256
 
@@ -265,8 +267,8 @@ static int conclude(audit_t *self, ProtobufCMessage *msg, int rc, const refusal_
 }
 
 /* A bare ReplayRequest: answered with a bare ReplayReply. */
-static int answer_bare_replay(audit_t *self, MDB_txn *txn, const void *body, size_t len,
-                              const ProtobufCMessage **ret)
+static int answer_bare_replay(audit_t *self, MDB_txn *txn, const auth_actor_t *actor,
+                              const void *body, size_t len, const ProtobufCMessage **ret)
 {
     Dispatch__ReplayReply *reply = arena_alloc(self->arena, sizeof(*reply));
     if (!reply)
@@ -275,6 +277,8 @@ static int answer_bare_replay(audit_t *self, MDB_txn *txn, const void *body, siz
     ProtobufCMessage *msg = NULL;
     refusal_t refusal;
     int rc = decode(&dispatch__replay_request__descriptor, body, len, &msg, &refusal);
+    if (rc == 0)
+        rc = authz_key(&refusal, AUTHZ_AUDIT_LOG, actor);
     if (rc == 0)
         rc = answer_replay(self, txn, (Dispatch__ReplayRequest *)msg, &refusal, reply);
     rc = conclude(self, msg, rc, &refusal, &reply->error);
@@ -299,12 +303,56 @@ static void *reply_body(audit_t *self, const Dispatch__AuditQuery *query,
     return body;
 }
 
-static int answer_query(audit_t *self, MDB_txn *txn, const Dispatch__AuditQuery *query,
-                        int64_t now_ms, refusal_t *refusal, Dispatch__AuditReply *reply)
+/* What a query asks of authz.h. */
+static authz_call_t call_of(Dispatch__AuditQuery__BodyCase body)
+{
+    switch (body) {
+    case DISPATCH__AUDIT_QUERY__BODY_REPLAY:
+    case DISPATCH__AUDIT_QUERY__BODY_HISTORY:
+    case DISPATCH__AUDIT_QUERY__BODY__NOT_SET:
+        break;
+    case DISPATCH__AUDIT_QUERY__BODY_KPI:
+    case DISPATCH__AUDIT_QUERY__BODY_REPORT:
+        return AUTHZ_AUDIT_FIGURES;
+    case DISPATCH__AUDIT_QUERY__BODY_VERIFY:
+        return AUTHZ_AUDIT_VERIFY;
+    case DISPATCH__AUDIT_QUERY__BODY_LINKS_QUERY:
+        return AUTHZ_LINKS;
+    case DISPATCH__AUDIT_QUERY__BODY_LINK_ACCEPT:
+        return AUTHZ_LINK_ACCEPT;
+    case DISPATCH__AUDIT_QUERY__BODY_STATS:
+        return AUTHZ_STATS;
+    }
+    return AUTHZ_AUDIT_LOG;
+}
+
+static int answer_links(audit_t *self, const Dispatch__AuditQuery *query, refusal_t *refusal,
+                        Dispatch__AuditReply *reply)
+{
+    if (!self->bus)
+        return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_UNAVAILABLE, "body",
+                      "this audit runs without a bus");
+    if (query->body_case == DISPATCH__AUDIT_QUERY__BODY_LINK_ACCEPT &&
+        linkview_accept(self->bus, query->link_accept->peer, refusal))
+        return REFUSED;
+    int rc = linkview_fill(&self->links, self->bus, LINKVIEW_MAX_BYTES, &reply->links);
+    if (rc == 0)
+        reply->body_case = DISPATCH__AUDIT_REPLY__BODY_LINKS;
+    return rc;
+}
+
+static int answer_query(audit_t *self, MDB_txn *txn, const auth_actor_t *actor,
+                        const Dispatch__AuditQuery *query, int64_t now_ms, refusal_t *refusal,
+                        Dispatch__AuditReply *reply)
 {
     if (query->body_case == DISPATCH__AUDIT_QUERY__BODY__NOT_SET)
         return refuse(refusal, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "",
                       "no query in the body");
+    if (authz_key(refusal, call_of(query->body_case), actor))
+        return REFUSED;
+    if (query->body_case == DISPATCH__AUDIT_QUERY__BODY_LINKS_QUERY ||
+        query->body_case == DISPATCH__AUDIT_QUERY__BODY_LINK_ACCEPT)
+        return answer_links(self, query, refusal, reply);
     void *body = reply_body(self, query, reply);
     if (!body)
         return -ENOMEM;
@@ -331,9 +379,11 @@ static int answer_query(audit_t *self, MDB_txn *txn, const Dispatch__AuditQuery 
     case DISPATCH__AUDIT_QUERY__BODY_VERIFY:
         rc = answer_verify(self, txn, query->verify, refusal, body);
         break;
-    case DISPATCH__AUDIT_QUERY__BODY_STATS: /* the store's figures; the bus is not the audit's */
-        rc = admin_worker_stats(NULL, txn, NULL, body);
+    case DISPATCH__AUDIT_QUERY__BODY_STATS:
+        rc = workerstats_fill(body, txn, self->bus, &self->links);
         break;
+    case DISPATCH__AUDIT_QUERY__BODY_LINKS_QUERY:
+    case DISPATCH__AUDIT_QUERY__BODY_LINK_ACCEPT:
     case DISPATCH__AUDIT_QUERY__BODY__NOT_SET:
         break;
     }
@@ -342,8 +392,8 @@ static int answer_query(audit_t *self, MDB_txn *txn, const Dispatch__AuditQuery 
     return rc;
 }
 
-int audit_handle_request(audit_t *self, MDB_txn *txn, const void *body, size_t len, int64_t now_ms,
-                         const ProtobufCMessage **ret)
+int audit_handle_request(audit_t *self, MDB_txn *txn, const auth_actor_t *actor, const void *body,
+                         size_t len, int64_t now_ms, const ProtobufCMessage **ret)
 {
     *ret = NULL;
     arena_reset(self->arena);
@@ -357,11 +407,11 @@ int audit_handle_request(audit_t *self, MDB_txn *txn, const void *body, size_t l
     Dispatch__AuditQuery *query = (Dispatch__AuditQuery *)msg;
     if (rc == 0 && query->body_case == DISPATCH__AUDIT_QUERY__BODY__NOT_SET && query->tag == 0) {
         protobuf_c_message_free_unpacked(msg, NULL);
-        return answer_bare_replay(self, txn, body, len, ret);
+        return answer_bare_replay(self, txn, actor, body, len, ret);
     }
     if (rc == 0) {
         reply->tag = query->tag;
-        rc = answer_query(self, txn, query, now_ms, &refusal, reply);
+        rc = answer_query(self, txn, actor, query, now_ms, &refusal, reply);
     }
     if (rc == REFUSED)
         reply->body_case = DISPATCH__AUDIT_REPLY__BODY__NOT_SET;

@@ -8,6 +8,7 @@
 #include "audit_internal.h"
 #include "clock.h"
 #include "codec.h"
+#include "log.h"
 
 /* ---- the stream --------------------------------------------------------- */
 
@@ -82,10 +83,31 @@ static bool loop_drain(void *app, int64_t now_ms)
     return false; /* queries never write */
 }
 
+/* A revoked key's subscription ends within the loop's next iterations. */
+static void renew_stream(audit_t *self)
+{
+    int rc = stream_renew(self->stream);
+    if (rc == 1)
+        log_info("stream: a key was revoked: every subscriber reconnects to %s",
+                 stream_url(self->stream));
+    else if (rc < 0 && rc != -EADDRINUSE)
+        log_warn("stream: cannot bind %s again: %s", stream_url(self->stream), strerror(-rc));
+}
+
+/* Wakes often enough to see a revoked key within AUTH_RESCAN_MS more. */
+static int loop_timeout(void *app, int64_t now_ms)
+{
+    (void)now_ms;
+    audit_t *self = app;
+    return self->stream ? AUTH_RESCAN_MS : -1;
+}
+
 static void loop_done(void *app, int rc)
 {
     (void)rc; /* what did not commit is not in the store to publish */
     audit_t *self = app;
+    if (self->stream)
+        renew_stream(self);
     size_t count = endpoint_count(self->endpoint);
     if (count == 0 && !self->appended)
         return;
@@ -99,7 +121,8 @@ static void loop_done(void *app, int rc)
         endpoint_request(self->endpoint, i, &request);
         const ProtobufCMessage *reply = NULL;
         if (!readable ||
-            audit_handle_request(self, txn, request.body, request.body_len, now_ms, &reply) < 0 ||
+            audit_handle_request(self, txn, request.actor, request.body, request.body_len, now_ms,
+                                 &reply) < 0 ||
             endpoint_reply(self->endpoint, i, reply) < 0)
             reply_unavailable(self, i);
     }
@@ -181,6 +204,7 @@ static int audit_start(worker_t *worker, int argc, char **argv, void **app)
         rc = audit_new(worker_store(worker), &options, &self);
     if (rc < 0)
         return rc;
+    self->bus = worker_bus(worker);
     rc = worker_endpoint(worker, "request", self_config->request, AUDIT_MAX_REQUEST, 0,
                          &self->endpoint);
     if (rc == 0 && self_config->publish) {
@@ -224,5 +248,6 @@ const worker_kind_t audit_kind = {
             .pollitems = loop_pollitems,
             .drain = loop_drain,
             .done = loop_done,
+            .timeout_ms = loop_timeout,
         },
 };

@@ -7,6 +7,7 @@
 #include "stream.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -21,6 +22,9 @@ struct stream {
     void *socket;
     char url[256];
     uint64_t sent;
+    auth_t *auth;
+    uint64_t revocations; /* auth_revocations() when the socket was bound */
+    bool unbound;         /* renewing: the endpoint waits to be bound again */
 };
 
 int stream_new(void *zmq_context, const char *url, int hwm, auth_t *auth, stream_t **ret)
@@ -36,6 +40,9 @@ int stream_new(void *zmq_context, const char *url, int hwm, auth_t *auth, stream
     if (rc == 0 && (zmq_setsockopt(self->socket, ZMQ_LINGER, &linger, sizeof(linger)) < 0 ||
                     zmq_setsockopt(self->socket, ZMQ_SNDHWM, &hwm, sizeof(hwm)) < 0))
         rc = -errno;
+    self->auth = auth;
+    if (auth)
+        self->revocations = auth_revocations(auth);
     if (rc == 0 && auth)
         rc = auth_server_apply(auth, self->socket);
     if (rc == 0 && zmq_bind(self->socket, url) < 0)
@@ -60,6 +67,28 @@ void stream_destroy(stream_t **self)
         zmq_close(stream->socket);
     free(stream);
     *self = NULL;
+}
+
+int stream_renew(stream_t *self)
+{
+    if (!self->auth)
+        return 0;
+    uint64_t revocations = auth_revocations(self->auth);
+    if (!self->unbound && revocations == self->revocations)
+        return 0;
+    if (!self->unbound) {
+        /* Unbinding closes every connection accepted on the endpoint. */
+        if (zmq_unbind(self->socket, self->url) < 0)
+            return -errno;
+        self->unbound = true;
+    }
+    /* The old listener closes in ZeroMQ's I/O thread: until it has, the
+     * address is in use, and the next call tries again. */
+    if (zmq_bind(self->socket, self->url) < 0)
+        return -errno;
+    self->unbound = false;
+    self->revocations = revocations;
+    return 1;
 }
 
 const char *stream_url(const stream_t *self)

@@ -13,8 +13,10 @@
  * messages (never the publisher's time) and fills the gap by replay.
  *
  * With an auth_t the PUB is a CURVE server: only keys of the key directory
- * subscribe. A PUB cannot look at each subscriber per message, so a key
- * revoked while subscribed keeps its connection until it reconnects.
+ * subscribe. A PUB cannot look at each subscriber per message, so when a
+ * key is revoked stream_renew() unbinds the endpoint, which closes every
+ * subscriber's connection, and binds it again: the others shake hands
+ * anew (and fill the gap by replay), the revoked key is refused.
  */
 #ifndef DISPATCH_AUDIT_STREAM_H
 #define DISPATCH_AUDIT_STREAM_H
@@ -36,6 +38,11 @@ typedef struct stream stream_t;
 int stream_new(void *zmq_context, const char *url, int hwm, auth_t *auth, stream_t **ret);
 void stream_destroy(stream_t **self);
 const char *stream_url(const stream_t *self); /* port resolved */
+/* Call once per loop iteration: when a key was revoked since the endpoint
+ * was bound, drops every subscriber and binds again. 1 when renewed, 0 when
+ * nothing was to do, -errno while the address is not free yet (call again;
+ * meanwhile nothing is delivered). */
+int stream_renew(stream_t *self);
 
 /* Sends [topic][record]; never blocks. -errno when ZeroMQ refuses. */
 int stream_publish(stream_t *self, const char *topic, const void *record, size_t len);

@@ -36,6 +36,7 @@ typedef struct fixture {
     store_t *store;
     audit_t *audit;
     int event_counter;
+    const auth_actor_t *actor; /* the key queries are asked with; NULL = plain */
 } fixture_t;
 
 static int setup(void **state)
@@ -115,7 +116,8 @@ static const ProtobufCMessage *ask_bytes(fixture_t *f, const void *body, size_t 
     MDB_txn *txn;
     assert_int_equal(store_read_begin(f->store, &txn), 0);
     const ProtobufCMessage *reply = NULL;
-    assert_int_equal(audit_handle_request(f->audit, txn, body, len, T0 + 2 * DAY, &reply), 0);
+    assert_int_equal(audit_handle_request(f->audit, txn, f->actor, body, len, T0 + 2 * DAY, &reply),
+                     0);
     store_read_end(&txn);
     assert_non_null(reply);
     return reply;
@@ -1133,6 +1135,64 @@ static void test_periods(void **state)
                      -EINVAL);
 }
 
+/* ---- who may ask ------------------------------------------------------- */
+
+/* Each query needs a role the table gives it (authz.h): the log and the
+ * figures for auditor, supervisor, leader and admin; verification for
+ * auditor and admin; nothing for an operator or a unit. */
+static void test_queries_need_a_role_of_the_table(void **state)
+{
+    fixture_t *f = *state;
+    Dispatch__Event event = DISPATCH__EVENT__INIT;
+    Dispatch__TicketRegistered registered = DISPATCH__TICKET_REGISTERED__INIT;
+    event.ticket_id = "T-1";
+    event.at = T0;
+    event.body_case = DISPATCH__EVENT__BODY_TICKET_REGISTERED;
+    event.ticket_registered = &registered;
+    record(f, &event);
+
+    Dispatch__VerifyQuery check = DISPATCH__VERIFY_QUERY__INIT;
+    Dispatch__KpiQuery kpi = DISPATCH__KPI_QUERY__INIT;
+    kpi.by = DISPATCH__KPI_DIMENSION__KPI_DIMENSION_CITY;
+    kpi.period = DISPATCH__KPI_PERIOD__KPI_PERIOD_DAY;
+    kpi.at = "2026-11-25";
+    Dispatch__ReplayRequest replay = DISPATCH__REPLAY_REQUEST__INIT;
+    replay.from_seq = 1;
+    Dispatch__AuditQuery queries[3] = {DISPATCH__AUDIT_QUERY__INIT, DISPATCH__AUDIT_QUERY__INIT,
+                                       DISPATCH__AUDIT_QUERY__INIT};
+    queries[0].body_case = DISPATCH__AUDIT_QUERY__BODY_REPLAY;
+    queries[0].replay = &replay;
+    queries[1].body_case = DISPATCH__AUDIT_QUERY__BODY_KPI;
+    queries[1].kpi = &kpi;
+    queries[2].body_case = DISPATCH__AUDIT_QUERY__BODY_VERIFY;
+    queries[2].verify = &check;
+
+    const struct {
+        unsigned roles;
+        bool allowed[3]; /* replay, kpi, verify */
+    } cases[] = {
+        {AUTH_ROLE_AUDITOR, {true, true, true}}, {AUTH_ROLE_SUPERVISOR, {true, true, false}},
+        {AUTH_ROLE_LEADER, {true, true, false}}, {AUTH_ROLE_OPERATOR, {false, false, false}},
+        {AUTH_ROLE_UNIT, {false, false, false}}, {0, {false, false, false}},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        auth_actor_t key = {.kind = AUTH_KIND_PERSON, .roles = cases[i].roles};
+        snprintf(key.name, sizeof(key.name), "person-%zu", i);
+        f->actor = &key;
+        for (size_t q = 0; q < 3; q++) {
+            const Dispatch__AuditReply *reply = ask(f, &queries[q]);
+            if (cases[i].allowed[q]) {
+                assert_null(reply->error);
+            } else {
+                assert_non_null(reply->error);
+                assert_int_equal(reply->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+                assert_non_null(strstr(reply->error->message, key.name));
+            }
+        }
+    }
+    f->actor = NULL;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1148,6 +1208,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_special_report_equals_the_figures_worked_out_by_hand,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queries_need_a_role_of_the_table, setup, teardown),
         cmocka_unit_test(test_topics_and_masking),
         cmocka_unit_test(test_periods),
     };

@@ -219,7 +219,7 @@ int escalation_save(escalation_t *self, MDB_txn *txn, Dispatch__Escalation__Case
 static int fill_event(escalation_t *self, MDB_txn *txn, const char *ticket_id, const char *district,
                       const char *actor, int64_t now, char *id, Dispatch__Event *event)
 {
-    int rc = event_next_id(txn, self->meta, self->name, id);
+    int rc = event_next_id(txn, self->meta, self->name, self->bus, id);
     if (rc < 0)
         return rc;
     event->event_id = id;

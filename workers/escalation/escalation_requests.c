@@ -127,9 +127,8 @@ static int decide(admin_t *a, Dispatch__Escalation__Case *record,
 
 static int extension_decision(admin_t *a)
 {
-    static const Dispatch__Role roles[] = {DISPATCH__ROLE__ROLE_SUPERVISOR};
     const Dispatch__ExtensionDecision *decision = a->request->extension_decision;
-    if (admin_require(a, roles, 1, "decide on an extension") ||
+    if (admin_require(a, AUTHZ_DECIDE_EXTENSION) ||
         refuse_text(a->err, "extension_decision.ticket_id", decision->ticket_id, LIMIT_ID, true) ||
         refuse_text(a->err, "extension_decision.request_id", decision->request_id, LIMIT_ID,
                     true) ||
@@ -229,9 +228,8 @@ static int sign_off_ticket(admin_t *a, const Dispatch__LeaderSignOff *sign_off, 
 
 static int leader_sign_off(admin_t *a)
 {
-    static const Dispatch__Role roles[] = {DISPATCH__ROLE__ROLE_LEADER};
     const Dispatch__LeaderSignOff *sign_off = a->request->leader_sign_off;
-    if (admin_require(a, roles, 1, "sign off") ||
+    if (admin_require(a, AUTHZ_SIGN_OFF) ||
         refuse_text(a->err, "leader_sign_off.ticket_id", sign_off->ticket_id, LIMIT_ID, false) ||
         refuse_text(a->err, "leader_sign_off.report_id", sign_off->report_id, LIMIT_ID, false) ||
         refuse_text(a->err, "leader_sign_off.leader", sign_off->leader, LIMIT_ID, false) ||
@@ -370,14 +368,11 @@ static int page_add(const char *ticket_id, int64_t since, void *ctx)
 
 static int list_queue(admin_t *a)
 {
-    static const Dispatch__Role roles[] = {DISPATCH__ROLE__ROLE_DISPATCHER,
-                                           DISPATCH__ROLE__ROLE_SUPERVISOR,
-                                           DISPATCH__ROLE__ROLE_LEADER, DISPATCH__ROLE__ROLE_ADMIN};
     const Dispatch__ListQueue *request = a->request->list_queue;
     escalation_t *self = self_of(a);
     if (admin_check_queue(a->err, request->kind, LIFECYCLE_ESCALATION))
         return REFUSED;
-    if (admin_require(a, roles, 4, "list this queue") ||
+    if (admin_require(a, AUTHZ_LIST_CASES) ||
         refuse_text(a->err, "list_queue.district", request->district, LIMIT_ID, false) ||
         refuse_text(a->err, "list_queue.after_ticket_id", request->after_ticket_id, LIMIT_ID,
                     false) ||

@@ -74,7 +74,6 @@ static void probe(gateway_t *self, const config_worker_t *w, probe_result_t *res
     Dispatch__StatsQuery stats = DISPATCH__STATS_QUERY__INIT;
     if (strcmp(w->kind, "intake") == 0) {
         Dispatch__Request request = DISPATCH__REQUEST__INIT;
-        request.actor = self->name;
         request.body_case = DISPATCH__REQUEST__BODY_STATS;
         request.stats = &stats;
         result->rc =

@@ -5,10 +5,11 @@
  * to intake is "<client>/<key>": the client's `idempotency_key` (or the
  * Idempotency-Key header), or a fresh random one. GET /requests/{id}.json
  * reads intake's GetTicket; GET /requests.json with service_request_id does
- * the same per id, otherwise lists the board (board.h). Caller name and
- * phone never leave through GET: the gateway's key has no operator role,
- * so intake masks them, and they are not written out at all; the address
- * and the description are masked as in every public view (mask.h).
+ * the same per id, otherwise lists the board (board.h). Intake records a
+ * post under "<gateway>/<client>" (the gateway's key is of kind gateway).
+ * Caller name and phone never leave through GET: they are never written
+ * out; the address and the description are masked as in every public view
+ * (mask.h).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -332,7 +333,7 @@ enum MHD_Result open311_post_request(gateway_t *self, struct MHD_Connection *con
     submit.caller_phone = (char *)(phone ? phone : "");
     submit.description = text;
     Dispatch__Request request = DISPATCH__REQUEST__INIT;
-    request.actor = self->name;
+    request.actor = (char *)client; /* intake records "<gateway>/<client>" */
     request.body_case = DISPATCH__REQUEST__BODY_SUBMIT;
     request.submit = &submit;
 
@@ -442,7 +443,6 @@ static unsigned fetch_request(gateway_t *self, const char *id, json_t **ret, cha
     Dispatch__GetTicket get = DISPATCH__GET_TICKET__INIT;
     get.ticket_id = (char *)id;
     Dispatch__Request request = DISPATCH__REQUEST__INIT;
-    request.actor = self->name;
     request.body_case = DISPATCH__REQUEST__BODY_GET_TICKET;
     request.get_ticket = &get;
     Dispatch__Reply *reply = NULL;

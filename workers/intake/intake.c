@@ -194,7 +194,7 @@ int intake_emit(intake_t *self, MDB_txn *txn, ticket_work_t *work, ProtobufCMess
                 const char *actor, int64_t now_ms)
 {
     char event_id[EVENT_ID_SIZE];
-    int rc = event_next_id(txn, self->meta, self->name, event_id);
+    int rc = event_next_id(txn, self->meta, self->name, self->bus, event_id);
     if (rc < 0)
         return rc;
     Dispatch__Event event = DISPATCH__EVENT__INIT;

@@ -6,14 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "admin.h"
+#include "authz.h"
 #include "codec.h"
 #include "ids.h"
 #include "intake_internal.h"
 #include "lifecycle.h"
+#include "linkview.h"
 #include "mask.h"
 #include "record.h"
 #include "words.h"
+#include "workerstats.h"
 
 #define REQUEST_KEY_SIZE (LIMIT_ID + 1 + LIMIT_ID)
 
@@ -180,7 +182,7 @@ static int request_store(intake_t *self, MDB_txn *txn, const char *actor,
  * again (*replayed): a submit says created = false; a key first used by
  * the other kind of request is a CONFLICT. */
 static int replay_earlier(intake_t *self, MDB_txn *txn, const Dispatch__Request *request,
-                          const char *client_request_id,
+                          const char *actor, const char *client_request_id,
                           Dispatch__Intake__RequestRecord__ReplyCase kind,
                           const Dispatch__Reply **ret, bool *replayed)
 {
@@ -188,7 +190,7 @@ static int replay_earlier(intake_t *self, MDB_txn *txn, const Dispatch__Request 
     const char *field = submit ? "submit.client_request_id" : "callback.client_request_id";
     refusal_t refusal;
     Dispatch__Intake__RequestRecord *earlier;
-    int rc = request_find(self, txn, request->actor, client_request_id, &earlier);
+    int rc = request_find(self, txn, actor, client_request_id, &earlier);
     *replayed = rc == -EBADMSG || (rc == 0 && earlier);
     if (rc == -EBADMSG) {
         refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_INTERNAL, field,
@@ -369,17 +371,16 @@ static int submit_register(intake_t *self, MDB_txn *txn, const Dispatch__SubmitT
 }
 
 static int handle_submit(intake_t *self, MDB_txn *txn, const Dispatch__Request *request,
-                         int64_t now_ms, const Dispatch__Reply **ret)
+                         const char *actor, int64_t now_ms, const Dispatch__Reply **ret)
 {
     const Dispatch__SubmitTicket *submit = request->submit;
-    const char *actor = request->actor[0] ? request->actor : DEFAULT_ACTOR;
     refusal_t refusal;
     if (refuse_text(&refusal, "submit.client_request_id", submit->client_request_id, LIMIT_ID,
                     true))
         return reply_refusal(self, request->tag, &refusal, ret);
 
     bool replayed;
-    int rc = replay_earlier(self, txn, request, submit->client_request_id,
+    int rc = replay_earlier(self, txn, request, actor, submit->client_request_id,
                             DISPATCH__INTAKE__REQUEST_RECORD__REPLY_SUBMIT, ret, &replayed);
     if (rc < 0 || replayed)
         return rc;
@@ -395,7 +396,7 @@ static int handle_submit(intake_t *self, MDB_txn *txn, const Dispatch__Request *
     record.reply_case = DISPATCH__INTAKE__REQUEST_RECORD__REPLY_SUBMIT;
     record.submit = &outcome;
     if (rc == 0)
-        rc = request_store(self, txn, request->actor, submit->client_request_id, &record);
+        rc = request_store(self, txn, actor, submit->client_request_id, &record);
     if (rc < 0)
         return rc;
     Dispatch__Reply draft = DISPATCH__REPLY__INIT;
@@ -546,17 +547,16 @@ static int callback_apply(intake_t *self, MDB_txn *txn, ticket_work_t *work,
 }
 
 static int handle_callback(intake_t *self, MDB_txn *txn, const Dispatch__Request *request,
-                           int64_t now_ms, const Dispatch__Reply **ret)
+                           const char *actor, int64_t now_ms, const Dispatch__Reply **ret)
 {
     const Dispatch__Callback *callback = request->callback;
-    const char *actor = request->actor[0] ? request->actor : DEFAULT_ACTOR;
     refusal_t refusal;
     if (refuse_text(&refusal, "callback.client_request_id", callback->client_request_id, LIMIT_ID,
                     true))
         return reply_refusal(self, request->tag, &refusal, ret);
 
     bool replayed;
-    int rc = replay_earlier(self, txn, request, callback->client_request_id,
+    int rc = replay_earlier(self, txn, request, actor, callback->client_request_id,
                             DISPATCH__INTAKE__REQUEST_RECORD__REPLY_CALLBACK, ret, &replayed);
     if (rc < 0 || replayed)
         return rc;
@@ -596,7 +596,7 @@ static int handle_callback(intake_t *self, MDB_txn *txn, const Dispatch__Request
     record.reply_case = DISPATCH__INTAKE__REQUEST_RECORD__REPLY_CALLBACK;
     record.callback = &outcome;
     if (rc == 0)
-        rc = request_store(self, txn, request->actor, callback->client_request_id, &record);
+        rc = request_store(self, txn, actor, callback->client_request_id, &record);
     if (rc == 0) {
         Dispatch__Reply draft = DISPATCH__REPLY__INIT;
         draft.tag = request->tag;
@@ -608,14 +608,39 @@ static int handle_callback(intake_t *self, MDB_txn *txn, const Dispatch__Request
     return rc;
 }
 
+/* ---- links ------------------------------------------------------------- */
+
+static int handle_links(intake_t *self, const Dispatch__Request *request,
+                        const Dispatch__Reply **ret)
+{
+    refusal_t refusal;
+    if (!self->bus) {
+        refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_UNAVAILABLE, "body",
+               "this intake runs without a bus");
+        return reply_refusal(self, request->tag, &refusal, ret);
+    }
+    if (request->body_case == DISPATCH__REQUEST__BODY_LINK_ACCEPT &&
+        linkview_accept(self->bus, request->link_accept->peer, &refusal))
+        return reply_refusal(self, request->tag, &refusal, ret);
+    linkview_t links = {0};
+    Dispatch__Reply draft = DISPATCH__REPLY__INIT;
+    draft.tag = request->tag;
+    draft.body_case = DISPATCH__REPLY__BODY_LINKS;
+    int rc = linkview_fill(&links, self->bus, LINKVIEW_MAX_BYTES, &draft.links);
+    if (rc == 0)
+        rc = reply_finish(self, &draft, ret);
+    linkview_free(&links);
+    return rc;
+}
+
 /* ---- stats: the worker's figures, for metrics --------------------------- */
 
 static int handle_stats(intake_t *self, MDB_txn *txn, const Dispatch__Request *request,
                         const Dispatch__Reply **ret)
 {
-    admin_reply_t memory = {0};
+    linkview_t links = {0};
     Dispatch__WorkerStats stats;
-    int rc = admin_worker_stats(&memory, txn, self->bus, &stats);
+    int rc = workerstats_fill(&stats, txn, self->bus, &links);
     if (rc == 0) {
         Dispatch__Reply draft = DISPATCH__REPLY__INIT;
         draft.tag = request->tag;
@@ -623,11 +648,34 @@ static int handle_stats(intake_t *self, MDB_txn *txn, const Dispatch__Request *r
         draft.stats = &stats;
         rc = reply_finish(self, &draft, ret);
     }
-    admin_reply_free(&memory);
+    linkview_free(&links);
     return rc;
 }
 
 /* ---- requests ---------------------------------------------------------- */
+
+/* What the request asks of authz.h. A ticket asked for with its lookup
+ * code is the public view, open to every key. */
+static authz_call_t call_of(const Dispatch__Request *request)
+{
+    switch (request->body_case) {
+    case DISPATCH__REQUEST__BODY_SUBMIT:
+        return AUTHZ_SUBMIT;
+    case DISPATCH__REQUEST__BODY_CALLBACK:
+        return AUTHZ_CALLBACK;
+    case DISPATCH__REQUEST__BODY_GET_TICKET:
+        return *request->get_ticket->lookup_code ? AUTHZ_LOOKUP : AUTHZ_GET_TICKET;
+    case DISPATCH__REQUEST__BODY_LINKS_QUERY:
+        return AUTHZ_LINKS;
+    case DISPATCH__REQUEST__BODY_LINK_ACCEPT:
+        return AUTHZ_LINK_ACCEPT;
+    case DISPATCH__REQUEST__BODY_STATS:
+        return AUTHZ_STATS;
+    case DISPATCH__REQUEST__BODY__NOT_SET:
+        break;
+    }
+    return AUTHZ_LOOKUP; /* refused as BAD_REQUEST after */
+}
 
 int intake_handle_request(intake_t *self, MDB_txn *txn, const auth_actor_t *actor, const void *body,
                           size_t len, int64_t now_ms, const Dispatch__Reply **ret)
@@ -640,22 +688,29 @@ int intake_handle_request(intake_t *self, MDB_txn *txn, const auth_actor_t *acto
         return reply_refusal(self, tag, &refusal, ret);
 
     int rc = 0;
-    if (refuse_text(&refusal, "actor", request->actor, LIMIT_ID, false)) {
+    char buf[LIMIT_ID + 1];
+    const char *who;
+    if (refuse_text(&refusal, "actor", request->actor, LIMIT_ID, false) ||
+        authz_actor(&refusal, actor, request->actor, DEFAULT_ACTOR, buf, &who) ||
+        authz_key(&refusal, call_of(request), actor)) {
         rc = reply_refusal(self, request->tag, &refusal, ret);
     } else {
         switch (request->body_case) {
         case DISPATCH__REQUEST__BODY_SUBMIT:
-            rc = handle_submit(self, txn, request, now_ms, ret);
+            rc = handle_submit(self, txn, request, who, now_ms, ret);
             break;
         case DISPATCH__REQUEST__BODY_GET_TICKET:
             rc = handle_get_ticket(self, txn, request, ret);
-            /* Name and phone are for the roles that call the caller back. */
-            if (rc == 0 && actor && !(actor->roles & AUTH_ROLE_OPERATOR) &&
+            if (rc == 0 && !authz_key_may(AUTHZ_SEE_CALLER, actor) &&
                 (*ret)->body_case == DISPATCH__REPLY__BODY_TICKET)
                 mask_message(&self->reply->base, PERSONAL_PHONE | PERSONAL_NAME);
             break;
         case DISPATCH__REQUEST__BODY_CALLBACK:
-            rc = handle_callback(self, txn, request, now_ms, ret);
+            rc = handle_callback(self, txn, request, who, now_ms, ret);
+            break;
+        case DISPATCH__REQUEST__BODY_LINKS_QUERY:
+        case DISPATCH__REQUEST__BODY_LINK_ACCEPT:
+            rc = handle_links(self, request, ret);
             break;
         case DISPATCH__REQUEST__BODY_STATS:
             rc = handle_stats(self, txn, request, ret);

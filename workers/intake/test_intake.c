@@ -199,6 +199,22 @@ static Dispatch__Reply *send_bytes_at(fixture_t *f, const void *body, size_t len
     return call.reply;
 }
 
+/* The reply to request sent with actor's key, in its own batch. */
+static Dispatch__Reply *send_as(fixture_t *f, const Dispatch__Request *request,
+                                const auth_actor_t *actor)
+{
+    void *body;
+    size_t len;
+    assert_int_equal(codec_encode(&request->base, &body, &len), 0);
+    call_t call = {.f = f, .body = body, .len = len, .now = NOW, .actor = actor};
+    int rc = store_write(f->store, call_request_fn, &call);
+    bus_batch_done(f->bus, rc);
+    free(body);
+    assert_int_equal(rc, 0);
+    assert_non_null(call.reply);
+    return call.reply;
+}
+
 static Dispatch__Reply *send_at(fixture_t *f, const Dispatch__Request *request, int64_t now)
 {
     void *body;
@@ -252,6 +268,15 @@ static int router_event(fixture_t *f, const char *ticket, Dispatch__Event *event
     int rc = apply_bytes(f, body, len);
     free(body);
     return rc;
+}
+
+/* The id of the intake's n-th event: its name, its incarnation, n. */
+static const char *event_id_of(fixture_t *f, unsigned n)
+{
+    static char id[EVENT_ID_SIZE];
+    const unsigned char *i = bus_incarnation(f->bus);
+    snprintf(id, sizeof(id), "intake-a-%02x%02x%02x%02x-%u", i[0], i[1], i[2], i[3], n);
+    return id;
 }
 
 /* ---- reading what was sent ---------------------------------------------- */
@@ -494,7 +519,7 @@ static void test_submit_and_get(void **state)
     assert_int_equal(sent.count, 1);
     Dispatch__Event *event = sent.events[0];
     assert_int_equal(event->body_case, DISPATCH__EVENT__BODY_TICKET_REGISTERED);
-    assert_string_equal(event->event_id, "intake-a-1");
+    assert_string_equal(event->event_id, event_id_of(f, 1));
     assert_string_equal(event->ticket_id, "TA-20261125-000001");
     assert_string_equal(event->district, "north");
     assert_string_equal(event->actor, "agent-7");
@@ -506,7 +531,7 @@ static void test_submit_and_get(void **state)
     sent_free(&sent);
     sent_read(f, "audit", &sent);
     assert_int_equal(sent.count, 1);
-    assert_string_equal(sent.events[0]->event_id, "intake-a-1");
+    assert_string_equal(sent.events[0]->event_id, event_id_of(f, 1));
     sent_free(&sent);
     assert_int_equal(sent_count(f, "router-south"), 0);
 }
@@ -568,7 +593,7 @@ static void test_aborted_batch_leaves_nothing(void **state)
     sent_t sent;
     sent_read(f, "router-north", &sent);
     assert_int_equal(sent.count, 1);
-    assert_string_equal(sent.events[0]->event_id, "intake-a-1");
+    assert_string_equal(sent.events[0]->event_id, event_id_of(f, 1));
     sent_free(&sent);
 }
 
@@ -1806,11 +1831,97 @@ static void test_name_and_phone_only_for_operators(void **state)
     free(body);
 }
 
+static auth_actor_t key_of(const char *name, auth_kind_t kind, unsigned roles)
+{
+    auth_actor_t actor = {.kind = kind, .roles = roles};
+    snprintf(actor.name, sizeof(actor.name), "%s", name);
+    return actor;
+}
+
+/* The actor of a step is the key's: a person's key speaks only for
+ * itself, a gateway's for the agents behind it (recorded under the
+ * gateway), and a key without the operator role registers nothing and
+ * reads a ticket only with its lookup code (authz.h). */
+static void test_actor_and_rights_come_from_the_key(void **state)
+{
+    fixture_t *f = *state;
+    auth_actor_t agent = key_of("agent-7", AUTH_KIND_PERSON, AUTH_ROLE_OPERATOR);
+    auth_actor_t callgen = key_of("callgen", AUTH_KIND_GATEWAY, AUTH_ROLE_OPERATOR);
+    auth_actor_t unit = key_of("cy-s1", AUTH_KIND_UNIT, AUTH_ROLE_UNIT);
+
+    submit_request_t r;
+    submit_init(&r, "key-1");
+    r.request.actor = "agent-9";
+    Dispatch__Reply *reply = send_as(f, &r.request, &agent);
+    assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_ERROR);
+    assert_int_equal(reply->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+    assert_string_equal(reply->error->field, "actor");
+    reply_free(reply);
+
+    const struct {
+        const auth_actor_t *key;
+        const char *named, *recorded;
+    } cases[] = {{&agent, "", "agent-7"},
+                 {&agent, "agent-7", "agent-7"},
+                 {&callgen, "agent-07", "callgen/agent-07"},
+                 {&callgen, "", "callgen"}};
+    char id[64] = "", code[16] = "";
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char request_id[16];
+        snprintf(request_id, sizeof(request_id), "key-%zu", i + 2);
+        submit_init(&r, request_id);
+        r.request.actor = (char *)cases[i].named;
+        r.submit.caller_phone = "13900000000";
+        r.location.address = "1 Other Street";
+        r.submit.description = "a different matter";
+        reply = send_as(f, &r.request, cases[i].key);
+        assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_SUBMIT);
+        snprintf(id, sizeof(id), "%s", reply->submit->ticket_id);
+        snprintf(code, sizeof(code), "%s", reply->submit->lookup_code);
+        reply_free(reply);
+
+        Dispatch__GetTicket get = DISPATCH__GET_TICKET__INIT;
+        get.ticket_id = id;
+        Dispatch__Request request = DISPATCH__REQUEST__INIT;
+        request.body_case = DISPATCH__REQUEST__BODY_GET_TICKET;
+        request.get_ticket = &get;
+        reply = send_as(f, &request, &agent);
+        assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_TICKET);
+        assert_true(reply->ticket->n_history > 0);
+        assert_string_equal(reply->ticket->history[0]->actor, cases[i].recorded);
+        reply_free(reply);
+    }
+
+    /* A unit's key registers nothing, and reads only with the code. */
+    submit_init(&r, "key-unit");
+    r.request.actor = "";
+    reply = send_as(f, &r.request, &unit);
+    assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_ERROR);
+    assert_int_equal(reply->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+    assert_non_null(strstr(reply->error->message, "may not register a ticket"));
+    reply_free(reply);
+    Dispatch__GetTicket get = DISPATCH__GET_TICKET__INIT;
+    get.ticket_id = id;
+    Dispatch__Request request = DISPATCH__REQUEST__INIT;
+    request.body_case = DISPATCH__REQUEST__BODY_GET_TICKET;
+    request.get_ticket = &get;
+    reply = send_as(f, &request, &unit);
+    assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_ERROR);
+    assert_int_equal(reply->error->code, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+    reply_free(reply);
+    get.lookup_code = code;
+    reply = send_as(f, &request, &unit);
+    assert_int_equal(reply->body_case, DISPATCH__REPLY__BODY_TICKET);
+    assert_string_equal(reply->ticket->ticket->id, id);
+    reply_free(reply);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_submit_and_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_name_and_phone_only_for_operators, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_actor_and_rights_come_from_the_key, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lookup_code_opens_the_public_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ticket_ids_count_per_local_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aborted_batch_leaves_nothing, setup, teardown),

@@ -126,7 +126,7 @@ int router_emit(router_t *self, MDB_txn *txn, Dispatch__Ticket *ticket, const ch
                 int64_t now, ProtobufCMessage *body)
 {
     char id[EVENT_ID_SIZE];
-    int rc = event_next_id(txn, self->meta, self->name, id);
+    int rc = event_next_id(txn, self->meta, self->name, self->bus, id);
     if (rc < 0)
         return rc;
     Dispatch__Event event = DISPATCH__EVENT__INIT;

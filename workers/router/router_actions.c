@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "authz.h"
 #include "codec.h"
 #include "record.h"
 #include "router_internal.h"
@@ -437,9 +438,9 @@ static int check_request(router_t *self, MDB_txn *txn, const Dispatch__UnitActio
 {
     if (refuse_text(err, "unit_id", request->unit_id, LIMIT_ID, true))
         return REFUSED;
-    if (actor && !auth_actor_acts_for_unit(actor, request->unit_id))
-        return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "unit_id",
-                      "unit_id %s is not the unit of key %s", request->unit_id, actor->name);
+    if (actor && (authz_key(err, AUTHZ_UNIT_ACTION, actor) ||
+                  authz_unit(err, "unit_id", actor, "", request->unit_id)))
+        return REFUSED;
     if (!peer_is_unit(peer, peer_len, request->unit_id))
         return refuse(err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN, "unit_id",
                       "unit_id %s is not the unit of this connection's routing id",

@@ -39,11 +39,8 @@ static int check_assignable(admin_t *a, const char *unit, const char *field)
 
 static int triage_assign(admin_t *a)
 {
-    static const Dispatch__Role roles[] = {DISPATCH__ROLE__ROLE_DISPATCHER,
-                                           DISPATCH__ROLE__ROLE_SUPERVISOR,
-                                           DISPATCH__ROLE__ROLE_ADMIN};
     const Dispatch__TriageAssign *request = a->request->triage_assign;
-    if (admin_require(a, roles, 3, "assign a ticket in triage") ||
+    if (admin_require(a, AUTHZ_TRIAGE_ASSIGN) ||
         refuse_text(a->err, "triage_assign.ticket_id", request->ticket_id, LIMIT_ID, true) ||
         refuse_text(a->err, "triage_assign.lead_unit", request->lead_unit, LIMIT_ID, true) ||
         refuse_units(a->err, "triage_assign.assisting_units", request->assisting_units,
@@ -97,13 +94,11 @@ out:
 
 /* ---------------------------------------------------------- registry */
 
-static const Dispatch__Role admin_only[] = {DISPATCH__ROLE__ROLE_ADMIN};
-
 static int unit_upsert(admin_t *a)
 {
     const Dispatch__UnitUpsert *request = a->request->unit_upsert;
     registry_t *registry = router_of(a)->registry;
-    if (admin_require(a, admin_only, 1, "change units"))
+    if (admin_require(a, AUTHZ_REGISTRY))
         return REFUSED;
     int rc = registry_check_unit(registry, a->txn, request->unit, true, "unit_upsert.unit", a->err);
     if (rc == 0)
@@ -117,7 +112,7 @@ static int unit_remove(admin_t *a)
 {
     const char *id = a->request->unit_remove->unit_id;
     router_t *router = router_of(a);
-    if (admin_require(a, admin_only, 1, "change units") ||
+    if (admin_require(a, AUTHZ_REGISTRY) ||
         refuse_text(a->err, "unit_remove.unit_id", id, LIMIT_ID, true))
         return REFUSED;
     Dispatch__Unit *unit;
@@ -161,7 +156,7 @@ static int rule_upsert(admin_t *a)
 {
     const Dispatch__RuleUpsert *request = a->request->rule_upsert;
     registry_t *registry = router_of(a)->registry;
-    if (admin_require(a, admin_only, 1, "change routing rules"))
+    if (admin_require(a, AUTHZ_REGISTRY))
         return REFUSED;
     int rc = registry_check_rule(registry, a->txn, request->rule, "rule_upsert.rule", a->err);
     if (rc == 0)
@@ -185,7 +180,7 @@ static int check_district(admin_t *a, const char *district, const char *field)
 static int rule_remove(admin_t *a)
 {
     const Dispatch__RuleRemove *request = a->request->rule_remove;
-    if (admin_require(a, admin_only, 1, "change routing rules") ||
+    if (admin_require(a, AUTHZ_REGISTRY) ||
         check_district(a, request->district, "rule_remove.district") ||
         refuse_text(a->err, "rule_remove.category", request->category, LIMIT_ID, true) ||
         refuse_text(a->err, "rule_remove.area", request->area, LIMIT_ID, false))
@@ -260,31 +255,21 @@ static int page_add(const char *ticket_id, Dispatch__HandlingRole role, void *ct
 
 static int list_queue(admin_t *a)
 {
-    static const Dispatch__Role triage_roles[] = {
-        DISPATCH__ROLE__ROLE_DISPATCHER, DISPATCH__ROLE__ROLE_SUPERVISOR,
-        DISPATCH__ROLE__ROLE_LEADER, DISPATCH__ROLE__ROLE_ADMIN};
-    static const Dispatch__Role unit_roles[] = {
-        DISPATCH__ROLE__ROLE_UNIT, DISPATCH__ROLE__ROLE_DISPATCHER, DISPATCH__ROLE__ROLE_SUPERVISOR,
-        DISPATCH__ROLE__ROLE_ADMIN};
     const Dispatch__ListQueue *request = a->request->list_queue;
     router_t *router = router_of(a);
     if (admin_check_queue(a->err, request->kind, LIFECYCLE_ROUTER))
         return REFUSED;
     if (request->kind == DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE &&
-        admin_require(a, triage_roles, 4, "list the triage queue"))
+        admin_require(a, AUTHZ_LIST_TRIAGE))
         return REFUSED;
     if (request->kind == DISPATCH__QUEUE_KIND__QUEUE_KIND_UNIT) {
-        if (admin_require(a, unit_roles, 4, "list a unit's tickets") ||
+        if (admin_require(a, AUTHZ_LIST_UNIT) ||
             refuse_text(a->err, "list_queue.unit_id", request->unit_id, LIMIT_ID, true))
             return REFUSED;
-        if (a->request->role == DISPATCH__ROLE__ROLE_UNIT) {
-            const char *actor = a->request->actor_id;
-            const char *slash = strchr(actor, '/');
-            size_t len = slash ? (size_t)(slash - actor) : strlen(actor);
-            if (len != strlen(request->unit_id) || memcmp(actor, request->unit_id, len) != 0)
-                return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN,
-                              "list_queue.unit_id", "a unit may list only its own tickets");
-        }
+        if (a->request->role == DISPATCH__ROLE__ROLE_UNIT &&
+            authz_unit(a->err, "list_queue.unit_id", a->actor, a->request->actor_id,
+                       request->unit_id))
+            return REFUSED;
     }
     if (check_district(a, request->district, "list_queue.district") ||
         refuse_text(a->err, "list_queue.after_ticket_id", request->after_ticket_id, LIMIT_ID,

@@ -990,7 +990,7 @@ static void test_unit_key_acts_for_its_unit_only(void **state)
     raw_t raw = sign_for(f, "cy-s1", id);
     assert_int_equal(raw.code, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
     assert_string_equal(raw.field, "unit_id");
-    assert_non_null(strstr(raw.message, "not the unit of key cy-s2"));
+    assert_non_null(strstr(raw.message, "key cy-s2 does not act for unit cy-s1"));
     assert_int_equal(events_of(f, id, DISPATCH__EVENT__BODY_TICKET_ACCEPTED), 0);
 
     auth_actor_t own = key_of("cy-s1", AUTH_KIND_UNIT, AUTH_ROLE_UNIT, "cy-s1");
@@ -1000,6 +1000,12 @@ static void test_unit_key_acts_for_its_unit_only(void **state)
     auth_actor_t person = key_of("disp-1", AUTH_KIND_PERSON, AUTH_ROLE_DISPATCHER, NULL);
     f->actor = &person;
     assert_int_equal(resolve(f, "cy-s1", id).code, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+    /* A gateway of units without the unit role acts for none. */
+    auth_actor_t roleless = key_of("units", AUTH_KIND_UNIT_GATEWAY, AUTH_ROLE_DISPATCHER, NULL);
+    f->actor = &roleless;
+    raw = resolve(f, "cy-s1", id);
+    assert_int_equal(raw.code, DISPATCH__ERROR_CODE__ERROR_CODE_FORBIDDEN);
+    assert_non_null(strstr(raw.message, "may not act for a unit"));
     /* The simulator's gateway key acts for any unit. */
     auth_actor_t gateway = key_of("units", AUTH_KIND_UNIT_GATEWAY, AUTH_ROLE_UNIT, NULL);
     f->actor = &gateway;
