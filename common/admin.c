@@ -8,6 +8,7 @@
 
 #include "codec.h"
 #include "words.h"
+#include "workerstats.h"
 
 void admin_reply_reset(admin_reply_t *reply)
 {
@@ -52,6 +53,7 @@ lifecycle_worker_t admin_served_by(Dispatch__AdminRequest__BodyCase body)
     case DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE:  /* by queue kind: both */
     case DISPATCH__ADMIN_REQUEST__BODY_LINKS_QUERY: /* every admin endpoint */
     case DISPATCH__ADMIN_REQUEST__BODY_LINK_ACCEPT:
+    case DISPATCH__ADMIN_REQUEST__BODY_STATS:
         return LIFECYCLE_ROUTER | LIFECYCLE_ESCALATION;
     case DISPATCH__ADMIN_REQUEST__BODY__NOT_SET:
         break;
@@ -249,10 +251,23 @@ static int serve_links(admin_call_t *call)
     return rc;
 }
 
+static int serve_stats(admin_call_t *call)
+{
+    if (admin_require(call, AUTHZ_STATS))
+        return REFUSED;
+    int rc = workerstats_fill(&call->memory->stats, call->txn, call->bus, &call->memory->links);
+    if (rc == 0) {
+        call->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_STATS;
+        call->reply->stats = &call->memory->stats;
+    }
+    return rc;
+}
+
 static bool served_here(Dispatch__AdminRequest__BodyCase body)
 {
     return body == DISPATCH__ADMIN_REQUEST__BODY_LINKS_QUERY ||
-           body == DISPATCH__ADMIN_REQUEST__BODY_LINK_ACCEPT;
+           body == DISPATCH__ADMIN_REQUEST__BODY_LINK_ACCEPT ||
+           body == DISPATCH__ADMIN_REQUEST__BODY_STATS;
 }
 
 int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, bus_t *bus,
@@ -282,7 +297,9 @@ int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, b
         if (rc == 0 && actor)
             rc = check_key(actor, request, &memory->refusal);
         if (rc == 0)
-            rc = served_here(request->body_case) ? serve_links(&call) : serve(&call);
+            rc = !served_here(request->body_case)                            ? serve(&call)
+                 : request->body_case == DISPATCH__ADMIN_REQUEST__BODY_STATS ? serve_stats(&call)
+                                                                             : serve_links(&call);
     }
     if (rc == REFUSED) {
         /* A refused request changes nothing: a partial page is dropped. */

@@ -55,6 +55,7 @@ typedef struct admin_reply {
     size_t limit, bytes;
     bool more;
     linkview_t links;
+    Dispatch__WorkerStats stats; /* its links point into links */
 } admin_reply_t;
 
 /* Frees the records of the last reply (not the arrays, kept for reuse). */

@@ -43,6 +43,7 @@ static const struct {
                           "read the routing rules, units and ticket owners"},
     [AUTHZ_TRIAGE_REROUTE] = {DISPATCHER | SUPERVISOR | ADMIN, "re-route the triage queue"},
     [AUTHZ_CITY_LISTS] = {AUTHZ_ANYONE, "read the city's lists"},
+    [AUTHZ_STATS] = {AUDITOR | SUPERVISOR | ADMIN, "see the worker's figures"},
 };
 
 unsigned authz_roles(authz_call_t call)

@@ -24,6 +24,7 @@
  *   audit log, history   auditor supervisor leader admin         any, masked
  *   KPIs, reports        auditor supervisor leader admin         any
  *   verify the chain     auditor admin                           -
+ *   a worker's figures   auditor supervisor admin                -
  *
  * A role comes from the CURVE key (auth.h). Where a request names a role
  * (AdminRequest.role) it must be one of the key's; elsewhere any role of
@@ -62,6 +63,7 @@ typedef enum authz_call {
     AUTHZ_RULES_READ,     /* list rules, units, ticket owners; explain a route */
     AUTHZ_TRIAGE_REROUTE, /* route the triage queue again by the rules */
     AUTHZ_CITY_LISTS,     /* the city's categories and areas */
+    AUTHZ_STATS,
     AUTHZ_CALL_COUNT
 } authz_call_t;
 

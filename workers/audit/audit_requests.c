@@ -12,6 +12,7 @@
 #include "linkview.h"
 #include "period.h"
 #include "refusal.h"
+#include "workerstats.h"
 
 #define REPLAY_DEFAULT_LIMIT 100
 #define REPLAY_MAX_LIMIT 1000
@@ -340,6 +341,8 @@ static authz_call_t call_of(Dispatch__AuditQuery__BodyCase body)
         return AUTHZ_LINKS;
     case DISPATCH__AUDIT_QUERY__BODY_LINK_ACCEPT:
         return AUTHZ_LINK_ACCEPT;
+    case DISPATCH__AUDIT_QUERY__BODY_STATS:
+        return AUTHZ_STATS;
     }
     return AUTHZ_AUDIT_LOG;
 }
@@ -396,6 +399,9 @@ static int answer_query(audit_t *self, MDB_txn *txn, const auth_actor_t *actor,
         break;
     case DISPATCH__AUDIT_QUERY__BODY_VERIFY:
         rc = answer_verify(self, txn, query->verify, refusal, body);
+        break;
+    case DISPATCH__AUDIT_QUERY__BODY_STATS:
+        rc = workerstats_fill(body, txn, self->bus, &self->links);
         break;
     case DISPATCH__AUDIT_QUERY__BODY_LINKS_QUERY:
     case DISPATCH__AUDIT_QUERY__BODY_LINK_ACCEPT:

@@ -15,6 +15,7 @@
 #include "mask.h"
 #include "record.h"
 #include "words.h"
+#include "workerstats.h"
 
 #define REQUEST_KEY_SIZE (LIMIT_ID + 1 + LIMIT_ID)
 
@@ -770,6 +771,25 @@ static int handle_links(intake_t *self, const Dispatch__Request *request,
     return rc;
 }
 
+/* ---- stats: the worker's figures, for metrics --------------------------- */
+
+static int handle_stats(intake_t *self, MDB_txn *txn, const Dispatch__Request *request,
+                        const Dispatch__Reply **ret)
+{
+    linkview_t links = {0};
+    Dispatch__WorkerStats stats;
+    int rc = workerstats_fill(&stats, txn, self->bus, &links);
+    if (rc == 0) {
+        Dispatch__Reply draft = DISPATCH__REPLY__INIT;
+        draft.tag = request->tag;
+        draft.body_case = DISPATCH__REPLY__BODY_STATS;
+        draft.stats = &stats;
+        rc = reply_finish(self, &draft, ret);
+    }
+    linkview_free(&links);
+    return rc;
+}
+
 /* ---- requests ---------------------------------------------------------- */
 
 /* What the request asks of authz.h. A ticket asked for with its lookup
@@ -789,6 +809,8 @@ static authz_call_t call_of(const Dispatch__Request *request)
         return AUTHZ_LINK_ACCEPT;
     case DISPATCH__REQUEST__BODY_CITY_LISTS:
         return AUTHZ_CITY_LISTS;
+    case DISPATCH__REQUEST__BODY_STATS:
+        return AUTHZ_STATS;
     case DISPATCH__REQUEST__BODY__NOT_SET:
         break;
     }
@@ -832,6 +854,9 @@ int intake_handle_request(intake_t *self, MDB_txn *txn, const auth_actor_t *acto
             break;
         case DISPATCH__REQUEST__BODY_CITY_LISTS:
             rc = handle_city_lists(self, request, ret);
+            break;
+        case DISPATCH__REQUEST__BODY_STATS:
+            rc = handle_stats(self, txn, request, ret);
             break;
         case DISPATCH__REQUEST__BODY__NOT_SET:
             refuse(&refusal, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "body",

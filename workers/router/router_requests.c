@@ -327,6 +327,7 @@ static int serve(admin_t *a)
     case DISPATCH__ADMIN_REQUEST__BODY_EXTENSION_DECISION: /* admin_served_by() */
     case DISPATCH__ADMIN_REQUEST__BODY_LEADER_SIGN_OFF:
     case DISPATCH__ADMIN_REQUEST__BODY_LINKS_QUERY: /* admin_handle() */
+    case DISPATCH__ADMIN_REQUEST__BODY_STATS:
     case DISPATCH__ADMIN_REQUEST__BODY_LINK_ACCEPT:
     case DISPATCH__ADMIN_REQUEST__BODY__NOT_SET:
         break;
