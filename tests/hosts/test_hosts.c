@@ -257,7 +257,7 @@ static void add_ticket(run_t *run, int district, int shard_n)
         shard->capacity = shard->capacity ? 2 * shard->capacity : 8192;
         shard->tickets = realloc(shard->tickets, shard->capacity * sizeof(*shard->tickets));
     }
-    submitter_add(shard->submitter, "gateway", &submit);
+    submitter_add(shard->submitter, "", &submit); /* the key's actor */
     shard->tickets[shard->count++] = run->count++;
 }
 
