@@ -25,6 +25,7 @@
 #include "citydata.h"
 #include "dispatch_test.h"
 #include "harness.h"
+#include "raw_request.h"
 #include "submitter.h"
 #include "worker.h"
 
@@ -876,36 +877,13 @@ static void test_unsatisfied_callback_reopens(void **state)
 /* ---- Must show 5: malformed, oversized and out-of-range input over the
  * real sockets; each gets its error and the worker keeps serving ---- */
 
-/* Sends raw bytes as [empty][body] on a fresh DEALER; returns the reply body
+/* raw_request() as the tester; returns the reply body
  * (malloc'ed) or NULL when none came within wait_ms. */
 static void *raw_call(const char *url, const char *routing_id, const void *body, size_t len,
                       int wait_ms, size_t *reply_len)
 {
-    void *socket = zmq_socket(world.zmq, ZMQ_DEALER);
-    int zero = 0;
-    zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof(zero));
-    if (routing_id)
-        zmq_setsockopt(socket, ZMQ_ROUTING_ID, routing_id, strlen(routing_id));
-    auth_client_apply(socket, test_keys(world.city, "tester", url));
-    zmq_connect(socket, url);
-    zmq_send(socket, "", 0, ZMQ_SNDMORE);
-    zmq_send(socket, body, len, 0);
-    void *reply = NULL;
-    zmq_pollitem_t item = {.socket = socket, .events = ZMQ_POLLIN};
-    while (!reply && zmq_poll(&item, 1, wait_ms) > 0) {
-        zmq_msg_t delimiter, frame;
-        zmq_msg_init(&delimiter);
-        zmq_msg_init(&frame);
-        zmq_msg_recv(&delimiter, socket, 0);
-        zmq_msg_recv(&frame, socket, 0);
-        *reply_len = zmq_msg_size(&frame);
-        reply = malloc(*reply_len + 1);
-        memcpy(reply, zmq_msg_data(&frame), *reply_len);
-        zmq_msg_close(&delimiter);
-        zmq_msg_close(&frame);
-    }
-    zmq_close(socket);
-    return reply;
+    return raw_request(world.zmq, url, test_keys(world.city, "tester", url), routing_id, body, len,
+                       wait_ms, reply_len);
 }
 
 static Dispatch__ErrorCode intake_error_for(const void *body, size_t len)
