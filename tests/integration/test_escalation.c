@@ -623,26 +623,34 @@ static void test_five_working_days_before_national_day(void **state)
 
 /* ---- Must show 3: extension granted moves the deadline, refused keeps it ---- */
 
+/* Two help tickets (ids into moved and kept, 64 bytes each), dispatched and
+ * signed for, then at Mon 2026-03-16 10:00 each with an extension request
+ * (ids into moved_request and kept_request): 3 working days for moved, 2
+ * for kept. Returns when both wait for a supervisor (and escalation has
+ * seen the sign-fors, which the router sent before the requests). */
+static void two_extension_requests(world_t *w, char *moved, char *kept, char *moved_request,
+                                   char *kept_request)
+{
+    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, moved, 64);
+    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, kept, 64);
+    wait_deliveries(w, NULL, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, 2);
+    sign_for(w, moved);
+    sign_for(w, kept);
+    set_clock(w, cst(2026, 3, 16, 10, 0));
+    request_extension(w, moved, 3, moved_request, 64);
+    request_extension(w, kept, 2, kept_request, 64);
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, moved, true);
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, kept, true);
+}
+
 static void test_extension_granted_and_refused(void **state)
 {
     world_t *w = *state;
     /* Mon 2026-03-16 09:00, help requests: 5 WD = Mar 17, 18, 19, 20, 23,
      * due at 24:00 on Mar 23 = 2026-03-24 00:00 CST. */
     const int64_t due = cst(2026, 3, 24, 0, 0);
-    char moved[64], kept[64];
-    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, moved, sizeof(moved));
-    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, kept, sizeof(kept));
-    wait_deliveries(w, NULL, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, 2);
-    sign_for(w, moved);
-    sign_for(w, kept);
-    set_clock(w, cst(2026, 3, 16, 10, 0));
-    char moved_request[64], kept_request[64];
-    request_extension(w, moved, 3, moved_request, sizeof(moved_request));
-    request_extension(w, kept, 2, kept_request, sizeof(kept_request));
-    /* Both wait for a supervisor (and escalation has seen the sign-fors,
-     * which the router sent before the requests). */
-    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, moved, true);
-    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, kept, true);
+    char moved[64], kept[64], moved_request[64], kept_request[64];
+    two_extension_requests(w, moved, kept, moved_request, kept_request);
 
     /* Granted as asked: 3 WD more from the deadline's day (Mar 23): Mar 24,
      * 25, 26, due at 2026-03-27 00:00. */
@@ -922,18 +930,8 @@ static void test_reset_escalation_diverges_until_accepted(void **state)
 static void test_supervise_through_dispatchctl(void **state)
 {
     world_t *w = *state;
-    char moved[64], kept[64];
-    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, moved, sizeof(moved));
-    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, kept, sizeof(kept));
-    wait_deliveries(w, NULL, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, 2);
-    sign_for(w, moved);
-    sign_for(w, kept);
-    set_clock(w, cst(2026, 3, 16, 10, 0));
-    char moved_request[64], kept_request[64];
-    request_extension(w, moved, 3, moved_request, sizeof(moved_request));
-    request_extension(w, kept, 2, kept_request, sizeof(kept_request));
-    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, moved, true);
-    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, kept, true);
+    char moved[64], kept[64], moved_request[64], kept_request[64];
+    two_extension_requests(w, moved, kept, moved_request, kept_request);
 
     /* The supervisor's queue names both requests. */
     char out[16384];
