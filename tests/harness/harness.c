@@ -40,6 +40,21 @@ int64_t harness_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+char *harness_read_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = len < 0 ? NULL : malloc((size_t)len + 1);
+    if (text)
+        text[fread(text, 1, (size_t)len, f)] = '\0';
+    fclose(f);
+    return text;
+}
+
 int harness_spawn(const char *const argv[], bool want_progress, harness_proc_t **ret)
 {
     harness_proc_t *proc = calloc(1, sizeof(*proc));

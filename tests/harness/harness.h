@@ -38,6 +38,10 @@ int harness_wait_exit(harness_proc_t *proc, int timeout_ms, int *status);
 /* Kills (SIGKILL) if still running, reaps, frees. */
 void harness_destroy(harness_proc_t **proc);
 
+/* The whole of a file as a NUL-terminated text (malloc'ed; the caller
+ * frees it), or NULL when it cannot be read. */
+char *harness_read_text(const char *path);
+
 /* Milliseconds of CLOCK_MONOTONIC: for deadlines and durations. */
 int64_t harness_now_ms(void);
 
