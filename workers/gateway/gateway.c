@@ -145,6 +145,26 @@ enum MHD_Result gateway_respond_error(struct MHD_Connection *connection, unsigne
 
 /* ---- times --------------------------------------------------------------- */
 
+bool gateway_ticket_closed(Dispatch__TicketState state)
+{
+    switch (state) {
+    case DISPATCH__TICKET_STATE__TICKET_STATE_MERGED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_TRANSFERRED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_CLOSED:
+        return true;
+    case DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_ACCEPTED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_RETURNED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_TRIAGE:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_REOPENED:
+        return false;
+    }
+    return false;
+}
+
 void gateway_format_time(int64_t ms, char *buf, size_t len)
 {
     time_t seconds = (time_t)(ms / 1000);
