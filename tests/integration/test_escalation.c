@@ -440,6 +440,15 @@ static Dispatch__AdminReply *leader_sign_off(world_t *w, const char *ticket,
     return admin(w, "leader-li", DISPATCH__ROLE__ROLE_LEADER, &request);
 }
 
+/* An urgent complaint (its id into ticket), dispatched; returns when it waits
+ * in the urgent queue to be signed for. */
+static void urgent_complaint(world_t *w, char *ticket, size_t len)
+{
+    submit(w, DISPATCH__KIND__KIND_COMPLAINT, DISPATCH__URGENCY__URGENCY_URGENT, ticket, len);
+    wait_deliveries(w, ticket, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, 1);
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, ticket, true);
+}
+
 /* ---- Must show 1: the urgent ticket nobody signs for ---- */
 
 static void test_urgent_ladder_and_sign_off(void **state)
@@ -447,10 +456,7 @@ static void test_urgent_ladder_and_sign_off(void **state)
     world_t *w = *state;
     int64_t t0 = cst(2026, 3, 2, 9, 0);
     char ticket[64];
-    submit(w, DISPATCH__KIND__KIND_COMPLAINT, DISPATCH__URGENCY__URGENCY_URGENT, ticket,
-           sizeof(ticket));
-    wait_deliveries(w, ticket, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, 1);
-    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, ticket, true);
+    urgent_complaint(w, ticket, sizeof(ticket));
     int64_t deadline;
     assert_true(queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, ticket, &deadline));
     assert_int_equal(deadline, t0 + 30 * MINUTE); /* sign for within 30 minutes */
@@ -1018,10 +1024,7 @@ static void test_intake_view_shows_the_deadlines(void **state)
     world_t *w = *state;
     int64_t t0 = cst(2026, 3, 2, 9, 0);
     char ticket[64];
-    submit(w, DISPATCH__KIND__KIND_COMPLAINT, DISPATCH__URGENCY__URGENCY_URGENT, ticket,
-           sizeof(ticket));
-    wait_deliveries(w, ticket, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, 1);
-    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, ticket, true);
+    urgent_complaint(w, ticket, sizeof(ticket));
     /* As soon as escalation has the clock running: sign for within 30
      * minutes, close within 24 hours (deploy/data/deadlines.ini). */
     int64_t until = harness_now_ms() + WAIT_MS;
