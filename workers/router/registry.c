@@ -370,33 +370,31 @@ int registry_route(registry_t *self, MDB_txn *txn, const char *category, const c
     return registry_rule_get(self, txn, category, "", ret);
 }
 
+typedef struct rule_naming {
+    const char *unit_id;
+    char *rule;
+} rule_naming_t;
+
+/* 1 (stop) with the rule's name when it names the unit. */
+static int name_rule(ProtobufCMessage *msg, void *ctx)
+{
+    rule_naming_t *naming = ctx;
+    Dispatch__RoutingRule *item = (Dispatch__RoutingRule *)msg;
+    bool named =
+        strcmp(item->lead_unit, naming->unit_id) == 0 ||
+        record_strings_contain(item->assisting_units, item->n_assisting_units, naming->unit_id);
+    if (named)
+        snprintf(naming->rule, 2 * LIMIT_ID + 2, "%s/%s", item->category, item->area);
+    dispatch__routing_rule__free_unpacked(item, NULL);
+    return named;
+}
+
 int registry_rule_naming(registry_t *self, MDB_txn *txn, const char *unit_id, char *rule)
 {
     *rule = '\0';
-    MDB_cursor *cursor;
-    int rc = store_rc(mdb_cursor_open(txn, self->rules, &cursor));
-    if (rc < 0)
-        return rc;
-    MDB_val k, v;
-    int op = MDB_FIRST;
-    while ((rc = mdb_cursor_get(cursor, &k, &v, op)) == 0) {
-        op = MDB_NEXT;
-        Dispatch__RoutingRule *item = dispatch__routing_rule__unpack(NULL, v.mv_size, v.mv_data);
-        if (!item) {
-            rc = -EPROTO;
-            break;
-        }
-        bool named =
-            strcmp(item->lead_unit, unit_id) == 0 ||
-            record_strings_contain(item->assisting_units, item->n_assisting_units, unit_id);
-        if (named)
-            snprintf(rule, 2 * LIMIT_ID + 2, "%s/%s", item->category, item->area);
-        dispatch__routing_rule__free_unpacked(item, NULL);
-        if (named)
-            break;
-    }
-    mdb_cursor_close(cursor);
-    return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_rc(rc);
+    rule_naming_t naming = {unit_id, rule};
+    int rc = each_record(txn, self->rules, &dispatch__routing_rule__descriptor, name_rule, &naming);
+    return rc > 0 ? 0 : rc;
 }
 
 size_t registry_rule_count(registry_t *self, MDB_txn *txn)
