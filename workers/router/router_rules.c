@@ -541,6 +541,14 @@ static int check_moved_days(admin_t *a, const char *field, uint32_t days)
     return 0;
 }
 
+static int check_list_limit(admin_t *a, const char *field, uint32_t limit)
+{
+    if (limit > LIST_MAX_LIMIT)
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, field,
+                      "limit %u is over %d", limit, LIST_MAX_LIMIT);
+    return 0;
+}
+
 static int diff_reply(admin_t *a, router_rules_reply_t *reply)
 {
     a->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_RULES_DIFF;
@@ -738,9 +746,8 @@ static int rules_list(admin_t *a)
         refuse_text(a->err, "rules_list.after_area", request->after_area, LIMIT_ID, false) ||
         refuse_text(a->err, "rules_list.category", request->category, LIMIT_ID, false))
         return REFUSED;
-    if (request->limit > LIST_MAX_LIMIT)
-        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "rules_list.limit",
-                      "limit %u is over %d", request->limit, LIST_MAX_LIMIT);
+    if (check_list_limit(a, "rules_list.limit", request->limit))
+        return REFUSED;
     router_rules_reply_t *reply;
     int rc = reply_memory(router, &reply);
     if (rc < 0)
@@ -794,9 +801,8 @@ static int units_list(admin_t *a)
     if (admin_require(a, AUTHZ_RULES_READ) ||
         refuse_text(a->err, "units_list.after_id", request->after_id, LIMIT_ID, false))
         return REFUSED;
-    if (request->limit > LIST_MAX_LIMIT)
-        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "units_list.limit",
-                      "limit %u is over %d", request->limit, LIST_MAX_LIMIT);
+    if (check_list_limit(a, "units_list.limit", request->limit))
+        return REFUSED;
     router_rules_reply_t *reply;
     int rc = reply_memory(router, &reply);
     if (rc < 0)
@@ -1054,10 +1060,8 @@ static int ticket_owners_list(admin_t *a)
                       "ticket_owners_list.days", "ticket_owners_list.days is required");
     if (check_moved_days(a, "ticket_owners_list.days", request->days))
         return REFUSED;
-    if (request->limit > LIST_MAX_LIMIT)
-        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE,
-                      "ticket_owners_list.limit", "limit %u is over %d", request->limit,
-                      LIST_MAX_LIMIT);
+    if (check_list_limit(a, "ticket_owners_list.limit", request->limit))
+        return REFUSED;
     router_rules_reply_t *reply;
     int rc = reply_memory(router, &reply);
     if (rc < 0)
