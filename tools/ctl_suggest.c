@@ -259,6 +259,41 @@ static const char *table_route(const rule_table_t *table, const char *category, 
     return rule ? rule->unit : NULL;
 }
 
+/* Whether two rows fall in one group: the same category, and the same area
+ * when by_area. */
+static bool same_group(const observation_t *a, const observation_t *b, bool by_area)
+{
+    return strcmp(a->category, b->category) == 0 && (!by_area || strcmp(a->area, b->area) == 0);
+}
+
+typedef struct majority {
+    size_t end;       /* the index after the group */
+    size_t total;     /* rows in the group */
+    size_t best;      /* rows of its most frequent unit */
+    const char *unit; /* that unit (the first of equals), pointing into the rows */
+} majority_t;
+
+/* The group that starts at order[start], in rows sorted by group, then
+ * unit. */
+static majority_t group_majority(observation_t *const *order, size_t count, size_t start,
+                                 bool by_area)
+{
+    majority_t group = {start, 0, 0, NULL};
+    while (group.end < count && same_group(order[group.end], order[start], by_area)) {
+        size_t run = group.end;
+        while (run < count && same_group(order[run], order[start], by_area) &&
+               strcmp(order[run]->unit, order[group.end]->unit) == 0)
+            run++;
+        if (run - group.end > group.best) {
+            group.best = run - group.end;
+            group.unit = order[group.end]->unit;
+        }
+        group.total += run - group.end;
+        group.end = run;
+    }
+    return group;
+}
+
 /* Learns the table from rows (count of them); area rules only when
  * with_areas. */
 static int learn(observation_t *rows, size_t count, size_t min_support, double min_share,
@@ -274,53 +309,27 @@ static int learn(observation_t *rows, size_t count, size_t min_support, double m
     qsort(order, count, sizeof(*order), by_category_unit);
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < count;) {
-        size_t end = i, best = 0, total = 0;
-        const char *best_unit = NULL;
-        while (end < count && strcmp(order[end]->category, order[i]->category) == 0) {
-            size_t run = end;
-            while (run < count && strcmp(order[run]->category, order[i]->category) == 0 &&
-                   strcmp(order[run]->unit, order[end]->unit) == 0)
-                run++;
-            if (run - end > best) {
-                best = run - end;
-                best_unit = order[end]->unit;
-            }
-            total += run - end;
-            end = run;
-        }
-        rc = table_add(table, order[i]->category, "", best_unit, total, best);
+        majority_t group = group_majority(order, count, i, false);
+        rc = table_add(table, order[i]->category, "", group.unit, group.total, group.best);
         table->defaults++;
-        i = end;
+        i = group.end;
     }
     qsort(table->items, table->count, sizeof(*table->items), suggestion_compare);
     /* Area rules: where the area's own majority differs from the default. */
     size_t defaults = table->count;
     qsort(order, count, sizeof(*order), by_category_area_unit);
     for (size_t i = 0; rc == 0 && with_areas && i < count;) {
-        size_t end = i, best = 0, total = 0;
-        const char *best_unit = NULL;
-        while (end < count && strcmp(order[end]->category, order[i]->category) == 0 &&
-               strcmp(order[end]->area, order[i]->area) == 0) {
-            size_t run = end;
-            while (run < count && strcmp(order[run]->category, order[i]->category) == 0 &&
-                   strcmp(order[run]->area, order[i]->area) == 0 &&
-                   strcmp(order[run]->unit, order[end]->unit) == 0)
-                run++;
-            if (run - end > best) {
-                best = run - end;
-                best_unit = order[end]->unit;
-            }
-            total += run - end;
-            end = run;
-        }
+        majority_t group = group_majority(order, count, i, true);
         rule_table_t defaults_only = {table->items, defaults, defaults, 0, 0};
         const char *fallback = table_route(&defaults_only, order[i]->category, "");
-        if (*order[i]->area && total >= min_support && (double)best / (double)total >= min_share &&
-            (!fallback || strcmp(fallback, best_unit) != 0)) {
-            rc = table_add(table, order[i]->category, order[i]->area, best_unit, total, best);
+        if (*order[i]->area && group.total >= min_support &&
+            (double)group.best / (double)group.total >= min_share &&
+            (!fallback || strcmp(fallback, group.unit) != 0)) {
+            rc = table_add(table, order[i]->category, order[i]->area, group.unit, group.total,
+                           group.best);
             table->area_rules++;
         }
-        i = end;
+        i = group.end;
     }
     qsort(table->items, table->count, sizeof(*table->items), suggestion_compare);
     /* A default's figures: the tickets no area rule takes. */

@@ -11,7 +11,7 @@ const char *const citydata_districts[CITYDATA_DISTRICTS] = {"chaoyang", "nanguan
  * by default), then city-wide ones, then the co-handled and unowned ones. */
 static const char *const street_categories[] = {"sanitation", "noise", "street-vending",
                                                 "greening"};
-static const char *const bureau_categories[][2] = {
+const char *const citydata_citywide[CITYDATA_CITYWIDE_COUNT][2] = {
     {"traffic", "bureau-traffic"},
     {"water-supply", "water-company"},
     {"power-outage", "power-company"},
@@ -20,7 +20,6 @@ static const char *const bureau_categories[][2] = {
     {"telecom", "telecom-company"},
 };
 #define STREET_CATEGORY_COUNT (sizeof(street_categories) / sizeof(street_categories[0]))
-#define BUREAU_CATEGORY_COUNT (sizeof(bureau_categories) / sizeof(bureau_categories[0]))
 
 const char *const citydata_categories[] = {
     "sanitation",   "noise",        "street-vending", "greening", "traffic",
@@ -121,8 +120,8 @@ char *citydata_rules_csv(const char *district)
             append(&t, "%s,%s,%s,,0\n", street_categories[c], street, street);
         }
     }
-    for (size_t c = 0; c < BUREAU_CATEGORY_COUNT; c++)
-        append(&t, "%s,,%s,,0\n", bureau_categories[c][0], bureau_categories[c][1]);
+    for (size_t c = 0; c < CITYDATA_CITYWIDE_COUNT; c++)
+        append(&t, "%s,,%s,,0\n", citydata_citywide[c][0], citydata_citywide[c][1]);
     append(&t, "housing,,bureau-housing,,0\n");
     for (int s = 1; s <= CITYDATA_STREETS; s++)
         for (int c = 1; c <= CITYDATA_COMMUNITIES; c++) {
@@ -172,9 +171,9 @@ void citydata_expected(const char *district, const char *category, const char *a
             snprintf(lead, lead_len, "office-%s", district);
         return;
     }
-    for (size_t c = 0; c < BUREAU_CATEGORY_COUNT; c++) {
-        if (strcmp(category, bureau_categories[c][0]) == 0) {
-            snprintf(lead, lead_len, "%s", bureau_categories[c][1]);
+    for (size_t c = 0; c < CITYDATA_CITYWIDE_COUNT; c++) {
+        if (strcmp(category, citydata_citywide[c][0]) == 0) {
+            snprintf(lead, lead_len, "%s", citydata_citywide[c][1]);
             return;
         }
     }

@@ -27,6 +27,10 @@
 extern const char *const citydata_districts[CITYDATA_DISTRICTS];
 extern const char *const citydata_categories[];
 extern const size_t citydata_category_count;
+/* The categories owned city-wide, each with its one lead unit (a bureau or
+ * an enterprise), the same in every district: {category, unit}. */
+#define CITYDATA_CITYWIDE_COUNT 6
+extern const char *const citydata_citywide[CITYDATA_CITYWIDE_COUNT][2];
 
 /* malloc'ed CSV texts the caller frees. */
 char *citydata_units_csv(void);

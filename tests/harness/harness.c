@@ -33,11 +33,26 @@ struct harness_proc {
     char *endpoint_urls[HARNESS_MAX_ENDPOINTS];
 };
 
-static int64_t now_ms(void)
+int64_t harness_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+char *harness_read_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = len < 0 ? NULL : malloc((size_t)len + 1);
+    if (text)
+        text[fread(text, 1, (size_t)len, f)] = '\0';
+    fclose(f);
+    return text;
 }
 
 int harness_spawn(const char *const argv[], bool want_progress, harness_proc_t **ret)
@@ -96,7 +111,7 @@ int harness_spawn(const char *const argv[], bool want_progress, harness_proc_t *
 /* Reads a line from reader; 1 = line in out, 0 = timeout, -EPIPE = EOF. */
 static int read_line(line_reader_t *reader, char *out, size_t out_len, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = harness_now_ms() + timeout_ms;
     for (;;) {
         char *newline = memchr(reader->buf, '\n', reader->len);
         if (newline) {
@@ -108,7 +123,7 @@ static int read_line(line_reader_t *reader, char *out, size_t out_len, int timeo
         }
         if (reader->fd < 0)
             return -EPIPE;
-        int wait = (int)(deadline - now_ms());
+        int wait = (int)(deadline - harness_now_ms());
         if (wait < 0)
             return 0;
         struct pollfd pfd = {.fd = reader->fd, .events = POLLIN};
@@ -135,10 +150,10 @@ static int read_line(line_reader_t *reader, char *out, size_t out_len, int timeo
 
 int harness_wait_ready(harness_proc_t *proc, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = harness_now_ms() + timeout_ms;
     char line[1024];
     for (;;) {
-        int rc = read_line(&proc->ready, line, sizeof(line), (int)(deadline - now_ms()));
+        int rc = read_line(&proc->ready, line, sizeof(line), (int)(deadline - harness_now_ms()));
         if (rc == 0)
             return -ETIMEDOUT;
         if (rc < 0)
@@ -198,11 +213,11 @@ int harness_wait_exit(harness_proc_t *proc, int timeout_ms, int *status)
 {
     /* The process closes its pipes when it exits: wait on them, then reap. */
     char line[256];
-    int64_t deadline = now_ms() + timeout_ms;
-    while (proc->ready.fd >= 0 && now_ms() < deadline)
-        read_line(&proc->ready, line, sizeof(line), (int)(deadline - now_ms()));
-    while (proc->progress.fd >= 0 && now_ms() < deadline)
-        read_line(&proc->progress, line, sizeof(line), (int)(deadline - now_ms()));
+    int64_t deadline = harness_now_ms() + timeout_ms;
+    while (proc->ready.fd >= 0 && harness_now_ms() < deadline)
+        read_line(&proc->ready, line, sizeof(line), (int)(deadline - harness_now_ms()));
+    while (proc->progress.fd >= 0 && harness_now_ms() < deadline)
+        read_line(&proc->progress, line, sizeof(line), (int)(deadline - harness_now_ms()));
     if (proc->ready.fd >= 0 || proc->progress.fd >= 0)
         return -ETIMEDOUT;
     int rc = reap(proc, 0);

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 typedef struct harness_proc harness_proc_t;
@@ -36,6 +37,13 @@ int harness_stop(harness_proc_t *proc, int timeout_ms);
 int harness_wait_exit(harness_proc_t *proc, int timeout_ms, int *status);
 /* Kills (SIGKILL) if still running, reaps, frees. */
 void harness_destroy(harness_proc_t **proc);
+
+/* The whole of a file as a NUL-terminated text (malloc'ed; the caller
+ * frees it), or NULL when it cannot be read. */
+char *harness_read_text(const char *path);
+
+/* Milliseconds of CLOCK_MONOTONIC: for deadlines and durations. */
+int64_t harness_now_ms(void);
 
 /* "tcp://127.0.0.1:PORT" with a port free when asked, below the kernel's
  * ephemeral range (20000..31999). A worker restarted on the port it had

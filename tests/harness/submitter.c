@@ -7,6 +7,8 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "harness.h"
+
 typedef struct pending {
     void *body;
     size_t len;
@@ -23,13 +25,6 @@ struct submitter {
     auth_client_t curve;
     bool has_curve;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int open_socket(submitter_t *self)
 {
@@ -110,13 +105,13 @@ int submitter_run(submitter_t *self, int retry_ms, int deadline_ms,
                   void (*on_reply)(void *ctx, size_t index, const Dispatch__Reply *reply),
                   void (*on_progress)(void *ctx, size_t answered), void *ctx)
 {
-    int64_t deadline = now_ms() + deadline_ms;
+    int64_t deadline = harness_now_ms() + deadline_ms;
     size_t answered = 0, next = 0, in_flight = 0;
     for (size_t i = 0; i < self->count; i++)
         if (self->requests[i].answered)
             answered++;
     while (answered < self->count) {
-        int64_t now = now_ms();
+        int64_t now = harness_now_ms();
         if (now > deadline)
             return -ETIMEDOUT;
         /* Resend what timed out (same bytes, same client_request_id). */

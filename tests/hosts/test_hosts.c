@@ -64,6 +64,7 @@
 
 #include "citydata.h"
 #include "dispatch_test.h"
+#include "harness.h"
 #include "hosts.h"
 #include "submitter.h"
 #include "trail.h"
@@ -76,17 +77,6 @@
 #define MAX_DISTRICTS 4
 
 static const char *const districts[MAX_DISTRICTS] = {"chaoyang", "nanguan", "kuancheng", "xinghua"};
-
-/* Categories owned city-wide: one lead unit each, in every district. */
-static const char *const categories[][2] = {
-    {"traffic", "bureau-traffic"},
-    {"water-supply", "water-company"},
-    {"power-outage", "power-company"},
-    {"heating", "heating-company"},
-    {"gas", "gas-company"},
-    {"telecom", "telecom-company"},
-};
-#define CATEGORY_COUNT 6
 
 typedef struct ticket {
     char id[64];
@@ -139,13 +129,6 @@ struct run {
     int next_shard;
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* --- the hosts and where each worker runs ---------------------------------- */
 
 static const char *const host_names[] = {"city",  "d-chaoyang", "d-nanguan",     "d-kuancheng",
@@ -194,7 +177,7 @@ static void on_delivery(void *ctx, const char *unit, const Dispatch__UnitDeliver
     delivery_t *out = &run->deliveries[run->delivery_count++];
     snprintf(out->ticket, sizeof(out->ticket), "%s", d->ticket_id);
     snprintf(out->unit, sizeof(out->unit), "%s", unit);
-    out->at_ms = now_ms();
+    out->at_ms = harness_now_ms();
     pthread_mutex_unlock(&run->lock);
 }
 
@@ -222,7 +205,7 @@ static void on_reply(void *ctx, size_t index, const Dispatch__Reply *reply)
         return;
     }
     snprintf(t->id, sizeof(t->id), "%s", reply->submit->ticket_id);
-    t->acked_ms = now_ms();
+    t->acked_ms = harness_now_ms();
 }
 
 /* A ticket of district (-1: any) for intake shard (-1: the next in turn). */
@@ -239,7 +222,7 @@ static void add_ticket(run_t *run, int district, int shard_n)
     }
     ticket_t *t = &run->tickets[run->count];
     *t = (ticket_t){.district = district >= 0 ? district : rand() % run->district_count,
-                    .category = rand() % CATEGORY_COUNT,
+                    .category = rand() % CITYDATA_CITYWIDE_COUNT,
                     .shard = shard_n};
     char request_id[32], phone[32];
     snprintf(request_id, sizeof(request_id), "hosts-%zu", run->count);
@@ -250,7 +233,7 @@ static void add_ticket(run_t *run, int district, int shard_n)
     submit.kind = DISPATCH__KIND__KIND_HELP;
     submit.urgency = DISPATCH__URGENCY__URGENCY_NORMAL;
     submit.district = (char *)districts[t->district];
-    submit.category = (char *)categories[t->category][0];
+    submit.category = (char *)citydata_citywide[t->category][0];
     submit.caller_phone = phone;
     submit.description = "hosts run";
     if (shard->count == shard->capacity) {
@@ -351,7 +334,7 @@ static void sample_outboxes(run_t *run, outbox_peak_t *peak)
         peak->total = total;
     if (to_cut > peak->to_cut)
         peak->to_cut = to_cut;
-    int64_t slot = (now_ms() - peak->t0) / 5000;
+    int64_t slot = (harness_now_ms() - peak->t0) / 5000;
     if (slot >= 0 && slot < SERIES_MAX)
         peak->series[slot] = to_cut;
 }
@@ -440,7 +423,7 @@ static size_t fold_deliveries(run_t *run, const index_map_t *map, size_t *folded
         ticket_t *t = &run->tickets[i];
         if (t->delivered++ == 0)
             t->delivered_ms = d->at_ms;
-        if (strcmp(d->unit, categories[t->category][1]) != 0)
+        if (strcmp(d->unit, citydata_citywide[t->category][1]) != 0)
             t->wrong_unit++;
     }
     pthread_mutex_unlock(&run->lock);
@@ -504,17 +487,7 @@ static char *read_data(const char *name)
     const char *dir = getenv("DEPLOY_DATA");
     char path[1024];
     snprintf(path, sizeof(path), "%s/%s", dir ? dir : "deploy/data", name);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = malloc((size_t)len + 1);
-    size_t got = fread(text, 1, (size_t)len, f);
-    text[got] = '\0';
-    fclose(f);
-    return text;
+    return harness_read_text(path);
 }
 
 /* --- the run ---------------------------------------------------------------- */
@@ -641,12 +614,12 @@ static bool partition_tick(run_t *run, scenario_t *sc, int64_t now)
  * units as everywhere. */
 static char *added_rules(void)
 {
-    size_t len = 256 + CATEGORY_COUNT * 96;
+    size_t len = 256 + CITYDATA_CITYWIDE_COUNT * 96;
     char *text = malloc(len);
     size_t used = (size_t)snprintf(text, len, "category,area,lead_unit,assisting_units,priority\n");
-    for (int c = 0; c < CATEGORY_COUNT; c++)
-        used += (size_t)snprintf(text + used, len - used, "%s,,%s,,0\n", categories[c][0],
-                                 categories[c][1]);
+    for (int c = 0; c < CITYDATA_CITYWIDE_COUNT; c++)
+        used += (size_t)snprintf(text + used, len - used, "%s,,%s,,0\n", citydata_citywide[c][0],
+                                 citydata_citywide[c][1]);
     return text;
 }
 
@@ -657,12 +630,12 @@ static void connect_pool(run_t *run, int d, void *zmq)
     const char *url = city_endpoint(run->city, router, "units");
     pthread_mutex_lock(&run->pool_lock);
     if (!run->pools[d])
-        unit_pool_new(zmq, run->city, CATEGORY_COUNT, &run->pools[d]);
+        unit_pool_new(zmq, run->city, CITYDATA_CITYWIDE_COUNT, &run->pools[d]);
     /* A unit whose router moved reconnects where it is now, acknowledging
      * what it applied: nothing is delivered twice to it. */
-    for (int c = 0; c < CATEGORY_COUNT; c++)
-        unit_pool_connect(run->pools[d], url, categories[c][1],
-                          unit_pool_applied(run->pools[d], categories[c][1]));
+    for (int c = 0; c < CITYDATA_CITYWIDE_COUNT; c++)
+        unit_pool_connect(run->pools[d], url, citydata_citywide[c][1],
+                          unit_pool_applied(run->pools[d], citydata_citywide[c][1]));
     pthread_mutex_unlock(&run->pool_lock);
 }
 
@@ -741,7 +714,7 @@ static bool topology_tick(run_t *run, scenario_t *sc, int64_t now, void *zmq)
             fprintf(stderr, "FAIL: an intake took a xinghua ticket before its SIGHUP\n");
             exit(1);
         }
-        sc->hup_at = now_ms();
+        sc->hup_at = harness_now_ms();
         signal_intakes(run, SIGHUP);
         sc->added = true;
         printf("hosts: xinghua added on d-xinghua at %.1f s; %d intake shard(s) refused it, "
@@ -775,7 +748,7 @@ static bool topology_tick(run_t *run, scenario_t *sc, int64_t now, void *zmq)
         city_stop(run->city, "router-kuancheng", SIGTERM);
         city_stop(run->city, "escalation-kuancheng", SIGTERM);
         sc->moving = true;
-        sc->move_stop_at = now_ms();
+        sc->move_stop_at = harness_now_ms();
         printf("hosts: kuancheng stopped on d-kuancheng at %.1f s\n", seconds(sc, now));
     }
     if (sc->moving && !sc->moved && now >= sc->move_stop_at + sc->move_gap_s * 1000LL) {
@@ -797,7 +770,7 @@ static bool topology_tick(run_t *run, scenario_t *sc, int64_t now, void *zmq)
         connect_pool(run, MOVED, zmq);
         signal_intakes(run, SIGHUP);
         sc->moved = true;
-        sc->moved_at = now_ms();
+        sc->moved_at = harness_now_ms();
         sc->stop_at = sc->moved_at + sc->after_s * 1000LL;
         printf("hosts: kuancheng started on d-kuancheng-2 (%s) at %.1f s from a copy of its "
                "state; the intakes told (SIGHUP)\n",
@@ -946,12 +919,12 @@ int main(int argc, char **argv)
 
     /* The load: every tick, the tickets the rate owes by now, then their
      * answers; the outboxes sampled each tick. */
-    sc.t0 = sc.peak.t0 = now_ms();
+    sc.t0 = sc.peak.t0 = harness_now_ms();
     sc.before_from = sc.t0 + sc.warmup_s * 1000LL;
     sc.cut_at = sc.add_at = sc.before_from + sc.before_s * 1000LL;
     sc.heal_at = sc.cut_at + sc.partition_s * 1000LL;
     for (int64_t next_tick = sc.t0;;) {
-        int64_t now = now_ms();
+        int64_t now = harness_now_ms();
         bool stop =
             sc.topology ? topology_tick(&run, &sc, now, zmq) : partition_tick(&run, &sc, now);
         if (stop)
@@ -965,18 +938,18 @@ int main(int argc, char **argv)
         }
         sample_outboxes(&run, &sc.peak);
         next_tick += TICK_MS;
-        if (next_tick < now_ms())
-            next_tick = now_ms();
-        sleep_ms(next_tick - now_ms()); /* the pace of the load, not a wait for readiness */
+        if (next_tick < harness_now_ms())
+            next_tick = harness_now_ms();
+        sleep_ms(next_tick - harness_now_ms()); /* the pace of the load, not a wait for readiness */
     }
-    int64_t load_ms = now_ms() - sc.t0;
+    int64_t load_ms = harness_now_ms() - sc.t0;
     printf("hosts: load stopped after %.1f s: %zu tickets, %.1f/s\n", (double)load_ms / 1000.0,
            run.count, (double)run.count * 1000.0 / (double)load_ms);
 
     /* Drain: every acknowledged ticket delivered, and in the audit. */
     refold(&run, &sc);
     size_t missing = run.count, audit_strays = 0, audit_missing = run.count;
-    for (int64_t deadline = now_ms() + 120000; now_ms() < deadline;) {
+    for (int64_t deadline = harness_now_ms() + 120000; harness_now_ms() < deadline;) {
         sc.strays += fold_deliveries(&run, &sc.map, &sc.folded);
         missing = 0;
         for (size_t i = 0; i < run.count; i++)

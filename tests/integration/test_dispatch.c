@@ -25,6 +25,7 @@
 #include "citydata.h"
 #include "dispatch_test.h"
 #include "harness.h"
+#include "raw_request.h"
 #include "submitter.h"
 #include "worker.h"
 
@@ -876,36 +877,13 @@ static void test_unsatisfied_callback_reopens(void **state)
 /* ---- Must show 5: malformed, oversized and out-of-range input over the
  * real sockets; each gets its error and the worker keeps serving ---- */
 
-/* Sends raw bytes as [empty][body] on a fresh DEALER; returns the reply body
+/* raw_request() as the tester; returns the reply body
  * (malloc'ed) or NULL when none came within wait_ms. */
 static void *raw_call(const char *url, const char *routing_id, const void *body, size_t len,
                       int wait_ms, size_t *reply_len)
 {
-    void *socket = zmq_socket(world.zmq, ZMQ_DEALER);
-    int zero = 0;
-    zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof(zero));
-    if (routing_id)
-        zmq_setsockopt(socket, ZMQ_ROUTING_ID, routing_id, strlen(routing_id));
-    auth_client_apply(socket, test_keys(world.city, "tester", url));
-    zmq_connect(socket, url);
-    zmq_send(socket, "", 0, ZMQ_SNDMORE);
-    zmq_send(socket, body, len, 0);
-    void *reply = NULL;
-    zmq_pollitem_t item = {.socket = socket, .events = ZMQ_POLLIN};
-    while (!reply && zmq_poll(&item, 1, wait_ms) > 0) {
-        zmq_msg_t delimiter, frame;
-        zmq_msg_init(&delimiter);
-        zmq_msg_init(&frame);
-        zmq_msg_recv(&delimiter, socket, 0);
-        zmq_msg_recv(&frame, socket, 0);
-        *reply_len = zmq_msg_size(&frame);
-        reply = malloc(*reply_len + 1);
-        memcpy(reply, zmq_msg_data(&frame), *reply_len);
-        zmq_msg_close(&delimiter);
-        zmq_msg_close(&frame);
-    }
-    zmq_close(socket);
-    return reply;
+    return raw_request(world.zmq, url, test_keys(world.city, "tester", url), routing_id, body, len,
+                       wait_ms, reply_len);
 }
 
 static Dispatch__ErrorCode intake_error_for(const void *body, size_t len)
@@ -1240,13 +1218,6 @@ static void test_reset_router_is_refused_until_accepted(void **state)
 
 /* ---- identities are proven by keys, not claimed ---- */
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* A GetTicket on an unknown id: true when the intake answered at all. */
 static bool intake_answers(client_t *client)
 {
@@ -1432,16 +1403,16 @@ static void test_key_revoked_at_run_time_stops_within_a_second(void **state)
     assert_int_equal(client_new(world.zmq, intake, 200, &keys, &client), 0);
     /* Added at run time: in once the intake has read it (a timed-out call
      * reconnects). */
-    int64_t deadline = monotonic_ms() + TEST_TIMEOUT_MS;
-    while (!intake_answers(client) && monotonic_ms() < deadline)
+    int64_t deadline = harness_now_ms() + TEST_TIMEOUT_MS;
+    while (!intake_answers(client) && harness_now_ms() < deadline)
         ;
     assert_true(intake_answers(client));
 
-    int64_t revoked = monotonic_ms();
+    int64_t revoked = harness_now_ms();
     assert_int_equal(auth_key_revoke(dir, "temp-agent"), 0);
     int64_t started = revoked;
     for (;;) {
-        started = monotonic_ms();
+        started = harness_now_ms();
         if (!intake_answers(client) || started - revoked > 5000)
             break;
     }
@@ -1510,9 +1481,9 @@ static void test_revoked_key_loses_the_audit_stream(void **state)
     /* Both hear a ticket before (the key is read at run time: submit
      * until both have it). */
     size_t n = 0;
-    int64_t deadline = monotonic_ms() + TEST_TIMEOUT_MS;
+    int64_t deadline = harness_now_ms() + TEST_TIMEOUT_MS;
     bool both = false;
-    while (!both && monotonic_ms() < deadline) {
+    while (!both && harness_now_ms() < deadline) {
         char request_id[32];
         char phone[16];
         snprintf(request_id, sizeof(request_id), "stream-before-%zu", n);
@@ -1522,8 +1493,8 @@ static void test_revoked_key_loses_the_audit_stream(void **state)
         snprintf(ids[0], sizeof(ids[0]), "%s", ticket);
         free(ticket);
         gone_seen[0] = kept_seen[0] = false;
-        int64_t wait = monotonic_ms() + 500;
-        while (!(gone_seen[0] && kept_seen[0]) && monotonic_ms() < wait) {
+        int64_t wait = harness_now_ms() + 500;
+        while (!(gone_seen[0] && kept_seen[0]) && harness_now_ms() < wait) {
             zmq_pollitem_t items[2] = {{.socket = gone, .events = ZMQ_POLLIN},
                                        {.socket = kept, .events = ZMQ_POLLIN}};
             zmq_poll(items, 2, 50);
@@ -1536,7 +1507,7 @@ static void test_revoked_key_loses_the_audit_stream(void **state)
     assert_true(both);
 
     char dir[600];
-    int64_t revoked = monotonic_ms();
+    int64_t revoked = harness_now_ms();
     assert_int_equal(auth_key_revoke(city_keys_dir(world.city, dir, sizeof(dir)), "watch-gone"), 0);
     /* A ticket every 50 ms for two seconds, both listening. */
     for (size_t i = 0; i < TICKETS; i++) {
@@ -1544,23 +1515,23 @@ static void test_revoked_key_loses_the_audit_stream(void **state)
         char phone[16];
         snprintf(request_id, sizeof(request_id), "stream-after-%zu", i);
         snprintf(phone, sizeof(phone), "1360000%04zu", i);
-        submitted_at[i] = monotonic_ms();
+        submitted_at[i] = harness_now_ms();
         char *ticket = submit_ticket(request_id, "chaoyang", "noise", "chaoyang-s01", phone,
                                      DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
         snprintf(ids[i], sizeof(ids[i]), "%s", ticket);
         free(ticket);
         int64_t next = submitted_at[i] + 50;
-        while (monotonic_ms() < next) {
+        while (harness_now_ms() < next) {
             zmq_pollitem_t items[2] = {{.socket = gone, .events = ZMQ_POLLIN},
                                        {.socket = kept, .events = ZMQ_POLLIN}};
-            zmq_poll(items, 2, (long)(next - monotonic_ms()));
+            zmq_poll(items, 2, (long)(next - harness_now_ms()));
             stream_take(gone, ids, i + 1, gone_seen);
             stream_take(kept, ids, i + 1, kept_seen);
         }
     }
     /* The kept key hears the last tickets (its subscription renewed)... */
-    deadline = monotonic_ms() + TEST_TIMEOUT_MS;
-    while (!kept_seen[TICKETS - 1] && monotonic_ms() < deadline) {
+    deadline = harness_now_ms() + TEST_TIMEOUT_MS;
+    while (!kept_seen[TICKETS - 1] && harness_now_ms() < deadline) {
         zmq_pollitem_t item = {.socket = kept, .events = ZMQ_POLLIN};
         zmq_poll(&item, 1, 100);
         stream_take(kept, ids, TICKETS, kept_seen);

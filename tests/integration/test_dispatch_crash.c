@@ -19,19 +19,8 @@
 
 #include "citydata.h"
 #include "dispatch_test.h"
+#include "harness.h"
 #include "submitter.h"
-
-/* Categories owned city-wide: one lead unit each, the same in every
- * district. */
-static const char *const categories[][2] = {
-    {"traffic", "bureau-traffic"},
-    {"water-supply", "water-company"},
-    {"power-outage", "power-company"},
-    {"heating", "heating-company"},
-    {"gas", "gas-company"},
-    {"telecom", "telecom-company"},
-};
-#define CATEGORY_COUNT 6
 
 typedef struct crash_run {
     city_t *city;
@@ -46,13 +35,6 @@ typedef struct crash_run {
     int64_t kill_ms;
 } crash_run_t;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void on_reply(void *ctx, size_t index, const Dispatch__Reply *reply)
 {
     crash_run_t *run = ctx;
@@ -66,13 +48,13 @@ static void on_progress(void *ctx, size_t answered)
     if (run->next_kill >= run->kills || answered < run->answered_kills_at[run->next_kill])
         return;
     const char *victim = run->victim[run->next_kill++];
-    int64_t t0 = now_ms();
+    int64_t t0 = harness_now_ms();
     city_stop(run->city, victim, SIGKILL);
     if (city_start(run->city, victim) < 0) {
         fprintf(stderr, "FAIL: %s did not restart\n", victim);
         exit(1);
     }
-    run->kill_ms += now_ms() - t0;
+    run->kill_ms += harness_now_ms() - t0;
     if (strcmp(victim, "intake-1") == 0)
         run->intake_kills++;
     else
@@ -99,7 +81,7 @@ static void on_delivery(void *ctx, const char *unit, const Dispatch__UnitDeliver
     }
     run->delivered[i]++;
     run->delivered_total++;
-    if (strcmp(unit, categories[run->category[i]][1]) != 0)
+    if (strcmp(unit, citydata_citywide[run->category[i]][1]) != 0)
         run->wrong_unit++;
 }
 
@@ -173,10 +155,10 @@ int main(int argc, char **argv)
     for (int d = 0; d < CITYDATA_DISTRICTS; d++) {
         char name[64];
         snprintf(name, sizeof(name), "router-%s", citydata_districts[d]);
-        unit_pool_new(zmq, run.city, CATEGORY_COUNT, &pools[d]);
-        for (int c = 0; c < CATEGORY_COUNT; c++)
-            unit_pool_connect(pools[d], city_endpoint(run.city, name, "units"), categories[c][1],
-                              0);
+        unit_pool_new(zmq, run.city, CITYDATA_CITYWIDE_COUNT, &pools[d]);
+        for (int c = 0; c < CITYDATA_CITYWIDE_COUNT; c++)
+            unit_pool_connect(pools[d], city_endpoint(run.city, name, "units"),
+                              citydata_citywide[c][1], 0);
     }
 
     submitter_t *submitter;
@@ -187,22 +169,22 @@ int main(int argc, char **argv)
         char request_id[32], phone[32];
         snprintf(request_id, sizeof(request_id), "crash-%zu", i);
         snprintf(phone, sizeof(phone), "137%08zu", i);
-        run.category[i] = rand() % CATEGORY_COUNT;
+        run.category[i] = rand() % CITYDATA_CITYWIDE_COUNT;
         Dispatch__SubmitTicket submit = DISPATCH__SUBMIT_TICKET__INIT;
         submit.client_request_id = request_id;
         submit.channel = DISPATCH__CHANNEL__CHANNEL_WECHAT;
         submit.kind = DISPATCH__KIND__KIND_HELP;
         submit.urgency = DISPATCH__URGENCY__URGENCY_NORMAL;
         submit.district = (char *)citydata_districts[rand() % CITYDATA_DISTRICTS];
-        submit.category = (char *)categories[run.category[i]][0];
+        submit.category = (char *)citydata_citywide[run.category[i]][0];
         submit.caller_phone = phone;
         submit.description = "crash run";
         submitter_add(submitter, "", &submit); /* the key's actor */
     }
-    int64_t t0 = now_ms();
+    int64_t t0 = harness_now_ms();
     rc = submitter_run(submitter, 2000, 600000, on_reply, on_progress, &run);
     submitter_destroy(&submitter);
-    int64_t submitted_ms = now_ms() - t0;
+    int64_t submitted_ms = harness_now_ms() - t0;
     if (rc < 0) {
         fprintf(stderr, "FAIL: submissions unanswered after 600 s\n");
         return 1;
@@ -210,8 +192,8 @@ int main(int argc, char **argv)
 
     /* Drain the units; a router is killed once more while they receive. */
     bool killed_in_delivery = false;
-    int64_t deadline = now_ms() + 300000;
-    while (run.delivered_total < tickets && now_ms() < deadline) {
+    int64_t deadline = harness_now_ms() + 300000;
+    while (run.delivered_total < tickets && harness_now_ms() < deadline) {
         for (int d = 0; d < CITYDATA_DISTRICTS; d++)
             unit_pool_poll(pools[d], 10, on_delivery, &run);
         if (!killed_in_delivery && run.delivered_total > tickets / 2) {

@@ -58,13 +58,6 @@ static int64_t cst(int year, int month, int day, int hour, int minute)
            1000LL;
 }
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ------------------------------------------------------------ deliveries */
 
 typedef struct delivered {
@@ -289,8 +282,8 @@ static void submit(world_t *w, Dispatch__Kind kind, Dispatch__Urgency urgency, c
 static void wait_deliveries(world_t *w, const char *ticket, Dispatch__UnitDelivery__BodyCase body,
                             size_t count)
 {
-    int64_t deadline = monotonic_ms() + WAIT_MS;
-    while (count_of(w->log, ticket, body) < count && monotonic_ms() < deadline)
+    int64_t deadline = harness_now_ms() + WAIT_MS;
+    while (count_of(w->log, ticket, body) < count && harness_now_ms() < deadline)
         unit_pool_poll(w->pool, 50, collect, w->log);
     if (count_of(w->log, ticket, body) != count)
         fail_msg("%s: %zu deliveries of kind %d, expected %zu", ticket ? ticket : "all",
@@ -399,8 +392,8 @@ static bool queued(world_t *w, Dispatch__QueueKind kind, const char *ticket, int
 /* Asks escalation until the ticket is (or is no longer) in the queue. */
 static void wait_queued(world_t *w, Dispatch__QueueKind kind, const char *ticket, bool present)
 {
-    int64_t deadline = monotonic_ms() + WAIT_MS;
-    while (queued(w, kind, ticket, NULL) != present && monotonic_ms() < deadline)
+    int64_t deadline = harness_now_ms() + WAIT_MS;
+    while (queued(w, kind, ticket, NULL) != present && harness_now_ms() < deadline)
         ;
     if (queued(w, kind, ticket, NULL) != present)
         fail_msg("%s is %sin queue %d", ticket, present ? "not " : "", kind);
@@ -427,8 +420,8 @@ static size_t history_of(world_t *w, const char *ticket, Dispatch__EventType typ
 
 static void wait_history(world_t *w, const char *ticket, Dispatch__EventType type, size_t count)
 {
-    int64_t deadline = monotonic_ms() + WAIT_MS;
-    while (history_of(w, ticket, type, NULL, 0) < count && monotonic_ms() < deadline)
+    int64_t deadline = harness_now_ms() + WAIT_MS;
+    while (history_of(w, ticket, type, NULL, 0) < count && harness_now_ms() < deadline)
         ;
     if (history_of(w, ticket, type, NULL, 0) != count)
         fail_msg("%s: %zu history entries of type %d, expected %zu", ticket,
@@ -447,6 +440,15 @@ static Dispatch__AdminReply *leader_sign_off(world_t *w, const char *ticket,
     return admin(w, "leader-li", DISPATCH__ROLE__ROLE_LEADER, &request);
 }
 
+/* An urgent complaint (its id into ticket), dispatched; returns when it waits
+ * in the urgent queue to be signed for. */
+static void urgent_complaint(world_t *w, char *ticket, size_t len)
+{
+    submit(w, DISPATCH__KIND__KIND_COMPLAINT, DISPATCH__URGENCY__URGENCY_URGENT, ticket, len);
+    wait_deliveries(w, ticket, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, 1);
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, ticket, true);
+}
+
 /* ---- Must show 1: the urgent ticket nobody signs for ---- */
 
 static void test_urgent_ladder_and_sign_off(void **state)
@@ -454,10 +456,7 @@ static void test_urgent_ladder_and_sign_off(void **state)
     world_t *w = *state;
     int64_t t0 = cst(2026, 3, 2, 9, 0);
     char ticket[64];
-    submit(w, DISPATCH__KIND__KIND_COMPLAINT, DISPATCH__URGENCY__URGENCY_URGENT, ticket,
-           sizeof(ticket));
-    wait_deliveries(w, ticket, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, 1);
-    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, ticket, true);
+    urgent_complaint(w, ticket, sizeof(ticket));
     int64_t deadline;
     assert_true(queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, ticket, &deadline));
     assert_int_equal(deadline, t0 + 30 * MINUTE); /* sign for within 30 minutes */
@@ -604,10 +603,10 @@ static void test_five_working_days_before_national_day(void **state)
     assert_true(queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_OVERDUE, ticket, &listed_deadline));
     assert_int_equal(listed_deadline, sign_for_due); /* the sign-for one is overdue longest */
     sign_for(w, ticket);
-    int64_t wait_until = monotonic_ms() + WAIT_MS;
+    int64_t wait_until = harness_now_ms() + WAIT_MS;
     do
         queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_OVERDUE, ticket, &listed_deadline);
-    while (listed_deadline != due && monotonic_ms() < wait_until);
+    while (listed_deadline != due && harness_now_ms() < wait_until);
     assert_int_equal(listed_deadline, due);
 
     /* Intake's history: each step at its instant. */
@@ -630,26 +629,34 @@ static void test_five_working_days_before_national_day(void **state)
 
 /* ---- Must show 3: extension granted moves the deadline, refused keeps it ---- */
 
+/* Two help tickets (ids into moved and kept, 64 bytes each), dispatched and
+ * signed for, then at Mon 2026-03-16 10:00 each with an extension request
+ * (ids into moved_request and kept_request): 3 working days for moved, 2
+ * for kept. Returns when both wait for a supervisor (and escalation has
+ * seen the sign-fors, which the router sent before the requests). */
+static void two_extension_requests(world_t *w, char *moved, char *kept, char *moved_request,
+                                   char *kept_request)
+{
+    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, moved, 64);
+    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, kept, 64);
+    wait_deliveries(w, NULL, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, 2);
+    sign_for(w, moved);
+    sign_for(w, kept);
+    set_clock(w, cst(2026, 3, 16, 10, 0));
+    request_extension(w, moved, 3, moved_request, 64);
+    request_extension(w, kept, 2, kept_request, 64);
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, moved, true);
+    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, kept, true);
+}
+
 static void test_extension_granted_and_refused(void **state)
 {
     world_t *w = *state;
     /* Mon 2026-03-16 09:00, help requests: 5 WD = Mar 17, 18, 19, 20, 23,
      * due at 24:00 on Mar 23 = 2026-03-24 00:00 CST. */
     const int64_t due = cst(2026, 3, 24, 0, 0);
-    char moved[64], kept[64];
-    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, moved, sizeof(moved));
-    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, kept, sizeof(kept));
-    wait_deliveries(w, NULL, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, 2);
-    sign_for(w, moved);
-    sign_for(w, kept);
-    set_clock(w, cst(2026, 3, 16, 10, 0));
-    char moved_request[64], kept_request[64];
-    request_extension(w, moved, 3, moved_request, sizeof(moved_request));
-    request_extension(w, kept, 2, kept_request, sizeof(kept_request));
-    /* Both wait for a supervisor (and escalation has seen the sign-fors,
-     * which the router sent before the requests). */
-    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, moved, true);
-    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, kept, true);
+    char moved[64], kept[64], moved_request[64], kept_request[64];
+    two_extension_requests(w, moved, kept, moved_request, kept_request);
 
     /* Granted as asked: 3 WD more from the deadline's day (Mar 23): Mar 24,
      * 25, 26, due at 2026-03-27 00:00. */
@@ -708,9 +715,9 @@ static void test_extension_granted_and_refused(void **state)
     int64_t listed_deadline;
     assert_true(queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_OVERDUE, moved, &listed_deadline));
     assert_int_equal(listed_deadline, extended);
-    int64_t wait_until = monotonic_ms() + WAIT_MS;
+    int64_t wait_until = harness_now_ms() + WAIT_MS;
     const delivered_t *overdue = NULL;
-    while (!overdue && monotonic_ms() < wait_until) {
+    while (!overdue && harness_now_ms() < wait_until) {
         unit_pool_poll(w->pool, 50, collect, w->log);
         for (size_t i = 0; i < w->log->count; i++)
             if (strcmp(w->log->items[i].ticket, moved) == 0 && w->log->items[i].overdue)
@@ -745,9 +752,9 @@ static void test_sigkill_loses_no_timer_fires_none_twice(void **state)
         submit(w, DISPATCH__KIND__KIND_COMPLAINT, DISPATCH__URGENCY__URGENCY_URGENT, tickets[i],
                sizeof(tickets[i]));
     wait_deliveries(w, NULL, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, CRASH_TICKETS);
-    int64_t deadline = monotonic_ms() + WAIT_MS;
+    int64_t deadline = harness_now_ms() + WAIT_MS;
     while (list_queue(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, NULL, NULL, 0) < CRASH_TICKETS &&
-           monotonic_ms() < deadline)
+           harness_now_ms() < deadline)
         ;
     assert_int_equal(list_queue(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, NULL, NULL, 0),
                      CRASH_TICKETS);
@@ -767,10 +774,10 @@ static void test_sigkill_loses_no_timer_fires_none_twice(void **state)
             break;
         case 1: /* a kill when the first reminder of the step reached the unit */
             set_clock(w, steps[i]);
-            deadline = monotonic_ms() + WAIT_MS;
+            deadline = harness_now_ms() + WAIT_MS;
             while (count_of(w->log, NULL, DISPATCH__UNIT_DELIVERY__BODY_REMINDER) ==
                        expected - CRASH_TICKETS &&
-                   monotonic_ms() < deadline)
+                   harness_now_ms() < deadline)
                 unit_pool_poll(w->pool, 50, collect, w->log);
             kill_escalation(w);
             restart_escalation(w);
@@ -870,13 +877,13 @@ static void links_row(world_t *w, const char *peer, const char *direction, char 
 static bool links_row_shows(world_t *w, const char *peer, const char *direction, const char *what)
 {
     char row[512];
-    int64_t deadline = monotonic_ms() + WAIT_MS;
+    int64_t deadline = harness_now_ms() + WAIT_MS;
     do {
         links_row(w, peer, direction, row, sizeof(row));
         if (strstr(row, what))
             return true;
         poll(NULL, 0, 100);
-    } while (monotonic_ms() < deadline);
+    } while (harness_now_ms() < deadline);
     fprintf(stderr, "links: %s %s: \"%s\", not \"%s\"\n", peer, direction, row, what);
     return false;
 }
@@ -929,18 +936,8 @@ static void test_reset_escalation_diverges_until_accepted(void **state)
 static void test_supervise_through_dispatchctl(void **state)
 {
     world_t *w = *state;
-    char moved[64], kept[64];
-    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, moved, sizeof(moved));
-    submit(w, DISPATCH__KIND__KIND_HELP, DISPATCH__URGENCY__URGENCY_NORMAL, kept, sizeof(kept));
-    wait_deliveries(w, NULL, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, 2);
-    sign_for(w, moved);
-    sign_for(w, kept);
-    set_clock(w, cst(2026, 3, 16, 10, 0));
-    char moved_request[64], kept_request[64];
-    request_extension(w, moved, 3, moved_request, sizeof(moved_request));
-    request_extension(w, kept, 2, kept_request, sizeof(kept_request));
-    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, moved, true);
-    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_EXTENSION, kept, true);
+    char moved[64], kept[64], moved_request[64], kept_request[64];
+    two_extension_requests(w, moved, kept, moved_request, kept_request);
 
     /* The supervisor's queue names both requests. */
     char out[16384];
@@ -1027,16 +1024,13 @@ static void test_intake_view_shows_the_deadlines(void **state)
     world_t *w = *state;
     int64_t t0 = cst(2026, 3, 2, 9, 0);
     char ticket[64];
-    submit(w, DISPATCH__KIND__KIND_COMPLAINT, DISPATCH__URGENCY__URGENCY_URGENT, ticket,
-           sizeof(ticket));
-    wait_deliveries(w, ticket, DISPATCH__UNIT_DELIVERY__BODY_DISPATCHED, 1);
-    wait_queued(w, DISPATCH__QUEUE_KIND__QUEUE_KIND_URGENT, ticket, true);
+    urgent_complaint(w, ticket, sizeof(ticket));
     /* As soon as escalation has the clock running: sign for within 30
      * minutes, close within 24 hours (deploy/data/deadlines.ini). */
-    int64_t until = monotonic_ms() + WAIT_MS;
+    int64_t until = harness_now_ms() + WAIT_MS;
     Dispatch__Reply *keep = NULL;
     Dispatch__TicketView *view = NULL;
-    while (monotonic_ms() < until) {
+    while (harness_now_ms() < until) {
         view = test_get(w->intake, ticket, &keep);
         if (view && view->ticket->deadline_sign_for && view->ticket->deadline_handle)
             break;
@@ -1125,8 +1119,8 @@ static void test_unitsim_supervisors_decide_and_sign_off(void **state)
     assert_int_equal(harness_wait_ready(sim, WAIT_MS), 0);
     char line[4096] = "";
     unsigned long long decided = 0, signed_off = 0;
-    int64_t until = monotonic_ms() + WAIT_MS;
-    while ((decided < 2 || signed_off < 1) && monotonic_ms() < until) {
+    int64_t until = harness_now_ms() + WAIT_MS;
+    while ((decided < 2 || signed_off < 1) && harness_now_ms() < until) {
         if (harness_progress_line(sim, line, sizeof(line), 1000) != 1)
             continue;
         decided = progress_value(line, "ext_granted") + progress_value(line, "ext_refused");

@@ -27,6 +27,7 @@
 
 #include "dispatch_test.h"
 #include "harness.h"
+#include "raw_request.h"
 
 #define ROUTER "router-chaoyang"
 
@@ -310,33 +311,6 @@ static void test_upsert_warns_reload_and_unknown_units(void **state)
 
 /* ---- hostile input on the new request paths ---- */
 
-static void *raw_call(world_t *w, const char *url, const void *body, size_t len, size_t *reply_len)
-{
-    void *socket = zmq_socket(w->zmq, ZMQ_DEALER);
-    int zero = 0;
-    zmq_setsockopt(socket, ZMQ_LINGER, &zero, sizeof(zero));
-    auth_client_apply(socket, test_keys(w->city, "tester", url));
-    zmq_connect(socket, url);
-    zmq_send(socket, "", 0, ZMQ_SNDMORE);
-    zmq_send(socket, body, len, 0);
-    void *reply = NULL;
-    zmq_pollitem_t item = {.socket = socket, .events = ZMQ_POLLIN};
-    if (zmq_poll(&item, 1, TEST_TIMEOUT_MS) > 0) {
-        zmq_msg_t delimiter, frame;
-        zmq_msg_init(&delimiter);
-        zmq_msg_init(&frame);
-        zmq_msg_recv(&delimiter, socket, 0);
-        zmq_msg_recv(&frame, socket, 0);
-        *reply_len = zmq_msg_size(&frame);
-        reply = malloc(*reply_len + 1);
-        memcpy(reply, zmq_msg_data(&frame), *reply_len);
-        zmq_msg_close(&delimiter);
-        zmq_msg_close(&frame);
-    }
-    zmq_close(socket);
-    return reply;
-}
-
 static Dispatch__ErrorCode error_of(world_t *w, const char *actor, Dispatch__Role role,
                                     Dispatch__AdminRequest *request, char *field, size_t len)
 {
@@ -369,8 +343,9 @@ static void test_hostile_requests_get_errors(void **state)
     static const unsigned char garbage[] = {0x0a, 0x06, 't',  'e',  's',  't',  'e',  'r',
                                             0x10, 0x06, 0xc2, 0x02, 0x03, 0x0a, 0xff, 0xff};
     size_t reply_len = 0;
-    void *raw = raw_call(w, city_endpoint(w->city, ROUTER, "request"), garbage, sizeof(garbage),
-                         &reply_len);
+    const char *url = city_endpoint(w->city, ROUTER, "request");
+    void *raw = raw_request(w->zmq, url, test_keys(w->city, "tester", url), NULL, garbage,
+                            sizeof(garbage), TEST_TIMEOUT_MS, &reply_len);
     assert_non_null(raw);
     Dispatch__AdminReply *reply = dispatch__admin_reply__unpack(NULL, reply_len, raw);
     free(raw);

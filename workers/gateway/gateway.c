@@ -145,6 +145,26 @@ enum MHD_Result gateway_respond_error(struct MHD_Connection *connection, unsigne
 
 /* ---- times --------------------------------------------------------------- */
 
+bool gateway_ticket_closed(Dispatch__TicketState state)
+{
+    switch (state) {
+    case DISPATCH__TICKET_STATE__TICKET_STATE_MERGED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_TRANSFERRED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_CLOSED:
+        return true;
+    case DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_ACCEPTED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_RETURNED:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_TRIAGE:
+    case DISPATCH__TICKET_STATE__TICKET_STATE_REOPENED:
+        return false;
+    }
+    return false;
+}
+
 void gateway_format_time(int64_t ms, char *buf, size_t len)
 {
     time_t seconds = (time_t)(ms / 1000);
@@ -425,6 +445,27 @@ static gateway_route_t route_of(const char *url)
     return GATEWAY_ROUTE_OTHER;
 }
 
+/* One item by its path, /services/{code} or /requests/{id}: GET of JSON
+ * only, in our jurisdiction, then served by serve_one. */
+static enum MHD_Result
+serve_item(gateway_t *self, struct MHD_Connection *connection, const char *url, const char *prefix,
+           bool get, const gateway_params_t *params,
+           enum MHD_Result (*serve_one)(gateway_t *self, struct MHD_Connection *connection,
+                                        const char *segment))
+{
+    char segment[128];
+    const char *format = "json";
+    if (!path_segment(url, prefix, segment, sizeof(segment), &format))
+        return gateway_respond_error(connection, 404, "no such endpoint");
+    if (!get)
+        return gateway_respond_error(connection, 405, "GET only");
+    if (strcmp(format, "json") != 0)
+        return not_served_format(connection, format);
+    if (!open311_jurisdiction_ok(self, params))
+        return gateway_respond_error(connection, 404, "jurisdiction_id not found");
+    return serve_one(self, connection, segment);
+}
+
 static enum MHD_Result serve(gateway_t *self, struct MHD_Connection *connection, const char *url,
                              const char *method, exchange_t *exchange)
 {
@@ -439,8 +480,6 @@ static enum MHD_Result serve(gateway_t *self, struct MHD_Connection *connection,
     gateway_params_t params = {0};
     MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, query_arg, &params);
     enum MHD_Result rc = MHD_NO;
-    char segment[128];
-    const char *format = "json";
     switch (exchange->route) {
     case GATEWAY_ROUTE_SERVICES:
         if (!get)
@@ -453,16 +492,7 @@ static enum MHD_Result serve(gateway_t *self, struct MHD_Connection *connection,
             rc = open311_services(self, connection);
         break;
     case GATEWAY_ROUTE_SERVICE:
-        if (!path_segment(url, "/services/", segment, sizeof(segment), &format))
-            rc = gateway_respond_error(connection, 404, "no such endpoint");
-        else if (!get)
-            rc = gateway_respond_error(connection, 405, "GET only");
-        else if (strcmp(format, "json") != 0)
-            rc = not_served_format(connection, format);
-        else if (!open311_jurisdiction_ok(self, &params))
-            rc = gateway_respond_error(connection, 404, "jurisdiction_id not found");
-        else
-            rc = open311_service(self, connection, segment);
+        rc = serve_item(self, connection, url, "/services/", get, &params, open311_service);
         break;
     case GATEWAY_ROUTE_REQUESTS:
         if (ends_with(url, ".xml")) {
@@ -492,16 +522,7 @@ static enum MHD_Result serve(gateway_t *self, struct MHD_Connection *connection,
         }
         break;
     case GATEWAY_ROUTE_REQUEST:
-        if (!path_segment(url, "/requests/", segment, sizeof(segment), &format))
-            rc = gateway_respond_error(connection, 404, "no such endpoint");
-        else if (!get)
-            rc = gateway_respond_error(connection, 405, "GET only");
-        else if (strcmp(format, "json") != 0)
-            rc = not_served_format(connection, format);
-        else if (!open311_jurisdiction_ok(self, &params))
-            rc = gateway_respond_error(connection, 404, "jurisdiction_id not found");
-        else
-            rc = open311_get_request(self, connection, segment);
+        rc = serve_item(self, connection, url, "/requests/", get, &params, open311_get_request);
         break;
     case GATEWAY_ROUTE_METRICS:
         rc = get ? metrics_serve(self, connection)

@@ -107,6 +107,9 @@ enum MHD_Result gateway_respond_error(struct MHD_Connection *connection, unsigne
 void gateway_format_time(int64_t ms, char *buf, size_t len);
 /* W3C date or date-time -> unix ms: 0 or -EINVAL. */
 int gateway_parse_time(const char *text, int64_t *ms);
+/* Whether a ticket in state is done for the public (resolved, closed,
+ * merged or transferred): Open311's "closed", off the screen's open list. */
+bool gateway_ticket_closed(Dispatch__TicketState state);
 
 /* Request parameters: the query string and the body (form or JSON). */
 typedef struct gateway_params gateway_params_t;

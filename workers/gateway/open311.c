@@ -35,22 +35,7 @@ bool open311_jurisdiction_ok(gateway_t *self, const gateway_params_t *params)
 
 static const char *status_of(Dispatch__TicketState state)
 {
-    switch (state) {
-    case DISPATCH__TICKET_STATE__TICKET_STATE_MERGED:
-    case DISPATCH__TICKET_STATE__TICKET_STATE_TRANSFERRED:
-    case DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED:
-    case DISPATCH__TICKET_STATE__TICKET_STATE_CLOSED:
-        return "closed";
-    case DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED:
-    case DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED:
-    case DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED:
-    case DISPATCH__TICKET_STATE__TICKET_STATE_ACCEPTED:
-    case DISPATCH__TICKET_STATE__TICKET_STATE_RETURNED:
-    case DISPATCH__TICKET_STATE__TICKET_STATE_TRIAGE:
-    case DISPATCH__TICKET_STATE__TICKET_STATE_REOPENED:
-        return "open";
-    }
-    return "open";
+    return gateway_ticket_closed(state) ? "closed" : "open";
 }
 
 static const char *state_word(Dispatch__TicketState state, char *buf, size_t len)
@@ -511,7 +496,7 @@ static bool list_collect(void *ctx, const board_ticket_t *ticket)
             return true;
     }
     if (f->status) {
-        bool closed = strcmp(status_of(ticket->state), "closed") == 0;
+        bool closed = gateway_ticket_closed(ticket->state);
         if ((f->status == 2) != closed)
             return true;
     }

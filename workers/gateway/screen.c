@@ -364,21 +364,8 @@ static enum MHD_Result serve_config(gateway_t *self, struct MHD_Connection *conn
 static bool open_ticket(void *ctx, const board_ticket_t *t)
 {
     json_t *list = ctx;
-    switch (t->state) {
-    case DISPATCH__TICKET_STATE__TICKET_STATE_RESOLVED:
-    case DISPATCH__TICKET_STATE__TICKET_STATE_CLOSED:
-    case DISPATCH__TICKET_STATE__TICKET_STATE_MERGED:
-    case DISPATCH__TICKET_STATE__TICKET_STATE_TRANSFERRED:
+    if (gateway_ticket_closed(t->state))
         return true;
-    case DISPATCH__TICKET_STATE__TICKET_STATE_UNSPECIFIED:
-    case DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED:
-    case DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED:
-    case DISPATCH__TICKET_STATE__TICKET_STATE_ACCEPTED:
-    case DISPATCH__TICKET_STATE__TICKET_STATE_RETURNED:
-    case DISPATCH__TICKET_STATE__TICKET_STATE_TRIAGE:
-    case DISPATCH__TICKET_STATE__TICKET_STATE_REOPENED:
-        break;
-    }
     json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:b,s:b}", "id", t->id, "district", t->district,
                           "category", t->category, "registered_at", (json_int_t)t->registered_at,
                           "overdue", t->overdue, "registered", t->registered);

@@ -181,23 +181,28 @@ int registry_unit_delete(registry_t *self, MDB_txn *txn, const char *id)
  * negative code. */
 typedef int (*unit_fn)(const Dispatch__Unit *unit, void *ctx);
 
-static int each_unit(registry_t *self, MDB_txn *txn, unit_fn fn, void *ctx)
+/* Unpacks every record of dbi in key order and hands it to fn, which then
+ * owns it, until fn returns non-zero (returned as is) or a record does not
+ * decode (-EPROTO). */
+typedef int (*record_fn)(ProtobufCMessage *msg, void *ctx);
+
+static int each_record(MDB_txn *txn, MDB_dbi dbi, const ProtobufCMessageDescriptor *descriptor,
+                       record_fn fn, void *ctx)
 {
     MDB_cursor *cursor;
-    int rc = store_rc(mdb_cursor_open(txn, self->units, &cursor));
+    int rc = store_rc(mdb_cursor_open(txn, dbi, &cursor));
     if (rc < 0)
         return rc;
     MDB_val k, v;
     int op = MDB_FIRST, stop = 0;
     while ((rc = mdb_cursor_get(cursor, &k, &v, op)) == 0) {
         op = MDB_NEXT;
-        Dispatch__Unit *unit = dispatch__unit__unpack(NULL, v.mv_size, v.mv_data);
-        if (!unit) {
+        ProtobufCMessage *msg = protobuf_c_message_unpack(descriptor, NULL, v.mv_size, v.mv_data);
+        if (!msg) {
             stop = -EPROTO;
             break;
         }
-        stop = fn(unit, ctx);
-        dispatch__unit__free_unpacked(unit, NULL);
+        stop = fn(msg, ctx);
         if (stop != 0)
             break;
     }
@@ -205,6 +210,26 @@ static int each_unit(registry_t *self, MDB_txn *txn, unit_fn fn, void *ctx)
     if (stop != 0)
         return stop;
     return rc == MDB_NOTFOUND ? 0 : store_rc(rc);
+}
+
+typedef struct unit_visit {
+    unit_fn fn;
+    void *ctx;
+} unit_visit_t;
+
+static int visit_unit(ProtobufCMessage *msg, void *ctx)
+{
+    unit_visit_t *visit = ctx;
+    Dispatch__Unit *unit = (Dispatch__Unit *)msg;
+    int stop = visit->fn(unit, visit->ctx);
+    dispatch__unit__free_unpacked(unit, NULL);
+    return stop;
+}
+
+static int each_unit(registry_t *self, MDB_txn *txn, unit_fn fn, void *ctx)
+{
+    unit_visit_t visit = {fn, ctx};
+    return each_record(txn, self->units, &dispatch__unit__descriptor, visit_unit, &visit);
 }
 
 typedef struct child_search {
@@ -345,33 +370,31 @@ int registry_route(registry_t *self, MDB_txn *txn, const char *category, const c
     return registry_rule_get(self, txn, category, "", ret);
 }
 
+typedef struct rule_naming {
+    const char *unit_id;
+    char *rule;
+} rule_naming_t;
+
+/* 1 (stop) with the rule's name when it names the unit. */
+static int name_rule(ProtobufCMessage *msg, void *ctx)
+{
+    rule_naming_t *naming = ctx;
+    Dispatch__RoutingRule *item = (Dispatch__RoutingRule *)msg;
+    bool named =
+        strcmp(item->lead_unit, naming->unit_id) == 0 ||
+        record_strings_contain(item->assisting_units, item->n_assisting_units, naming->unit_id);
+    if (named)
+        snprintf(naming->rule, 2 * LIMIT_ID + 2, "%s/%s", item->category, item->area);
+    dispatch__routing_rule__free_unpacked(item, NULL);
+    return named;
+}
+
 int registry_rule_naming(registry_t *self, MDB_txn *txn, const char *unit_id, char *rule)
 {
     *rule = '\0';
-    MDB_cursor *cursor;
-    int rc = store_rc(mdb_cursor_open(txn, self->rules, &cursor));
-    if (rc < 0)
-        return rc;
-    MDB_val k, v;
-    int op = MDB_FIRST;
-    while ((rc = mdb_cursor_get(cursor, &k, &v, op)) == 0) {
-        op = MDB_NEXT;
-        Dispatch__RoutingRule *item = dispatch__routing_rule__unpack(NULL, v.mv_size, v.mv_data);
-        if (!item) {
-            rc = -EPROTO;
-            break;
-        }
-        bool named =
-            strcmp(item->lead_unit, unit_id) == 0 ||
-            record_strings_contain(item->assisting_units, item->n_assisting_units, unit_id);
-        if (named)
-            snprintf(rule, 2 * LIMIT_ID + 2, "%s/%s", item->category, item->area);
-        dispatch__routing_rule__free_unpacked(item, NULL);
-        if (named)
-            break;
-    }
-    mdb_cursor_close(cursor);
-    return rc == 0 || rc == MDB_NOTFOUND ? 0 : store_rc(rc);
+    rule_naming_t naming = {unit_id, rule};
+    int rc = each_record(txn, self->rules, &dispatch__routing_rule__descriptor, name_rule, &naming);
+    return rc > 0 ? 0 : rc;
 }
 
 size_t registry_rule_count(registry_t *self, MDB_txn *txn)
@@ -655,29 +678,22 @@ int registry_load_rules_csv(registry_t *self, MDB_txn *txn, const char *path, ch
 
 /* ------------------------------------------------------------- rule keeping */
 
+typedef struct rule_visit {
+    registry_rule_fn fn;
+    void *ctx;
+} rule_visit_t;
+
+static int visit_rule(ProtobufCMessage *msg, void *ctx)
+{
+    rule_visit_t *visit = ctx;
+    return visit->fn((Dispatch__RoutingRule *)msg, visit->ctx);
+}
+
 int registry_rules_each(registry_t *self, MDB_txn *txn, registry_rule_fn fn, void *ctx)
 {
-    MDB_cursor *cursor;
-    int rc = store_rc(mdb_cursor_open(txn, self->rules, &cursor));
-    if (rc < 0)
-        return rc;
-    MDB_val k, v;
-    int op = MDB_FIRST, stop = 0;
-    while ((rc = mdb_cursor_get(cursor, &k, &v, op)) == 0) {
-        op = MDB_NEXT;
-        Dispatch__RoutingRule *rule = dispatch__routing_rule__unpack(NULL, v.mv_size, v.mv_data);
-        if (!rule) {
-            stop = -EPROTO;
-            break;
-        }
-        stop = fn(rule, ctx);
-        if (stop != 0)
-            break;
-    }
-    mdb_cursor_close(cursor);
-    if (stop != 0)
-        return stop < 0 ? stop : 0;
-    return rc == MDB_NOTFOUND ? 0 : store_rc(rc);
+    rule_visit_t visit = {fn, ctx};
+    int rc = each_record(txn, self->rules, &dispatch__routing_rule__descriptor, visit_rule, &visit);
+    return rc > 0 ? 0 : rc;
 }
 
 int registry_units_each(registry_t *self, MDB_txn *txn, registry_unit_fn fn, void *ctx)

@@ -541,11 +541,35 @@ static int check_moved_days(admin_t *a, const char *field, uint32_t days)
     return 0;
 }
 
+static int check_list_limit(admin_t *a, const char *field, uint32_t limit)
+{
+    if (limit > LIST_MAX_LIMIT)
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, field,
+                      "limit %u is over %d", limit, LIST_MAX_LIMIT);
+    return 0;
+}
+
 static int diff_reply(admin_t *a, router_rules_reply_t *reply)
 {
     a->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_RULES_DIFF;
     a->reply->rules_diff = &reply->diff;
     return 0;
+}
+
+/* Answers with the diff that fn fills in fresh reply memory, fn running in
+ * a transaction nested in the batch's (see nested). */
+static int nested_diff(admin_t *a, int (*fn)(admin_t *a, MDB_txn *txn, bool *commit))
+{
+    router_rules_reply_t *reply;
+    int rc = reply_memory(a->worker, &reply);
+    if (rc < 0)
+        return rc;
+    dispatch__rules_diff__init(&reply->diff);
+    bool commit = false;
+    rc = nested(a, &commit, fn);
+    if (rc != 0)
+        return rc;
+    return diff_reply(a, reply);
 }
 
 /* ---------------------------------------------------------- RulesImport */
@@ -582,23 +606,13 @@ static int import_in(admin_t *a, MDB_txn *txn, bool *commit)
 static int rules_import(admin_t *a)
 {
     const Dispatch__RulesImport *request = a->request->rules_import;
-    router_t *router = a->worker;
     if (admin_require(a, AUTHZ_REGISTRY) ||
         check_moved_days(a, "rules_import.moved_days", request->moved_days))
         return REFUSED;
     if (request->n_rules > IMPORT_RULES_MAX)
         return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "rules_import.rules",
                       "%zu rules, at most %d in one import", request->n_rules, IMPORT_RULES_MAX);
-    router_rules_reply_t *reply;
-    int rc = reply_memory(router, &reply);
-    if (rc < 0)
-        return rc;
-    dispatch__rules_diff__init(&reply->diff);
-    bool commit = false;
-    rc = nested(a, &commit, import_in);
-    if (rc != 0)
-        return rc;
-    return diff_reply(a, reply);
+    return nested_diff(a, import_in);
 }
 
 /* ---------------------------------------------------------- DataReload */
@@ -629,6 +643,16 @@ static int read_file_rule(const Dispatch__RoutingRule *rule, unsigned long line,
     return set_add(file->set, (Dispatch__RoutingRule *)copied);
 }
 
+/* A data file that cannot be read or parsed is the requester's to fix: a
+ * refusal naming what is wrong; other errors pass through. */
+static int reload_refusal(admin_t *a, int rc, const char *err)
+{
+    if (rc == -EINVAL || rc == -ENOENT || rc == -EACCES)
+        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "data_reload", "%s",
+                      err[0] ? err : strerror(-rc));
+    return rc;
+}
+
 static int reload_in(admin_t *a, MDB_txn *txn, bool *commit)
 {
     router_t *router = a->worker;
@@ -639,20 +663,16 @@ static int reload_in(admin_t *a, MDB_txn *txn, bool *commit)
     snprintf(path, sizeof(path), "%s/units.csv", router->data_dir);
     int rc =
         registry_reload_units_csv(router->registry, txn, path, &added, &changed, err, sizeof(err));
-    if (rc == -EINVAL || rc == -ENOENT || rc == -EACCES)
-        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "data_reload", "%s",
-                      err[0] ? err : strerror(-rc));
     if (rc < 0)
-        return rc;
+        return reload_refusal(a, rc, err);
     reply->diff.units_added = (uint32_t)added;
     reply->diff.units_changed = (uint32_t)changed;
     rule_set_t incoming = {0};
     file_rules_t file = {reply, &incoming, NULL, 0};
     snprintf(path, sizeof(path), "%s/rules.csv", router->data_dir);
     rc = registry_read_rules_csv(router->registry, path, read_file_rule, &file, err, sizeof(err));
-    if (rc == -EINVAL || rc == -ENOENT || rc == -EACCES)
-        rc = refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "data_reload", "%s",
-                    err[0] ? err : strerror(-rc));
+    if (rc < 0)
+        rc = reload_refusal(a, rc, err);
     if (rc == 0)
         rc = replace_rules(a, txn, &incoming, path, file.lines, request->moved_days,
                            request->dry_run, reply, &reply->diff);
@@ -672,16 +692,7 @@ static int data_reload(admin_t *a)
     if (!router->data_dir[0])
         return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST, "data_reload",
                       "router %s has no data_dir in the topology", router->name);
-    router_rules_reply_t *reply;
-    int rc = reply_memory(router, &reply);
-    if (rc < 0)
-        return rc;
-    dispatch__rules_diff__init(&reply->diff);
-    bool commit = false;
-    rc = nested(a, &commit, reload_in);
-    if (rc != 0)
-        return rc;
-    return diff_reply(a, reply);
+    return nested_diff(a, reload_in);
 }
 
 /* ---------------------------------------------------------- lists */
@@ -735,9 +746,8 @@ static int rules_list(admin_t *a)
         refuse_text(a->err, "rules_list.after_area", request->after_area, LIMIT_ID, false) ||
         refuse_text(a->err, "rules_list.category", request->category, LIMIT_ID, false))
         return REFUSED;
-    if (request->limit > LIST_MAX_LIMIT)
-        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "rules_list.limit",
-                      "limit %u is over %d", request->limit, LIST_MAX_LIMIT);
+    if (check_list_limit(a, "rules_list.limit", request->limit))
+        return REFUSED;
     router_rules_reply_t *reply;
     int rc = reply_memory(router, &reply);
     if (rc < 0)
@@ -791,9 +801,8 @@ static int units_list(admin_t *a)
     if (admin_require(a, AUTHZ_RULES_READ) ||
         refuse_text(a->err, "units_list.after_id", request->after_id, LIMIT_ID, false))
         return REFUSED;
-    if (request->limit > LIST_MAX_LIMIT)
-        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE, "units_list.limit",
-                      "limit %u is over %d", request->limit, LIST_MAX_LIMIT);
+    if (check_list_limit(a, "units_list.limit", request->limit))
+        return REFUSED;
     router_rules_reply_t *reply;
     int rc = reply_memory(router, &reply);
     if (rc < 0)
@@ -1051,10 +1060,8 @@ static int ticket_owners_list(admin_t *a)
                       "ticket_owners_list.days", "ticket_owners_list.days is required");
     if (check_moved_days(a, "ticket_owners_list.days", request->days))
         return REFUSED;
-    if (request->limit > LIST_MAX_LIMIT)
-        return refuse(a->err, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE,
-                      "ticket_owners_list.limit", "limit %u is over %d", request->limit,
-                      LIST_MAX_LIMIT);
+    if (check_list_limit(a, "ticket_owners_list.limit", request->limit))
+        return REFUSED;
     router_rules_reply_t *reply;
     int rc = reply_memory(router, &reply);
     if (rc < 0)
