@@ -323,8 +323,10 @@ static int count_outcome(store_t *self, int rc)
     int64_t now = realtime_ms();
     if (rc >= 0) {
         health->last_success_ms = now;
+        health->committed_since = true;
         return rc;
     }
+    health->committed_since = false;
     health->failed_writes++;
     if (health->episode_failures++ == 0)
         health->failing_since_ms = now;
@@ -336,7 +338,8 @@ static int count_outcome(store_t *self, int rc)
 bool store_episode_close(store_t *self, int64_t now_ms, store_health_t *ended)
 {
     store_health_t *health = &self->health;
-    if (health->episode_failures == 0 || health->last_success_ms <= health->last_failure_ms ||
+    /* Within one millisecond the times cannot tell the order: the flag can. */
+    if (health->episode_failures == 0 || !health->committed_since ||
         now_ms - health->last_failure_ms < STORE_EPISODE_QUIET_MS)
         return false;
     if (ended)

@@ -108,6 +108,7 @@ typedef struct store_health {
     int64_t failing_since_ms;  /* CLOCK_REALTIME ms of the open episode's first failure */
     int64_t last_failure_ms;   /* of the latest failure; 0 = none */
     int64_t last_success_ms;   /* of the latest commit; 0 = none */
+    bool committed_since;      /* a commit came after the latest failure */
 } store_health_t;
 void store_health(const store_t *self, store_health_t *ret);
 /* Closes the open episode when it is over (see above) at CLOCK_REALTIME
