@@ -22,10 +22,15 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "auth.h"
+#include "bus.h"
 #include "citydata.h"
 #include "dispatch_test.h"
+#include "event.h"
 #include "harness.h"
+#include "loop.h"
 #include "raw_request.h"
+#include "store.h"
 #include "submitter.h"
 #include "worker.h"
 
@@ -1359,6 +1364,132 @@ static void test_caller_and_status_by_the_key(void **state)
     dispatch__reply__free_unpacked(public_view, NULL);
 }
 
+/* The router's count of frames dropped for a key not their sender's. */
+static uint64_t router_forged(client_t *router)
+{
+    Dispatch__StatsQuery query = DISPATCH__STATS_QUERY__INIT;
+    Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
+    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_STATS;
+    request.stats = &query;
+    Dispatch__AdminReply *reply =
+        test_admin(router, "tester", DISPATCH__ROLE__ROLE_ADMIN, &request);
+    assert_non_null(reply);
+    assert_int_equal(reply->body_case, DISPATCH__ADMIN_REPLY__BODY_STATS);
+    uint64_t forged = reply->stats->forged;
+    dispatch__admin_reply__free_unpacked(reply, NULL);
+    return forged;
+}
+
+typedef struct forger {
+    bus_t *bus;
+    bus_link_t *link;
+    bool sent, pending;
+} forger_t;
+
+static int forge_apply(void *app, MDB_txn *txn)
+{
+    forger_t *f = app;
+    if (f->sent)
+        return 0;
+    Dispatch__Ticket ticket = DISPATCH__TICKET__INIT;
+    ticket.id = "T1-20000101-777777";
+    ticket.district = "nanguan";
+    ticket.category = "greening";
+    ticket.area = "nanguan-s02";
+    ticket.urgency = DISPATCH__URGENCY__URGENCY_NORMAL;
+    Dispatch__TicketRegistered body = DISPATCH__TICKET_REGISTERED__INIT;
+    body.ticket = &ticket;
+    Dispatch__Event event = DISPATCH__EVENT__INIT;
+    event.event_id = "intake-1-forged-1";
+    event.ticket_id = ticket.id;
+    event.district = ticket.district;
+    event.origin = "intake-1";
+    event.actor = "agent-7";
+    event.body_case = DISPATCH__EVENT__BODY_TICKET_REGISTERED;
+    event.ticket_registered = &body;
+    f->pending = true;
+    return event_send(f->bus, txn, &f->link, 1, &event);
+}
+
+static bool forge_drain(void *app, int64_t now_ms)
+{
+    (void)now_ms;
+    return !((forger_t *)app)->sent;
+}
+
+static void forge_done(void *app, int rc)
+{
+    forger_t *f = app;
+    f->sent |= rc == 0 && f->pending;
+}
+
+/* A bus that names itself intake-1 but speaks with another worker's key
+ * (the test's "injector") sends the router a ticket: the router applies
+ * nothing of it, counts and logs the forgery, and the real intake-1's
+ * tickets still go through. */
+static void test_forged_bus_frame_is_dropped(void **state)
+{
+    (void)state;
+    const char *router_admin = city_endpoint(world.city, "router-nanguan", "request");
+    client_t *router;
+    assert_int_equal(client_new(world.zmq, router_admin, TEST_TIMEOUT_MS,
+                                test_keys(world.city, "tester", router_admin), &router),
+                     0);
+    uint64_t before = router_forged(router);
+
+    char dir[512], keys[600];
+    assert_int_equal(harness_tmpdir("forger", dir, sizeof(dir)), 0);
+    store_t *store;
+    assert_int_equal(store_open(dir, NULL, &store), 0);
+    auth_t *auth;
+    assert_int_equal(
+        auth_new(world.zmq, city_keys_dir(world.city, keys, sizeof(keys)), "injector", &auth), 0);
+    bus_options_t options = {.auth = auth};
+    forger_t forger = {0};
+    assert_int_equal(bus_new(world.zmq, store, "intake-1", &options, &forger.bus), 0);
+    assert_int_equal(bus_link_open(forger.bus, "router-nanguan",
+                                   city_endpoint(world.city, "router-nanguan", "bus"),
+                                   &forger.link),
+                     0);
+    loop_app_t app = {
+        .app = &forger, .drain = forge_drain, .apply = forge_apply, .done = forge_done};
+    uint64_t forged = before;
+    int64_t deadline = harness_now_ms() + TEST_TIMEOUT_MS;
+    while (forged == before && harness_now_ms() < deadline) {
+        assert_int_equal(loop_once(store, forger.bus, &app, 100), 0);
+        forged = router_forged(router);
+    }
+    assert_true(forger.sent);
+    assert_true(forged > before);
+    bus_destroy(&forger.bus);
+    auth_destroy(&auth);
+    store_destroy(&store);
+    harness_rmtree(dir);
+
+    /* Nothing of it was applied: the router does not know the ticket. */
+    Dispatch__ListQueue list = DISPATCH__LIST_QUEUE__INIT;
+    list.kind = DISPATCH__QUEUE_KIND__QUEUE_KIND_TRIAGE;
+    list.limit = 500;
+    Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
+    request.body_case = DISPATCH__ADMIN_REQUEST__BODY_LIST_QUEUE;
+    request.list_queue = &list;
+    Dispatch__AdminReply *reply =
+        test_admin(router, "tester", DISPATCH__ROLE__ROLE_ADMIN, &request);
+    assert_non_null(reply);
+    assert_int_equal(reply->body_case, DISPATCH__ADMIN_REPLY__BODY_QUEUE);
+    for (size_t i = 0; i < reply->queue->n_items; i++)
+        assert_string_not_equal(reply->queue->items[i]->ticket_id, "T1-20000101-777777");
+    dispatch__admin_reply__free_unpacked(reply, NULL);
+    client_destroy(&router);
+
+    /* The real intake-1 goes on reaching the router. */
+    char *ticket = submit_ticket("after-forgery", "nanguan", "greening", "nanguan-s02",
+                                 "13900007777", DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
+    assert_true(
+        test_wait_state(world.intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
+    free(ticket);
+}
+
 static void test_non_admin_key_claiming_admin_is_refused(void **state)
 {
     (void)state;
@@ -1641,6 +1772,7 @@ int main(void)
         cmocka_unit_test(test_unknown_key_gets_no_handshake),
         cmocka_unit_test(test_unit_key_cannot_act_as_another_unit),
         cmocka_unit_test(test_non_admin_key_claiming_admin_is_refused),
+        cmocka_unit_test(test_forged_bus_frame_is_dropped),
         cmocka_unit_test(test_caller_and_status_by_the_key),
         cmocka_unit_test(test_key_revoked_at_run_time_stops_within_a_second),
         cmocka_unit_test(test_revoked_key_loses_the_audit_stream),
