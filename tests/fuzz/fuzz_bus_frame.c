@@ -6,7 +6,10 @@
  * first byte picks the sender's routing id (intake-1, router-cy,
  * escalation-cy), the rest is its frames, cut at BUS_FRAME_SEPARATOR. Each
  * input gets a new bus on audit's store (same committed state, no memory
- * of the inputs before) and its batch is aborted. */
+ * of the inputs before) and its batch is aborted. The senders' sockets
+ * stay: a socket closed is destroyed later by ZeroMQ's reaper thread, and
+ * four new ones per input outran it (1023 sockets, "Too many open files",
+ * after 144,000 inputs). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,9 +28,33 @@ static const char *const senders[SENDERS] = {"intake-1", "router-cy", "escalatio
 
 typedef struct run {
     scratch_city_t *city;
-    void *dealers[SENDERS];
+    void *const *dealers;
     size_t sent;
 } run_t;
+
+static void *dealers[SENDERS];
+
+static void dealers_open(void *zmq)
+{
+    for (size_t i = 0; i < SENDERS; i++) {
+        dealers[i] = zmq_socket(zmq, ZMQ_DEALER);
+        int linger = 0;
+        zmq_setsockopt(dealers[i], ZMQ_LINGER, &linger, sizeof(linger));
+        zmq_setsockopt(dealers[i], ZMQ_ROUTING_ID, senders[i], strlen(senders[i]));
+    }
+}
+
+/* The acks of the input before, or its frames never read. */
+static void dealers_drain(void)
+{
+    for (size_t i = 0; i < SENDERS; i++) {
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        while (zmq_msg_recv(&msg, dealers[i], ZMQ_DONTWAIT) >= 0)
+            ;
+        zmq_msg_close(&msg);
+    }
+}
 
 static void send_message(const uint8_t *data, size_t size, void *ctx)
 {
@@ -72,14 +99,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "bus listen: %s\n", strerror(-rc));
         abort();
     }
-    run_t run = {.city = city};
-    for (size_t i = 0; i < SENDERS; i++) {
-        run.dealers[i] = zmq_socket(city->zmq, ZMQ_DEALER);
-        int linger = 0;
-        zmq_setsockopt(run.dealers[i], ZMQ_LINGER, &linger, sizeof(linger));
-        zmq_setsockopt(run.dealers[i], ZMQ_ROUTING_ID, senders[i], strlen(senders[i]));
-        zmq_connect(run.dealers[i], url);
-    }
+    if (!dealers[0])
+        dealers_open(city->zmq);
+    run_t run = {.city = city, .dealers = dealers};
+    for (size_t i = 0; i < SENDERS; i++)
+        zmq_connect(dealers[i], url);
     scratch_split(data, size, send_message, &run);
 
     /* What was sent is queued on the inproc pipes already: drain it all. */
@@ -98,7 +122,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
     }
     for (size_t i = 0; i < SENDERS; i++)
-        zmq_close(run.dealers[i]);
+        zmq_disconnect(dealers[i], url);
+    dealers_drain();
     bus_destroy(&bus);
     return 0;
 }

@@ -13,6 +13,11 @@
 
 #include "fuzz.h"
 
+/* REPLAY_TIMES=N: every input N times (a leak of memory or descriptors
+ * per input shows then; the count of open descriptors is printed at the
+ * end). */
+static long times = 1;
+
 static int replay_file(const char *path)
 {
     FILE *file = fopen(path, "rb");
@@ -41,7 +46,8 @@ static int replay_file(const char *path)
         fprintf(stderr, "%s: out of memory\n", path);
         return -1;
     }
-    LLVMFuzzerTestOneInput(data, size);
+    for (long i = 0; i < times; i++)
+        LLVMFuzzerTestOneInput(data, size);
     free(data);
     return 0;
 }
@@ -98,6 +104,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s CORPUS_DIR_OR_FILE...\n", argv[0]);
         return 2;
     }
+    const char *repeat = getenv("REPLAY_TIMES");
+    if (repeat && atol(repeat) > 0)
+        times = atol(repeat);
     size_t count = 0;
     int status = 0;
     for (int i = 1; i < argc; i++) {
@@ -114,7 +123,17 @@ int main(int argc, char **argv)
             count++;
         }
     }
-    printf("%zu inputs replayed\n", count);
+    printf("%zu inputs replayed", count);
+    if (times > 1) {
+        size_t fds = 0;
+        DIR *dir = opendir("/proc/self/fd");
+        while (dir && readdir(dir))
+            fds++;
+        if (dir)
+            closedir(dir);
+        printf(", %ld times each; %zu descriptors open", times, fds > 2 ? fds - 3 : 0);
+    }
+    printf("\n");
     if (count == 0) {
         fprintf(stderr, "no input: the corpus is missing\n");
         status = 1;

@@ -327,6 +327,9 @@ scratch_city_t *scratch_city(void)
         abort();
     }
     city->zmq = zmq_ctx_new();
+    /* Room for the sockets closed but not yet destroyed by ZeroMQ's reaper
+     * when a target makes one per input. */
+    zmq_ctx_set(city->zmq, ZMQ_MAX_SOCKETS, 8192);
     open_worker(city, &city->intake, "intake-1");
     open_worker(city, &city->router, "router-cy");
     open_worker(city, &city->escalation, "escalation-cy");
