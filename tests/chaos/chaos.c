@@ -681,17 +681,7 @@ static char *read_file(const char *dir, const char *name)
 {
     char path[1024];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = malloc((size_t)len + 1);
-    size_t got = fread(text, 1, (size_t)len, f);
-    text[got] = '\0';
-    fclose(f);
-    return text;
+    return harness_read_text(path);
 }
 
 int main(int argc, char **argv)

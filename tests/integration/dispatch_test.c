@@ -326,13 +326,9 @@ char *test_deploy_data(const char *name)
     const char *dir = getenv("DEPLOY_DATA");
     char path[1024];
     snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : "deploy/data", name);
-    FILE *file = fopen(path, "r");
-    char *text = file ? calloc(1, 65536) : NULL;
-    size_t n = text ? fread(text, 1, 65535, file) : 0;
-    if (file)
-        fclose(file);
-    if (n == 0 || n >= 65535) {
-        fprintf(stderr, "test_deploy_data: cannot read %s (or it passes 64 KiB)\n", path);
+    char *text = harness_read_text(path);
+    if (!text || !*text) {
+        fprintf(stderr, "test_deploy_data: cannot read %s\n", path);
         abort();
     }
     return text;

@@ -67,7 +67,7 @@ int test_ctl(char *out, size_t out_len, ...);
 void test_ctl_config(const char *topology);
 
 /* A file of deploy/data ($DEPLOY_DATA) as text, for a city's data files;
- * aborts the test when it cannot be read. The caller frees it. */
+ * aborts the test when it cannot be read or is empty. The caller frees it. */
 char *test_deploy_data(const char *name);
 
 #endif
