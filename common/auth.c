@@ -434,6 +434,11 @@ struct auth {
     auth_refusal_t refusals[AUTH_REFUSALS_MAX];
     size_t refusal_first, refusal_count;
     uint64_t refusals_dropped;
+    struct suspension {
+        char key[AUTH_KEY_TEXT]; /* "": a free entry */
+        int64_t since, until;    /* CLOCK_MONOTONIC ms */
+    } suspended[AUTH_SUSPENDED_MAX];
+    uint64_t suspended_refusals;
 };
 
 /* Whether a key of old (sorted by key) is not in new (sorted too). */
@@ -535,6 +540,64 @@ int auth_lookup(auth_t *self, const char *key, auth_actor_t *ret)
     return found ? 0 : -ENOENT;
 }
 
+static int64_t monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+int auth_suspend(auth_t *self, const char *key)
+{
+    int64_t now = monotonic_ms();
+    pthread_mutex_lock(&self->lock);
+    struct suspension *entry = NULL, *free_entry = NULL;
+    for (size_t i = 0; i < AUTH_SUSPENDED_MAX; i++) {
+        struct suspension *s = &self->suspended[i];
+        if (s->key[0] && s->until + AUTH_SUSPEND_MEMORY_MS < now)
+            s->key[0] = '\0'; /* forgotten: the next one starts short again */
+        if (s->key[0] && strcmp(s->key, key) == 0)
+            entry = s;
+        else if (!s->key[0] && !free_entry)
+            free_entry = s;
+    }
+    int64_t length = AUTH_SUSPEND_MIN_MS;
+    if (entry) {
+        int64_t last = entry->until - entry->since;
+        length = last * 2 < AUTH_SUSPEND_MAX_MS ? last * 2 : AUTH_SUSPEND_MAX_MS;
+    } else if ((entry = free_entry)) {
+        copy_text(entry->key, sizeof(entry->key), key);
+    }
+    if (entry) {
+        entry->since = now;
+        entry->until = now + length;
+    }
+    pthread_mutex_unlock(&self->lock);
+    return entry ? (int)length : 0;
+}
+
+uint64_t auth_suspended_refusals(auth_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    uint64_t n = self->suspended_refusals;
+    pthread_mutex_unlock(&self->lock);
+    return n;
+}
+
+/* Whether key is suspended now; counts the refusal when it is. */
+static bool suspended_now(auth_t *self, const char *key)
+{
+    int64_t now = monotonic_ms();
+    bool suspended = false;
+    pthread_mutex_lock(&self->lock);
+    for (size_t i = 0; i < AUTH_SUSPENDED_MAX && !suspended; i++)
+        suspended = self->suspended[i].key[0] && self->suspended[i].until > now &&
+                    strcmp(self->suspended[i].key, key) == 0;
+    self->suspended_refusals += suspended;
+    pthread_mutex_unlock(&self->lock);
+    return suspended;
+}
+
 static void note_refusal(auth_t *self, const char *address, const char *mechanism, const char *key)
 {
     pthread_mutex_lock(&self->lock);
@@ -624,19 +687,20 @@ static void zap_answer(auth_t *self)
     frame_text(&frames[3], address, sizeof(address));
     frame_text(&frames[5], mechanism, sizeof(mechanism));
     auth_actor_t actor;
-    bool accepted = false;
+    bool accepted = false, suspended = false;
     if (strcmp(mechanism, "CURVE") == 0 && n >= 7 && zmq_msg_size(&frames[6]) == AUTH_KEY_BYTES) {
         zmq_z85_encode(key, zmq_msg_data(&frames[6]), AUTH_KEY_BYTES);
-        accepted = auth_lookup(self, key, &actor) == 0;
+        suspended = suspended_now(self, key);
+        accepted = !suspended && auth_lookup(self, key, &actor) == 0;
     }
-    if (!accepted)
+    if (!accepted && !suspended)
         note_refusal(self, address, mechanism, key);
     uint8_t metadata[256];
     size_t metadata_length = accepted ? metadata_put(metadata, "X-Key", key) : 0;
     zmq_send(self->zap, "1.0", 3, ZMQ_SNDMORE);
     zmq_send(self->zap, zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]), ZMQ_SNDMORE);
     zmq_send(self->zap, accepted ? "200" : "400", 3, ZMQ_SNDMORE);
-    const char *status = accepted ? "OK" : "unknown key";
+    const char *status = accepted ? "OK" : suspended ? "suspended" : "unknown key";
     zmq_send(self->zap, status, strlen(status), ZMQ_SNDMORE);
     zmq_send(self->zap, accepted ? actor.name : "", accepted ? strlen(actor.name) : 0, ZMQ_SNDMORE);
     zmq_send(self->zap, metadata, metadata_length, 0);

@@ -166,6 +166,23 @@ int auth_wait_reload(auth_t *self, uint64_t seen, int timeout_ms);
  * when the key is not (or no longer) there. */
 int auth_lookup(auth_t *self, const char *key, auth_actor_t *ret);
 
+/* Refuses new handshakes of a key (Z85) for a while: a client whose
+ * connection was cut for misbehaving (endpoint.h) cannot come straight
+ * back. The first suspension lasts AUTH_SUSPEND_MIN_MS; one that follows
+ * the key's last within AUTH_SUSPEND_MEMORY_MS is twice that one, up to
+ * AUTH_SUSPEND_MAX_MS. Connections the key has already are not touched.
+ * Returns the suspension's length in ms (0 when the table of suspended
+ * keys, AUTH_SUSPENDED_MAX, is full: the key then is not suspended). The
+ * refused handshakes of a suspended key are counted, not kept as
+ * refusals: the suspension is told once by whoever suspended it. */
+#define AUTH_SUSPEND_MIN_MS 1000
+#define AUTH_SUSPEND_MAX_MS 60000
+#define AUTH_SUSPEND_MEMORY_MS 60000
+#define AUTH_SUSPENDED_MAX 64
+int auth_suspend(auth_t *self, const char *key);
+/* Handshakes refused because their key was suspended, since the start. */
+uint64_t auth_suspended_refusals(auth_t *self);
+
 typedef struct auth_refusal {
     char address[64];        /* peer address as ZAP gives it */
     char key[AUTH_KEY_TEXT]; /* "" when the mechanism was not CURVE */

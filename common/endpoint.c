@@ -1,8 +1,13 @@
 #include "endpoint.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "codec.h"
 #include "polled.h"
@@ -12,16 +17,34 @@ typedef struct slot {
     void *reply;
     size_t reply_len;
     auth_actor_t actor;
+    int fd;      /* the connection's socket, as ZeroMQ tells it */
+    bool struck; /* endpoint_strike() counted it already */
 } slot_t;
+
+/* A connection with strikes against it, by routing id. */
+#define STRIKE_SLOTS 16
+typedef struct strike {
+    uint8_t peer[256]; /* routing id */
+    size_t peer_len;   /* 0: a free entry */
+    int fd;
+    struct sockaddr_storage far; /* the far end at the first strike */
+    socklen_t far_len;
+    int64_t window_ms; /* CLOCK_MONOTONIC start of the strikes counted */
+    unsigned count;
+    int64_t cut_until_ms; /* past now: cut, what it still sends is dropped */
+} strike_t;
 
 struct endpoint {
     void *socket;
     char url[256];
     slot_t *slots;
     size_t count, capacity;
-    uint64_t bad_frames;
     auth_t *auth; /* NULL: plain */
-    uint64_t revoked;
+    endpoint_stats_t stats;
+    strike_t strikes[STRIKE_SLOTS];
+    size_t strikes_used; /* entries not free: none, and drains skip the table */
+    endpoint_cut_t cuts[ENDPOINT_CUTS_MAX];
+    size_t cut_count;
 };
 
 static int set_int(void *socket, int option, int value)
@@ -124,6 +147,167 @@ static void discard_rest(void *socket)
     }
 }
 
+static int64_t monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static strike_t *strike_find(endpoint_t *self, zmq_msg_t *peer)
+{
+    for (size_t i = 0; self->strikes_used && i < STRIKE_SLOTS; i++) {
+        strike_t *s = &self->strikes[i];
+        if (s->peer_len && s->peer_len == zmq_msg_size(peer) &&
+            memcmp(s->peer, zmq_msg_data(peer), s->peer_len) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+static void strike_free(endpoint_t *self, strike_t *s)
+{
+    s->peer_len = 0;
+    self->strikes_used--;
+}
+
+/* An entry for peer: a free one, else the one struck longest ago that is
+ * not cut (a flood of many connections at once forgets the quiet ones). */
+static strike_t *strike_new(endpoint_t *self, zmq_msg_t *peer, int fd, int64_t now)
+{
+    strike_t *entry = NULL;
+    for (size_t i = 0; i < STRIKE_SLOTS; i++) {
+        strike_t *s = &self->strikes[i];
+        if (!s->peer_len) {
+            entry = s;
+            break;
+        }
+        if (s->cut_until_ms <= now && (!entry || s->window_ms < entry->window_ms))
+            entry = s;
+    }
+    if (!entry || zmq_msg_size(peer) > sizeof(entry->peer))
+        return NULL;
+    if (entry->peer_len)
+        strike_free(self, entry);
+    entry->far_len = sizeof(entry->far);
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&entry->far, &entry->far_len) < 0)
+        return NULL; /* gone already */
+    memcpy(entry->peer, zmq_msg_data(peer), zmq_msg_size(peer));
+    entry->peer_len = zmq_msg_size(peer);
+    entry->fd = fd;
+    entry->window_ms = now;
+    entry->count = 0;
+    entry->cut_until_ms = 0;
+    self->strikes_used++;
+    return entry;
+}
+
+static void format_far(const strike_t *s, char *buf, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (s->far.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&s->far;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+        port = ntohs(in->sin_port);
+    } else if (s->far.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&s->far;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+        port = ntohs(in6->sin6_port);
+    }
+    snprintf(buf, len, "%s:%u", ip, port);
+}
+
+/* Cuts the connection of s, when its socket still is that connection;
+ * frame: one it sent (ZeroMQ hangs the connection's properties on them). */
+static void cut(endpoint_t *self, strike_t *s, zmq_msg_t *frame, int64_t now)
+{
+    struct sockaddr_storage far;
+    socklen_t far_len = sizeof(far);
+    if (getpeername(s->fd, (struct sockaddr *)&far, &far_len) < 0 || far_len != s->far_len ||
+        memcmp(&far, &s->far, far_len) != 0) {
+        strike_free(self, s); /* the connection is gone; the number may be another's now */
+        return;
+    }
+    shutdown(s->fd, SHUT_RDWR);
+    self->stats.cuts++;
+    const char *key = zmq_msg_gets(frame, "X-Key");
+    auth_actor_t actor = {.name = ""};
+    int suspended = 0;
+    if (self->auth && key) {
+        auth_lookup(self->auth, key, &actor);
+        suspended = auth_suspend(self->auth, key);
+    }
+    s->cut_until_ms =
+        now + (suspended > ENDPOINT_STRIKE_WINDOW_MS ? suspended : ENDPOINT_STRIKE_WINDOW_MS);
+    if (self->cut_count < ENDPOINT_CUTS_MAX) {
+        endpoint_cut_t *c = &self->cuts[self->cut_count++];
+        snprintf(c->actor, sizeof(c->actor), "%s", actor.name);
+        format_far(s, c->address, sizeof(c->address));
+        c->suspended_ms = suspended;
+    }
+}
+
+/* One malformed message from the connection of peer: fd, its socket (-1:
+ * not known, nothing to hold it against), and frame, one of its frames. */
+static void strike(endpoint_t *self, zmq_msg_t *peer, int fd, zmq_msg_t *frame)
+{
+    self->stats.malformed++;
+    if (fd < 0)
+        return;
+    int64_t now = monotonic_ms();
+    strike_t *s = strike_find(self, peer);
+    if (s && s->cut_until_ms > now && s->fd == fd)
+        return; /* cut already: the rest of its queue */
+    if (s && (s->fd != fd || s->cut_until_ms))
+        strike_free(self, s); /* a new connection under the same id */
+    else if (s && now - s->window_ms >= ENDPOINT_STRIKE_WINDOW_MS)
+        strike_free(self, s); /* its strikes are old */
+    else if (s)
+        goto count;
+    if (!(s = strike_new(self, peer, fd, now)))
+        return;
+count:
+    if (++s->count >= ENDPOINT_STRIKES)
+        cut(self, s, frame, now);
+}
+
+/* Whether the message of peer comes from a connection cut a moment ago. */
+static bool from_cut(endpoint_t *self, zmq_msg_t *peer, int fd)
+{
+    strike_t *s = strike_find(self, peer);
+    if (!s || s->cut_until_ms == 0)
+        return false;
+    if (s->cut_until_ms <= monotonic_ms()) {
+        strike_free(self, s);
+        return false;
+    }
+    return s->fd == fd;
+}
+
+void endpoint_strike(endpoint_t *self, size_t i)
+{
+    slot_t *slot = &self->slots[i];
+    if (slot->struck)
+        return;
+    slot->struck = true;
+    strike(self, &slot->peer, slot->fd, &slot->body);
+}
+
+size_t endpoint_take_cuts(endpoint_t *self, endpoint_cut_t *out, size_t capacity)
+{
+    size_t n = self->cut_count < capacity ? self->cut_count : capacity;
+    memcpy(out, self->cuts, n * sizeof(*out));
+    memmove(self->cuts, self->cuts + n, (self->cut_count - n) * sizeof(*out));
+    self->cut_count -= n;
+    return n;
+}
+
+void endpoint_stats(const endpoint_t *self, endpoint_stats_t *ret)
+{
+    *ret = self->stats;
+}
+
 /* The actor of the key the message came with, as the directory says now. */
 static bool actor_of(auth_t *auth, zmq_msg_t *msg, auth_actor_t *actor)
 {
@@ -135,31 +319,44 @@ size_t endpoint_drain(endpoint_t *self)
 {
     if (!polled_maybe_readable(self->socket))
         return self->count; /* the loop's poll found nothing waiting */
-    while (self->count < self->capacity) {
+    for (size_t read = 0; self->count < self->capacity && read < self->capacity; read++) {
         slot_t *slot = &self->slots[self->count];
         zmq_msg_init(&slot->peer);
         if (zmq_msg_recv(&slot->peer, self->socket, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&slot->peer);
             break;
         }
-        zmq_msg_t delimiter;
-        zmq_msg_init(&delimiter);
-        zmq_msg_init(&slot->body);
-        bool ok = more(self->socket) && zmq_msg_recv(&delimiter, self->socket, 0) >= 0 &&
-                  zmq_msg_size(&delimiter) == 0 && more(self->socket) &&
-                  zmq_msg_recv(&slot->body, self->socket, 0) >= 0 && !more(self->socket);
-        zmq_msg_close(&delimiter);
-        if (!ok) {
+        /* The frame after the routing id came off the wire: it knows the
+         * connection's socket (the routing id frame may not). */
+        zmq_msg_t first;
+        zmq_msg_init(&first);
+        bool framed = more(self->socket) && zmq_msg_recv(&first, self->socket, 0) >= 0;
+        slot->fd = framed ? zmq_msg_get(&first, ZMQ_SRCFD) : -1;
+        slot->struck = false;
+        if (self->strikes_used && from_cut(self, &slot->peer, slot->fd)) {
             discard_rest(self->socket);
+            zmq_msg_close(&first);
             zmq_msg_close(&slot->peer);
-            zmq_msg_close(&slot->body);
-            self->bad_frames++;
+            self->stats.dropped++;
             continue;
         }
+        zmq_msg_init(&slot->body);
+        bool ok = framed && zmq_msg_size(&first) == 0 && more(self->socket) &&
+                  zmq_msg_recv(&slot->body, self->socket, 0) >= 0 && !more(self->socket);
+        if (!ok) {
+            discard_rest(self->socket);
+            self->stats.bad_frames++;
+            strike(self, &slot->peer, slot->fd, &first);
+            zmq_msg_close(&first);
+            zmq_msg_close(&slot->peer);
+            zmq_msg_close(&slot->body);
+            continue;
+        }
+        zmq_msg_close(&first);
         if (self->auth && !actor_of(self->auth, &slot->body, &slot->actor)) {
             zmq_msg_close(&slot->peer);
             zmq_msg_close(&slot->body);
-            self->revoked++;
+            self->stats.revoked++;
             continue;
         }
         slot->reply = NULL;
@@ -232,14 +429,4 @@ int endpoint_push(endpoint_t *self, const void *peer, size_t peer_len, const Pro
     rc = send_framed(self->socket, peer, peer_len, body, len);
     free(body);
     return rc;
-}
-
-uint64_t endpoint_bad_frames(const endpoint_t *self)
-{
-    return self->bad_frames;
-}
-
-uint64_t endpoint_revoked(const endpoint_t *self)
-{
-    return self->revoked;
 }

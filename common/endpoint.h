@@ -20,6 +20,22 @@
  *
  * The socket has ZMQ_MAXMSGSIZE: a larger frame makes ZeroMQ drop the
  * sender's connection; a REQ client then times out and reconnects.
+ *
+ * A connection that floods garbage is cut, so that it cannot take the
+ * worker's loop from everybody else. Malformed requests are held against
+ * the connection they came on (ZeroMQ's routing id; frames not
+ * [empty][body] are counted here, bodies the worker could not decode are
+ * told with endpoint_strike()). ENDPOINT_STRIKES of them within
+ * ENDPOINT_STRIKE_WINDOW_MS and the connection's socket is shut down
+ * under ZeroMQ, which drops it as it drops a peer that went away; what
+ * the connection still had queued is dropped unread. Its key is then
+ * refused new handshakes for a while (auth_suspend()): a client that
+ * keeps flooding costs a handshake now and then instead of the loop. The
+ * key's other connections stay up. Before a cut the far end is checked
+ * against the one the connection had at its first strike, so a socket
+ * number ZeroMQ closed and reused meanwhile is never cut. The owner logs
+ * the cuts (endpoint_take_cuts()); a drain reads at most max_queue
+ * messages, good or bad, so that it always ends.
  */
 #ifndef DISPATCH_ENDPOINT_H
 #define DISPATCH_ENDPOINT_H
@@ -72,9 +88,31 @@ void endpoint_flush(endpoint_t *self);
  * -EHOSTUNREACH when that client is not connected. */
 int endpoint_push(endpoint_t *self, const void *peer, size_t peer_len, const ProtobufCMessage *msg);
 
-/* Frames dropped because they were not [empty][body]. */
-uint64_t endpoint_bad_frames(const endpoint_t *self);
-/* Requests dropped because their key is no longer in the directory. */
-uint64_t endpoint_revoked(const endpoint_t *self);
+/* Request i was not a message of the protocol (its body did not decode):
+ * a strike against its connection (once per request). */
+void endpoint_strike(endpoint_t *self, size_t i);
+
+#define ENDPOINT_STRIKES 64
+#define ENDPOINT_STRIKE_WINDOW_MS 1000
+#define ENDPOINT_CUTS_MAX 8
+
+/* A connection cut, for the owner's log. */
+typedef struct endpoint_cut {
+    char actor[AUTH_NAME_MAX + 1]; /* its key's actor; "" on a plain endpoint */
+    char address[64];              /* its far end, ip:port */
+    int suspended_ms;              /* how long its key is refused; 0 = not */
+} endpoint_cut_t;
+/* Moves the cuts made since the last call (up to capacity, at most
+ * ENDPOINT_CUTS_MAX are kept) into out; their count. */
+size_t endpoint_take_cuts(endpoint_t *self, endpoint_cut_t *out, size_t capacity);
+
+typedef struct endpoint_stats {
+    uint64_t bad_frames; /* dropped: not [empty][body] */
+    uint64_t revoked;    /* dropped: the key is no longer in the directory */
+    uint64_t malformed;  /* strikes: bad frames and bodies that did not decode */
+    uint64_t cuts;       /* connections cut */
+    uint64_t dropped;    /* messages of cut connections dropped unread */
+} endpoint_stats_t;
+void endpoint_stats(const endpoint_t *self, endpoint_stats_t *ret);
 
 #endif

@@ -24,6 +24,9 @@ struct worker {
     bus_t *bus;
     ready_endpoint_t endpoints[WORKER_MAX_ENDPOINTS];
     char *urls[WORKER_MAX_ENDPOINTS];
+    /* The client endpoints among them (NULL for others), whose cuts the
+     * loop logs; they belong to the application. */
+    endpoint_t *served[WORKER_MAX_ENDPOINTS];
     size_t endpoint_count;
     loop_check_t checks[WORKER_MAX_CHECKS];
     size_t check_count;
@@ -111,7 +114,10 @@ int worker_endpoint(worker_t *worker, const char *name, const char *url, int64_t
         log_error("%s endpoint %s: %s", name, url, strerror(-rc));
         return rc;
     }
-    return worker_announce(worker, name, endpoint_url(*ret));
+    rc = worker_announce(worker, name, endpoint_url(*ret));
+    if (rc == 0)
+        worker->served[worker->endpoint_count - 1] = *ret;
+    return rc;
 }
 
 int worker_check_add(worker_t *worker, loop_check_fn fn, void *ctx)
@@ -240,6 +246,29 @@ static void log_refusals(worker_t *worker)
                  refusals[i].key[0] ? refusals[i].key : "(none)");
     if (dropped)
         log_warn("refused %llu more handshakes", (unsigned long long)dropped);
+}
+
+/* Connections the client endpoints cut for flooding them with malformed
+ * requests (endpoint.h). */
+static void log_cuts(worker_t *worker)
+{
+    for (size_t i = 0; i < worker->endpoint_count; i++) {
+        endpoint_cut_t cuts[ENDPOINT_CUTS_MAX];
+        size_t n =
+            worker->served[i] ? endpoint_take_cuts(worker->served[i], cuts, ENDPOINT_CUTS_MAX) : 0;
+        for (size_t c = 0; c < n; c++) {
+            char suspended[160] = "";
+            if (cuts[c].suspended_ms)
+                snprintf(suspended, sizeof(suspended),
+                         "; key %.64s refused new connections for %d s",
+                         cuts[c].actor[0] ? cuts[c].actor : "(unknown)",
+                         (cuts[c].suspended_ms + 999) / 1000);
+            log_warn("%s endpoint: cut the connection of %s from %s: %d malformed requests "
+                     "within %d ms%s",
+                     worker->endpoints[i].name, cuts[c].actor[0] ? cuts[c].actor : "a client",
+                     cuts[c].address, ENDPOINT_STRIKES, ENDPOINT_STRIKE_WINDOW_MS, suspended);
+        }
+    }
 }
 
 /* The topology file with the --set overrides, as at start. */
@@ -408,6 +437,7 @@ static int run(worker_t *worker, const worker_kind_t *kind, void *app)
             return rc;
         }
         log_refusals(worker);
+        log_cuts(worker);
         int64_t now = bus_now_ms();
         if (now - last_watchdog >= WATCHDOG_MS) {
             ready_watchdog();

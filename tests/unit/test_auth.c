@@ -340,6 +340,21 @@ static void test_revoked_key_is_gone_within_a_second(void **state)
 }
 
 /* czmq's certificate code must not take over the worker's signals. */
+/* A key suspended again soon after is suspended twice as long, up to the
+ * bound; another key starts short. */
+static void test_suspensions_double_up_to_the_bound(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(auth_new(f->zmq, f->dir, "intake-1", &f->auth), 0);
+    int expected = AUTH_SUSPEND_MIN_MS;
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(auth_suspend(f->auth, "key-a"), expected);
+        expected = expected * 2 < AUTH_SUSPEND_MAX_MS ? expected * 2 : AUTH_SUSPEND_MAX_MS;
+    }
+    assert_int_equal(expected, AUTH_SUSPEND_MAX_MS);
+    assert_int_equal(auth_suspend(f->auth, "key-b"), AUTH_SUSPEND_MIN_MS);
+}
+
 static void test_signals_stay_ours(void **state)
 {
     fixture_t *f = *state;
@@ -362,6 +377,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_key_gets_no_handshake, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_handler_means_nobody, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoked_key_is_gone_within_a_second, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_suspensions_double_up_to_the_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_signals_stay_ours, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -67,6 +67,8 @@ void intake_set_city_lists(intake_t *self, struct city_lists *lists);
  * plain endpoint: the hotline's own desk): a GetTicket from a key without
  * the operator role gets the caller's name and phone masked. Like every worker's reply, it belongs
  * to the intake and stays valid until its next request (or its destroy).
+ * REFUSED (refusal.h): the bytes were not a Request at all; *ret is the
+ * error to send, and the endpoint holds it against the connection.
  * A negative return is a storage failure: the batch must be aborted
  * (nothing of it may commit) and *ret is NULL. MDB_MAP_FULL is among them:
  * store_write() grows the map and reruns. Requests that only read

@@ -824,8 +824,10 @@ int intake_handle_request(intake_t *self, MDB_txn *txn, const auth_actor_t *acto
     refusal_t refusal;
     Dispatch__Request *request = NULL;
     uint64_t tag;
-    if (decode_request(body, len, &request, &tag, &refusal))
-        return reply_refusal(self, tag, &refusal, ret);
+    if (decode_request(body, len, &request, &tag, &refusal)) {
+        int rc = reply_refusal(self, tag, &refusal, ret);
+        return rc < 0 ? rc : REFUSED;
+    }
 
     int rc = 0;
     char buf[LIMIT_ID + 1];

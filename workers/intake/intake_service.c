@@ -102,8 +102,9 @@ static int answer(intake_t *self, MDB_txn *txn, size_t i, int64_t now_ms)
                                    &reply);
     if (rc < 0)
         return rc;
-    rc = endpoint_reply(self->endpoint, i, &reply->base);
-    return rc;
+    if (rc == REFUSED)
+        endpoint_strike(self->endpoint, i);
+    return endpoint_reply(self->endpoint, i, &reply->base);
 }
 
 static size_t loop_pollitems(void *app, zmq_pollitem_t *items, size_t capacity)

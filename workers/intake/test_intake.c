@@ -23,6 +23,7 @@
 #include "harness.h"
 #include "intake.h"
 #include "record.h"
+#include "refusal.h"
 #include "store.h"
 
 /* 2026-11-25 09:00 in Asia/Shanghai. */
@@ -181,6 +182,8 @@ static int call_request_fn(MDB_txn *txn, void *ctx)
     if (rc == 0)
         rc = call->handler_rc = intake_handle_request(call->f->intake, txn, call->actor, call->body,
                                                       call->len, call->now, &reply);
+    if (rc == REFUSED) /* not a Request at all: answered, nothing to abort */
+        rc = 0;
     if (reply)
         call->reply = reply_copy(reply);
     if (rc == 0 && call->abort_after)

@@ -74,7 +74,10 @@ int router_handle_event(router_t *self, MDB_txn *txn, const void *body, size_t l
 /* A UnitAction from routing id peer, sent with actor's key (NULL on a
  * plain endpoint): a unit key acts only for its own unit (FORBIDDEN).
  * *result gets the ActionResult to send back (seq 0), or body_case NOT_SET
- * when nothing is to be sent (a valid ack). */
+ * when nothing is to be sent (a valid ack). Returns 0; REFUSED (refusal.h)
+ * when the bytes were not a UnitAction at all (*result is the error to
+ * send; the endpoint holds it against the connection); negative on a
+ * storage failure. */
 int router_handle_unit_action(router_t *self, MDB_txn *txn, const void *peer, size_t peer_len,
                               const auth_actor_t *actor, const void *body, size_t len,
                               int64_t now_ms, Dispatch__UnitDelivery *result);

@@ -509,7 +509,7 @@ int router_handle_unit_action(router_t *self, MDB_txn *txn, const void *peer, si
         set_result(self, result, "", "", "", now_ms);
         refuse_decode(&a.err, rc, detail, len, ROUTER_MAX_REQUEST, "dispatch.UnitAction");
         set_error(self, &a.err);
-        return 0;
+        return REFUSED;
     }
     a.request = request;
     a.unit = request->unit_id;

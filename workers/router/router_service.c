@@ -220,6 +220,8 @@ static int apply_requests(void *app, MDB_txn *txn)
                                                clock_now_ms(), &result);
             if (rc < 0)
                 return rc;
+            if (rc == REFUSED)
+                endpoint_strike(units, i);
             if (result.body_case != DISPATCH__UNIT_DELIVERY__BODY__NOT_SET &&
                 (rc = endpoint_reply(units, i, &result.base)) < 0)
                 return rc;

@@ -21,6 +21,7 @@
 #include "codec.h"
 #include "config.h"
 #include "harness.h"
+#include "refusal.h"
 #include "router.h"
 #include "store.h"
 
@@ -372,7 +373,8 @@ static raw_t unit_raw(fixture_t *f, const char *peer, const void *body, size_t l
 {
     raw_t raw = {.body = body, .len = len, .peer = peer, .peer_len = strlen(peer)};
     assert_int_equal(in_batch(f, action_fn, &raw), 0);
-    assert_int_equal(raw.handler_rc, 0);
+    /* REFUSED: not a UnitAction at all; then an error is the answer. */
+    assert_true(raw.handler_rc == 0 || (raw.handler_rc == REFUSED && raw.answered && raw.code));
     return raw;
 }
 
@@ -1717,6 +1719,7 @@ static void test_hostile_unit_actions(void **state)
     static const unsigned char garbage[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x12};
     raw_t raw = unit_raw(f, "cy-s1", garbage, sizeof(garbage));
     assert_true(raw.answered);
+    assert_int_equal(raw.handler_rc, REFUSED);
     assert_int_equal(raw.code, DISPATCH__ERROR_CODE__ERROR_CODE_BAD_REQUEST);
 
     size_t big_len = ROUTER_MAX_REQUEST + 1;
@@ -1725,7 +1728,9 @@ static void test_hostile_unit_actions(void **state)
     assert_int_equal(raw.code, DISPATCH__ERROR_CODE__ERROR_CODE_TOO_LARGE);
     free(big);
 
-    raw = unit_raw(f, "cy-s1", "", 0); /* empty: no unit, no action */
+    assert_int_equal(raw.handler_rc, REFUSED);
+    raw = unit_raw(f, "cy-s1", "", 0);   /* empty: no unit, no action */
+    assert_int_equal(raw.handler_rc, 0); /* a UnitAction, if an empty one */
     assert_int_equal(raw.code, DISPATCH__ERROR_CODE__ERROR_CODE_MISSING_FIELD);
 
     Dispatch__Progress progress = DISPATCH__PROGRESS__INIT;
