@@ -5,11 +5,13 @@
  * One district (intake-1, router-chaoyang, CURVE). The six city-wide units
  * get their tickets, then sign for them one at a time, round the units,
  * each action timed from send to its result: first --actions of them in
- * quiet, then as many while a second process, holding a valid unit
+ * quiet, then as many while a second process, holding the same valid unit
  * gateway key, sends garbage to the unit endpoint as fast as it can (a
- * quarter of it badly framed, the rest [empty][random bytes]). Prints p50,
- * p99 and the largest latency of both phases, the flood's rate, and the
- * ratio of the p99s.
+ * quarter of it badly framed, the rest [empty][random bytes]) and opens a
+ * new connection whenever its own is gone. Prints p50, p99 and the
+ * largest latency of both phases, what the flooder handed its sockets,
+ * and the ratio of the p99s. The router's own account of the flood is in
+ * its log (`cut the connection of units ...`).
  *
  *   bench-flood [--actions N] [--size BYTES] [--plain]
  *   bench-flood --flood URL [--keys DIR] --size BYTES   (the flooder itself)
@@ -346,7 +348,8 @@ int main(int argc, char **argv)
     sscanf(line, "sent %llu in %lld, %u connections", &sent, &ms, &connections);
 
     printf("flood: %s city\n", plain ? "plain (no CURVE)" : "CURVE");
-    printf("flood: one client sent %llu garbage messages of %zu bytes in %.1f s (%.0f msg/s) "
+    printf("flood: one client handed %llu garbage messages of %zu bytes to its sockets in %.1f s "
+           "(%.0f msg/s) "
            "to the unit endpoint, over %u connections\n",
            sent, size, (double)ms / 1000.0, ms ? (double)sent * 1000.0 / (double)ms : 0.0,
            connections);
