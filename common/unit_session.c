@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <zmq.h>
 
 #include "codec.h"
@@ -33,9 +34,13 @@ int unit_session_new(void *zmq_ctx, const char *url, const char *unit_id, const 
     if (!self)
         return -ENOMEM;
     snprintf(self->unit_id, sizeof(self->unit_id), "%s", unit_id);
-    int n = session
-                ? snprintf(self->routing_id, sizeof(self->routing_id), "%s/%s", unit_id, session)
-                : snprintf(self->routing_id, sizeof(self->routing_id), "%s", unit_id);
+    uint64_t secret;
+    if (getrandom(&secret, sizeof(secret), 0) != sizeof(secret)) {
+        unit_session_destroy(&self);
+        return -EIO;
+    }
+    int n = snprintf(self->routing_id, sizeof(self->routing_id), "%s/%s%s%016llx", unit_id,
+                     session ? session : "", session ? "-" : "", (unsigned long long)secret);
     int rc = n > 0 && (size_t)n < sizeof(self->routing_id) ? 0 : -EINVAL;
     if (rc == 0)
         rc = dealer_open(zmq_ctx, url, self->routing_id, curve, &self->socket);

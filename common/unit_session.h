@@ -2,11 +2,16 @@
  * client of docs/protocol.md section 5 (used by dispatch-unitsim,
  * dispatchctl's unit commands and the tests' unit pool).
  *
- *   - A DEALER (dealer.h) whose routing id is the unit id for the unit's
- *     main session, which receives the unit's deliveries, or
- *     "<unit id>/<session>" for a side session (e.g. the CLI's
- *     "U/cli-<pid>"), which gets the results of its own actions and does not
- *     take the main session's place.
+ *   - A DEALER (dealer.h) whose routing id is "<unit id>/<secret>" for the
+ *     unit's main session, which receives the unit's deliveries, or
+ *     "<unit id>/<session>-<secret>" for a side session (e.g. the CLI's
+ *     "U/cli-<pid>-..."), which gets the results of its own actions and
+ *     does not take the main session's place. The secret is 64 random bits
+ *     drawn for each session: the router hands a routing id over to
+ *     whoever connects with it (ZMQ_ROUTER_HANDOVER, so that a unit that
+ *     reconnects replaces its old connection at once), and a routing id
+ *     nobody can guess is what keeps another key from taking a unit's
+ *     connection, and its deliveries, over.
  *   - Deliveries in order (section 5.1): unit_session_start() says what the
  *     unit has applied and sends the ack that opens the session;
  *     unit_session_next() then returns each sequenced delivery once, in seq
@@ -57,8 +62,9 @@
 typedef struct unit_session unit_session_t;
 
 /* Connects to a router's unit endpoint as unit_id (<= 64 bytes, not empty).
- * session NULL: the unit's main session (routing id = unit_id); otherwise
- * routing id "unit_id/session" (at most 255 bytes in all). */
+ * session NULL: the unit's main session (routing id "unit_id/<secret>");
+ * otherwise routing id "unit_id/session-<secret>" (at most 255 bytes in
+ * all). */
 int unit_session_new(void *zmq_ctx, const char *url, const char *unit_id, const char *session,
                      const auth_client_t *curve, unit_session_t **ret);
 void unit_session_destroy(unit_session_t **self);

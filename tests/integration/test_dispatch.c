@@ -961,10 +961,12 @@ static void test_bad_input_gets_errors_and_intake_keeps_serving(void **state)
     const char *intake = city_endpoint(world.city, "intake-1", "request");
     auth_client_apply(flood, test_keys(world.city, "agent-7", intake));
     zmq_connect(flood, intake);
-    for (int i = 0; i < 2000; i++) {
-        zmq_send(flood, "", 0, ZMQ_SNDMORE);
-        zmq_send(flood, "\x0a\xff", 2, 0);
-    }
+    /* The intake cuts the connection and refuses the key's handshakes a
+     * while: the socket then has no peer and would block. */
+    for (int i = 0; i < 2000; i++)
+        if (zmq_send(flood, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+            zmq_send(flood, "\x0a\xff", 2, ZMQ_DONTWAIT) < 0)
+            break;
     zmq_close(flood);
     char *ticket = submit_ticket("after-bad", "nanguan", "gas", "", "13900000401",
                                  DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
@@ -1293,6 +1295,57 @@ static void test_unit_key_cannot_act_as_another_unit(void **state)
     assert_non_null(strstr(result->error->message, "key water-desk does not act for unit"));
     dispatch__action_result__free_unpacked(result, NULL);
     unit_session_destroy(&impostor);
+}
+
+/* The router hands a routing id over to whoever connects with it, so that
+ * a unit that reconnects replaces its old connection at once. A unit's
+ * routing id is "<unit>/<64 random bits>": another unit's key that
+ * connects under the unit's bare id (its whole routing id, once) takes
+ * over nothing, and the unit's delivery reaches the unit alone. */
+static void test_guessed_routing_id_takes_no_deliveries(void **state)
+{
+    (void)state;
+    new_key("power-desk", AUTH_KIND_UNIT, AUTH_ROLE_UNIT, "power-company");
+    unit_pool_t *pool;
+    assert_int_equal(unit_pool_new(world.zmq, world.city, 1, &pool), 0);
+    assert_int_equal(unit_pool_connect(pool, units_url(0), "gas-company", 0), 0);
+
+    char dir[600];
+    auth_client_t keys;
+    assert_int_equal(auth_client_load(city_keys_dir(world.city, dir, sizeof(dir)), "power-desk",
+                                      "router-chaoyang", &keys),
+                     0);
+    void *thief = zmq_socket(world.zmq, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(thief, ZMQ_LINGER, &zero, sizeof(zero));
+    zmq_setsockopt(thief, ZMQ_ROUTING_ID, "gas-company", strlen("gas-company"));
+    assert_int_equal(auth_client_apply(thief, &keys), 0);
+    assert_int_equal(
+        zmq_socket_monitor(thief, "inproc://thief-events", ZMQ_EVENT_HANDSHAKE_SUCCEEDED), 0);
+    void *events = zmq_socket(world.zmq, ZMQ_PAIR);
+    zmq_setsockopt(events, ZMQ_LINGER, &zero, sizeof(zero));
+    assert_int_equal(zmq_connect(events, "inproc://thief-events"), 0);
+    assert_int_equal(zmq_connect(thief, units_url(0)), 0);
+    zmq_pollitem_t handshake = {.socket = events, .events = ZMQ_POLLIN};
+    assert_int_equal(zmq_poll(&handshake, 1, TEST_TIMEOUT_MS), 1); /* the thief is in */
+
+    char *ticket = submit_ticket("guess-1", citydata_districts[0], "gas", "", "13900000601",
+                                 DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
+    inbox_t inbox = {0}; /* the unit's earlier tickets come first */
+    bool delivered = false;
+    for (int i = 0; i < TEST_TIMEOUT_MS / 50 && !delivered; i++) {
+        unit_pool_poll(pool, 50, to_inbox, &inbox);
+        for (size_t d = 0; d < inbox.count; d++)
+            delivered = delivered || strcmp(inbox.ticket[d], ticket) == 0;
+        inbox.count = 0;
+    }
+    assert_true(delivered);
+    zmq_pollitem_t stolen = {.socket = thief, .events = ZMQ_POLLIN};
+    assert_int_equal(zmq_poll(&stolen, 1, 0), 0);
+    free(ticket);
+    zmq_close(events);
+    zmq_close(thief);
+    unit_pool_destroy(&pool);
 }
 
 /* GetTicket as each key sees it (NULL reply when refused: *code set). */
@@ -1771,6 +1824,7 @@ int main(void)
         cmocka_unit_test(test_reset_router_is_refused_until_accepted),
         cmocka_unit_test(test_unknown_key_gets_no_handshake),
         cmocka_unit_test(test_unit_key_cannot_act_as_another_unit),
+        cmocka_unit_test(test_guessed_routing_id_takes_no_deliveries),
         cmocka_unit_test(test_non_admin_key_claiming_admin_is_refused),
         cmocka_unit_test(test_forged_bus_frame_is_dropped),
         cmocka_unit_test(test_caller_and_status_by_the_key),

@@ -440,11 +440,17 @@ static void expect_delivery(unit_session_t *session, uint64_t seq, const char *t
 static void test_unit_session_queues_while_acting(void **state)
 {
     fixture_t *fixture = *state;
-    const char *routing_id = "u-water/cli-42";
-    unit_session_t *session;
+    unit_session_t *session, *again;
     assert_int_equal(
         unit_session_new(fixture->ctx, fixture->url, "u-water", "cli-42", NULL, &session), 0);
-    assert_string_equal(unit_session_routing_id(session), routing_id);
+    /* "<unit>/<session>-<64 random bits>": no other session has it. */
+    const char *routing_id = unit_session_routing_id(session);
+    assert_int_equal(strlen(routing_id), strlen("u-water/cli-42-") + 16);
+    assert_int_equal(strncmp(routing_id, "u-water/cli-42-", strlen("u-water/cli-42-")), 0);
+    assert_int_equal(
+        unit_session_new(fixture->ctx, fixture->url, "u-water", "cli-42", NULL, &again), 0);
+    assert_string_not_equal(unit_session_routing_id(again), routing_id);
+    unit_session_destroy(&again);
 
     /* The first ack tells the server who is connected. */
     assert_int_equal(unit_session_ack(session, 0), 0);
@@ -505,13 +511,15 @@ static void test_unit_session_act_timeout(void **state)
 {
     fixture_t *fixture = *state;
     unit_session_t *session;
-    /* The main session: routing id = unit id. */
+    /* The main session: routing id "<unit>/<64 random bits>". */
     assert_int_equal(unit_session_new(fixture->ctx, fixture->url, "u-gas", NULL, NULL, &session),
                      0);
-    assert_string_equal(unit_session_routing_id(session), "u-gas");
+    const char *routing_id = unit_session_routing_id(session);
+    assert_int_equal(strlen(routing_id), strlen("u-gas/") + 16);
+    assert_int_equal(strncmp(routing_id, "u-gas/", strlen("u-gas/")), 0);
     assert_int_equal(unit_session_ack(session, 0), 0);
-    expect_ack(fixture->router, "u-gas", "u-gas", 0);
-    push_delivery(fixture->router, "u-gas", 7, "CY-7", NULL);
+    expect_ack(fixture->router, routing_id, "u-gas", 0);
+    push_delivery(fixture->router, routing_id, 7, "CY-7", NULL);
 
     Dispatch__Progress progress = DISPATCH__PROGRESS__INIT;
     progress.text = "on site";
@@ -534,10 +542,10 @@ static void test_unit_session_act_timeout(void **state)
 
     /* Deliveries still queued at destroy are freed (the sanitizer run
      * checks for leaks). */
-    Dispatch__UnitAction *sent = server_receive_action(fixture->router, "u-gas");
+    Dispatch__UnitAction *sent = server_receive_action(fixture->router, routing_id);
     assert_string_equal(sent->action_id, "act-7");
     protobuf_c_message_free_unpacked(&sent->base, NULL);
-    push_delivery(fixture->router, "u-gas", 8, "CY-8", NULL);
+    push_delivery(fixture->router, routing_id, 8, "CY-8", NULL);
     action.action_id = "act-8";
     assert_int_equal(unit_session_act(session, &action, SHORT_TIMEOUT_MS, &result), -ETIMEDOUT);
     assert_int_equal(unit_session_queued(session), 1);
