@@ -244,8 +244,8 @@ static int serve_links(admin_call_t *call)
     } else if (admin_require(call, AUTHZ_LINKS)) {
         return REFUSED;
     }
-    int rc =
-        linkview_fill(&call->memory->links, call->bus, LINKVIEW_MAX_BYTES, &call->reply->links);
+    int rc = linkview_fill(&call->memory->links, call->store, call->bus, LINKVIEW_MAX_BYTES,
+                           &call->reply->links);
     if (rc == 0)
         call->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_LINKS;
     return rc;
@@ -255,7 +255,7 @@ static int serve_stats(admin_call_t *call)
 {
     if (admin_require(call, AUTHZ_STATS))
         return REFUSED;
-    int rc = workerstats_fill(&call->memory->stats, call->txn, call->bus, &call->memory->links);
+    int rc = workerstats_fill(&call->memory->stats, call->store, call->bus, &call->memory->links);
     if (rc == 0) {
         call->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_STATS;
         call->reply->stats = &call->memory->stats;
@@ -270,13 +270,14 @@ static bool served_here(Dispatch__AdminRequest__BodyCase body)
            body == DISPATCH__ADMIN_REQUEST__BODY_STATS;
 }
 
-int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, bus_t *bus,
-                 MDB_txn *txn, const auth_actor_t *actor, int64_t now, const void *body, size_t len,
-                 size_t max, admin_serve_fn serve, Dispatch__AdminReply *reply)
+int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, store_t *store,
+                 bus_t *bus, MDB_txn *txn, const auth_actor_t *actor, int64_t now, const void *body,
+                 size_t len, size_t max, admin_serve_fn serve, Dispatch__AdminReply *reply)
 {
     admin_reply_reset(memory);
     dispatch__admin_reply__init(reply);
     admin_call_t call = {.worker = worker,
+                         .store = store,
                          .bus = bus,
                          .txn = txn,
                          .now = now,
