@@ -314,3 +314,32 @@ int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, s
         protobuf_c_message_free_unpacked(&request->base, NULL);
     return rc;
 }
+
+void admin_answer_failed(endpoint_t *admin, size_t max, const char *message,
+                         admin_outside_fn outside, void *worker)
+{
+    Dispatch__Error error = DISPATCH__ERROR__INIT;
+    error.code = DISPATCH__ERROR_CODE__ERROR_CODE_UNAVAILABLE;
+    error.message = (char *)message;
+    endpoint_clear_replies(admin);
+    for (size_t i = 0; i < endpoint_count(admin); i++) {
+        endpoint_request_t request;
+        endpoint_request(admin, i, &request);
+        Dispatch__AdminRequest *decoded = dispatch__admin_request__unpack(
+            NULL, request.body_len <= max ? request.body_len : 0, request.body);
+        bool reads_outside =
+            decoded && (decoded->body_case == DISPATCH__ADMIN_REQUEST__BODY_STATS ||
+                        decoded->body_case == DISPATCH__ADMIN_REQUEST__BODY_LINKS_QUERY);
+        Dispatch__AdminReply reply = DISPATCH__ADMIN_REPLY__INIT;
+        if (!reads_outside ||
+            outside(worker, request.actor, request.body, request.body_len, &reply) < 0) {
+            dispatch__admin_reply__init(&reply);
+            reply.tag = decoded ? decoded->tag : 0;
+            reply.body_case = DISPATCH__ADMIN_REPLY__BODY_ERROR;
+            reply.error = &error;
+        }
+        endpoint_reply(admin, i, &reply.base);
+        if (decoded)
+            dispatch__admin_request__free_unpacked(decoded, NULL);
+    }
+}

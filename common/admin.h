@@ -27,6 +27,7 @@
 #include "authz.h"
 #include "bus.h"
 #include "dispatch.pb-c.h"
+#include "endpoint.h"
 #include "lifecycle.h"
 #include "linkview.h"
 #include "refusal.h"
@@ -123,5 +124,17 @@ void admin_call_done(admin_call_t *call, const char *ticket_id, Dispatch__Ticket
 int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, store_t *store,
                  bus_t *bus, MDB_txn *txn, const auth_actor_t *actor, int64_t now, const void *body,
                  size_t len, size_t max, admin_serve_fn serve, Dispatch__AdminReply *reply);
+
+/* The worker's admin_handle() for a request served outside any batch (txn
+ * NULL, at the time it wants). */
+typedef int (*admin_outside_fn)(void *worker, const auth_actor_t *actor, const void *body,
+                                size_t len, Dispatch__AdminReply *reply);
+
+/* The batch the requests of endpoint admin (at most max bytes each) came in
+ * did not commit: each is answered UNAVAILABLE with message, but LinksQuery
+ * and StatsQuery, which read nothing the batch wrote, are served by outside:
+ * while batches fail they are how an operator learns why. */
+void admin_answer_failed(endpoint_t *admin, size_t max, const char *message,
+                         admin_outside_fn outside, void *worker);
 
 #endif
