@@ -100,9 +100,28 @@ static void probe(gateway_t *self, metrics_worker_t *result, ProtobufCMessage **
 typedef struct counter_field {
     const char *name, *help, *type;
     size_t offset; /* of a uint64_t in Dispatch__WorkerStats */
+    int storage;   /* 0, or 1 + storage_value()'s which: a figure of WorkerStats.storage */
 } counter_field_t;
 
-#define STAT(field) offsetof(Dispatch__WorkerStats, field)
+/* Whether the worker's store fails its batches (StorageState): a gauge to
+ * alert on, the count that says how often, and since when, so that a
+ * dashboard shows how long nothing was applied. */
+static double storage_value(const Dispatch__StorageState *s, int which)
+{
+    switch (which) {
+    case 0:
+        return s->failing;
+    case 1:
+        return (double)s->failed_batches;
+    default:
+        return s->failing ? (double)s->failing_since / 1e3 : 0;
+    }
+}
+
+/* Where a figure is: a uint64_t field of WorkerStats, or one of its
+ * storage (storage_value()'s which). */
+#define STAT(field) offsetof(Dispatch__WorkerStats, field), 0
+#define STORAGE(which) 0, 1 + (which)
 static const counter_field_t worker_fields[] = {
     {"dispatch_store_commits_total",
      "Write transactions committed to the worker's store since it was created.", "counter",
@@ -126,6 +145,17 @@ static const counter_field_t worker_fields[] = {
      STAT(bad_frames)},
     {"dispatch_bus_forged_total", "Bus frames whose key was not the named sender's.", "counter",
      STAT(forged)},
+    {"dispatch_store_failing",
+     "Whether the worker's store fails its write batches (a full or failing disk): it applies "
+     "nothing meanwhile.",
+     "gauge", STORAGE(0)},
+    {"dispatch_store_failed_batches_total",
+     "Write batches of the worker's store that failed since the worker started.", "counter",
+     STORAGE(1)},
+    {"dispatch_store_failing_since_seconds",
+     "Unix time of the first failed batch of the episode of failures going on; 0 when not "
+     "failing.",
+     "gauge", STORAGE(2)},
 };
 
 typedef struct link_field {
@@ -167,38 +197,6 @@ static double link_value(const Dispatch__LinkState *l, int which)
     }
 }
 
-/* Whether the worker's store fails its batches (StorageState): a gauge to
- * alert on, the count that says how often, and since when, so that a
- * dashboard shows how long nothing was applied. */
-typedef struct storage_field {
-    const char *name, *help, *type;
-    int which;
-} storage_field_t;
-
-static const storage_field_t storage_fields[] = {
-    {"dispatch_store_failing",
-     "Whether the worker's store fails its write batches (a full or failing disk): it applies "
-     "nothing meanwhile.",
-     "gauge", 0},
-    {"dispatch_store_failed_batches_total",
-     "Write batches of the worker's store that failed since the worker started.", "counter", 1},
-    {"dispatch_store_failing_since_seconds",
-     "Unix time of the first failed batch of the failing going on; 0 when not failing.", "gauge",
-     2},
-};
-
-static double storage_value(const Dispatch__StorageState *s, int which)
-{
-    switch (which) {
-    case 0:
-        return s->failing;
-    case 1:
-        return (double)s->failed_batches;
-    default:
-        return s->failing ? (double)s->failing_since / 1e3 : 0;
-    }
-}
-
 void metrics_workers(FILE *out, const metrics_worker_t *workers, size_t n)
 {
     fputs("# HELP dispatch_worker_up Whether the worker answered the gateway's StatsQuery on "
@@ -223,25 +221,18 @@ void metrics_workers(FILE *out, const metrics_worker_t *workers, size_t n)
         for (size_t i = 0; i < n; i++) {
             const config_worker_t *w = workers[i].worker;
             const Dispatch__WorkerStats *stats = workers[i].stats;
-            if (!stats)
+            if (!stats || (field->storage && !stats->storage))
+                continue; /* no answer, or from a worker older than WorkerStats.storage */
+            const char *district = w->district ? w->district : "";
+            if (field->storage) {
+                fprintf(out, "%s{worker=\"%s\",district=\"%s\"} %.15g\n", field->name, w->name,
+                        district, storage_value(stats->storage, field->storage - 1));
                 continue;
+            }
             uint64_t value;
             memcpy(&value, (const char *)stats + field->offset, sizeof(value));
             fprintf(out, "%s{worker=\"%s\",district=\"%s\"} %" PRIu64 "\n", field->name, w->name,
-                    w->district ? w->district : "", value);
-        }
-    }
-    for (size_t f = 0; f < sizeof(storage_fields) / sizeof(storage_fields[0]); f++) {
-        const storage_field_t *field = &storage_fields[f];
-        fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", field->name, field->help, field->name,
-                field->type);
-        for (size_t i = 0; i < n; i++) {
-            const config_worker_t *w = workers[i].worker;
-            const Dispatch__WorkerStats *stats = workers[i].stats;
-            if (!stats || !stats->storage)
-                continue; /* a worker older than WorkerStats.storage */
-            fprintf(out, "%s{worker=\"%s\",district=\"%s\"} %.15g\n", field->name, w->name,
-                    w->district ? w->district : "", storage_value(stats->storage, field->which));
+                    district, value);
         }
     }
     for (size_t f = 0; f < sizeof(link_fields) / sizeof(link_fields[0]); f++) {
