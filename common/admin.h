@@ -116,11 +116,12 @@ int admin_require(admin_call_t *call, authz_call_t what);
 void admin_call_done(admin_call_t *call, const char *ticket_id, Dispatch__TicketState state);
 
 /* Decodes and checks an AdminRequest of len bytes (at most max), serves it
- * in txn at now and fills reply (tag, body): LinksQuery and LinkAccept
- * from bus and store, StatsQuery from both, the rest through serve. actor is who the request's key
- * belongs to (NULL on a plain endpoint): an actor_id other than its name, or a role it does not
- * hold, is FORBIDDEN. A refusal becomes the reply's Error (a partial page is dropped). A negative
- * return is a failure of the worker itself (storage): the batch is aborted. */
+ * in txn at now and fills reply (tag, body): LinksQuery and StatsQuery from
+ * bus and store, LinkAccept from bus, the rest through serve. actor is who
+ * the request's key belongs to (NULL on a plain endpoint): an actor_id
+ * other than its name, or a role it does not hold, is FORBIDDEN. A refusal
+ * becomes the reply's Error (a partial page is dropped). A negative return
+ * is a failure of the worker itself (storage): the batch is aborted. */
 int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, store_t *store,
                  bus_t *bus, MDB_txn *txn, const auth_actor_t *actor, int64_t now, const void *body,
                  size_t len, size_t max, admin_serve_fn serve, Dispatch__AdminReply *reply);
