@@ -244,8 +244,8 @@ static int serve_links(admin_call_t *call)
     } else if (admin_require(call, AUTHZ_LINKS)) {
         return REFUSED;
     }
-    int rc =
-        linkview_fill(&call->memory->links, call->bus, LINKVIEW_MAX_BYTES, &call->reply->links);
+    int rc = linkview_fill(&call->memory->links, call->store, call->bus, LINKVIEW_MAX_BYTES,
+                           &call->reply->links);
     if (rc == 0)
         call->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_LINKS;
     return rc;
@@ -255,7 +255,7 @@ static int serve_stats(admin_call_t *call)
 {
     if (admin_require(call, AUTHZ_STATS))
         return REFUSED;
-    int rc = workerstats_fill(&call->memory->stats, call->txn, call->bus, &call->memory->links);
+    int rc = workerstats_fill(&call->memory->stats, call->store, call->bus, &call->memory->links);
     if (rc == 0) {
         call->reply->body_case = DISPATCH__ADMIN_REPLY__BODY_STATS;
         call->reply->stats = &call->memory->stats;
@@ -270,13 +270,14 @@ static bool served_here(Dispatch__AdminRequest__BodyCase body)
            body == DISPATCH__ADMIN_REQUEST__BODY_STATS;
 }
 
-int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, bus_t *bus,
-                 MDB_txn *txn, const auth_actor_t *actor, int64_t now, const void *body, size_t len,
-                 size_t max, admin_serve_fn serve, Dispatch__AdminReply *reply)
+int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, store_t *store,
+                 bus_t *bus, MDB_txn *txn, const auth_actor_t *actor, int64_t now, const void *body,
+                 size_t len, size_t max, admin_serve_fn serve, Dispatch__AdminReply *reply)
 {
     admin_reply_reset(memory);
     dispatch__admin_reply__init(reply);
     admin_call_t call = {.worker = worker,
+                         .store = store,
                          .bus = bus,
                          .txn = txn,
                          .now = now,
@@ -312,4 +313,33 @@ int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, b
     if (request)
         protobuf_c_message_free_unpacked(&request->base, NULL);
     return rc;
+}
+
+void admin_answer_failed(endpoint_t *admin, size_t max, const char *message,
+                         admin_outside_fn outside, void *worker)
+{
+    Dispatch__Error error = DISPATCH__ERROR__INIT;
+    error.code = DISPATCH__ERROR_CODE__ERROR_CODE_UNAVAILABLE;
+    error.message = (char *)message;
+    endpoint_clear_replies(admin);
+    for (size_t i = 0; i < endpoint_count(admin); i++) {
+        endpoint_request_t request;
+        endpoint_request(admin, i, &request);
+        Dispatch__AdminRequest *decoded = dispatch__admin_request__unpack(
+            NULL, request.body_len <= max ? request.body_len : 0, request.body);
+        bool reads_outside =
+            decoded && (decoded->body_case == DISPATCH__ADMIN_REQUEST__BODY_STATS ||
+                        decoded->body_case == DISPATCH__ADMIN_REQUEST__BODY_LINKS_QUERY);
+        Dispatch__AdminReply reply = DISPATCH__ADMIN_REPLY__INIT;
+        if (!reads_outside ||
+            outside(worker, request.actor, request.body, request.body_len, &reply) < 0) {
+            dispatch__admin_reply__init(&reply);
+            reply.tag = decoded ? decoded->tag : 0;
+            reply.body_case = DISPATCH__ADMIN_REPLY__BODY_ERROR;
+            reply.error = &error;
+        }
+        endpoint_reply(admin, i, &reply.base);
+        if (decoded)
+            dispatch__admin_request__free_unpacked(decoded, NULL);
+    }
 }

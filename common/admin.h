@@ -27,9 +27,11 @@
 #include "authz.h"
 #include "bus.h"
 #include "dispatch.pb-c.h"
+#include "endpoint.h"
 #include "lifecycle.h"
 #include "linkview.h"
 #include "refusal.h"
+#include "store.h"
 
 #define ADMIN_QUEUE_DEFAULT_LIMIT 100
 #define ADMIN_QUEUE_MAX_LIMIT 500
@@ -93,8 +95,9 @@ int admin_page_finish(admin_reply_t *memory, Dispatch__AdminReply *reply);
 /* One admin request being served: what a worker's serve function gets.
  * The reply (and memory) hold the answer; err the refusal. */
 typedef struct admin_call {
-    void *worker; /* the router_t or escalation_t serving it */
-    bus_t *bus;   /* its bus: LinksQuery, LinkAccept */
+    void *worker;   /* the router_t or escalation_t serving it */
+    store_t *store; /* its store: StatsQuery, LinksQuery */
+    bus_t *bus;     /* its bus: LinksQuery, LinkAccept */
     MDB_txn *txn;
     int64_t now;
     const Dispatch__AdminRequest *request;
@@ -113,14 +116,26 @@ int admin_require(admin_call_t *call, authz_call_t what);
 void admin_call_done(admin_call_t *call, const char *ticket_id, Dispatch__TicketState state);
 
 /* Decodes and checks an AdminRequest of len bytes (at most max), serves it
- * in txn at now and fills reply (tag, body): LinksQuery and LinkAccept
- * from bus, the rest through serve. actor is who the request's key belongs
- * to (NULL on a plain endpoint): an actor_id other than its name, or a role
- * it does not hold, is FORBIDDEN. A refusal becomes the reply's Error (a
- * partial page is dropped). A negative return is a failure of the worker
- * itself (storage): the batch is aborted. */
-int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, bus_t *bus,
-                 MDB_txn *txn, const auth_actor_t *actor, int64_t now, const void *body, size_t len,
-                 size_t max, admin_serve_fn serve, Dispatch__AdminReply *reply);
+ * in txn at now and fills reply (tag, body): LinksQuery and StatsQuery from
+ * bus and store, LinkAccept from bus, the rest through serve. actor is who
+ * the request's key belongs to (NULL on a plain endpoint): an actor_id
+ * other than its name, or a role it does not hold, is FORBIDDEN. A refusal
+ * becomes the reply's Error (a partial page is dropped). A negative return
+ * is a failure of the worker itself (storage): the batch is aborted. */
+int admin_handle(admin_reply_t *memory, lifecycle_worker_t self, void *worker, store_t *store,
+                 bus_t *bus, MDB_txn *txn, const auth_actor_t *actor, int64_t now, const void *body,
+                 size_t len, size_t max, admin_serve_fn serve, Dispatch__AdminReply *reply);
+
+/* The worker's admin_handle() for a request served outside any batch (txn
+ * NULL, at the time it wants). */
+typedef int (*admin_outside_fn)(void *worker, const auth_actor_t *actor, const void *body,
+                                size_t len, Dispatch__AdminReply *reply);
+
+/* The batch the requests of endpoint admin (at most max bytes each) came in
+ * did not commit: each is answered UNAVAILABLE with message, but LinksQuery
+ * and StatsQuery, which read nothing the batch wrote, are served by outside:
+ * while batches fail they are how an operator learns why. */
+void admin_answer_failed(endpoint_t *admin, size_t max, const char *message,
+                         admin_outside_fn outside, void *worker);
 
 #endif

@@ -87,11 +87,15 @@ static int links_add(void *ctx, const bus_link_view_t *view)
     return 0;
 }
 
-int linkview_fill(linkview_t *self, bus_t *bus, size_t max_bytes, Dispatch__LinksView **ret)
+int linkview_fill(linkview_t *self, const store_t *store, bus_t *bus, size_t max_bytes,
+                  Dispatch__LinksView **ret)
 {
     dispatch__links_view__init(&self->view);
+    storagestate_fill(&self->storage, store);
+    self->view.storage = &self->storage.state;
     self->count = 0;
-    self->bytes = 0;
+    /* The storage state is always sent; the links take what is left. */
+    self->bytes = protobuf_c_message_get_packed_size(&self->storage.state.base) + 8;
     fill_t fill = {self, max_bytes};
     bus_links_each(bus, links_add, &fill);
     Dispatch__LinkState **items = realloc(self->items, (self->count + 1) * sizeof(*items));

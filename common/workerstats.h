@@ -4,23 +4,23 @@
  *
  * What it holds: the commits of the worker's store since it was created
  * (LMDB's last transaction id: every committed write transaction takes the
- * next one), the store's size, the bus's counters since the start, and the
- * bus's links as linkview.h gives them. Nothing in it is personal.
+ * next one), the store's size and storage state (storagestate.h), the bus's
+ * counters since the start, and the bus's links as linkview.h gives them.
+ * Nothing in it is personal.
  *
- * The links point into a linkview_t the caller keeps until the reply is
- * sent (and frees with linkview_free()).
+ * The links and the storage state point into a linkview_t the caller keeps
+ * until the reply is sent (and frees with linkview_free()).
  */
 #ifndef DISPATCH_WORKERSTATS_H
 #define DISPATCH_WORKERSTATS_H
 
-#include <lmdb.h>
-
 #include "bus.h"
 #include "dispatch.pb-c.h"
 #include "linkview.h"
+#include "store.h"
 
-/* Fills stats from txn's environment and bus (NULL: no bus figures, no
- * links). 0, or -ENOMEM. */
-int workerstats_fill(Dispatch__WorkerStats *stats, MDB_txn *txn, bus_t *bus, linkview_t *links);
+/* Fills stats from store and bus (NULL: no bus figures, no links). 0, or
+ * -ENOMEM. */
+int workerstats_fill(Dispatch__WorkerStats *stats, store_t *store, bus_t *bus, linkview_t *links);
 
 #endif

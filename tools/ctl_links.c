@@ -1,13 +1,13 @@
-/* dispatchctl links: the bus links of a worker, through its admin endpoint
- * (docs/protocol.md sections 3.1 and 6.2).
+/* dispatchctl links: the bus links of a worker and the state of its store,
+ * through its client endpoint (docs/protocol.md sections 3.1 and 6.2).
  *
  *   links [--worker NAME]          the links of NAME (default: the router of
  *                                  --district), both ways; --router URL wins
  *   links accept WORKER PEER       WORKER accepts the incarnation PEER presents
  *                                  on a diverged link
  *
- * Router and escalation answer (they have an admin endpoint); intake and
- * audit do not yet.
+ * Router and escalation answer on their admin endpoint, intake and audit on
+ * their request endpoint.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -35,6 +35,29 @@ static void full_hex(const ProtobufCBinaryData *bytes, char *buf, size_t len)
         snprintf(buf + 2 * i, 3, "%02x", bytes->data[i]);
 }
 
+/* A worker whose batches fail applies nothing its links bring: said under
+ * its name, before the links, so that a stalled link has its cause beside
+ * it. */
+static void print_storage(const char *worker, const Dispatch__StorageState *storage)
+{
+    if (!storage)
+        return; /* a worker older than StorageState in LinksView */
+    char name[128], since[64], error[256];
+    ctl_clean(worker, name, sizeof(name));
+    ctl_clean(storage->error, error, sizeof(error));
+    uint64_t failed = storage->failing ? storage->episode_failures : storage->failed_batches;
+    const char *batches = failed == 1 ? "batch" : "batches";
+    if (storage->failing)
+        printf("%s: storage FAILING since %s: %llu %s failed (%s)\n", name,
+               ctl_time(storage->failing_since, since, sizeof(since)), (unsigned long long)failed,
+               batches, error);
+    else if (failed > 0)
+        printf("%s: storage ok; %llu %s failed since start, the latest: %s\n", name,
+               (unsigned long long)failed, batches, error);
+    else
+        printf("%s: storage ok\n", name);
+}
+
 static void print_links(const Dispatch__LinksView *view)
 {
     enum { COLUMNS = 9 };
@@ -46,6 +69,7 @@ static void print_links(const Dispatch__LinksView *view)
         full_hex(&view->links[0]->incarnation, self, sizeof(self));
     char name[128];
     printf("worker %s  incarnation %s\n", ctl_clean(view->worker, name, sizeof(name)), self);
+    print_storage(view->worker, view->storage);
     ctl_table_t *table;
     if (ctl_table_new(COLUMNS, headers, &table) < 0)
         return;

@@ -83,6 +83,10 @@ scrape_configs:
             check(set(workers) == {"intake-1", "router-chaoyang", "router-nanguan",
                                    "router-kuancheng", "audit"}, f"workers {workers}")
             check(all(v == 1 for v in workers.values()), f"every worker up: {workers}")
+            failing = {r["metric"]["worker"]: float(r["value"][1])
+                       for r in query("dispatch_store_failing")}
+            check(set(failing) == set(workers) and not any(failing.values()),
+                  f"no store failing: {failing}")
 
             # Each worker's own figures, from its answer to StatsQuery.
             commits = {r["metric"]["worker"]: float(r["value"][1])
@@ -110,6 +114,8 @@ scrape_configs:
                          "dispatch_worker_probe_seconds", "dispatch_tickets_registered_total",
                          "dispatch_tickets_overdue", "dispatch_tickets_urgent_open",
                          "dispatch_store_commits_total", "dispatch_store_used_bytes",
+                         "dispatch_store_failed_batches_total",
+                         "dispatch_store_failing_since_seconds",
                          "dispatch_bus_dead_letters_total", "dispatch_link_outbox_messages",
                          "dispatch_link_last_heard_seconds", "dispatch_link_reconnects_total",
                          "dispatch_audit_last_seq",

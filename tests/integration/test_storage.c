@@ -7,7 +7,10 @@
  *    lost, and once space is freed the worker logs its recovery and the
  *    work that waited is done (intake: the retried submit gets its ticket;
  *    router: the ticket is dispatched; audit: every reply said "failing"
- *    meanwhile, and the ticket is recorded);
+ *    meanwhile, and the ticket is recorded); whoever asks is told: intake's
+ *    and the router's StatsQuery say failing, then not, and `dispatchctl
+ *    links` (the real tool) prints audit's failing storage, then that it
+ *    works again;
  *  - a 16 KiB map_size starts and grows;
  *  - a truncated data file, and one with flipped bytes, are refused at
  *    start with a clear message and a non-zero exit, not a signal.
@@ -233,6 +236,67 @@ static int submit(client_t *intake, unsigned n, char *ticket_id, size_t len)
     return rc;
 }
 
+/* What worker (intake-1 or a router) says of its store in its answer to
+ * StatsQuery; the caller frees *keep. Asked once: a worker answers it even
+ * in a batch that did not commit (UNAVAILABLE would fail the test). */
+static const Dispatch__StorageState *stats_storage(world_t *world, const char *worker,
+                                                   ProtobufCMessage **keep)
+{
+    const char *url = city_endpoint(world->city, worker, "request");
+    client_t *client;
+    assert_int_equal(client_new(world->zmq, url, TEST_TIMEOUT_MS, NULL, &client), 0);
+    Dispatch__StatsQuery stats = DISPATCH__STATS_QUERY__INIT;
+    const Dispatch__WorkerStats *answer = NULL;
+    const Dispatch__Error *error = NULL;
+    *keep = NULL;
+    if (strncmp(worker, "intake", 6) == 0) {
+        Dispatch__Request request = DISPATCH__REQUEST__INIT;
+        request.actor = "agent-7";
+        request.body_case = DISPATCH__REQUEST__BODY_STATS;
+        request.stats = &stats;
+        Dispatch__Reply *reply = test_call_intake(client, &request);
+        *keep = reply ? &reply->base : NULL;
+        answer = reply && reply->body_case == DISPATCH__REPLY__BODY_STATS ? reply->stats : NULL;
+        error = reply && reply->body_case == DISPATCH__REPLY__BODY_ERROR ? reply->error : NULL;
+    } else {
+        Dispatch__AdminRequest request = DISPATCH__ADMIN_REQUEST__INIT;
+        request.body_case = DISPATCH__ADMIN_REQUEST__BODY_STATS;
+        request.stats = &stats;
+        Dispatch__AdminReply *reply =
+            test_admin(client, "tester", DISPATCH__ROLE__ROLE_AUDITOR, &request);
+        *keep = reply ? &reply->base : NULL;
+        answer =
+            reply && reply->body_case == DISPATCH__ADMIN_REPLY__BODY_STATS ? reply->stats : NULL;
+        error =
+            reply && reply->body_case == DISPATCH__ADMIN_REPLY__BODY_ERROR ? reply->error : NULL;
+    }
+    client_destroy(&client);
+    if (!answer)
+        fail_msg("%s answered StatsQuery with %s", worker,
+                 error ? error->message : "no reply, or no stats in it");
+    assert_non_null(answer->storage);
+    return answer->storage;
+}
+
+/* Asserts what worker's StatsQuery says: failing or not, and at least one
+ * failed batch either way (the test filled its disk). */
+static void expect_stats_storage(world_t *world, const char *worker, bool failing)
+{
+    ProtobufCMessage *keep;
+    const Dispatch__StorageState *storage = stats_storage(world, worker, &keep);
+    assert_int_equal(storage->failing, failing);
+    assert_true(storage->failed_batches > 0);
+    assert_non_null(strstr(storage->error, "No space left on device"));
+    if (failing) {
+        assert_true(storage->episode_failures > 0);
+        assert_true(storage->failing_since > 0);
+    } else {
+        assert_int_equal(storage->episode_failures, 0);
+        assert_int_equal(storage->failing_since, 0);
+    }
+    protobuf_c_message_free_unpacked(keep, NULL);
+}
+
 /* ---- full disk ---------------------------------------------------------- */
 
 static void test_full_disk_intake(void **state)
@@ -264,12 +328,14 @@ static void test_full_disk_intake(void **state)
     /* Twenty failed batches, one line. */
     assert_int_equal(log_count(&world, "intake-1", FAILING_LINE), 1);
     assert_int_equal(log_count(&world, "intake-1", RECOVERED_LINE), 0);
+    expect_stats_storage(&world, "intake-1", true);
 
     free_disk(&world);
     /* The first refused submit, retried with its key, gets its ticket. */
     assert_int_equal(submit(intake, refused_at, ticket, sizeof(ticket)), 0);
     assert_true(wait_log(&world, "intake-1", RECOVERED_LINE, 1));
     assert_int_equal(log_count(&world, "intake-1", FAILING_LINE), 1);
+    expect_stats_storage(&world, "intake-1", false);
     Dispatch__Reply *keep = NULL;
     Dispatch__TicketView *view = test_get(intake, ticket, &keep);
     assert_non_null(view);
@@ -308,6 +374,7 @@ static void test_full_disk_router(void **state)
     assert_non_null(view);
     assert_int_equal(view->ticket->state, DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
     protobuf_c_message_free_unpacked(&keep->base, NULL);
+    expect_stats_storage(&world, "router-cy", true);
 
     free_disk(&world);
     /* The bus resends what the router could not store: the last ticket is
@@ -315,6 +382,7 @@ static void test_full_disk_router(void **state)
     assert_true(test_wait_state(intake, ticket, DISPATCH__TICKET_STATE__TICKET_STATE_DISPATCHED));
     assert_true(wait_log(&world, "router-cy", RECOVERED_LINE, 1));
     assert_int_equal(log_count(&world, "router-cy", FAILING_LINE), 1);
+    expect_stats_storage(&world, "router-cy", false);
     client_destroy(&intake);
     world_close(&world);
 }
@@ -405,6 +473,12 @@ static void test_full_disk_audit(void **state)
     protobuf_c_message_free_unpacked(&keep->base, NULL);
     assert_int_equal(audit_history(&world, ticket), 0);
     assert_int_equal(log_count(&world, "audit", FAILING_LINE), 1);
+    /* The operator's tool says so, under audit's name. */
+    char out[16384];
+    test_ctl_config(city_topology(world.city));
+    assert_int_equal(test_ctl(out, sizeof(out), "links", "--worker", "audit", NULL), 0);
+    assert_non_null(strstr(out, "audit: storage FAILING since "));
+    assert_non_null(strstr(out, "failed (No space left on device)\n"));
 
     free_disk(&world);
     /* The senders resend: the last ticket is recorded; 2 s later audit
@@ -425,6 +499,11 @@ static void test_full_disk_audit(void **state)
     protobuf_c_message_free_unpacked(&keep->base, NULL);
     assert_true(wait_log(&world, "audit", RECOVERED_LINE, 1));
     assert_int_equal(log_count(&world, "audit", FAILING_LINE), 1);
+    assert_int_equal(test_ctl(out, sizeof(out), "links", "--worker", "audit", NULL), 0);
+    assert_null(strstr(out, "FAILING"));
+    assert_non_null(strstr(out, "audit: storage ok; "));
+    assert_non_null(strstr(out, " failed since start, the latest: No space left on device\n"));
+    test_ctl_config(NULL);
     client_destroy(&intake);
     world_close(&world);
 }

@@ -690,8 +690,8 @@ static Dispatch__AdminReply admin_links(side_t *side, admin_reply_t *memory, con
     unsigned char buf[256];
     size_t len = dispatch__admin_request__pack(&request, buf);
     Dispatch__AdminReply reply;
-    assert_int_equal(admin_handle(memory, LIFECYCLE_ROUTER, NULL, side->bus, NULL, NULL, 0, buf,
-                                  len, sizeof(buf), no_serve, &reply),
+    assert_int_equal(admin_handle(memory, LIFECYCLE_ROUTER, NULL, side->store, side->bus, NULL,
+                                  NULL, 0, buf, len, sizeof(buf), no_serve, &reply),
                      0);
     return reply;
 }

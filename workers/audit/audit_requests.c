@@ -12,6 +12,7 @@
 #include "linkview.h"
 #include "period.h"
 #include "refusal.h"
+#include "storagestate.h"
 #include "workerstats.h"
 
 #define REPLAY_DEFAULT_LIMIT 100
@@ -266,28 +267,18 @@ static int conclude(audit_t *self, ProtobufCMessage *msg, int rc, const refusal_
     return rc < 0 ? rc : 0;
 }
 
-/* A bare ReplayRequest: answered with a bare ReplayReply. */
 /* Whoever asks learns whether recording stands still (store.h). */
 static int storage_state(audit_t *self, Dispatch__StorageState **ret)
 {
-    store_health_t health;
-    store_health(self->store, &health);
-    Dispatch__StorageState *state = arena_alloc(self->arena, sizeof(*state));
-    if (!state)
+    storagestate_t *memory = arena_alloc(self->arena, sizeof(*memory));
+    if (!memory)
         return -ENOMEM;
-    dispatch__storage_state__init(state);
-    state->failing = health.episode_failures > 0; /* an episode is open */
-    state->failed_batches = health.failed_writes;
-    state->episode_failures = health.episode_failures;
-    state->failing_since = health.failing_since_ms;
-    state->error = health.last_error ? arena_strdup(self->arena, store_strerror(health.last_error))
-                                     : (char *)"";
-    if (!state->error)
-        return -ENOMEM;
-    *ret = state;
+    storagestate_fill(memory, self->store);
+    *ret = &memory->state;
     return 0;
 }
 
+/* A bare ReplayRequest: answered with a bare ReplayReply. */
 static int answer_bare_replay(audit_t *self, MDB_txn *txn, const auth_actor_t *actor,
                               const void *body, size_t len, const ProtobufCMessage **ret)
 {
@@ -356,7 +347,7 @@ static int answer_links(audit_t *self, const Dispatch__AuditQuery *query, refusa
     if (query->body_case == DISPATCH__AUDIT_QUERY__BODY_LINK_ACCEPT &&
         linkview_accept(self->bus, query->link_accept->peer, refusal))
         return REFUSED;
-    int rc = linkview_fill(&self->links, self->bus, LINKVIEW_MAX_BYTES, &reply->links);
+    int rc = linkview_fill(&self->links, self->store, self->bus, LINKVIEW_MAX_BYTES, &reply->links);
     if (rc == 0)
         reply->body_case = DISPATCH__AUDIT_REPLY__BODY_LINKS;
     return rc;
@@ -401,7 +392,7 @@ static int answer_query(audit_t *self, MDB_txn *txn, const auth_actor_t *actor,
         rc = answer_verify(self, txn, query->verify, refusal, body);
         break;
     case DISPATCH__AUDIT_QUERY__BODY_STATS:
-        rc = workerstats_fill(body, txn, self->bus, &self->links);
+        rc = workerstats_fill(body, self->store, self->bus, &self->links);
         break;
     case DISPATCH__AUDIT_QUERY__BODY_LINKS_QUERY:
     case DISPATCH__AUDIT_QUERY__BODY_LINK_ACCEPT:

@@ -432,6 +432,6 @@ int escalation_handle_admin(escalation_t *self, MDB_txn *txn, const auth_actor_t
                             Dispatch__AdminReply *reply)
 {
     escalation_reply_reset(self);
-    return admin_handle(&self->reply, LIFECYCLE_ESCALATION, self, self->bus, txn, actor, now_ms,
-                        body, len, ESCALATION_MAX_REQUEST, serve, reply);
+    return admin_handle(&self->reply, LIFECYCLE_ESCALATION, self, self->store, self->bus, txn,
+                        actor, now_ms, body, len, ESCALATION_MAX_REQUEST, serve, reply);
 }

@@ -140,30 +140,21 @@ static int apply(void *app, MDB_txn *txn)
     return 0;
 }
 
-/* The batch did not commit: every request is answered "retry later". */
+static int handle_outside(void *self, const auth_actor_t *actor, const void *body, size_t len,
+                          Dispatch__AdminReply *reply)
+{
+    return escalation_handle_admin(self, NULL, actor, body, len, clock_now_ms(), reply);
+}
+
+/* The batch did not commit: every request is answered "retry later" (but
+ * what tells why: admin_answer_failed()). */
 static void answer_unavailable(escalation_t *self)
 {
-    endpoint_t *admin = self->admin_endpoint;
-    if (!admin)
-        return;
-    Dispatch__Error error = DISPATCH__ERROR__INIT;
-    error.code = DISPATCH__ERROR_CODE__ERROR_CODE_UNAVAILABLE;
-    error.message = "the escalation could not store this request (storage full or failing): "
-                    "nothing was applied, retry later";
-    endpoint_clear_replies(admin);
-    for (size_t i = 0; i < endpoint_count(admin); i++) {
-        endpoint_request_t request;
-        endpoint_request(admin, i, &request);
-        Dispatch__AdminRequest *decoded = dispatch__admin_request__unpack(
-            NULL, request.body_len <= ESCALATION_MAX_REQUEST ? request.body_len : 0, request.body);
-        Dispatch__AdminReply reply = DISPATCH__ADMIN_REPLY__INIT;
-        reply.tag = decoded ? decoded->tag : 0;
-        reply.body_case = DISPATCH__ADMIN_REPLY__BODY_ERROR;
-        reply.error = &error;
-        endpoint_reply(admin, i, &reply.base);
-        if (decoded)
-            dispatch__admin_request__free_unpacked(decoded, NULL);
-    }
+    if (self->admin_endpoint)
+        admin_answer_failed(self->admin_endpoint, ESCALATION_MAX_REQUEST,
+                            "the escalation could not store this request (storage full or "
+                            "failing): nothing was applied, retry later",
+                            handle_outside, self);
 }
 
 static void batch_done(void *app, int rc)

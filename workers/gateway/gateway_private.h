@@ -130,5 +130,14 @@ bool open311_jurisdiction_ok(gateway_t *self, const gateway_params_t *params);
 
 /* metrics.c */
 enum MHD_Result metrics_serve(gateway_t *self, struct MHD_Connection *connection);
+/* A worker of the topology as /metrics shows it: its answer to the
+ * gateway's StatsQuery (NULL: it did not answer) and how long it took. */
+typedef struct metrics_worker {
+    const config_worker_t *worker;
+    const Dispatch__WorkerStats *stats;
+    double seconds;
+} metrics_worker_t;
+/* The figures of count workers, in the Prometheus text format, to out. */
+void metrics_workers(FILE *out, const metrics_worker_t *workers, size_t count);
 
 #endif

@@ -5,7 +5,8 @@
  *     client endpoint with the gateway's key (StatsQuery: Request.stats at
  *     intake, AuditQuery.stats at audit, AdminRequest.stats with the
  *     auditor role at router and escalation): whether and how fast it
- *     answered, its store's commits and size, its bus's counters (applied,
+ *     answered, its store's commits and size, whether its store's batches
+ *     fail (since when, how many failed), its bus's counters (applied,
  *     duplicates, dead letters, ...) and each link's state (up, last heard,
  *     outbox, lag, diverged, resends, reconnects), labels worker, district,
  *     peer, direction;
@@ -46,28 +47,21 @@ static double seconds_since(const struct timespec *start)
     return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
-/* A worker's answer to StatsQuery (the reply it came in, and where in it). */
-typedef struct probe_result {
-    int rc;
-    double seconds;
-    ProtobufCMessage *reply;
-    const Dispatch__WorkerStats *stats;
-} probe_result_t;
-
-/* StatsQuery on a fresh client of the worker's client endpoint. */
-static void probe(gateway_t *self, const config_worker_t *w, probe_result_t *result)
+/* StatsQuery on a fresh client of the worker's client endpoint: fills
+ * result->stats and seconds when it answers; *reply is what stats points
+ * into (the caller frees it; NULL when there is none). */
+static void probe(gateway_t *self, metrics_worker_t *result, ProtobufCMessage **reply_ret)
 {
+    const config_worker_t *w = result->worker;
     auth_client_t keys;
     const auth_client_t *curve = NULL;
     if (config_security(self->config) == CONFIG_SECURITY_CURVE) {
-        result->rc = auth_client_load(config_keys_dir(self->config), self->name, w->name, &keys);
-        if (result->rc < 0)
+        if (auth_client_load(config_keys_dir(self->config), self->name, w->name, &keys) < 0)
             return;
         curve = &keys;
     }
     client_t *client;
-    result->rc = client_new(self->zmq, w->request, PROBE_TIMEOUT_MS, curve, &client);
-    if (result->rc < 0)
+    if (client_new(self->zmq, w->request, PROBE_TIMEOUT_MS, curve, &client) < 0)
         return;
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
@@ -76,18 +70,16 @@ static void probe(gateway_t *self, const config_worker_t *w, probe_result_t *res
         Dispatch__Request request = DISPATCH__REQUEST__INIT;
         request.body_case = DISPATCH__REQUEST__BODY_STATS;
         request.stats = &stats;
-        result->rc =
-            client_call(client, &request.base, &dispatch__reply__descriptor, &result->reply);
-        const Dispatch__Reply *reply = (const Dispatch__Reply *)result->reply;
+        client_call(client, &request.base, &dispatch__reply__descriptor, reply_ret);
+        const Dispatch__Reply *reply = (const Dispatch__Reply *)*reply_ret;
         if (reply && reply->body_case == DISPATCH__REPLY__BODY_STATS)
             result->stats = reply->stats;
     } else if (strcmp(w->kind, "audit") == 0) {
         Dispatch__AuditQuery query = DISPATCH__AUDIT_QUERY__INIT;
         query.body_case = DISPATCH__AUDIT_QUERY__BODY_STATS;
         query.stats = &stats;
-        result->rc =
-            client_call(client, &query.base, &dispatch__audit_reply__descriptor, &result->reply);
-        const Dispatch__AuditReply *reply = (const Dispatch__AuditReply *)result->reply;
+        client_call(client, &query.base, &dispatch__audit_reply__descriptor, reply_ret);
+        const Dispatch__AuditReply *reply = (const Dispatch__AuditReply *)*reply_ret;
         if (reply && reply->body_case == DISPATCH__AUDIT_REPLY__BODY_STATS)
             result->stats = reply->stats;
     } else {
@@ -96,9 +88,8 @@ static void probe(gateway_t *self, const config_worker_t *w, probe_result_t *res
         request.role = DISPATCH__ROLE__ROLE_AUDITOR;
         request.body_case = DISPATCH__ADMIN_REQUEST__BODY_STATS;
         request.stats = &stats;
-        result->rc =
-            client_call(client, &request.base, &dispatch__admin_reply__descriptor, &result->reply);
-        const Dispatch__AdminReply *reply = (const Dispatch__AdminReply *)result->reply;
+        client_call(client, &request.base, &dispatch__admin_reply__descriptor, reply_ret);
+        const Dispatch__AdminReply *reply = (const Dispatch__AdminReply *)*reply_ret;
         if (reply && reply->body_case == DISPATCH__ADMIN_REPLY__BODY_STATS)
             result->stats = reply->stats;
     }
@@ -109,9 +100,28 @@ static void probe(gateway_t *self, const config_worker_t *w, probe_result_t *res
 typedef struct counter_field {
     const char *name, *help, *type;
     size_t offset; /* of a uint64_t in Dispatch__WorkerStats */
+    int storage;   /* 0, or 1 + storage_value()'s which: a figure of WorkerStats.storage */
 } counter_field_t;
 
-#define STAT(field) offsetof(Dispatch__WorkerStats, field)
+/* Whether the worker's store fails its batches (StorageState): a gauge to
+ * alert on, the count that says how often, and since when, so that a
+ * dashboard shows how long nothing was applied. */
+static double storage_value(const Dispatch__StorageState *s, int which)
+{
+    switch (which) {
+    case 0:
+        return s->failing;
+    case 1:
+        return (double)s->failed_batches;
+    default:
+        return s->failing ? (double)s->failing_since / 1e3 : 0;
+    }
+}
+
+/* Where a figure is: a uint64_t field of WorkerStats, or one of its
+ * storage (storage_value()'s which). */
+#define STAT(field) offsetof(Dispatch__WorkerStats, field), 0
+#define STORAGE(which) 0, 1 + (which)
 static const counter_field_t worker_fields[] = {
     {"dispatch_store_commits_total",
      "Write transactions committed to the worker's store since it was created.", "counter",
@@ -135,6 +145,17 @@ static const counter_field_t worker_fields[] = {
      STAT(bad_frames)},
     {"dispatch_bus_forged_total", "Bus frames whose key was not the named sender's.", "counter",
      STAT(forged)},
+    {"dispatch_store_failing",
+     "Whether the worker's store fails its write batches (a full or failing disk): it applies "
+     "nothing meanwhile.",
+     "gauge", STORAGE(0)},
+    {"dispatch_store_failed_batches_total",
+     "Write batches of the worker's store that failed since the worker started.", "counter",
+     STORAGE(1)},
+    {"dispatch_store_failing_since_seconds",
+     "Unix time of the first failed batch of the episode of failures going on; 0 when not "
+     "failing.",
+     "gauge", STORAGE(2)},
 };
 
 typedef struct link_field {
@@ -176,47 +197,42 @@ static double link_value(const Dispatch__LinkState *l, int which)
     }
 }
 
-static void probe_workers(gateway_t *self, FILE *out)
+void metrics_workers(FILE *out, const metrics_worker_t *workers, size_t n)
 {
-    size_t n = config_worker_count(self->config);
-    probe_result_t *results = calloc(n ? n : 1, sizeof(*results));
-    if (!results)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        const config_worker_t *w = config_worker_at(self->config, i);
-        if (w->request)
-            probe(self, w, &results[i]);
-        else
-            results[i].rc = -ENOENT;
-    }
     fputs("# HELP dispatch_worker_up Whether the worker answered the gateway's StatsQuery on "
           "its client endpoint.\n# TYPE dispatch_worker_up gauge\n",
           out);
     for (size_t i = 0; i < n; i++) {
-        const config_worker_t *w = config_worker_at(self->config, i);
+        const config_worker_t *w = workers[i].worker;
         fprintf(out, "dispatch_worker_up{worker=\"%s\",kind=\"%s\",district=\"%s\"} %d\n", w->name,
-                w->kind, w->district ? w->district : "", results[i].stats != NULL);
+                w->kind, w->district ? w->district : "", workers[i].stats != NULL);
     }
     fputs("# HELP dispatch_worker_probe_seconds How long the worker took to answer.\n"
           "# TYPE dispatch_worker_probe_seconds gauge\n",
           out);
     for (size_t i = 0; i < n; i++)
-        if (results[i].stats)
+        if (workers[i].stats)
             fprintf(out, "dispatch_worker_probe_seconds{worker=\"%s\"} %.6f\n",
-                    config_worker_at(self->config, i)->name, results[i].seconds);
+                    workers[i].worker->name, workers[i].seconds);
     for (size_t f = 0; f < sizeof(worker_fields) / sizeof(worker_fields[0]); f++) {
         const counter_field_t *field = &worker_fields[f];
         fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", field->name, field->help, field->name,
                 field->type);
         for (size_t i = 0; i < n; i++) {
-            const config_worker_t *w = config_worker_at(self->config, i);
-            const Dispatch__WorkerStats *stats = results[i].stats;
-            if (!stats)
+            const config_worker_t *w = workers[i].worker;
+            const Dispatch__WorkerStats *stats = workers[i].stats;
+            if (!stats || (field->storage && !stats->storage))
+                continue; /* no answer, or from a worker older than WorkerStats.storage */
+            const char *district = w->district ? w->district : "";
+            if (field->storage) {
+                fprintf(out, "%s{worker=\"%s\",district=\"%s\"} %.15g\n", field->name, w->name,
+                        district, storage_value(stats->storage, field->storage - 1));
                 continue;
+            }
             uint64_t value;
             memcpy(&value, (const char *)stats + field->offset, sizeof(value));
             fprintf(out, "%s{worker=\"%s\",district=\"%s\"} %" PRIu64 "\n", field->name, w->name,
-                    w->district ? w->district : "", value);
+                    district, value);
         }
     }
     for (size_t f = 0; f < sizeof(link_fields) / sizeof(link_fields[0]); f++) {
@@ -224,22 +240,37 @@ static void probe_workers(gateway_t *self, FILE *out)
         fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", field->name, field->help, field->name,
                 field->type);
         for (size_t i = 0; i < n; i++) {
-            const Dispatch__WorkerStats *stats = results[i].stats;
+            const Dispatch__WorkerStats *stats = workers[i].stats;
             for (size_t k = 0; stats && k < stats->n_links; k++) {
                 const Dispatch__LinkState *l = stats->links[k];
                 bool outgoing = l->direction == DISPATCH__LINK_DIRECTION__LINK_DIRECTION_OUTGOING;
                 if (!outgoing && field->which >= 2 && field->which != 4)
                     continue; /* outbox, lag, resends, reconnects: outgoing only */
                 fprintf(out, "%s{worker=\"%s\",peer=\"%s\",direction=\"%s\"} %g\n", field->name,
-                        config_worker_at(self->config, i)->name, l->peer,
-                        outgoing ? "outgoing" : "incoming", link_value(l, field->which));
+                        workers[i].worker->name, l->peer, outgoing ? "outgoing" : "incoming",
+                        link_value(l, field->which));
             }
         }
     }
-    for (size_t i = 0; i < n; i++)
-        if (results[i].reply)
-            protobuf_c_message_free_unpacked(results[i].reply, NULL);
-    free(results);
+}
+
+static void probe_workers(gateway_t *self, FILE *out)
+{
+    size_t n = config_worker_count(self->config);
+    metrics_worker_t *workers = calloc(n ? n : 1, sizeof(*workers));
+    ProtobufCMessage **replies = calloc(n ? n : 1, sizeof(*replies));
+    for (size_t i = 0; workers && replies && i < n; i++) {
+        workers[i].worker = config_worker_at(self->config, i);
+        if (workers[i].worker->request)
+            probe(self, &workers[i], &replies[i]);
+    }
+    if (workers && replies)
+        metrics_workers(out, workers, n);
+    for (size_t i = 0; replies && i < n; i++)
+        if (replies[i])
+            protobuf_c_message_free_unpacked(replies[i], NULL);
+    free(replies);
+    free(workers);
 }
 
 /* ---- from the board ------------------------------------------------------ */

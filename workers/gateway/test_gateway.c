@@ -1,5 +1,6 @@
 /* Unit tests of the gateway's modules without a process: the api key file,
- * the service catalogue and its district centroids, W3C times. */
+ * the service catalogue and its district centroids, W3C times, the workers'
+ * figures in /metrics. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -109,12 +110,75 @@ static void test_times(void **state)
     assert_string_equal(buf, "2020-01-01T00:05:00Z");
 }
 
+/* out's text holds line (a whole line). */
+static bool has_line(const char *text, const char *line)
+{
+    size_t len = strlen(line);
+    for (const char *at = strstr(text, line); at; at = strstr(at + 1, line))
+        if ((at == text || at[-1] == '\n') && at[len] == '\n')
+            return true;
+    return false;
+}
+
+/* Audit fails its batches, intake failed some and works again, the router
+ * did not answer: each as the storage figures say it, and no figure for
+ * the silent one. */
+static void test_metrics_storage(void **state)
+{
+    config_worker_t audit = {.name = "audit", .kind = "audit"};
+    config_worker_t intake = {.name = "intake-1", .kind = "intake"};
+    config_worker_t router = {.name = "router-cy", .kind = "router", .district = "cy"};
+    Dispatch__StorageState failing = DISPATCH__STORAGE_STATE__INIT;
+    failing.failing = true;
+    failing.failed_batches = 37;
+    failing.episode_failures = 37;
+    failing.error = "No space left on device";
+    failing.failing_since = 1796000689250LL;
+    Dispatch__StorageState recovered = DISPATCH__STORAGE_STATE__INIT;
+    recovered.failed_batches = 3;
+    recovered.error = "No space left on device";
+    Dispatch__WorkerStats audit_stats = DISPATCH__WORKER_STATS__INIT;
+    audit_stats.storage = &failing;
+    Dispatch__WorkerStats intake_stats = DISPATCH__WORKER_STATS__INIT;
+    intake_stats.storage = &recovered;
+    const metrics_worker_t workers[] = {
+        {.worker = &audit, .stats = &audit_stats, .seconds = 0.001},
+        {.worker = &intake, .stats = &intake_stats, .seconds = 0.002},
+        {.worker = &router},
+    };
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    assert_non_null(out);
+    metrics_workers(out, workers, 3);
+    fclose(out);
+    assert_true(has_line(text, "# TYPE dispatch_store_failing gauge"));
+    assert_true(has_line(text, "dispatch_store_failing{worker=\"audit\",district=\"\"} 1"));
+    assert_true(has_line(text, "dispatch_store_failing{worker=\"intake-1\",district=\"\"} 0"));
+    assert_true(has_line(text, "# TYPE dispatch_store_failed_batches_total counter"));
+    assert_true(
+        has_line(text, "dispatch_store_failed_batches_total{worker=\"audit\",district=\"\"} 37"));
+    assert_true(
+        has_line(text, "dispatch_store_failed_batches_total{worker=\"intake-1\",district=\"\"} 3"));
+    assert_true(has_line(text, "# TYPE dispatch_store_failing_since_seconds gauge"));
+    assert_true(has_line(
+        text,
+        "dispatch_store_failing_since_seconds{worker=\"audit\",district=\"\"} 1796000689.25"));
+    assert_true(has_line(
+        text, "dispatch_store_failing_since_seconds{worker=\"intake-1\",district=\"\"} 0"));
+    assert_null(strstr(text, "dispatch_store_failing{worker=\"router-cy\""));
+    assert_true(has_line(
+        text, "dispatch_worker_up{worker=\"router-cy\",kind=\"router\",district=\"cy\"} 0"));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_apikeys),
         cmocka_unit_test(test_catalog),
         cmocka_unit_test(test_times),
+        cmocka_unit_test(test_metrics_storage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -764,7 +764,7 @@ static int handle_links(intake_t *self, const Dispatch__Request *request,
     Dispatch__Reply draft = DISPATCH__REPLY__INIT;
     draft.tag = request->tag;
     draft.body_case = DISPATCH__REPLY__BODY_LINKS;
-    int rc = linkview_fill(&links, self->bus, LINKVIEW_MAX_BYTES, &draft.links);
+    int rc = linkview_fill(&links, self->store, self->bus, LINKVIEW_MAX_BYTES, &draft.links);
     if (rc == 0)
         rc = reply_finish(self, &draft, ret);
     linkview_free(&links);
@@ -778,7 +778,7 @@ static int handle_stats(intake_t *self, MDB_txn *txn, const Dispatch__Request *r
 {
     linkview_t links = {0};
     Dispatch__WorkerStats stats;
-    int rc = workerstats_fill(&stats, txn, self->bus, &links);
+    int rc = workerstats_fill(&stats, self->store, self->bus, &links);
     if (rc == 0) {
         Dispatch__Reply draft = DISPATCH__REPLY__INIT;
         draft.tag = request->tag;

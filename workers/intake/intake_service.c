@@ -148,17 +148,22 @@ static void loop_done(void *app, int rc)
 {
     intake_t *self = app;
     size_t count = endpoint_count(self->endpoint);
-    if (count > 0 && rc != 0) {
-        for (size_t i = 0; i < count; i++)
-            reply_unavailable(self, i);
-    } else if (count > 0 && !self->batch_applied) {
-        /* Nothing to write: reads and refusals, from a read transaction. */
+    if (count > 0 && (rc != 0 || !self->batch_applied)) {
+        /* Nothing to write, or the batch did not commit: reads and
+         * refusals are answered from a read transaction, and what writes
+         * UNAVAILABLE. A batch of the bus fails too while the disk is full,
+         * and a StatsQuery that came with it is how an operator learns so. */
         MDB_txn *txn;
         bool readable = store_read_begin(self->store, &txn) == 0;
         int64_t now_ms = clock_now_ms();
-        for (size_t i = 0; i < count; i++)
-            if (!readable || answer(self, txn, i, now_ms) < 0)
+        for (size_t i = 0; i < count; i++) {
+            endpoint_request_t request;
+            endpoint_request(self->endpoint, i, &request);
+            uint64_t tag;
+            if (!readable || (rc != 0 && request_writes(request.body, request.body_len, &tag)) ||
+                answer(self, txn, i, now_ms) < 0)
                 reply_unavailable(self, i);
+        }
         if (readable)
             store_read_end(&txn);
     }

@@ -339,6 +339,6 @@ int router_handle_admin(router_t *self, MDB_txn *txn, const auth_actor_t *actor,
                         size_t len, int64_t now_ms, Dispatch__AdminReply *reply)
 {
     router_reply_reset(self);
-    return admin_handle(&self->reply.admin, LIFECYCLE_ROUTER, self, self->bus, txn, actor, now_ms,
-                        body, len, ROUTER_MAX_ADMIN_REQUEST, serve, reply);
+    return admin_handle(&self->reply.admin, LIFECYCLE_ROUTER, self, self->store, self->bus, txn,
+                        actor, now_ms, body, len, ROUTER_MAX_ADMIN_REQUEST, serve, reply);
 }

@@ -245,7 +245,14 @@ static int apply_requests(void *app, MDB_txn *txn)
     return 0;
 }
 
-/* The batch did not commit: every request is answered "retry later". */
+static int handle_outside(void *router, const auth_actor_t *actor, const void *body, size_t len,
+                          Dispatch__AdminReply *reply)
+{
+    return router_handle_admin(router, NULL, actor, body, len, clock_now_ms(), reply);
+}
+
+/* The batch did not commit: every request is answered "retry later" (but
+ * what tells why: admin_answer_failed()). */
 static void answer_unavailable(router_t *router)
 {
     Dispatch__Error error = DISPATCH__ERROR__INIT;
@@ -279,19 +286,8 @@ static void answer_unavailable(router_t *router)
         if (action)
             dispatch__unit_action__free_unpacked(action, NULL);
     }
-    for (size_t i = 0; admin && i < endpoint_count(admin); i++) {
-        endpoint_request_t request;
-        endpoint_request(admin, i, &request);
-        Dispatch__AdminRequest *decoded = dispatch__admin_request__unpack(
-            NULL, request.body_len <= ROUTER_MAX_REQUEST ? request.body_len : 0, request.body);
-        Dispatch__AdminReply reply = DISPATCH__ADMIN_REPLY__INIT;
-        reply.tag = decoded ? decoded->tag : 0;
-        reply.body_case = DISPATCH__ADMIN_REPLY__BODY_ERROR;
-        reply.error = &error;
-        endpoint_reply(admin, i, &reply.base);
-        if (decoded)
-            dispatch__admin_request__free_unpacked(decoded, NULL);
-    }
+    if (admin)
+        admin_answer_failed(admin, ROUTER_MAX_REQUEST, error.message, handle_outside, router);
 }
 
 static int send_delivery(void *ctx, const void *peer, size_t peer_len, const void *body, size_t len)
