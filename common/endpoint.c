@@ -34,6 +34,10 @@ typedef struct strike {
     int64_t cut_until_ms; /* past now: cut, what it still sends is dropped */
 } strike_t;
 
+/* Every endpoint's counts, summed (endpoint_stats_all()). Endpoints live
+ * in the thread of the worker's loop. */
+static endpoint_stats_t process_stats;
+
 struct endpoint {
     void *socket;
     char url[256];
@@ -231,6 +235,7 @@ static void cut(endpoint_t *self, strike_t *s, zmq_msg_t *frame, int64_t now)
     }
     shutdown(s->fd, SHUT_RDWR);
     self->stats.cuts++;
+    process_stats.cuts++;
     const char *key = zmq_msg_gets(frame, "X-Key");
     auth_actor_t actor = {.name = ""};
     int suspended = 0;
@@ -253,6 +258,7 @@ static void cut(endpoint_t *self, strike_t *s, zmq_msg_t *frame, int64_t now)
 static void strike(endpoint_t *self, zmq_msg_t *peer, int fd, zmq_msg_t *frame)
 {
     self->stats.malformed++;
+    process_stats.malformed++;
     if (fd < 0)
         return;
     int64_t now = monotonic_ms();
@@ -308,6 +314,11 @@ void endpoint_stats(const endpoint_t *self, endpoint_stats_t *ret)
     *ret = self->stats;
 }
 
+void endpoint_stats_all(endpoint_stats_t *ret)
+{
+    *ret = process_stats;
+}
+
 /* The actor of the key the message came with, as the directory says now. */
 static bool actor_of(auth_t *auth, zmq_msg_t *msg, auth_actor_t *actor)
 {
@@ -338,6 +349,7 @@ size_t endpoint_drain(endpoint_t *self)
             zmq_msg_close(&first);
             zmq_msg_close(&slot->peer);
             self->stats.dropped++;
+            process_stats.dropped++;
             continue;
         }
         zmq_msg_init(&slot->body);
@@ -346,6 +358,7 @@ size_t endpoint_drain(endpoint_t *self)
         if (!ok) {
             discard_rest(self->socket);
             self->stats.bad_frames++;
+            process_stats.bad_frames++;
             strike(self, &slot->peer, slot->fd, &first);
             zmq_msg_close(&first);
             zmq_msg_close(&slot->peer);
@@ -357,6 +370,7 @@ size_t endpoint_drain(endpoint_t *self)
             zmq_msg_close(&slot->peer);
             zmq_msg_close(&slot->body);
             self->stats.revoked++;
+            process_stats.revoked++;
             continue;
         }
         slot->reply = NULL;

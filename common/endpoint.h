@@ -114,5 +114,8 @@ typedef struct endpoint_stats {
     uint64_t dropped;    /* messages of cut connections dropped unread */
 } endpoint_stats_t;
 void endpoint_stats(const endpoint_t *self, endpoint_stats_t *ret);
+/* The sum over every endpoint this process made (its StatsQuery answer):
+ * counts only, so a worker needs no endpoint at hand to tell them. */
+void endpoint_stats_all(endpoint_stats_t *ret);
 
 #endif

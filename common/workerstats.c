@@ -1,6 +1,8 @@
 /* workerstats: StatsQuery's answer; see workerstats.h. */
 #include "workerstats.h"
 
+#include "endpoint.h"
+
 int workerstats_fill(Dispatch__WorkerStats *stats, store_t *store, bus_t *bus, linkview_t *links)
 {
     dispatch__worker_stats__init(stats);
@@ -12,6 +14,11 @@ int workerstats_fill(Dispatch__WorkerStats *stats, store_t *store, bus_t *bus, l
         stats->store_used_bytes = (uint64_t)(info.me_last_pgno + 1) * stat.ms_psize;
         stats->store_map_bytes = info.me_mapsize;
     }
+    endpoint_stats_t endpoints;
+    endpoint_stats_all(&endpoints);
+    stats->malformed = endpoints.malformed;
+    stats->connections_cut = endpoints.cuts;
+    stats->dropped_after_cut = endpoints.dropped;
     if (!bus) {
         storagestate_fill(&links->storage, store);
         stats->storage = &links->storage.state;

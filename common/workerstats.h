@@ -2,7 +2,8 @@
  * every client endpoint (intake's Request, router's and escalation's
  * AdminRequest, audit's AuditQuery; docs/protocol.md section 6).
  *
- * What it holds: the commits of the worker's store since it was created
+ * What it holds: the counts of the process's client endpoints (malformed
+ * requests, connections cut; endpoint.h), the commits of the worker's store since it was created
  * (LMDB's last transaction id: every committed write transaction takes the
  * next one), the store's size and storage state (storagestate.h), the bus's
  * counters since the start, and the bus's links as linkview.h gives them.

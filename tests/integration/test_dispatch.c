@@ -917,6 +917,22 @@ static Dispatch__ErrorCode submit_error_for(Dispatch__SubmitTicket *submit)
     return intake_error_for(buf, len);
 }
 
+/* The intake's StatsQuery answer on client (the tester's: an auditor);
+ * *keep is freed first, and is the caller's to free after. */
+static const Dispatch__WorkerStats *intake_stats(client_t *client, Dispatch__Reply **keep)
+{
+    if (*keep)
+        dispatch__reply__free_unpacked(*keep, NULL);
+    Dispatch__StatsQuery query = DISPATCH__STATS_QUERY__INIT;
+    Dispatch__Request request = DISPATCH__REQUEST__INIT;
+    request.body_case = DISPATCH__REQUEST__BODY_STATS;
+    request.stats = &query;
+    *keep = test_call_intake(client, &request);
+    assert_non_null(*keep);
+    assert_int_equal((*keep)->body_case, DISPATCH__REPLY__BODY_STATS);
+    return (*keep)->stats;
+}
+
 static void test_bad_input_gets_errors_and_intake_keeps_serving(void **state)
 {
     assert_int_equal(intake_error_for("\xff\x01\x02 not protobuf", 16),
@@ -954,11 +970,18 @@ static void test_bad_input_gets_errors_and_intake_keeps_serving(void **state)
     assert_null(none);
     free(huge);
 
-    /* A flood of garbage from one client, then the next caller is served. */
+    /* A flood of garbage from one client: cut, counted; then the next
+     * caller is served. */
+    const char *intake = city_endpoint(world.city, "intake-1", "request");
+    client_t *auditor;
+    assert_int_equal(client_new(world.zmq, intake, TEST_TIMEOUT_MS,
+                                test_keys(world.city, "tester", intake), &auditor),
+                     0);
+    Dispatch__Reply *keep = NULL;
+    uint64_t cut_before = intake_stats(auditor, &keep)->connections_cut;
     void *flood = zmq_socket(world.zmq, ZMQ_DEALER);
     int zero = 0;
     zmq_setsockopt(flood, ZMQ_LINGER, &zero, sizeof(zero));
-    const char *intake = city_endpoint(world.city, "intake-1", "request");
     auth_client_apply(flood, test_keys(world.city, "agent-7", intake));
     zmq_connect(flood, intake);
     /* The intake cuts the connection and refuses the key's handshakes a
@@ -967,7 +990,17 @@ static void test_bad_input_gets_errors_and_intake_keeps_serving(void **state)
         if (zmq_send(flood, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
             zmq_send(flood, "\x0a\xff", 2, ZMQ_DONTWAIT) < 0)
             break;
-    zmq_close(flood);
+    const Dispatch__WorkerStats *stats = NULL;
+    /* Each answer comes from a loop turn of the intake that read the
+     * flood too: ask until the cut shows, or the deadline. */
+    for (int64_t end = harness_now_ms() + TEST_TIMEOUT_MS; harness_now_ms() < end;)
+        if ((stats = intake_stats(auditor, &keep))->connections_cut > cut_before)
+            break;
+    zmq_close(flood); /* only now: what it had queued goes with it */
+    assert_int_equal(stats->connections_cut, cut_before + 1);
+    assert_true(stats->malformed >= 64);
+    dispatch__reply__free_unpacked(keep, NULL);
+    client_destroy(&auditor);
     char *ticket = submit_ticket("after-bad", "nanguan", "gas", "", "13900000401",
                                  DISPATCH__TICKET_STATE__TICKET_STATE_REGISTERED);
     free(ticket);
