@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "clock.h"
+
 /* A draft option of libzmq 4.3; builds without the draft API still take it. */
 #ifndef ZMQ_ZAP_ENFORCE_DOMAIN
 #define ZMQ_ZAP_ENFORCE_DOMAIN 93
@@ -540,16 +542,9 @@ int auth_lookup(auth_t *self, const char *key, auth_actor_t *ret)
     return found ? 0 : -ENOENT;
 }
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
 int auth_suspend(auth_t *self, const char *key)
 {
-    int64_t now = monotonic_ms();
+    int64_t now = clock_monotonic_ms();
     pthread_mutex_lock(&self->lock);
     struct suspension *entry = NULL, *free_entry = NULL;
     for (size_t i = 0; i < AUTH_SUSPENDED_MAX; i++) {
@@ -587,7 +582,7 @@ uint64_t auth_suspended_refusals(auth_t *self)
 /* Whether key is suspended now; counts the refusal when it is. */
 static bool suspended_now(auth_t *self, const char *key)
 {
-    int64_t now = monotonic_ms();
+    int64_t now = clock_monotonic_ms();
     bool suspended = false;
     pthread_mutex_lock(&self->lock);
     for (size_t i = 0; i < AUTH_SUSPENDED_MAX && !suspended; i++)

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "bus.pb-c.h"
+#include "clock.h"
 #include "codec.h"
 
 #define BUS_ID_MAX 63
@@ -114,9 +115,7 @@ struct bus {
 
 int64_t bus_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return clock_monotonic_ms();
 }
 
 const char *bus_event_word(bus_event_kind_t kind)

@@ -103,3 +103,10 @@ int64_t clock_real_ms_until(int64_t at_ms)
     double real_ms = (double)business_ms / clock_speed();
     return real_ms >= 9.0e15 ? INT64_MAX : (int64_t)real_ms + 1;
 }
+
+int64_t clock_monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}

@@ -40,4 +40,8 @@ double clock_speed(void);
  * must wake up on its own now and then and read the clock again. */
 int64_t clock_real_ms_until(int64_t at_ms);
 
+/* Socket time: CLOCK_MONOTONIC in ms, for timeouts, windows and backoffs
+ * (never business time: it does not follow the spec above). */
+int64_t clock_monotonic_ms(void);
+
 #endif

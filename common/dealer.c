@@ -8,13 +8,12 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "clock.h"
 #include "codec.h"
 
 int64_t dealer_clock_ms(void)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    return clock_monotonic_ms();
 }
 
 int dealer_open(void *zmq_ctx, const char *url, const char *routing_id, const auth_client_t *curve,

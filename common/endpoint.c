@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "clock.h"
 #include "codec.h"
 #include "polled.h"
 
@@ -151,13 +152,6 @@ static void discard_rest(void *socket)
     }
 }
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
 static strike_t *strike_find(endpoint_t *self, zmq_msg_t *peer)
 {
     for (size_t i = 0; self->strikes_used && i < STRIKE_SLOTS; i++) {
@@ -261,7 +255,7 @@ static void strike(endpoint_t *self, zmq_msg_t *peer, int fd, zmq_msg_t *frame)
     process_stats.malformed++;
     if (fd < 0)
         return;
-    int64_t now = monotonic_ms();
+    int64_t now = clock_monotonic_ms();
     strike_t *s = strike_find(self, peer);
     if (s && s->cut_until_ms > now && s->fd == fd)
         return; /* cut already: the rest of its queue */
@@ -284,7 +278,7 @@ static bool from_cut(endpoint_t *self, zmq_msg_t *peer, int fd)
     strike_t *s = strike_find(self, peer);
     if (!s || s->cut_until_ms == 0)
         return false;
-    if (s->cut_until_ms <= monotonic_ms()) {
+    if (s->cut_until_ms <= clock_monotonic_ms()) {
         strike_free(self, s);
         return false;
     }

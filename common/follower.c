@@ -8,6 +8,7 @@
 #include <zmq.h>
 
 #include "client.h"
+#include "clock.h"
 #include "codec.h"
 
 #define DEFAULT_CALL_TIMEOUT_MS 5000
@@ -30,13 +31,6 @@ struct follower {
     follower_stats_t stats;
     auth_client_t curve; /* options.curve points here when set */
 };
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int follower_new(void *zmq_context, const char *publish_url, const char *request_url,
                  const follower_options_t *options, follower_t **ret)
@@ -187,7 +181,7 @@ int follower_next(follower_t *self, int wait_ms, const Dispatch__AuditRecord **r
         }
         self->started = true;
     }
-    int64_t deadline = monotonic_ms() + (wait_ms > 0 ? wait_ms : 0);
+    int64_t deadline = clock_monotonic_ms() + (wait_ms > 0 ? wait_ms : 0);
     for (;;) {
         while (self->batch && self->batch_index < self->batch->n_records) {
             Dispatch__AuditRecord *record = self->batch->records[self->batch_index++];
@@ -233,7 +227,7 @@ int follower_next(follower_t *self, int wait_ms, const Dispatch__AuditRecord **r
         }
         /* Nothing on the stream now: records dropped at the tail would
          * never show a gap, so ask, at most every PROBE_MS. */
-        int64_t now = monotonic_ms();
+        int64_t now = clock_monotonic_ms();
         if (now - self->probed_at >= PROBE_MS) {
             self->probed_at = now;
             self->need_replay = true;
